@@ -1,0 +1,132 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams, buckets and consumers.
+const (
+	// StreamChat holds every message and membership event: the hot window.
+	StreamChat = "CHAT"
+	// BucketConversations holds conversation documents and per-user indexes.
+	BucketConversations = "CONVERSATIONS"
+	// ConsumerFanout turns stored messages into deliveries to users.
+	ConsumerFanout = "fanout"
+	// PriorityGroupFanout is the pinned priority group of ConsumerFanout:
+	// one fan-out worker at a time pulls, so deliveries keep stream order.
+	PriorityGroupFanout = "fanout"
+)
+
+// Config sizes the schema. The zero value is filled with the defaults.
+type Config struct {
+	// HotWindow is how long messages stay in the CHAT stream (MaxAge).
+	HotWindow time.Duration
+	// Duplicates is the de-duplication window for Nats-Msg-Id: a retried
+	// send within it gets the original seq.
+	Duplicates time.Duration
+	// Replicas of every stream and bucket: 1 on one node, 3 in a cluster.
+	Replicas int
+	// MaxConsumers of the CHAT stream, set explicitly since the server's
+	// default is 1,000.
+	MaxConsumers int
+	// MaxMsgSize of a stored message: a 64 KiB body plus envelope.
+	MaxMsgSize int32
+	// MaxConversationDoc bounds one conversation document (its member list).
+	MaxConversationDoc int32
+}
+
+func (c Config) withDefaults() Config {
+	if c.HotWindow <= 0 {
+		c.HotWindow = 7 * 24 * time.Hour
+	}
+	if c.Duplicates <= 0 {
+		c.Duplicates = 10 * time.Minute
+	}
+	if c.Duplicates > c.HotWindow {
+		c.Duplicates = c.HotWindow
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.MaxConsumers <= 0 {
+		c.MaxConsumers = 10_000
+	}
+	if c.MaxMsgSize <= 0 {
+		c.MaxMsgSize = 96 << 10
+	}
+	if c.MaxConversationDoc <= 0 {
+		c.MaxConversationDoc = 2 << 20
+	}
+	return c
+}
+
+// ChatStream is the CHAT stream's configuration.
+func ChatStream(c Config) jetstream.StreamConfig {
+	c = c.withDefaults()
+	return jetstream.StreamConfig{
+		Name:         StreamChat,
+		Description:  "Natter messages and membership events (the hot window)",
+		Subjects:     []string{MsgWildcard, MemberWildcard},
+		Retention:    jetstream.LimitsPolicy,
+		Storage:      jetstream.FileStorage,
+		MaxAge:       c.HotWindow,
+		Duplicates:   c.Duplicates,
+		AllowDirect:  true,
+		DenyDelete:   true,
+		MaxMsgSize:   c.MaxMsgSize,
+		MaxConsumers: c.MaxConsumers,
+		Replicas:     c.Replicas,
+		Discard:      jetstream.DiscardOld,
+		MaxMsgs:      -1,
+		MaxBytes:     -1,
+	}
+}
+
+// ConversationsBucket is the CONVERSATIONS KV bucket's configuration.
+func ConversationsBucket(c Config) jetstream.KeyValueConfig {
+	c = c.withDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket:       BucketConversations,
+		Description:  "Natter conversation documents (c.<conv>) and user indexes (u.<uid>)",
+		History:      1,
+		Storage:      jetstream.FileStorage,
+		Replicas:     c.Replicas,
+		MaxValueSize: c.MaxConversationDoc,
+	}
+}
+
+// FanoutConsumer is the fan-out worker's durable pull consumer.
+func FanoutConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        ConsumerFanout,
+		Description:    "delivers stored messages and membership events to members",
+		FilterSubjects: []string{MsgWildcard, MemberWildcard},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxAckPending:  20_000,
+		MaxWaiting:     64,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{PriorityGroupFanout},
+		PinnedTTL:      5 * time.Second,
+	}
+}
+
+// Ensure creates or updates every stream, bucket and consumer. It is
+// idempotent: running it on every start is the intended use.
+func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
+	if _, err := js.CreateOrUpdateStream(ctx, ChatStream(c)); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", StreamChat, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, ConversationsBucket(c)); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", BucketConversations, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, FanoutConsumer()); err != nil {
+		return fmt.Errorf("ensure consumer %s: %w", ConsumerFanout, err)
+	}
+	return nil
+}

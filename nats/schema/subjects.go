@@ -1,0 +1,94 @@
+// Package schema declares, as data, every JetStream stream, KV bucket and
+// consumer Natter uses, and builds every subject. Ensure creates or updates
+// them idempotently at start. Nothing else in the tree spells a subject.
+package schema
+
+// Subject prefixes. Ids are single subject tokens ([A-Za-z0-9_-]{1,64},
+// checked by protocol.ValidID before they get here).
+const (
+	msgPrefix      = "chat.msg."
+	memberPrefix   = "chat.member."
+	userPrefix     = "chat.user."
+	convPrefix     = "chat.conv."
+	presencePrefix = "chat.presence."
+
+	// MsgWildcard matches the messages of every conversation.
+	MsgWildcard = "chat.msg.*"
+	// MemberWildcard matches the membership events of every conversation.
+	MemberWildcard = "chat.member.*"
+	// TypingWildcard matches typing notices of every conversation.
+	TypingWildcard = "chat.conv.*.typing"
+)
+
+// Events pushed on a user's subject chat.user.<uid>.<event>. The payload is
+// the client frame, encoded once by the producer.
+const (
+	EventMessage      = "msg"
+	EventMember       = "member"
+	EventConversation = "conv"
+	EventTyping       = "typing"
+	EventRead         = "read"
+	EventPresence     = "presence"
+)
+
+// Msg is the subject of conv's messages in the CHAT stream.
+func Msg(conv string) string { return msgPrefix + conv }
+
+// Member is the subject of conv's membership events in the CHAT stream.
+func Member(conv string) string { return memberPrefix + conv }
+
+// User is the subject of one event addressed to user uid.
+func User(uid, event string) string { return userPrefix + uid + "." + event }
+
+// UserAll matches every event addressed to user uid.
+func UserAll(uid string) string { return userPrefix + uid + ".>" }
+
+// ConvTyping is where a gateway publishes a typing notice in conv.
+func ConvTyping(conv string) string { return convPrefix + conv + ".typing" }
+
+// Presence is the subject of uid's online/offline transitions.
+func Presence(uid string) string { return presencePrefix + uid }
+
+// ConvFromSubject returns the conversation token of a chat.msg.<conv>,
+// chat.member.<conv> or chat.conv.<conv>.<event> subject, or "" when the
+// subject is none of those.
+func ConvFromSubject(subject string) string {
+	var rest string
+	switch {
+	case hasPrefix(subject, msgPrefix):
+		rest = subject[len(msgPrefix):]
+	case hasPrefix(subject, memberPrefix):
+		rest = subject[len(memberPrefix):]
+	case hasPrefix(subject, convPrefix):
+		rest = subject[len(convPrefix):]
+		for i := 0; i < len(rest); i++ {
+			if rest[i] == '.' {
+				return rest[:i]
+			}
+		}
+		return ""
+	default:
+		return ""
+	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '.' {
+			return ""
+		}
+	}
+	return rest
+}
+
+// IsMember reports whether subject is a membership event subject.
+func IsMember(subject string) bool { return hasPrefix(subject, memberPrefix) }
+
+// EventOf returns the last token of a chat.user.<uid>.<event> subject.
+func EventOf(subject string) string {
+	for i := len(subject) - 1; i >= 0; i-- {
+		if subject[i] == '.' {
+			return subject[i+1:]
+		}
+	}
+	return subject
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

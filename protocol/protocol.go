@@ -1,0 +1,206 @@
+// Package protocol holds the wire types of Natter's client protocol v1
+// (docs/protocol.md): the frames WebSocket clients and the gateway exchange,
+// the error codes, and the envelope stored in the CHAT stream. The gateway and
+// the Go client share these types so the two cannot drift apart.
+package protocol
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Frame types sent by clients.
+const (
+	TypeHello            = "hello"
+	TypePing             = "ping"
+	TypeCreate           = "create"
+	TypeAddMember        = "add_member"
+	TypeRemoveMember     = "remove_member"
+	TypeLeave            = "leave"
+	TypeMembers          = "members"
+	TypeConversations    = "conversations"
+	TypeSend             = "send"
+	TypeSync             = "sync"
+	TypeHistory          = "history"
+	TypeTyping           = "typing"
+	TypeRead             = "read"
+	TypePresence         = "presence"
+	TypeRegisterDevice   = "register_device"
+	TypeMute             = "mute"
+	TypeWelcome          = "welcome"
+	TypePong             = "pong"
+	TypeConversation     = "conversation"
+	TypeOK               = "ok"
+	TypeAck              = "ack"
+	TypeMessage          = "message"
+	TypeMessages         = "messages"
+	TypeMember           = "member"
+	TypeError            = "error"
+	ConversationDirect   = "direct"
+	ConversationGroup    = "group"
+	MemberActionAdded    = "added"
+	MemberActionRemoved  = "removed"
+	KindMessage          = ""
+	KindEdit             = "edit"
+	KindDelete           = "delete"
+	KindReaction         = "reaction"
+	DefaultHeartbeatSecs = 20
+)
+
+// Paging limits shared by sync, history and members.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+	// MaxBodyBytes is the largest accepted message body, measured as the bytes
+	// of its JSON as received.
+	MaxBodyBytes = 64 << 10
+	// MaxIDLen is the longest user or conversation id.
+	MaxIDLen = 64
+	// MaxClientIDLen is the longest client_id.
+	MaxClientIDLen = 128
+)
+
+// Request is any frame a client sends. One struct for all types keeps decoding
+// to a single pass; each handler reads the fields its type defines.
+type Request struct {
+	Type     string          `json:"type"`
+	ID       string          `json:"id,omitempty"`
+	Token    string          `json:"token,omitempty"`
+	Device   string          `json:"device,omitempty"`
+	Kind     string          `json:"kind,omitempty"`
+	Title    string          `json:"title,omitempty"`
+	Members  []string        `json:"members,omitempty"`
+	Conv     string          `json:"conv,omitempty"`
+	User     string          `json:"user,omitempty"`
+	Users    []string        `json:"users,omitempty"`
+	After    json.RawMessage `json:"after,omitempty"`
+	Before   *int64          `json:"before,omitempty"`
+	Limit    int             `json:"limit,omitempty"`
+	ClientID string          `json:"client_id,omitempty"`
+	Body     json.RawMessage `json:"body,omitempty"`
+	Ref      int64           `json:"ref,omitempty"`
+	Seq      int64           `json:"seq,omitempty"`
+	Platform string          `json:"platform,omitempty"`
+	Until    *string         `json:"until,omitempty"`
+}
+
+// Welcome answers hello (or a valid Authorization header).
+type Welcome struct {
+	Type       string `json:"type"`
+	ID         string `json:"id,omitempty"`
+	User       string `json:"user"`
+	Session    string `json:"session"`
+	Heartbeat  int    `json:"heartbeat_s"`
+	Device     string `json:"device,omitempty"`
+	ServerTime string `json:"server_time,omitempty"`
+}
+
+// Conversation describes a conversation as a member sees it.
+type Conversation struct {
+	Conv        string   `json:"conv"`
+	Kind        string   `json:"kind"`
+	Title       string   `json:"title"`
+	Owner       string   `json:"owner,omitempty"`
+	MemberCount int      `json:"member_count"`
+	Members     []string `json:"members,omitempty"`
+	LastSeq     uint64   `json:"last_seq"`
+	ReadSeq     uint64   `json:"read_seq"`
+	Unread      uint64   `json:"unread"`
+	Created     string   `json:"created,omitempty"`
+}
+
+// ConversationFrame carries one conversation: the reply to create, and the
+// push a user gets when added to a conversation.
+type ConversationFrame struct {
+	Type         string        `json:"type"`
+	ID           string        `json:"id,omitempty"`
+	Conversation *Conversation `json:"conversation"`
+}
+
+// ConversationsFrame answers conversations.
+type ConversationsFrame struct {
+	Type          string          `json:"type"`
+	ID            string          `json:"id,omitempty"`
+	Conversations []*Conversation `json:"conversations"`
+}
+
+// MembersFrame answers members, one page ordered by user id.
+type MembersFrame struct {
+	Type    string   `json:"type"`
+	ID      string   `json:"id,omitempty"`
+	Conv    string   `json:"conv"`
+	Members []string `json:"members"`
+	More    bool     `json:"more"`
+}
+
+// MemberEvent tells members that a user was added to or removed from a
+// conversation.
+type MemberEvent struct {
+	Type   string `json:"type"`
+	Conv   string `json:"conv"`
+	User   string `json:"user"`
+	Action string `json:"action"`
+	By     string `json:"by,omitempty"`
+}
+
+// Ack answers send once the message is durable.
+type Ack struct {
+	Type      string `json:"type"`
+	ID        string `json:"id,omitempty"`
+	Conv      string `json:"conv"`
+	Seq       uint64 `json:"seq"`
+	TS        string `json:"ts"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// Message is a stored message as clients receive it, pushed live and in
+// sync/history pages.
+type Message struct {
+	Type     string          `json:"type,omitempty"`
+	Conv     string          `json:"conv"`
+	Seq      uint64          `json:"seq"`
+	Sender   string          `json:"sender"`
+	ClientID string          `json:"client_id"`
+	TS       string          `json:"ts"`
+	Kind     string          `json:"kind,omitempty"`
+	Ref      uint64          `json:"ref,omitempty"`
+	Body     json.RawMessage `json:"body"`
+}
+
+// MessagesFrame answers sync and history: ascending by seq.
+type MessagesFrame struct {
+	Type     string     `json:"type"`
+	ID       string     `json:"id,omitempty"`
+	Conv     string     `json:"conv"`
+	Messages []*Message `json:"messages"`
+	More     bool       `json:"more"`
+}
+
+// Typing is pushed to the other members of a conversation.
+type Typing struct {
+	Type string `json:"type"`
+	Conv string `json:"conv"`
+	User string `json:"user"`
+}
+
+// OK answers requests that have nothing else to say.
+type OK struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+// Envelope is the JSON body of a message in the CHAT stream, on
+// chat.msg.<conv>. Internal services publish the same shape; Sender, ClientID
+// and Body are required. TS is set by the gateway; when absent the stream's
+// own timestamp is used.
+type Envelope struct {
+	Sender   string          `json:"sender"`
+	ClientID string          `json:"client_id"`
+	TS       string          `json:"ts,omitempty"`
+	Kind     string          `json:"kind,omitempty"`
+	Ref      uint64          `json:"ref,omitempty"`
+	Body     json.RawMessage `json:"body"`
+}
+
+// FormatTime renders a server timestamp the way every frame carries it.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
