@@ -1,0 +1,315 @@
+// Package natsrv runs the embedded NATS server of `natter serve`: one node
+// with JetStream on a file store, listening on loopback by default, with
+// password users in a CHAT account and a SYS system account. It never
+// accepts a client without credentials; the passwords are generated on
+// first start and kept in the data directory, next to nats.url, the URL
+// operators and internal services connect with.
+//
+// JetStream's file store acknowledges a write once it is in the file (the
+// page cache), which survives a kill -9 of the process but not a power
+// loss before the next sync interval (2 min by default). Config.SyncAlways
+// fsyncs every write instead, at a large cost in write throughput; in a
+// cluster, R3 streams are the real durability answer.
+package natsrv
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Defaults applied by Start to zero Config fields.
+const (
+	DefaultListen     = "127.0.0.1:4222"
+	DefaultServerName = "natter"
+	DefaultMaxPayload = 4 << 20
+)
+
+// readyTimeout bounds Start's wait for the server even when ctx has no
+// deadline.
+const readyTimeout = 30 * time.Second
+
+// Config configures the embedded server. The zero value of every field but
+// DataDir is usable; fields added later (cluster routes) will keep zero
+// values meaning "off", so callers setting fields by name do not break.
+type Config struct {
+	// Listen is the host:port of the NATS client listener, DefaultListen
+	// when empty. Port 0 or -1 picks a random free port.
+	Listen string
+	// DataDir holds the JetStream file store (DataDir/jetstream) and the
+	// credentials files nats-auth.json, nats.url and nats-sys.url. Required;
+	// created with mode 0700 when missing.
+	DataDir string
+	// ServerName is the NATS server name, DefaultServerName when empty.
+	ServerName string
+	// SyncAlways makes JetStream fsync every write instead of on its sync
+	// interval.
+	SyncAlways bool
+	// MaxPayload is the largest message accepted, DefaultMaxPayload when 0.
+	MaxPayload int32
+	// HTTPMonitor is the host:port of the NATS HTTP monitoring endpoint;
+	// empty disables it.
+	HTTPMonitor string
+	// Logger receives the NATS server's logs (Info and above); nil discards
+	// them.
+	Logger *slog.Logger
+}
+
+// Server is a running embedded NATS server. Its methods are safe for
+// concurrent use.
+type Server struct {
+	ns    *server.Server
+	log   *slog.Logger
+	creds credentials
+	host  string // host:port clients dial, with the real bound port
+	sys   string
+
+	shutdownOnce sync.Once
+	done         chan struct{} // closed once the server has shut down
+}
+
+// Start starts the server, writes DataDir/nats.url and DataDir/nats-sys.url
+// and returns once it accepts connections with JetStream enabled, or an
+// error if that did not happen before ctx ended or within 30 s. On error
+// nothing of the server is left running.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("natsrv: start: %w", err)
+	}
+	if cfg.DataDir == "" {
+		return nil, ErrNoDataDir
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts, err := options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("natsrv: data directory: %w", err)
+	}
+	creds, err := loadCredentials(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.ProcessConfigString(accountsConfig(creds)); err != nil {
+		return nil, fmt.Errorf("natsrv: accounts configuration: %w", err)
+	}
+
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsrv: new server: %w", err)
+	}
+	bridge := newSlogLogger(log)
+	ns.SetLoggerV2(bridge, false, false, false)
+	ns.Start()
+
+	s := &Server{ns: ns, log: log, creds: creds, done: make(chan struct{})}
+	if err := s.waitReady(ctx, bridge.fatal); err != nil {
+		s.stop()
+		return nil, err
+	}
+	addr, ok := ns.Addr().(*net.TCPAddr)
+	if !ok {
+		s.stop()
+		return nil, fmt.Errorf("%w: no TCP listener", ErrNotReady)
+	}
+	s.host = net.JoinHostPort(dialHost(addr.IP), strconv.Itoa(addr.Port))
+	if err := s.writeURLs(cfg.DataDir); err != nil {
+		s.stop()
+		return nil, err
+	}
+	log.Info("embedded NATS server started", "url", s.ClientURL(), "data_dir", cfg.DataDir,
+		"sync_always", cfg.SyncAlways)
+	return s, nil
+}
+
+// options turns cfg into NATS server options, without accounts.
+func options(cfg Config) (*server.Options, error) {
+	listen := cfg.Listen
+	if listen == "" {
+		listen = DefaultListen
+	}
+	host, port, err := splitListen(listen)
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		ServerName:             cfg.ServerName,
+		Host:                   host,
+		Port:                   port,
+		MaxPayload:             cfg.MaxPayload,
+		NoSigs:                 true, // the binary handles signals
+		JetStream:              true,
+		StoreDir:               cfg.DataDir, // the server appends "jetstream"
+		SyncAlways:             cfg.SyncAlways,
+		DisableJetStreamBanner: true,
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = DefaultServerName
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.HTTPMonitor != "" {
+		if opts.HTTPHost, opts.HTTPPort, err = splitListen(cfg.HTTPMonitor); err != nil {
+			return nil, err
+		}
+	}
+	return opts, nil
+}
+
+// splitListen parses host:port; port 0 becomes -1, the NATS server's
+// "random port" (0 means "default port" to it).
+func splitListen(hostport string) (string, int, error) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: %q: %w", ErrInvalidListen, hostport, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("%w: %q: bad port", ErrInvalidListen, hostport)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+// dialHost is the host clients should dial for a listener bound to ip: a
+// wildcard listener is reached through loopback.
+func dialHost(ip net.IP) string {
+	switch {
+	case ip == nil || ip.Equal(net.IPv4zero):
+		return "127.0.0.1"
+	case ip.Equal(net.IPv6unspecified):
+		return "::1"
+	}
+	return ip.String()
+}
+
+// waitReady waits until the server accepts connections and JetStream is
+// enabled for the CHAT account.
+func (s *Server) waitReady(ctx context.Context, fatal <-chan error) error {
+	deadline := time.Now().Add(readyTimeout)
+	for !s.ns.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case err := <-fatal:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrNotReady, ctx.Err())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: not ready for connections after %s", ErrNotReady, readyTimeout)
+		}
+	}
+	select {
+	case err := <-fatal:
+		return err
+	default:
+	}
+	if !s.ns.JetStreamEnabled() {
+		return fmt.Errorf("%w: JetStream is not enabled", ErrNotReady)
+	}
+	acc, err := s.ns.LookupAccount(accountChat)
+	if err != nil {
+		return fmt.Errorf("%w: account %s: %w", ErrNotReady, accountChat, err)
+	}
+	if !acc.JetStreamEnabled() {
+		return fmt.Errorf("%w: JetStream is not enabled for account %s", ErrNotReady, accountChat)
+	}
+	return nil
+}
+
+// writeURLs writes nats.url and nats-sys.url on every start: with a random
+// port the address changes.
+func (s *Server) writeURLs(dir string) error {
+	for name, u := range map[string]string{urlFile: s.OperatorURL(), sysURLFile: s.SystemURL()} {
+		if err := writeFileAtomic(filepath.Join(dir, name), []byte(u+"\n")); err != nil {
+			return fmt.Errorf("natsrv: write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) url(user *url.Userinfo) string {
+	return (&url.URL{Scheme: "nats", User: user, Host: s.host}).String()
+}
+
+// ClientURL returns nats://host:port of the client listener, with the real
+// bound port and no credentials.
+func (s *Server) ClientURL() string { return s.url(nil) }
+
+// OperatorURL returns nats://operator:PASS@host:port, the CHAT account URL
+// written to DataDir/nats.url for operators and internal services.
+func (s *Server) OperatorURL() string {
+	return s.url(url.UserPassword(userOperator, s.creds.Operator))
+}
+
+// SystemURL returns nats://sys:PASS@host:port, a user of the SYS account
+// (e.g. for `nats server report jetstream`), also written to
+// DataDir/nats-sys.url.
+func (s *Server) SystemURL() string {
+	return s.url(url.UserPassword(userSys, s.creds.Sys))
+}
+
+// Connect opens an in-process connection (no socket) to the server as the
+// internal CHAT user "natter", named name. opts are applied after the
+// package's own options.
+func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	all := append([]nats.Option{
+		nats.InProcessServer(s.ns),
+		nats.UserInfo(userNatter, s.creds.Natter),
+		nats.Name(name),
+	}, opts...)
+	nc, err := nats.Connect(s.ClientURL(), all...)
+	if err != nil {
+		return nil, fmt.Errorf("natsrv: connect %q: %w", name, err)
+	}
+	return nc, nil
+}
+
+// Server returns the underlying NATS server, for tests and diagnostics.
+func (s *Server) Server() *server.Server { return s.ns }
+
+// Shutdown stops the server: it closes the listeners and every client
+// connection, stops JetStream (flushing the file store) and waits for all
+// server goroutines. It is idempotent. If ctx ends first it returns
+// ErrShutdownTimeout and the shutdown goes on in the background.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		go func() {
+			s.ns.Shutdown()
+			s.ns.WaitForShutdown()
+			close(s.done)
+		}()
+	})
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrShutdownTimeout, ctx.Err())
+	}
+}
+
+// stop shuts down synchronously, for Start's error paths.
+func (s *Server) stop() {
+	s.shutdownOnce.Do(func() {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		close(s.done)
+	})
+}
