@@ -1,0 +1,109 @@
+// Package conversation keeps conversations and their membership in the
+// CONVERSATIONS KV bucket and announces every membership change as an event
+// in the CHAT stream (chat.member.<conv>), in order with the messages.
+//
+// Layout: c.<conv> holds the conversation document with its members in join
+// order (the first is the longest standing); u.<uid> indexes the
+// conversations of one user. Documents change only by compare-and-set on
+// their revision. The index is written before a member is added and cleared
+// after a member is removed, so it is always a superset of the truth and is
+// filtered through the documents when read.
+package conversation
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"slices"
+	"time"
+
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Doc is a conversation document.
+type Doc struct {
+	Conv    string    `json:"conv"`
+	Kind    string    `json:"kind"`
+	Title   string    `json:"title,omitempty"`
+	Owner   string    `json:"owner,omitempty"`
+	Created time.Time `json:"created"`
+	// Members in join order.
+	Members []string `json:"members"`
+}
+
+// IsMember reports whether uid is a member.
+func (d *Doc) IsMember(uid string) bool { return slices.Contains(d.Members, uid) }
+
+// SortedMembers returns a sorted copy of the members.
+func (d *Doc) SortedMembers() []string {
+	m := slices.Clone(d.Members)
+	slices.Sort(m)
+	return m
+}
+
+// Protocol renders the document as clients see it; membersInline bounds
+// how many members are listed inline (larger groups page through members).
+// last, read and unread are filled by the caller.
+func (d *Doc) Protocol(membersInline int) *protocol.Conversation {
+	c := &protocol.Conversation{
+		Conv:        d.Conv,
+		Kind:        d.Kind,
+		Title:       d.Title,
+		Owner:       d.Owner,
+		MemberCount: len(d.Members),
+		Created:     protocol.FormatTime(d.Created),
+	}
+	if len(d.Members) <= membersInline {
+		c.Members = d.SortedMembers()
+	}
+	return c
+}
+
+// userIndex is the value of u.<uid>.
+type userIndex struct {
+	Convs []string `json:"convs"`
+}
+
+// Event is a membership change, stored in the CHAT stream on
+// chat.member.<conv> after the document changed.
+type Event struct {
+	// Action is "created", "added" or "removed".
+	Action string `json:"action"`
+	Conv   string `json:"conv"`
+	// Users are the users added (the members, for created) or removed.
+	Users []string `json:"users"`
+	// By is the user who made the change.
+	By string `json:"by"`
+	// Origin is the gateway session whose request made the change; it has
+	// the reply and needs no conversation push.
+	Origin string `json:"origin,omitempty"`
+}
+
+// Actor is who asks for a change: a user, over one gateway session.
+type Actor struct {
+	User    string
+	Session string
+}
+
+// Event actions.
+const (
+	ActionCreated = "created"
+	ActionAdded   = protocol.MemberActionAdded
+	ActionRemoved = protocol.MemberActionRemoved
+)
+
+func docKey(conv string) string { return "c." + conv }
+func userKey(uid string) string { return "u." + uid }
+func directID(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	h := sha256.Sum256([]byte(a + "\n" + b))
+	return "d_" + base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+func groupID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "g_" + base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,18 @@
+package conversation
+
+import "errors"
+
+// Errors returned by Store. The gateway maps each to a protocol error code.
+var (
+	// ErrForbidden: the actor is not a member, or not allowed to do this.
+	// A non-member gets it whether the conversation exists or not.
+	ErrForbidden = errors.New("forbidden")
+	// ErrBadRequest: the request can never succeed as asked.
+	ErrBadRequest = errors.New("bad request")
+	// ErrNotFound: the target of an operation (not the conversation) is missing.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: concurrent changes kept the update from applying.
+	ErrConflict = errors.New("conflict")
+	// ErrTooLarge: a limit (members per group, conversations per user) was hit.
+	ErrTooLarge = errors.New("too large")
+)

@@ -1,0 +1,389 @@
+package conversation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Config bounds conversations. The zero value is filled with defaults.
+type Config struct {
+	// MaxMembers per group.
+	MaxMembers int
+	// MaxConversations a user may belong to.
+	MaxConversations int
+	// MaxAddBatch is how many users one add_member may name.
+	MaxAddBatch int
+	// MaxTitleBytes bounds a group title.
+	MaxTitleBytes int
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+	// Logger; slog.Default by default.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxMembers <= 0 {
+		c.MaxMembers = 10_000
+	}
+	if c.MaxConversations <= 0 {
+		c.MaxConversations = 10_000
+	}
+	if c.MaxAddBatch <= 0 {
+		c.MaxAddBatch = 1000
+	}
+	if c.MaxTitleBytes <= 0 {
+		c.MaxTitleBytes = 256
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Store reads and changes conversations.
+type Store struct {
+	cfg Config
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+}
+
+// New returns a Store over the CONVERSATIONS bucket, which schema.Ensure
+// must have created.
+func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.KeyValue(ctx, schema.BucketConversations)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketConversations, err)
+	}
+	return &Store{cfg: cfg.withDefaults(), js: js, kv: kv}, nil
+}
+
+// Get returns the document of conv, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, conv string) (*Doc, error) {
+	d, _, err := s.get(ctx, conv)
+	return d, err
+}
+
+func (s *Store) get(ctx context.Context, conv string) (*Doc, uint64, error) {
+	e, err := s.kv.Get(ctx, docKey(conv))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get conversation %s: %w", conv, err)
+	}
+	var d Doc
+	if err := json.Unmarshal(e.Value(), &d); err != nil {
+		return nil, 0, fmt.Errorf("decode conversation %s: %w", conv, err)
+	}
+	return &d, e.Revision(), nil
+}
+
+// GetForMember returns conv's document if uid is a member, and ErrForbidden
+// otherwise, whether the conversation exists or not.
+func (s *Store) GetForMember(ctx context.Context, conv, uid string) (*Doc, error) {
+	d, err := s.Get(ctx, conv)
+	if errors.Is(err, ErrNotFound) || (err == nil && !d.IsMember(uid)) {
+		return nil, ErrForbidden
+	}
+	return d, err
+}
+
+// UserConversations returns the ids of the conversations uid belongs to
+// according to the index, in join order. The index may name a conversation
+// uid was just removed from; callers that show documents filter by them.
+func (s *Store) UserConversations(ctx context.Context, uid string) ([]string, error) {
+	idx, _, err := s.getIndex(ctx, uid)
+	return idx.Convs, err
+}
+
+func (s *Store) getIndex(ctx context.Context, uid string) (userIndex, uint64, error) {
+	var idx userIndex
+	e, err := s.kv.Get(ctx, userKey(uid))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return idx, 0, nil
+	}
+	if err != nil {
+		return idx, 0, fmt.Errorf("get index of %s: %w", uid, err)
+	}
+	if err := json.Unmarshal(e.Value(), &idx); err != nil {
+		return idx, 0, fmt.Errorf("decode index of %s: %w", uid, err)
+	}
+	return idx, e.Revision(), nil
+}
+
+// CreateDirect returns the direct conversation of a and b, creating it on
+// first use; created says whether this call created it.
+func (s *Store) CreateDirect(ctx context.Context, by Actor, other string) (*Doc, bool, error) {
+	a, b := by.User, other
+	if a == b {
+		return nil, false, fmt.Errorf("%w: a direct conversation needs another user", ErrBadRequest)
+	}
+	conv := directID(a, b)
+	if d, err := s.Get(ctx, conv); err == nil {
+		return d, false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	if err := s.indexAdd(ctx, conv, []string{a, b}); err != nil {
+		return nil, false, err
+	}
+	d := &Doc{Conv: conv, Kind: protocol.ConversationDirect, Created: s.cfg.Now().UTC(), Members: []string{a, b}}
+	val, _ := json.Marshal(d)
+	if _, err := s.kv.Create(ctx, docKey(conv), val); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			// Both users created it at once: the other call won.
+			d, err := s.Get(ctx, conv)
+			return d, false, err
+		}
+		return nil, false, fmt.Errorf("create conversation %s: %w", conv, err)
+	}
+	if err := s.announce(ctx, Event{Action: ActionCreated, Conv: conv, Users: d.Members, By: a, Origin: by.Session}); err != nil {
+		return nil, false, err
+	}
+	return d, true, nil
+}
+
+// CreateGroup creates a group owned by owner with the given other members.
+func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others []string) (*Doc, error) {
+	owner := by.User
+	if len(title) > s.cfg.MaxTitleBytes || !utf8.ValidString(title) {
+		return nil, fmt.Errorf("%w: title must be valid UTF-8 of at most %d bytes", ErrBadRequest, s.cfg.MaxTitleBytes)
+	}
+	members := []string{owner}
+	for _, u := range others {
+		if !slices.Contains(members, u) {
+			members = append(members, u)
+		}
+	}
+	if len(members) > s.cfg.MaxMembers {
+		return nil, fmt.Errorf("%w: a group has at most %d members", ErrTooLarge, s.cfg.MaxMembers)
+	}
+	conv := groupID()
+	if err := s.indexAdd(ctx, conv, members); err != nil {
+		return nil, err
+	}
+	d := &Doc{Conv: conv, Kind: protocol.ConversationGroup, Title: title, Owner: owner, Created: s.cfg.Now().UTC(), Members: members}
+	val, _ := json.Marshal(d)
+	if _, err := s.kv.Create(ctx, docKey(conv), val); err != nil {
+		return nil, fmt.Errorf("create conversation %s: %w", conv, err)
+	}
+	if err := s.announce(ctx, Event{Action: ActionCreated, Conv: conv, Users: members, By: owner, Origin: by.Session}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// AddMembers adds users to the group conv; any member may add. It returns
+// the document after the change and the users that were not members before.
+func (s *Store) AddMembers(ctx context.Context, by Actor, conv string, users []string) (*Doc, []string, error) {
+	actor := by.User
+	if len(users) == 0 || len(users) > s.cfg.MaxAddBatch {
+		return nil, nil, fmt.Errorf("%w: name 1 to %d users", ErrBadRequest, s.cfg.MaxAddBatch)
+	}
+	var added []string
+	d, err := s.change(ctx, conv, actor, func(d *Doc) error {
+		if d.Kind != protocol.ConversationGroup {
+			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
+		}
+		added = added[:0]
+		for _, u := range users {
+			if !d.IsMember(u) && !slices.Contains(added, u) {
+				added = append(added, u)
+			}
+		}
+		if len(d.Members)+len(added) > s.cfg.MaxMembers {
+			return fmt.Errorf("%w: a group has at most %d members", ErrTooLarge, s.cfg.MaxMembers)
+		}
+		if len(added) == 0 {
+			return errNoChange
+		}
+		// Index before the document: the index stays a superset. It is
+		// idempotent, so a retry after a lost race costs only reads.
+		if err := s.indexAdd(ctx, conv, added); err != nil {
+			return err
+		}
+		d.Members = append(d.Members, added...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(added) > 0 {
+		if err := s.announce(ctx, Event{Action: ActionAdded, Conv: conv, Users: added, By: actor, Origin: by.Session}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return d, added, nil
+}
+
+// RemoveMember removes user from the group conv. Only the owner may remove
+// others; removing yourself is leaving.
+func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (*Doc, error) {
+	actor := by.User
+	d, err := s.change(ctx, conv, actor, func(d *Doc) error {
+		if d.Kind != protocol.ConversationGroup {
+			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
+		}
+		if user != actor && d.Owner != actor {
+			return fmt.Errorf("%w: only the owner may remove others", ErrForbidden)
+		}
+		i := slices.Index(d.Members, user)
+		if i < 0 {
+			return fmt.Errorf("%w: %s is not a member", ErrNotFound, user)
+		}
+		d.Members = slices.Delete(d.Members, i, i+1)
+		if d.Owner == user {
+			// The longest standing member becomes owner.
+			d.Owner = ""
+			if len(d.Members) > 0 {
+				d.Owner = d.Members[0]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.indexRemove(ctx, conv, user); err != nil {
+		s.cfg.Logger.Warn("index removal failed; reads filter it", "conv", conv, "user", user, "err", err)
+	}
+	if err := s.announce(ctx, Event{Action: ActionRemoved, Conv: conv, Users: []string{user}, By: actor, Origin: by.Session}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Leave removes actor from the group conv.
+func (s *Store) Leave(ctx context.Context, by Actor, conv string) (*Doc, error) {
+	return s.RemoveMember(ctx, by, conv, by.User)
+}
+
+var errNoChange = errors.New("no change")
+
+// change applies fn to conv's document with compare-and-set, retrying when
+// another change got in first. The actor must be a member.
+func (s *Store) change(ctx context.Context, conv, actor string, fn func(*Doc) error) (*Doc, error) {
+	for attempt := 0; attempt < 20; attempt++ {
+		d, rev, err := s.get(ctx, conv)
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrForbidden
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !d.IsMember(actor) {
+			return nil, ErrForbidden
+		}
+		if err := fn(d); errors.Is(err, errNoChange) {
+			return d, nil
+		} else if err != nil {
+			return nil, err
+		}
+		val, _ := json.Marshal(d)
+		_, err = s.kv.Update(ctx, docKey(conv), val, rev)
+		if isWrongRevision(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update conversation %s: %w", conv, err)
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("%w: conversation %s changed too often", ErrConflict, conv)
+}
+
+// indexAdd adds conv to the index of every user, a few at a time.
+func (s *Store) indexAdd(ctx context.Context, conv string, users []string) error {
+	return forEach(ctx, users, 16, func(ctx context.Context, u string) error {
+		return s.updateIndex(ctx, u, func(idx *userIndex) (bool, error) {
+			if slices.Contains(idx.Convs, conv) {
+				return false, nil
+			}
+			if len(idx.Convs) >= s.cfg.MaxConversations {
+				return false, fmt.Errorf("%w: %s is in %d conversations already", ErrTooLarge, u, len(idx.Convs))
+			}
+			idx.Convs = append(idx.Convs, conv)
+			return true, nil
+		})
+	})
+}
+
+func (s *Store) indexRemove(ctx context.Context, conv, user string) error {
+	return s.updateIndex(ctx, user, func(idx *userIndex) (bool, error) {
+		i := slices.Index(idx.Convs, conv)
+		if i < 0 {
+			return false, nil
+		}
+		idx.Convs = slices.Delete(idx.Convs, i, i+1)
+		return true, nil
+	})
+}
+
+func (s *Store) updateIndex(ctx context.Context, uid string, fn func(*userIndex) (bool, error)) error {
+	for attempt := 0; attempt < 50; attempt++ {
+		idx, rev, err := s.getIndex(ctx, uid)
+		if err != nil {
+			return err
+		}
+		changed, err := fn(&idx)
+		if err != nil || !changed {
+			return err
+		}
+		val, _ := json.Marshal(idx)
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, userKey(uid), val)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+		} else {
+			_, err = s.kv.Update(ctx, userKey(uid), val, rev)
+			if isWrongRevision(err) {
+				continue
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("update index of %s: %w", uid, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: index of %s changed too often", ErrConflict, uid)
+}
+
+// announce stores a membership event in the CHAT stream, after the change
+// it describes, so that the fan-out sees it in order with the messages.
+func (s *Store) announce(ctx context.Context, ev Event) error {
+	data, _ := json.Marshal(ev)
+	msg := nats.NewMsg(schema.Member(ev.Conv))
+	msg.Data = data
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = s.js.PublishMsg(ctx, msg); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+	return fmt.Errorf("announce %s of %s: %w", ev.Action, ev.Conv, err)
+}
+
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}

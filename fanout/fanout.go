@@ -1,0 +1,267 @@
+// Package fanout turns what the CHAT stream stores into deliveries: every
+// message to every member's user subject, membership events to the members
+// concerned, and typing notices to the other members. One worker at a time
+// holds the durable consumer (a pinned priority group), so deliveries keep
+// stream order and membership changes take effect exactly between the
+// messages they came between.
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/conversation"
+	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Config tunes the fan-out. The zero value is filled with defaults.
+type Config struct {
+	// CacheSize bounds how many conversations' member lists are kept.
+	CacheSize int
+	// CacheTTL bounds how long a member list is trusted without a
+	// membership event.
+	CacheTTL time.Duration
+	// MembersInline is how many members a conversation push lists inline.
+	MembersInline int
+	// Logger; slog.Default by default.
+	Logger *slog.Logger
+	// Now is the clock.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.CacheSize <= 0 {
+		c.CacheSize = 100_000
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = time.Minute
+	}
+	if c.MembersInline <= 0 {
+		c.MembersInline = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Fanout is the delivery worker.
+type Fanout struct {
+	cfg    Config
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream *history.Stream
+	cache  cache
+	buf    []byte // frame buffer of the consume loop, which is serial
+}
+
+// New returns a Fanout; Run starts it.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.Store, stream *history.Stream) *Fanout {
+	cfg = cfg.withDefaults()
+	return &Fanout{
+		cfg: cfg, nc: nc, js: js, stream: stream,
+		cache: cache{m: make(map[string]*members), max: cfg.CacheSize, ttl: cfg.CacheTTL, now: cfg.Now, store: convs},
+	}
+}
+
+// Run delivers until ctx ends, then stops consuming and returns once no
+// handler runs any more.
+func (f *Fanout) Run(ctx context.Context) error {
+	cons, err := f.js.Consumer(ctx, schema.StreamChat, schema.ConsumerFanout)
+	if err != nil {
+		return fmt.Errorf("fanout consumer: %w", err)
+	}
+	typing, err := f.nc.QueueSubscribe(schema.TypingWildcard, "fanout", f.onTyping)
+	if err != nil {
+		return fmt.Errorf("subscribe typing: %w", err)
+	}
+	var handlers sync.WaitGroup
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		handlers.Add(1)
+		defer handlers.Done()
+		f.handle(ctx, msg)
+	},
+		jetstream.PullPriorityGroup(schema.PriorityGroupFanout),
+		jetstream.PullMaxMessages(512),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				f.cfg.Logger.Debug("fanout consume error", "err", err)
+			}
+		}))
+	if err != nil {
+		_ = typing.Unsubscribe()
+		return fmt.Errorf("consume %s: %w", schema.ConsumerFanout, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	handlers.Wait()
+	_ = typing.Unsubscribe()
+	return nil
+}
+
+func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		f.cfg.Logger.Warn("fanout got a message without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	subj := msg.Subject()
+	conv := schema.ConvFromSubject(subj)
+	if conv == "" || !protocol.ValidID(conv) {
+		f.cfg.Logger.Warn("fanout skips a message on a bad subject", "subject", subj, "seq", meta.Sequence.Stream)
+		_ = msg.Ack()
+		return
+	}
+	if schema.IsMember(subj) {
+		err = f.member(ctx, conv, msg)
+	} else {
+		err = f.message(ctx, conv, meta, msg)
+	}
+	if err != nil {
+		f.cfg.Logger.Warn("fanout will retry", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	_ = msg.Ack()
+}
+
+func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMetadata, msg jetstream.Msg) error {
+	env, err := protocol.DecodeEnvelope(msg.Data())
+	if err != nil {
+		f.cfg.Logger.Warn("fanout skips a bad envelope", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
+		return nil
+	}
+	mem, err := f.cache.get(ctx, conv)
+	if errors.Is(err, conversation.ErrNotFound) {
+		f.cfg.Logger.Warn("fanout skips a message to a conversation that does not exist", "conv", conv, "seq", meta.Sequence.Stream)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+	f.buf = protocol.AppendMessageFrame(f.buf[:0], m)
+	origin := msg.Headers().Get(schema.HeaderOrigin)
+	return f.deliver(mem.msgSubj, f.buf, origin)
+}
+
+// deliver publishes the same frame to each subject. The bytes are copied
+// into the connection's buffer, so the caller may reuse frame.
+func (f *Fanout) deliver(subjects []string, frame []byte, origin string) error {
+	var hdr nats.Header
+	if origin != "" {
+		hdr = nats.Header{schema.HeaderOrigin: []string{origin}}
+	}
+	for _, s := range subjects {
+		var err error
+		if hdr != nil {
+			err = f.nc.PublishMsg(&nats.Msg{Subject: s, Header: hdr, Data: frame})
+		} else {
+			err = f.nc.Publish(s, frame)
+		}
+		if err != nil {
+			return fmt.Errorf("deliver to %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) error {
+	var ev conversation.Event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.Conv != conv {
+		f.cfg.Logger.Warn("fanout skips a bad membership event", "conv", conv, "err", err)
+		return nil
+	}
+	mem, err := f.cache.load(ctx, conv)
+	if errors.Is(err, conversation.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch ev.Action {
+	case conversation.ActionCreated:
+		return f.pushConversation(ctx, mem.doc, ev.Users, ev.Origin)
+	case conversation.ActionAdded:
+		if err := f.pushConversation(ctx, mem.doc, ev.Users, ev.Origin); err != nil {
+			return err
+		}
+		return f.pushMemberEvents(mem.doc.Members, ev)
+	case conversation.ActionRemoved:
+		// The removed users hear of it too, then nothing more.
+		to := append(append([]string(nil), mem.doc.Members...), ev.Users...)
+		return f.pushMemberEvents(to, ev)
+	}
+	return nil
+}
+
+// pushConversation tells users they are members of d, with its current
+// state, except the connection whose request caused it (it has the reply).
+func (f *Fanout) pushConversation(ctx context.Context, d *conversation.Doc, users []string, origin string) error {
+	c := d.Protocol(f.cfg.MembersInline)
+	last, err := f.stream.Last(ctx, d.Conv)
+	if err != nil {
+		return err
+	}
+	c.LastSeq = last
+	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: c})
+	subjects := make([]string, len(users))
+	for i, u := range users {
+		subjects[i] = schema.User(u, schema.EventConversation)
+	}
+	return f.deliver(subjects, frame, origin)
+}
+
+func (f *Fanout) pushMemberEvents(to []string, ev conversation.Event) error {
+	subjects := make([]string, len(to))
+	for i, u := range to {
+		subjects[i] = schema.User(u, schema.EventMember)
+	}
+	for _, u := range ev.Users {
+		frame, _ := json.Marshal(protocol.MemberEvent{Type: protocol.TypeMember, Conv: ev.Conv, User: u, Action: ev.Action, By: ev.By})
+		if err := f.deliver(subjects, frame, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TypingNotice is what a gateway publishes on chat.conv.<conv>.typing.
+type TypingNotice struct {
+	User string `json:"user"`
+}
+
+func (f *Fanout) onTyping(msg *nats.Msg) {
+	conv := schema.ConvFromSubject(msg.Subject)
+	var n TypingNotice
+	if conv == "" || json.Unmarshal(msg.Data, &n) != nil || !protocol.ValidID(n.User) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mem, err := f.cache.get(ctx, conv)
+	if err != nil || !mem.doc.IsMember(n.User) {
+		return
+	}
+	frame, _ := json.Marshal(protocol.Typing{Type: protocol.TypeTyping, Conv: conv, User: n.User})
+	for _, u := range mem.doc.Members {
+		if u != n.User {
+			_ = f.nc.Publish(schema.User(u, schema.EventTyping), frame)
+		}
+	}
+}

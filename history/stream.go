@@ -1,0 +1,199 @@
+// Package history answers sync and scroll-back. For now the pages come from
+// the CHAT stream itself (the hot window); the history store that keeps
+// messages after they leave the stream plugs in behind the same methods.
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// ErrNotFound is returned by Get for a seq that holds no message of the
+// conversation.
+var ErrNotFound = errors.New("message not found")
+
+// batchSize is how many messages one batch direct get asks for.
+const batchSize = 256
+
+// Stream reads pages of one conversation from the CHAT stream with direct
+// gets: no consumer is created per request.
+type Stream struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+// NewStream returns a reader over the CHAT stream.
+func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
+	st, err := js.Stream(ctx, schema.StreamChat)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
+	}
+	return &Stream{js: js, stream: st}, nil
+}
+
+// After returns up to limit messages of conv with seq > after, ascending,
+// and whether more follow.
+func (s *Stream) After(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
+	var out []*protocol.Message
+	next := after + 1
+	for len(out) <= limit {
+		want := min(limit+1-len(out), batchSize)
+		n, last, err := s.scan(ctx, conv, next, want, func(m *protocol.Message) bool {
+			out = append(out, m)
+			return len(out) <= limit
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		if n < want {
+			break
+		}
+		next = last + 1
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+// Before returns the newest limit messages of conv with seq < before,
+// ascending, and whether older ones exist. before 0 means from the newest.
+//
+// JetStream reads only forwards, so this scans a window of stream
+// sequences below before, widening it until it holds limit+1 messages of
+// the conversation or reaches the start of the stream.
+func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error) {
+	hi := before - 1
+	if before == 0 {
+		last, err := s.Last(ctx, conv)
+		if err != nil || last == 0 {
+			return nil, false, err
+		}
+		hi = last
+	}
+	if hi == 0 {
+		return nil, false, nil
+	}
+	window := uint64(limit+1) * 4
+	for {
+		lo := uint64(1)
+		if hi > window {
+			lo = hi - window + 1
+		}
+		ring := make([]*protocol.Message, 0, limit+1)
+		next := lo
+		for next <= hi {
+			n, last, err := s.scan(ctx, conv, next, batchSize, func(m *protocol.Message) bool {
+				if m.Seq > hi {
+					return false
+				}
+				if len(ring) == limit+1 {
+					copy(ring, ring[1:])
+					ring = ring[:limit]
+				}
+				ring = append(ring, m)
+				return true
+			})
+			if err != nil {
+				return nil, false, err
+			}
+			if n < batchSize || last >= hi {
+				break
+			}
+			next = last + 1
+		}
+		if len(ring) > limit {
+			return ring[1:], true, nil
+		}
+		if lo == 1 {
+			return ring, false, nil
+		}
+		window *= 4
+	}
+}
+
+// scan reads up to batch messages of conv from seq on and hands each to
+// fn until it returns false. It returns how many messages the server sent
+// and the last seq seen.
+func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, fn func(*protocol.Message) bool) (int, uint64, error) {
+	it, err := jetstreamext.GetBatch(ctx, s.js, schema.StreamChat, batch,
+		jetstreamext.GetBatchSeq(seq), jetstreamext.GetBatchSubject(schema.Msg(conv)))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+	}
+	n, last, going := 0, uint64(0), true
+	for raw, err := range it {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return n, last, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+		}
+		n++
+		last = raw.Sequence
+		if !going {
+			continue
+		}
+		if m := decode(conv, raw); m != nil {
+			going = fn(m)
+		}
+	}
+	return n, last, nil
+}
+
+// Last returns the seq of conv's newest message in the stream, 0 if none.
+func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
+	raw, err := s.stream.GetLastMsgForSubject(ctx, schema.Msg(conv))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last of %s: %w", conv, err)
+	}
+	return raw.Sequence, nil
+}
+
+// Count returns how many messages of conv the stream holds.
+func (s *Stream) Count(ctx context.Context, conv string) (uint64, error) {
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(schema.Msg(conv)))
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", conv, err)
+	}
+	return info.State.Subjects[schema.Msg(conv)], nil
+}
+
+// Get returns the message with seq in conv, or ErrNotFound.
+func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error) {
+	raw, err := s.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s/%d: %w", conv, seq, err)
+	}
+	if raw.Subject != schema.Msg(conv) {
+		return nil, ErrNotFound
+	}
+	m := decode(conv, raw)
+	if m == nil {
+		return nil, ErrNotFound
+	}
+	return m, nil
+}
+
+// decode turns a stored message into a client message; nil for an envelope
+// that does not validate (an internal service published garbage).
+func decode(conv string, raw *jetstream.RawStreamMsg) *protocol.Message {
+	env, err := protocol.DecodeEnvelope(raw.Data)
+	if err != nil {
+		return nil
+	}
+	return env.Message(conv, raw.Sequence, protocol.FormatTime(raw.Time))
+}
