@@ -1,0 +1,121 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func writePEM(t *testing.T, pub any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestVerify(t *testing.T) {
+	now := time.Now()
+	claims := func(sub string, exp time.Time) jwt.RegisteredClaims {
+		c := jwt.RegisteredClaims{Subject: sub, IssuedAt: jwt.NewNumericDate(now)}
+		if !exp.IsZero() {
+			c.ExpiresAt = jwt.NewNumericDate(exp)
+		}
+		return c
+	}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hs, err := New(Config{Secret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := New(Config{PublicKeyFile: writePEM(t, &rsaKey.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := New(Config{PublicKeyFile: writePEM(t, edPub)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(key any, c jwt.Claims) string {
+		tok, err := Issue(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	noneTok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims("u1", now.Add(time.Hour))).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	// HS256 signed with the RSA public key's bytes: the classic confusion.
+	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	confused := sign(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), claims("u1", now.Add(time.Hour)))
+
+	tests := []struct {
+		name  string
+		v     *Verifier
+		token string
+		user  string
+	}{
+		{"hs256", hs, sign([]byte("s3cret"), claims("u1", now.Add(time.Hour))), "u1"},
+		{"hs256 wrong secret", hs, sign([]byte("other"), claims("u1", now.Add(time.Hour))), ""},
+		{"expired", hs, sign([]byte("s3cret"), claims("u1", now.Add(-time.Minute))), ""},
+		{"no exp", hs, sign([]byte("s3cret"), claims("u1", time.Time{})), ""},
+		{"sub outside charset", hs, sign([]byte("s3cret"), claims("u.1", now.Add(time.Hour))), ""},
+		{"empty sub", hs, sign([]byte("s3cret"), claims("", now.Add(time.Hour))), ""},
+		{"alg none", hs, noneTok, ""},
+		{"garbage", hs, "not.a.jwt", ""},
+		{"rs256", rs, sign(rsaKey, claims("u2", now.Add(time.Hour))), "u2"},
+		{"hs256 to rsa verifier", rs, sign([]byte("s3cret"), claims("u2", now.Add(time.Hour))), ""},
+		{"alg confusion", rs, confused, ""},
+		{"eddsa", ed, sign(edPriv, claims("u3", now.Add(time.Hour))), "u3"},
+		{"rs256 to eddsa verifier", ed, sign(rsaKey, claims("u3", now.Add(time.Hour))), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			user, err := tt.v.Verify(tt.token)
+			if tt.user == "" {
+				if err == nil || !errors.Is(err, ErrInvalidToken) {
+					t.Fatalf("Verify = %q, %v; want ErrInvalidToken", user, err)
+				}
+				return
+			}
+			if err != nil || user != tt.user {
+				t.Fatalf("Verify = %q, %v; want %q", user, err, tt.user)
+			}
+		})
+	}
+}
+
+func TestIssueHS256(t *testing.T) {
+	v, _ := New(Config{Secret: "k"})
+	tok, err := IssueHS256("k", "alice", time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := v.Verify(tok); err != nil || u != "alice" {
+		t.Fatalf("Verify = %q, %v", u, err)
+	}
+	if _, err := IssueHS256("k", "bad id", time.Minute, time.Now()); err == nil {
+		t.Fatal("issued a token for an invalid id")
+	}
+	if _, err := New(Config{}); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("New without key = %v", err)
+	}
+	if _, err := New(Config{PublicKeyFile: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "read public key") {
+		t.Fatalf("New with missing key file = %v", err)
+	}
+}

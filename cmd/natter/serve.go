@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/app"
+	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/nats/natsrv"
+)
+
+// devSecretFile holds the JWT secret --dev generated, so that tokens stay
+// valid across restarts and `natter token --data` can sign with it.
+const devSecretFile = "dev-jwt-secret"
+
+// serveConfig parses the flags of serve (or gateway, with external NATS).
+func serveConfig(args []string, stderr io.Writer, gatewayOnly bool) (app.Config, error) {
+	name := "serve"
+	if gatewayOnly {
+		name = "gateway"
+	}
+	fs := flag.NewFlagSet("natter "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen address: /v1/ws and /healthz")
+	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
+	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, e.g. the content of <data>/nats.url (gateway only; env NATTER_NATS_URL)")
+	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials")
+	secret := fs.String("jwt-secret", "", "HS256 secret for client tokens (default: env NATTER_JWT_SECRET)")
+	pubKey := fs.String("jwt-public-key", "", "PEM public key file: accept RS256/EdDSA tokens instead of HS256")
+	dev := fs.Bool("dev", false, "development mode: generate a JWT secret when none is given")
+	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" (page cache, fsync every 2 min) or "always" (fsync per write)`)
+	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream")
+	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends")
+	heartbeat := fs.Duration("heartbeat", 20*time.Second, "heartbeat interval announced to clients; silence for twice as long disconnects")
+	burst := fs.Int("rate-burst", 200, "per-connection request burst")
+	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "json", "json or text")
+	if err := fs.Parse(args); err != nil {
+		return app.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return app.Config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return app.Config{}, err
+	}
+	cfg := app.Config{HTTPAddr: *httpAddr, Logger: log}
+	cfg.Schema.HotWindow = *hotWindow
+	cfg.Schema.Duplicates = *dedupe
+	cfg.Gateway.Heartbeat = *heartbeat
+	cfg.Gateway.RateBurst = *burst
+	cfg.Gateway.RateSustained = *rate
+	cfg.Gateway.Compression = true
+	if gatewayOnly {
+		if *natsURL == "" {
+			return cfg, errors.New("gateway needs --nats-url (or NATTER_NATS_URL)")
+		}
+		cfg.NATSURL = *natsURL
+	} else {
+		switch *syncMode {
+		case "interval", "always":
+		default:
+			return cfg, fmt.Errorf(`--sync must be "interval" or "always", not %q`, *syncMode)
+		}
+		cfg.Embedded = natsrv.Config{Listen: *natsAddr, DataDir: *dataDir, SyncAlways: *syncMode == "always"}
+	}
+	cfg.Auth.PublicKeyFile = *pubKey
+	cfg.Auth.Secret = *secret
+	if cfg.Auth.Secret == "" {
+		cfg.Auth.Secret = os.Getenv("NATTER_JWT_SECRET")
+	}
+	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeyFile == "" {
+		if !*dev {
+			return cfg, errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret (or --jwt-public-key), or run with --dev")
+		}
+		s, created, err := devSecret(*dataDir)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Auth.Secret = s
+		if created {
+			log.Warn("dev mode: generated a JWT secret; natter token --data signs with it", "file", filepath.Join(*dataDir, devSecretFile))
+		} else {
+			log.Warn("dev mode: using the generated JWT secret", "file", filepath.Join(*dataDir, devSecretFile))
+		}
+	}
+	return cfg, nil
+}
+
+// devSecret reads the generated dev secret under dir, creating it first.
+func devSecret(dir string) (string, bool, error) {
+	path := filepath.Join(dir, devSecretFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, err
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	s := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("write dev secret: %w", err)
+	}
+	return s, true, nil
+}
+
+func serve(args []string, stderr io.Writer, gatewayOnly bool) error {
+	cfg, err := serveConfig(args, stderr, gatewayOnly)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	a, err := app.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return a.Shutdown(sctx)
+}
+
+// token prints a JWT for --user, signed with the HS256 secret.
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("natter token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.String("user", "", "user id ([A-Za-z0-9_-]{1,64})")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
+	secret := fs.String("jwt-secret", "", "HS256 secret (default: env NATTER_JWT_SECRET, else the --dev secret under --data)")
+	dataDir := fs.String("data", "./data", "data directory of a --dev server, whose generated secret is used when no other is given")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" {
+		return errors.New("--user is required")
+	}
+	if *ttl <= 0 {
+		return errors.New("--ttl must be positive")
+	}
+	s := *secret
+	if s == "" {
+		s = os.Getenv("NATTER_JWT_SECRET")
+	}
+	if s == "" {
+		b, err := os.ReadFile(filepath.Join(*dataDir, devSecretFile))
+		if err != nil {
+			return errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret, or point --data at a --dev server's data directory")
+		}
+		s = strings.TrimSpace(string(b))
+	}
+	tok, err := auth.IssueHS256(s, *user, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}

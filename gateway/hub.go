@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/natter-chat/natter/conversation"
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
+)
+
+const (
+	dispatchers     = 4
+	dispatchBacklog = 1 << 16
+)
+
+// userEntry is one user with connections on this gateway: one NATS
+// subscription shared by all of them, and the conversations the user was
+// verified to be a member of.
+type userEntry struct {
+	uid string
+	// sessions is replaced, never changed in place, so dispatchers can
+	// range over a copy taken under the hub's read lock.
+	sessions []*session
+	sub      *nats.Subscription
+	ready    chan struct{} // closed once sub is active
+	subErr   error
+
+	mu    sync.Mutex
+	convs map[string]struct{}
+	gen   uint64 // bumped on every removal, so a slow check cannot re-add
+}
+
+// hub holds the users connected to this gateway and dispatches what NATS
+// delivers for them to their sockets.
+type hub struct {
+	srv   *Server
+	mu    sync.RWMutex
+	users map[string]*userEntry
+	chans [dispatchers]chan *nats.Msg
+	seed  maphash.Seed
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+func newHub(s *Server) *hub {
+	h := &hub{srv: s, users: make(map[string]*userEntry), seed: maphash.MakeSeed(), done: make(chan struct{})}
+	for i := range h.chans {
+		h.chans[i] = make(chan *nats.Msg, dispatchBacklog)
+		h.wg.Add(1)
+		go h.dispatch(h.chans[i])
+	}
+	return h
+}
+
+// register adds an authenticated session. The first session of a user
+// subscribes to the user's subject and waits until the server has the
+// subscription, so nothing published after welcome is missed.
+func (h *hub) register(sess *session) (*userEntry, error) {
+	uid := sess.user
+	h.mu.Lock()
+	e := h.users[uid]
+	first := e == nil
+	if first {
+		e = &userEntry{uid: uid, ready: make(chan struct{}), convs: make(map[string]struct{})}
+		h.users[uid] = e
+	}
+	e.sessions = append(slices.Clip(e.sessions), sess)
+	h.mu.Unlock()
+
+	if first {
+		ch := h.chans[maphash.String(h.seed, uid)%dispatchers]
+		sub, err := h.srv.nc.ChanSubscribe(schema.UserAll(uid), ch)
+		if err == nil {
+			err = h.srv.nc.FlushTimeout(5 * time.Second)
+		}
+		e.sub, e.subErr = sub, err
+		close(e.ready)
+	} else {
+		select {
+		case <-e.ready:
+		case <-time.After(10 * time.Second):
+			h.unregister(sess, e)
+			return nil, errors.New("timed out waiting for the user's subscription")
+		}
+	}
+	if e.subErr != nil {
+		h.unregister(sess, e)
+		return nil, fmt.Errorf("subscribe %s: %w", uid, e.subErr)
+	}
+	return e, nil
+}
+
+// unregister removes a session; the last one of a user drops the
+// subscription.
+func (h *hub) unregister(sess *session, e *userEntry) {
+	h.mu.Lock()
+	i := slices.Index(e.sessions, sess)
+	if i < 0 {
+		h.mu.Unlock()
+		return
+	}
+	e.sessions = slices.Delete(slices.Clone(e.sessions), i, i+1)
+	last := len(e.sessions) == 0
+	if last && h.users[e.uid] == e {
+		delete(h.users, e.uid)
+	}
+	h.mu.Unlock()
+	if last {
+		<-e.ready
+		if e.sub != nil {
+			_ = e.sub.Unsubscribe()
+		}
+	}
+}
+
+func (h *hub) close() {
+	h.once.Do(func() {
+		h.mu.Lock()
+		for uid, e := range h.users {
+			<-e.ready
+			if e.sub != nil {
+				_ = e.sub.Unsubscribe()
+			}
+			delete(h.users, uid)
+		}
+		h.mu.Unlock()
+		close(h.done)
+		h.wg.Wait()
+	})
+}
+
+func (h *hub) dispatch(ch chan *nats.Msg) {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.done:
+			return
+		case m := <-ch:
+			h.deliver(m)
+		}
+	}
+}
+
+// deliver writes one pushed frame to every local connection of its user,
+// except the connection that caused it, after updating the membership cache
+// for membership pushes.
+func (h *hub) deliver(m *nats.Msg) {
+	uid, event := splitUserSubject(m.Subject)
+	h.mu.RLock()
+	e := h.users[uid]
+	var sessions []*session
+	if e != nil {
+		sessions = e.sessions
+	}
+	h.mu.RUnlock()
+	if e == nil {
+		return
+	}
+	switch event {
+	case schema.EventConversation:
+		var f struct {
+			Conversation struct {
+				Conv string `json:"conv"`
+			} `json:"conversation"`
+		}
+		if json.Unmarshal(m.Data, &f) == nil && f.Conversation.Conv != "" {
+			e.addConv(f.Conversation.Conv)
+		}
+	case schema.EventMember:
+		var ev protocol.MemberEvent
+		if json.Unmarshal(m.Data, &ev) == nil && ev.User == uid && ev.Action == protocol.MemberActionRemoved {
+			e.dropConv(ev.Conv)
+		}
+	}
+	var origin string
+	if m.Header != nil {
+		origin = m.Header.Get(schema.HeaderOrigin)
+	}
+	for _, s := range sessions {
+		if s.id != origin {
+			s.push(m.Data)
+		}
+	}
+}
+
+// splitUserSubject splits chat.user.<uid>.<event>.
+func splitUserSubject(subj string) (uid, event string) {
+	const prefix = "chat.user."
+	if len(subj) <= len(prefix) {
+		return "", ""
+	}
+	rest := subj[len(prefix):]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '.' {
+			return rest[:i], rest[i+1:]
+		}
+	}
+	return rest, ""
+}
+
+func (e *userEntry) addConv(conv string) {
+	e.mu.Lock()
+	e.convs[conv] = struct{}{}
+	e.mu.Unlock()
+}
+
+func (e *userEntry) dropConv(conv string) {
+	e.mu.Lock()
+	delete(e.convs, conv)
+	e.gen++
+	e.mu.Unlock()
+}
+
+// isMember answers from the cache, and from the conversation document on a
+// miss. A non-member gets conversation.ErrForbidden whether the
+// conversation exists or not.
+func (e *userEntry) isMember(ctx context.Context, convs *conversation.Store, conv string) error {
+	e.mu.Lock()
+	_, ok := e.convs[conv]
+	gen := e.gen
+	e.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := convs.GetForMember(ctx, conv, e.uid); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if e.gen == gen {
+		e.convs[conv] = struct{}{}
+	}
+	e.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,251 @@
+// Package gateway is Natter's WebSocket server. Each gateway holds its
+// users' connections, subscribes once per connected user to that user's
+// NATS subject, and turns client requests into JetStream publishes, KV
+// changes and reads. Any number of gateways can serve the same NATS.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lxzan/gws"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/conversation"
+	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Config tunes a gateway. The zero value is filled with the defaults.
+type Config struct {
+	// Heartbeat is the heartbeat_s announced in welcome; a connection silent
+	// for twice as long is closed.
+	Heartbeat time.Duration
+	// HelloTimeout bounds the wait for hello when the upgrade had no token.
+	HelloTimeout time.Duration
+	// MaxFrameBytes is the largest frame read; larger ones close with 1009.
+	MaxFrameBytes int
+	// MaxPendingBytes bounds what may wait to be written to one connection;
+	// past it the connection is closed with 4008.
+	MaxPendingBytes int64
+	// WriteTimeout bounds one write to a socket.
+	WriteTimeout time.Duration
+	// RateBurst and RateSustained are the per-connection token bucket.
+	RateBurst     int
+	RateSustained float64
+	// AbuseLimit is how many requests in a row may be refused for rate
+	// before the connection is closed with 4008.
+	AbuseLimit int
+	// RequestTimeout bounds the NATS work of one request.
+	RequestTimeout time.Duration
+	// MembersInline is how many members a conversation lists inline.
+	MembersInline int
+	// Compression offers permessage-deflate.
+	Compression bool
+	// Logger; slog.Default by default.
+	Logger *slog.Logger
+	// Now is the clock.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Heartbeat, protocol.DefaultHeartbeatSecs*time.Second)
+	def(&c.HelloTimeout, 10*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.RequestTimeout, 10*time.Second)
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 1 << 20
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = 4 << 20
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 200
+	}
+	if c.RateSustained <= 0 {
+		c.RateSustained = 100
+	}
+	if c.AbuseLimit <= 0 {
+		c.AbuseLimit = 1000
+	}
+	if c.MembersInline <= 0 {
+		c.MembersInline = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Server is one gateway: an http.Handler for GET /v1/ws.
+type Server struct {
+	cfg      Config
+	verifier *auth.Verifier
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	convs    *conversation.Store
+	stream   *history.Stream
+	upgrader *gws.Upgrader
+	hub      *hub
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+	drained  chan struct{} // closed when closing and no session is left
+}
+
+// New returns a gateway using nc for NATS.
+func New(cfg Config, verifier *auth.Verifier, nc *nats.Conn, js jetstream.JetStream, convs *conversation.Store, stream *history.Stream) (*Server, error) {
+	if verifier == nil || nc == nil || js == nil || convs == nil || stream == nil {
+		return nil, errors.New("gateway: every dependency is required")
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg: cfg, verifier: verifier, nc: nc, js: js, convs: convs, stream: stream,
+		sessions: make(map[*session]struct{}),
+		drained:  make(chan struct{}),
+	}
+	s.hub = newHub(s)
+	s.upgrader = gws.NewUpgrader(s, &gws.ServerOption{
+		ReadMaxPayloadSize: cfg.MaxFrameBytes,
+		// Text frames are checked for UTF-8 by the request decoder, which
+		// answers bad_request and keeps the connection.
+		CheckUtf8Enabled: false,
+		PermessageDeflate: gws.PermessageDeflate{
+			Enabled:               cfg.Compression,
+			Threshold:             512,
+			ServerContextTakeover: false,
+			ClientContextTakeover: false,
+		},
+		NewSession: func() gws.SessionStorage { return &slot{} },
+		Logger:     gwsLogger{cfg.Logger},
+		Recovery:   gws.Recovery,
+	})
+	return s, nil
+}
+
+// ServeHTTP upgrades GET /v1/ws. A token in the Authorization header is
+// checked before the upgrade: a bad one gets 401 and no WebSocket.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sess := &session{srv: s, id: newSessionID(), limiter: newBucket(s.cfg.RateBurst, s.cfg.RateSustained, s.cfg.Now())}
+	if h := r.Header.Get("Authorization"); h != "" {
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			http.Error(w, "Authorization must be Bearer <JWT>", http.StatusUnauthorized)
+			return
+		}
+		uid, err := s.verifier.Verify(strings.TrimSpace(token))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		sess.user = uid
+		sess.headerAuth = true
+	}
+	if !s.track(sess) {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r)
+	if err != nil {
+		s.untrack(sess)
+		return
+	}
+	sess.conn = conn
+	conn.Session().(*slot).s = sess
+	go conn.ReadLoop()
+}
+
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, sess)
+	if s.closing && len(s.sessions) == 0 {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+}
+
+// Connections returns how many WebSocket connections are open.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown closes every WebSocket with 1001 (going away) so clients
+// reconnect elsewhere, waits until their read loops ended and drops the
+// gateway's NATS subscriptions. http.Server.Shutdown does not close hijacked
+// connections, so this must be called too. It is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		if len(s.sessions) == 0 {
+			close(s.drained)
+		}
+	}
+	all := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.closeWith(1001, "server shutting down")
+	}
+	var err error
+	select {
+	case <-s.drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("gateway shutdown: %w", ctx.Err())
+		for _, sess := range all {
+			if sess.conn != nil {
+				_ = sess.conn.NetConn().Close()
+			}
+		}
+	}
+	s.hub.close()
+	return err
+}
+
+// slot is a gws session storage holding just our session.
+type slot struct{ s *session }
+
+func (*slot) Len() int                     { return 1 }
+func (*slot) Load(string) (any, bool)      { return nil, false }
+func (*slot) Delete(string)                {}
+func (*slot) Store(string, any)            {}
+func (*slot) Range(func(string, any) bool) {}
+
+type gwsLogger struct{ l *slog.Logger }
+
+func (g gwsLogger) Error(v ...any) { g.l.Error("websocket library error", "detail", fmt.Sprint(v...)) }

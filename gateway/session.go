@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lxzan/gws"
+
+	"github.com/natter-chat/natter/protocol"
+)
+
+// session is one WebSocket connection. Its fields without atomics belong
+// to the connection's read loop.
+type session struct {
+	srv        *Server
+	conn       *gws.Conn
+	id         string
+	user       string
+	device     string
+	headerAuth bool
+	entry      *userEntry // set once registered in the hub
+	limiter    bucket
+
+	authed  atomic.Bool  // set once registered; read by the hello timer
+	pending atomic.Int64 // bytes queued for writing
+	closing atomic.Bool
+}
+
+func newSessionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func sessionOf(c *gws.Conn) *session { return c.Session().(*slot).s }
+
+// OnOpen starts a connection: welcome at once when the upgrade carried a
+// valid token, otherwise wait for hello.
+func (s *Server) OnOpen(c *gws.Conn) {
+	sess := sessionOf(c)
+	if sess.headerAuth {
+		if err := sess.authenticate(); err != nil {
+			return
+		}
+		sess.welcome("")
+		return
+	}
+	// A timer rather than a read deadline, so that the close says 4001.
+	time.AfterFunc(s.cfg.HelloTimeout, func() {
+		if !sess.authed.Load() {
+			sess.closeWith(protocol.CloseUnauthorized, "no hello with a valid token in time")
+		}
+	})
+	_ = c.SetReadDeadline(s.cfg.Now().Add(s.cfg.HelloTimeout + 5*time.Second))
+}
+
+// OnClose forgets the connection.
+func (s *Server) OnClose(c *gws.Conn, _ error) {
+	sess := sessionOf(c)
+	sess.closing.Store(true)
+	if sess.entry != nil {
+		s.hub.unregister(sess, sess.entry)
+	}
+	s.untrack(sess)
+}
+
+// OnPing answers a WebSocket ping; it counts as activity.
+func (s *Server) OnPing(c *gws.Conn, payload []byte) {
+	sess := sessionOf(c)
+	if sess.entry != nil {
+		sess.touch()
+	}
+	_ = c.WritePong(payload)
+}
+
+// OnPong counts as activity.
+func (s *Server) OnPong(c *gws.Conn, _ []byte) {
+	if sess := sessionOf(c); sess.entry != nil {
+		sess.touch()
+	}
+}
+
+// OnMessage handles one frame, in the connection's read loop: requests of
+// one connection are handled in order, so its sends get seqs in send order.
+func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	sess := sessionOf(c)
+	data := m.Bytes()
+	if sess.entry == nil {
+		sess.hello(data)
+		return
+	}
+	sess.touch()
+	if m.Opcode != gws.OpcodeText {
+		sess.reply(protocol.Errorf(protocol.CodeBadRequest, "frames must be text: one JSON object each"))
+		return
+	}
+	var req protocol.Request
+	if err := decodeRequest(data, &req); err != nil {
+		sess.reply(err)
+		return
+	}
+	if req.Type != protocol.TypePing && req.Type != protocol.TypeHello && !sess.limiter.allow(s.cfg.Now()) {
+		if sess.limiter.denied > s.cfg.AbuseLimit {
+			sess.closeWith(protocol.CloseSlowOrAbusive, "rate limit exceeded far past the limit")
+			return
+		}
+		e := protocol.Errorf(protocol.CodeRateLimited, "too many requests; slow down")
+		e.ID = req.ID
+		sess.reply(e)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	resp := sess.handle(ctx, &req)
+	if resp != nil {
+		sess.reply(resp)
+	}
+}
+
+// decodeRequest parses a frame, refusing what is not UTF-8 JSON with a type.
+func decodeRequest(data []byte, req *protocol.Request) *protocol.Error {
+	if !utf8.Valid(data) {
+		return protocol.Errorf(protocol.CodeBadRequest, "frame is not valid UTF-8")
+	}
+	if err := json.Unmarshal(data, req); err != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "frame is not a JSON object of the protocol: %v", err)
+	}
+	if req.Type == "" {
+		return protocol.Errorf(protocol.CodeBadRequest, "frame has no type")
+	}
+	return nil
+}
+
+// hello authenticates a connection that had no Authorization header.
+func (sess *session) hello(data []byte) {
+	var req protocol.Request
+	if err := decodeRequest(data, &req); err != nil || req.Type != protocol.TypeHello {
+		sess.closeWith(protocol.CloseUnauthorized, "first frame must be hello with a token")
+		return
+	}
+	if req.Token == "" {
+		sess.closeWith(protocol.CloseUnauthorized, "hello has no token")
+		return
+	}
+	uid, err := sess.srv.verifier.Verify(req.Token)
+	if err != nil {
+		sess.closeWith(protocol.CloseUnauthorized, "bad token")
+		return
+	}
+	sess.user = uid
+	sess.device = req.Device
+	if err := sess.authenticate(); err != nil {
+		return
+	}
+	sess.welcome(req.ID)
+}
+
+// authenticate registers the session's user in the hub.
+func (sess *session) authenticate() error {
+	e, err := sess.srv.hub.register(sess)
+	if err != nil {
+		sess.srv.cfg.Logger.Warn("register connection failed", "user", sess.user, "err", err)
+		sess.closeWith(1011, "temporarily unavailable")
+		return err
+	}
+	sess.entry = e
+	sess.authed.Store(true)
+	sess.touch()
+	return nil
+}
+
+func (sess *session) welcome(id string) {
+	sess.reply(&protocol.Welcome{
+		Type: protocol.TypeWelcome, ID: id, User: sess.user, Session: sess.id,
+		Heartbeat: int(sess.srv.cfg.Heartbeat / time.Second), Device: sess.device,
+		ServerTime: protocol.FormatTime(sess.srv.cfg.Now()),
+	})
+}
+
+// touch extends the connection's life by two heartbeats.
+func (sess *session) touch() {
+	_ = sess.conn.SetReadDeadline(sess.srv.cfg.Now().Add(2 * sess.srv.cfg.Heartbeat))
+}
+
+// reply encodes v and queues it.
+func (sess *session) reply(v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		sess.srv.cfg.Logger.Error("encode reply failed", "err", err)
+		return
+	}
+	sess.push(data)
+}
+
+// push queues a frame for writing. frame must not change afterwards; the
+// same bytes may be queued to many sessions. A connection whose queue
+// outgrows MaxPendingBytes is closed with 4008.
+func (sess *session) push(frame []byte) {
+	if sess.closing.Load() {
+		return
+	}
+	n := int64(len(frame))
+	if sess.pending.Add(n) > sess.srv.cfg.MaxPendingBytes {
+		sess.pending.Add(-n)
+		sess.closeWith(protocol.CloseSlowOrAbusive, "send queue full: the client does not read")
+		return
+	}
+	c := sess.conn
+	c.Async(func() {
+		if !sess.closing.Load() {
+			_ = c.SetWriteDeadline(time.Now().Add(sess.srv.cfg.WriteTimeout))
+			_ = c.WriteMessage(gws.OpcodeText, frame)
+		}
+		sess.pending.Add(-n)
+	})
+}
+
+// closeWith closes the connection with code and reason, once. A write stuck
+// on a client that does not read is cut short first, so the close cannot
+// hang behind it.
+func (sess *session) closeWith(code uint16, reason string) {
+	if !sess.closing.CompareAndSwap(false, true) || sess.conn == nil {
+		return
+	}
+	c := sess.conn
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	go func() { _ = c.WriteClose(code, []byte(reason)) }()
+}
