@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/app"
+	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/nats/natstest"
+	"github.com/natter-chat/natter/protocol"
+)
+
+func TestTwoGateways(t *testing.T) {
+	e := start(t)
+	g2 := e.startGateway(t)
+	ctx := ctxT(t)
+	a := e.dial(t, "alice")   // gateway A
+	b := g2.dial(t, "bob")    // gateway B
+	a2 := g2.dial(t, "alice") // alice's second device, on B
+	conv, err := b.CreateGroup(ctx, "across", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, a, protocol.TypeConversation)
+	ack, err := a.Send(ctx, conv.Conv, "1", text("from A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, b); m.Seq != ack.Seq || m.Sender != "alice" {
+		t.Fatalf("bob on B got %+v", m)
+	}
+	if m := nextMessage(t, a2); m.Seq != ack.Seq {
+		t.Fatalf("alice's device on B got %+v", m)
+	}
+	back, err := b.Send(ctx, conv.Conv, "2", text("from B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, a); m.Seq != back.Seq || m.Sender != "bob" {
+		t.Fatalf("alice on A got %+v", m)
+	}
+	if _, err := request(t, b, map[string]any{"type": "typing", "conv": conv.Conv}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, a, protocol.TypeTyping); ev["user"] != "bob" {
+		t.Fatalf("typing across gateways = %v", ev)
+	}
+	// Membership changes made on B reach a user on A live.
+	c := e.dial(t, "carol")
+	if err := b.AddMembers(ctx, conv.Conv, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, c, protocol.TypeConversation)
+	if _, err := c.Send(ctx, conv.Conv, "3", text("carol on A")); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, b); m.Sender != "carol" {
+		t.Fatalf("bob got %+v", m)
+	}
+}
+
+// An internal service publishes with the credentials from nats.url, with
+// JetStream, and members get the message with the PubAck's sequence.
+func TestInternalServicePublish(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, func(c *app.Config) { c.Embedded.DataDir = dir })
+	ctx := ctxT(t)
+	a := e.dial(t, "alice")
+	conv, err := a.CreateDirect(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	urlBytes, err := os.ReadFile(filepath.Join(dir, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "nats.url")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("nats.url mode = %v", fi.Mode())
+	}
+	url := strings.TrimSpace(string(urlBytes))
+	if _, err := nats.Connect(e.app.NATSClientURL()); err == nil {
+		t.Fatal("the embedded NATS accepted a client without credentials")
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	msg := nats.NewMsg("chat.msg." + conv.Conv)
+	msg.Header.Set("Nats-Msg-Id", "svc-x:1")
+	msg.Data = []byte(`{"sender":"svc-x","client_id":"1","body":{"text":"deploy finished"}}`)
+	pa, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nextMessage(t, a)
+	if m.Seq != pa.Sequence || m.Sender != "svc-x" || m.ClientID != "1" || string(m.Body) != `{"text":"deploy finished"}` || m.TS == "" {
+		t.Fatalf("alice got %+v, PubAck seq %d", m, pa.Sequence)
+	}
+	// The same Nats-Msg-Id again is de-duplicated by the stream.
+	pa2, err := js.PublishMsg(ctx, msg)
+	if err != nil || !pa2.Duplicate || pa2.Sequence != pa.Sequence {
+		t.Fatalf("republish = %+v, %v", pa2, err)
+	}
+	// Garbage published to a conversation harms nobody.
+	if _, err := js.Publish(ctx, "chat.msg."+conv.Conv, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := a.Send(ctx, conv.Conv, "after", text("still fine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.dial(t, "bob")
+	page, err := b.Sync(ctx, conv.Conv, 0, 10)
+	if err != nil || len(page.Messages) != 2 || page.Messages[0].Seq != pa.Sequence || page.Messages[1].Seq != ack.Seq {
+		t.Fatalf("sync = %+v, %v", page, err)
+	}
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	check := natstest.CheckGoroutines(t)
+	cfg := app.Config{
+		HTTPAddr: "127.0.0.1:0",
+		Embedded: natsrv.Config{Listen: "127.0.0.1:-1", DataDir: t.TempDir()},
+		Auth:     auth.Config{Secret: secret},
+		Logger:   testLogger(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := app.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, app: a}
+	c1, c2 := e.dial(t, "alice"), e.dial(t, "bob")
+	conv, err := c1.CreateGroup(ctx, "leak", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.Send(ctx, conv.Conv, "1", text("x")); err != nil {
+		t.Fatal(err)
+	}
+	nextMessage(t, c2)
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-c1.Done()
+	<-c2.Done()
+	_ = c1.Close()
+	_ = c2.Close()
+	check()
+}
