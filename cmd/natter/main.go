@@ -22,6 +22,7 @@ usage:
   natter serve   [flags]   run everything in one process (embedded NATS)
   natter gateway [flags]   run a WebSocket gateway against an external NATS
   natter token   [flags]   print a client JWT
+  natter chat    [flags]   chat from a terminal (a small client for trying it out)
 
 run "natter <command> -h" for its flags.
 `
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr, true)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "chat":
+		return chat(args[1:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

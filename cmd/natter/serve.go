@@ -151,16 +151,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if *ttl <= 0 {
 		return errors.New("--ttl must be positive")
 	}
-	s := *secret
-	if s == "" {
-		s = os.Getenv("NATTER_JWT_SECRET")
-	}
-	if s == "" {
-		b, err := os.ReadFile(filepath.Join(*dataDir, devSecretFile))
-		if err != nil {
-			return errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret, or point --data at a --dev server's data directory")
-		}
-		s = strings.TrimSpace(string(b))
+	s, err := tokenSecret(*secret, *dataDir)
+	if err != nil {
+		return err
 	}
 	tok, err := auth.IssueHS256(s, *user, *ttl, time.Now())
 	if err != nil {

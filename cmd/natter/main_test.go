@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/natter-chat/natter/client"
+)
+
+// buildNatter compiles the binary once per test run.
+func buildNatter(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "natter")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHealthy(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("natter serve never became healthy")
+}
+
+// TestServeAsAProcess runs the README's flow against the real binary: serve
+// --dev, tokens, two terminal chat clients, nats.url, and SIGTERM.
+func TestServeAsAProcess(t *testing.T) {
+	bin := buildNatter(t)
+	data := t.TempDir()
+	httpAddr, natsAddr := freePort(t), freePort(t)
+
+	// Without a secret and without --dev it refuses to start.
+	out, err := exec.Command(bin, "serve", "--data", data, "--http", httpAddr, "--nats", natsAddr).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "NATTER_JWT_SECRET") {
+		t.Fatalf("serve without a secret: %v, %s", err, out)
+	}
+
+	serve := exec.Command(bin, "serve", "--dev", "--data", data, "--http", httpAddr, "--nats", natsAddr)
+	var logs strings.Builder
+	serve.Stderr = &logs
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	t.Cleanup(func() {
+		_ = serve.Process.Kill()
+		if t.Failed() {
+			t.Logf("serve logs:\n%s", logs.String())
+		}
+	})
+	waitHealthy(t, httpAddr)
+
+	fi, err := os.Stat(filepath.Join(data, "nats.url"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("nats.url: %v, %v", fi, err)
+	}
+	tok, err := exec.Command(bin, "token", "--user", "alice", "--ttl", "1h", "--data", data).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "ws://"+httpAddr+"/v1/ws", client.Options{Token: strings.TrimSpace(string(tok)), HeaderAuth: true})
+	if err != nil {
+		t.Fatalf("dial with natter token's token: %v", err)
+	}
+	defer c.Close()
+
+	// Two terminals chat.
+	url := "ws://" + httpAddr + "/v1/ws"
+	bob := exec.Command(bin, "chat", "--url", url, "--data", data, "--user", "bob", "--with", "alice")
+	bobIn, _ := bob.StdinPipe()
+	bobOut, _ := bob.StdoutPipe()
+	if err := bob.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Process.Kill()
+	bobLines := bufio.NewScanner(bobOut)
+	waitLine(t, bobLines, "conversation ")
+
+	alice := exec.Command(bin, "chat", "--url", url, "--data", data, "--user", "alice", "--with", "bob")
+	aliceIn, _ := alice.StdinPipe()
+	aliceOut, _ := alice.StdoutPipe()
+	if err := alice.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Process.Kill()
+	aliceLines := bufio.NewScanner(aliceOut)
+	waitLine(t, aliceLines, "conversation ")
+	if _, err := io.WriteString(aliceIn, "hello bob\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, bobLines, "alice: hello bob")
+	if _, err := io.WriteString(bobIn, "hi alice\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, aliceLines, "bob: hi alice")
+	_ = aliceIn.Close()
+	_ = bobIn.Close()
+
+	// SIGTERM: the gateway closes sockets with 1001 and the process exits 0.
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit within 30 s of SIGTERM")
+	}
+	select {
+	case <-c.Done():
+		if st := c.CloseStatus(); st != 1001 {
+			t.Fatalf("client closed with %d, want 1001", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("client not closed by the shutdown")
+	}
+}
+
+func waitLine(t *testing.T, s *bufio.Scanner, want string) {
+	t.Helper()
+	found := make(chan bool, 1)
+	go func() {
+		for s.Scan() {
+			if strings.Contains(s.Text(), want) {
+				found <- true
+				return
+			}
+		}
+		found <- false
+	}()
+	select {
+	case ok := <-found:
+		if !ok {
+			t.Fatalf("output ended before %q", want)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no line with %q in 20 s", want)
+	}
+}
