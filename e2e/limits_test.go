@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/natter-chat/natter/app"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// A client that never reads is cut off with 4008 while the others go on
+// chatting, and the gateway's queue for it stays bounded.
+func TestClientThatNeverReads(t *testing.T) {
+	e := start(t, func(c *app.Config) { c.Gateway.MaxPendingBytes = 256 << 10 })
+	ctx := ctxT(t)
+	a, b := e.dial(t, "alice"), e.dial(t, "bob")
+	g, err := a.CreateGroup(ctx, "busy", "bob", "sloth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sloth connects with a raw socket and never reads a byte.
+	sloth, _, err := websocket.Dial(ctx, e.app.WebSocketURL(), &websocket.DialOptions{HTTPHeader: map[string][]string{"Authorization": {"Bearer " + token(t, "sloth")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sloth.CloseNow()
+
+	body := `{"text":"` + strings.Repeat("z", 60<<10) + `"}`
+	closed := false
+	for i := 0; i < 400 && !closed; i++ {
+		if _, err := a.Send(ctx, g.Conv, "", rawJSON(body)); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if m := nextMessage(t, b); m.Sender != "alice" {
+			t.Fatalf("bob got %+v", m)
+		}
+		closed = e.app.Gateway().Connections() == 2
+	}
+	if !closed {
+		t.Fatalf("the gateway still holds the non-reading connection after 400 × 60 KiB")
+	}
+	// Reading now, sloth finds the close code at the end of what was sent.
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		_, _, err := sloth.Read(rctx)
+		if err != nil {
+			if st := websocket.CloseStatus(err); st != protocol.CloseSlowOrAbusive && st != -1 {
+				t.Fatalf("close = %v, want 4008 or a cut connection", err)
+			}
+			break
+		}
+	}
+	// Everyone else is fine.
+	if _, err := b.Send(ctx, g.Conv, "", text("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, a); m.Sender != "bob" {
+		t.Fatalf("alice got %+v", m)
+	}
+}
+
+// A connection silent for two heartbeats is closed.
+func TestSilentConnectionIsClosed(t *testing.T) {
+	e := start(t, func(c *app.Config) { c.Gateway.Heartbeat = 500 * time.Millisecond })
+	quiet := e.dial(t, "quiet")
+	chatty := e.dial(t, "chatty")
+	stop := time.Now().Add(2 * time.Second)
+	for time.Now().Before(stop) {
+		if err := chatty.Ping(ctxT(t)); err != nil {
+			t.Fatalf("a connection that pings was closed: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case <-quiet.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a silent connection is still open after 2 s with heartbeat 0.5 s")
+	}
+}
