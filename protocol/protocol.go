@@ -165,6 +165,11 @@ type Message struct {
 	Kind     string          `json:"kind,omitempty"`
 	Ref      uint64          `json:"ref,omitempty"`
 	Body     json.RawMessage `json:"body"`
+	// EditSeq is the seq of the latest edit applied to this message (pages
+	// only); Body is then the edited body.
+	EditSeq uint64 `json:"edit_seq,omitempty"`
+	// Deleted marks a tombstone: the message was deleted, Body is {}.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // MessagesFrame answers sync and history: ascending by seq.
