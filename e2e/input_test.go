@@ -130,3 +130,11 @@ func TestRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A frame whose fields have the wrong types still gets its id back.
+func TestErrorKeepsIDOnTypeMismatch(t *testing.T) {
+	e := start(t)
+	a := e.dial(t, "alice")
+	_, err := request(t, a, map[string]any{"type": "sync", "conv": "c1", "limit": "five"})
+	wantCode(t, err, protocol.CodeBadRequest)
+}

@@ -102,6 +102,7 @@ func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) {
 	}
 	var req protocol.Request
 	if err := decodeRequest(data, &req); err != nil {
+		err.ID = salvageID(data)
 		sess.reply(err)
 		return
 	}
@@ -135,6 +136,18 @@ func decodeRequest(data []byte, req *protocol.Request) *protocol.Error {
 		return protocol.Errorf(protocol.CodeBadRequest, "frame has no type")
 	}
 	return nil
+}
+
+// salvageID returns the string id of a frame that did not decode as a
+// request (a field of the wrong type, say), so the error still answers it.
+func salvageID(data []byte) string {
+	var f struct {
+		ID string `json:"id"`
+	}
+	if utf8.Valid(data) && json.Unmarshal(data, &f) == nil {
+		return f.ID
+	}
+	return ""
 }
 
 // hello authenticates a connection that had no Authorization header.

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -88,6 +90,18 @@ func TestServeAsAProcess(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("nats.url: %v, %v", fi, err)
 	}
+	// What the README tells an operator to run works as written.
+	urlBytes, err := os.ReadFile(filepath.Join(data, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsURL := strings.TrimSpace(string(urlBytes))
+	for _, args := range [][]string{{"stream", "ls"}, {"stream", "info", "CHAT"}, {"kv", "ls"}, {"consumer", "report", "CHAT"}} {
+		out, err := exec.Command("go", append([]string{"tool", "nats", "--server", natsURL}, args...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "CHAT") && !strings.Contains(string(out), "CONVERSATIONS") {
+			t.Fatalf("go tool nats %v: %v\n%s", args, err, out)
+		}
+	}
 	tok, err := exec.Command(bin, "token", "--user", "alice", "--ttl", "1h", "--data", data).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +124,7 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 	defer bob.Process.Kill()
 	bobLines := bufio.NewScanner(bobOut)
-	waitLine(t, bobLines, "conversation ")
+	conv := strings.Fields(waitLine(t, bobLines, "conversation "))[1]
 
 	alice := exec.Command(bin, "chat", "--url", url, "--data", data, "--user", "alice", "--with", "bob")
 	aliceIn, _ := alice.StdinPipe()
@@ -129,6 +143,21 @@ func TestServeAsAProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLine(t, aliceLines, "bob: hi alice")
+
+	// An internal service publishes with nats req, as the README shows; the
+	// PubAck's seq is the seq the terminals print.
+	out, err = exec.Command("go", "tool", "nats", "--server", natsURL, "req", "chat.msg."+conv,
+		`{"sender":"svc-x","client_id":"1","body":{"text":"deploy done"}}`, "-H", "Nats-Msg-Id:svc-x:1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats req: %v\n%s", err, out)
+	}
+	var pubAck struct {
+		Seq uint64 `json:"seq"`
+	}
+	if i := strings.Index(string(out), "{"); i < 0 || json.Unmarshal([]byte(strings.TrimSpace(string(out)[i:])), &pubAck) != nil || pubAck.Seq == 0 {
+		t.Fatalf("nats req printed no PubAck: %s", out)
+	}
+	waitLine(t, bobLines, fmt.Sprintf("#%d svc-x: deploy done", pubAck.Seq))
 	_ = aliceIn.Close()
 	_ = bobIn.Close()
 
@@ -154,24 +183,27 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 }
 
-func waitLine(t *testing.T, s *bufio.Scanner, want string) {
+// waitLine reads lines until one contains want and returns it.
+func waitLine(t *testing.T, s *bufio.Scanner, want string) string {
 	t.Helper()
-	found := make(chan bool, 1)
+	found := make(chan string, 1)
 	go func() {
 		for s.Scan() {
 			if strings.Contains(s.Text(), want) {
-				found <- true
+				found <- s.Text()
 				return
 			}
 		}
-		found <- false
+		close(found)
 	}()
 	select {
-	case ok := <-found:
+	case line, ok := <-found:
 		if !ok {
 			t.Fatalf("output ended before %q", want)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no line with %q in 20 s", want)
+		return line
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no line with %q in 60 s", want)
 	}
+	return ""
 }
