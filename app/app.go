@@ -6,11 +6,14 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +28,17 @@ import (
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/presence"
+	"github.com/natter-chat/natter/protocol"
 )
+
+// randomID returns prefix followed by 10 random base32 characters: a NATS
+// subject token.
+func randomID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
 
 // Config is everything an App needs.
 type Config struct {
@@ -40,10 +53,16 @@ type Config struct {
 	Auth auth.Config
 	// Schema sizes the streams and buckets.
 	Schema schema.Config
-	// Gateway, Conversations and Fanout tune those parts.
+	// Gateway, Conversations, Fanout and Presence tune those parts.
 	Gateway       gateway.Config
 	Conversations conversation.Config
 	Fanout        fanout.Config
+	Presence      presence.ServiceConfig
+	// GatewayID names this gateway in presence keys; random by default.
+	GatewayID string
+	// NoPresenceService leaves the presence service to another process
+	// (run one per cluster).
+	NoPresenceService bool
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 }
@@ -55,6 +74,7 @@ type App struct {
 	nats     *natsrv.Server // nil with an external NATS
 	conns    []*nats.Conn
 	gateway  *gateway.Server
+	tracker  *presence.Tracker
 	http     *http.Server
 	listener net.Listener
 	ready    atomic.Bool
@@ -139,8 +159,38 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if gwCfg.Logger == nil {
 		gwCfg.Logger = cfg.Logger
 	}
-	if a.gateway, err = gateway.New(gwCfg, verifier, gwNC, gwJS, convs, stream); err != nil {
+	heartbeat := gwCfg.Heartbeat
+	if heartbeat <= 0 {
+		heartbeat = protocol.DefaultHeartbeatSecs * time.Second
+	}
+	gatewayID := cfg.GatewayID
+	if gatewayID == "" {
+		gatewayID = randomID("gw")
+	}
+	tracker, err := presence.NewTracker(ctx, presence.TrackerConfig{Gateway: gatewayID, LeaseTTL: 2 * heartbeat, Logger: cfg.Logger}, gwJS)
+	if err != nil {
 		return a, err
+	}
+	a.tracker = tracker
+	presenceKV, err := gwJS.KeyValue(ctx, schema.BucketPresence)
+	if err != nil {
+		return a, err
+	}
+	if a.gateway, err = gateway.New(gwCfg, gateway.Deps{
+		Verifier: verifier, NC: gwNC, JS: gwJS, Convs: convs, Stream: stream,
+		Presence: tracker, PresenceKV: presenceKV,
+	}); err != nil {
+		return a, err
+	}
+	var presenceSvc *presence.Service
+	if !cfg.NoPresenceService {
+		presCfg := cfg.Presence
+		if presCfg.Logger == nil {
+			presCfg.Logger = cfg.Logger
+		}
+		if presenceSvc, err = presence.NewService(ctx, presCfg, fanNC, fanJS, fanConvs); err != nil {
+			return a, err
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -152,6 +202,16 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			a.log.Error("fan-out stopped", "err", err)
 		}
 	}()
+
+	if presenceSvc != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := presenceSvc.Run(runCtx); err != nil {
+				a.log.Error("presence service stopped", "err", err)
+			}
+		}()
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", a.gateway)
@@ -229,6 +289,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 		var errs []error
 		if a.gateway != nil {
 			errs = append(errs, a.gateway.Shutdown(ctx))
+		} else if a.tracker != nil {
+			errs = append(errs, a.tracker.Close(ctx))
 		}
 		if a.http != nil {
 			errs = append(errs, a.http.Shutdown(ctx))

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -51,6 +52,11 @@ type Options struct {
 	// HTTPClient, when set, is used for the upgrade request. Its Timeout
 	// must be zero (coder/websocket refuses it); use the Dial context.
 	HTTPClient *http.Client
+	// KeepAlive is how often a WebSocket ping is sent, so that an idle
+	// connection is not closed by the server (it closes connections silent
+	// for two heartbeats). Zero means every heartbeat_s/2 from welcome;
+	// negative sends none.
+	KeepAlive time.Duration
 }
 
 // Client is one authenticated protocol v1 connection.
@@ -122,7 +128,31 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		return nil, err
 	}
 	go c.readLoop()
+	every := opts.KeepAlive
+	if every == 0 && c.welcome.Heartbeat > 0 {
+		every = time.Duration(c.welcome.Heartbeat) * time.Second / 2
+	}
+	if every > 0 {
+		go c.keepAlive(every)
+	}
 	return c, nil
+}
+
+// keepAlive pings until the connection ends. The pong is read by the
+// reader goroutine, which the library requires for Ping to return.
+func (c *Client) keepAlive(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			_ = c.conn.Ping(ctx)
+			cancel()
+		}
+	}
 }
 
 // handshake runs before the reader goroutine exists, so it reads directly.

@@ -387,3 +387,36 @@ func isWrongRevision(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
+
+// Shares reports whether a and b are both members of some conversation.
+// aConvs is a's index (UserConversations), read once by callers that ask
+// about many users.
+func (s *Store) Shares(ctx context.Context, a string, aConvs []string, b string) (bool, error) {
+	if a == b {
+		return true, nil
+	}
+	bConvs, err := s.UserConversations(ctx, b)
+	if err != nil {
+		return false, err
+	}
+	mine := make(map[string]bool, len(aConvs))
+	for _, c := range aConvs {
+		mine[c] = true
+	}
+	for _, c := range bConvs {
+		if !mine[c] {
+			continue
+		}
+		d, err := s.Get(ctx, c)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if d.IsMember(a) && d.IsMember(b) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

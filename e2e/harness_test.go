@@ -74,10 +74,11 @@ func startWith(t testing.TB, cfg app.Config) *env {
 func (e *env) startGateway(t testing.TB) *env {
 	t.Helper()
 	return startWith(t, app.Config{
-		HTTPAddr: "127.0.0.1:0",
-		NATSURL:  e.app.NATS().OperatorURL(),
-		Auth:     auth.Config{Secret: secret},
-		Logger:   testLogger(),
+		HTTPAddr:          "127.0.0.1:0",
+		NATSURL:           e.app.NATS().OperatorURL(),
+		NoPresenceService: true,
+		Auth:              auth.Config{Secret: secret},
+		Logger:            testLogger(),
 	})
 }
 
@@ -183,4 +184,10 @@ func text(s string) map[string]any { return map[string]any{"text": s} }
 func jwtClaims(sub string, ttl time.Duration) jwt.RegisteredClaims {
 	now := time.Now()
 	return jwt.RegisteredClaims{Subject: sub, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl))}
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/natter-chat/natter/app"
+	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -67,7 +68,7 @@ func TestClientThatNeverReads(t *testing.T) {
 // A connection silent for two heartbeats is closed.
 func TestSilentConnectionIsClosed(t *testing.T) {
 	e := start(t, func(c *app.Config) { c.Gateway.Heartbeat = 500 * time.Millisecond })
-	quiet := e.dial(t, "quiet")
+	quiet := e.dialOpts(t, client.Options{Token: token(t, "quiet"), KeepAlive: -1})
 	chatty := e.dial(t, "chatty")
 	stop := time.Now().Add(2 * time.Second)
 	for time.Now().Before(stop) {

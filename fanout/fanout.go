@@ -88,6 +88,12 @@ func (f *Fanout) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe typing: %w", err)
 	}
+	reads, err := f.nc.QueueSubscribe(schema.ReadWildcard, "fanout", f.onRead)
+	if err != nil {
+		_ = typing.Unsubscribe()
+		return fmt.Errorf("subscribe reads: %w", err)
+	}
+	defer func() { _ = reads.Unsubscribe() }()
 	var handlers sync.WaitGroup
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		handlers.Add(1)
@@ -244,6 +250,41 @@ func (f *Fanout) pushMemberEvents(to []string, ev conversation.Event) error {
 // TypingNotice is what a gateway publishes on chat.conv.<conv>.typing.
 type TypingNotice struct {
 	User string `json:"user"`
+}
+
+// ReadNotice is what a gateway publishes on chat.conv.<conv>.read when a
+// read marker moved.
+type ReadNotice struct {
+	User string `json:"user"`
+	Seq  uint64 `json:"seq"`
+}
+
+// readEvent is the push members get for a moved read marker.
+type readEvent struct {
+	Type string `json:"type"`
+	Conv string `json:"conv"`
+	User string `json:"user"`
+	Seq  uint64 `json:"seq"`
+}
+
+// onRead tells every member, the reader's other devices included, that a
+// read marker moved.
+func (f *Fanout) onRead(msg *nats.Msg) {
+	conv := schema.ConvFromSubject(msg.Subject)
+	var n ReadNotice
+	if conv == "" || json.Unmarshal(msg.Data, &n) != nil || !protocol.ValidID(n.User) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mem, err := f.cache.get(ctx, conv)
+	if err != nil || !mem.doc.IsMember(n.User) {
+		return
+	}
+	frame, _ := json.Marshal(readEvent{Type: protocol.TypeRead, Conv: conv, User: n.User, Seq: n.Seq})
+	for _, u := range mem.doc.Members {
+		_ = f.nc.Publish(schema.User(u, schema.EventRead), frame)
+	}
 }
 
 func (f *Fanout) onTyping(msg *nats.Msg) {

@@ -48,7 +48,11 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.history(ctx, req)
 	case protocol.TypeTyping:
 		resp, err = sess.typing(ctx, req)
-	case protocol.TypeRead, protocol.TypePresence, protocol.TypeRegisterDevice, protocol.TypeMute:
+	case protocol.TypeRead:
+		resp, err = sess.read(ctx, req)
+	case protocol.TypePresence:
+		resp, err = sess.presence(ctx, req)
+	case protocol.TypeRegisterDevice, protocol.TypeMute:
 		err = protocol.Errorf(protocol.CodeUnavailable, "%s is not available on this server yet", req.Type)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
@@ -230,8 +234,11 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 		if c.LastSeq, err = sess.srv.stream.Last(ctx, d.Conv); err != nil {
 			return err
 		}
-		if c.LastSeq > 0 {
-			if c.Unread, err = sess.srv.stream.Count(ctx, d.Conv); err != nil {
+		if c.ReadSeq, err = sess.srv.convs.ReadSeq(ctx, d.Conv, sess.user); err != nil {
+			return err
+		}
+		if c.LastSeq > c.ReadSeq {
+			if c.Unread, err = sess.srv.stream.CountAfter(ctx, d.Conv, c.ReadSeq, maxUnread); err != nil {
 				return err
 			}
 		}

@@ -76,7 +76,13 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		}
 		ts = orig.TS
 	}
-	return &protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: ack.Duplicate}, nil
+	// The ack goes out first; the sender's read marker moves before this
+	// connection's next request is handled.
+	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: ack.Duplicate})
+	if _, err := sess.srv.convs.MarkRead(ctx, req.Conv, sess.user, ack.Sequence); err != nil {
+		sess.srv.cfg.Logger.Warn("sender's read marker not moved", "user", sess.user, "conv", req.Conv, "err", err)
+	}
+	return nil, nil
 }
 
 // appendEnvelope encodes the stored form of a message without re-encoding

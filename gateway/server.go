@@ -21,6 +21,7 @@ import (
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/conversation"
 	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -93,16 +94,31 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Deps are the parts a gateway works with.
+type Deps struct {
+	Verifier *auth.Verifier
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Convs    *conversation.Store
+	Stream   *history.Stream
+	// Presence records this gateway's connections.
+	Presence *presence.Tracker
+	// PresenceKV is the PRESENCE bucket, read for presence queries.
+	PresenceKV jetstream.KeyValue
+}
+
 // Server is one gateway: an http.Handler for GET /v1/ws.
 type Server struct {
-	cfg      Config
-	verifier *auth.Verifier
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	convs    *conversation.Store
-	stream   *history.Stream
-	upgrader *gws.Upgrader
-	hub      *hub
+	cfg        Config
+	verifier   *auth.Verifier
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	convs      *conversation.Store
+	stream     *history.Stream
+	tracker    *presence.Tracker
+	presenceKV jetstream.KeyValue
+	upgrader   *gws.Upgrader
+	hub        *hub
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -110,14 +126,15 @@ type Server struct {
 	drained  chan struct{} // closed when closing and no session is left
 }
 
-// New returns a gateway using nc for NATS.
-func New(cfg Config, verifier *auth.Verifier, nc *nats.Conn, js jetstream.JetStream, convs *conversation.Store, stream *history.Stream) (*Server, error) {
-	if verifier == nil || nc == nil || js == nil || convs == nil || stream == nil {
+// New returns a gateway.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Convs == nil || d.Stream == nil || d.Presence == nil || d.PresenceKV == nil {
 		return nil, errors.New("gateway: every dependency is required")
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg: cfg, verifier: verifier, nc: nc, js: js, convs: convs, stream: stream,
+		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS, convs: d.Convs, stream: d.Stream,
+		tracker: d.Presence, presenceKV: d.PresenceKV,
 		sessions: make(map[*session]struct{}),
 		drained:  make(chan struct{}),
 	}
@@ -234,6 +251,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.hub.close()
+	if cerr := s.tracker.Close(ctx); cerr != nil && err == nil {
+		err = fmt.Errorf("gateway shutdown: %w", cerr)
+	}
 	return err
 }
 

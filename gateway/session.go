@@ -65,6 +65,11 @@ func (s *Server) OnClose(c *gws.Conn, _ error) {
 	sess.closing.Store(true)
 	if sess.entry != nil {
 		s.hub.unregister(sess, sess.entry)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		if err := s.tracker.Disconnected(ctx, sess.user, sess.id); err != nil {
+			s.cfg.Logger.Warn("presence not updated on close", "user", sess.user, "err", err)
+		}
+		cancel()
 	}
 	s.untrack(sess)
 }
@@ -185,6 +190,11 @@ func (sess *session) authenticate() error {
 	sess.entry = e
 	sess.authed.Store(true)
 	sess.touch()
+	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.cfg.RequestTimeout)
+	defer cancel()
+	if err := sess.srv.tracker.Connected(ctx, sess.user, sess.id, sess.device); err != nil {
+		sess.srv.cfg.Logger.Warn("presence not recorded", "user", sess.user, "err", err)
+	}
 	return nil
 }
 

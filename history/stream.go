@@ -197,3 +197,27 @@ func decode(conv string, raw *jetstream.RawStreamMsg) *protocol.Message {
 	}
 	return env.Message(conv, raw.Sequence, protocol.FormatTime(raw.Time))
 }
+
+// CountAfter counts the plain messages (not edits, deletions or reactions)
+// of conv with seq > after, scanning at most max of them: unread counts
+// saturate at max.
+func (s *Stream) CountAfter(ctx context.Context, conv string, after uint64, max int) (uint64, error) {
+	var n uint64
+	next := after + 1
+	for n < uint64(max) {
+		got, last, err := s.scan(ctx, conv, next, batchSize, func(m *protocol.Message) bool {
+			if m.Kind == protocol.KindMessage {
+				n++
+			}
+			return n < uint64(max)
+		})
+		if err != nil {
+			return 0, err
+		}
+		if got < batchSize {
+			break
+		}
+		next = last + 1
+	}
+	return n, nil
+}

@@ -67,6 +67,8 @@ func serveConfig(args []string, stderr io.Writer, gatewayOnly bool) (app.Config,
 			return cfg, errors.New("gateway needs --nats-url (or NATTER_NATS_URL)")
 		}
 		cfg.NATSURL = *natsURL
+		// One presence service per cluster: natter serve or natter presence.
+		cfg.NoPresenceService = true
 	} else {
 		switch *syncMode {
 		case "interval", "always":

@@ -12,8 +12,11 @@ import (
 const (
 	// StreamChat holds every message and membership event: the hot window.
 	StreamChat = "CHAT"
-	// BucketConversations holds conversation documents and per-user indexes.
+	// BucketConversations holds conversation documents, per-user indexes
+	// and read markers.
 	BucketConversations = "CONVERSATIONS"
+	// BucketPresence holds connections, gateway leases and user presence.
+	BucketPresence = "PRESENCE"
 	// ConsumerFanout turns stored messages into deliveries to users.
 	ConsumerFanout = "fanout"
 	// PriorityGroupFanout is the pinned priority group of ConsumerFanout:
@@ -99,6 +102,22 @@ func ConversationsBucket(c Config) jetstream.KeyValueConfig {
 	}
 }
 
+// PresenceBucket is the PRESENCE KV bucket's configuration. Keys have no
+// bucket-wide TTL: gateway leases carry their own per-message TTL, and
+// LimitMarkerTTL leaves a marker when one expires, which the presence
+// service's watcher sees as a purge.
+func PresenceBucket(c Config) jetstream.KeyValueConfig {
+	c = c.withDefaults()
+	return jetstream.KeyValueConfig{
+		Bucket:         BucketPresence,
+		Description:    "Natter presence: c.<uid>.<gateway>.<session> connections, g.<gateway> leases, u.<uid> user state",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       c.Replicas,
+		LimitMarkerTTL: time.Minute,
+	}
+}
+
 // FanoutConsumer is the fan-out worker's durable pull consumer.
 func FanoutConsumer() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
@@ -124,6 +143,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, ConversationsBucket(c)); err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", BucketConversations, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, PresenceBucket(c)); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", BucketPresence, err)
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, FanoutConsumer()); err != nil {
 		return fmt.Errorf("ensure consumer %s: %w", ConsumerFanout, err)

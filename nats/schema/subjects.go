@@ -18,6 +18,8 @@ const (
 	MemberWildcard = "chat.member.*"
 	// TypingWildcard matches typing notices of every conversation.
 	TypingWildcard = "chat.conv.*.typing"
+	// ReadWildcard matches read-marker notices of every conversation.
+	ReadWildcard = "chat.conv.*.read"
 )
 
 // Events pushed on a user's subject chat.user.<uid>.<event>. The payload is
@@ -45,6 +47,9 @@ func UserAll(uid string) string { return userPrefix + uid + ".>" }
 
 // ConvTyping is where a gateway publishes a typing notice in conv.
 func ConvTyping(conv string) string { return convPrefix + conv + ".typing" }
+
+// ConvRead is where a gateway publishes a moved read marker in conv.
+func ConvRead(conv string) string { return convPrefix + conv + ".read" }
 
 // Presence is the subject of uid's online/offline transitions.
 func Presence(uid string) string { return presencePrefix + uid }

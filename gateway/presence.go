@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/natter-chat/natter/fanout"
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/presence"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// maxPresenceQuery bounds the users one presence query may name.
+const maxPresenceQuery = 500
+
+// maxUnread is where unread counts saturate: counting scans the unread
+// messages, and no client shows more than "9999+".
+const maxUnread = 10_000
+
+// read moves the user's read marker forwards and tells the members.
+func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if req.Seq < 0 {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "seq must be a non-negative integer")
+	}
+	if err := sess.checkConv(ctx, req.Conv); err != nil {
+		return nil, err
+	}
+	last, err := sess.srv.stream.Last(ctx, req.Conv)
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	seq := min(uint64(req.Seq), last)
+	moved, err := sess.srv.convs.MarkRead(ctx, req.Conv, sess.user, seq)
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	if moved {
+		data, _ := json.Marshal(fanout.ReadNotice{User: sess.user, Seq: seq})
+		if err := sess.srv.nc.Publish(schema.ConvRead(req.Conv), data); err != nil {
+			return nil, sess.fail(err)
+		}
+	}
+	if req.ID == "" {
+		return nil, nil
+	}
+	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
+}
+
+// presenceFrame answers a presence query.
+type presenceFrame struct {
+	Type  string                    `json:"type"`
+	ID    string                    `json:"id,omitempty"`
+	Users map[string]presenceAnswer `json:"users"`
+}
+
+type presenceAnswer struct {
+	Online   bool   `json:"online"`
+	Devices  int    `json:"devices,omitempty"`
+	LastSeen string `json:"last_seen,omitempty"`
+}
+
+// presence answers for the users that share a conversation with the asker;
+// the others are left out of the reply.
+func (sess *session) presence(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if len(req.Users) > maxPresenceQuery {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "ask about at most %d users at once", maxPresenceQuery)
+	}
+	if !validIDs(req.Users) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "users must match [A-Za-z0-9_-]{1,64}")
+	}
+	mine, err := sess.srv.convs.UserConversations(ctx, sess.user)
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	out := presenceFrame{Type: protocol.TypePresence, ID: req.ID, Users: make(map[string]presenceAnswer, len(req.Users))}
+	for _, u := range req.Users {
+		if _, done := out.Users[u]; done {
+			continue
+		}
+		shares, err := sess.srv.convs.Shares(ctx, sess.user, mine, u)
+		if err != nil {
+			return nil, sess.fail(err)
+		}
+		if !shares {
+			continue
+		}
+		st, err := presence.Get(ctx, sess.srv.presenceKV, u)
+		if err != nil {
+			return nil, sess.fail(err)
+		}
+		a := presenceAnswer{Online: st.Online}
+		if st.Online {
+			a.Devices = st.Devices
+		} else if !st.LastSeen.IsZero() {
+			a.LastSeen = protocol.FormatTime(st.LastSeen)
+		}
+		out.Users[u] = a
+	}
+	return &out, nil
+}

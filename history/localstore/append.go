@@ -1,0 +1,119 @@
+package localstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Append stores msgs in one batch, applying edits and deletions to their
+// targets as history.Store describes. Rows already stored are skipped, so
+// a batch may be appended again. EditSeq and Deleted of the input are
+// ignored: they are derived from the edit and delete rows.
+func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	convs := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if err := checkKey(m); err != nil {
+			return err
+		}
+		convs = append(convs, m.Conv)
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	unlock := s.lockConvs(convs)
+	defer unlock()
+
+	// An indexed batch answers reads with its own writes, so a target and
+	// its edit may come in the same batch.
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	for _, m := range msgs {
+		if err := s.appendOne(b, m); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(s.sync); err != nil {
+		return fmt.Errorf("localstore: commit %d rows: %w", len(msgs), err)
+	}
+	return nil
+}
+
+func (s *Store) appendOne(b *pebble.Batch, m *protocol.Message) error {
+	k := key(tagRow, m.Conv, m.Seq)
+	if _, err := get(b, m.Conv, m.Seq); err == nil {
+		return nil // already stored: idempotent
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	row := *m
+	row.EditSeq, row.Deleted = 0, false
+	if err := b.Set(k, encodeRow(&row), nil); err != nil {
+		return fmt.Errorf("localstore: set row: %w", err)
+	}
+	switch m.Kind {
+	case protocol.KindMessage:
+		if err := b.Set(key(tagPlain, m.Conv, m.Seq), nil, nil); err != nil {
+			return fmt.Errorf("localstore: set index: %w", err)
+		}
+	case protocol.KindEdit, protocol.KindDelete:
+		return s.apply(b, m)
+	}
+	return nil
+}
+
+// apply applies the edit or delete m to its target, if the rules allow.
+func (s *Store) apply(b *pebble.Batch, m *protocol.Message) error {
+	if m.Ref == 0 {
+		return nil
+	}
+	t, err := get(b, m.Conv, m.Ref)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t.Kind != protocol.KindMessage || t.Sender != m.Sender || t.Deleted {
+		return nil
+	}
+	if m.Kind == protocol.KindEdit {
+		if t.EditSeq >= m.Seq {
+			return nil // a later edit is already applied
+		}
+		t.Body, t.EditSeq = m.Body, m.Seq
+	} else {
+		t.Body, t.Deleted = []byte(tombstoneBody), true
+	}
+	if err := b.Set(key(tagRow, t.Conv, t.Seq), encodeRow(t), nil); err != nil {
+		return fmt.Errorf("localstore: update target: %w", err)
+	}
+	return nil
+}
+
+// tombstoneBody is the Body of a deleted message.
+const tombstoneBody = `{}`
+
+// get reads the row (conv, seq), pebble.ErrNotFound if absent.
+func get(b *pebble.Batch, conv string, seq uint64) (*protocol.Message, error) {
+	v, closer, err := b.Get(key(tagRow, conv, seq))
+	if err != nil {
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("localstore: get (%s, %d): %w", conv, seq, err)
+	}
+	defer closer.Close()
+	return decodeRow(conv, seq, v)
+}

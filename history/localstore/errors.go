@@ -1,0 +1,13 @@
+package localstore
+
+import "errors"
+
+var (
+	// ErrClosed is returned by every method of a Store after Close.
+	ErrClosed = errors.New("localstore: store is closed")
+	// ErrInvalid is returned by Append for a row that cannot be keyed: an
+	// empty conversation id or one longer than 255 bytes, or seq 0.
+	ErrInvalid = errors.New("localstore: invalid row")
+	// ErrCorrupt is returned when a stored value cannot be decoded.
+	ErrCorrupt = errors.New("localstore: corrupt row")
+)
