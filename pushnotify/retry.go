@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Policy bounds Retry. The zero value is usable: DefaultPolicy's numbers,
-// real sleeping and math/rand/v2 jitter.
+// Policy bounds Retry. The zero value is usable: 5 attempts, 500 ms base
+// delay, 30 s cap, real sleeping and math/rand/v2 jitter.
 type Policy struct {
 	// MaxAttempts is the number of Send calls, the first included
 	// (default 5).
@@ -29,18 +29,18 @@ type Policy struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// DefaultPolicy is what the zero Policy means.
-var DefaultPolicy = Policy{MaxAttempts: 5, BaseDelay: 500 * time.Millisecond, MaxDelay: 30 * time.Second}
+// defaultPolicy holds what the zero fields of a Policy mean.
+var defaultPolicy = Policy{MaxAttempts: 5, BaseDelay: 500 * time.Millisecond, MaxDelay: 30 * time.Second}
 
 func (p Policy) withDefaults() Policy {
 	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultPolicy.MaxAttempts
+		p.MaxAttempts = defaultPolicy.MaxAttempts
 	}
 	if p.BaseDelay <= 0 {
-		p.BaseDelay = DefaultPolicy.BaseDelay
+		p.BaseDelay = defaultPolicy.BaseDelay
 	}
 	if p.MaxDelay <= 0 {
-		p.MaxDelay = DefaultPolicy.MaxDelay
+		p.MaxDelay = defaultPolicy.MaxDelay
 	}
 	if p.Rand == nil {
 		p.Rand = rand.Float64
