@@ -1,7 +1,9 @@
 // Package app wires Natter's parts into one running process: the embedded
-// NATS server (unless an external cluster is named), the schema, the
-// fan-out worker and the WebSocket gateway behind an HTTP server. natter
-// serve and natter gateway both run an App; tests start one in-process.
+// NATS server (unless an external cluster is named), the schema, and the
+// roles asked for — the WebSocket gateway with its fan-out worker, the
+// presence service — behind an HTTP server for /v1/ws and /healthz.
+// natter serve runs every role; natter gateway and natter presence run one
+// each; tests start Apps in-process.
 package app
 
 import (
@@ -32,24 +34,30 @@ import (
 	"github.com/natter-chat/natter/protocol"
 )
 
-// randomID returns prefix followed by 10 random base32 characters: a NATS
-// subject token.
-func randomID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+// Roles says which parts an App runs.
+type Roles struct {
+	// Gateway serves WebSocket clients and runs a fan-out worker (the
+	// workers of all gateways share one pinned consumer).
+	Gateway bool
+	// Presence runs the presence service: one per cluster.
+	Presence bool
 }
+
+// AllRoles is what natter serve runs.
+var AllRoles = Roles{Gateway: true, Presence: true}
 
 // Config is everything an App needs.
 type Config struct {
+	// Roles to run; the zero value means AllRoles.
+	Roles Roles
 	// HTTPAddr is where /v1/ws and /healthz listen ("127.0.0.1:0" picks a port).
 	HTTPAddr string
-	// NATSURL names an external NATS (with credentials in the URL, or
-	// NATSCreds); empty runs the embedded server.
+	// NATSURL names an external NATS (credentials in the URL); empty runs
+	// the embedded server.
 	NATSURL string
 	// Embedded configures the embedded NATS server when NATSURL is empty.
 	Embedded natsrv.Config
-	// Auth verifies client tokens.
+	// Auth verifies client tokens (gateway role).
 	Auth auth.Config
 	// Schema sizes the streams and buckets.
 	Schema schema.Config
@@ -60,9 +68,6 @@ type Config struct {
 	Presence      presence.ServiceConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
-	// NoPresenceService leaves the presence service to another process
-	// (run one per cluster).
-	NoPresenceService bool
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 }
@@ -84,10 +89,14 @@ type App struct {
 	shutErr  error
 }
 
-// Start brings every part up and returns once the App takes traffic.
+// Start brings the configured roles up and returns once the App takes
+// traffic.
 func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Roles == (Roles{}) {
+		cfg.Roles = AllRoles
 	}
 	a = &App{cfg: cfg, log: cfg.Logger}
 	defer func() {
@@ -97,10 +106,6 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			_ = a.Shutdown(sctx)
 		}
 	}()
-	verifier, err := auth.New(cfg.Auth)
-	if err != nil {
-		return a, err
-	}
 	if cfg.NATSURL == "" {
 		emb := cfg.Embedded
 		if emb.Logger == nil {
@@ -110,44 +115,72 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			return a, fmt.Errorf("start embedded NATS: %w", err)
 		}
 	}
-	gwNC, err := a.connect("natter-gateway")
+	// The first connection ensures the schema for everyone.
+	_, js, err := a.connect("natter-schema")
 	if err != nil {
 		return a, err
 	}
-	fanNC, err := a.connect("natter-fanout")
+	if err := schema.Ensure(ctx, js, cfg.Schema); err != nil {
+		return a, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	if cfg.Roles.Gateway {
+		if err := a.startGateway(ctx, runCtx, mux); err != nil {
+			return a, err
+		}
+	}
+	if cfg.Roles.Presence {
+		if err := a.startPresence(ctx, runCtx); err != nil {
+			return a, err
+		}
+	}
+	addr := cfg.HTTPAddr
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	if a.listener, err = net.Listen("tcp", addr); err != nil {
+		return a, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.http.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "err", err)
+		}
+	}()
+	a.ready.Store(true)
+	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL(),
+		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence)
+	return a, nil
+}
+
+// startGateway runs the WebSocket gateway and a fan-out worker, each on a
+// NATS connection of its own so deliveries never queue behind requests.
+func (a *App) startGateway(ctx, runCtx context.Context, mux *http.ServeMux) error {
+	cfg := a.cfg
+	verifier, err := auth.New(cfg.Auth)
 	if err != nil {
-		return a, err
+		return err
 	}
-	gwJS, err := jetstream.New(gwNC)
+	gwNC, gwJS, err := a.connect("natter-gateway")
 	if err != nil {
-		return a, err
+		return err
 	}
-	fanJS, err := jetstream.New(fanNC)
+	fanNC, fanJS, err := a.connect("natter-fanout")
 	if err != nil {
-		return a, err
+		return err
 	}
-	if err := schema.Ensure(ctx, gwJS, cfg.Schema); err != nil {
-		return a, err
-	}
-	convCfg := cfg.Conversations
-	if convCfg.Logger == nil {
-		convCfg.Logger = cfg.Logger
-	}
-	convs, err := conversation.New(ctx, convCfg, gwJS)
+	convs, stream, err := a.readers(ctx, gwJS)
 	if err != nil {
-		return a, err
+		return err
 	}
-	stream, err := history.NewStream(ctx, gwJS)
+	fanConvs, fanStream, err := a.readers(ctx, fanJS)
 	if err != nil {
-		return a, err
-	}
-	fanConvs, err := conversation.New(ctx, convCfg, fanJS)
-	if err != nil {
-		return a, err
-	}
-	fanStream, err := history.NewStream(ctx, fanJS)
-	if err != nil {
-		return a, err
+		return err
 	}
 	fanCfg := cfg.Fanout
 	if fanCfg.Logger == nil {
@@ -167,76 +200,73 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if gatewayID == "" {
 		gatewayID = randomID("gw")
 	}
-	tracker, err := presence.NewTracker(ctx, presence.TrackerConfig{Gateway: gatewayID, LeaseTTL: 2 * heartbeat, Logger: cfg.Logger}, gwJS)
-	if err != nil {
-		return a, err
+	if a.tracker, err = presence.NewTracker(ctx, presence.TrackerConfig{Gateway: gatewayID, LeaseTTL: 2 * heartbeat, Logger: cfg.Logger}, gwJS); err != nil {
+		return err
 	}
-	a.tracker = tracker
 	presenceKV, err := gwJS.KeyValue(ctx, schema.BucketPresence)
 	if err != nil {
-		return a, err
+		return err
 	}
 	if a.gateway, err = gateway.New(gwCfg, gateway.Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS, Convs: convs, Stream: stream,
-		Presence: tracker, PresenceKV: presenceKV,
+		Presence: a.tracker, PresenceKV: presenceKV,
 	}); err != nil {
-		return a, err
+		return err
 	}
-	var presenceSvc *presence.Service
-	if !cfg.NoPresenceService {
-		presCfg := cfg.Presence
-		if presCfg.Logger == nil {
-			presCfg.Logger = cfg.Logger
-		}
-		if presenceSvc, err = presence.NewService(ctx, presCfg, fanNC, fanJS, fanConvs); err != nil {
-			return a, err
-		}
-	}
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := fan.Run(runCtx); err != nil {
-			a.log.Error("fan-out stopped", "err", err)
-		}
-	}()
-
-	if presenceSvc != nil {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			if err := presenceSvc.Run(runCtx); err != nil {
-				a.log.Error("presence service stopped", "err", err)
-			}
-		}()
-	}
-
-	mux := http.NewServeMux()
+	a.run(runCtx, "fan-out", fan.Run)
 	mux.Handle("GET /v1/ws", a.gateway)
-	mux.HandleFunc("GET /healthz", a.healthz)
-	addr := cfg.HTTPAddr
-	if addr == "" {
-		addr = "127.0.0.1:8080"
-	}
-	if a.listener, err = net.Listen("tcp", addr); err != nil {
-		return a, fmt.Errorf("listen %s: %w", addr, err)
-	}
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := a.http.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("http server stopped", "err", err)
-		}
-	}()
-	a.ready.Store(true)
-	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL())
-	return a, nil
+	return nil
 }
 
-func (a *App) connect(name string) (*nats.Conn, error) {
+func (a *App) startPresence(ctx, runCtx context.Context) error {
+	nc, js, err := a.connect("natter-presence")
+	if err != nil {
+		return err
+	}
+	convs, _, err := a.readers(ctx, js)
+	if err != nil {
+		return err
+	}
+	pcfg := a.cfg.Presence
+	if pcfg.Logger == nil {
+		pcfg.Logger = a.cfg.Logger
+	}
+	svc, err := presence.NewService(ctx, pcfg, nc, js, convs)
+	if err != nil {
+		return err
+	}
+	a.run(runCtx, "presence service", svc.Run)
+	return nil
+}
+
+// run keeps fn running in the background until Shutdown.
+func (a *App) run(ctx context.Context, name string, fn func(context.Context) error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(ctx); err != nil {
+			a.log.Error(name+" stopped", "err", err)
+		}
+	}()
+}
+
+func (a *App) readers(ctx context.Context, js jetstream.JetStream) (*conversation.Store, *history.Stream, error) {
+	ccfg := a.cfg.Conversations
+	if ccfg.Logger == nil {
+		ccfg.Logger = a.cfg.Logger
+	}
+	convs, err := conversation.New(ctx, ccfg, js)
+	if err != nil {
+		return nil, nil, err
+	}
+	stream, err := history.NewStream(ctx, js)
+	if err != nil {
+		return nil, nil, err
+	}
+	return convs, stream, nil
+}
+
+func (a *App) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	var nc *nats.Conn
 	var err error
@@ -246,10 +276,22 @@ func (a *App) connect(name string) (*nats.Conn, error) {
 		nc, err = nats.Connect(a.cfg.NATSURL, append(opts, nats.Name(name))...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS as %s: %w", name, err)
+		return nil, nil, fmt.Errorf("connect to NATS as %s: %w", name, err)
 	}
 	a.conns = append(a.conns, nc)
-	return nc, nil
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// randomID returns prefix followed by 13 random base32 characters: a NATS
+// subject token.
+func randomID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
 func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -277,12 +319,12 @@ func (a *App) NATSClientURL() string {
 	return a.cfg.NATSURL
 }
 
-// Gateway is the WebSocket gateway.
+// Gateway is the WebSocket gateway, nil without the gateway role.
 func (a *App) Gateway() *gateway.Server { return a.gateway }
 
 // Shutdown stops taking traffic, closes every WebSocket with 1001, stops
-// the fan-out, closes the NATS connections and the embedded server. When it
-// returns nothing of the App runs. It is idempotent.
+// the background roles, closes the NATS connections and the embedded
+// server. When it returns nothing of the App runs. It is idempotent.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.once.Do(func() {
 		a.ready.Store(false)

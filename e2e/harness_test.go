@@ -74,11 +74,11 @@ func startWith(t testing.TB, cfg app.Config) *env {
 func (e *env) startGateway(t testing.TB) *env {
 	t.Helper()
 	return startWith(t, app.Config{
-		HTTPAddr:          "127.0.0.1:0",
-		NATSURL:           e.app.NATS().OperatorURL(),
-		NoPresenceService: true,
-		Auth:              auth.Config{Secret: secret},
-		Logger:            testLogger(),
+		HTTPAddr: "127.0.0.1:0",
+		NATSURL:  e.app.NATS().OperatorURL(),
+		Roles:    app.Roles{Gateway: true},
+		Auth:     auth.Config{Secret: secret},
+		Logger:   testLogger(),
 	})
 }
 

@@ -129,7 +129,7 @@ func TestPresenceAcrossGateways(t *testing.T) {
 // The presence service can stop and start again without missing or
 // inventing transitions.
 func TestPresenceServiceRestart(t *testing.T) {
-	e := start(t, fastHeartbeat, func(c *app.Config) { c.NoPresenceService = true })
+	e := start(t, fastHeartbeat, func(c *app.Config) { c.Roles = app.Roles{Gateway: true} })
 	ctx := ctxT(t)
 	nc, err := e.app.NATS().Connect("test-presence")
 	if err != nil {

@@ -127,6 +127,9 @@ func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) {
 	if resp != nil {
 		sess.reply(resp)
 	}
+	// Frames that arrived while this request was handled are waiting to be
+	// read: the connection was not idle.
+	sess.touch()
 }
 
 // decodeRequest parses a frame, refusing what is not UTF-8 JSON with a type.

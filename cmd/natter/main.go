@@ -20,7 +20,8 @@ const usage = `natter — a self-hosted chat backend on NATS JetStream
 
 usage:
   natter serve   [flags]   run everything in one process (embedded NATS)
-  natter gateway [flags]   run a WebSocket gateway against an external NATS
+  natter gateway [flags]   run a WebSocket gateway (and fan-out worker) against an external NATS
+  natter presence [flags]  run the presence service (one per cluster) against an external NATS
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
 
@@ -42,10 +43,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return errors.New("missing command")
 	}
 	switch args[0] {
-	case "serve":
-		return serve(args[1:], stderr, false)
-	case "gateway":
-		return serve(args[1:], stderr, true)
+	case "serve", "gateway", "presence":
+		return serve(args[1:], stderr, args[0])
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "chat":

@@ -22,17 +22,22 @@ import (
 // valid across restarts and `natter token --data` can sign with it.
 const devSecretFile = "dev-jwt-secret"
 
-// serveConfig parses the flags of serve (or gateway, with external NATS).
-func serveConfig(args []string, stderr io.Writer, gatewayOnly bool) (app.Config, error) {
-	name := "serve"
-	if gatewayOnly {
-		name = "gateway"
-	}
+// roles maps each command that runs a server to the parts it runs.
+var roles = map[string]app.Roles{
+	"serve":    app.AllRoles,
+	"gateway":  {Gateway: true},
+	"presence": {Presence: true},
+}
+
+// serveConfig parses the flags of serve, or of a single role run against
+// an external NATS.
+func serveConfig(args []string, stderr io.Writer, name string) (app.Config, error) {
+	gatewayOnly := name != "serve"
 	fs := flag.NewFlagSet("natter "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen address: /v1/ws and /healthz")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
-	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, e.g. the content of <data>/nats.url (gateway only; env NATTER_NATS_URL)")
+	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
 	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials")
 	secret := fs.String("jwt-secret", "", "HS256 secret for client tokens (default: env NATTER_JWT_SECRET)")
 	pubKey := fs.String("jwt-public-key", "", "PEM public key file: accept RS256/EdDSA tokens instead of HS256")
@@ -55,7 +60,7 @@ func serveConfig(args []string, stderr io.Writer, gatewayOnly bool) (app.Config,
 	if err != nil {
 		return app.Config{}, err
 	}
-	cfg := app.Config{HTTPAddr: *httpAddr, Logger: log}
+	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, Logger: log}
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe
 	cfg.Gateway.Heartbeat = *heartbeat
@@ -64,11 +69,9 @@ func serveConfig(args []string, stderr io.Writer, gatewayOnly bool) (app.Config,
 	cfg.Gateway.Compression = true
 	if gatewayOnly {
 		if *natsURL == "" {
-			return cfg, errors.New("gateway needs --nats-url (or NATTER_NATS_URL)")
+			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
 		}
 		cfg.NATSURL = *natsURL
-		// One presence service per cluster: natter serve or natter presence.
-		cfg.NoPresenceService = true
 	} else {
 		switch *syncMode {
 		case "interval", "always":
@@ -82,7 +85,7 @@ func serveConfig(args []string, stderr io.Writer, gatewayOnly bool) (app.Config,
 	if cfg.Auth.Secret == "" {
 		cfg.Auth.Secret = os.Getenv("NATTER_JWT_SECRET")
 	}
-	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeyFile == "" {
+	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeyFile == "" && cfg.Roles.Gateway {
 		if !*dev {
 			return cfg, errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret (or --jwt-public-key), or run with --dev")
 		}
@@ -118,8 +121,8 @@ func devSecret(dir string) (string, bool, error) {
 	return s, true, nil
 }
 
-func serve(args []string, stderr io.Writer, gatewayOnly bool) error {
-	cfg, err := serveConfig(args, stderr, gatewayOnly)
+func serve(args []string, stderr io.Writer, name string) error {
+	cfg, err := serveConfig(args, stderr, name)
 	if err != nil {
 		return err
 	}
