@@ -158,6 +158,35 @@ func TestServeAsAProcess(t *testing.T) {
 		t.Fatalf("nats req printed no PubAck: %s", out)
 	}
 	waitLine(t, bobLines, fmt.Sprintf("#%d svc-x: deploy done", pubAck.Seq))
+
+	// The rest of docs/operations.md's commands.
+	sysURL, err := os.ReadFile(filepath.Join(data, "nats-sys.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		server string
+		args   []string
+		want   string
+	}{
+		{natsURL, []string{"stream", "get", "CHAT", "--last-for", "chat.msg." + conv}, "deploy done"},
+		{natsURL, []string{"kv", "get", "CONVERSATIONS", "c." + conv}, `"kind":"direct"`},
+		{natsURL, []string{"kv", "ls", "PRESENCE"}, "u.alice"},
+		{strings.TrimSpace(string(sysURL)), []string{"server", "report", "jetstream"}, "natter"},
+	} {
+		out, err := exec.Command("go", append([]string{"tool", "nats", "--server", c.server}, c.args...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Fatalf("go tool nats %v: %v\n%s", c.args, err, out)
+		}
+	}
+	watch := exec.Command("go", "tool", "nats", "--server", natsURL, "kv", "watch", "PRESENCE")
+	watchOut, _ := watch.StdoutPipe()
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, bufio.NewScanner(watchOut), "PRESENCE > u.")
+	_ = watch.Process.Kill()
+	_ = watch.Wait()
 	_ = aliceIn.Close()
 	_ = bobIn.Close()
 
