@@ -1,6 +1,3 @@
-// Package pushtest helps the provider tests play the provider: it checks
-// JWTs the way the real services do, written from the RFCs (7515, 7518)
-// rather than with the JWT library the code under test uses.
 package pushtest
 
 import (
@@ -15,7 +12,8 @@ import (
 	"strings"
 )
 
-// VerifyJWT checks the signature of a compact JWS with pub (*ecdsa.PublicKey
+// VerifyJWT checks, as written from RFCs 7515 and 7518 rather than with
+// the JWT library the code under test uses, the signature of a compact JWS with pub (*ecdsa.PublicKey
 // for ES256, *rsa.PublicKey for RS256) and returns its header and claims.
 func VerifyJWT(token string, pub crypto.PublicKey) (header, claims map[string]any, err error) {
 	parts := strings.Split(token, ".")
