@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,20 +32,6 @@ func DedupKey(conv string, seq uint64, platform, token string) string {
 	return conv + "." + strconv.FormatUint(seq, 10) + "." + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// DedupBucketConfig is the KV bucket KVDedup expects: keys expire after ttl
-// (longer than the stream's redelivery horizon for the pushnotify consumer;
-// an hour is plenty), one revision per key. It belongs with the other
-// buckets in nats/schema.
-func DedupBucketConfig(bucket string, ttl time.Duration) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "push notifications sent, per message and device",
-		TTL:         ttl,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	}
-}
-
 // KVDedup is a Deduper on a JetStream KV bucket: Seen is a KV Create, which
 // fails when the key exists, so the server arbitrates between dispatchers;
 // the bucket's TTL forgets keys.
@@ -60,7 +45,8 @@ type KVDedup struct {
 
 var _ Deduper = (*KVDedup)(nil)
 
-// NewKVDedup returns a KVDedup on kv, a bucket made with DedupBucketConfig.
+// NewKVDedup returns a KVDedup on kv, the PUSH_SENT bucket
+// (schema.PushSentBucket).
 func NewKVDedup(kv jetstream.KeyValue) *KVDedup {
 	return &KVDedup{kv: kv}
 }

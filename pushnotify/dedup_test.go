@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/natter-chat/natter/nats/natstest"
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/pushnotify"
 )
 
@@ -28,7 +31,7 @@ func TestDedupKey(t *testing.T) {
 func TestKVDedup(t *testing.T) {
 	s := natstest.Start(t)
 	_, js := natstest.Connect(t, s)
-	kv, err := js.CreateKeyValue(t.Context(), pushnotify.DedupBucketConfig("PUSH_SENT", time.Hour))
+	kv, err := js.CreateKeyValue(t.Context(), schema.PushSentBucket(schema.Config{}))
 	if err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
@@ -88,7 +91,7 @@ func TestKVDedup(t *testing.T) {
 func TestKVDedupExpires(t *testing.T) {
 	s := natstest.Start(t)
 	_, js := natstest.Connect(t, s)
-	kv, err := js.CreateKeyValue(t.Context(), pushnotify.DedupBucketConfig("PUSH_SENT", time.Second))
+	kv, err := js.CreateKeyValue(t.Context(), shortTTL())
 	if err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
@@ -110,4 +113,11 @@ func TestKVDedupExpires(t *testing.T) {
 			t.Fatal("key still seen 10 s after a 1 s TTL")
 		}
 	}
+}
+
+// shortTTL is the PUSH_SENT bucket with keys expiring after a second.
+func shortTTL() jetstream.KeyValueConfig {
+	c := schema.PushSentBucket(schema.Config{})
+	c.TTL = time.Second
+	return c
 }

@@ -1,0 +1,433 @@
+package pushnotify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/conversation"
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/presence"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Conversations is what the dispatcher reads of the conversation store
+// (conversation.Store implements it).
+type Conversations interface {
+	Get(ctx context.Context, conv string) (*conversation.Doc, error)
+}
+
+// DispatcherConfig tunes a Dispatcher. The zero value is filled with
+// defaults.
+type DispatcherConfig struct {
+	// Window is the coalescing window per user and conversation
+	// (default 2 s).
+	Window time.Duration
+	// MaxOpen bounds the open windows (default 10,000).
+	MaxOpen int
+	// Private sends notifications without message text.
+	Private bool
+	// Workers send batches concurrently (default 8).
+	Workers int
+	// Queue bounds the batches waiting for a worker (default 1,024); a
+	// full queue slows the consumer down.
+	Queue int
+	// Policy is the retry policy of each send.
+	Policy Policy
+	// SendTimeout bounds the sends of one batch, retries included
+	// (default 2 min); what is still failing then is dead-lettered.
+	SendTimeout time.Duration
+	// DrainTimeout bounds how long Run keeps sending after its context
+	// ended (default 15 s); what is cut short is redelivered later.
+	DrainTimeout time.Duration
+	// MemberCacheSize and MemberCacheTTL bound the member lists kept
+	// (default 10,000 conversations, 1 minute).
+	MemberCacheSize int
+	MemberCacheTTL  time.Duration
+	// Clock defaults to SystemClock.
+	Clock Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c DispatcherConfig) withDefaults() DispatcherConfig {
+	if c.Window <= 0 {
+		c.Window = 2 * time.Second
+	}
+	if c.MaxOpen <= 0 {
+		c.MaxOpen = 10_000
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.Queue <= 0 {
+		c.Queue = 1024
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 2 * time.Minute
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 15 * time.Second
+	}
+	if c.MemberCacheSize <= 0 {
+		c.MemberCacheSize = 10_000
+	}
+	if c.MemberCacheTTL <= 0 {
+		c.MemberCacheTTL = time.Minute
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// DispatcherDeps are the parts a Dispatcher works with; all are required.
+type DispatcherDeps struct {
+	// JS reads the pushnotify consumer and publishes dead letters.
+	JS jetstream.JetStream
+	// Sender delivers notifications, usually a Router.
+	Sender Sender
+	// Devices holds devices and mutes (the PUSH bucket).
+	Devices *Store
+	// Presence is the PRESENCE bucket.
+	Presence jetstream.KeyValue
+	// Sent is the dedup bucket (PUSH_SENT).
+	Sent *KVDedup
+	// Convs gives member lists.
+	Convs Conversations
+}
+
+// Dispatcher reads the CHAT stream with the durable consumer pushnotify
+// and notifies members who are offline and have not muted the
+// conversation, coalescing per user and conversation over a window.
+//
+// A CHAT message is acknowledged only once every batch it went into was
+// sent, dropped for an invalid token, or dead-lettered: at least once.
+// The dedup bucket keeps a redelivered message from notifying a device
+// twice. Memory is bounded by the consumer's MaxAckPending, MaxOpen,
+// Queue and the member cache.
+type Dispatcher struct {
+	cfg  DispatcherConfig
+	deps DispatcherDeps
+	co   *Coalescer
+	jobs chan job
+
+	members memberCache
+	// sendCtx is cancelled DrainTimeout after Run's context ended.
+	sendCtx context.Context
+
+	mu       sync.Mutex
+	inflight map[uint64]*pending       // by stream seq
+	waiting  map[windowKey][]pendingAt // messages in open windows
+	counters map[Counter]uint64
+}
+
+// pending is a CHAT message held until all its batches are done.
+type pending struct {
+	msg    jetstream.Msg
+	seq    uint64
+	refs   int
+	failed bool
+}
+
+type pendingAt struct {
+	seq uint64
+	p   *pending
+}
+
+type job struct {
+	batch Batch
+	refs  []*pending
+}
+
+// NewDispatcher returns a Dispatcher; Run starts it, once.
+func NewDispatcher(cfg DispatcherConfig, deps DispatcherDeps) (*Dispatcher, error) {
+	if deps.JS == nil || deps.Sender == nil || deps.Devices == nil || deps.Presence == nil || deps.Sent == nil || deps.Convs == nil {
+		return nil, errors.New("pushnotify: every dispatcher dependency is required")
+	}
+	cfg = cfg.withDefaults()
+	d := &Dispatcher{
+		cfg: cfg, deps: deps,
+		jobs:     make(chan job, cfg.Queue),
+		members:  memberCache{m: make(map[string]cachedDoc), max: cfg.MemberCacheSize, ttl: cfg.MemberCacheTTL, now: cfg.Clock.Now, convs: deps.Convs},
+		inflight: make(map[uint64]*pending),
+		waiting:  make(map[windowKey][]pendingAt),
+		counters: make(map[Counter]uint64),
+	}
+	co, err := NewCoalescer(CoalescerConfig{Window: cfg.Window, MaxOpen: cfg.MaxOpen, Flush: d.flush, Clock: cfg.Clock, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d.co = co
+	return d, nil
+}
+
+// Run dispatches until ctx ends. Then it stops consuming, flushes every
+// open window, sends what is queued (for at most DrainTimeout) and
+// returns once no goroutine of it runs; messages whose batches were cut
+// short are left unacknowledged and come back to the next dispatcher.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	cons, err := d.deps.JS.Consumer(ctx, schema.StreamChat, schema.ConsumerPush)
+	if err != nil {
+		return fmt.Errorf("pushnotify consumer: %w", err)
+	}
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	d.sendCtx = sendCtx
+	var workers sync.WaitGroup
+	for range d.cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range d.jobs {
+				ok := d.send(j.batch)
+				for _, p := range j.refs {
+					d.release(p, ok)
+				}
+			}
+		}()
+	}
+	var handlers sync.WaitGroup
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		handlers.Add(1)
+		defer handlers.Done()
+		d.handle(ctx, msg)
+	},
+		jetstream.PullPriorityGroup(schema.PriorityGroupPush),
+		jetstream.PullMaxMessages(256),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				d.cfg.Logger.Debug("pushnotify consume error", "err", err)
+			}
+		}))
+	if err == nil {
+		<-ctx.Done()
+		cc.Stop()
+		<-cc.Closed()
+		handlers.Wait()
+	} else {
+		err = fmt.Errorf("consume %s: %w", schema.ConsumerPush, err)
+	}
+	stop := time.AfterFunc(d.cfg.DrainTimeout, cancelSend)
+	defer stop.Stop()
+	d.co.Stop() // flushes every open window into the queue
+	close(d.jobs)
+	workers.Wait()
+	return err
+}
+
+// handle takes one CHAT message or membership event.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return
+	}
+	subj := msg.Subject()
+	conv := schema.ConvFromSubject(subj)
+	if conv == "" || !protocol.ValidID(conv) {
+		_ = msg.Ack()
+		return
+	}
+	if schema.IsMember(subj) {
+		d.members.drop(conv) // the next message reloads the members, in order
+		_ = msg.Ack()
+		return
+	}
+	seq := meta.Sequence.Stream
+	d.mu.Lock()
+	if _, held := d.inflight[seq]; held {
+		d.mu.Unlock() // redelivered while its batches are still under way
+		return
+	}
+	p := &pending{msg: msg, seq: seq, refs: 1}
+	d.inflight[seq] = p
+	d.mu.Unlock()
+	ok := d.message(ctx, conv, seq, msg.Data(), p)
+	d.release(p, ok)
+}
+
+// message adds seq to the window of every recipient and reports whether
+// it could.
+func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data []byte, p *pending) bool {
+	env, err := protocol.DecodeEnvelope(data)
+	if err != nil || env.Kind != protocol.KindMessage {
+		return true // edits, deletions, reactions and garbage notify nobody
+	}
+	doc, err := d.members.get(ctx, conv)
+	if errors.Is(err, conversation.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		d.cfg.Logger.Warn("pushnotify cannot read the members, will retry", "conv", conv, "seq", seq, "err", err)
+		return false
+	}
+	text := textOf(env.Body)
+	for _, u := range doc.Members {
+		if u == env.Sender {
+			continue
+		}
+		skip, err := d.skip(ctx, u, conv)
+		if err != nil {
+			d.cfg.Logger.Warn("pushnotify cannot check a recipient, will retry", "user", u, "conv", conv, "seq", seq, "err", err)
+			return false
+		}
+		if skip {
+			continue
+		}
+		k := windowKey{u, conv}
+		d.mu.Lock()
+		p.refs++
+		d.waiting[k] = append(d.waiting[k], pendingAt{seq, p})
+		d.mu.Unlock()
+		m := Message{User: u, Conv: conv, ConvTitle: doc.Title, Sender: env.Sender, Text: text, Seq: seq}
+		if err := d.co.Add(m); err != nil {
+			d.unwait(k, seq)
+			d.release(p, false)
+			return false
+		}
+	}
+	return true
+}
+
+// skip reports whether uid is online or has muted conv.
+func (d *Dispatcher) skip(ctx context.Context, uid, conv string) (bool, error) {
+	st, err := presence.Get(ctx, d.deps.Presence, uid)
+	if err != nil {
+		return false, err
+	}
+	if st.Online {
+		return true, nil
+	}
+	return d.deps.Devices.Muted(ctx, uid, conv)
+}
+
+func (d *Dispatcher) unwait(k windowKey, seq uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.waiting[k]
+	for i := len(w) - 1; i >= 0; i-- {
+		if w[i].seq == seq {
+			w = append(w[:i], w[i+1:]...)
+			break
+		}
+	}
+	if len(w) == 0 {
+		delete(d.waiting, k)
+	} else {
+		d.waiting[k] = w
+	}
+}
+
+// flush is the Coalescer's Flush: it takes the messages of b out of the
+// waiting list and queues b for a worker.
+func (d *Dispatcher) flush(b Batch) {
+	k := windowKey{b.User, b.Conv}
+	var refs []*pending
+	d.mu.Lock()
+	keep := d.waiting[k][:0]
+	for _, w := range d.waiting[k] {
+		if w.seq >= b.FirstSeq && w.seq <= b.LastSeq {
+			refs = append(refs, w.p)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	if len(keep) == 0 {
+		delete(d.waiting, k)
+	} else {
+		d.waiting[k] = keep
+	}
+	d.mu.Unlock()
+	d.jobs <- job{batch: b, refs: refs}
+}
+
+// release drops one reference to p; the last one acknowledges the
+// message, or asks for it again when a batch it went into failed.
+func (d *Dispatcher) release(p *pending, ok bool) {
+	d.mu.Lock()
+	if !ok {
+		p.failed = true
+	}
+	p.refs--
+	done := p.refs == 0
+	if done {
+		delete(d.inflight, p.seq)
+	}
+	d.mu.Unlock()
+	if !done {
+		return
+	}
+	if p.failed {
+		_ = p.msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = p.msg.Ack()
+}
+
+// textOf returns body.text when it is a string.
+func textOf(body json.RawMessage) string {
+	var b struct {
+		Text string `json:"text"`
+	}
+	_ = json.Unmarshal(body, &b)
+	return b.Text
+}
+
+// memberCache holds member lists by conversation; membership events drop
+// an entry, the TTL bounds staleness.
+type memberCache struct {
+	mu    sync.Mutex
+	m     map[string]cachedDoc
+	max   int
+	ttl   time.Duration
+	now   func() time.Time
+	convs Conversations
+}
+
+type cachedDoc struct {
+	doc *conversation.Doc
+	at  time.Time
+}
+
+func (c *memberCache) get(ctx context.Context, conv string) (*conversation.Doc, error) {
+	c.mu.Lock()
+	e, ok := c.m[conv]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.at) < c.ttl {
+		return e.doc, nil
+	}
+	doc, err := c.convs.Get(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		n := max(c.max/10, 1) // an arbitrary tenth: map order is random
+		for k := range c.m {
+			if n == 0 {
+				break
+			}
+			delete(c.m, k)
+			n--
+		}
+	}
+	c.m[conv] = cachedDoc{doc: doc, at: c.now()}
+	return doc, nil
+}
+
+func (c *memberCache) drop(conv string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, conv)
+}
