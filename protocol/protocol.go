@@ -82,6 +82,7 @@ type Request struct {
 	Seq      int64           `json:"seq,omitempty"`
 	Platform string          `json:"platform,omitempty"`
 	Until    *string         `json:"until,omitempty"`
+	DeviceID string          `json:"device_id,omitempty"`
 }
 
 // Welcome answers hello (or a valid Authorization header).
