@@ -1,9 +1,11 @@
 package localstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -11,7 +13,8 @@ import (
 )
 
 // Append stores msgs in one batch, applying edits and deletions to their
-// targets as history.Store describes. Rows already stored are skipped, so
+// targets as history.Store describes; the batch behaves like its rows
+// appended one by one in seq order. Rows already stored are skipped, so
 // a batch may be appended again. EditSeq and Deleted of the input are
 // ignored: they are derived from the edit and delete rows.
 func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
@@ -39,7 +42,11 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 	// its edit may come in the same batch.
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	for _, m := range msgs {
+	// Seq order makes a batch behave like its rows appended one by one in
+	// stream order; the stable sort keeps the first of two copies of a row.
+	sorted := slices.Clone(msgs)
+	slices.SortStableFunc(sorted, func(a, b *protocol.Message) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, m := range sorted {
 		if err := s.appendOne(b, m); err != nil {
 			return err
 		}
@@ -75,8 +82,8 @@ func (s *Store) appendOne(b *pebble.Batch, m *protocol.Message) error {
 
 // apply applies the edit or delete m to its target, if the rules allow.
 func (s *Store) apply(b *pebble.Batch, m *protocol.Message) error {
-	if m.Ref == 0 {
-		return nil
+	if m.Ref == 0 || m.Ref >= m.Seq {
+		return nil // a target comes before its edits in the stream
 	}
 	t, err := get(b, m.Conv, m.Ref)
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -84,6 +84,14 @@ func testEdits(t *testing.T, s history.Store) {
 		{"target and edits in one batch", func(c string) batches {
 			return batches{{target(c), edit(c, 2, "u1", 1), edit(c, 3, "u1", 1)}}
 		}, editBody(3), 3, false},
+		{"edit before its target in one batch", func(c string) batches {
+			// A batch behaves like its rows appended in seq order.
+			return batches{{edit(c, 2, "u1", 1), target(c)}}
+		}, editBody(2), 2, false},
+		{"edit aimed at a later seq", func(c string) batches {
+			// Seq 9 must keep its body: an edit never precedes its target.
+			return batches{{target(c)}, {edit(c, 5, "u1", 9), msg(c, 9, "u1")}}
+		}, "", 0, false},
 		{"out of order in one batch", func(c string) batches {
 			return batches{{target(c), edit(c, 3, "u1", 1), edit(c, 2, "u1", 1)}}
 		}, editBody(3), 3, false},
