@@ -1,0 +1,58 @@
+package scyllastore
+
+import (
+	"github.com/scylladb/gocqlx/v2/qb"
+)
+
+// stmt is a CQL statement and its bind names, built once by buildQueries.
+type stmt struct {
+	cql   string
+	names []string
+}
+
+func build(b interface{ ToCql() (string, []string) }) stmt {
+	cql, names := b.ToCql()
+	return stmt{cql: cql, names: names}
+}
+
+// rowColumns are the columns a page reads.
+var rowColumns = []string{"seq", "sender", "client_id", "ts", "kind", "ref", "body", "edit_body", "edit_seq", "deleted"}
+
+// queries holds every statement the Store runs.
+type queries struct {
+	insertBucket, insertRow  stmt
+	stored                   stmt
+	target, setEdit, setDel  stmt
+	rowsAfter, rowsBefore    stmt
+	bucketsFrom, bucketsUpTo stmt
+	lastSeq, countPlain      stmt
+}
+
+func buildQueries() queries {
+	partition := []qb.Cmp{qb.Eq("conv"), qb.Eq("bucket")}
+	one := append(partition[:2:2], qb.Eq("seq"))
+	return queries{
+		insertBucket: build(qb.Insert("buckets").Columns("conv", "bucket")),
+		insertRow: build(qb.Insert("messages").
+			Columns("conv", "bucket", "seq", "sender", "client_id", "ts", "kind", "ref", "body")),
+		stored: build(qb.Select("messages").Columns("seq").
+			Where(append(partition[:2:2], qb.In("seq"))...)),
+		target:  build(qb.Select("messages").Columns("sender", "kind", "edit_seq", "deleted").Where(one...)),
+		setEdit: build(qb.Update("messages").Set("edit_body", "edit_seq").Where(one...)),
+		setDel: build(qb.Update("messages").SetLit("deleted", "true").
+			SetLit("body", "null").SetLit("edit_body", "null").Where(one...)),
+		rowsAfter: build(qb.Select("messages").Columns(rowColumns...).
+			Where(append(partition[:2:2], qb.Gt("seq"))...).OrderBy("seq", qb.ASC).LimitNamed("limit")),
+		rowsBefore: build(qb.Select("messages").Columns(rowColumns...).
+			Where(append(partition[:2:2], qb.Lt("seq"))...).LimitNamed("limit")),
+		bucketsFrom: build(qb.Select("buckets").Columns("bucket").
+			Where(qb.Eq("conv"), qb.GtOrEq("bucket")).OrderBy("bucket", qb.ASC)),
+		bucketsUpTo: build(qb.Select("buckets").Columns("bucket").
+			Where(qb.Eq("conv"), qb.LtOrEq("bucket"))),
+		lastSeq: build(qb.Select("messages").Columns("seq").Where(partition...).Limit(1)),
+		// Filtering on kind inside one partition reads only that
+		// partition's rows above seq: the cost stays proportional to them.
+		countPlain: build(qb.Select("messages").CountAll().
+			Where(append(partition[:2:2], qb.Gt("seq"), qb.Eq("kind"))...).AllowFiltering()),
+	}
+}
