@@ -22,16 +22,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/conversation"
 	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/history/localstore"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
+	"github.com/natter-chat/natter/pushnotify"
 )
 
 // Roles says which parts an App runs.
@@ -41,10 +44,28 @@ type Roles struct {
 	Gateway bool
 	// Presence runs the presence service: one per cluster.
 	Presence bool
+	// History copies the CHAT stream into the history store and serves
+	// the history API (chat.api.history.*).
+	History bool
+	// Push runs the push notification dispatcher (one per cluster is
+	// enough; more share its consumer); it starts only when a provider is
+	// configured.
+	Push bool
 }
 
 // AllRoles is what natter serve runs.
-var AllRoles = Roles{Gateway: true, Presence: true}
+var AllRoles = Roles{Gateway: true, Presence: true, History: true, Push: true}
+
+// HistoryConfig says where the history store is.
+type HistoryConfig struct {
+	// Store is a store the caller opened (and closes): a scyllastore, or
+	// one shared by Apps in a test. It wins over Dir.
+	Store history.Store
+	// Dir opens the embedded store (localstore) there; the App closes it.
+	Dir string
+	// NoSync commits the embedded store without fsync (tests only).
+	NoSync bool
+}
 
 // Config is everything an App needs.
 type Config struct {
@@ -66,6 +87,11 @@ type Config struct {
 	Conversations conversation.Config
 	Fanout        fanout.Config
 	Presence      presence.ServiceConfig
+	// History locates the history store. A gateway without one reads
+	// through the history API of the process that has it.
+	History HistoryConfig
+	// Push configures the push providers and dispatcher.
+	Push PushConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
 	// Logger; slog.Default by default.
@@ -80,6 +106,10 @@ type App struct {
 	conns    []*nats.Conn
 	gateway  *gateway.Server
 	tracker  *presence.Tracker
+	store    history.Store // the history store, if this process holds one
+	ownStore bool          // opened here, so closed here
+	api      micro.Service
+	push     *pushnotify.Dispatcher
 	http     *http.Server
 	listener net.Listener
 	ready    atomic.Bool
@@ -123,6 +153,17 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err := schema.Ensure(ctx, js, cfg.Schema); err != nil {
 		return a, err
 	}
+	switch {
+	case cfg.History.Store != nil:
+		a.store = cfg.History.Store
+	case cfg.History.Dir != "":
+		if a.store, err = localstore.New(localstore.Config{Dir: cfg.History.Dir, NoSync: cfg.History.NoSync, Logger: cfg.Logger}); err != nil {
+			return a, fmt.Errorf("open history store: %w", err)
+		}
+		a.ownStore = true
+	case cfg.Roles.History:
+		return a, errors.New("the history role needs a history store (History.Dir or History.Store)")
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	mux := http.NewServeMux()
@@ -134,6 +175,16 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	}
 	if cfg.Roles.Presence {
 		if err := a.startPresence(ctx, runCtx); err != nil {
+			return a, err
+		}
+	}
+	if cfg.Roles.History {
+		if err := a.startHistory(ctx, runCtx); err != nil {
+			return a, err
+		}
+	}
+	if cfg.Roles.Push {
+		if err := a.startPush(ctx, runCtx); err != nil {
 			return a, err
 		}
 	}
@@ -154,7 +205,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	}()
 	a.ready.Store(true)
 	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL(),
-		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence)
+		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence, "history", cfg.Roles.History)
 	return a, nil
 }
 
@@ -174,11 +225,11 @@ func (a *App) startGateway(ctx, runCtx context.Context, mux *http.ServeMux) erro
 	if err != nil {
 		return err
 	}
-	convs, stream, err := a.readers(ctx, gwJS)
+	convs, msgs, err := a.readers(ctx, gwNC, gwJS)
 	if err != nil {
 		return err
 	}
-	fanConvs, fanStream, err := a.readers(ctx, fanJS)
+	fanConvs, fanMsgs, err := a.readers(ctx, fanNC, fanJS)
 	if err != nil {
 		return err
 	}
@@ -186,7 +237,7 @@ func (a *App) startGateway(ctx, runCtx context.Context, mux *http.ServeMux) erro
 	if fanCfg.Logger == nil {
 		fanCfg.Logger = cfg.Logger
 	}
-	fan := fanout.New(fanCfg, fanNC, fanJS, fanConvs, fanStream)
+	fan := fanout.New(fanCfg, fanNC, fanJS, fanConvs, fanMsgs)
 
 	gwCfg := cfg.Gateway
 	if gwCfg.Logger == nil {
@@ -208,7 +259,7 @@ func (a *App) startGateway(ctx, runCtx context.Context, mux *http.ServeMux) erro
 		return err
 	}
 	if a.gateway, err = gateway.New(gwCfg, gateway.Deps{
-		Verifier: verifier, NC: gwNC, JS: gwJS, Convs: convs, Stream: stream,
+		Verifier: verifier, NC: gwNC, JS: gwJS, Convs: convs, Messages: msgs,
 		Presence: a.tracker, PresenceKV: presenceKV,
 	}); err != nil {
 		return err
@@ -223,7 +274,7 @@ func (a *App) startPresence(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	convs, _, err := a.readers(ctx, js)
+	convs, err := a.conversations(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -250,20 +301,52 @@ func (a *App) run(ctx context.Context, name string, fn func(context.Context) err
 	}()
 }
 
-func (a *App) readers(ctx context.Context, js jetstream.JetStream) (*conversation.Store, *history.Stream, error) {
+// startHistory runs the history writer and serves the history API.
+func (a *App) startHistory(ctx, runCtx context.Context) error {
+	nc, js, err := a.connect("natter-history")
+	if err != nil {
+		return err
+	}
+	_, pages, err := a.readers(ctx, nc, js)
+	if err != nil {
+		return err
+	}
+	if a.api, err = history.StartAPI(nc, pages, 10*time.Second); err != nil {
+		return err
+	}
+	w := history.NewWriter(history.WriterConfig{Logger: a.cfg.Logger}, js, a.store)
+	a.run(runCtx, "history writer", w.Run)
+	return nil
+}
+
+func (a *App) conversations(ctx context.Context, js jetstream.JetStream) (*conversation.Store, error) {
 	ccfg := a.cfg.Conversations
 	if ccfg.Logger == nil {
 		ccfg.Logger = a.cfg.Logger
 	}
-	convs, err := conversation.New(ctx, ccfg, js)
+	return conversation.New(ctx, ccfg, js)
+}
+
+// readers returns the conversation store and where messages are read:
+// the history Reader over this process's store and the stream, or the
+// history API when the store lives in another process.
+func (a *App) readers(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*conversation.Store, history.Pages, error) {
+	convs, err := a.conversations(ctx, js)
 	if err != nil {
 		return nil, nil, err
+	}
+	if a.store == nil {
+		return convs, history.NewRemote(nc, 10*time.Second), nil
 	}
 	stream, err := history.NewStream(ctx, js)
 	if err != nil {
 		return nil, nil, err
 	}
-	return convs, stream, nil
+	reader, err := history.NewReader(ctx, js, a.store, stream)
+	if err != nil {
+		return nil, nil, err
+	}
+	return convs, reader, nil
 }
 
 func (a *App) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
@@ -341,6 +424,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.cancel()
 		}
 		a.wg.Wait()
+		if a.api != nil {
+			errs = append(errs, a.api.Stop())
+		}
 		for _, nc := range a.conns {
 			_ = nc.Drain()
 		}
@@ -349,6 +435,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 				time.Sleep(5 * time.Millisecond)
 			}
 			nc.Close()
+		}
+		if a.ownStore {
+			errs = append(errs, a.store.Close())
 		}
 		if a.nats != nil {
 			errs = append(errs, a.nats.Shutdown(ctx))

@@ -131,6 +131,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	cfg := app.Config{
 		HTTPAddr: "127.0.0.1:0",
 		Embedded: natsrv.Config{Listen: "127.0.0.1:-1", DataDir: t.TempDir()},
+		History:  app.HistoryConfig{Dir: t.TempDir(), NoSync: true},
 		Auth:     auth.Config{Secret: secret},
 		Logger:   testLogger(),
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ func start(t testing.TB, tweak ...func(*app.Config)) *env {
 	cfg := app.Config{
 		HTTPAddr: "127.0.0.1:0",
 		Embedded: natsrv.Config{Listen: "127.0.0.1:-1", DataDir: t.TempDir()},
+		History:  app.HistoryConfig{Dir: filepath.Join(t.TempDir(), "history"), NoSync: true},
 		Auth:     auth.Config{Secret: secret},
 		Logger:   testLogger(),
 	}

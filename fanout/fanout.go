@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/conversation"
-	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -60,19 +59,24 @@ func (c Config) withDefaults() Config {
 
 // Fanout is the delivery worker.
 type Fanout struct {
-	cfg    Config
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream *history.Stream
-	cache  cache
-	buf    []byte // frame buffer of the consume loop, which is serial
+	cfg   Config
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	last  LastSeqs
+	cache cache
+	buf   []byte // frame buffer of the consume loop, which is serial
+}
+
+// LastSeqs gives a conversation's newest seq, for conversation pushes.
+type LastSeqs interface {
+	Last(ctx context.Context, conv string) (uint64, error)
 }
 
 // New returns a Fanout; Run starts it.
-func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.Store, stream *history.Stream) *Fanout {
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.Store, last LastSeqs) *Fanout {
 	cfg = cfg.withDefaults()
 	return &Fanout{
-		cfg: cfg, nc: nc, js: js, stream: stream,
+		cfg: cfg, nc: nc, js: js, last: last,
 		cache: cache{m: make(map[string]*members), max: cfg.CacheSize, ttl: cfg.CacheTTL, now: cfg.Now, store: convs},
 	}
 }
@@ -220,7 +224,7 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 // state, except the connection whose request caused it (it has the reply).
 func (f *Fanout) pushConversation(ctx context.Context, d *conversation.Doc, users []string, origin string) error {
 	c := d.Protocol(f.cfg.MembersInline)
-	last, err := f.stream.Last(ctx, d.Conv)
+	last, err := f.last.Last(ctx, d.Conv)
 	if err != nil {
 		return err
 	}

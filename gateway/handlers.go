@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+
 	"encoding/json"
 	"errors"
+	"github.com/nats-io/nats.go"
 	"slices"
 	"sort"
 	"strconv"
@@ -52,8 +54,14 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.read(ctx, req)
 	case protocol.TypePresence:
 		resp, err = sess.presence(ctx, req)
-	case protocol.TypeRegisterDevice, protocol.TypeMute:
-		err = protocol.Errorf(protocol.CodeUnavailable, "%s is not available on this server yet", req.Type)
+	case protocol.TypeRegisterDevice:
+		resp, err = sess.registerDevice(ctx, req)
+	case protocol.TypeUnregisterDevice:
+		resp, err = sess.unregisterDevice(ctx, req)
+	case protocol.TypeDevices:
+		resp, err = sess.devices(ctx, req)
+	case protocol.TypeMute:
+		resp, err = sess.mute(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}
@@ -96,8 +104,10 @@ func toProtocol(err error) *protocol.Error {
 		return protocol.Errorf(protocol.CodeTooLarge, "%s", err.Error())
 	case errors.Is(err, conversation.ErrConflict):
 		return protocol.Errorf(protocol.CodeConflict, "%s", err.Error())
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		return protocol.Errorf(protocol.CodeUnavailable, "the server did not answer in time; retry")
+	case errors.Is(err, nats.ErrNoResponders):
+		return protocol.Errorf(protocol.CodeUnavailable, "a backend service is not running; retry")
 	default:
 		return protocol.Errorf(protocol.CodeInternal, "internal error")
 	}
@@ -145,7 +155,7 @@ func (sess *session) create(ctx context.Context, req *protocol.Request) (any, *p
 	}
 	sess.entry.addConv(d.Conv)
 	c := d.Protocol(sess.srv.cfg.MembersInline)
-	if c.LastSeq, err = sess.srv.stream.Last(ctx, d.Conv); err != nil {
+	if c.LastSeq, err = sess.srv.msgs.Last(ctx, d.Conv); err != nil {
 		return nil, sess.fail(err)
 	}
 	return &protocol.ConversationFrame{Type: protocol.TypeConversation, ID: req.ID, Conversation: c}, nil
@@ -231,14 +241,14 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 			return err
 		}
 		c := d.Protocol(sess.srv.cfg.MembersInline)
-		if c.LastSeq, err = sess.srv.stream.Last(ctx, d.Conv); err != nil {
+		if c.LastSeq, err = sess.srv.msgs.Last(ctx, d.Conv); err != nil {
 			return err
 		}
 		if c.ReadSeq, err = sess.srv.convs.ReadSeq(ctx, d.Conv, sess.user); err != nil {
 			return err
 		}
 		if c.LastSeq > c.ReadSeq {
-			if c.Unread, err = sess.srv.stream.CountAfter(ctx, d.Conv, c.ReadSeq, maxUnread); err != nil {
+			if c.Unread, err = sess.srv.msgs.CountAfter(ctx, d.Conv, c.ReadSeq, maxUnread); err != nil {
 				return err
 			}
 		}

@@ -40,7 +40,7 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		return nil, err
 	}
 	if env.Kind != protocol.KindMessage {
-		target, err := sess.srv.stream.Get(ctx, req.Conv, env.Ref)
+		target, err := sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
 		if errors.Is(err, history.ErrNotFound) || (err == nil && target.Kind != protocol.KindMessage) {
 			return nil, protocol.Errorf(protocol.CodeNotFound, "ref %d is not a message of this conversation", env.Ref)
 		}
@@ -70,7 +70,7 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 	ts := env.TS
 	if ack.Duplicate {
 		// A retry: answer with the original message's seq and time.
-		orig, err := sess.srv.stream.Get(ctx, req.Conv, ack.Sequence)
+		orig, err := sess.srv.msgs.Get(ctx, req.Conv, ack.Sequence)
 		if err != nil {
 			return nil, sess.fail(err)
 		}
@@ -113,7 +113,7 @@ func (sess *session) sync(ctx context.Context, req *protocol.Request) (any, *pro
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	msgs, more, err := sess.srv.stream.After(ctx, req.Conv, after, pageLimit(req.Limit, protocol.MaxLimit))
+	msgs, more, err := sess.srv.msgs.After(ctx, req.Conv, after, pageLimit(req.Limit, protocol.MaxLimit))
 	if err != nil {
 		return nil, sess.fail(err)
 	}
@@ -132,7 +132,7 @@ func (sess *session) history(ctx context.Context, req *protocol.Request) (any, *
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	msgs, more, err := sess.srv.stream.Before(ctx, req.Conv, before, pageLimit(req.Limit, protocol.MaxLimit))
+	msgs, more, err := sess.srv.msgs.Before(ctx, req.Conv, before, pageLimit(req.Limit, protocol.MaxLimit))
 	if err != nil {
 		return nil, sess.fail(err)
 	}

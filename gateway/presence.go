@@ -25,7 +25,7 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	last, err := sess.srv.stream.Last(ctx, req.Conv)
+	last, err := sess.srv.msgs.Last(ctx, req.Conv)
 	if err != nil {
 		return nil, sess.fail(err)
 	}

@@ -100,7 +100,9 @@ type Deps struct {
 	NC       *nats.Conn
 	JS       jetstream.JetStream
 	Convs    *conversation.Store
-	Stream   *history.Stream
+	// Messages answers sync, history and last seqs: the history Reader
+	// in one process, or the history API's client.
+	Messages history.Pages
 	// Presence records this gateway's connections.
 	Presence *presence.Tracker
 	// PresenceKV is the PRESENCE bucket, read for presence queries.
@@ -114,7 +116,7 @@ type Server struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	convs      *conversation.Store
-	stream     *history.Stream
+	msgs       history.Pages
 	tracker    *presence.Tracker
 	presenceKV jetstream.KeyValue
 	upgrader   *gws.Upgrader
@@ -128,12 +130,12 @@ type Server struct {
 
 // New returns a gateway.
 func New(cfg Config, d Deps) (*Server, error) {
-	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Convs == nil || d.Stream == nil || d.Presence == nil || d.PresenceKV == nil {
+	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Convs == nil || d.Messages == nil || d.Presence == nil || d.PresenceKV == nil {
 		return nil, errors.New("gateway: every dependency is required")
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS, convs: d.Convs, stream: d.Stream,
+		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS, convs: d.Convs, msgs: d.Messages,
 		tracker: d.Presence, presenceKV: d.PresenceKV,
 		sessions: make(map[*session]struct{}),
 		drained:  make(chan struct{}),

@@ -21,6 +21,7 @@ import (
 //   - reactions are rows of their own and change nothing else;
 //   - an edit or delete whose target is not stored, is not a plain message,
 //     or has another sender, is stored as a row and applied to nothing.
+//
 // Pages return rows as stored (targets with edits applied), in ascending seq.
 type Store interface {
 	// Append stores msgs, which all have Conv and Seq set. Appending a

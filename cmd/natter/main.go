@@ -22,6 +22,8 @@ usage:
   natter serve   [flags]   run everything in one process (embedded NATS)
   natter gateway [flags]   run a WebSocket gateway (and fan-out worker) against an external NATS
   natter presence [flags]  run the presence service (one per cluster) against an external NATS
+  natter history [flags]   run the history writer and API against an external NATS
+  natter pushnotify [flags] run the push notification dispatcher against an external NATS
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
 
@@ -43,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return errors.New("missing command")
 	}
 	switch args[0] {
-	case "serve", "gateway", "presence":
+	case "serve", "gateway", "presence", "history", "pushnotify":
 		return serve(args[1:], stderr, args[0])
 	case "token":
 		return token(args[1:], stdout, stderr)

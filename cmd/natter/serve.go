@@ -24,9 +24,11 @@ const devSecretFile = "dev-jwt-secret"
 
 // roles maps each command that runs a server to the parts it runs.
 var roles = map[string]app.Roles{
-	"serve":    app.AllRoles,
-	"gateway":  {Gateway: true},
-	"presence": {Presence: true},
+	"serve":      app.AllRoles,
+	"gateway":    {Gateway: true},
+	"presence":   {Presence: true},
+	"history":    {History: true},
+	"pushnotify": {Push: true},
 }
 
 // serveConfig parses the flags of serve, or of a single role run against
@@ -38,7 +40,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen address: /v1/ws and /healthz")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
 	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
-	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials")
+	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials, the embedded history store")
 	secret := fs.String("jwt-secret", "", "HS256 secret for client tokens (default: env NATTER_JWT_SECRET)")
 	pubKey := fs.String("jwt-public-key", "", "PEM public key file: accept RS256/EdDSA tokens instead of HS256")
 	dev := fs.Bool("dev", false, "development mode: generate a JWT secret when none is given")
@@ -50,6 +52,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
+	pushConfig := pushFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return app.Config{}, err
 	}
@@ -61,6 +64,16 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 		return app.Config{}, err
 	}
 	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, Logger: log}
+	if cfg.Push, err = pushConfig(); err != nil {
+		return cfg, err
+	}
+	if name == "pushnotify" && !cfg.Push.Configured() {
+		return cfg, errors.New("pushnotify needs a provider: --apns-key-file, --fcm-credentials or --webpush-vapid-key-file")
+	}
+	if cfg.Roles.History {
+		// The embedded history store lives with the history role.
+		cfg.History.Dir = filepath.Join(*dataDir, "history")
+	}
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe
 	cfg.Gateway.Heartbeat = *heartbeat

@@ -22,6 +22,12 @@ const (
 	// PriorityGroupFanout is the pinned priority group of ConsumerFanout:
 	// one fan-out worker at a time pulls, so deliveries keep stream order.
 	PriorityGroupFanout = "fanout"
+	// ConsumerHistory copies messages into the history store; its ack floor
+	// is the stream seq up to which the store has everything.
+	ConsumerHistory = "history"
+	// PriorityGroupHistory is the pinned priority group of ConsumerHistory:
+	// one writer at a time, in stream order.
+	PriorityGroupHistory = "history"
 )
 
 // Config sizes the schema. The zero value is filled with the defaults.
@@ -135,6 +141,31 @@ func FanoutConsumer() jetstream.ConsumerConfig {
 	}
 }
 
+// HistoryBatch is the most messages the history writer holds
+// unacknowledged: its fetch size and the consumer's MaxAckPending.
+const HistoryBatch = 500
+
+// HistoryConsumer is the history writer's durable pull consumer. Each
+// message is acked after the store has it. MaxAckPending equals the batch,
+// so when a writer dies its batch is redelivered before anything newer:
+// the store sees every conversation in stream order, which is what lets
+// it apply an edit to its target.
+func HistoryConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        ConsumerHistory,
+		Description:    "copies messages into the history store (the system of record)",
+		FilterSubjects: []string{MsgWildcard},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        10 * time.Second,
+		MaxAckPending:  HistoryBatch,
+		MaxWaiting:     16,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{PriorityGroupHistory},
+		PinnedTTL:      5 * time.Second,
+	}
+}
+
 // Ensure creates or updates every stream, bucket and consumer. It is
 // idempotent: running it on every start is the intended use.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
@@ -149,6 +180,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, FanoutConsumer()); err != nil {
 		return fmt.Errorf("ensure consumer %s: %w", ConsumerFanout, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, HistoryConsumer()); err != nil {
+		return fmt.Errorf("ensure consumer %s: %w", ConsumerHistory, err)
+	}
+	if err := ensurePush(ctx, js, c); err != nil {
+		return err
 	}
 	return nil
 }

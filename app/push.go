@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/pushnotify"
+	"github.com/natter-chat/natter/pushnotify/apns"
+	"github.com/natter-chat/natter/pushnotify/fcm"
+	"github.com/natter-chat/natter/pushnotify/webpush"
+)
+
+// PushConfig configures push notifications: the providers (nil means not
+// configured) and the dispatcher (privacy, coalescing window, workers).
+type PushConfig struct {
+	APNs    *apns.Config
+	FCM     *fcm.Config
+	WebPush *webpush.Config
+	// Dispatcher tunes the dispatcher: Private, Window and the rest.
+	Dispatcher pushnotify.DispatcherConfig
+}
+
+// Configured reports whether at least one provider is configured.
+func (c PushConfig) Configured() bool {
+	return c.APNs != nil || c.FCM != nil || c.WebPush != nil
+}
+
+// startPush runs the push dispatcher on a NATS connection of its own.
+func (a *App) startPush(ctx, runCtx context.Context) error {
+	pc := a.cfg.Push
+	if !pc.Configured() {
+		a.log.Info("Push notifications are off: no provider is configured.")
+		return nil
+	}
+	router := pushnotify.Router{}
+	if pc.APNs != nil {
+		c := *pc.APNs
+		if c.Logger == nil {
+			c.Logger = a.log
+		}
+		s, err := apns.New(c)
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		router[pushnotify.PlatformAPNs] = s
+	}
+	if pc.FCM != nil {
+		c := *pc.FCM
+		if c.Logger == nil {
+			c.Logger = a.log
+		}
+		s, err := fcm.New(c)
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		router[pushnotify.PlatformFCM] = s
+	}
+	if pc.WebPush != nil {
+		c := *pc.WebPush
+		if c.Logger == nil {
+			c.Logger = a.log
+		}
+		s, err := webpush.New(c)
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		router[pushnotify.PlatformWebPush] = s
+	}
+	_, js, err := a.connect("natter-push")
+	if err != nil {
+		return err
+	}
+	convs, err := a.conversations(ctx, js)
+	if err != nil {
+		return err
+	}
+	pushKV, err := js.KeyValue(ctx, schema.BucketPush)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	sentKV, err := js.KeyValue(ctx, schema.BucketPushSent)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	presenceKV, err := js.KeyValue(ctx, schema.BucketPresence)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	dcfg := pc.Dispatcher
+	if dcfg.Logger == nil {
+		dcfg.Logger = a.log
+	}
+	d, err := pushnotify.NewDispatcher(dcfg, pushnotify.DispatcherDeps{
+		JS: js, Sender: router, Devices: pushnotify.NewStore(pushnotify.StoreConfig{}, pushKV),
+		Presence: presenceKV, Sent: pushnotify.NewKVDedup(sentKV), Convs: convs,
+	})
+	if err != nil {
+		return err
+	}
+	a.push = d
+	a.run(runCtx, "push dispatcher", d.Run)
+	return nil
+}
+
+// Push is the push dispatcher, nil when push does not run; its Counters
+// are what a /metrics endpoint will publish.
+func (a *App) Push() *pushnotify.Dispatcher { return a.push }

@@ -1,0 +1,151 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// WriterConfig tunes the history writer.
+type WriterConfig struct {
+	// Batch is the most messages fetched and appended at once.
+	Batch int
+	// MaxBackoff caps the wait between attempts while the store fails.
+	MaxBackoff time.Duration
+	// Logger; slog.Default by default.
+	Logger *slog.Logger
+}
+
+// Writer copies the CHAT stream into a Store: the system of record. It
+// fetches a batch, appends it, and only then acks it, so the consumer's ack
+// floor never passes a message the store lacks. While the
+// store fails it retries the same batch with backoff and fetches nothing
+// new: the stream holds the backlog, and the lag shows in
+// `nats consumer report CHAT`.
+type Writer struct {
+	cfg   WriterConfig
+	js    jetstream.JetStream
+	store Store
+}
+
+// NewWriter returns a writer; Run starts it.
+func NewWriter(cfg WriterConfig, js jetstream.JetStream, store Store) *Writer {
+	if cfg.Batch <= 0 || cfg.Batch > schema.HistoryBatch {
+		cfg.Batch = schema.HistoryBatch
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Writer{cfg: cfg, js: js, store: store}
+}
+
+// Run writes until ctx ends.
+func (w *Writer) Run(ctx context.Context) error {
+	cons, err := w.js.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory)
+	if err != nil {
+		return fmt.Errorf("history consumer: %w", err)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(w.cfg.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(schema.PriorityGroupHistory))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.cfg.Logger.Warn("history fetch failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		var msgs []*protocol.Message
+		var got []jetstream.Msg
+		for m := range batch.Messages() {
+			got = append(got, m)
+			if pm := toMessage(m, w.cfg.Logger); pm != nil {
+				msgs = append(msgs, pm)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			w.cfg.Logger.Debug("history fetch ended early", "err", err)
+		}
+		if len(got) == 0 {
+			continue
+		}
+		if !w.append(ctx, msgs, got) {
+			return nil
+		}
+		for _, m := range got[:len(got)-1] {
+			_ = m.Ack()
+		}
+		// The last ack waits for the server, so the next fetch cannot
+		// overtake the acks of this batch.
+		if err := got[len(got)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
+			w.cfg.Logger.Warn("history ack failed; the batch will be appended again", "err", err)
+		}
+	}
+	return nil
+}
+
+// append retries until the store has msgs or ctx ends, telling the server
+// the batch is still being worked on so it is not redelivered meanwhile.
+func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) bool {
+	if len(msgs) == 0 {
+		return true
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := w.store.Append(ctx, msgs)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		w.cfg.Logger.Warn("history store append failed; retrying", "attempt", attempt, "messages", len(msgs), "err", err)
+		for _, m := range got {
+			_ = m.InProgress()
+		}
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, w.cfg.MaxBackoff)
+	}
+}
+
+// toMessage decodes a stored message; nil for one that is not a valid
+// envelope (skipped: internal services may publish anything).
+func toMessage(m jetstream.Msg, log *slog.Logger) *protocol.Message {
+	meta, err := m.Metadata()
+	if err != nil {
+		return nil
+	}
+	conv := schema.ConvFromSubject(m.Subject())
+	if !protocol.ValidID(conv) {
+		return nil
+	}
+	env, err := protocol.DecodeEnvelope(m.Data())
+	if err != nil {
+		log.Warn("history skips a bad envelope", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
+		return nil
+	}
+	return env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
