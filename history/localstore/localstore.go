@@ -31,6 +31,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/natter-chat/natter/history"
 )
@@ -109,6 +110,11 @@ func New(cfg Config) (*Store, error) {
 		MemTableStopWritesThreshold: cfg.MemTableStopWrites,
 		MaxOpenFiles:                1000,
 		Logger:                      pebbleLogger{cfg.Logger.With("component", "localstore")},
+	}
+	// Bloom filters make Append's existence check of a new row (the common
+	// case: the key is absent) skip the tables that cannot hold it.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
