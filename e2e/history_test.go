@@ -109,8 +109,10 @@ func takeSnapshot(t *testing.T, c *client.Client, conv string) snapshot {
 
 // Every answer a client gets is the same whether the messages are in the
 // stream only, in both, or only in the history store after aging out.
-func TestAnswersSurviveAgeOut(t *testing.T) {
-	e := start(t, hotWindow(4*time.Second))
+func TestAnswersSurviveAgeOut(t *testing.T) { eachStore(t, answersSurviveAgeOut) }
+
+func answersSurviveAgeOut(t *testing.T, store func(*app.Config)) {
+	e := start(t, hotWindow(4*time.Second), store)
 	ctx := ctxT(t)
 	alice, bob := e.dial(t, "alice"), e.dial(t, "bob")
 	g, err := alice.CreateGroup(ctx, "aging", "bob")
@@ -193,11 +195,10 @@ func compareSnapshots(t *testing.T, when string, want, got snapshot) {
 // A client offline while 10,000 messages were sent, some of them already
 // aged out of the stream, gets every one, in order, exactly once, through
 // conversations + sync; scroll-back pages to the first message.
-func TestOfflineCatchUp10000(t *testing.T) {
-	if testing.Short() {
-		t.Skip("sends 10,000 messages")
-	}
-	e := start(t, hotWindow(5*time.Second), func(c *app.Config) {
+func TestOfflineCatchUp10000(t *testing.T) { eachStore(t, offlineCatchUp10000) }
+
+func offlineCatchUp10000(t *testing.T, store func(*app.Config)) {
+	e := start(t, hotWindow(5*time.Second), store, func(c *app.Config) {
 		c.Gateway.RateBurst = 20_000
 		c.Gateway.RateSustained = 20_000
 	})

@@ -24,6 +24,7 @@ usage:
   natter presence [flags]  run the presence service (one per cluster) against an external NATS
   natter history [flags]   run the history writer and API against an external NATS
   natter pushnotify [flags] run the push notification dispatcher against an external NATS
+  natter migrate [flags]   create or update the ScyllaDB/Cassandra history schema (--cql, --keyspace)
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
 
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve", "gateway", "presence", "history", "pushnotify":
 		return serve(args[1:], stderr, args[0])
+	case "migrate":
+		return migrateCmd(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "chat":

@@ -33,10 +33,11 @@ var roles = map[string]app.Roles{
 
 // serveConfig parses the flags of serve, or of a single role run against
 // an external NATS.
-func serveConfig(args []string, stderr io.Writer, name string) (app.Config, error) {
+func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cqlFlags, error) {
 	gatewayOnly := name != "serve"
 	fs := flag.NewFlagSet("natter "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cql := addCQLFlags(fs, true)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen address: /v1/ws and /healthz")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
 	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
@@ -54,21 +55,21 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return app.Config{}, err
+		return app.Config{}, nil, err
 	}
 	if fs.NArg() > 0 {
-		return app.Config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return app.Config{}, nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
-		return app.Config{}, err
+		return app.Config{}, nil, err
 	}
 	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, Logger: log}
 	if cfg.Push, err = pushConfig(); err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	if name == "pushnotify" && !cfg.Push.Configured() {
-		return cfg, errors.New("pushnotify needs a provider: --apns-key-file, --fcm-credentials or --webpush-vapid-key-file")
+		return cfg, nil, errors.New("pushnotify needs a provider: --apns-key-file, --fcm-credentials or --webpush-vapid-key-file")
 	}
 	if cfg.Roles.History {
 		// The embedded history store lives with the history role.
@@ -82,14 +83,14 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	cfg.Gateway.Compression = true
 	if gatewayOnly {
 		if *natsURL == "" {
-			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
+			return cfg, nil, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
 		}
 		cfg.NATSURL = *natsURL
 	} else {
 		switch *syncMode {
 		case "interval", "always":
 		default:
-			return cfg, fmt.Errorf(`--sync must be "interval" or "always", not %q`, *syncMode)
+			return cfg, nil, fmt.Errorf(`--sync must be "interval" or "always", not %q`, *syncMode)
 		}
 		cfg.Embedded = natsrv.Config{Listen: *natsAddr, DataDir: *dataDir, SyncAlways: *syncMode == "always"}
 	}
@@ -100,11 +101,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	}
 	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeyFile == "" && cfg.Roles.Gateway {
 		if !*dev {
-			return cfg, errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret (or --jwt-public-key), or run with --dev")
+			return cfg, nil, errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret (or --jwt-public-key), or run with --dev")
 		}
 		s, created, err := devSecret(*dataDir)
 		if err != nil {
-			return cfg, err
+			return cfg, nil, err
 		}
 		cfg.Auth.Secret = s
 		if created {
@@ -113,7 +114,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 			log.Warn("dev mode: using the generated JWT secret", "file", filepath.Join(*dataDir, devSecretFile))
 		}
 	}
-	return cfg, nil
+	return cfg, cql, nil
 }
 
 // devSecret reads the generated dev secret under dir, creating it first.
@@ -135,12 +136,21 @@ func devSecret(dir string) (string, bool, error) {
 }
 
 func serve(args []string, stderr io.Writer, name string) error {
-	cfg, err := serveConfig(args, stderr, name)
+	cfg, cql, err := serveConfig(args, stderr, name)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	store, err := cql.open(ctx)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		// ScyllaDB replaces the embedded store; every role may read it.
+		defer store.Close()
+		cfg.History = app.HistoryConfig{Store: store}
+	}
 	a, err := app.Start(ctx, cfg)
 	if err != nil {
 		return err

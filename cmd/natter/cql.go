@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/history/scyllastore"
+)
+
+// cqlFlags are the flags that point the history store at ScyllaDB (or
+// Cassandra) instead of the embedded store.
+type cqlFlags struct {
+	hosts, keyspace, consistency, localDC, replication string
+	migrate                                            bool
+}
+
+func addCQLFlags(fs *flag.FlagSet, withMigrate bool) *cqlFlags {
+	f := &cqlFlags{}
+	fs.StringVar(&f.hosts, "cql", "", "ScyllaDB/Cassandra contact points, host[:port],... : use it as the history store instead of the embedded one")
+	fs.StringVar(&f.keyspace, "keyspace", "natter", "keyspace of the history tables")
+	fs.StringVar(&f.consistency, "cql-consistency", scyllastore.DefaultConsistency, "consistency of history reads and writes")
+	fs.StringVar(&f.localDC, "cql-local-dc", "", "data center to route requests to (DC-aware, token-aware)")
+	fs.StringVar(&f.replication, "replication", "SimpleStrategy:1", `keyspace replication when it is created: "SimpleStrategy:N" or "NetworkTopologyStrategy:dc1=3,dc2=3"`)
+	if withMigrate {
+		fs.BoolVar(&f.migrate, "cql-migrate", true, "create the keyspace and tables if missing on start (natter migrate does it alone)")
+	}
+	return f
+}
+
+func (f *cqlFlags) config() (scyllastore.Config, error) {
+	cfg := scyllastore.Config{
+		Hosts:       strings.Split(f.hosts, ","),
+		Keyspace:    f.keyspace,
+		Consistency: f.consistency,
+		LocalDC:     f.localDC,
+	}
+	class, spec, _ := strings.Cut(f.replication, ":")
+	switch class {
+	case scyllastore.SimpleStrategy:
+		n, err := strconv.Atoi(spec)
+		if err != nil || n < 1 {
+			return cfg, fmt.Errorf("--replication %q: SimpleStrategy needs a factor ≥ 1", f.replication)
+		}
+		cfg.Replication = scyllastore.Replication{Class: class, Factor: n}
+	case scyllastore.NetworkTopologyStrategy:
+		dcs := map[string]int{}
+		for _, kv := range strings.Split(spec, ",") {
+			dc, v, ok := strings.Cut(kv, "=")
+			n, err := strconv.Atoi(v)
+			if !ok || err != nil || n < 1 || dc == "" {
+				return cfg, fmt.Errorf("--replication %q: NetworkTopologyStrategy needs dc=N,...", f.replication)
+			}
+			dcs[dc] = n
+		}
+		cfg.Replication = scyllastore.Replication{Class: class, DataCenters: dcs}
+	default:
+		return cfg, fmt.Errorf("--replication %q: class must be SimpleStrategy or NetworkTopologyStrategy", f.replication)
+	}
+	return cfg, nil
+}
+
+// open migrates when asked and opens the store; nil without --cql.
+func (f *cqlFlags) open(ctx context.Context) (*scyllastore.Store, error) {
+	if f.hosts == "" {
+		return nil, nil
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	if f.migrate {
+		if err := scyllastore.Migrate(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("migrate history schema: %w", err)
+		}
+	}
+	return scyllastore.New(ctx, cfg)
+}
+
+// migrateCmd creates or updates the history keyspace and tables; running
+// it again changes nothing.
+func migrateCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("natter migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := addCQLFlags(fs, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if f.hosts == "" {
+		return errors.New("--cql host[:port],... is required")
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := scyllastore.Migrate(ctx, cfg); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "keyspace %s is up to date\n", cfg.Keyspace)
+	return err
+}
