@@ -18,6 +18,7 @@ const (
 	userNatter   = "natter"
 	userOperator = "operator"
 	userSys      = "sys"
+	userRoute    = "route"
 
 	authFile   = "nats-auth.json"
 	urlFile    = "nats.url"
@@ -36,13 +37,19 @@ type credentials struct {
 	Natter   string `json:"natter"`
 	Operator string `json:"operator"`
 	Sys      string `json:"sys"`
+	// Route authenticates the cluster's nodes to each other (user
+	// userRoute); only used with a cluster.
+	Route string `json:"route"`
 }
 
-// loadCredentials reads dir/nats-auth.json, creating it (or completing
+// loadCredentials reads the credentials file at path (DataDir/nats-auth.json
+// or the cluster's shared Config.AuthFile), creating it (or completing
 // missing passwords) on first start. Passwords are never regenerated once
 // written, so nats.url stays valid across restarts.
-func loadCredentials(dir string) (credentials, error) {
-	path := filepath.Join(dir, authFile)
+func loadCredentials(path string) (credentials, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return credentials{}, fmt.Errorf("%w: %w", ErrAuthFile, err)
+	}
 	var c credentials
 	data, err := os.ReadFile(path)
 	switch {
@@ -55,7 +62,7 @@ func loadCredentials(dir string) (credentials, error) {
 		}
 	}
 	changed := false
-	for _, p := range []*string{&c.Natter, &c.Operator, &c.Sys} {
+	for _, p := range []*string{&c.Natter, &c.Operator, &c.Sys, &c.Route} {
 		if *p == "" {
 			gen, err := newPassword()
 			if err != nil {

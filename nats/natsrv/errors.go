@@ -19,3 +19,7 @@ var (
 	// before the server has stopped.
 	ErrShutdownTimeout = errors.New("natsrv: shutdown not complete")
 )
+
+// ErrCluster is returned by Start when the cluster settings of Config are
+// incomplete or malformed.
+var ErrCluster = errors.New("natsrv: cluster configuration")

@@ -63,6 +63,23 @@ type Config struct {
 	// Logger receives the NATS server's logs (Info and above); nil discards
 	// them.
 	Logger *slog.Logger
+
+	// ClusterName names the cluster this node joins; empty runs a single
+	// node without routes. Every node of a cluster needs a unique
+	// ServerName.
+	ClusterName string
+	// ClusterListen is the host:port of the route listener (port 0 or -1
+	// picks a random free port); required with ClusterName.
+	ClusterListen string
+	// Routes are the nats-route://host:port URLs of the other nodes (this
+	// node's own may be included: the server skips it). Without userinfo
+	// they get the route credentials of the shared credentials file.
+	Routes []string
+	// AuthFile is the credentials file shared by every node of a cluster
+	// (the format of DataDir/nats-auth.json); empty keeps it in DataDir.
+	// Created with fresh passwords when missing: start one node first, or
+	// copy the file to every node.
+	AuthFile string
 }
 
 // Server is a running embedded NATS server. Its methods are safe for
@@ -73,6 +90,8 @@ type Server struct {
 	creds credentials
 	host  string // host:port clients dial, with the real bound port
 	sys   string
+	// routeAddr is host:port of the route listener, "" without a cluster.
+	routeAddr string
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once the server has shut down
@@ -100,12 +119,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("natsrv: data directory: %w", err)
 	}
-	creds, err := loadCredentials(cfg.DataDir)
+	authPath := cfg.AuthFile
+	if authPath == "" {
+		authPath = filepath.Join(cfg.DataDir, authFile)
+	}
+	creds, err := loadCredentials(authPath)
 	if err != nil {
 		return nil, err
 	}
 	if err := opts.ProcessConfigString(accountsConfig(creds)); err != nil {
 		return nil, fmt.Errorf("natsrv: accounts configuration: %w", err)
+	}
+	if err := clusterOptions(opts, cfg, creds); err != nil {
+		return nil, err
 	}
 
 	ns, err := server.NewServer(opts)
@@ -131,8 +157,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.stop()
 		return nil, err
 	}
+	if cfg.ClusterName != "" {
+		if ca := ns.ClusterAddr(); ca != nil {
+			s.routeAddr = net.JoinHostPort(dialHost(ca.IP), strconv.Itoa(ca.Port))
+		}
+	}
 	log.Info("embedded NATS server started", "url", s.ClientURL(), "data_dir", cfg.DataDir,
-		"sync_always", cfg.SyncAlways)
+		"sync_always", cfg.SyncAlways, "server_name", opts.ServerName, "cluster", cfg.ClusterName,
+		"route_listen", s.routeAddr, "routes", len(opts.Routes))
 	return s, nil
 }
 
@@ -280,6 +312,15 @@ func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("natsrv: connect %q: %w", name, err)
 	}
 	return nc, nil
+}
+
+// RouteURL returns nats-route://host:port of the route listener with the
+// real bound port and no credentials, or "" when the node runs alone.
+func (s *Server) RouteURL() string {
+	if s.routeAddr == "" {
+		return ""
+	}
+	return (&url.URL{Scheme: "nats-route", Host: s.routeAddr}).String()
 }
 
 // Server returns the underlying NATS server, for tests and diagnostics.
