@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,54 @@ func TestSilentConnectionIsClosed(t *testing.T) {
 	case <-quiet.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("a silent connection is still open after 2 s with heartbeat 0.5 s")
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	e := start(t, func(c *app.Config) {
+		c.Gateway.MaxConnsPerUser = 2
+		c.Gateway.MaxConnsPerIP = 4
+	})
+	ctx := ctxT(t)
+	e.dial(t, "alice")
+	e.dial(t, "alice")
+	_, err := client.Dial(ctx, e.app.WebSocketURL(), client.Options{Token: token(t, "alice")})
+	if err == nil {
+		t.Fatal("a third connection of a user limited to 2 was welcomed")
+	}
+	e.dial(t, "bob")
+	e.dial(t, "carol")
+	_, err = client.Dial(ctx, e.app.WebSocketURL(), client.Options{Token: token(t, "dave")})
+	if err == nil || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("a fifth connection from one address limited to 4: %v, want HTTP 429", err)
+	}
+}
+
+func TestOriginAllowList(t *testing.T) {
+	e := start(t, func(c *app.Config) { c.Gateway.AllowedOrigins = []string{"https://chat.example.com"} })
+	ctx := ctxT(t)
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{"http://" + e.app.HTTPAddr(), true},
+		{"https://chat.example.com", true},
+		{"https://evil.example.net", false},
+		{"null", false},
+	} {
+		h := http.Header{}
+		if tc.origin != "" {
+			h.Set("Origin", tc.origin)
+		}
+		c, err := client.Dial(ctx, e.app.WebSocketURL(), client.Options{Token: token(t, "alice"), Header: h})
+		if tc.ok != (err == nil) {
+			t.Errorf("origin %q: %v, want allowed=%v", tc.origin, err, tc.ok)
+		}
+		if err == nil {
+			_ = c.Close()
+		} else if !strings.Contains(err.Error(), "403") {
+			t.Errorf("origin %q refused with %v, want HTTP 403", tc.origin, err)
+		}
 	}
 }

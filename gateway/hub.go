@@ -22,6 +22,9 @@ const (
 	dispatchBacklog = 1 << 16
 )
 
+// errTooManyConns refuses a connection past MaxConnsPerUser.
+var errTooManyConns = errors.New("too many connections for this user")
+
 // userEntry is one user with connections on this gateway: one NATS
 // subscription shared by all of them, and the conversations the user was
 // verified to be a member of.
@@ -73,6 +76,10 @@ func (h *hub) register(sess *session) (*userEntry, error) {
 	if first {
 		e = &userEntry{uid: uid, ready: make(chan struct{}), convs: make(map[string]struct{})}
 		h.users[uid] = e
+	}
+	if len(e.sessions) >= h.srv.cfg.MaxConnsPerUser {
+		h.mu.Unlock()
+		return nil, errTooManyConns
 	}
 	e.sessions = append(slices.Clip(e.sessions), sess)
 	h.mu.Unlock()

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +53,18 @@ type Config struct {
 	MembersInline int
 	// Compression offers permessage-deflate.
 	Compression bool
+	// MaxConnsPerUser bounds one user's open connections (devices, tabs);
+	// one more is closed with 1008. Default 32.
+	MaxConnsPerUser int
+	// MaxConnsPerIP bounds the connections from one remote address; one
+	// more gets HTTP 429 before the upgrade. Default 10,000 (users behind
+	// one NAT share an address).
+	MaxConnsPerIP int
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may open a WebSocket, or "*" for any. Requests without an Origin
+	// header (not browsers) and same-origin requests are always allowed,
+	// so the bundled web app works without configuration.
+	AllowedOrigins []string
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 	// Now is the clock.
@@ -84,6 +98,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MembersInline <= 0 {
 		c.MembersInline = 100
+	}
+	if c.MaxConnsPerUser <= 0 {
+		c.MaxConnsPerUser = 32
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 10_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -124,6 +144,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	perIP    map[string]int
 	closing  bool
 	drained  chan struct{} // closed when closing and no session is left
 }
@@ -138,6 +159,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS, convs: d.Convs, msgs: d.Messages,
 		tracker: d.Presence, presenceKV: d.PresenceKV,
 		sessions: make(map[*session]struct{}),
+		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),
 	}
 	s.hub = newHub(s)
@@ -162,7 +184,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 // ServeHTTP upgrades GET /v1/ws. A token in the Authorization header is
 // checked before the upgrade: a bad one gets 401 and no WebSocket.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
 	sess := &session{srv: s, id: newSessionID(), limiter: newBucket(s.cfg.RateBurst, s.cfg.RateSustained, s.cfg.Now())}
+	sess.ip, _, _ = net.SplitHostPort(r.RemoteAddr)
 	if h := r.Header.Get("Authorization"); h != "" {
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
@@ -177,8 +204,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sess.user = uid
 		sess.headerAuth = true
 	}
-	if !s.track(sess) {
+	switch s.track(sess) {
+	case trackClosing:
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	case trackTooMany:
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r)
@@ -191,20 +222,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go conn.ReadLoop()
 }
 
-func (s *Server) track(sess *session) bool {
+const (
+	tracked = iota
+	trackClosing
+	trackTooMany
+)
+
+func (s *Server) track(sess *session) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return trackClosing
 	}
+	if s.perIP[sess.ip] >= s.cfg.MaxConnsPerIP {
+		return trackTooMany
+	}
+	s.perIP[sess.ip]++
 	s.sessions[sess] = struct{}{}
-	return true
+	return tracked
 }
 
 func (s *Server) untrack(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.sessions[sess]; !ok {
+		return
+	}
 	delete(s.sessions, sess)
+	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
+		delete(s.perIP, sess.ip)
+	}
 	if s.closing && len(s.sessions) == 0 {
 		select {
 		case <-s.drained:
@@ -257,6 +304,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("gateway shutdown: %w", cerr)
 	}
 	return err
+}
+
+// originAllowed applies the Origin allow-list: browsers send Origin, and a
+// page on another site must not open a socket with the user's cookies or
+// stored token unless the operator allowed that site.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
 }
 
 // slot is a gws session storage holding just our session.

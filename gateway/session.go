@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -22,6 +23,7 @@ type session struct {
 	id         string
 	user       string
 	device     string
+	ip         string
 	headerAuth bool
 	entry      *userEntry // set once registered in the hub
 	limiter    bucket
@@ -185,6 +187,10 @@ func (sess *session) hello(data []byte) {
 // authenticate registers the session's user in the hub.
 func (sess *session) authenticate() error {
 	e, err := sess.srv.hub.register(sess)
+	if errors.Is(err, errTooManyConns) {
+		sess.closeWith(1008, "too many connections for this user")
+		return err
+	}
 	if err != nil {
 		sess.srv.cfg.Logger.Warn("register connection failed", "user", sess.user, "err", err)
 		sess.closeWith(1011, "temporarily unavailable")
