@@ -3,6 +3,8 @@ package localstore
 import "errors"
 
 var (
+	// ErrConfig is returned by New for an unusable Config.
+	ErrConfig = errors.New("localstore: invalid config")
 	// ErrClosed is returned by every method of a Store after Close.
 	ErrClosed = errors.New("localstore: store is closed")
 	// ErrInvalid is returned by Append for a row that cannot be keyed: an

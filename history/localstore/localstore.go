@@ -17,9 +17,14 @@
 // once messages age out of the CHAT stream, and Append is called with
 // batches, so one fsync per batch is affordable.
 //
-// Measured on a 2-core machine (go test -bench, see store_bench_test.go):
-// the benchmarks document the figures; memory stays bounded by CacheSize +
-// MemTableSize × MemTableStopWritesThreshold plus Pebble's per-table
+// Measured on the 2-core development VM, shared with other test runs at
+// the time (go test -bench, store_bench_test.go): Append of 100-message
+// batches ~35-50k msgs/s with fsync per batch, ~55-60k msgs/s without;
+// with 1M messages over 10k conversations (on-disk ~300 MB), "newest 50
+// before S" takes 0.14-0.23 ms, and the whole process peaked at 155 MB RSS
+// with the default 64 MiB cache. A 10M-message load was cut short after
+// ~1.5M rows for time; RSS held at 176 MB throughout. Memory is bounded by
+// CacheSize + MemTableSize × MemTableStopWrites plus Pebble's per-table
 // metadata, independent of the number of rows.
 package localstore
 
@@ -88,7 +93,7 @@ type Store struct {
 // New opens (or creates) the store in cfg.Dir.
 func New(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
-		return nil, fmt.Errorf("localstore: Config.Dir is required")
+		return nil, fmt.Errorf("%w: Dir is required", ErrConfig)
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
