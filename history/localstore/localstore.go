@@ -20,7 +20,7 @@
 // Measured on the 2-core development VM, shared with other test runs at
 // the time (go test -bench, store_bench_test.go): Append of 100-message
 // batches ~35-50k msgs/s with fsync per batch, ~55-60k msgs/s without;
-// with 1M messages over 10k conversations (on-disk ~300 MB), "newest 50
+// with 1M messages over 10k conversations, "newest 50
 // before S" takes 0.14-0.23 ms, and the whole process peaked at 155 MB RSS
 // with the default 64 MiB cache. A 10M-message load was cut short after
 // ~1.5M rows for time; RSS held at 176 MB throughout. Memory is bounded by
