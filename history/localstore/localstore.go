@@ -22,8 +22,8 @@
 // batches ~35-50k msgs/s with fsync per batch, ~55-60k msgs/s without;
 // with 1M messages over 10k conversations, "newest 50
 // before S" takes 0.14-0.23 ms, and the whole process peaked at 155 MB RSS
-// with the default 64 MiB cache. A 10M-message load was cut short after
-// ~1.5M rows for time; RSS held at 176 MB throughout. Memory is bounded by
+// with the default 64 MiB cache. A 10M-message load was stopped after 5
+// minutes on the shared CPU, with ~400 MB on disk; RSS held at 176 MB. Memory is bounded by
 // CacheSize + MemTableSize × MemTableStopWrites plus Pebble's per-table
 // metadata, independent of the number of rows.
 package localstore
