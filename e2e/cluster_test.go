@@ -115,6 +115,22 @@ func TestInternalServicePublish(t *testing.T) {
 	if _, err := js.Publish(ctx, "chat.msg."+conv.Conv, []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
+	// It is kept, with the reason, in the DEAD stream for operators.
+	dead, err := js.Stream(ctx, "DEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letter *jetstream.RawStreamMsg
+	waitFor(t, 10*time.Second, func() bool {
+		letter, err = dead.GetLastMsgForSubject(ctx, "chat.dead."+conv.Conv)
+		return err == nil
+	})
+	if string(letter.Data) != "not json" || letter.Header.Get("Natter-Reason") == "" || letter.Header.Get("Natter-Subject") != "chat.msg."+conv.Conv {
+		t.Fatalf("dead letter = %q %v", letter.Data, letter.Header)
+	}
+	if info, _ := dead.Info(ctx); info.State.Msgs != 1 {
+		t.Fatalf("DEAD holds %d letters for one bad message", info.State.Msgs)
+	}
 	ack, err := a.Send(ctx, conv.Conv, "after", text("still fine"))
 	if err != nil {
 		t.Fatal(err)

@@ -134,6 +134,7 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	conv := schema.ConvFromSubject(subj)
 	if conv == "" || !protocol.ValidID(conv) {
 		f.cfg.Logger.Warn("fanout skips a message on a bad subject", "subject", subj, "seq", meta.Sequence.Stream)
+		_ = f.nc.PublishMsg(schema.DeadLetter("", meta.Sequence.Stream, subj, "subject holds no valid conversation id", msg.Data()))
 		_ = msg.Ack()
 		return
 	}
@@ -154,12 +155,12 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	env, err := protocol.DecodeEnvelope(msg.Data())
 	if err != nil {
 		f.cfg.Logger.Warn("fanout skips a bad envelope", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
-		return nil
+		return f.nc.PublishMsg(schema.DeadLetter(conv, meta.Sequence.Stream, msg.Subject(), err.Error(), msg.Data()))
 	}
 	mem, err := f.cache.get(ctx, conv)
 	if errors.Is(err, conversation.ErrNotFound) {
 		f.cfg.Logger.Warn("fanout skips a message to a conversation that does not exist", "conv", conv, "seq", meta.Sequence.Stream)
-		return nil
+		return f.nc.PublishMsg(schema.DeadLetter(conv, meta.Sequence.Stream, msg.Subject(), "no such conversation", msg.Data()))
 	}
 	if err != nil {
 		return err

@@ -69,7 +69,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		var got []jetstream.Msg
 		for m := range batch.Messages() {
 			got = append(got, m)
-			if pm := toMessage(m, w.cfg.Logger); pm != nil {
+			if pm := w.toMessage(m); pm != nil {
 				msgs = append(msgs, pm)
 			}
 		}
@@ -121,19 +121,22 @@ func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jet
 }
 
 // toMessage decodes a stored message; nil for one that is not a valid
-// envelope (skipped: internal services may publish anything).
-func toMessage(m jetstream.Msg, log *slog.Logger) *protocol.Message {
+// envelope, which goes to the DEAD stream instead (internal services may
+// publish anything to chat.msg.*).
+func (w *Writer) toMessage(m jetstream.Msg) *protocol.Message {
 	meta, err := m.Metadata()
 	if err != nil {
 		return nil
 	}
 	conv := schema.ConvFromSubject(m.Subject())
 	if !protocol.ValidID(conv) {
+		_ = w.js.Conn().PublishMsg(schema.DeadLetter("", meta.Sequence.Stream, m.Subject(), "subject holds no valid conversation id", m.Data()))
 		return nil
 	}
 	env, err := protocol.DecodeEnvelope(m.Data())
 	if err != nil {
-		log.Warn("history skips a bad envelope", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
+		w.cfg.Logger.Warn("history skips a bad envelope", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
+		_ = w.js.Conn().PublishMsg(schema.DeadLetter(conv, meta.Sequence.Stream, m.Subject(), err.Error(), m.Data()))
 		return nil
 	}
 	return env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))

@@ -1,5 +1,11 @@
 package schema
 
+import (
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+)
+
 // NATS headers Natter sets on messages.
 const (
 	// HeaderMsgID is JetStream's de-duplication header.
@@ -7,4 +13,25 @@ const (
 	// HeaderOrigin names the gateway session that sent a message, so the
 	// gateway can give that one connection the ack instead of the push.
 	HeaderOrigin = "Natter-Origin"
+	// HeaderReason says why a message was dead-lettered.
+	HeaderReason = "Natter-Reason"
+	// HeaderSubject and HeaderSeq locate a dead letter's original.
+	HeaderSubject = "Natter-Subject"
+	HeaderSeq     = "Natter-Seq"
 )
+
+// DeadLetter builds the copy of stored message seq (on subject, of conv)
+// for the DEAD stream. Its Nats-Msg-Id makes every stage that gives up on
+// the same message leave one letter, not one each.
+func DeadLetter(conv string, seq uint64, subject, reason string, data []byte) *nats.Msg {
+	if conv == "" {
+		conv = "_"
+	}
+	m := nats.NewMsg(Dead(conv))
+	m.Header.Set(HeaderMsgID, "dead:"+strconv.FormatUint(seq, 10))
+	m.Header.Set(HeaderReason, reason)
+	m.Header.Set(HeaderSubject, subject)
+	m.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
+	m.Data = data
+	return m
+}

@@ -17,6 +17,9 @@ const (
 	BucketConversations = "CONVERSATIONS"
 	// BucketPresence holds connections, gateway leases and user presence.
 	BucketPresence = "PRESENCE"
+	// StreamDead holds stored messages that could not be processed (bad
+	// envelopes, unknown conversations) with the reason, for operators.
+	StreamDead = "DEAD"
 	// ConsumerFanout turns stored messages into deliveries to users.
 	ConsumerFanout = "fanout"
 	// PriorityGroupFanout is the pinned priority group of ConsumerFanout:
@@ -108,6 +111,23 @@ func ConversationsBucket(c Config) jetstream.KeyValueConfig {
 	}
 }
 
+// DeadStream is the DEAD stream's configuration.
+func DeadStream(c Config) jetstream.StreamConfig {
+	c = c.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        StreamDead,
+		Description: "messages of CHAT that could not be processed, with Natter-Reason",
+		Subjects:    []string{DeadWildcard},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      7 * 24 * time.Hour,
+		MaxBytes:    1 << 30,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  10 * time.Minute,
+		Replicas:    c.Replicas,
+	}
+}
+
 // PresenceBucket is the PRESENCE KV bucket's configuration. Keys have no
 // bucket-wide TTL: gateway leases carry their own per-message TTL, and
 // LimitMarkerTTL leaves a marker when one expires, which the presence
@@ -175,6 +195,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if _, err := js.CreateOrUpdateKeyValue(ctx, ConversationsBucket(c)); err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", BucketConversations, err)
 	}
+	if _, err := js.CreateOrUpdateStream(ctx, DeadStream(c)); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", StreamDead, err)
+	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, PresenceBucket(c)); err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", BucketPresence, err)
 	}
@@ -189,3 +212,4 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	}
 	return nil
 }
+

@@ -18,6 +18,8 @@ const (
 	MemberWildcard = "chat.member.*"
 	// TypingWildcard matches typing notices of every conversation.
 	TypingWildcard = "chat.conv.*.typing"
+	// DeadWildcard matches dead letters of every conversation.
+	DeadWildcard = "chat.dead.*"
 	// ReadWildcard matches read-marker notices of every conversation.
 	ReadWildcard = "chat.conv.*.read"
 )
@@ -47,6 +49,10 @@ func UserAll(uid string) string { return userPrefix + uid + ".>" }
 
 // ConvTyping is where a gateway publishes a typing notice in conv.
 func ConvTyping(conv string) string { return convPrefix + conv + ".typing" }
+
+// Dead is where a stored message of conv that could not be processed is
+// copied; conv may be "_" when the subject held no valid id.
+func Dead(conv string) string { return "chat.dead." + conv }
 
 // ConvRead is where a gateway publishes a moved read marker in conv.
 func ConvRead(conv string) string { return convPrefix + conv + ".read" }
