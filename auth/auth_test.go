@@ -119,3 +119,66 @@ func TestIssueHS256(t *testing.T) {
 		t.Fatalf("New with missing key file = %v", err)
 	}
 }
+
+func TestClaims(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	secret := []byte("s3cret")
+	at := func(d time.Duration) *jwt.NumericDate { return jwt.NewNumericDate(now.Add(d)) }
+	base := func() jwt.RegisteredClaims {
+		return jwt.RegisteredClaims{Subject: "u1", IssuedAt: at(0), ExpiresAt: at(time.Hour)}
+	}
+	with := func(f func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
+		c := base()
+		f(&c)
+		return c
+	}
+	plain := Config{Secret: string(secret), Now: func() time.Time { return now }, Leeway: 30 * time.Second}
+	strict := plain
+	strict.Audience, strict.Issuer = "natter", "https://id.example"
+
+	tests := []struct {
+		name   string
+		cfg    Config
+		claims jwt.RegisteredClaims
+		ok     bool
+	}{
+		{"valid", plain, base(), true},
+		{"expired within leeway", plain, with(func(c *jwt.RegisteredClaims) { c.ExpiresAt = at(-20 * time.Second) }), true},
+		{"expired beyond leeway", plain, with(func(c *jwt.RegisteredClaims) { c.ExpiresAt = at(-40 * time.Second) }), false},
+		{"expired, no leeway", Config{Secret: "s3cret", Now: plain.Now}, with(func(c *jwt.RegisteredClaims) { c.ExpiresAt = at(-time.Second) }), false},
+		{"nbf within leeway", plain, with(func(c *jwt.RegisteredClaims) { c.NotBefore = at(20 * time.Second) }), true},
+		{"nbf in the future", plain, with(func(c *jwt.RegisteredClaims) { c.NotBefore = at(time.Minute) }), false},
+		{"nbf passed", plain, with(func(c *jwt.RegisteredClaims) { c.NotBefore = at(-time.Minute) }), true},
+		{"iat within leeway", plain, with(func(c *jwt.RegisteredClaims) { c.IssuedAt = at(20 * time.Second) }), true},
+		{"iat in the future", plain, with(func(c *jwt.RegisteredClaims) { c.IssuedAt = at(time.Minute) }), false},
+		{"no iat", plain, with(func(c *jwt.RegisteredClaims) { c.IssuedAt = nil }), true},
+		{"aud and iss not checked when unset", plain, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"x"}, "y" }), true},
+		{"aud and iss match", strict, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"other", "natter"}, "https://id.example" }), true},
+		{"aud missing", strict, with(func(c *jwt.RegisteredClaims) { c.Issuer = "https://id.example" }), false},
+		{"aud wrong", strict, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"other"}, "https://id.example" }), false},
+		{"iss missing", strict, with(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"natter"} }), false},
+		{"iss wrong", strict, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"natter"}, "https://evil.example" }), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := New(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := Issue(secret, tt.claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			user, err := v.Verify(tok)
+			if tt.ok && (err != nil || user != "u1") {
+				t.Fatalf("Verify = %q, %v; want u1", user, err)
+			}
+			if !tt.ok && !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("Verify = %q, %v; want ErrInvalidToken", user, err)
+			}
+		})
+	}
+	if _, err := New(Config{Secret: "s", Leeway: -time.Second}); err == nil {
+		t.Fatal("New accepted a negative leeway")
+	}
+}
