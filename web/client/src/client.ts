@@ -1,0 +1,746 @@
+// NatterClient: one user's connection to a Natter gateway, kept alive across
+// drops: reconnect with backoff, resume (conversations, then sync), an
+// outbox of unacknowledged sends retried with their client_id, heartbeats.
+
+import type {
+  Ack,
+  Body,
+  Conversation,
+  ConversationPush,
+  ErrorCode,
+  ErrorFrame,
+  MemberPush,
+  MembersPage,
+  Message,
+  MessageKind,
+  MessagesPage,
+  PresencePush,
+  PresenceState,
+  ReadPush,
+  ServerFrame,
+  TypingPush,
+  Welcome,
+} from "./types.js";
+
+/** The part of the WebSocket API the client uses (browsers' and the `ws` package's both fit). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: { data: any }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+
+/** A WebSocket constructor: globalThis.WebSocket in browsers, `ws` in Node. */
+export type WebSocketCtor = new (url: string) => WebSocketLike;
+
+/** A send not yet acknowledged. */
+export interface OutboxEntry {
+  conv: string;
+  client_id: string;
+  body: Body;
+  kind?: MessageKind;
+  ref?: number;
+  /** When the entry was first queued, ms since the epoch. */
+  queued_at: number;
+}
+
+/** Where the outbox is kept between page loads. The client calls save after every change. */
+export interface OutboxStorage {
+  load(): OutboxEntry[] | Promise<OutboxEntry[]>;
+  save(entries: OutboxEntry[]): void | Promise<void>;
+}
+
+/** Options for a NatterClient. */
+export interface ClientOptions {
+  /** ws:// or wss:// URL of the gateway, e.g. "wss://chat.example.com/v1/ws". */
+  url: string;
+  /** The JWT, or a function returning a fresh one (called on every connect). */
+  token: string | (() => string | Promise<string>);
+  /** Device label sent in hello. */
+  device?: string;
+  /** WebSocket implementation; default globalThis.WebSocket. */
+  WebSocket?: WebSocketCtor;
+  /** How long a request waits for its reply; default 10 s. */
+  requestTimeoutMs?: number;
+  /** First reconnect delay cap; default 500 ms. Delays are uniform in [0, min(max, initial·2^attempt)]. */
+  backoffInitialMs?: number;
+  /** Largest reconnect delay cap; default 30 s. */
+  backoffMaxMs?: number;
+  /** Page size for sync during resume; default 500 (the server's maximum). */
+  syncLimit?: number;
+  /** Keeps the outbox across page loads; default in memory only. */
+  storage?: OutboxStorage;
+  /** Source of randomness for jitter; default Math.random. */
+  random?: () => number;
+}
+
+/** Connection state. */
+export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+
+/** A message event: a live push, or a message recovered by resume's sync. */
+export interface MessageEvent extends Message {
+  /** "push" for live deliveries, "sync" for messages recovered after a reconnect. */
+  source: "push" | "sync";
+}
+
+/** Events and their payloads. */
+export interface ClientEvents {
+  message: MessageEvent;
+  typing: TypingPush;
+  read: ReadPush;
+  presence: PresencePush;
+  member: MemberPush;
+  conversation: ConversationPush;
+  /** Every welcome, the first and each after a reconnect. */
+  welcome: Welcome;
+  /** The connection state changed. */
+  state: ConnectionState;
+  /** Resume finished after a (re)connect: the conversation list, every missed message emitted. */
+  resumed: { conversations: Conversation[] };
+  /** An outbox entry was acknowledged (also for entries restored from storage). */
+  sent: { entry: OutboxEntry; ack: Ack };
+  /** An outbox entry was refused for good (bad_request, forbidden, not_found, too_large). */
+  send_failed: { entry: OutboxEntry; error: NatterError };
+  /** The outbox changed. */
+  outbox: OutboxEntry[];
+  /** An error frame that answers no pending request. */
+  error: ErrorFrame;
+  /** The socket closed (a reconnect follows unless the state is "closed"). */
+  close: { code: number; reason: string };
+}
+
+type Listener<T> = (ev: T) => void;
+
+/** An error answered by the server (code from the contract) or raised by the client. */
+export class NatterError extends Error {
+  /** A contract error code, or "timeout", "disconnected", "closed", "unauthorized". */
+  readonly code: ErrorCode | "timeout" | "disconnected" | "closed";
+  constructor(code: NatterError["code"], message: string) {
+    super(`${code}: ${message}`);
+    this.name = "NatterError";
+    this.code = code;
+  }
+}
+
+/** Codes after which a send is worth retrying with the same client_id. */
+const RETRYABLE = new Set(["unavailable", "internal", "rate_limited", "conflict", "timeout", "disconnected"]);
+
+interface Pending {
+  resolve: (frame: any) => void;
+  reject: (err: NatterError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface Outgoing {
+  entry: OutboxEntry;
+  waiters: { resolve: (ack: Ack) => void; reject: (err: NatterError) => void }[];
+  inFlight: boolean;
+  attempt: number;
+  retryTimer?: ReturnType<typeof setTimeout>;
+}
+
+const OPEN = 1;
+
+/**
+ * backoffDelay is the reconnect delay before attempt n (0-based): "full
+ * jitter", uniform in [0, min(max, initial·2^n)), so that clients cut off
+ * together do not come back together.
+ */
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * cap);
+}
+
+/** Returns a fresh client_id: a random UUID. */
+export function newClientId(): string {
+  const c = (globalThis as any).crypto;
+  if (c && typeof c.randomUUID === "function") return c.randomUUID();
+  // Fallback for old runtimes: RFC 4122 v4 from getRandomValues or Math.random.
+  const b = new Uint8Array(16);
+  if (c && typeof c.getRandomValues === "function") c.getRandomValues(b);
+  else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** An OutboxStorage over a Web Storage object (localStorage by default). */
+export function webStorageOutbox(key = "natter.outbox", storage: Storage = (globalThis as any).localStorage): OutboxStorage {
+  return {
+    load() {
+      try {
+        const v = JSON.parse(storage.getItem(key) ?? "[]");
+        return Array.isArray(v) ? v : [];
+      } catch {
+        return [];
+      }
+    },
+    save(entries) {
+      storage.setItem(key, JSON.stringify(entries));
+    },
+  };
+}
+
+/**
+ * NatterClient keeps one user's connection to a gateway.
+ *
+ * connect() resolves with the first welcome. After every welcome the client
+ * resumes: it asks for the conversations and syncs each one it holds
+ * messages of from the highest seq it saw, page by page until more is false,
+ * emitting "message" events (source "sync"), then resends the outbox.
+ */
+export class NatterClient {
+  private readonly opts: Required<Omit<ClientOptions, "storage" | "device">> & Pick<ClientOptions, "storage" | "device">;
+  private ws: WebSocketLike | null = null;
+  private _state: ConnectionState = "idle";
+  private listeners = new Map<keyof ClientEvents, Set<Listener<any>>>();
+  private pending = new Map<string, Pending>();
+  private nextId = 1;
+  private attempt = 0;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private heartbeatTimer?: ReturnType<typeof setInterval>;
+  private lastReceived = 0;
+  private heartbeatMs = 20_000;
+  private welcome: Welcome | null = null;
+  private readyWaiters: { resolve: () => void; reject: (e: NatterError) => void }[] = [];
+  private firstWelcome?: { resolve: (w: Welcome) => void; reject: (e: NatterError) => void };
+  private seqs = new Map<string, number>();
+  private outgoing = new Map<string, Outgoing>(); // key: conv + "\n" + client_id, insertion order = send order
+  private resuming = false;
+  private loaded: Promise<void> | null = null;
+
+  constructor(options: ClientOptions) {
+    const WS = options.WebSocket ?? (globalThis as any).WebSocket;
+    if (!WS) throw new Error("natter: no WebSocket implementation: pass options.WebSocket");
+    this.opts = {
+      requestTimeoutMs: 10_000,
+      backoffInitialMs: 500,
+      backoffMaxMs: 30_000,
+      syncLimit: 500,
+      random: Math.random,
+      ...options,
+      WebSocket: WS,
+    };
+  }
+
+  /** The current connection state. */
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  /** The user id of the last welcome, or null before one. */
+  get user(): string | null {
+    return this.welcome?.user ?? null;
+  }
+
+  /** The last welcome, or null before one. */
+  get session(): Welcome | null {
+    return this.welcome;
+  }
+
+  /** Unacknowledged sends, oldest first. */
+  get outbox(): OutboxEntry[] {
+    return [...this.outgoing.values()].map((o) => o.entry);
+  }
+
+  /** The highest seq seen in conv (pushes, acks, pages), 0 if none. Resume syncs after it. */
+  lastSeq(conv: string): number {
+    return this.seqs.get(conv) ?? 0;
+  }
+
+  /** Subscribes to an event; returns a function that unsubscribes. */
+  on<K extends keyof ClientEvents>(event: K, fn: Listener<ClientEvents[K]>): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(fn);
+    return () => set!.delete(fn);
+  }
+
+  private emit<K extends keyof ClientEvents>(event: K, payload: ClientEvents[K]): void {
+    for (const fn of this.listeners.get(event) ?? []) {
+      try {
+        fn(payload);
+      } catch (err) {
+        setTimeout(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  /** Opens the connection; resolves with the first welcome, rejects if the token is refused. */
+  connect(): Promise<Welcome> {
+    if (this._state !== "idle" && this._state !== "closed") {
+      return this.welcome ? Promise.resolve(this.welcome) : new Promise((resolve, reject) => (this.firstWelcome = { resolve, reject }));
+    }
+    const p = new Promise<Welcome>((resolve, reject) => (this.firstWelcome = { resolve, reject }));
+    this.attempt = 0;
+    this.loaded ??= this.loadOutbox();
+    this.open();
+    return p;
+  }
+
+  /** Closes the connection for good: no reconnect; pending requests reject with "closed". The outbox is kept. */
+  close(): void {
+    this.setState("closed");
+    clearTimeout(this.reconnectTimer);
+    this.stopHeartbeat();
+    for (const o of this.outgoing.values()) clearTimeout(o.retryTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onerror = ws.onopen = null;
+      try {
+        ws.close(1000, "client closed");
+      } catch {
+        // already closing
+      }
+    }
+    const closed = new NatterError("closed", "client closed");
+    this.failPending(closed, true);
+    for (const o of this.outgoing.values()) {
+      o.inFlight = false;
+      for (const w of o.waiters.splice(0)) w.reject(closed);
+    }
+    this.firstWelcome?.reject(new NatterError("closed", "client closed"));
+    this.firstWelcome = undefined;
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.emit("state", s);
+  }
+
+  private async loadOutbox(): Promise<void> {
+    if (!this.opts.storage) return;
+    const entries = await this.opts.storage.load();
+    for (const e of entries) {
+      const key = e.conv + "\n" + e.client_id;
+      if (!this.outgoing.has(key)) this.outgoing.set(key, { entry: e, waiters: [], inFlight: false, attempt: 0 });
+    }
+  }
+
+  private saveOutbox(): void {
+    const entries = this.outbox;
+    this.emit("outbox", entries);
+    if (this.opts.storage) void Promise.resolve(this.opts.storage.save(entries)).catch(() => {});
+  }
+
+  private async open(): Promise<void> {
+    if (this._state === "closed" && this.firstWelcome === undefined) return;
+    this.setState(this.attempt === 0 && !this.welcome ? "connecting" : "reconnecting");
+    let token: string;
+    try {
+      const t = this.opts.token;
+      token = typeof t === "function" ? await t() : t;
+      await this.loaded;
+    } catch (err) {
+      this.scheduleReconnect();
+      return;
+    }
+    if (this._state === "closed") return;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.opts.WebSocket(this.opts.url);
+    } catch (err) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    const helloId = this.id();
+    ws.onopen = () => {
+      this.lastReceived = Date.now();
+      const hello: Record<string, unknown> = { type: "hello", id: helloId, token };
+      if (this.opts.device) hello.device = this.opts.device;
+      ws.send(JSON.stringify(hello));
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      this.lastReceived = Date.now();
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(typeof ev.data === "string" ? ev.data : String(ev.data));
+      } catch {
+        return;
+      }
+      this.handle(frame);
+    };
+    ws.onerror = () => {
+      // onclose follows and does the work.
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.onSocketClosed(ev.code, ev.reason);
+    };
+  }
+
+  private onSocketClosed(code: number, reason: string): void {
+    this.stopHeartbeat();
+    this.emit("close", { code, reason });
+    this.failPending(new NatterError("disconnected", `connection closed (${code}${reason ? " " + reason : ""})`), false);
+    for (const o of this.outgoing.values()) o.inFlight = false;
+    if (this._state === "closed") return;
+    if (code === 4001 && typeof this.opts.token === "string") {
+      // The same token would be refused again: stop instead of looping.
+      const err = new NatterError("unauthorized", reason || "token refused");
+      this.setState("closed");
+      this.failPending(err, true);
+      this.firstWelcome?.reject(err);
+      this.firstWelcome = undefined;
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this._state === "closed") return;
+    this.setState("reconnecting");
+    const delay = backoffDelay(this.attempt, this.opts.backoffInitialMs, this.opts.backoffMaxMs, this.opts.random);
+    this.attempt++;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  private handle(frame: ServerFrame): void {
+    if (frame.type === "welcome") {
+      this.onWelcome(frame);
+      return;
+    }
+    const id = (frame as { id?: string }).id;
+    if (id !== undefined) {
+      const p = this.pending.get(id);
+      if (p) {
+        this.pending.delete(id);
+        clearTimeout(p.timer);
+        if (frame.type === "error") p.reject(new NatterError(frame.code, frame.message));
+        else p.resolve(frame);
+        return;
+      }
+      if (frame.type === "error") this.emit("error", frame);
+      return;
+    }
+    switch (frame.type) {
+      case "message":
+        this.noteSeq(frame.conv, frame.seq);
+        this.reconcile(frame);
+        this.emit("message", { ...frame, source: "push" });
+        break;
+      case "typing":
+        this.emit("typing", frame);
+        break;
+      case "read":
+        this.emit("read", frame);
+        break;
+      case "presence":
+        this.emit("presence", frame as PresencePush);
+        break;
+      case "member":
+        if (frame.action === "removed" && frame.user === this.user) this.seqs.delete(frame.conv);
+        this.emit("member", frame);
+        break;
+      case "conversation":
+        this.emit("conversation", frame as ConversationPush);
+        break;
+      case "error":
+        this.emit("error", frame);
+        break;
+    }
+  }
+
+  private onWelcome(w: Welcome): void {
+    this.welcome = w;
+    this.attempt = 0;
+    this.heartbeatMs = Math.max(1, w.heartbeat_s || 20) * 1000;
+    this.startHeartbeat();
+    this.setState("open");
+    const first = this.firstWelcome;
+    this.firstWelcome = undefined;
+    for (const r of this.readyWaiters.splice(0)) r.resolve();
+    this.emit("welcome", w);
+    first?.resolve(w);
+    void this.resume();
+  }
+
+  // resume recovers what a drop lost: conversations, then sync per held
+  // conversation until more is false, then the outbox, in send order.
+  private async resume(): Promise<void> {
+    const ws = this.ws;
+    this.resuming = true;
+    try {
+      const { conversations } = await this.request<{ conversations: Conversation[] }>({ type: "conversations" });
+      const listed = new Set(conversations.map((c) => c.conv));
+      for (const conv of [...this.seqs.keys()]) if (!listed.has(conv)) this.seqs.delete(conv);
+      for (const c of conversations) {
+        let after = this.seqs.get(c.conv);
+        if (after === undefined || c.last_seq <= after) continue;
+        for (;;) {
+          const page: MessagesPage = await this.request<MessagesPage>({ type: "sync", conv: c.conv, after, limit: this.opts.syncLimit });
+          for (const m of page.messages) {
+            this.noteSeq(m.conv, m.seq);
+            this.reconcile(m);
+            this.emit("message", { ...m, source: "sync" });
+          }
+          if (!page.more || page.messages.length === 0) break;
+          after = page.messages[page.messages.length - 1].seq;
+        }
+      }
+      if (this.ws !== ws) return;
+      this.resuming = false;
+      this.emit("resumed", { conversations });
+    } catch (err) {
+      // A drop during resume: the next welcome resumes again. Anything else
+      // (a timeout) forces a reconnect so nothing is silently skipped.
+      if (this.ws === ws && ws && this._state === "open") ws.close(4000, "resume failed");
+      return;
+    } finally {
+      if (this.ws === ws) this.resuming = false;
+    }
+    this.flushOutbox();
+  }
+
+  private noteSeq(conv: string, seq: number): void {
+    if (seq > (this.seqs.get(conv) ?? 0)) this.seqs.set(conv, seq);
+  }
+
+  // reconcile treats a message of ours that is still in the outbox (stored,
+  // but its ack was lost) as acknowledged.
+  private reconcile(m: Message): void {
+    if (m.sender !== this.user) return;
+    const o = this.outgoing.get(m.conv + "\n" + m.client_id);
+    if (o) this.settle(o, { type: "ack", conv: m.conv, seq: m.seq, ts: m.ts, duplicate: true });
+  }
+
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    this.heartbeatTimer = setInterval(() => {
+      const ws = this.ws;
+      if (!ws || ws.readyState !== OPEN) return;
+      if (Date.now() - this.lastReceived > 2 * this.heartbeatMs + 5000) {
+        // The server went silent (a network cut): drop and reconnect.
+        ws.close(4000, "heartbeat timeout");
+        this.ws = null;
+        this.onSocketClosed(4000, "heartbeat timeout");
+        return;
+      }
+      ws.send('{"type":"ping"}');
+    }, this.heartbeatMs);
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  private id(): string {
+    return "r" + this.nextId++;
+  }
+
+  private failPending(err: NatterError, all: boolean): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.pending.delete(id);
+    }
+    if (all) for (const r of this.readyWaiters.splice(0)) r.reject(err);
+  }
+
+  private waitOpen(deadline: number): Promise<void> {
+    if (this._state === "open" && this.ws) return Promise.resolve();
+    if (this._state === "closed" || this._state === "idle") return Promise.reject(new NatterError("closed", "not connected: call connect()"));
+    return new Promise((resolve, reject) => {
+      const w = {
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+        reject: (e: NatterError) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      };
+      const t = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((x) => x !== w);
+        reject(new NatterError("timeout", "not connected in time"));
+      }, Math.max(0, deadline - Date.now()));
+      this.readyWaiters.push(w);
+    });
+  }
+
+  /**
+   * Sends a request frame with a fresh id and resolves with its reply, or
+   * rejects with a NatterError (the server's code, "timeout" after
+   * timeoutMs, "disconnected" if the connection dropped first). While the
+   * client reconnects, the request waits for the connection within its timeout.
+   */
+  async request<T = ServerFrame>(frame: Record<string, unknown> & { type: string }, timeoutMs = this.opts.requestTimeoutMs): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    await this.waitOpen(deadline);
+    const ws = this.ws!;
+    const id = this.id();
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new NatterError("timeout", `no reply to ${frame.type} in ${timeoutMs} ms`));
+      }, Math.max(0, deadline - Date.now()));
+      this.pending.set(id, { resolve, reject, timer });
+      ws.send(JSON.stringify({ ...frame, id }));
+    });
+  }
+
+  // Requests of the contract.
+
+  /** Every conversation of the user. */
+  async conversations(): Promise<Conversation[]> {
+    return (await this.request<{ conversations: Conversation[] }>({ type: "conversations" })).conversations;
+  }
+
+  /** Creates (or, for direct, finds) a conversation. */
+  async create(kind: "direct" | "group", members: string[], title?: string): Promise<Conversation> {
+    const f: Record<string, unknown> & { type: string } = { type: "create", kind, members };
+    if (title !== undefined) f.title = title;
+    return (await this.request<{ conversation: Conversation }>(f)).conversation;
+  }
+
+  /** Adds users to a group. */
+  async addMembers(conv: string, users: string[]): Promise<void> {
+    await this.request({ type: "add_member", conv, users });
+  }
+
+  /** Removes a user from a group (owner only, or yourself). */
+  async removeMember(conv: string, user: string): Promise<void> {
+    await this.request({ type: "remove_member", conv, user });
+  }
+
+  /** Leaves a group. */
+  async leave(conv: string): Promise<void> {
+    await this.request({ type: "leave", conv });
+  }
+
+  /** One page of members, ordered by user id, after `after`. */
+  async members(conv: string, after?: string, limit?: number): Promise<MembersPage> {
+    return this.request<MembersPage>({ type: "members", conv, after, limit });
+  }
+
+  /** The oldest `limit` messages with seq > after, ascending. */
+  async sync(conv: string, after = 0, limit?: number): Promise<MessagesPage> {
+    const page = await this.request<MessagesPage>({ type: "sync", conv, after, limit });
+    for (const m of page.messages) this.noteSeq(conv, m.seq);
+    return page;
+  }
+
+  /** The newest `limit` messages with seq < before (0: from the newest), ascending. */
+  async history(conv: string, before = 0, limit?: number): Promise<MessagesPage> {
+    const page = await this.request<MessagesPage>({ type: "history", conv, before, limit });
+    for (const m of page.messages) this.noteSeq(conv, m.seq);
+    return page;
+  }
+
+  /** Tells the other members that the user is typing. Best effort: never rejects. */
+  typing(conv: string): void {
+    if (this._state === "open" && this.ws) this.ws.send(JSON.stringify({ type: "typing", conv }));
+  }
+
+  /** Moves the user's read marker in conv to seq. */
+  async read(conv: string, seq: number): Promise<void> {
+    await this.request({ type: "read", conv, seq });
+  }
+
+  /** Presence of users the user shares a conversation with. */
+  async presence(users: string[]): Promise<Record<string, PresenceState>> {
+    return (await this.request<{ users: Record<string, PresenceState> }>({ type: "presence", users })).users;
+  }
+
+  /**
+   * Sends a message and resolves with its ack. The message goes through the
+   * outbox with a fresh client_id: it is resent with the same client_id
+   * after a reconnect or a retryable error (the server de-duplicates), and
+   * rejects only for a permanent error or close().
+   */
+  send(conv: string, body: Body, opts: { kind?: MessageKind; ref?: number; clientId?: string } = {}): Promise<Ack> {
+    const entry: OutboxEntry = { conv, client_id: opts.clientId ?? newClientId(), body, queued_at: Date.now() };
+    if (opts.kind) entry.kind = opts.kind;
+    if (opts.ref !== undefined) entry.ref = opts.ref;
+    const key = conv + "\n" + entry.client_id;
+    return new Promise<Ack>((resolve, reject) => {
+      let o = this.outgoing.get(key);
+      if (!o) {
+        o = { entry, waiters: [], inFlight: false, attempt: 0 };
+        this.outgoing.set(key, o);
+        this.saveOutbox();
+      }
+      if (this._state === "closed") {
+        // Kept (and stored) for the next connect, which sends it and emits "sent".
+        reject(new NatterError("closed", "client closed; the message stays in the outbox"));
+        return;
+      }
+      o.waiters.push({ resolve, reject });
+      if (!this.resuming) this.transmit(o);
+    });
+  }
+
+  /** Edits one of the user's messages: a send of kind "edit". */
+  edit(conv: string, ref: number, body: Body): Promise<Ack> {
+    return this.send(conv, body, { kind: "edit", ref });
+  }
+
+  /** Deletes one of the user's messages: a send of kind "delete". */
+  delete(conv: string, ref: number): Promise<Ack> {
+    return this.send(conv, {}, { kind: "delete", ref });
+  }
+
+  /** Reacts to a message: a send of kind "reaction". */
+  react(conv: string, ref: number, body: Body): Promise<Ack> {
+    return this.send(conv, body, { kind: "reaction", ref });
+  }
+
+  private flushOutbox(): void {
+    for (const o of this.outgoing.values()) this.transmit(o);
+  }
+
+  private transmit(o: Outgoing): void {
+    if (o.inFlight || this._state !== "open" || !this.ws) return;
+    clearTimeout(o.retryTimer);
+    o.inFlight = true;
+    const e = o.entry;
+    const f: Record<string, unknown> & { type: string } = { type: "send", conv: e.conv, client_id: e.client_id, body: e.body };
+    if (e.kind) f.kind = e.kind;
+    if (e.ref !== undefined) f.ref = e.ref;
+    this.request<Ack>(f).then(
+      (ack) => this.settle(o, ack),
+      (err: NatterError) => {
+        o.inFlight = false;
+        if (!this.outgoing.has(e.conv + "\n" + e.client_id)) return;
+        if (err.code === "closed") return; // kept in the outbox for the next connect
+        if (err.code === "disconnected") return; // resume resends
+        if (RETRYABLE.has(err.code)) {
+          const delay = backoffDelay(o.attempt++, this.opts.backoffInitialMs, this.opts.backoffMaxMs, this.opts.random);
+          o.retryTimer = setTimeout(() => this.transmit(o), delay);
+          return;
+        }
+        this.outgoing.delete(e.conv + "\n" + e.client_id);
+        this.saveOutbox();
+        for (const w of o.waiters) w.reject(err);
+        this.emit("send_failed", { entry: e, error: err });
+      },
+    );
+  }
+
+  private settle(o: Outgoing, ack: Ack): void {
+    const key = o.entry.conv + "\n" + o.entry.client_id;
+    if (this.outgoing.get(key) !== o) return;
+    clearTimeout(o.retryTimer);
+    this.outgoing.delete(key);
+    this.noteSeq(ack.conv, ack.seq);
+    this.saveOutbox();
+    for (const w of o.waiters) w.resolve(ack);
+    this.emit("sent", { entry: o.entry, ack });
+  }
+}
+
+export type { ErrorFrame };

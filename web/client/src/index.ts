@@ -1,0 +1,3 @@
+// Natter's TypeScript client: an ES module with no runtime dependencies.
+export * from "./types.js";
+export * from "./client.js";

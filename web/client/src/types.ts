@@ -1,0 +1,144 @@
+// Wire types of Natter protocol v1 (docs/protocol.md), as a client sees them.
+
+/** A JSON object: what a message body must be. */
+export type Body = { [key: string]: unknown };
+
+/** Kinds of message that refer to another one by `ref`. Plain messages have none. */
+export type MessageKind = "edit" | "delete" | "reaction";
+
+/** A stored message, as pushed (`message`) or paged (`sync`, `history`). */
+export interface Message {
+  conv: string;
+  seq: number;
+  sender: string;
+  client_id: string;
+  ts: string;
+  kind?: MessageKind;
+  ref?: number;
+  body: Body;
+}
+
+/** A conversation object (`create`, `conversations`, `conversation` push). */
+export interface Conversation {
+  conv: string;
+  kind: "direct" | "group";
+  title: string;
+  owner?: string;
+  member_count: number;
+  /** Present when member_count <= 100. */
+  members?: string[];
+  last_seq: number;
+  read_seq: number;
+  unread: number;
+  created?: string;
+}
+
+export interface Welcome {
+  type: "welcome";
+  id?: string;
+  user: string;
+  session: string;
+  heartbeat_s: number;
+  device?: string;
+  server_time?: string;
+}
+
+export interface Ack {
+  type: "ack";
+  id?: string;
+  conv: string;
+  seq: number;
+  ts: string;
+  duplicate?: boolean;
+}
+
+export interface MessagesPage {
+  type: "messages";
+  id?: string;
+  conv: string;
+  messages: Message[];
+  more: boolean;
+}
+
+export interface MembersPage {
+  type: "members";
+  id?: string;
+  conv: string;
+  members: string[];
+  more: boolean;
+}
+
+export interface PresenceState {
+  online: boolean;
+  devices?: number;
+  last_seen?: string;
+}
+
+// Pushes: frames the server sends without an id.
+
+export interface MessagePush extends Message {
+  type: "message";
+}
+export interface TypingPush {
+  type: "typing";
+  conv: string;
+  user: string;
+}
+export interface ReadPush {
+  type: "read";
+  conv: string;
+  user: string;
+  seq: number;
+}
+export interface PresencePush extends PresenceState {
+  type: "presence";
+  user: string;
+}
+export interface MemberPush {
+  type: "member";
+  conv: string;
+  user: string;
+  action: "added" | "removed";
+  by?: string;
+}
+export interface ConversationPush {
+  type: "conversation";
+  conversation: Conversation;
+}
+
+/** Error codes fixed by the contract. */
+export type ErrorCode =
+  | "bad_request"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "too_large"
+  | "rate_limited"
+  | "conflict"
+  | "unavailable"
+  | "internal";
+
+export interface ErrorFrame {
+  type: "error";
+  id?: string;
+  code: ErrorCode;
+  message: string;
+}
+
+/** Any frame the server sends. */
+export type ServerFrame =
+  | Welcome
+  | { type: "pong"; id?: string }
+  | { type: "ok"; id?: string }
+  | Ack
+  | MessagesPage
+  | MembersPage
+  | { type: "conversations"; id?: string; conversations: Conversation[] }
+  | { type: "conversation"; id?: string; conversation: Conversation }
+  | { type: "presence"; id: string; users: Record<string, PresenceState> }
+  | MessagePush
+  | TypingPush
+  | ReadPush
+  | PresencePush
+  | MemberPush
+  | ErrorFrame;

@@ -1,0 +1,380 @@
+// Tests of the client library against a real `natter serve --dev`.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import WebSocket from "ws";
+import { NatterClient, NatterError, backoffDelay, newClientId } from "../dist/natter.js";
+import { startNatter } from "../../testutil/natter.mjs";
+
+let srv;
+before(async () => {
+  // A short heartbeat: connections survive only if the client pings.
+  srv = await startNatter(["--heartbeat", "2s"]);
+});
+const clients = [];
+after(async () => {
+  for (const c of clients) c.close(); // a failed test must not leave timers running
+  await srv?.stop();
+});
+
+/** A WebSocket constructor that records its sockets and can drop incoming frames. */
+function recordingWS() {
+  const sockets = [];
+  const sent = [];
+  const rec = { sockets, sent, dropIncoming: null };
+  rec.WebSocket = class extends WebSocket {
+    constructor(url) {
+      super(url);
+      sockets.push(this);
+      const send = this.send.bind(this);
+      this.send = (data) => {
+        sent.push(JSON.parse(data));
+        send(data);
+      };
+      const self = this;
+      let handler = null;
+      Object.defineProperty(this, "onmessage", {
+        get: () => handler,
+        set(fn) {
+          handler = fn;
+          if (!fn) return;
+          self.removeAllListeners("message");
+          self.on("message", (data) => {
+            const text = data.toString();
+            if (rec.dropIncoming && rec.dropIncoming(JSON.parse(text))) return;
+            fn({ data: text });
+          });
+        },
+      });
+    }
+  };
+  return rec;
+}
+
+function track(c) {
+  clients.push(c);
+  return c;
+}
+
+function client(user, extra = {}) {
+  return track(new NatterClient({ url: srv.wsURL, token: srv.token(user), WebSocket, backoffInitialMs: 50, backoffMaxMs: 500, ...extra }));
+}
+
+/** Resolves with the first event of that name passing pred. */
+function next(c, event, pred = () => true, ms = 10_000) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      off();
+      reject(new Error(`no ${event} event in ${ms} ms`));
+    }, ms);
+    const off = c.on(event, (ev) => {
+      if (!pred(ev)) return;
+      clearTimeout(t);
+      off();
+      resolve(ev);
+    });
+  });
+}
+
+/** Collects message events of conv. */
+function collect(c, conv) {
+  const got = [];
+  c.on("message", (m) => m.conv === conv && got.push(m));
+  return got;
+}
+
+async function until(cond, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A gate: the token function waits on it, which holds a reconnect back. */
+function gate(tok) {
+  let open = true;
+  let release;
+  let p = Promise.resolve();
+  return {
+    token: async () => {
+      await p;
+      return tok;
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      p = new Promise((r) => (release = r));
+    },
+    open() {
+      open = true;
+      release?.();
+    },
+  };
+}
+
+let n = 0;
+const uid = (name) => `${name}${++n}${Date.now().toString(36)}`;
+
+describe("NatterClient", { timeout: 60_000 }, () => {
+  test("connects with hello and gets a typed welcome", async () => {
+    const u = uid("alice");
+    const c = track(new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket, device: "node-test" }));
+    const states = [];
+    c.on("state", (s) => states.push(s));
+    const w = await c.connect();
+    assert.equal(w.type, "welcome");
+    assert.equal(w.user, u);
+    assert.equal(w.device, "node-test");
+    assert.equal(w.heartbeat_s, 2);
+    assert.equal(c.state, "open");
+    assert.deepEqual(states, ["connecting", "open"]);
+    c.close();
+    assert.equal(c.state, "closed");
+  });
+
+  test("a refused token rejects connect and does not loop", async () => {
+    const c = track(new NatterClient({ url: srv.wsURL, token: "not-a-jwt", WebSocket }));
+    await assert.rejects(c.connect(), (e) => e instanceof NatterError && e.code === "unauthorized");
+    assert.equal(c.state, "closed");
+  });
+
+  test("pushes: conversation, message, typing, read, presence, member", async () => {
+    const [a, b, carol] = [uid("a"), uid("b"), uid("carol")];
+    const ca = client(a);
+    await ca.connect();
+    // b shares a direct conversation with a before connecting: a is told when b comes online.
+    await ca.create("direct", [b]);
+    const cb = client(b);
+    const onlineB = next(ca, "presence", (p) => p.user === b);
+    await cb.connect();
+    const on = await onlineB;
+    assert.equal(on.online, true);
+    assert.equal(on.devices, 1);
+    assert.equal((await ca.presence([b]))[b].online, true);
+
+    const convPush = next(cb, "conversation");
+    const group = await ca.create("group", [b], "Team");
+    assert.equal(group.kind, "group");
+    assert.equal(group.title, "Team");
+    assert.equal((await convPush).conversation.conv, group.conv);
+
+    const msg = next(cb, "message");
+    const ack = await ca.send(group.conv, { text: "hello" });
+    assert.equal(ack.type, "ack");
+    assert.ok(ack.seq >= 1);
+    const m = await msg;
+    assert.equal(m.source, "push");
+    assert.equal(m.sender, a);
+    assert.equal(m.seq, ack.seq);
+    assert.deepEqual(m.body, { text: "hello" });
+    assert.equal(ca.lastSeq(group.conv), ack.seq);
+    assert.equal(cb.lastSeq(group.conv), ack.seq);
+
+    const typing = next(ca, "typing");
+    cb.typing(group.conv);
+    assert.deepEqual(await typing, { type: "typing", conv: group.conv, user: b });
+
+    const read = next(ca, "read", (r) => r.user === b);
+    await cb.read(group.conv, ack.seq);
+    assert.equal((await read).seq, ack.seq);
+
+    const member = next(cb, "member", (e) => e.user === carol);
+    await ca.addMembers(group.conv, [carol]);
+    const me = await member;
+    assert.equal(me.action, "added");
+    assert.equal(me.by, a);
+
+    const offline = next(ca, "presence", (p) => p.user === b && !p.online);
+    cb.close();
+    assert.equal((await offline).online, false);
+    ca.close();
+  });
+
+  test("requests: errors carry the contract's code, timeouts reject", async () => {
+    const rec = recordingWS();
+    const c = client(uid("e"), { WebSocket: rec.WebSocket });
+    await c.connect();
+    await assert.rejects(c.sync("g_doesnotexist"), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(c.create("direct", []), (e) => e.code === "bad_request");
+    rec.dropIncoming = (f) => f.type === "conversations"; // a server that never answers
+    await assert.rejects(c.request({ type: "conversations" }, 200), (e) => e.code === "timeout");
+    rec.dropIncoming = null;
+    // The connection is still fine.
+    assert.ok(Array.isArray(await c.conversations()));
+    c.close();
+    await assert.rejects(c.conversations(), (e) => e.code === "closed");
+  });
+
+  test("history pages backwards; send is idempotent by client_id", async () => {
+    const [a, b] = [uid("h"), uid("hb")];
+    const c = client(a);
+    await c.connect();
+    const conv = (await c.create("direct", [b])).conv;
+    const seqs = [];
+    for (let i = 0; i < 7; i++) seqs.push((await c.send(conv, { text: `m${i}` })).seq);
+    const newest = await c.history(conv, 0, 3);
+    assert.deepEqual(newest.messages.map((m) => m.body.text), ["m4", "m5", "m6"]);
+    assert.equal(newest.more, true);
+    const older = await c.history(conv, newest.messages[0].seq, 10);
+    assert.deepEqual(older.messages.map((m) => m.body.text), ["m0", "m1", "m2", "m3"]);
+    assert.equal(older.more, false);
+
+    const id = newClientId();
+    const first = await c.send(conv, { text: "once" }, { clientId: id });
+    const again = await c.send(conv, { text: "twice?" }, { clientId: id });
+    assert.equal(again.seq, first.seq);
+    assert.equal(again.duplicate, true);
+
+    const edit = await c.edit(conv, seqs[0], { text: "m0!" });
+    const del = await c.delete(conv, seqs[1]);
+    const page = await c.sync(conv, first.seq);
+    assert.deepEqual(page.messages.map((m) => [m.kind, m.ref, m.seq]), [["edit", seqs[0], edit.seq], ["delete", seqs[1], del.seq]]);
+    c.close();
+  });
+
+  test("reconnects and resumes: conversations, then sync page by page", async () => {
+    const [a, b] = [uid("r"), uid("rb")];
+    const g = gate(srv.token(a));
+    const rec = recordingWS();
+    const ca = track(new NatterClient({ url: srv.wsURL, token: g.token, WebSocket: rec.WebSocket, syncLimit: 3, backoffInitialMs: 20, backoffMaxMs: 100 }));
+    await ca.connect();
+    const cb = client(b);
+    await cb.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    await cb.send(conv, { text: "before" });
+    await until(() => ca.lastSeq(conv) > 0);
+    const got = collect(ca, conv);
+
+    g.close();
+    rec.sockets.at(-1).terminate(); // the network drops
+    await next(ca, "state", (s) => s === "reconnecting");
+    const sent = [];
+    for (let i = 0; i < 7; i++) sent.push((await cb.send(conv, { text: `missed ${i}` })).seq);
+    const resumed = next(ca, "resumed");
+    g.open();
+    const { conversations } = await resumed;
+    assert.ok(conversations.some((c) => c.conv === conv));
+    assert.deepEqual(got.map((m) => m.seq), sent);
+    assert.deepEqual(got.map((m) => m.source), Array(7).fill("sync"));
+    assert.deepEqual(got.map((m) => m.body.text), sent.map((_, i) => `missed ${i}`));
+    // Three pages of at most 3.
+    const syncs = rec.sent.filter((f) => f.type === "sync");
+    assert.deepEqual(syncs.map((f) => f.limit), [3, 3, 3]);
+    // Live again.
+    const live = next(ca, "message", (m) => m.body.text === "live");
+    await cb.send(conv, { text: "live" });
+    assert.equal((await live).source, "push");
+    ca.close();
+    cb.close();
+  });
+
+  test("the outbox survives a reconnect and keeps send order", async () => {
+    const [a, b] = [uid("o"), uid("ob")];
+    const g = gate(srv.token(a));
+    const rec = recordingWS();
+    const ca = track(new NatterClient({ url: srv.wsURL, token: g.token, WebSocket: rec.WebSocket, backoffInitialMs: 20, backoffMaxMs: 100 }));
+    await ca.connect();
+    const cb = client(b);
+    await cb.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    const got = collect(cb, conv);
+
+    g.close();
+    rec.sockets.at(-1).terminate();
+    await next(ca, "state", (s) => s === "reconnecting");
+    const acks = [1, 2, 3, 4, 5].map((i) => ca.send(conv, { text: `queued ${i}` }));
+    assert.equal(ca.outbox.length, 5);
+    g.open();
+    const seqs = (await Promise.all(acks)).map((x) => x.seq);
+    assert.deepEqual([...seqs].sort((x, y) => x - y), seqs, "seqs follow send order");
+    assert.equal(ca.outbox.length, 0);
+    await until(() => got.length === 5);
+    assert.deepEqual(got.map((m) => m.body.text), [1, 2, 3, 4, 5].map((i) => `queued ${i}`));
+    ca.close();
+    cb.close();
+  });
+
+  test("a lost ack is retried with the same client_id and delivered once", async () => {
+    const [a, b] = [uid("l"), uid("lb")];
+    const rec = recordingWS();
+    const ca = track(new NatterClient({ url: srv.wsURL, token: srv.token(a), WebSocket: rec.WebSocket, backoffInitialMs: 20, backoffMaxMs: 100 }));
+    await ca.connect();
+    const cb = client(b);
+    await cb.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    const got = collect(cb, conv);
+
+    // Swallow the first ack, then cut the connection: the message is stored
+    // but the client cannot know.
+    let dropped = false;
+    rec.dropIncoming = (f) => {
+      if (f.type === "ack" && !dropped) {
+        dropped = true;
+        setTimeout(() => rec.sockets.at(-1).terminate(), 10);
+        return true;
+      }
+      return false;
+    };
+    const ack = await ca.send(conv, { text: "exactly once" });
+    assert.ok(dropped);
+    const sends = rec.sent.filter((f) => f.type === "send");
+    assert.ok(sends.length >= 1);
+    assert.ok(sends.every((f) => f.client_id === sends[0].client_id));
+    await until(() => got.length >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(got.length, 1);
+    assert.equal(got[0].seq, ack.seq);
+    ca.close();
+    cb.close();
+  });
+
+  test("a persisted outbox is sent by the next client", async () => {
+    const [a, b] = [uid("p"), uid("pb")];
+    let saved = [];
+    const storage = { load: () => saved, save: (e) => (saved = JSON.parse(JSON.stringify(e))) };
+    const ca = client(a, { storage });
+    await ca.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    ca.close();
+    const lost = ca.send(conv, { text: "from the last page load" });
+    await assert.rejects(lost, (e) => e.code === "closed");
+    assert.equal(saved.length, 1);
+    assert.equal(saved[0].conv, conv);
+    const savedId = saved[0].client_id;
+
+    const cb = client(b);
+    await cb.connect();
+    const got = next(cb, "message");
+    const ca2 = client(a, { storage });
+    const sent = next(ca2, "sent");
+    await ca2.connect();
+    const { entry, ack } = await sent;
+    assert.equal(entry.client_id, savedId);
+    assert.deepEqual(saved, []);
+    const m = await got;
+    assert.equal(m.seq, ack.seq);
+    assert.equal(m.client_id, entry.client_id);
+    ca2.close();
+    cb.close();
+  });
+
+  test("heartbeat pings keep an idle connection open", async () => {
+    const rec = recordingWS();
+    const c = track(new NatterClient({ url: srv.wsURL, token: srv.token(uid("hb")), WebSocket: rec.WebSocket }));
+    const closes = [];
+    c.on("close", (e) => closes.push(e));
+    await c.connect();
+    await new Promise((r) => setTimeout(r, 5_500)); // more than 2 × heartbeat_s
+    assert.deepEqual(closes, []);
+    assert.equal(c.state, "open");
+    assert.ok(rec.sent.filter((f) => f.type === "ping").length >= 2);
+    c.close();
+  });
+
+  test("backoff is full jitter under a growing cap", () => {
+    assert.equal(backoffDelay(0, 500, 30_000, () => 0.999999), 499);
+    assert.equal(backoffDelay(3, 500, 30_000, () => 0.5), 2000);
+    assert.equal(backoffDelay(20, 500, 30_000, () => 0.5), 15_000);
+    assert.equal(backoffDelay(5, 500, 30_000, () => 0), 0);
+  });
+});
