@@ -135,7 +135,7 @@ func (s *Store) CreateDirect(ctx context.Context, by Actor, other string) (*Doc,
 	}
 	conv := directID(a, b)
 	if d, err := s.Get(ctx, conv); err == nil {
-		return d, false, nil
+		return d, false, s.memberAdd(ctx, conv, d.Members)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
@@ -148,9 +148,15 @@ func (s *Store) CreateDirect(ctx context.Context, by Actor, other string) (*Doc,
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			// Both users created it at once: the other call won.
 			d, err := s.Get(ctx, conv)
-			return d, false, err
+			if err != nil {
+				return nil, false, err
+			}
+			return d, false, s.memberAdd(ctx, conv, d.Members)
 		}
 		return nil, false, fmt.Errorf("create conversation %s: %w", conv, err)
+	}
+	if err := s.memberAdd(ctx, conv, d.Members); err != nil {
+		return nil, false, err
 	}
 	if err := s.announce(ctx, Event{Action: ActionCreated, Conv: conv, Users: d.Members, By: a, Origin: by.Session}); err != nil {
 		return nil, false, err
@@ -181,6 +187,9 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 	val, _ := json.Marshal(d)
 	if _, err := s.kv.Create(ctx, docKey(conv), val); err != nil {
 		return nil, fmt.Errorf("create conversation %s: %w", conv, err)
+	}
+	if err := s.memberAdd(ctx, conv, members); err != nil {
+		return nil, err
 	}
 	if err := s.announce(ctx, Event{Action: ActionCreated, Conv: conv, Users: members, By: owner, Origin: by.Session}); err != nil {
 		return nil, err
@@ -224,6 +233,9 @@ func (s *Store) AddMembers(ctx context.Context, by Actor, conv string, users []s
 		return nil, nil, err
 	}
 	if len(added) > 0 {
+		if err := s.memberAdd(ctx, conv, added); err != nil {
+			return nil, nil, err
+		}
 		if err := s.announce(ctx, Event{Action: ActionAdded, Conv: conv, Users: added, By: actor, Origin: by.Session}); err != nil {
 			return nil, nil, err
 		}
@@ -245,6 +257,11 @@ func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (
 		i := slices.Index(d.Members, user)
 		if i < 0 {
 			return fmt.Errorf("%w: %s is not a member", ErrNotFound, user)
+		}
+		// The member key goes first: it only ever names fewer members
+		// than the document, so a removed user is refused at once.
+		if err := s.memberRemove(ctx, conv, user); err != nil {
+			return err
 		}
 		d.Members = slices.Delete(d.Members, i, i+1)
 		if d.Owner == user {

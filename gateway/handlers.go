@@ -82,8 +82,12 @@ func (sess *session) checkConv(ctx context.Context, conv string) *protocol.Error
 	if !protocol.ValidID(conv) {
 		return protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
 	}
-	if err := sess.entry.isMember(ctx, sess.srv.convs, conv); err != nil {
-		return toProtocol(err)
+	ok, err := sess.srv.convs.IsMember(ctx, conv, sess.user)
+	if err != nil {
+		return sess.fail(err)
+	}
+	if !ok {
+		return toProtocol(conversation.ErrForbidden)
 	}
 	return nil
 }
@@ -153,7 +157,6 @@ func (sess *session) create(ctx context.Context, req *protocol.Request) (any, *p
 	if err != nil {
 		return nil, sess.fail(err)
 	}
-	sess.entry.addConv(d.Conv)
 	c := d.Protocol(sess.srv.cfg.MembersInline)
 	if c.LastSeq, err = sess.srv.msgs.Last(ctx, d.Conv); err != nil {
 		return nil, sess.fail(err)
@@ -185,9 +188,6 @@ func (sess *session) removeMember(ctx context.Context, req *protocol.Request) (a
 	if _, err := sess.srv.convs.RemoveMember(ctx, sess.actor(), req.Conv, req.User); err != nil {
 		return nil, sess.fail(err)
 	}
-	if req.User == sess.user {
-		sess.entry.dropConv(req.Conv)
-	}
 	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
 }
 
@@ -198,7 +198,6 @@ func (sess *session) leave(ctx context.Context, req *protocol.Request) (any, *pr
 	if _, err := sess.srv.convs.Leave(ctx, sess.actor(), req.Conv); err != nil {
 		return nil, sess.fail(err)
 	}
-	sess.entry.dropConv(req.Conv)
 	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
 }
 
@@ -259,9 +258,6 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 		return nil, sess.fail(err)
 	}
 	out = slices.DeleteFunc(out, func(c *protocol.Conversation) bool { return c == nil })
-	for _, c := range out {
-		sess.entry.addConv(c.Conv)
-	}
 	return &protocol.ConversationsFrame{Type: protocol.TypeConversations, ID: req.ID, Conversations: out}, nil
 }
 

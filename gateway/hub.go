@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -12,9 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/natter-chat/natter/conversation"
 	"github.com/natter-chat/natter/nats/schema"
-	"github.com/natter-chat/natter/protocol"
 )
 
 const (
@@ -25,9 +21,8 @@ const (
 // errTooManyConns refuses a connection past MaxConnsPerUser.
 var errTooManyConns = errors.New("too many connections for this user")
 
-// userEntry is one user with connections on this gateway: one NATS
-// subscription shared by all of them, and the conversations the user was
-// verified to be a member of.
+// userEntry is one user with connections on this gateway and the NATS
+// subscription they share.
 type userEntry struct {
 	uid string
 	// sessions is replaced, never changed in place, so dispatchers can
@@ -36,10 +31,6 @@ type userEntry struct {
 	sub      *nats.Subscription
 	ready    chan struct{} // closed once sub is active
 	subErr   error
-
-	mu    sync.Mutex
-	convs map[string]struct{}
-	gen   uint64 // bumped on every removal, so a slow check cannot re-add
 }
 
 // hub holds the users connected to this gateway and dispatches what NATS
@@ -74,7 +65,7 @@ func (h *hub) register(sess *session) (*userEntry, error) {
 	e := h.users[uid]
 	first := e == nil
 	if first {
-		e = &userEntry{uid: uid, ready: make(chan struct{}), convs: make(map[string]struct{})}
+		e = &userEntry{uid: uid, ready: make(chan struct{})}
 		h.users[uid] = e
 	}
 	if len(e.sessions) >= h.srv.cfg.MaxConnsPerUser {
@@ -159,10 +150,9 @@ func (h *hub) dispatch(ch chan *nats.Msg) {
 }
 
 // deliver writes one pushed frame to every local connection of its user,
-// except the connection that caused it, after updating the membership cache
-// for membership pushes.
+// except the connection that caused it.
 func (h *hub) deliver(m *nats.Msg) {
-	uid, event := splitUserSubject(m.Subject)
+	uid, _ := splitUserSubject(m.Subject)
 	h.mu.RLock()
 	e := h.users[uid]
 	var sessions []*session
@@ -172,22 +162,6 @@ func (h *hub) deliver(m *nats.Msg) {
 	h.mu.RUnlock()
 	if e == nil {
 		return
-	}
-	switch event {
-	case schema.EventConversation:
-		var f struct {
-			Conversation struct {
-				Conv string `json:"conv"`
-			} `json:"conversation"`
-		}
-		if json.Unmarshal(m.Data, &f) == nil && f.Conversation.Conv != "" {
-			e.addConv(f.Conversation.Conv)
-		}
-	case schema.EventMember:
-		var ev protocol.MemberEvent
-		if json.Unmarshal(m.Data, &ev) == nil && ev.User == uid && ev.Action == protocol.MemberActionRemoved {
-			e.dropConv(ev.Conv)
-		}
 	}
 	var origin string
 	if m.Header != nil {
@@ -213,39 +187,4 @@ func splitUserSubject(subj string) (uid, event string) {
 		}
 	}
 	return rest, ""
-}
-
-func (e *userEntry) addConv(conv string) {
-	e.mu.Lock()
-	e.convs[conv] = struct{}{}
-	e.mu.Unlock()
-}
-
-func (e *userEntry) dropConv(conv string) {
-	e.mu.Lock()
-	delete(e.convs, conv)
-	e.gen++
-	e.mu.Unlock()
-}
-
-// isMember answers from the cache, and from the conversation document on a
-// miss. A non-member gets conversation.ErrForbidden whether the
-// conversation exists or not.
-func (e *userEntry) isMember(ctx context.Context, convs *conversation.Store, conv string) error {
-	e.mu.Lock()
-	_, ok := e.convs[conv]
-	gen := e.gen
-	e.mu.Unlock()
-	if ok {
-		return nil
-	}
-	if _, err := convs.GetForMember(ctx, conv, e.uid); err != nil {
-		return err
-	}
-	e.mu.Lock()
-	if e.gen == gen {
-		e.convs[conv] = struct{}{}
-	}
-	e.mu.Unlock()
-	return nil
 }

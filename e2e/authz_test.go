@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natter-chat/natter/client"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Roles a user can have towards a conversation.
+const (
+	roleOwner     = "owner"
+	roleMember    = "member"
+	roleRemoved   = "removed member"
+	roleNonMember = "non-member"
+	roleDirect    = "direct member"
+)
+
+// Conversations a request can be about.
+const (
+	convGroup   = "existing group"
+	convDirect  = "existing direct"
+	convMissing = "nonexistent"
+)
+
+// convRequests builds, for each conversation-scoped type, a request about
+// conv. Types not here are not about one conversation (see plainRequests).
+var convRequests = map[string]func(conv string) map[string]any{
+	protocol.TypeSend: func(c string) map[string]any {
+		return map[string]any{"type": "send", "conv": c, "client_id": fmt.Sprint(time.Now().UnixNano()), "body": text("x")}
+	},
+	protocol.TypeSync:         func(c string) map[string]any { return map[string]any{"type": "sync", "conv": c, "after": 0} },
+	protocol.TypeHistory:      func(c string) map[string]any { return map[string]any{"type": "history", "conv": c} },
+	protocol.TypeMembers:      func(c string) map[string]any { return map[string]any{"type": "members", "conv": c} },
+	protocol.TypeTyping:       func(c string) map[string]any { return map[string]any{"type": "typing", "conv": c} },
+	protocol.TypeRead:         func(c string) map[string]any { return map[string]any{"type": "read", "conv": c, "seq": 1} },
+	protocol.TypeMute:         func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "until": nil} },
+	protocol.TypeAddMember:    func(c string) map[string]any { return map[string]any{"type": "add_member", "conv": c, "user": "newbie"} },
+	// The owner removes bob; anyone else tries to remove the owner.
+	protocol.TypeRemoveMember: func(c string) map[string]any { return map[string]any{"type": "remove_member", "conv": c, "user": "bob"} },
+	protocol.TypeLeave:        func(c string) map[string]any { return map[string]any{"type": "leave", "conv": c} },
+}
+
+// plainRequests are the types about no single conversation, with the
+// reply every authenticated user gets.
+var plainRequests = map[string]struct {
+	frame map[string]any
+	reply string
+}{
+	protocol.TypeHello:            {map[string]any{"type": "hello"}, protocol.TypeWelcome},
+	protocol.TypePing:             {map[string]any{"type": "ping"}, protocol.TypePong},
+	protocol.TypeCreate:           {map[string]any{"type": "create", "kind": "group", "title": "t", "members": []string{"zed"}}, protocol.TypeConversation},
+	protocol.TypeConversations:    {map[string]any{"type": "conversations"}, protocol.TypeConversations},
+	protocol.TypePresence:         {map[string]any{"type": "presence", "users": []string{"alice"}}, protocol.TypePresence},
+	protocol.TypeRegisterDevice:   {map[string]any{"type": "register_device", "platform": "fcm", "token": "tok-authz"}, protocol.TypeOK},
+	protocol.TypeUnregisterDevice: {map[string]any{"type": "unregister_device", "token": "tok-authz"}, protocol.TypeOK},
+	protocol.TypeDevices:          {map[string]any{"type": "devices"}, protocol.TypeDevices},
+}
+
+// expect says what (type, role, conversation) must answer: a reply type,
+// or an error code.
+func expect(typ, role, conv string) string {
+	if conv == convMissing || role == roleNonMember || role == roleRemoved {
+		return protocol.CodeForbidden
+	}
+	if conv == convDirect {
+		switch typ {
+		case protocol.TypeAddMember, protocol.TypeRemoveMember, protocol.TypeLeave:
+			return protocol.CodeBadRequest
+		}
+	}
+	switch typ {
+	case protocol.TypeSend:
+		return protocol.TypeAck
+	case protocol.TypeSync, protocol.TypeHistory:
+		return protocol.TypeMessages
+	case protocol.TypeMembers:
+		return protocol.TypeMembers
+	case protocol.TypeRemoveMember:
+		if role != roleOwner {
+			return protocol.CodeForbidden
+		}
+	}
+	return protocol.TypeOK
+}
+
+// TestAuthorizationMatrix sends every request type as every role about
+// every kind of conversation and checks the exact answer, then that no
+// push about a conversation reached anyone outside it.
+func TestAuthorizationMatrix(t *testing.T) {
+	e := start(t)
+	users := map[string]*client.Client{}
+	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {
+		users[u] = e.dial(t, u)
+	}
+	actor := map[string]string{roleOwner: "alice", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
+	ctx := ctxT(t)
+
+	var groups []string
+	fixture := func() (group, direct string) {
+		g, err := users["alice"].CreateGroup(ctx, "matrix", "bob", "carol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := users["alice"].Send(ctx, g.Conv, "", text("first")); err != nil {
+			t.Fatal(err)
+		}
+		if err := users["alice"].RemoveMember(ctx, g.Conv, "carol"); err != nil {
+			t.Fatal(err)
+		}
+		d, err := users["alice"].CreateDirect(ctx, "dave")
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g.Conv)
+		return g.Conv, d.Conv
+	}
+
+	for _, typ := range protocol.RequestTypes {
+		if p, ok := plainRequests[typ]; ok {
+			for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
+				t.Run(typ+"/"+role, func(t *testing.T) {
+					frame := maps(p.frame)
+					reply, err := request(t, users[actor[role]], frame)
+					if err != nil || reply["type"] != p.reply {
+						t.Fatalf("%v → %v, %v; want %s", frame, reply, err, p.reply)
+					}
+				})
+			}
+			continue
+		}
+		build, ok := convRequests[typ]
+		if !ok {
+			t.Errorf("request type %q is in protocol.RequestTypes but not in the matrix", typ)
+			continue
+		}
+		for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
+			for _, which := range []string{convGroup, convDirect, convMissing} {
+				if (role == roleDirect) != (which == convDirect) && which != convMissing {
+					// Direct members are asked about their direct
+					// conversation; group roles about the group.
+					continue
+				}
+				t.Run(typ+"/"+role+"/"+which, func(t *testing.T) {
+					group, direct := fixture()
+					conv := map[string]string{convGroup: group, convDirect: direct, convMissing: "g_doesnotexist0000000000"}[which]
+					frame := build(conv)
+					if typ == protocol.TypeRemoveMember && role != roleOwner {
+						frame["user"] = "alice"
+					}
+					reply, err := request(t, users[actor[role]], frame)
+					want := expect(typ, role, which)
+					got := code(err)
+					if got == "" && reply != nil {
+						got, _ = reply["type"].(string)
+					}
+					if got != want {
+						t.Fatalf("%v as %s → %v (%v); want %s", frame, role, reply, err, want)
+					}
+				})
+			}
+		}
+	}
+
+	// Nothing about a group reached mallory, and after her removal nothing
+	// but the removal itself reached carol.
+	time.Sleep(500 * time.Millisecond)
+	for _, who := range []string{"mallory", "carol"} {
+		c := users[who]
+		for {
+			ev, err := c.NextEvent(shortCtx(t))
+			if err != nil {
+				break
+			}
+			var m map[string]any
+			_ = json.Unmarshal(ev.Raw, &m)
+			conv, _ := m["conv"].(string)
+			if inner, ok := m["conversation"].(map[string]any); ok {
+				conv, _ = inner["conv"].(string)
+			}
+			if !slices.Contains(groups, conv) {
+				continue
+			}
+			allowed := who == "carol" && (ev.Type == protocol.TypeConversation ||
+				(ev.Type == protocol.TypeMember && m["user"] == "carol" && m["action"] == "removed") ||
+				// carol was a member when the group was created and its first
+				// message was sent.
+				(ev.Type == protocol.TypeMessage && strings.Contains(string(ev.Raw), `"first"`)))
+			if !allowed {
+				t.Errorf("%s received %s", who, ev.Raw)
+			}
+		}
+	}
+}
+
+func maps(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func shortCtx(t *testing.T) context.Context {
+	ctx, cancel := contextWithTimeout(200 * time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
+}
