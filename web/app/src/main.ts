@@ -1,0 +1,564 @@
+// Natter's chat web app: plain TypeScript and the DOM over the client
+// library. State lives in memory; the DOM is redrawn from it (the list
+// parts only: inputs are built once and keep their focus and text).
+
+import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
+import type { Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+
+const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
+const TYPING_SEND_MS = 3000; // at most one typing notice per this
+const TYPING_SHOW_MS = 5000; // hide an indicator after this without a notice
+
+interface ConvState {
+  c: Conversation;
+  msgs: Map<number, Message>; // every kind, by seq
+  loaded: boolean; // the newest page was fetched
+  loading: boolean;
+  more: boolean; // older messages exist
+  oldest: number; // lowest seq fetched by history; 0 before
+  unread: number;
+  readSeq: number; // mine
+  readBy: Map<string, number>; // other members' markers seen this session
+  typing: Map<string, number>; // user -> hide at (ms)
+}
+
+const state = {
+  me: "",
+  convs: new Map<string, ConvState>(),
+  open: "" as string,
+  presence: new Map<string, boolean>(),
+  outbox: [] as OutboxEntry[],
+  editing: null as null | { conv: string; seq: number },
+  status: "connecting",
+  notice: "",
+};
+
+let client: NatterClient;
+
+// ---- tiny DOM helpers
+
+type Attrs = Record<string, string | boolean | ((ev: any) => void) | undefined>;
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...kids: (Node | string | null | false)[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === false) continue;
+    if (typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, v);
+  }
+  for (const k of kids) if (k !== null && k !== false) el.append(k);
+  return el;
+}
+const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
+
+// ---- sign in
+
+function tokenUser(token: string): string {
+  try {
+    const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(b64)).sub ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function showLogin(message = ""): void {
+  const app = $("#app");
+  app.replaceChildren(
+    h(
+      "form",
+      { id: "login", class: "login", onsubmit: (ev: Event) => void signIn(ev) },
+      h("h1", {}, "Natter"),
+      h("label", { for: "login-user" }, "User id"),
+      h("input", { id: "login-user", name: "user", autocomplete: "username", placeholder: "alice", pattern: "[A-Za-z0-9_\\-]{1,64}" }),
+      h("label", { for: "login-token" }, "or paste a token"),
+      h("textarea", { id: "login-token", rows: "3", placeholder: "eyJhbGciOi…" }),
+      h("button", { id: "login-submit", type: "submit" }, "Sign in"),
+      h("p", { class: "hint" }, "A --dev server signs you in by user id. Otherwise paste a token from natter token."),
+      message ? h("p", { class: "error", id: "login-error" }, message) : null,
+    ),
+  );
+}
+
+async function signIn(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const user = $<HTMLInputElement>("#login-user").value.trim();
+  let token = $<HTMLTextAreaElement>("#login-token").value.trim();
+  if (!token) {
+    if (!user) return showLogin("Enter a user id or a token.");
+    const r = await fetch(`/dev/token?user=${encodeURIComponent(user)}`);
+    if (r.status === 404) return showLogin("This server has no dev sign-in: paste a token.");
+    if (!r.ok) return showLogin((await r.text()) || `sign-in failed (${r.status})`);
+    token = (await r.json()).token;
+  }
+  localStorage.setItem("natter.token", token);
+  start(token);
+}
+
+function signOut(): void {
+  client?.close();
+  localStorage.removeItem("natter.token");
+  location.reload();
+}
+
+// ---- the client and its events
+
+function start(token: string): void {
+  state.me = tokenUser(token);
+  buildShell();
+  const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/ws`;
+  client = new NatterClient({ url, token, device: "web", storage: webStorageOutbox(`natter.outbox.${state.me}`) });
+  client.on("state", (s) => {
+    state.status = s;
+    render();
+  });
+  client.on("resumed", ({ conversations }) => void onConversations(conversations));
+  client.on("message", (m) => onMessage(m));
+  client.on("sent", ({ entry, ack }) => {
+    const m: Message = { conv: entry.conv, seq: ack.seq, sender: state.me, client_id: entry.client_id, ts: ack.ts, body: entry.body };
+    if (entry.kind) Object.assign(m, { kind: entry.kind, ref: entry.ref });
+    onMessage(m, true);
+  });
+  client.on("send_failed", ({ error }) => notify(`Not sent: ${error.message}`));
+  client.on("outbox", (entries) => {
+    state.outbox = entries;
+    render();
+  });
+  client.on("conversation", ({ conversation }) => {
+    upsert(conversation);
+    void queryPresence(conversation.members ?? []);
+    render();
+  });
+  client.on("member", (e) => {
+    const cs = state.convs.get(e.conv);
+    if (!cs) return;
+    if (e.action === "removed" && e.user === state.me) {
+      state.convs.delete(e.conv);
+      if (state.open === e.conv) state.open = "";
+    } else if (cs.c.members) {
+      const set = new Set(cs.c.members);
+      if (e.action === "added") set.add(e.user);
+      else set.delete(e.user);
+      cs.c.members = [...set].sort();
+      cs.c.member_count = set.size;
+    }
+    render();
+  });
+  client.on("typing", (e) => {
+    const cs = state.convs.get(e.conv);
+    if (!cs) return;
+    cs.typing.set(e.user, Date.now() + TYPING_SHOW_MS);
+    render();
+    setTimeout(render, TYPING_SHOW_MS + 50);
+  });
+  client.on("read", (e) => {
+    const cs = state.convs.get(e.conv);
+    if (!cs) return;
+    if (e.user === state.me) {
+      cs.readSeq = Math.max(cs.readSeq, e.seq);
+      cs.unread = 0;
+    } else {
+      cs.readBy.set(e.user, Math.max(cs.readBy.get(e.user) ?? 0, e.seq));
+    }
+    render();
+  });
+  client.on("presence", (p) => {
+    state.presence.set(p.user, p.online);
+    render();
+  });
+  client.connect().catch((err) => {
+    localStorage.removeItem("natter.token");
+    showLogin(`Sign-in refused: ${err.message}`);
+  });
+  document.addEventListener("visibilitychange", () => markRead());
+}
+
+function upsert(c: Conversation): ConvState {
+  let cs = state.convs.get(c.conv);
+  if (!cs) {
+    cs = { c, msgs: new Map(), loaded: false, loading: false, more: true, oldest: 0, unread: c.unread, readSeq: c.read_seq, readBy: new Map(), typing: new Map() };
+    state.convs.set(c.conv, cs);
+  } else {
+    cs.c = c;
+    cs.readSeq = Math.max(cs.readSeq, c.read_seq);
+  }
+  return cs;
+}
+
+async function onConversations(list: Conversation[]): Promise<void> {
+  const listed = new Set(list.map((c) => c.conv));
+  for (const id of [...state.convs.keys()]) if (!listed.has(id)) state.convs.delete(id);
+  if (state.open && !listed.has(state.open)) state.open = "";
+  for (const c of list) upsert(c).unread = state.open === c.conv && visible() ? 0 : c.unread;
+  render();
+  await queryPresence(list.flatMap((c) => c.members ?? []));
+  if (state.open) markRead();
+}
+
+async function queryPresence(users: string[]): Promise<void> {
+  const others = [...new Set(users)].filter((u) => u !== state.me).slice(0, 500);
+  if (others.length === 0) return;
+  try {
+    const res = await client.presence(others);
+    for (const [u, p] of Object.entries(res)) state.presence.set(u, p.online);
+    render();
+  } catch {
+    // presence is decoration: the next push corrects it
+  }
+}
+
+function onMessage(m: Message, mine = false): void {
+  const cs = state.convs.get(m.conv);
+  if (!cs) return;
+  if (cs.msgs.has(m.seq)) return;
+  cs.msgs.set(m.seq, m);
+  if (m.sender === state.me) {
+    cs.readSeq = Math.max(cs.readSeq, m.seq); // sending moves my marker
+  } else if (!mine && !m.kind) {
+    cs.typing.delete(m.sender);
+    if (state.open === m.conv && visible()) markRead();
+    else if (m.seq > cs.readSeq) cs.unread++;
+  }
+  render();
+}
+
+function visible(): boolean {
+  return document.visibilityState === "visible";
+}
+
+function markRead(): void {
+  const cs = state.convs.get(state.open);
+  if (!cs || !visible() || client.state !== "open") return;
+  const newest = Math.max(0, ...cs.msgs.keys());
+  cs.unread = 0;
+  if (newest > cs.readSeq) {
+    cs.readSeq = newest;
+    client.read(cs.c.conv, newest).catch(() => {});
+  }
+  render();
+}
+
+function notify(text: string): void {
+  state.notice = text;
+  render();
+  setTimeout(() => {
+    if (state.notice === text) {
+      state.notice = "";
+      render();
+    }
+  }, 4000);
+}
+
+// ---- actions
+
+async function openConv(conv: string): Promise<void> {
+  state.open = conv;
+  state.editing = null;
+  $("#shell").classList.add("show-chat");
+  const cs = state.convs.get(conv)!;
+  render(true);
+  if (!cs.loaded) await loadOlder(cs);
+  markRead();
+  $<HTMLInputElement>("#composer-input").focus();
+}
+
+async function loadOlder(cs: ConvState): Promise<void> {
+  if (cs.loading || (cs.loaded && !cs.more)) return;
+  cs.loading = true;
+  const box = $("#messages");
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  try {
+    const page = await client.history(cs.c.conv, cs.loaded ? cs.oldest : 0, PAGE);
+    for (const m of page.messages) cs.msgs.set(m.seq, m);
+    if (page.messages.length) cs.oldest = cs.oldest ? Math.min(cs.oldest, page.messages[0].seq) : page.messages[0].seq;
+    cs.more = page.more;
+    const first = !cs.loaded;
+    cs.loaded = true;
+    cs.loading = false;
+    render(true);
+    if (state.open === cs.c.conv) {
+      if (first) box.scrollTop = box.scrollHeight;
+      else box.scrollTop = box.scrollHeight - fromBottom;
+      // Fill the view: a short page leaves no room to scroll up from.
+      if (cs.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(cs);
+    }
+  } catch (err) {
+    cs.loading = false;
+    notify(`Could not load messages: ${(err as Error).message}`);
+  }
+}
+
+async function createConv(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const kind = $<HTMLSelectElement>("#new-kind").value as "direct" | "group";
+  const members = $<HTMLInputElement>("#new-members")
+    .value.split(/[\s,]+/)
+    .filter(Boolean);
+  const title = $<HTMLInputElement>("#new-title").value.trim();
+  try {
+    const c = await client.create(kind, members, kind === "group" ? title : undefined);
+    upsert(c);
+    void queryPresence(c.members ?? []);
+    $<HTMLFormElement>("#new-form").reset();
+    $("#new-form").classList.add("hidden");
+    await openConv(c.conv);
+  } catch (err) {
+    notify(`Could not create: ${(err as Error).message}`);
+  }
+}
+
+let lastTyping = 0;
+function onComposerInput(): void {
+  if (!state.open || state.editing) return;
+  if (Date.now() - lastTyping < TYPING_SEND_MS) return;
+  lastTyping = Date.now();
+  client.typing(state.open);
+}
+
+function submitComposer(ev: Event): void {
+  ev.preventDefault();
+  const input = $<HTMLInputElement>("#composer-input");
+  const text = input.value.trim();
+  if (!text || !state.open) return;
+  input.value = "";
+  lastTyping = 0;
+  const conv = state.open;
+  if (state.editing) {
+    const { seq } = state.editing;
+    state.editing = null;
+    client.edit(conv, seq, { text }).catch(() => {});
+  } else {
+    client.send(conv, { text }, { clientId: newClientId() }).catch(() => {});
+  }
+  render();
+}
+
+function startEdit(conv: string, seq: number, text: string): void {
+  state.editing = { conv, seq };
+  const input = $<HTMLInputElement>("#composer-input");
+  input.value = text;
+  input.focus();
+  render();
+}
+
+// ---- view
+
+function convTitle(c: Conversation): string {
+  if (c.kind === "direct") return (c.members ?? []).find((u) => u !== state.me) ?? "direct";
+  return c.title || (c.members ?? []).filter((u) => u !== state.me).join(", ") || "group";
+}
+
+function peer(c: Conversation): string | undefined {
+  return c.kind === "direct" ? (c.members ?? []).find((u) => u !== state.me) : undefined;
+}
+
+function dot(user: string | undefined, id?: string): HTMLElement | null {
+  if (!user) return null;
+  const on = state.presence.get(user) === true;
+  return h("span", { id, class: `dot ${on ? "online" : "offline"}`, title: on ? `${user} is online` : `${user} is offline` });
+}
+
+function buildShell(): void {
+  $("#app").replaceChildren(
+    h(
+      "div",
+      { id: "shell", class: "shell" },
+      h(
+        "aside",
+        { class: "sidebar" },
+        h(
+          "header",
+          { class: "bar" },
+          h("strong", {}, "Natter"),
+          h("span", { id: "me", class: "me" }, state.me),
+          h("span", { id: "status", class: "status" }),
+          h("button", { id: "signout", class: "link", type: "button", onclick: signOut }, "Sign out"),
+        ),
+        h("button", { id: "new-toggle", class: "new", type: "button", onclick: () => $("#new-form").classList.toggle("hidden") }, "+ New conversation"),
+        h(
+          "form",
+          { id: "new-form", class: "new-form hidden", onsubmit: (ev: Event) => void createConv(ev) },
+          h("select", { id: "new-kind", onchange: () => render() }, h("option", { value: "direct" }, "Direct"), h("option", { value: "group" }, "Group")),
+          h("input", { id: "new-members", placeholder: "user ids, comma separated", required: true }),
+          h("input", { id: "new-title", placeholder: "group title" }),
+          h("button", { id: "new-submit", type: "submit" }, "Create"),
+        ),
+        h("ul", { id: "convs", class: "convs" }),
+      ),
+      h(
+        "main",
+        { class: "chat" },
+        h(
+          "header",
+          { class: "bar" },
+          h("button", { id: "back", class: "back", type: "button", title: "Conversations", onclick: () => {
+            state.open = "";
+            $("#shell").classList.remove("show-chat");
+            render();
+          } }, "‹"),
+          h("span", { id: "chat-head", class: "chat-head" }),
+        ),
+        h("div", { id: "messages", class: "messages", onscroll: onScroll }),
+        h("div", { id: "typing", class: "typing" }),
+        h("div", { id: "editing", class: "editing hidden" }),
+        h(
+          "form",
+          { id: "composer", class: "composer", onsubmit: submitComposer },
+          h("input", { id: "composer-input", autocomplete: "off", placeholder: "Message", oninput: onComposerInput }),
+          h("button", { id: "composer-send", type: "submit" }, "Send"),
+        ),
+        h("div", { id: "notice", class: "notice hidden" }),
+      ),
+    ),
+  );
+}
+
+function onScroll(): void {
+  const cs = state.convs.get(state.open);
+  const box = $("#messages");
+  if (cs && cs.loaded && cs.more && box.scrollTop < 80) void loadOlder(cs);
+}
+
+let scheduled = false;
+function render(now = false): void {
+  if (now) return draw();
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    draw();
+  });
+}
+
+function draw(): void {
+  if (!$("#shell")) return;
+  $("#status").textContent = state.status === "open" ? "" : state.status === "closed" ? "offline" : `${state.status}…`;
+  $("#new-title").classList.toggle("hidden", $<HTMLSelectElement>("#new-kind").value !== "group");
+  const notice = $("#notice");
+  notice.textContent = state.notice;
+  notice.classList.toggle("hidden", !state.notice);
+
+  // Conversation list, newest activity first.
+  const list = [...state.convs.values()].sort((a, b) => lastActivity(b) - lastActivity(a));
+  $("#convs").replaceChildren(
+    ...list.map((cs) =>
+      h(
+        "li",
+        { class: `conv${cs.c.conv === state.open ? " active" : ""}`, "data-conv": cs.c.conv, onclick: () => void openConv(cs.c.conv) },
+        dot(peer(cs.c)) ?? h("span", { class: "dot group" }),
+        h("span", { class: "name" }, convTitle(cs.c)),
+        cs.unread > 0 ? h("span", { class: "badge" }, String(cs.unread)) : null,
+      ),
+    ),
+    ...(list.length === 0 ? [h("li", { class: "empty" }, "No conversations yet.")] : []),
+  );
+
+  const cs = state.convs.get(state.open);
+  $("#shell").classList.toggle("has-chat", !!cs);
+  if (!cs) {
+    $("#chat-head").replaceChildren(h("span", { class: "muted" }, "Pick or start a conversation"));
+    $("#messages").replaceChildren();
+    $("#typing").textContent = "";
+    return;
+  }
+  const members = cs.c.members ?? [];
+  $("#chat-head").replaceChildren(
+    dot(peer(cs.c), "chat-dot") ?? h("span", { class: "dot group" }),
+    h("span", { id: "chat-title", class: "title" }, convTitle(cs.c)),
+    ...(cs.c.kind === "group" ? [h("span", { class: "muted" }, `${cs.c.member_count} members`)] : []),
+  );
+  const now = Date.now();
+  const typers = [...cs.typing].filter(([, until]) => until > now).map(([u]) => u);
+  $("#typing").textContent = typers.length ? `${typers.join(", ")} ${typers.length > 1 ? "are" : "is"} typing…` : "";
+  const ed = $("#editing");
+  ed.classList.toggle("hidden", !state.editing);
+  ed.replaceChildren(
+    ...(state.editing
+      ? ["Editing message ", h("button", { class: "link", type: "button", onclick: () => {
+          state.editing = null;
+          $<HTMLInputElement>("#composer-input").value = "";
+          render();
+        } }, "cancel")]
+      : []),
+  );
+  drawMessages(cs, members);
+}
+
+function lastActivity(cs: ConvState): number {
+  return Math.max(cs.c.last_seq, 0, ...cs.msgs.keys());
+}
+
+function drawMessages(cs: ConvState, members: string[]): void {
+  const box = $("#messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const sorted = [...cs.msgs.values()].sort((a, b) => a.seq - b.seq);
+  // Edits and deletions apply to their targets, only when they come from the target's sender.
+  const edits = new Map<number, Message>();
+  const deleted = new Set<number>();
+  for (const m of sorted) {
+    const target = m.ref !== undefined ? cs.msgs.get(m.ref) : undefined;
+    if (m.kind === "edit" && (!target || target.sender === m.sender)) edits.set(m.ref!, m);
+    if (m.kind === "delete" && (!target || target.sender === m.sender)) deleted.add(m.ref!);
+  }
+  const plain = sorted.filter((m) => !m.kind);
+  const myLast = [...plain].reverse().find((m) => m.sender === state.me && !deleted.has(m.seq));
+  const seenBy = myLast ? [...cs.readBy].filter(([u, s]) => u !== state.me && s >= myLast.seq && members.includes(u)).map(([u]) => u) : [];
+
+  const nodes: Node[] = [];
+  if (cs.loaded && cs.more) nodes.push(h("div", { class: "loadmore", id: "loadmore" }, cs.loading ? "Loading…" : "Scroll up for older messages"));
+  if (cs.loaded && !cs.more) nodes.push(h("div", { class: "loadmore" }, plain.length ? "Beginning of the conversation" : "No messages yet. Say hi!"));
+  let prevSender = "";
+  for (const m of plain) {
+    const mine = m.sender === state.me;
+    const isDeleted = deleted.has(m.seq);
+    const edit = edits.get(m.seq);
+    const text = String((edit ?? m).body.text ?? "");
+    nodes.push(
+      h(
+        "div",
+        { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
+        m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
+        h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? "message deleted" : text)),
+        h(
+          "div",
+          { class: "meta" },
+          h("time", { datetime: m.ts }, time(m.ts)),
+          edit && !isDeleted ? h("span", { class: "edited" }, "edited") : null,
+          mine && !isDeleted
+            ? h("button", { class: "link edit", type: "button", onclick: () => startEdit(cs.c.conv, m.seq, text) }, "edit")
+            : null,
+          mine && !isDeleted
+            ? h("button", { class: "link delete", type: "button", onclick: () => void client.delete(cs.c.conv, m.seq).catch(() => {}) }, "delete")
+            : null,
+          m === myLast && seenBy.length ? h("span", { class: "seen" }, cs.c.kind === "direct" ? "seen" : `seen by ${seenBy.join(", ")}`) : null,
+        ),
+      ),
+    );
+    prevSender = m.sender;
+  }
+  // Sends not acknowledged yet.
+  for (const e of state.outbox) {
+    if (e.conv !== cs.c.conv || e.kind) continue;
+    nodes.push(
+      h(
+        "div",
+        { class: "msg mine pending", "data-client-id": e.client_id },
+        h("div", { class: "bubble" }, h("span", { class: "text" }, String(e.body.text ?? ""))),
+        h("div", { class: "meta" }, "sending…"),
+      ),
+    );
+  }
+  box.replaceChildren(...nodes);
+  if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function time(ts: string): string {
+  const d = new Date(ts);
+  return isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// ---- boot
+
+const saved = localStorage.getItem("natter.token");
+if (saved) start(saved);
+else showLogin();
