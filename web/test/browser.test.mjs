@@ -1,0 +1,163 @@
+// The chat web app in real headless Chromium (Debian's /usr/bin/chromium,
+// driven by playwright-core), against a real `natter serve --dev` whose
+// embedded dist/ is what is tested: two users chat both ways, see typing
+// and presence, and one catches up on 20 messages sent while offline.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startNatter } from "../testutil/natter.mjs";
+
+const artifacts = join(dirname(fileURLToPath(import.meta.url)), "..", "test-artifacts");
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+let srv;
+let browser;
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  srv = await startNatter();
+  browser = await chromium.launch({ executablePath, args, headless: true });
+});
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+});
+
+/** A fresh browser context (its own storage) with a page signed in as user. */
+async function signIn(user, viewport) {
+  const ctx = await browser.newContext({ viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500 });
+  const page = await ctx.newPage();
+  page.on("pageerror", (err) => console.error(`[${user}] page error:`, err));
+  await page.goto(srv.httpURL + "/");
+  await page.fill("#login-user", user);
+  await page.click("#login-submit");
+  await page.waitForSelector("#shell");
+  await page.waitForFunction(() => document.querySelector("#status")?.textContent === "");
+  return { ctx, page };
+}
+
+const texts = (page) => page.$$eval("#messages .msg:not(.pending) .text", (els) => els.map((e) => e.textContent));
+
+async function waitForText(page, text, timeout = 10_000) {
+  await page.waitForFunction((t) => [...document.querySelectorAll("#messages .msg .text")].some((e) => e.textContent === t), text, { timeout });
+}
+
+test("two users chat in Chromium", { timeout: 120_000 }, async () => {
+  const alice = "alice", bob = "bob";
+  const a = await signIn(alice, { width: 1000, height: 700 });
+  let b = await signIn(bob, { width: 390, height: 760 }); // a phone
+
+  // Alice starts a direct conversation with bob.
+  await a.page.click("#new-toggle");
+  await a.page.selectOption("#new-kind", "direct");
+  await a.page.fill("#new-members", bob);
+  await a.page.click("#new-submit");
+  await a.page.waitForSelector("#chat-title");
+  assert.equal(await a.page.textContent("#chat-title"), bob);
+  await a.page.fill("#composer-input", "hi bob");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(a.page, "hi bob");
+
+  // Bob sees the conversation appear with an unread badge, opens it.
+  await b.page.waitForSelector(".conv .badge");
+  assert.equal(await b.page.textContent(".conv .badge"), "1");
+  assert.equal(await b.page.textContent(".conv .name"), alice);
+  await b.page.click(".conv");
+  await waitForText(b.page, "hi bob");
+  // Presence: both online, seen from each side.
+  await a.page.waitForSelector("#chat-dot.online");
+  await b.page.waitForSelector("#chat-dot.online");
+  // Bob viewing it marks it read: alice sees "seen".
+  await a.page.waitForSelector(".msg.mine .seen");
+
+  // Bob types: alice sees the indicator. Then bob answers.
+  await b.page.type("#composer-input", "hello al", { delay: 20 });
+  await a.page.waitForFunction(() => document.querySelector("#typing")?.textContent === "bob is typing…");
+  await b.page.type("#composer-input", "ice");
+  await b.page.click("#composer-send");
+  await waitForText(a.page, "hello alice");
+  await a.page.waitForFunction(() => document.querySelector("#typing")?.textContent === "");
+
+  // Alice edits and deletes her own messages; bob sees both.
+  await a.page.fill("#composer-input", "typo hre");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(b.page, "typo hre");
+  const typo = a.page.locator(".msg.mine", { hasText: "typo hre" });
+  await typo.hover();
+  await typo.locator(".edit").click();
+  await a.page.fill("#composer-input", "typo here");
+  await a.page.press("#composer-input", "Enter");
+  await b.page.waitForSelector(".msg:has-text('typo here') .edited");
+  await a.page.fill("#composer-input", "oops, wrong chat");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(b.page, "oops, wrong chat");
+  const oops = a.page.locator(".msg.mine", { hasText: "oops, wrong chat" });
+  await oops.hover();
+  await oops.locator(".delete").click();
+  await b.page.waitForSelector(".msg.deleted");
+  assert.ok(!(await texts(b.page)).includes("oops, wrong chat"));
+
+  // Bob goes offline: his dot turns off for alice.
+  await b.ctx.close();
+  await a.page.waitForSelector("#chat-dot.offline", { timeout: 10_000 });
+
+  // Alice sends 20 messages while he is away.
+  const twenty = Array.from({ length: 20 }, (_, i) => `while you were away ${i + 1}`);
+  for (const t of twenty) {
+    await a.page.fill("#composer-input", t);
+    await a.page.press("#composer-input", "Enter");
+  }
+  await waitForText(a.page, twenty[19]);
+  await a.page.waitForFunction(() => document.querySelectorAll("#messages .msg.pending").length === 0);
+
+  // Bob comes back in a fresh context and sees all 20, in order, unread.
+  b = await signIn(bob, { width: 390, height: 760 });
+  await b.page.waitForFunction(() => document.querySelector(".conv .badge")?.textContent === "20");
+  await b.page.click(".conv");
+  await waitForText(b.page, twenty[19]);
+  const got = await texts(b.page);
+  assert.deepEqual(got.filter((t) => t.startsWith("while you were away")), twenty);
+  assert.deepEqual(got.slice(0, 3), ["hi bob", "hello alice", "typo here"]);
+  await a.page.waitForSelector("#chat-dot.online");
+  await a.page.waitForSelector(".msg.mine .seen");
+
+  await a.page.fill("#composer-input", "welcome back");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(b.page, "welcome back");
+  await a.page.screenshot({ path: join(artifacts, "chat.png") });
+  await b.page.screenshot({ path: join(artifacts, "chat-phone.png") });
+  await b.page.click("#back");
+  await b.page.screenshot({ path: join(artifacts, "list-phone.png") });
+  await a.ctx.close();
+  await b.ctx.close();
+});
+
+test("scroll-back loads history page by page", { timeout: 60_000 }, async () => {
+  const [u, v] = ["carol", "dave"];
+  // Seed 35 messages through the protocol, then read them with pages of 10.
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const c = new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket });
+  await c.connect();
+  const conv = (await c.create("direct", [v])).conv;
+  for (let i = 1; i <= 35; i++) await c.send(conv, { text: `old ${i}` });
+  c.close();
+
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 600 } });
+  const page = await ctx.newPage();
+  await page.goto(srv.httpURL + "/?page=10");
+  await page.fill("#login-user", v);
+  await page.click("#login-submit");
+  await page.click(".conv");
+  await waitForText(page, "old 35");
+  for (let i = 0; i < 10 && !(await texts(page)).includes("old 1"); i++) {
+    await page.$eval("#messages", (el) => (el.scrollTop = 0));
+    await page.waitForTimeout(300);
+  }
+  const got = await texts(page);
+  assert.deepEqual(got, Array.from({ length: 35 }, (_, i) => `old ${i + 1}`));
+  await ctx.close();
+});
