@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/natter-chat/natter/protocol"
+)
+
+// FuzzDecodeRequest feeds arbitrary frames to the decoder every client
+// frame goes through. It must never panic; it accepts only UTF-8 with a
+// type; and the error it answers, with the salvaged id, must encode.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"hello","id":"h1","token":"eyJ.x.y","device":"phone"}`,
+		`{"type":"send","id":"1","conv":"c1","client_id":"m-1","body":{"text":"hi"}}`,
+		`{"type":"history","conv":"c1","before":10,"limit":50}`,
+		`{"type":"sync","after":{"c1":3}}`,
+		`{"type":"edit","conv":"c1","ref":4,"client_id":"e","body":{"text":"\u2028"}}`,
+		`{"type":"mute","conv":"c1","until":"2026-01-01T00:00:00Z"}`,
+		`{"type":"send","id":"x","limit":"not a number"}`,
+		`{"id":"no-type"}`,
+		`{"type":""}`,
+		`{"type":null,"id":7}`,
+		`[1,2,3]`,
+		`null`,
+		"{\"type\":\"send\",\"id\":\"\xff\"}",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req protocol.Request
+		perr := decodeRequest(data, &req)
+		id := salvageID(data)
+		if !utf8.Valid(data) {
+			if perr == nil {
+				t.Fatalf("accepted invalid UTF-8 %q", data)
+			}
+			if id != "" {
+				t.Fatalf("salvaged id %q from invalid UTF-8", id)
+			}
+		}
+		if perr != nil {
+			if perr.Code != protocol.CodeBadRequest {
+				t.Fatalf("error code %q, want bad_request", perr.Code)
+			}
+			perr.ID = id
+			if _, err := json.Marshal(perr); err != nil {
+				t.Fatalf("error reply does not encode: %v", err)
+			}
+			return
+		}
+		if req.Type == "" {
+			t.Fatalf("accepted a frame without type: %q", data)
+		}
+		if req.ID != id {
+			t.Fatalf("salvageID = %q, decoded id = %q", id, req.ID)
+		}
+		if _, err := json.Marshal(&req); err != nil {
+			t.Fatalf("accepted request %q does not re-encode: %v", data, err)
+		}
+	})
+}
