@@ -35,6 +35,7 @@ import (
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/pushnotify"
+	"github.com/natter-chat/natter/web"
 )
 
 // Roles says which parts an App runs.
@@ -94,6 +95,13 @@ type Config struct {
 	Push PushConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
+	// Web serves the chat web app (package web) at "/".
+	Web bool
+	// DevTokens, when set, answers GET /dev/token?user=u with a token from
+	// it: anyone may sign in as anyone, so only for --dev servers.
+	DevTokens func(user string) (string, error)
+	// Pprof, when set, serves net/http/pprof on this loopback address.
+	Pprof string
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 }
@@ -168,6 +176,12 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.cancel = cancel
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
+	if cfg.Web {
+		mux.Handle("GET /", web.Handler())
+	}
+	if cfg.DevTokens != nil {
+		mux.Handle("GET /dev/token", web.DevTokenHandler(cfg.DevTokens))
+	}
 	if cfg.Roles.Gateway {
 		if err := a.startGateway(ctx, runCtx, mux); err != nil {
 			return a, err
@@ -203,6 +217,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if cfg.Pprof != "" {
+		if err := a.startPprof(runCtx, cfg.Pprof); err != nil {
+			return a, err
+		}
+	}
 	a.ready.Store(true)
 	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL(),
 		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence, "history", cfg.Roles.History)
@@ -217,6 +236,8 @@ func (a *App) startGateway(ctx, runCtx context.Context, mux *http.ServeMux) erro
 	if err != nil {
 		return err
 	}
+	// The JWKS reloader, if any, stops with the other background work.
+	a.run(runCtx, "jwks reloader", func(ctx context.Context) error { <-ctx.Done(); return verifier.Close() })
 	gwNC, gwJS, err := a.connect("natter-gateway")
 	if err != nil {
 		return err

@@ -40,10 +40,14 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	cql := addCQLFlags(fs, true)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen address: /v1/ws and /healthz")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
-	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
+	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, or a comma-separated list of them (one per cluster node), e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
 	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials, the embedded history store")
 	secret := fs.String("jwt-secret", "", "HS256 secret for client tokens (default: env NATTER_JWT_SECRET)")
 	pubKey := fs.String("jwt-public-key", "", "PEM public key file: accept RS256/EdDSA tokens instead of HS256")
+	jwks := fs.String("jwt-jwks", "", "JWKS file (RFC 7517: RSA, Ed25519, oct keys selected by kid), re-read when it changes; wins over --jwt-public-key and --jwt-secret")
+	leeway := fs.Duration("jwt-leeway", 30*time.Second, "clock skew tolerated on a token's exp, nbf and iat")
+	audience := fs.String("jwt-audience", "", "when set, tokens must carry this aud")
+	issuer := fs.String("jwt-issuer", "", "when set, tokens must carry this iss")
 	dev := fs.Bool("dev", false, "development mode: generate a JWT secret when none is given")
 	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" (page cache, fsync every 2 min) or "always" (fsync per write)`)
 	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream")
@@ -51,6 +55,9 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	heartbeat := fs.Duration("heartbeat", 20*time.Second, "heartbeat interval announced to clients; silence for twice as long disconnects")
 	burst := fs.Int("rate-burst", 200, "per-connection request burst")
 	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
+	maxPerUser := fs.Int("max-conns-per-user", 32, "open connections one user may hold; one more is closed with 1008")
+	maxPerIP := fs.Int("max-conns-per-ip", 10_000, "open connections from one address; one more gets HTTP 429")
+	origins := fs.String("allowed-origins", "", `comma-separated browser origins (https://app.example.com) allowed to open WebSockets besides the same origin, or "*"`)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
@@ -81,6 +88,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	cfg.Gateway.RateBurst = *burst
 	cfg.Gateway.RateSustained = *rate
 	cfg.Gateway.Compression = true
+	cfg.Gateway.MaxConnsPerUser = *maxPerUser
+	cfg.Gateway.MaxConnsPerIP = *maxPerIP
+	if *origins != "" {
+		cfg.Gateway.AllowedOrigins = strings.Split(*origins, ",")
+	}
 	if gatewayOnly {
 		if *natsURL == "" {
 			return cfg, nil, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
@@ -94,12 +106,12 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 		}
 		cfg.Embedded = natsrv.Config{Listen: *natsAddr, DataDir: *dataDir, SyncAlways: *syncMode == "always"}
 	}
-	cfg.Auth.PublicKeyFile = *pubKey
-	cfg.Auth.Secret = *secret
+	cfg.Auth = auth.Config{PublicKeyFile: *pubKey, JWKSFile: *jwks, Secret: *secret,
+		Leeway: *leeway, Audience: *audience, Issuer: *issuer, Logger: log}
 	if cfg.Auth.Secret == "" {
 		cfg.Auth.Secret = os.Getenv("NATTER_JWT_SECRET")
 	}
-	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeyFile == "" && cfg.Roles.Gateway {
+	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSFile == "" && cfg.Roles.Gateway {
 		if !*dev {
 			return cfg, nil, errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret (or --jwt-public-key), or run with --dev")
 		}
@@ -113,6 +125,16 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 		} else {
 			log.Warn("dev mode: using the generated JWT secret", "file", filepath.Join(*dataDir, devSecretFile))
 		}
+	}
+	cfg.Web = name == "serve" || name == "gateway"
+	if *dev && cfg.Web && cfg.Auth.Secret != "" && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSFile == "" {
+		// The web app's sign-in: GET /dev/token?user=alice, signed with the
+		// secret this server verifies with.
+		secret := cfg.Auth.Secret
+		cfg.DevTokens = func(user string) (string, error) {
+			return auth.IssueHS256(secret, user, 24*time.Hour, time.Now())
+		}
+		log.Warn("dev mode: GET /dev/token?user=<id> hands out tokens for any user")
 	}
 	return cfg, cql, nil
 }
