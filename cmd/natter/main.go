@@ -20,6 +20,7 @@ const usage = `natter — a self-hosted chat backend on NATS JetStream
 
 usage:
   natter serve   [flags]   run everything in one process (embedded NATS)
+  natter nats    [flags]   run one embedded NATS node (JetStream, cluster routes) for the other roles
   natter gateway [flags]   run a WebSocket gateway (and fan-out worker) against an external NATS
   natter presence [flags]  run the presence service (one per cluster) against an external NATS
   natter history [flags]   run the history writer and API against an external NATS
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve", "gateway", "presence", "history", "pushnotify":
 		return serve(args[1:], stderr, args[0])
+	case "nats":
+		return natsNode(args[1:], stderr)
 	case "migrate":
 		return migrateCmd(args[1:], stdout, stderr)
 	case "token":

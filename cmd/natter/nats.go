@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/nats/natsrv"
+)
+
+// natsConfig is what `natter nats` runs: one embedded NATS node with
+// JetStream, optionally routed to the other nodes of a cluster, and an
+// HTTP listener for probes and metrics.
+type natsConfig struct {
+	server natsrv.Config
+	http   string
+}
+
+func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
+	fs := flag.NewFlagSet("natter nats", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:4222", "NATS client listen address")
+	name := fs.String("name", "", "server name, unique in the cluster (required with --cluster-name)")
+	cluster := fs.String("cluster-name", "", "cluster name; empty runs one node without routes")
+	clusterListen := fs.String("cluster-listen", "127.0.0.1:6222", "route listen address (with --cluster-name)")
+	routes := fs.String("routes", "", "comma-separated nats-route://host:port URLs of the cluster's nodes (this node's own may be listed)")
+	dataDir := fs.String("data", "./data", "data directory: JetStream store, nats.url and nats-sys.url of this node")
+	authFile := fs.String("auth-file", "", "credentials file shared by every node (created with fresh passwords when missing; default <data>/nats-auth.json)")
+	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" or "always"`)
+	monitor := fs.String("monitor", "", "NATS HTTP monitoring listen address (/varz, /jsz); empty disables it")
+	httpAddr := fs.String("http", "127.0.0.1:8222", "HTTP listen address: /healthz, /readyz, /metrics")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "json", "json or text")
+	if err := fs.Parse(args); err != nil {
+		return natsConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return natsConfig{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return natsConfig{}, err
+	}
+	switch *syncMode {
+	case "interval", "always":
+	default:
+		return natsConfig{}, fmt.Errorf(`--sync must be "interval" or "always", not %q`, *syncMode)
+	}
+	cfg := natsConfig{http: *httpAddr, server: natsrv.Config{
+		Listen:      *listen,
+		DataDir:     *dataDir,
+		ServerName:  *name,
+		SyncAlways:  *syncMode == "always",
+		HTTPMonitor: *monitor,
+		Logger:      log,
+		AuthFile:    *authFile,
+	}}
+	if *cluster != "" {
+		cfg.server.ClusterName = *cluster
+		cfg.server.ClusterListen = *clusterListen
+		for _, r := range strings.Split(*routes, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				cfg.server.Routes = append(cfg.server.Routes, r)
+			}
+		}
+	} else if *routes != "" {
+		return cfg, errors.New("--routes needs --cluster-name")
+	}
+	return cfg, nil
+}
+
+// natsNode runs `natter nats` until SIGINT or SIGTERM.
+func natsNode(args []string, stderr io.Writer) error {
+	cfg, err := natsFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := cfg.server.Logger
+	ctx, stop := signalContext()
+	defer stop()
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	srv, err := natsrv.Start(startCtx, cfg.server)
+	cancel()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.http)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return fmt.Errorf("listen %s: %w", cfg.http, err)
+	}
+	hs := &http.Server{Handler: natsMux(srv), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	log.Info("natter nats is running", "http", ln.Addr().String(), "url", srv.ClientURL(), "route_url", srv.RouteURL())
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return errors.Join(hs.Shutdown(sctx), srv.Shutdown(sctx))
+}
