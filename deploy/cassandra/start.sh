@@ -15,6 +15,8 @@
 #   CASSANDRA_START_TIMEOUT 180
 #   CASSANDRA_RUN_DIR       ${TMPDIR:-/tmp}/natter-cassandra-$CASSANDRA_PORT
 #                           data, logs and pid file; stop.sh removes it
+#   CASSANDRA_KEEP          1: start on the data already in the run dir (after
+#                           `CASSANDRA_KEEP=1 stop.sh`) instead of a fresh one
 #   CASSANDRA_LIB           deploy/cassandra/lib  jars, fetched by Maven once
 #   JAVA                    java
 set -euo pipefail
@@ -44,8 +46,14 @@ if [ ! -f "$lib/.complete" ]; then
   touch "$lib/.complete"
 fi
 
-rm -rf "$run"
+if [ "${CASSANDRA_KEEP:-}" = "1" ] && [ -d "$run/data" ]; then
+  log "restarting on the data in $run (CASSANDRA_KEEP=1)"
+else
+  rm -rf "$run"
+fi
 mkdir -p "$run/data" "$run/logs"
+# The seed is this node itself, on whatever storage port it was given.
+sed "s/127\.0\.0\.1:7000/127.0.0.1:$storage_port/" "$here/cassandra.yaml" >"$run/cassandra.yaml"
 # Built before the clock starts, so compiling does not eat the timeout.
 (cd "$root" && go build -o "$run/waitcql" ./deploy/cassandra/waitcql)
 
@@ -89,7 +97,7 @@ opts=(
   -Dio.netty.allocator.useCacheForAllThreads=true
   -Dio.netty.allocator.maxOrder=11
   # This node, its files and ports.
-  -Dcassandra.config="file://$here/cassandra.yaml"
+  -Dcassandra.config="file://$run/cassandra.yaml"
   -Dlogback.configurationFile="file://$here/logback.xml"
   -Dcassandra.logdir="$run/logs"
   -Dcassandra.storagedir="$run/data"
