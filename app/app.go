@@ -100,8 +100,6 @@ type Config struct {
 	// DevTokens, when set, answers GET /dev/token?user=u with a token from
 	// it: anyone may sign in as anyone, so only for --dev servers.
 	DevTokens func(user string) (string, error)
-	// Pprof, when set, serves net/http/pprof on this loopback address.
-	Pprof string
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 }
@@ -217,11 +215,6 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
-	if cfg.Pprof != "" {
-		if err := a.startPprof(runCtx, cfg.Pprof); err != nil {
-			return a, err
-		}
-	}
 	a.ready.Store(true)
 	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL(),
 		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence, "history", cfg.Roles.History)
