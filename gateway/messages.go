@@ -65,6 +65,7 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 	}
 	ack, err := sess.srv.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(schema.StreamChat))
 	if err != nil {
+		inc(sess.srv.metrics.PublishErrors)
 		return nil, sess.fail(err)
 	}
 	ts := env.TS
@@ -79,6 +80,9 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 	// The ack goes out first; the sender's read marker moves before this
 	// connection's next request is handled.
 	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: ack.Duplicate})
+	if o := sess.srv.metrics.SendAck; o != nil {
+		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
+	}
 	if _, err := sess.srv.convs.MarkRead(ctx, req.Conv, sess.user, ack.Sequence); err != nil {
 		sess.srv.cfg.Logger.Warn("sender's read marker not moved", "user", sess.user, "conv", req.Conv, "err", err)
 	}

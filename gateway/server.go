@@ -127,6 +127,8 @@ type Deps struct {
 	Presence *presence.Tracker
 	// PresenceKV is the PRESENCE bucket, read for presence queries.
 	PresenceKV jetstream.KeyValue
+	// Metrics are optional hooks for counters and latencies.
+	Metrics Metrics
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -139,6 +141,7 @@ type Server struct {
 	msgs       history.Pages
 	tracker    *presence.Tracker
 	presenceKV jetstream.KeyValue
+	metrics    Metrics
 	upgrader   *gws.Upgrader
 	hub        *hub
 
@@ -157,7 +160,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS, convs: d.Convs, msgs: d.Messages,
-		tracker: d.Presence, presenceKV: d.PresenceKV,
+		tracker: d.Presence, presenceKV: d.PresenceKV, metrics: d.Metrics,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

@@ -96,6 +96,7 @@ func (s *Server) OnPong(c *gws.Conn, _ []byte) {
 // one connection are handled in order, so its sends get seqs in send order.
 func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) {
 	defer m.Close()
+	inc(s.metrics.FramesIn)
 	sess := sessionOf(c)
 	data := m.Bytes()
 	if sess.entry == nil {
@@ -243,6 +244,7 @@ func (sess *session) push(frame []byte) {
 		sess.closeWith(protocol.CloseSlowOrAbusive, "send queue full: the client does not read")
 		return
 	}
+	inc(sess.srv.metrics.FramesOut)
 	c := sess.conn
 	c.Async(func() {
 		if !sess.closing.Load() {

@@ -1,0 +1,27 @@
+package gateway
+
+// Counter is a monotonic counter (a prometheus.Counter fits).
+type Counter interface{ Inc() }
+
+// Observer records one observation (a prometheus.Histogram fits).
+type Observer interface{ Observe(float64) }
+
+// Metrics are the hooks the gateway updates on its hot path; nil fields
+// are skipped. Implementations must be safe for concurrent use and should
+// not allocate: they run once per frame.
+type Metrics struct {
+	// FramesIn counts frames read from clients.
+	FramesIn Counter
+	// FramesOut counts frames queued to clients.
+	FramesOut Counter
+	// SendAck observes, in seconds, a send from its frame to its ack.
+	SendAck Observer
+	// PublishErrors counts failed JetStream publishes of sends.
+	PublishErrors Counter
+}
+
+func inc(c Counter) {
+	if c != nil {
+		c.Inc()
+	}
+}

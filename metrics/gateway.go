@@ -1,0 +1,34 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Gateway holds the gateway's hot-path metrics, created once: updating
+// one is an atomic add, with no label lookup or allocation.
+type Gateway struct {
+	FramesIn      prometheus.Counter
+	FramesOut     prometheus.Counter
+	SendAck       prometheus.Histogram
+	PublishErrors prometheus.Counter
+}
+
+// NewGateway registers the gateway's metrics on reg; connections is read
+// at scrape time.
+func NewGateway(reg prometheus.Registerer, connections func() int) *Gateway {
+	g := &Gateway{
+		FramesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "frames_in_total", Help: "WebSocket frames received from clients."}),
+		FramesOut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "frames_out_total", Help: "WebSocket frames queued to clients (replies and pushes)."}),
+		SendAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "send_ack_seconds", Help: "From a validated send to its ack queued: the JetStream publish and its PubAck.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "jetstream_publish_errors_total", Help: "JetStream publishes of sends that failed (the client got an error and retries)."}),
+	}
+	reg.MustRegister(g.FramesIn, g.FramesOut, g.SendAck, g.PublishErrors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "connections", Help: "Open WebSocket connections."}, func() float64 { return float64(connections()) }))
+	return g
+}
