@@ -80,6 +80,10 @@ func TestServeAsAProcess(t *testing.T) {
 	go func() { exited <- serve.Wait() }()
 	t.Cleanup(func() {
 		_ = serve.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+		}
 		if t.Failed() {
 			t.Logf("serve logs:\n%s", logs.String())
 		}
@@ -173,6 +177,8 @@ func TestServeAsAProcess(t *testing.T) {
 		{natsURL, []string{"kv", "get", "CONVERSATIONS", "c." + conv}, `"kind":"direct"`},
 		{natsURL, []string{"kv", "ls", "PRESENCE"}, "u.alice"},
 		{strings.TrimSpace(string(sysURL)), []string{"server", "report", "jetstream"}, "natter"},
+		{natsURL, []string{"micro", "ls"}, "history"},
+		{natsURL, []string{"req", "chat.api.history.last", `{"conv":"` + conv + `"}`}, fmt.Sprintf(`"seq":%d`, pubAck.Seq)},
 	} {
 		out, err := exec.Command("go", append([]string{"tool", "nats", "--server", c.server}, c.args...)...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), c.want) {
@@ -196,6 +202,7 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 	select {
 	case err := <-exited:
+		exited <- err // for the cleanup
 		if err != nil {
 			t.Fatalf("serve exited with %v", err)
 		}
