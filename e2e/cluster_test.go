@@ -176,3 +176,100 @@ func TestNoGoroutineLeak(t *testing.T) {
 	_ = c2.Close()
 	check()
 }
+
+// Each role connects as its own NATS user with an allow-list; the internal
+// service user can publish messages and read history, nothing more.
+func TestServiceUserAllowList(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t)
+	a := e.dial(t, "alice")
+	conv, err := a.CreateDirect(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 16)
+	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleService), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	pa, err := js.Publish(ctx, "chat.msg."+conv.Conv, []byte(`{"sender":"svc-y","client_id":"1","body":{"text":"allowed"}}`))
+	if err != nil {
+		t.Fatalf("service publish: %v", err)
+	}
+	if m := nextMessage(t, a); m.Seq != pa.Sequence {
+		t.Fatalf("alice got %+v", m)
+	}
+	if _, err := nc.Request("chat.api.history.last", []byte(`{"conv":"`+conv.Conv+`"}`), 5*time.Second); err != nil {
+		t.Fatalf("service reading history: %v", err)
+	}
+	denied := func(what string, do func() error) {
+		t.Helper()
+		if err := do(); err != nil {
+			return
+		}
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s was allowed for the service user", what)
+		}
+	}
+	denied("subscribing to chat.user.>", func() error {
+		_, err := nc.SubscribeSync("chat.user.>")
+		if err == nil {
+			err = nc.Flush()
+		}
+		return err
+	})
+	denied("publishing into a KV bucket", func() error {
+		return nc.Publish("$KV.CONVERSATIONS.c."+conv.Conv, []byte(`{"members":["svc-y"]}`))
+	})
+	denied("deleting the CHAT stream", func() error {
+		return nc.Publish("$JS.API.STREAM.DELETE.CHAT", nil)
+	})
+	// The conversation is intact.
+	if list, err := a.Conversations(ctx); err != nil || len(list) != 1 || list[0].MemberCount != 2 {
+		t.Fatalf("after the attempts: %+v, %v", list, err)
+	}
+}
+
+// The presence and history roles work as their own NATS users, each in a
+// process of its own (here: Apps of their own).
+func TestRolesAsTheirOwnUsers(t *testing.T) {
+	e := start(t, fastHeartbeat, func(c *app.Config) {
+		c.Roles = app.Roles{Gateway: true}
+		c.History = app.HistoryConfig{}
+	})
+	startWith(t, app.Config{
+		Roles: app.Roles{Presence: true}, HTTPAddr: "127.0.0.1:0",
+		NATSURL: e.app.NATS().RoleURL(natsrv.RolePresence), Logger: testLogger(),
+	})
+	startWith(t, app.Config{
+		Roles: app.Roles{History: true}, HTTPAddr: "127.0.0.1:0",
+		NATSURL: e.app.NATS().RoleURL(natsrv.RoleHistory), Logger: testLogger(),
+		History: app.HistoryConfig{Dir: t.TempDir(), NoSync: true},
+	})
+	ctx := ctxT(t)
+	bob := e.dial(t, "bob")
+	conv, err := bob.CreateDirect(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := e.dial(t, "alice")
+	if ev := presenceOf(t, bob, "alice", 5*time.Second); ev["online"] != true {
+		t.Fatalf("presence = %v", ev)
+	}
+	ack, err := alice.Send(ctx, conv.Conv, "", text("through every role"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	historyCaughtUp(t, e)
+	page, err := bob.History(ctx, conv.Conv, 0, 10)
+	if err != nil || len(page.Messages) != 1 || page.Messages[0].Seq != ack.Seq {
+		t.Fatalf("history = %+v, %v", page, err)
+	}
+}

@@ -77,7 +77,7 @@ func (e *env) startGateway(t testing.TB) *env {
 	t.Helper()
 	return startWith(t, app.Config{
 		HTTPAddr: "127.0.0.1:0",
-		NATSURL:  e.app.NATS().OperatorURL(),
+		NATSURL:  e.app.NATS().RoleURL(natsrv.RoleGateway),
 		Roles:    app.Roles{Gateway: true},
 		Auth:     auth.Config{Secret: secret},
 		Logger:   testLogger(),

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/natter-chat/natter/nats/natsrv"
 )
 
 var (
@@ -61,7 +63,7 @@ func (e *env) startGatewayProcess(t *testing.T, args ...string) *gatewayProcess 
 	t.Helper()
 	bin := natterBinary(t)
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, append([]string{"gateway", "--nats-url", e.app.NATS().OperatorURL(), "--http", addr, "--jwt-secret", secret}, args...)...)
+	cmd := exec.Command(bin, append([]string{"gateway", "--nats-url", e.app.NATS().RoleURL(natsrv.RoleGateway), "--http", addr, "--jwt-secret", secret}, args...)...)
 	logs := &strings.Builder{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

@@ -40,6 +40,8 @@ type credentials struct {
 	// Route authenticates the cluster's nodes to each other (user
 	// userRoute); only used with a cluster.
 	Route string `json:"route"`
+	// Roles holds the passwords of the role users (roles.go).
+	Roles map[string]string `json:"roles"`
 }
 
 // loadCredentials reads the credentials file at path (DataDir/nats-auth.json
@@ -62,7 +64,22 @@ func loadCredentials(path string) (credentials, error) {
 		}
 	}
 	changed := false
-	for _, p := range []*string{&c.Natter, &c.Operator, &c.Sys, &c.Route} {
+	if c.Roles == nil {
+		c.Roles = make(map[string]string)
+	}
+	ptrs := []*string{&c.Natter, &c.Operator, &c.Sys, &c.Route}
+	for _, role := range Roles {
+		if c.Roles[role] == "" {
+			gen, err := newPassword()
+			if err != nil {
+				return c, fmt.Errorf("%w: %w", ErrAuthFile, err)
+			}
+			c.Roles[role], changed = gen, true
+		} else if !validPassword(c.Roles[role]) {
+			return c, fmt.Errorf("%w: %s: password with characters outside [0-9A-Za-z]", ErrAuthFile, path)
+		}
+	}
+	for _, p := range ptrs {
 		if *p == "" {
 			gen, err := newPassword()
 			if err != nil {
@@ -161,7 +178,7 @@ accounts {
     users: [
       {user: %q, password: %q}
       {user: %q, password: %q}
-    ]
+%s    ]
   }
   %s {
     users: [
@@ -170,6 +187,6 @@ accounts {
   }
 }
 system_account: %s
-`, accountChat, userNatter, c.Natter, userOperator, c.Operator,
+`, accountChat, userNatter, c.Natter, userOperator, c.Operator, roleUsersConfig(c),
 		accountSys, userSys, c.Sys, accountSys)
 }

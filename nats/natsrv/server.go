@@ -266,10 +266,14 @@ func (s *Server) waitReady(ctx context.Context, fatal <-chan error) error {
 	return nil
 }
 
-// writeURLs writes nats.url and nats-sys.url on every start: with a random
-// port the address changes.
+// writeURLs writes nats.url, nats-sys.url and one nats-<role>.url per role
+// user on every start: with a random port the address changes.
 func (s *Server) writeURLs(dir string) error {
-	for name, u := range map[string]string{urlFile: s.OperatorURL(), sysURLFile: s.SystemURL()} {
+	files := map[string]string{urlFile: s.OperatorURL(), sysURLFile: s.SystemURL()}
+	for _, role := range Roles {
+		files[RoleURLFile(role)] = s.RoleURL(role)
+	}
+	for name, u := range files {
 		if err := writeFileAtomic(filepath.Join(dir, name), []byte(u+"\n")); err != nil {
 			return fmt.Errorf("natsrv: write %s: %w", name, err)
 		}
