@@ -35,16 +35,20 @@ var convRequests = map[string]func(conv string) map[string]any{
 	protocol.TypeSend: func(c string) map[string]any {
 		return map[string]any{"type": "send", "conv": c, "client_id": fmt.Sprint(time.Now().UnixNano()), "body": text("x")}
 	},
-	protocol.TypeSync:         func(c string) map[string]any { return map[string]any{"type": "sync", "conv": c, "after": 0} },
-	protocol.TypeHistory:      func(c string) map[string]any { return map[string]any{"type": "history", "conv": c} },
-	protocol.TypeMembers:      func(c string) map[string]any { return map[string]any{"type": "members", "conv": c} },
-	protocol.TypeTyping:       func(c string) map[string]any { return map[string]any{"type": "typing", "conv": c} },
-	protocol.TypeRead:         func(c string) map[string]any { return map[string]any{"type": "read", "conv": c, "seq": 1} },
-	protocol.TypeMute:         func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "until": nil} },
-	protocol.TypeAddMember:    func(c string) map[string]any { return map[string]any{"type": "add_member", "conv": c, "user": "newbie"} },
+	protocol.TypeSync:    func(c string) map[string]any { return map[string]any{"type": "sync", "conv": c, "after": 0} },
+	protocol.TypeHistory: func(c string) map[string]any { return map[string]any{"type": "history", "conv": c} },
+	protocol.TypeMembers: func(c string) map[string]any { return map[string]any{"type": "members", "conv": c} },
+	protocol.TypeTyping:  func(c string) map[string]any { return map[string]any{"type": "typing", "conv": c} },
+	protocol.TypeRead:    func(c string) map[string]any { return map[string]any{"type": "read", "conv": c, "seq": 1} },
+	protocol.TypeMute:    func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "until": nil} },
+	protocol.TypeAddMember: func(c string) map[string]any {
+		return map[string]any{"type": "add_member", "conv": c, "user": "newbie"}
+	},
 	// The owner removes bob; anyone else tries to remove the owner.
-	protocol.TypeRemoveMember: func(c string) map[string]any { return map[string]any{"type": "remove_member", "conv": c, "user": "bob"} },
-	protocol.TypeLeave:        func(c string) map[string]any { return map[string]any{"type": "leave", "conv": c} },
+	protocol.TypeRemoveMember: func(c string) map[string]any {
+		return map[string]any{"type": "remove_member", "conv": c, "user": "bob"}
+	},
+	protocol.TypeLeave: func(c string) map[string]any { return map[string]any{"type": "leave", "conv": c} },
 }
 
 // plainRequests are the types about no single conversation, with the
