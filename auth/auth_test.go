@@ -153,11 +153,15 @@ func TestClaims(t *testing.T) {
 		{"iat in the future", plain, with(func(c *jwt.RegisteredClaims) { c.IssuedAt = at(time.Minute) }), false},
 		{"no iat", plain, with(func(c *jwt.RegisteredClaims) { c.IssuedAt = nil }), true},
 		{"aud and iss not checked when unset", plain, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"x"}, "y" }), true},
-		{"aud and iss match", strict, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"other", "natter"}, "https://id.example" }), true},
+		{"aud and iss match", strict, with(func(c *jwt.RegisteredClaims) {
+			c.Audience, c.Issuer = jwt.ClaimStrings{"other", "natter"}, "https://id.example"
+		}), true},
 		{"aud missing", strict, with(func(c *jwt.RegisteredClaims) { c.Issuer = "https://id.example" }), false},
 		{"aud wrong", strict, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"other"}, "https://id.example" }), false},
 		{"iss missing", strict, with(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"natter"} }), false},
-		{"iss wrong", strict, with(func(c *jwt.RegisteredClaims) { c.Audience, c.Issuer = jwt.ClaimStrings{"natter"}, "https://evil.example" }), false},
+		{"iss wrong", strict, with(func(c *jwt.RegisteredClaims) {
+			c.Audience, c.Issuer = jwt.ClaimStrings{"natter"}, "https://evil.example"
+		}), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
