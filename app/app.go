@@ -74,6 +74,11 @@ type Config struct {
 	Roles Roles
 	// HTTPAddr is where /v1/ws and /healthz listen ("127.0.0.1:0" picks a port).
 	HTTPAddr string
+	// TLSCert and TLSKey (PEM files) serve HTTPS and wss:// instead.
+	TLSCert, TLSKey string
+	// NATSRootCA is a PEM file of the CA that signed an external NATS's TLS
+	// certificate, when the system roots do not cover it.
+	NATSRootCA string
 	// NATSURL names an external NATS (credentials in the URL); empty runs
 	// the embedded server.
 	NATSURL string
@@ -211,7 +216,13 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.http.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cfg.TLSCert != "" {
+			err = a.http.ServeTLS(a.listener, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = a.http.Serve(a.listener)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -370,6 +381,9 @@ func (a *App) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
 	if a.nats != nil {
 		nc, err = a.nats.Connect(name, opts...)
 	} else {
+		if a.cfg.NATSRootCA != "" {
+			opts = append(opts, nats.RootCAs(a.cfg.NATSRootCA))
+		}
 		nc, err = nats.Connect(a.cfg.NATSURL, append(opts, nats.Name(name))...)
 	}
 	if err != nil {
@@ -403,7 +417,12 @@ func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 func (a *App) HTTPAddr() string { return a.listener.Addr().String() }
 
 // WebSocketURL is the ws:// URL clients connect to.
-func (a *App) WebSocketURL() string { return "ws://" + a.HTTPAddr() + "/v1/ws" }
+func (a *App) WebSocketURL() string {
+	if a.cfg.TLSCert != "" {
+		return "wss://" + a.HTTPAddr() + "/v1/ws"
+	}
+	return "ws://" + a.HTTPAddr() + "/v1/ws"
+}
 
 // NATS is the embedded server, nil when an external NATS is used.
 func (a *App) NATS() *natsrv.Server { return a.nats }

@@ -39,6 +39,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	fs.SetOutput(stderr)
 	cql := addCQLFlags(fs, true)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen address: /v1/ws and /healthz")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve HTTPS and wss:// (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	natsTLSCert := fs.String("nats-tls-cert", "", "PEM certificate: the embedded NATS client port requires TLS (serve only; with --nats-tls-key)")
+	natsTLSKey := fs.String("nats-tls-key", "", "PEM private key of --nats-tls-cert")
+	natsCA := fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
 	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, or a comma-separated list of them (one per cluster node), e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
 	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials, the embedded history store")
@@ -71,7 +76,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	if err != nil {
 		return app.Config{}, nil, err
 	}
-	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, Logger: log}
+	if (*tlsCert == "") != (*tlsKey == "") || (*natsTLSCert == "") != (*natsTLSKey == "") {
+		return app.Config{}, nil, errors.New("a TLS certificate needs its key, and a key its certificate")
+	}
+	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Logger: log}
 	if cfg.Push, err = pushConfig(); err != nil {
 		return cfg, nil, err
 	}
@@ -104,7 +112,8 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 		default:
 			return cfg, nil, fmt.Errorf(`--sync must be "interval" or "always", not %q`, *syncMode)
 		}
-		cfg.Embedded = natsrv.Config{Listen: *natsAddr, DataDir: *dataDir, SyncAlways: *syncMode == "always"}
+		cfg.Embedded = natsrv.Config{Listen: *natsAddr, DataDir: *dataDir, SyncAlways: *syncMode == "always",
+			TLSCert: *natsTLSCert, TLSKey: *natsTLSKey}
 	}
 	cfg.Auth = auth.Config{PublicKeyFile: *pubKey, JWKSFile: *jwks, Secret: *secret,
 		Leeway: *leeway, Audience: *audience, Issuer: *issuer, Logger: log}

@@ -60,6 +60,10 @@ type Config struct {
 	// HTTPMonitor is the host:port of the NATS HTTP monitoring endpoint;
 	// empty disables it.
 	HTTPMonitor string
+	// TLSCert and TLSKey are PEM files; when set, the client port requires
+	// TLS and the URLs this server writes use tls://. In-process
+	// connections need no TLS.
+	TLSCert, TLSKey string
 	// Logger receives the NATS server's logs (Info and above); nil discards
 	// them.
 	Logger *slog.Logger
@@ -89,6 +93,7 @@ type Server struct {
 	log   *slog.Logger
 	creds credentials
 	host  string // host:port clients dial, with the real bound port
+	tls   bool   // the client port requires TLS
 	sys   string
 	// routeAddr is host:port of the route listener, "" without a cluster.
 	routeAddr string
@@ -142,7 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ns.SetLoggerV2(bridge, false, false, false)
 	ns.Start()
 
-	s := &Server{ns: ns, log: log, creds: creds, done: make(chan struct{})}
+	s := &Server{ns: ns, log: log, creds: creds, tls: cfg.TLSCert != "", done: make(chan struct{})}
 	if err := s.waitReady(ctx, bridge.fatal); err != nil {
 		s.stop()
 		return nil, err
@@ -199,6 +204,13 @@ func options(cfg Config) (*server.Options, error) {
 		if opts.HTTPHost, opts.HTTPPort, err = splitListen(cfg.HTTPMonitor); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("natsrv: TLS: %w", err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tc, true, 5
 	}
 	return opts, nil
 }
@@ -282,7 +294,11 @@ func (s *Server) writeURLs(dir string) error {
 }
 
 func (s *Server) url(user *url.Userinfo) string {
-	return (&url.URL{Scheme: "nats", User: user, Host: s.host}).String()
+	scheme := "nats"
+	if s.tls {
+		scheme = "tls"
+	}
+	return (&url.URL{Scheme: scheme, User: user, Host: s.host}).String()
 }
 
 // ClientURL returns nats://host:port of the client listener, with the real
@@ -311,7 +327,8 @@ func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 		nats.UserInfo(userNatter, s.creds.Natter),
 		nats.Name(name),
 	}, opts...)
-	nc, err := nats.Connect(s.ClientURL(), all...)
+	// The in-process pipe needs no TLS even when the client port does.
+	nc, err := nats.Connect((&url.URL{Scheme: "nats", Host: s.host}).String(), all...)
 	if err != nil {
 		return nil, fmt.Errorf("natsrv: connect %q: %w", name, err)
 	}
