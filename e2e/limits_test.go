@@ -133,3 +133,35 @@ func TestOriginAllowList(t *testing.T) {
 		}
 	}
 }
+
+func TestMembershipLimits(t *testing.T) {
+	e := start(t, func(c *app.Config) {
+		c.Conversations.MaxMembers = 3
+		c.Conversations.MaxConversations = 2
+		c.Conversations.MaxAddBatch = 2
+	})
+	ctx := ctxT(t)
+	a := e.dial(t, "alice")
+	_, err := a.CreateGroup(ctx, "big", "b", "c", "d")
+	wantCode(t, err, protocol.CodeTooLarge)
+	g, err := a.CreateGroup(ctx, "small", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, a.AddMembers(ctx, g.Conv, "c", "d"), protocol.CodeTooLarge)
+	wantCode(t, a.AddMembers(ctx, g.Conv, "c", "d", "e"), protocol.CodeBadRequest)
+	if err := a.AddMembers(ctx, g.Conv, "c"); err != nil {
+		t.Fatal(err)
+	}
+	// alice is in one conversation; one more is allowed, a third is not.
+	if _, err := a.CreateDirect(ctx, "zed"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.CreateDirect(ctx, "yan")
+	wantCode(t, err, protocol.CodeTooLarge)
+	// The refused conversation left nothing behind for alice.
+	list, err := a.Conversations(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("conversations = %d, %v", len(list), err)
+	}
+}
