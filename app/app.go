@@ -105,6 +105,8 @@ type Config struct {
 	// DevTokens, when set, answers GET /dev/token?user=u with a token from
 	// it: anyone may sign in as anyone, so only for --dev servers.
 	DevTokens func(user string) (string, error)
+	// Pprof, when set, serves net/http/pprof on this loopback address.
+	Pprof string
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 }
@@ -121,6 +123,7 @@ type App struct {
 	ownStore bool          // opened here, so closed here
 	api      micro.Service
 	push     *pushnotify.Dispatcher
+	obs      *observer
 	http     *http.Server
 	listener net.Listener
 	ready    atomic.Bool
@@ -161,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err != nil {
 		return a, err
 	}
-	if err := schema.Ensure(ctx, js, cfg.Schema); err != nil {
+	if err := ensureSchema(ctx, js, cfg.Schema, a.log); err != nil {
 		return a, err
 	}
 	switch {
@@ -179,6 +182,9 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	a.cancel = cancel
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
+	if err := a.observe(mux); err != nil {
+		return a, err
+	}
 	if cfg.Web {
 		mux.Handle("GET /", web.Handler())
 	}
@@ -226,6 +232,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			a.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if cfg.Pprof != "" {
+		if err := a.startPprof(runCtx, cfg.Pprof); err != nil {
+			return a, err
+		}
+	}
 	a.ready.Store(true)
 	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL(),
 		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence, "history", cfg.Roles.History)
@@ -285,7 +296,7 @@ func (a *App) startGateway(ctx, runCtx context.Context, mux *http.ServeMux) erro
 	}
 	if a.gateway, err = gateway.New(gwCfg, gateway.Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS, Convs: convs, Messages: msgs,
-		Presence: a.tracker, PresenceKV: presenceKV,
+		Presence: a.tracker, PresenceKV: presenceKV, Metrics: a.gatewayMetrics(),
 	}); err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	natsCA := fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
 	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, or a comma-separated list of them (one per cluster node), e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
+	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets: 1, or 3 in a cluster; 0 keeps the existing ones, else picks 3 when the NATS URL list or cluster names ≥ 3 servers")
 	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials, the embedded history store")
 	secret := fs.String("jwt-secret", "", "HS256 secret for client tokens (default: env NATTER_JWT_SECRET)")
 	pubKey := fs.String("jwt-public-key", "", "PEM public key file: accept RS256/EdDSA tokens instead of HS256")
@@ -63,6 +64,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	maxPerUser := fs.Int("max-conns-per-user", 32, "open connections one user may hold; one more is closed with 1008")
 	maxPerIP := fs.Int("max-conns-per-ip", 10_000, "open connections from one address; one more gets HTTP 429")
 	origins := fs.String("allowed-origins", "", `comma-separated browser origins (https://app.example.com) allowed to open WebSockets besides the same origin, or "*"`)
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
@@ -79,7 +81,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	if (*tlsCert == "") != (*tlsKey == "") || (*natsTLSCert == "") != (*natsTLSKey == "") {
 		return app.Config{}, nil, errors.New("a TLS certificate needs its key, and a key its certificate")
 	}
-	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Logger: log}
+	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
 	if cfg.Push, err = pushConfig(); err != nil {
 		return cfg, nil, err
 	}
@@ -92,6 +94,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	}
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe
+	cfg.Schema.Replicas = *replicas
 	cfg.Gateway.Heartbeat = *heartbeat
 	cfg.Gateway.RateBurst = *burst
 	cfg.Gateway.RateSustained = *rate
