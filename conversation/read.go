@@ -38,23 +38,46 @@ func (s *Store) readSeq(ctx context.Context, conv, uid string) (uint64, uint64, 
 
 // MarkRead moves uid's marker in conv to seq when that is further on, and
 // reports whether it moved. The caller checks membership and clamps seq.
+//
+// A marker this process read or wrote before is moved with one
+// compare-and-set on the remembered revision (every send moves the
+// sender's marker); only when another process moved it meanwhile is it
+// read again.
 func (s *Store) MarkRead(ctx context.Context, conv, uid string, seq uint64) (bool, error) {
+	key := readKey(conv, uid)
 	val := []byte(strconv.FormatUint(seq, 10))
+	if m, ok := s.marks.get(key); ok {
+		if seq <= m.seq {
+			return false, nil
+		}
+		rev, err := s.kv.Update(ctx, key, val, m.rev)
+		if err == nil {
+			s.marks.put(key, seq, rev)
+			return true, nil
+		}
+		if !isWrongRevision(err) {
+			return false, fmt.Errorf("move read marker %s/%s: %w", conv, uid, err)
+		}
+	}
 	for attempt := 0; attempt < 50; attempt++ {
 		cur, rev, err := s.readSeq(ctx, conv, uid)
 		if err != nil {
 			return false, err
 		}
 		if seq <= cur {
+			if rev != 0 {
+				s.marks.put(key, cur, rev)
+			}
 			return false, nil
 		}
+		var newRev uint64
 		if rev == 0 {
-			_, err = s.kv.Create(ctx, readKey(conv, uid), val)
+			newRev, err = s.kv.Create(ctx, key, val)
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue
 			}
 		} else {
-			_, err = s.kv.Update(ctx, readKey(conv, uid), val, rev)
+			newRev, err = s.kv.Update(ctx, key, val, rev)
 			if isWrongRevision(err) {
 				continue
 			}
@@ -62,6 +85,7 @@ func (s *Store) MarkRead(ctx context.Context, conv, uid string, seq uint64) (boo
 		if err != nil {
 			return false, fmt.Errorf("move read marker %s/%s: %w", conv, uid, err)
 		}
+		s.marks.put(key, seq, newRev)
 		return true, nil
 	}
 	return false, fmt.Errorf("%w: read marker %s/%s changed too often", ErrConflict, conv, uid)

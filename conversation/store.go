@@ -57,9 +57,10 @@ func (c Config) withDefaults() Config {
 
 // Store reads and changes conversations.
 type Store struct {
-	cfg Config
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
+	cfg   Config
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+	marks markerCache
 }
 
 // New returns a Store over the CONVERSATIONS bucket, which schema.Ensure
@@ -69,7 +70,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketConversations, err)
 	}
-	return &Store{cfg: cfg.withDefaults(), js: js, kv: kv}, nil
+	return &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000}}, nil
 }
 
 // Get returns the document of conv, or ErrNotFound.
