@@ -168,20 +168,31 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	m := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
 	f.buf = protocol.AppendMessageFrame(f.buf[:0], m)
 	origin := msg.Headers().Get(schema.HeaderOrigin)
-	return f.deliver(mem.msgSubj, f.buf, origin)
+	// The origin session is one of the sender's: only the sender's own
+	// subject needs to carry it.
+	return f.deliverFrom(mem.msgSubj, f.buf, origin, schema.User(env.Sender, schema.EventMessage))
 }
 
 // deliver publishes the same frame to each subject. The bytes are copied
 // into the connection's buffer, so the caller may reuse frame.
 func (f *Fanout) deliver(subjects []string, frame []byte, origin string) error {
-	var hdr nats.Header
+	return f.deliverFrom(subjects, frame, origin, "")
+}
+
+// deliverFrom is deliver where only originSubj carries the origin header,
+// or every subject when originSubj is "". A header is encoded per publish,
+// so the members who cannot hold the origin session get none.
+func (f *Fanout) deliverFrom(subjects []string, frame []byte, origin, originSubj string) error {
+	var withOrigin *nats.Msg
 	if origin != "" {
-		hdr = nats.Header{schema.HeaderOrigin: []string{origin}}
+		withOrigin = &nats.Msg{Header: nats.Header{schema.HeaderOrigin: []string{origin}}, Data: frame}
 	}
 	for _, s := range subjects {
 		var err error
-		if hdr != nil {
-			err = f.nc.PublishMsg(&nats.Msg{Subject: s, Header: hdr, Data: frame})
+		if withOrigin != nil && (originSubj == "" || s == originSubj) {
+			// PublishMsg copies what it needs; the Msg is reused.
+			withOrigin.Subject = s
+			err = f.nc.PublishMsg(withOrigin)
 		} else {
 			err = f.nc.Publish(s, frame)
 		}
