@@ -82,6 +82,9 @@ func (s *Server) OnPing(c *gws.Conn, payload []byte) {
 	if sess.entry != nil {
 		sess.touch()
 	}
+	// A deadline of its own: the one the last push set may have passed,
+	// and a pong failing on it would close a healthy idle connection.
+	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	_ = c.WritePong(payload)
 }
 
