@@ -204,12 +204,15 @@ func connsShare(ctx context.Context, c *common, n, offset int, report func(share
 	}
 	report(r)
 	var dropped atomic.Int64
+	var dropErr atomic.Pointer[string]
 	for _, cl := range conns {
 		if cl != nil {
 			go func() {
 				select {
 				case <-cl.Done():
 					dropped.Add(1)
+					e := fmt.Sprintf("connection ended while held: %v", cl.Err())
+					dropErr.CompareAndSwap(nil, &e)
 				case <-release:
 				}
 			}()
@@ -225,6 +228,9 @@ func connsShare(ctx context.Context, c *common, n, offset int, report func(share
 			done = true
 		case <-t.C:
 			r.Dropped = dropped.Load()
+			if e := dropErr.Load(); e != nil && r.Err == "" {
+				r.Err = *e
+			}
 			report(r)
 		}
 	}
