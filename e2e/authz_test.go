@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -98,7 +99,12 @@ func expect(typ, role, conv string) string {
 // every kind of conversation and checks the exact answer, then that no
 // push about a conversation reached anyone outside it.
 func TestAuthorizationMatrix(t *testing.T) {
-	e := start(t)
+	// Alice sends several hundred requests in a couple of seconds on one
+	// connection: the rate limit is not what this test is about.
+	e := start(t, func(c *app.Config) {
+		c.Gateway.RateBurst = 10_000
+		c.Gateway.RateSustained = 10_000
+	})
 	users := map[string]*client.Client{}
 	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {
 		users[u] = e.dial(t, u)
