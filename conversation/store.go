@@ -61,6 +61,7 @@ type Store struct {
 	js    jetstream.JetStream
 	kv    jetstream.KeyValue
 	marks markerCache
+	docs  docCache
 }
 
 // New returns a Store over the CONVERSATIONS bucket, which schema.Ensure
@@ -70,7 +71,8 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketConversations, err)
 	}
-	return &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000}}, nil
+	return &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000},
+		docs: docCache{max: 1_000_000}}, nil
 }
 
 // Get returns the document of conv, or ErrNotFound.

@@ -244,7 +244,9 @@ func Audience(ctx context.Context, convs *conversation.Store, uid string, smallG
 	seen := make(map[string]bool)
 	var out []string
 	for _, id := range ids {
-		d, err := convs.Get(ctx, id)
+		// Shared: a storm of users coming online reads the same large
+		// group's document once each; it is decoded once per revision.
+		d, err := convs.GetShared(ctx, id)
 		if errors.Is(err, conversation.ErrNotFound) {
 			continue
 		}
