@@ -209,7 +209,8 @@ func TestPresenceServiceRestart(t *testing.T) {
 // In a 5,000-member group nobody hears anybody's presence: fan-out would
 // grow with the square of the group. Members still ask with a query.
 func TestPresenceLargeGroupNoFanout(t *testing.T) {
-	e := start(t, fastHeartbeat)
+	// Creating 5,000 members takes several seconds on a busy machine.
+	e := start(t, fastHeartbeat, func(c *app.Config) { c.Gateway.RequestTimeout = 2 * time.Minute })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	owner := e.dial(t, "owner")

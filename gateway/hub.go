@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -11,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
 )
 
 const (
@@ -152,7 +155,7 @@ func (h *hub) dispatch(ch chan *nats.Msg) {
 // deliver writes one pushed frame to every local connection of its user,
 // except the connection that caused it.
 func (h *hub) deliver(m *nats.Msg) {
-	uid, _ := splitUserSubject(m.Subject)
+	uid, event := splitUserSubject(m.Subject)
 	h.mu.RLock()
 	e := h.users[uid]
 	var sessions []*session
@@ -161,6 +164,9 @@ func (h *hub) deliver(m *nats.Msg) {
 	}
 	h.mu.RUnlock()
 	if e == nil {
+		return
+	}
+	if (event == schema.EventTyping || event == schema.EventRead) && !h.stillMember(m.Data, uid) {
 		return
 	}
 	var origin string
@@ -172,6 +178,24 @@ func (h *hub) deliver(m *nats.Msg) {
 			s.push(m.Data)
 		}
 	}
+}
+
+// stillMember checks a typing or read notice against the member key before
+// it reaches uid. Those notices travel outside the stream, so the fan-out
+// may expand one with a member list that has not yet seen a removal; the
+// member key is gone before remove_member is acknowledged, so a removed
+// user gets nothing more.
+func (h *hub) stillMember(frame []byte, uid string) bool {
+	var n struct {
+		Conv string `json:"conv"`
+	}
+	if json.Unmarshal(frame, &n) != nil || !protocol.ValidID(n.Conv) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ok, err := h.srv.convs.IsMember(ctx, n.Conv, uid)
+	return err == nil && ok
 }
 
 // splitUserSubject splits chat.user.<uid>.<event>.

@@ -49,7 +49,13 @@ var jsClient = []string{
 	"$JS.API.CONSUMER.NAMES.>",
 	"$JS.API.CONSUMER.LIST.>",
 	"$JS.API.CONSUMER.MSG.NEXT.>",
-	"$JS.API.CONSUMER.DELETE.KV_*.>",
+	// Watchers and key lists are ephemeral consumers on the buckets'
+	// streams, deleted when they stop (wildcards are whole tokens, so each
+	// bucket is named).
+	"$JS.API.CONSUMER.DELETE.KV_CONVERSATIONS.*",
+	"$JS.API.CONSUMER.DELETE.KV_PRESENCE.*",
+	"$JS.API.CONSUMER.DELETE.KV_PUSH.*",
+	"$JS.API.CONSUMER.DELETE.KV_PUSH_SENT.*",
 	"$JS.API.CONSUMER.UNPIN.>",
 	"$JS.FC.>",
 	"_INBOX.>",
