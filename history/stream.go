@@ -160,15 +160,6 @@ func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
 	return raw.Sequence, nil
 }
 
-// Count returns how many messages of conv the stream holds.
-func (s *Stream) Count(ctx context.Context, conv string) (uint64, error) {
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(schema.Msg(conv)))
-	if err != nil {
-		return 0, fmt.Errorf("count %s: %w", conv, err)
-	}
-	return info.State.Subjects[schema.Msg(conv)], nil
-}
-
 // Get returns the message with seq in conv, or ErrNotFound.
 func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error) {
 	raw, err := s.stream.GetMsg(ctx, seq)

@@ -92,14 +92,4 @@ func ConvFromSubject(subject string) string {
 // IsMember reports whether subject is a membership event subject.
 func IsMember(subject string) bool { return hasPrefix(subject, memberPrefix) }
 
-// EventOf returns the last token of a chat.user.<uid>.<event> subject.
-func EventOf(subject string) string {
-	for i := len(subject) - 1; i >= 0; i-- {
-		if subject[i] == '.' {
-			return subject[i+1:]
-		}
-	}
-	return subject
-}
-
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
