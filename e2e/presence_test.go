@@ -179,7 +179,8 @@ func TestPresenceServiceRestart(t *testing.T) {
 	e.dial(t, "carol")
 	time.Sleep(300 * time.Millisecond)
 	stop = run()
-	defer stop()
+	// stop changes below: the deferred call must stop the last service.
+	defer func() { stop() }()
 	got := map[string]bool{}
 	for len(got) < 2 {
 		ev := nextEvent(t, bob, protocol.TypePresence)

@@ -54,7 +54,7 @@ func (f *cqlFlags) config() (scyllastore.Config, error) {
 			dc, v, ok := strings.Cut(kv, "=")
 			n, err := strconv.Atoi(v)
 			if !ok || err != nil || n < 1 || dc == "" {
-				return cfg, fmt.Errorf("--replication %q: NetworkTopologyStrategy needs dc=N,...", f.replication)
+				return cfg, fmt.Errorf("--replication %q: NetworkTopologyStrategy needs comma-separated dc=N pairs", f.replication)
 			}
 			dcs[dc] = n
 		}

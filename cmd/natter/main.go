@@ -1,6 +1,9 @@
-// Command natter runs Natter: `natter serve` for everything in one process,
-// `natter gateway` for a gateway (with its fan-out worker) against an
-// external NATS, and `natter token` to mint a client JWT.
+// Command natter is Natter's one binary. `natter serve` runs everything in
+// one process on an embedded NATS; `natter nats` runs a node of a NATS
+// cluster, and `natter gateway|history|presence|pushnotify` each run one
+// role against it. `natter migrate` creates the ScyllaDB schema, `natter
+// token` mints a client JWT and `natter chat` is a terminal client. The
+// usage text below lists them all.
 package main
 
 import (

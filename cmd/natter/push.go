@@ -60,7 +60,7 @@ func pushFlags(fs *flag.FlagSet) func() (app.PushConfig, error) {
 				return pc, fmt.Errorf("--webpush-vapid-key-file: %w", err)
 			}
 			if *vapidSubject == "" {
-				return pc, errors.New("Web Push needs --webpush-subject")
+				return pc, errors.New("--webpush-vapid-key-file needs --webpush-subject")
 			}
 			pc.WebPush = &webpush.Config{PrivateKey: strings.TrimSpace(string(key)), Subject: *vapidSubject}
 		}

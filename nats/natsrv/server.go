@@ -94,7 +94,6 @@ type Server struct {
 	creds credentials
 	host  string // host:port clients dial, with the real bound port
 	tls   bool   // the client port requires TLS
-	sys   string
 	// routeAddr is host:port of the route listener, "" without a cluster.
 	routeAddr string
 
