@@ -55,6 +55,20 @@ func (f *fakeServer) last(typ string) map[string]any {
 	return nil
 }
 
+// count returns how many frames of type typ the server received.
+func (f *fakeServer) count(typ string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, fr := range f.frames {
+		var m map[string]any
+		if json.Unmarshal(fr, &m) == nil && m["type"] == typ {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	auth := r.Header.Get("Authorization")
 	if auth != "" && auth != "Bearer "+goodToken {
@@ -130,6 +144,12 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		case protocol.TypePing:
 			reply(map[string]any{"type": protocol.TypePong})
 		case protocol.TypeSend:
+			if m["conv"] == "down" { // a conversation whose stream has no leader
+				e := protocol.Errorf(protocol.CodeUnavailable, "no leader")
+				e.ID = id
+				send(e)
+				continue
+			}
 			f.mu.Lock()
 			f.seq++
 			seq := f.seq

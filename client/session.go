@@ -39,6 +39,11 @@ type SessionOptions struct {
 	// OnConnect, when set, is called after each successful dial and
 	// re-sync with the gateway URL.
 	OnConnect func(url string)
+	// SendExpiry bounds how long Send retries one message; then it fails
+	// with ErrSendExpired. It must stay below the server's de-duplication
+	// window (10 minutes by default), inside which a retry with the same
+	// client_id is answered with the original seq. Default 5 minutes.
+	SendExpiry time.Duration
 }
 
 // Session is a connection that stays up: when the WebSocket ends (a
@@ -84,6 +89,9 @@ func NewSession(ctx context.Context, opts SessionOptions) (*Session, error) {
 	}
 	if opts.Options.EventBuffer <= 0 {
 		opts.Options.EventBuffer = 1 << 16
+	}
+	if opts.SendExpiry <= 0 {
+		opts.SendExpiry = 5 * time.Minute
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	s := &Session{opts: opts, ctx: runCtx, stop: stop, done: make(chan struct{}),
@@ -323,18 +331,24 @@ func (s *Session) LastSeq(conv string) uint64 {
 
 // Send sends a message and retries with the same client_id (a random one
 // when empty) until it is acknowledged, the server refuses it for good
-// (an error code other than unavailable, internal or rate_limited), or ctx
-// ends. A retry of a message that was stored is answered with the
-// original seq (Ack.Duplicate).
+// (an error code other than unavailable, internal or rate_limited), ctx
+// ends, or SessionOptions.SendExpiry has passed (ErrSendExpired). A retry
+// of a message that was stored is answered with the original seq
+// (Ack.Duplicate).
 func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*protocol.Ack, error) {
 	if clientID == "" {
 		clientID = NewClientID()
 	}
+	// Retries stop at the deadline: one past the server's de-duplication
+	// window could store the message a second time.
+	ctx, cancel := context.WithTimeoutCause(ctx, s.opts.SendExpiry, ErrSendExpired)
+	defer cancel()
 	backoff := s.opts.MinBackoff
+	var last error
 	for {
 		c, err := s.Client(ctx)
 		if err != nil {
-			return nil, err
+			return nil, s.sendFailed(ctx, conv, clientID, err, last)
 		}
 		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		ack, err := c.Send(actx, conv, clientID, body)
@@ -346,15 +360,27 @@ func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*p
 		if errors.As(err, &pe) && pe.Code != protocol.CodeUnavailable && pe.Code != protocol.CodeInternal && pe.Code != protocol.CodeRateLimited {
 			return nil, err
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("client: send %s/%s not acknowledged: %w (last: %w)", conv, clientID, ctx.Err(), err)
-		}
+		last = err
 		select {
 		case <-ctx.Done():
+			return nil, s.sendFailed(ctx, conv, clientID, ctx.Err(), last)
 		case <-time.After(rand.N(backoff) + time.Millisecond):
 		}
 		backoff = min(2*backoff, s.opts.MaxBackoff)
 	}
+}
+
+// sendFailed says why Send gave up: ErrSendExpired when its own deadline
+// passed, the caller's context error otherwise, with the last attempt's
+// error.
+func (s *Session) sendFailed(ctx context.Context, conv, clientID string, err, last error) error {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrSendExpired) {
+		err = ErrSendExpired
+	}
+	if last == nil {
+		return fmt.Errorf("client: send %s/%s not acknowledged: %w", conv, clientID, err)
+	}
+	return fmt.Errorf("client: send %s/%s not acknowledged: %w (last: %w)", conv, clientID, err, last)
 }
 
 // Close ends the session and its connection and waits for its goroutine.

@@ -119,7 +119,16 @@ function start(token: string): void {
     if (entry.kind) Object.assign(m, { kind: entry.kind, ref: entry.ref });
     onMessage(m, true);
   });
-  client.on("send_failed", ({ error }) => notify(`Not sent: ${error.message}`));
+  client.on("send_failed", ({ entry, error }) => {
+    if (error.code === "expired") {
+      // The client stopped retrying: past the server's de-duplication window a
+      // retry could post it twice, so the user decides.
+      const text = String(entry.body.text ?? "").slice(0, 40);
+      notify(`Not confirmed in time: "${text}" may not have been sent. Check the conversation and send it again if it is missing.`);
+      return;
+    }
+    notify(`Not sent: ${error.message}`);
+  });
   client.on("outbox", (entries) => {
     state.outbox = entries;
     render();

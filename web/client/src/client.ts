@@ -73,6 +73,13 @@ export interface ClientOptions {
   syncLimit?: number;
   /** Keeps the outbox across page loads; default in memory only. */
   storage?: OutboxStorage;
+  /**
+   * How long an outbox entry is retried before it fails with code "expired";
+   * default 5 minutes. Keep it below the server's de-duplication window (10
+   * minutes by default): a retry inside it is answered with the original seq,
+   * one after it could store the message twice.
+   */
+  sendExpiryMs?: number;
   /** Source of randomness for jitter; default Math.random. */
   random?: () => number;
 }
@@ -102,7 +109,11 @@ export interface ClientEvents {
   resumed: { conversations: Conversation[] };
   /** An outbox entry was acknowledged (also for entries restored from storage). */
   sent: { entry: OutboxEntry; ack: Ack };
-  /** An outbox entry was refused for good (bad_request, forbidden, not_found, too_large). */
+  /**
+   * An outbox entry failed for good: refused (bad_request, forbidden, not_found,
+   * too_large), or "expired" when it was not acknowledged within sendExpiryMs
+   * (it may or may not have been stored: let the user check and send again).
+   */
   send_failed: { entry: OutboxEntry; error: NatterError };
   /** The outbox changed. */
   outbox: OutboxEntry[];
@@ -116,8 +127,8 @@ type Listener<T> = (ev: T) => void;
 
 /** An error answered by the server (code from the contract) or raised by the client. */
 export class NatterError extends Error {
-  /** A contract error code, or "timeout", "disconnected", "closed", "unauthorized". */
-  readonly code: ErrorCode | "timeout" | "disconnected" | "closed";
+  /** A contract error code, or "timeout", "disconnected", "closed", "expired", "unauthorized". */
+  readonly code: ErrorCode | "timeout" | "disconnected" | "closed" | "expired";
   constructor(code: NatterError["code"], message: string) {
     super(`${code}: ${message}`);
     this.name = "NatterError";
@@ -221,6 +232,7 @@ export class NatterClient {
       backoffInitialMs: 500,
       backoffMaxMs: 30_000,
       syncLimit: 500,
+      sendExpiryMs: 5 * 60_000,
       random: Math.random,
       ...options,
       WebSocket: WS,
@@ -706,6 +718,11 @@ export class NatterClient {
   private transmit(o: Outgoing): void {
     if (o.inFlight || this._state !== "open" || !this.ws) return;
     clearTimeout(o.retryTimer);
+    if (Date.now() - o.entry.queued_at > this.opts.sendExpiryMs) {
+      const secs = Math.round(this.opts.sendExpiryMs / 1000);
+      this.fail(o, new NatterError("expired", `not acknowledged within ${secs} s; it may or may not have been stored`));
+      return;
+    }
     o.inFlight = true;
     const e = o.entry;
     const f: Record<string, unknown> & { type: string } = { type: "send", conv: e.conv, client_id: e.client_id, body: e.body };
@@ -723,12 +740,18 @@ export class NatterClient {
           o.retryTimer = setTimeout(() => this.transmit(o), delay);
           return;
         }
-        this.outgoing.delete(e.conv + "\n" + e.client_id);
-        this.saveOutbox();
-        for (const w of o.waiters) w.reject(err);
-        this.emit("send_failed", { entry: e, error: err });
+        this.fail(o, err);
       },
     );
+  }
+
+  // fail drops an outbox entry for good and tells whoever waits on it.
+  private fail(o: Outgoing, err: NatterError): void {
+    const e = o.entry;
+    this.outgoing.delete(e.conv + "\n" + e.client_id);
+    this.saveOutbox();
+    for (const w of o.waiters) w.reject(err);
+    this.emit("send_failed", { entry: e, error: err });
   }
 
   private settle(o: Outgoing, ack: Ack): void {

@@ -358,6 +358,33 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     cb.close();
   });
 
+  test("an outbox entry older than sendExpiryMs fails as expired and is not resent", async () => {
+    const [a, b] = [uid("x"), uid("xb")];
+    const ca = client(a);
+    await ca.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    ca.close();
+    // Left by a page that was closed long ago: past the expiry, a resend
+    // could fall outside the server's de-duplication window.
+    let saved = [{ conv, client_id: newClientId(), body: { text: "stale" }, queued_at: Date.now() - 60_000 },
+                 { conv, client_id: newClientId(), body: { text: "fresh" }, queued_at: Date.now() }];
+    const storage = { load: () => saved, save: (e) => (saved = JSON.parse(JSON.stringify(e))) };
+    const rec = recordingWS();
+    const ca2 = track(new NatterClient({ url: srv.wsURL, token: srv.token(a), WebSocket: rec.WebSocket, storage, sendExpiryMs: 30_000, backoffInitialMs: 50, backoffMaxMs: 500 }));
+    const failed = next(ca2, "send_failed");
+    const sent = next(ca2, "sent");
+    await ca2.connect();
+    const { entry, error } = await failed;
+    assert.ok(error instanceof NatterError);
+    assert.equal(error.code, "expired");
+    assert.equal(entry.body.text, "stale");
+    assert.equal((await sent).entry.body.text, "fresh");
+    const sends = rec.sent.filter((f) => f.type === "send");
+    assert.deepEqual(sends.map((f) => f.body.text), ["fresh"]);
+    assert.deepEqual(saved, []);
+    ca2.close();
+  });
+
   test("heartbeat pings keep an idle connection open", async () => {
     const rec = recordingWS();
     const c = track(new NatterClient({ url: srv.wsURL, token: srv.token(uid("hb")), WebSocket: rec.WebSocket }));

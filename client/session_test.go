@@ -1,0 +1,68 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func newTestSession(t *testing.T, f *fakeServer, opts SessionOptions) *Session {
+	t.Helper()
+	opts.URLs = []string{f.url()}
+	opts.Options.Token = goodToken
+	s, err := NewSession(testCtx(t), opts)
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestSessionSendExpires checks that a send the server keeps refusing
+// with a retryable code is given up after SendExpiry with ErrSendExpired,
+// not retried until the caller's context ends (past the server's
+// de-duplication window a retry could store the message twice).
+func TestSessionSendExpires(t *testing.T) {
+	f := newFakeServer(t)
+	s := newTestSession(t, f, SessionOptions{SendExpiry: 300 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Send(ctx, "down", "c-1", map[string]any{"text": "hi"})
+	if !errors.Is(err, ErrSendExpired) {
+		t.Fatalf("Send to a conversation that stays unavailable: %v, want ErrSendExpired", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("Send gave up after %v, want about SendExpiry", took)
+	}
+	if n := f.count("send"); n < 2 {
+		t.Fatalf("the server saw %d sends, want retries before giving up", n)
+	}
+	if got := f.last("send"); got["client_id"] != "c-1" {
+		t.Fatalf("retry had client_id %v, want the original c-1", got["client_id"])
+	}
+}
+
+// TestSessionSendCallerDeadline checks that the caller's own deadline is
+// reported as such, not as an expiry.
+func TestSessionSendCallerDeadline(t *testing.T) {
+	f := newFakeServer(t)
+	s := newTestSession(t, f, SessionOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := s.Send(ctx, "down", "c-2", map[string]any{"text": "hi"})
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrSendExpired) {
+		t.Fatalf("Send with the caller's deadline passing: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestSessionSendAcked checks the ordinary path still answers the ack.
+func TestSessionSendAcked(t *testing.T) {
+	f := newFakeServer(t)
+	s := newTestSession(t, f, SessionOptions{})
+	ack, err := s.Send(testCtx(t), "k1", "", map[string]any{"text": "hi"})
+	if err != nil || ack.Seq == 0 {
+		t.Fatalf("Send: %+v, %v", ack, err)
+	}
+}
