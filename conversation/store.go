@@ -62,7 +62,8 @@ type Store struct {
 	js    jetstream.JetStream
 	kv    jetstream.KeyValue
 	marks markerCache
-	docs  docCache
+	// docs are decoded documents by revision, for GetShared.
+	docs *MemberCache[*Doc]
 }
 
 // New returns a Store over the CONVERSATIONS bucket, which schema.Ensure
@@ -72,8 +73,9 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketConversations, err)
 	}
-	return &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000},
-		docs: docCache{max: 1_000_000}}, nil
+	s := &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000}}
+	s.docs = NewDocCache(CacheConfig{Size: 1_000_000, Members: 1_000_000}, s)
+	return s, nil
 }
 
 // Get returns the document of conv, or ErrNotFound.
