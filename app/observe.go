@@ -32,7 +32,7 @@ func (a *App) observe(mux *http.ServeMux) error {
 	a.obs = &observer{reg: metrics.NewRegistry(), js: js}
 	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat,
 		[]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
-		[]string{schema.StreamChat, "KV_" + schema.BucketPresence}))
+		[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence)}))
 	a.obs.reg.MustRegister(metrics.NewCounterSnapshot("push_total", "Push notification outcomes by provider.",
 		"provider", "outcome", func() map[pushnotify.Counter]uint64 {
 			if a.push == nil {

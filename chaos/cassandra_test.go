@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/natter-chat/natter/internal/testbin"
 )
 
 // cassandra is a dedicated Cassandra for fault 4, started by
@@ -31,8 +33,8 @@ func startCassandra(t *testing.T) *cassandra {
 	c := &cassandra{ready: make(chan struct{})}
 	run := filepath.Join(t.TempDir(), "cassandra")
 	c.env = append(os.Environ(),
-		"CASSANDRA_PORT="+port(freeAddr(t)),
-		"CASSANDRA_STORAGE_PORT="+port(freeAddr(t)),
+		"CASSANDRA_PORT="+port(testbin.FreeAddr(t)),
+		"CASSANDRA_STORAGE_PORT="+port(testbin.FreeAddr(t)),
 		"CASSANDRA_RUN_DIR="+run,
 		"CASSANDRA_HEAP="+envOr("NATTER_CHAOS_CASSANDRA_HEAP", "768m"),
 	)

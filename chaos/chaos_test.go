@@ -20,6 +20,7 @@ import (
 
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/client"
+	"github.com/natter-chat/natter/internal/testbin"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -45,8 +46,8 @@ func startCluster(t *testing.T, bin string) *cluster {
 	clients := make([]string, 3)
 	routes := make([]string, 3)
 	for i := range 3 {
-		clients[i] = freeAddr(t)
-		routes[i] = "nats-route://" + freeAddr(t)
+		clients[i] = testbin.FreeAddr(t)
+		routes[i] = "nats-route://" + testbin.FreeAddr(t)
 	}
 	for i := range 3 {
 		name := fmt.Sprintf("n%d", i+1)
@@ -482,7 +483,7 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: separate processes and faults take minutes; not with -short")
 	}
-	bin := buildNatter(t)
+	bin := testbin.Natter(t)
 	// Cassandra takes the longest to start: it starts while the first
 	// faults run.
 	cass := startCassandra(t)

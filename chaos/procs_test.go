@@ -4,38 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/natter-chat/natter/internal/testbin"
 )
 
-// buildNatter compiles cmd/natter once into a temporary directory.
-func buildNatter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "natter")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/natter-chat/natter/cmd/natter").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // lockedBuffer collects a process's stderr.
 type lockedBuffer struct {
@@ -72,7 +53,7 @@ type proc struct {
 }
 
 func newProc(t *testing.T, bin, name, probe string, args ...string) *proc {
-	p := &proc{t: t, name: name, bin: bin, http: freeAddr(t), probe: probe}
+	p := &proc{t: t, name: name, bin: bin, http: testbin.FreeAddr(t), probe: probe}
 	p.args = append(args, "--http", p.http)
 	t.Cleanup(func() {
 		p.kill()

@@ -6,13 +6,13 @@ import "errors"
 var (
 	// ErrForbidden: the actor is not a member, or not allowed to do this.
 	// A non-member gets it whether the conversation exists or not.
-	ErrForbidden = errors.New("forbidden")
+	ErrForbidden = errors.New("conversation: forbidden")
 	// ErrBadRequest: the request can never succeed as asked.
-	ErrBadRequest = errors.New("bad request")
+	ErrBadRequest = errors.New("conversation: bad request")
 	// ErrNotFound: the target of an operation (not the conversation) is missing.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errors.New("conversation: not found")
 	// ErrConflict: concurrent changes kept the update from applying.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errors.New("conversation: conflict")
 	// ErrTooLarge: a limit (members per group, conversations per user) was hit.
-	ErrTooLarge = errors.New("too large")
+	ErrTooLarge = errors.New("conversation: too large")
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Member keys, m.<conv>.<uid>, answer "is uid a member of conv?" with one
@@ -33,12 +34,17 @@ func (s *Store) IsMember(ctx context.Context, conv, uid string) (bool, error) {
 }
 
 func (s *Store) memberAdd(ctx context.Context, conv string, users []string) error {
-	return forEach(ctx, users, 16, func(ctx context.Context, u string) error {
-		if _, err := s.kv.Put(ctx, memberKey(conv, u), memberValue); err != nil {
-			return fmt.Errorf("add member key %s/%s: %w", conv, u, err)
-		}
-		return nil
-	})
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelWrites)
+	for _, u := range users {
+		g.Go(func() error {
+			if _, err := s.kv.Put(ctx, memberKey(conv, u), memberValue); err != nil {
+				return fmt.Errorf("add member key %s/%s: %w", conv, u, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 func (s *Store) memberRemove(ctx context.Context, conv, uid string) error {

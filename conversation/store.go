@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -61,7 +62,8 @@ type Store struct {
 	js    jetstream.JetStream
 	kv    jetstream.KeyValue
 	marks markerCache
-	docs  docCache
+	// docs are decoded documents by revision, for GetShared.
+	docs *MemberCache[*Doc]
 }
 
 // New returns a Store over the CONVERSATIONS bucket, which schema.Ensure
@@ -71,8 +73,9 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketConversations, err)
 	}
-	return &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000},
-		docs: docCache{max: 1_000_000}}, nil
+	s := &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000}}
+	s.docs = NewDocCache(CacheConfig{Size: 1_000_000, Members: 1_000_000}, s)
+	return s, nil
 }
 
 // Get returns the document of conv, or ErrNotFound.
@@ -327,20 +330,30 @@ func (s *Store) change(ctx context.Context, conv, actor string, fn func(*Doc) er
 	return nil, fmt.Errorf("%w: conversation %s changed too often", ErrConflict, conv)
 }
 
-// indexAdd adds conv to the index of every user, a few at a time.
+// parallelWrites bounds the KV writes one membership change has in flight:
+// adding a thousand users writes a thousand indexes and member keys.
+const parallelWrites = 16
+
+// indexAdd adds conv to the index of every user, a few at a time; the
+// first failure cancels the writes not yet done.
 func (s *Store) indexAdd(ctx context.Context, conv string, users []string) error {
-	return forEach(ctx, users, 16, func(ctx context.Context, u string) error {
-		return s.updateIndex(ctx, u, func(idx *userIndex) (bool, error) {
-			if slices.Contains(idx.Convs, conv) {
-				return false, nil
-			}
-			if len(idx.Convs) >= s.cfg.MaxConversations {
-				return false, fmt.Errorf("%w: %s is in %d conversations already", ErrTooLarge, u, len(idx.Convs))
-			}
-			idx.Convs = append(idx.Convs, conv)
-			return true, nil
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelWrites)
+	for _, u := range users {
+		g.Go(func() error {
+			return s.updateIndex(ctx, u, func(idx *userIndex) (bool, error) {
+				if slices.Contains(idx.Convs, conv) {
+					return false, nil
+				}
+				if len(idx.Convs) >= s.cfg.MaxConversations {
+					return false, fmt.Errorf("%w: %s is in %d conversations already", ErrTooLarge, u, len(idx.Convs))
+				}
+				idx.Convs = append(idx.Convs, conv)
+				return true, nil
+			})
 		})
-	})
+	}
+	return g.Wait()
 }
 
 func (s *Store) indexRemove(ctx context.Context, conv, user string) error {

@@ -22,6 +22,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/natter-chat/natter/internal/testbin"
 )
 
 var (
@@ -34,23 +36,17 @@ var (
 // once per test binary.
 func roleFlags(t *testing.T) map[string]map[string]bool {
 	t.Helper()
-	flagsOnce.Do(func() { flagsRoles, flagsErr = buildRoleFlags() })
+	bin := testbin.Natter(t)
+	flagsOnce.Do(func() { flagsRoles, flagsErr = readRoleFlags(bin) })
 	if flagsErr != nil {
 		t.Fatal(flagsErr)
 	}
 	return flagsRoles
 }
 
-func buildRoleFlags() (map[string]map[string]bool, error) {
-	dir, err := os.MkdirTemp("", "natter-deploy-test")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "natter")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/natter-chat/natter/cmd/natter").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, out)
-	}
+func TestMain(m *testing.M) { testbin.Main(m) }
+
+func readRoleFlags(bin string) (map[string]map[string]bool, error) {
 	flagLine := regexp.MustCompile(`^  -([a-z0-9-]+)`)
 	roles := map[string]map[string]bool{}
 	for _, role := range []string{"serve", "nats", "gateway", "history", "presence", "pushnotify", "migrate"} {

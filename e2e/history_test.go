@@ -17,6 +17,7 @@ import (
 	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/history/localstore"
+	"github.com/natter-chat/natter/internal/testbin"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -303,8 +304,8 @@ func TestHistoryServiceKilled(t *testing.T) {
 	})
 	dir := t.TempDir()
 	startHistory := func() *exec.Cmd {
-		addr := freeAddr(t)
-		cmd := exec.Command(natterBinary(t), "history", "--nats-url", e.app.NATS().RoleURL(natsrv.RoleHistory), "--data", dir, "--http", addr)
+		addr := testbin.FreeAddr(t)
+		cmd := exec.Command(testbin.Natter(t), "history", "--nats-url", e.app.NATS().RoleURL(natsrv.RoleHistory), "--data", dir, "--http", addr)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

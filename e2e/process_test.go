@@ -1,56 +1,17 @@
 package e2e
 
 import (
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/internal/testbin"
 	"github.com/natter-chat/natter/nats/natsrv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// natterBinary builds cmd/natter once for the package's tests.
-func natterBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "natter-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "natter")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/natter-chat/natter/cmd/natter").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			t.Logf("go build: %s", out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build natter: %v", buildErr)
-	}
-	return binPath
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // gatewayProcess is `natter gateway` run as its own process against e's NATS.
 type gatewayProcess struct {
@@ -61,8 +22,8 @@ type gatewayProcess struct {
 
 func (e *env) startGatewayProcess(t *testing.T, args ...string) *gatewayProcess {
 	t.Helper()
-	bin := natterBinary(t)
-	addr := freeAddr(t)
+	bin := testbin.Natter(t)
+	addr := testbin.FreeAddr(t)
 	cmd := exec.Command(bin, append([]string{"gateway", "--nats-url", e.app.NATS().RoleURL(natsrv.RoleGateway), "--http", addr, "--jwt-secret", secret}, args...)...)
 	logs := &strings.Builder{}
 	cmd.Stderr = logs

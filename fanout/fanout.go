@@ -77,7 +77,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.
 	cfg = cfg.withDefaults()
 	return &Fanout{
 		cfg: cfg, nc: nc, js: js, last: last,
-		cache: cache{m: make(map[string]*members), max: cfg.CacheSize, ttl: cfg.CacheTTL, now: cfg.Now, store: convs},
+		cache: newCache(cfg, convs),
 	}
 }
 

@@ -67,7 +67,7 @@ func NewTracker(ctx context.Context, cfg TrackerConfig, js jetstream.JetStream) 
 // lease is published to the bucket's subject directly.
 func (t *Tracker) renew(ctx context.Context) error {
 	data, _ := json.Marshal(map[string]any{"since": time.Now().UTC()})
-	_, err := t.js.Publish(ctx, "$KV."+schema.BucketPresence+"."+leaseKey(t.cfg.Gateway), data, jetstream.WithMsgTTL(t.cfg.LeaseTTL))
+	_, err := t.js.Publish(ctx, schema.KVKey(schema.BucketPresence, leaseKey(t.cfg.Gateway)), data, jetstream.WithMsgTTL(t.cfg.LeaseTTL))
 	if err != nil {
 		return fmt.Errorf("renew presence lease: %w", err)
 	}

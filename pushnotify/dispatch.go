@@ -121,7 +121,9 @@ type Dispatcher struct {
 	co   *Coalescer
 	jobs chan job
 
-	members memberCache
+	// members are the conversations' documents; membership events drop
+	// an entry, the TTL bounds staleness.
+	members *conversation.MemberCache[*conversation.Doc]
 	// sendCtx is cancelled DrainTimeout after Run's context ended.
 	sendCtx context.Context
 
@@ -157,8 +159,9 @@ func NewDispatcher(cfg DispatcherConfig, deps DispatcherDeps) (*Dispatcher, erro
 	cfg = cfg.withDefaults()
 	d := &Dispatcher{
 		cfg: cfg, deps: deps,
-		jobs:     make(chan job, cfg.Queue),
-		members:  memberCache{m: make(map[string]cachedDoc), max: cfg.MemberCacheSize, ttl: cfg.MemberCacheTTL, now: cfg.Clock.Now, convs: deps.Convs},
+		jobs: make(chan job, cfg.Queue),
+		members: conversation.NewDocCache(conversation.CacheConfig{
+			Size: cfg.MemberCacheSize, TTL: cfg.MemberCacheTTL, Now: cfg.Clock.Now}, deps.Convs),
 		inflight: make(map[uint64]*pending),
 		waiting:  make(map[windowKey][]pendingAt),
 		counters: make(map[Counter]uint64),
@@ -239,7 +242,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if schema.IsMember(subj) {
-		d.members.drop(conv) // the next message reloads the members, in order
+		d.members.Drop(conv) // the next message reloads the members, in order
 		_ = msg.Ack()
 		return
 	}
@@ -263,7 +266,7 @@ func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data 
 	if err != nil || env.Kind != protocol.KindMessage {
 		return true // edits, deletions, reactions and garbage notify nobody
 	}
-	doc, err := d.members.get(ctx, conv)
+	doc, err := d.members.Get(ctx, conv)
 	if errors.Is(err, conversation.ErrNotFound) {
 		return true
 	}
@@ -381,53 +384,4 @@ func textOf(body json.RawMessage) string {
 	}
 	_ = json.Unmarshal(body, &b)
 	return b.Text
-}
-
-// memberCache holds member lists by conversation; membership events drop
-// an entry, the TTL bounds staleness.
-type memberCache struct {
-	mu    sync.Mutex
-	m     map[string]cachedDoc
-	max   int
-	ttl   time.Duration
-	now   func() time.Time
-	convs Conversations
-}
-
-type cachedDoc struct {
-	doc *conversation.Doc
-	at  time.Time
-}
-
-func (c *memberCache) get(ctx context.Context, conv string) (*conversation.Doc, error) {
-	c.mu.Lock()
-	e, ok := c.m[conv]
-	c.mu.Unlock()
-	if ok && c.now().Sub(e.at) < c.ttl {
-		return e.doc, nil
-	}
-	doc, err := c.convs.Get(ctx, conv)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		n := max(c.max/10, 1) // an arbitrary tenth: map order is random
-		for k := range c.m {
-			if n == 0 {
-				break
-			}
-			delete(c.m, k)
-			n--
-		}
-	}
-	c.m[conv] = cachedDoc{doc: doc, at: c.now()}
-	return doc, nil
-}
-
-func (c *memberCache) drop(conv string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, conv)
 }

@@ -12,10 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// presenceStream is the stream behind the PRESENCE KV bucket.
-const presenceStream = "KV_PRESENCE"
+	"github.com/natter-chat/natter/nats/schema"
+)
 
 func runPresence(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("presence", flag.ContinueOnError)
@@ -50,7 +49,7 @@ func runPresence(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	writes := func() uint64 {
-		st, err := js.Stream(ctx, presenceStream)
+		st, err := js.Stream(ctx, schema.KVStream(schema.BucketPresence))
 		if err != nil {
 			return 0
 		}

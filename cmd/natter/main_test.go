@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,29 +16,10 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/client"
+	"github.com/natter-chat/natter/internal/testbin"
 )
 
-// buildNatter compiles the binary once per test run.
-func buildNatter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "natter")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func waitHealthy(t *testing.T, addr string) {
 	t.Helper()
@@ -60,9 +40,9 @@ func waitHealthy(t *testing.T, addr string) {
 // TestServeAsAProcess runs the README's flow against the real binary: serve
 // --dev, tokens, two terminal chat clients, nats.url, and SIGTERM.
 func TestServeAsAProcess(t *testing.T) {
-	bin := buildNatter(t)
+	bin := testbin.Natter(t)
 	data := t.TempDir()
-	httpAddr, natsAddr := freePort(t), freePort(t)
+	httpAddr, natsAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
 
 	// Without a secret and without --dev it refuses to start.
 	out, err := exec.Command(bin, "serve", "--data", data, "--http", httpAddr, "--nats", natsAddr).CombinedOutput()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/natter-chat/natter/nats/schema"
 )
 
 // Role users of the CHAT account. Each role process connects as its own
@@ -29,64 +31,38 @@ var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleServi
 // RoleURLFile is the file under DataDir holding a role's NATS URL.
 func RoleURLFile(role string) string { return "nats-" + role + ".url" }
 
-// JetStream API use every role process needs: account and stream info, the
-// schema's idempotent create-or-update, direct gets (KV reads and message
-// pages), consumers (KV watchers and lists are ordered consumers; the
-// services' durables) and their pulls. Deleting or purging streams is left
-// to the operator.
-var jsClient = []string{
-	"$JS.API.INFO",
-	"$JS.API.STREAM.INFO.*",
-	"$JS.API.STREAM.NAMES",
-	"$JS.API.STREAM.LIST",
-	"$JS.API.STREAM.CREATE.*",
-	"$JS.API.STREAM.UPDATE.*",
-	"$JS.API.STREAM.MSG.GET.*",
-	"$JS.API.DIRECT.GET.>",
-	"$JS.API.CONSUMER.CREATE.>",
-	"$JS.API.CONSUMER.DURABLE.CREATE.>",
-	"$JS.API.CONSUMER.INFO.>",
-	"$JS.API.CONSUMER.NAMES.>",
-	"$JS.API.CONSUMER.LIST.>",
-	"$JS.API.CONSUMER.MSG.NEXT.>",
-	// Watchers and key lists are ephemeral consumers on the buckets'
-	// streams, deleted when they stop (wildcards are whole tokens, so each
-	// bucket is named).
-	"$JS.API.CONSUMER.DELETE.KV_CONVERSATIONS.*",
-	"$JS.API.CONSUMER.DELETE.KV_PRESENCE.*",
-	"$JS.API.CONSUMER.DELETE.KV_PUSH.*",
-	"$JS.API.CONSUMER.DELETE.KV_PUSH_SENT.*",
-	"$JS.API.CONSUMER.UNPIN.>",
-	"$JS.FC.>",
-	"_INBOX.>",
-}
-
 // permissions of each role user: publish allow-list, subscribe allow-list.
+// Every subject comes from nats/schema, so a renamed stream, bucket or
+// consumer renames its permission too. Every role but the service calls
+// the JetStream API (schema.JSClientAPI).
 var permissions = map[string][2][]string{
 	RoleGateway: {
 		append([]string{
-			"chat.msg.*", "chat.member.*", "chat.conv.*.typing", "chat.conv.*.read",
-			"chat.user.*.*", "chat.dead.*", "chat.api.history.*",
-			"$KV.CONVERSATIONS.>", "$KV.PRESENCE.>", "$KV.PUSH.>",
-			"$JS.ACK.CHAT.fanout.>",
-		}, jsClient...),
-		{"_INBOX.>", "chat.user.*.>", "chat.conv.*.typing", "chat.conv.*.read"},
+			schema.MsgWildcard, schema.MemberWildcard, schema.TypingWildcard, schema.ReadWildcard,
+			schema.UserEventWildcard, schema.DeadWildcard, schema.HistoryAPIWildcard,
+			schema.KVWildcard(schema.BucketConversations), schema.KVWildcard(schema.BucketPresence), schema.KVWildcard(schema.BucketPush),
+			schema.AckWildcard(schema.StreamChat, schema.ConsumerFanout),
+		}, schema.JSClientAPI()...),
+		{schema.InboxWildcard, schema.UserAllWildcard, schema.TypingWildcard, schema.ReadWildcard},
 	},
 	RoleHistory: {
-		append([]string{"chat.dead.*", "$JS.ACK.CHAT.history.>", "$SRV.>"}, jsClient...),
-		{"_INBOX.>", "chat.api.history.>", "$SRV.>"},
+		append([]string{schema.DeadWildcard, schema.AckWildcard(schema.StreamChat, schema.ConsumerHistory), schema.ServiceWildcard}, schema.JSClientAPI()...),
+		{schema.InboxWildcard, schema.HistoryAPIAll, schema.ServiceWildcard},
 	},
 	RolePresence: {
-		append([]string{"chat.presence.*", "chat.user.*.presence", "$KV.PRESENCE.>"}, jsClient...),
-		{"_INBOX.>"},
+		append([]string{schema.PresenceWildcard, schema.UserEvent(schema.EventPresence), schema.KVWildcard(schema.BucketPresence)}, schema.JSClientAPI()...),
+		{schema.InboxWildcard},
 	},
 	RolePush: {
-		append([]string{"chat.push.dead.*", "$KV.PUSH.>", "$KV.PUSH_SENT.>", "$JS.ACK.CHAT.pushnotify.>"}, jsClient...),
-		{"_INBOX.>"},
+		append([]string{
+			schema.PushDeadWildcard, schema.KVWildcard(schema.BucketPush), schema.KVWildcard(schema.BucketPushSent),
+			schema.AckWildcard(schema.StreamChat, schema.ConsumerPush),
+		}, schema.JSClientAPI()...),
+		{schema.InboxWildcard},
 	},
 	RoleService: {
-		{"chat.msg.*", "chat.api.history.*", "_INBOX.>"},
-		{"_INBOX.>"},
+		{schema.MsgWildcard, schema.HistoryAPIWildcard, schema.InboxWildcard},
+		{schema.InboxWildcard},
 	},
 }
 

@@ -11,6 +11,7 @@ const (
 	userPrefix     = "chat.user."
 	convPrefix     = "chat.conv."
 	presencePrefix = "chat.presence."
+	deadPrefix     = "chat.dead."
 
 	// MsgWildcard matches the messages of every conversation.
 	MsgWildcard = "chat.msg.*"
@@ -22,6 +23,14 @@ const (
 	DeadWildcard = "chat.dead.*"
 	// ReadWildcard matches read-marker notices of every conversation.
 	ReadWildcard = "chat.conv.*.read"
+	// PresenceWildcard matches the presence transitions of every user.
+	PresenceWildcard = "chat.presence.*"
+	// UserEventWildcard matches one event of every user: what a producer of
+	// user events publishes to.
+	UserEventWildcard = "chat.user.*.*"
+	// UserAllWildcard matches everything addressed to every user: what a
+	// gateway subscribes to, one user at a time.
+	UserAllWildcard = "chat.user.*.>"
 )
 
 // Events pushed on a user's subject chat.user.<uid>.<event>. The payload is
@@ -47,12 +56,30 @@ func User(uid, event string) string { return userPrefix + uid + "." + event }
 // UserAll matches every event addressed to user uid.
 func UserAll(uid string) string { return userPrefix + uid + ".>" }
 
+// UserEvent matches one event of every user, chat.user.*.<event>.
+func UserEvent(event string) string { return userPrefix + "*." + event }
+
+// SplitUser splits a chat.user.<uid>.<event> subject into its user and
+// event; both are "" when subject is not a user subject.
+func SplitUser(subject string) (uid, event string) {
+	if !hasPrefix(subject, userPrefix) || len(subject) == len(userPrefix) {
+		return "", ""
+	}
+	rest := subject[len(userPrefix):]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '.' {
+			return rest[:i], rest[i+1:]
+		}
+	}
+	return rest, ""
+}
+
 // ConvTyping is where a gateway publishes a typing notice in conv.
 func ConvTyping(conv string) string { return convPrefix + conv + ".typing" }
 
 // Dead is where a stored message of conv that could not be processed is
 // copied; conv may be "_" when the subject held no valid id.
-func Dead(conv string) string { return "chat.dead." + conv }
+func Dead(conv string) string { return deadPrefix + conv }
 
 // ConvRead is where a gateway publishes a moved read marker in conv.
 func ConvRead(conv string) string { return convPrefix + conv + ".read" }

@@ -1,0 +1,20 @@
+package testbin
+
+import (
+	"net"
+	"testing"
+)
+
+// The address FreeAddr returns is on loopback and can be listened on.
+func TestFreeAddr(t *testing.T) {
+	addr := FreeAddr(t)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("FreeAddr = %q: %v", addr, err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	l.Close()
+}
