@@ -11,7 +11,6 @@ import (
 	"strconv"
 
 	"github.com/natter-chat/natter/conversation"
-	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -265,7 +264,7 @@ func (sess *session) typing(ctx context.Context, req *protocol.Request) (any, *p
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	data, _ := json.Marshal(fanout.TypingNotice{User: sess.user})
+	data, _ := json.Marshal(schema.TypingNotice{User: sess.user})
 	if err := sess.srv.nc.Publish(schema.ConvTyping(req.Conv), data); err != nil {
 		return nil, sess.fail(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
@@ -35,7 +34,7 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 		return nil, sess.fail(err)
 	}
 	if moved {
-		data, _ := json.Marshal(fanout.ReadNotice{User: sess.user, Seq: seq})
+		data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq})
 		if err := sess.srv.nc.Publish(schema.ConvRead(req.Conv), data); err != nil {
 			return nil, sess.fail(err)
 		}
