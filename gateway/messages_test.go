@@ -147,7 +147,7 @@ func TestSyncAndHistory(t *testing.T) {
 		{"sync from the start", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 3 }), "[1 2 3] more=true", 3},
 		{"sync after a seq", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.After = "g1", json.RawMessage(`8`) }), "[9 10] more=false", protocol.DefaultLimit},
 		{"sync at the end", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.After = "g1", json.RawMessage(`10`) }), "[] more=false", protocol.DefaultLimit},
-		{"sync limit capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", protocol.MaxLimit + 1 }), "[1 2 3 4 5 6 7 8 9 10] more=false", protocol.MaxLimit},
+		{"sync limit capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", protocol.MaxLimit+1 }), "[1 2 3 4 5 6 7 8 9 10] more=false", protocol.MaxLimit},
 		{"history newest", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 2 }), "[9 10] more=true", 2},
 		{"history before", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit, r.Before = "g1", 2, before(4) }), "[2 3] more=true", 2},
 		{"history before 0 is unbounded", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit, r.Before = "g1", 1, before(0) }), "[10] more=true", 1},
