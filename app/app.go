@@ -290,13 +290,30 @@ func (a *App) startGateway(ctx, runCtx context.Context, mux *http.ServeMux) erro
 	if a.tracker, err = presence.NewTracker(ctx, presence.TrackerConfig{Gateway: gatewayID, LeaseTTL: 2 * heartbeat, Logger: cfg.Logger}, gwJS); err != nil {
 		return err
 	}
+	// The lease goes once the gateway has closed its connections: Shutdown
+	// stops the gateway before it ends the background work.
+	tracker := a.tracker
+	a.run(runCtx, "presence tracker", func(ctx context.Context) error {
+		<-ctx.Done()
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return tracker.Close(cctx)
+	})
 	presenceKV, err := gwJS.KeyValue(ctx, schema.BucketPresence)
 	if err != nil {
 		return err
 	}
+	pushKV, err := gwJS.KeyValue(ctx, schema.BucketPush)
+	if err != nil {
+		return err
+	}
 	if a.gateway, err = gateway.New(gwCfg, gateway.Deps{
-		Verifier: verifier, NC: gwNC, JS: gwJS, Convs: convs, Messages: msgs,
-		Presence: a.tracker, PresenceKV: presenceKV, Metrics: a.gatewayMetrics(),
+		Verifier: verifier, NC: gwNC, JS: gwJS,
+		Conversations: gatewayConversations{convs}, ReadMarkers: gatewayConversations{convs},
+		Messages: gatewayMessages{msgs},
+		Presence: gatewayPresence{Tracker: a.tracker, kv: presenceKV},
+		Devices:  gatewayDevices{pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now}, pushKV)},
+		Metrics:  a.gatewayMetrics(),
 	}); err != nil {
 		return err
 	}

@@ -263,18 +263,6 @@ func (f *Fanout) pushMemberEvents(to []string, ev conversation.Event) error {
 	return nil
 }
 
-// TypingNotice is what a gateway publishes on chat.conv.<conv>.typing.
-type TypingNotice struct {
-	User string `json:"user"`
-}
-
-// ReadNotice is what a gateway publishes on chat.conv.<conv>.read when a
-// read marker moved.
-type ReadNotice struct {
-	User string `json:"user"`
-	Seq  uint64 `json:"seq"`
-}
-
 // readEvent is the push members get for a moved read marker.
 type readEvent struct {
 	Type string `json:"type"`
@@ -287,7 +275,7 @@ type readEvent struct {
 // read marker moved.
 func (f *Fanout) onRead(msg *nats.Msg) {
 	conv := schema.ConvFromSubject(msg.Subject)
-	var n ReadNotice
+	var n schema.ReadNotice
 	if conv == "" || json.Unmarshal(msg.Data, &n) != nil || !protocol.ValidID(n.User) {
 		return
 	}
@@ -305,7 +293,7 @@ func (f *Fanout) onRead(msg *nats.Msg) {
 
 func (f *Fanout) onTyping(msg *nats.Msg) {
 	conv := schema.ConvFromSubject(msg.Subject)
-	var n TypingNotice
+	var n schema.TypingNotice
 	if conv == "" || json.Unmarshal(msg.Data, &n) != nil || !protocol.ValidID(n.User) {
 		return
 	}

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
@@ -19,10 +18,10 @@ import (
 const (
 	dispatchers     = 4
 	dispatchBacklog = 1 << 16
+	// flushTimeout bounds the wait for the server to confirm a new
+	// subscription.
+	flushTimeout = 5 * time.Second
 )
-
-// errTooManyConns refuses a connection past MaxConnsPerUser.
-var errTooManyConns = errors.New("too many connections for this user")
 
 // userEntry is one user with connections on this gateway and the NATS
 // subscription they share.
@@ -61,8 +60,9 @@ func newHub(s *Server) *hub {
 
 // register adds an authenticated session. The first session of a user
 // subscribes to the user's subject and waits until the server has the
-// subscription, so nothing published after welcome is missed.
-func (h *hub) register(sess *session) (*userEntry, error) {
+// subscription, so nothing published after welcome is missed; later ones
+// wait for that, until ctx ends.
+func (h *hub) register(ctx context.Context, sess *session) (*userEntry, error) {
 	uid := sess.user
 	h.mu.Lock()
 	e := h.users[uid]
@@ -82,16 +82,18 @@ func (h *hub) register(sess *session) (*userEntry, error) {
 		ch := h.chans[maphash.String(h.seed, uid)%dispatchers]
 		sub, err := h.srv.nc.ChanSubscribe(schema.UserAll(uid), ch)
 		if err == nil {
-			err = h.srv.nc.FlushTimeout(5 * time.Second)
+			fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+			err = h.srv.nc.FlushWithContext(fctx)
+			cancel()
 		}
 		e.sub, e.subErr = sub, err
 		close(e.ready)
 	} else {
 		select {
 		case <-e.ready:
-		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
 			h.unregister(sess, e)
-			return nil, errors.New("timed out waiting for the user's subscription")
+			return nil, fmt.Errorf("wait for the subscription of %s: %w", uid, ctx.Err())
 		}
 	}
 	if e.subErr != nil {

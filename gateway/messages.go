@@ -8,7 +8,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -41,7 +40,7 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 	}
 	if env.Kind != protocol.KindMessage {
 		target, err := sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
-		if errors.Is(err, history.ErrNotFound) || (err == nil && target.Kind != protocol.KindMessage) {
+		if errors.Is(err, ErrNotFound) || (err == nil && target.Kind != protocol.KindMessage) {
 			return nil, protocol.Errorf(protocol.CodeNotFound, "ref %d is not a message of this conversation", env.Ref)
 		}
 		if err != nil {
@@ -83,7 +82,7 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}
-	if _, err := sess.srv.convs.MarkRead(ctx, req.Conv, sess.user, ack.Sequence); err != nil {
+	if _, err := sess.srv.markers.MarkRead(ctx, req.Conv, sess.user, ack.Sequence); err != nil {
 		sess.srv.cfg.Logger.Warn("sender's read marker not moved", "user", sess.user, "conv", req.Conv, "err", err)
 	}
 	return nil, nil
@@ -109,6 +108,7 @@ func appendEnvelope(dst []byte, e *protocol.Envelope) []byte {
 	return append(dst, '}')
 }
 
+// sync pages forwards from a seq: what a reconnecting client missed.
 func (sess *session) sync(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
 	after, ok := parseSeq(req.After)
 	if !ok {
@@ -124,6 +124,7 @@ func (sess *session) sync(ctx context.Context, req *protocol.Request) (any, *pro
 	return messagesFrame(req, msgs, more), nil
 }
 
+// history pages backwards from a seq.
 func (sess *session) history(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
 	var before uint64
 	if req.Before != nil {

@@ -4,18 +4,28 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/nats/schema"
-	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
 )
 
 // maxPresenceQuery bounds the users one presence query may name.
 const maxPresenceQuery = 500
 
-// maxUnread is where unread counts saturate: counting scans the unread
-// messages, and no client shows more than "9999+".
-const maxUnread = 10_000
+// typing tells the other members, through the fan-out, that the user is
+// typing. Without an id nothing is answered: clients send it often.
+func (sess *session) typing(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if err := sess.checkConv(ctx, req.Conv); err != nil {
+		return nil, err
+	}
+	data, _ := json.Marshal(schema.TypingNotice{User: sess.user})
+	if err := sess.srv.nc.Publish(schema.ConvTyping(req.Conv), data); err != nil {
+		return nil, sess.fail(err)
+	}
+	if req.ID == "" {
+		return nil, nil
+	}
+	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
+}
 
 // read moves the user's read marker forwards and tells the members.
 func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
@@ -30,12 +40,12 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 		return nil, sess.fail(err)
 	}
 	seq := min(uint64(req.Seq), last)
-	moved, err := sess.srv.convs.MarkRead(ctx, req.Conv, sess.user, seq)
+	moved, err := sess.srv.markers.MarkRead(ctx, req.Conv, sess.user, seq)
 	if err != nil {
 		return nil, sess.fail(err)
 	}
 	if moved {
-		data, _ := json.Marshal(fanout.ReadNotice{User: sess.user, Seq: seq})
+		data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq})
 		if err := sess.srv.nc.Publish(schema.ConvRead(req.Conv), data); err != nil {
 			return nil, sess.fail(err)
 		}
@@ -84,7 +94,7 @@ func (sess *session) presence(ctx context.Context, req *protocol.Request) (any, 
 		if !shares {
 			continue
 		}
-		st, err := presence.Get(ctx, sess.srv.presenceKV, u)
+		st, err := sess.srv.presence.State(ctx, u)
 		if err != nil {
 			return nil, sess.fail(err)
 		}

@@ -6,7 +6,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,9 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/auth"
-	"github.com/natter-chat/natter/conversation"
-	"github.com/natter-chat/natter/history"
-	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -114,36 +110,41 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Deps are the parts a gateway works with.
+// Deps are the parts a gateway works with, each given once: the gateway
+// neither opens nor closes them.
 type Deps struct {
 	Verifier *auth.Verifier
-	NC       *nats.Conn
-	JS       jetstream.JetStream
-	Convs    *conversation.Store
+	// NC carries the users' subjects and the typing and read notices.
+	NC *nats.Conn
+	// JS stores sent messages in the CHAT stream.
+	JS            jetstream.JetStream
+	Conversations Conversations
+	ReadMarkers   ReadMarkers
 	// Messages answers sync, history and last seqs: the history Reader
 	// in one process, or the history API's client.
-	Messages history.Pages
-	// Presence records this gateway's connections.
-	Presence *presence.Tracker
-	// PresenceKV is the PRESENCE bucket, read for presence queries.
-	PresenceKV jetstream.KeyValue
+	Messages Messages
+	// Presence records this gateway's connections and answers queries.
+	Presence Presence
+	// Devices keeps push notification devices and mutes.
+	Devices Devices
 	// Metrics are optional hooks for counters and latencies.
 	Metrics Metrics
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
 type Server struct {
-	cfg        Config
-	verifier   *auth.Verifier
-	nc         *nats.Conn
-	js         jetstream.JetStream
-	convs      *conversation.Store
-	msgs       history.Pages
-	tracker    *presence.Tracker
-	presenceKV jetstream.KeyValue
-	metrics    Metrics
-	upgrader   *gws.Upgrader
-	hub        *hub
+	cfg      Config
+	verifier *auth.Verifier
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	convs    Conversations
+	markers  ReadMarkers
+	msgs     Messages
+	presence Presence
+	devices  Devices
+	metrics  Metrics
+	upgrader *gws.Upgrader
+	hub      *hub
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -152,15 +153,17 @@ type Server struct {
 	drained  chan struct{} // closed when closing and no session is left
 }
 
-// New returns a gateway.
+// New returns a gateway; every dependency but Metrics is required.
 func New(cfg Config, d Deps) (*Server, error) {
-	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Convs == nil || d.Messages == nil || d.Presence == nil || d.PresenceKV == nil {
-		return nil, errors.New("gateway: every dependency is required")
+	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Conversations == nil || d.ReadMarkers == nil ||
+		d.Messages == nil || d.Presence == nil || d.Devices == nil {
+		return nil, ErrMissingDep
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS, convs: d.Convs, msgs: d.Messages,
-		tracker: d.Presence, presenceKV: d.PresenceKV, metrics: d.Metrics,
+		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
+		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
+		presence: d.Presence, devices: d.Devices, metrics: d.Metrics,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),
@@ -276,8 +279,9 @@ func (s *Server) Connections() int {
 }
 
 // Shutdown closes every WebSocket with 1001 (going away) so clients
-// reconnect elsewhere, waits until their read loops ended and drops the
-// gateway's NATS subscriptions. http.Server.Shutdown does not close hijacked
+// reconnect elsewhere, waits until their read loops ended (each closed
+// connection is Disconnected from Presence) and drops the gateway's NATS
+// subscriptions. The dependencies stay open: their owner closes them. http.Server.Shutdown does not close hijacked
 // connections, so this must be called too. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -307,9 +311,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.hub.close()
-	if cerr := s.tracker.Close(ctx); cerr != nil && err == nil {
-		err = fmt.Errorf("gateway shutdown: %w", cerr)
-	}
 	return err
 }
 

@@ -68,7 +68,7 @@ func (s *Server) OnClose(c *gws.Conn, _ error) {
 	if sess.entry != nil {
 		s.hub.unregister(sess, sess.entry)
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-		if err := s.tracker.Disconnected(ctx, sess.user, sess.id); err != nil {
+		if err := s.presence.Disconnected(ctx, sess.user, sess.id); err != nil {
 			s.cfg.Logger.Warn("presence not updated on close", "user", sess.user, "err", err)
 		}
 		cancel()
@@ -188,9 +188,12 @@ func (sess *session) hello(data []byte) {
 	sess.welcome(req.ID)
 }
 
-// authenticate registers the session's user in the hub.
+// authenticate registers the session's user in the hub and records the
+// connection's presence.
 func (sess *session) authenticate() error {
-	e, err := sess.srv.hub.register(sess)
+	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.cfg.RequestTimeout)
+	defer cancel()
+	e, err := sess.srv.hub.register(ctx, sess)
 	if errors.Is(err, errTooManyConns) {
 		sess.closeWith(1008, "too many connections for this user")
 		return err
@@ -203,9 +206,7 @@ func (sess *session) authenticate() error {
 	sess.entry = e
 	sess.authed.Store(true)
 	sess.touch()
-	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.cfg.RequestTimeout)
-	defer cancel()
-	if err := sess.srv.tracker.Connected(ctx, sess.user, sess.id, sess.device); err != nil {
+	if err := sess.srv.presence.Connected(ctx, sess.user, sess.id, sess.device); err != nil {
 		sess.srv.cfg.Logger.Warn("presence not recorded", "user", sess.user, "err", err)
 	}
 	return nil

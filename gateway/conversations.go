@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sort"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/natter-chat/natter/protocol"
+)
+
+// conversationsWidth bounds the conversations one conversations request
+// reads at once: each costs a few KV and history reads.
+const conversationsWidth = 16
+
+// maxUnread is where unread counts saturate: counting scans the unread
+// messages, and no client shows more than "9999+".
+const maxUnread = 10_000
+
+func (sess *session) create(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if !validIDs(req.Members) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "members must match [A-Za-z0-9_-]{1,64}")
+	}
+	others := slices.DeleteFunc(slices.Clone(req.Members), func(u string) bool { return u == sess.user })
+	var d Conversation
+	var err error
+	switch req.Kind {
+	case protocol.ConversationDirect:
+		slices.Sort(others)
+		others = slices.Compact(others)
+		if len(others) != 1 {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "a direct conversation names exactly one other user")
+		}
+		d, err = sess.srv.convs.CreateDirect(ctx, sess.actor(), others[0])
+	case protocol.ConversationGroup:
+		d, err = sess.srv.convs.CreateGroup(ctx, sess.actor(), req.Title, others)
+	default:
+		return nil, protocol.Errorf(protocol.CodeBadRequest, `kind must be "direct" or "group"`)
+	}
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	c := d.Protocol(sess.srv.cfg.MembersInline)
+	if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
+		return nil, sess.fail(err)
+	}
+	return &protocol.ConversationFrame{Type: protocol.TypeConversation, ID: req.ID, Conversation: c}, nil
+}
+
+func (sess *session) addMember(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	users := req.Users
+	if req.User != "" {
+		users = append(slices.Clone(users), req.User)
+	}
+	if len(users) == 0 || !validIDs(users) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "user or users must name valid user ids")
+	}
+	if !protocol.ValidID(req.Conv) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
+	}
+	if err := sess.srv.convs.AddMembers(ctx, sess.actor(), req.Conv, users); err != nil {
+		return nil, sess.fail(err)
+	}
+	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
+}
+
+func (sess *session) removeMember(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if !protocol.ValidID(req.Conv) || !protocol.ValidID(req.User) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv and user must be valid ids")
+	}
+	if err := sess.srv.convs.RemoveMember(ctx, sess.actor(), req.Conv, req.User); err != nil {
+		return nil, sess.fail(err)
+	}
+	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
+}
+
+func (sess *session) leave(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if !protocol.ValidID(req.Conv) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
+	}
+	if err := sess.srv.convs.Leave(ctx, sess.actor(), req.Conv); err != nil {
+		return nil, sess.fail(err)
+	}
+	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
+}
+
+// members pages through a conversation's members in id order.
+func (sess *session) members(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if !protocol.ValidID(req.Conv) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
+	}
+	var after string
+	if len(req.After) > 0 && string(req.After) != "null" {
+		if err := json.Unmarshal(req.After, &after); err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "after must be a user id string")
+		}
+	}
+	d, err := sess.srv.convs.Get(ctx, req.Conv, sess.user)
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	limit := pageLimit(req.Limit, 1000)
+	all := d.SortedMembers()
+	start := sort.SearchStrings(all, after)
+	if start < len(all) && after != "" && all[start] == after {
+		start++
+	}
+	end := min(start+limit, len(all))
+	return &protocol.MembersFrame{Type: protocol.TypeMembers, ID: req.ID, Conv: req.Conv, Members: all[start:end], More: end < len(all)}, nil
+}
+
+// conversations lists the user's conversations with their last seq, read
+// marker and unread count, reading several at once.
+func (sess *session) conversations(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	ids, err := sess.srv.convs.UserConversations(ctx, sess.user)
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	out := make([]*protocol.Conversation, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conversationsWidth)
+	for i, id := range ids {
+		if gctx.Err() != nil {
+			// One failed or the request timed out: the answer is an
+			// error, so start no more.
+			break
+		}
+		g.Go(func() error {
+			c, err := sess.conversation(gctx, id)
+			out[i] = c
+			return err
+		})
+	}
+	err = g.Wait()
+	if err == nil {
+		// Nothing failed, but some may not have started.
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	out = slices.DeleteFunc(out, func(c *protocol.Conversation) bool { return c == nil })
+	return &protocol.ConversationsFrame{Type: protocol.TypeConversations, ID: req.ID, Conversations: out}, nil
+}
+
+// conversation renders one conversation of the user's list, or nil when
+// the user is no longer a member: the index may still name it.
+func (sess *session) conversation(ctx context.Context, conv string) (*protocol.Conversation, error) {
+	d, err := sess.srv.convs.Get(ctx, conv, sess.user)
+	if errors.Is(err, ErrForbidden) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := d.Protocol(sess.srv.cfg.MembersInline)
+	if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
+		return nil, err
+	}
+	if c.ReadSeq, err = sess.srv.markers.ReadSeq(ctx, c.Conv, sess.user); err != nil {
+		return nil, err
+	}
+	if c.LastSeq > c.ReadSeq {
+		if c.Unread, err = sess.srv.msgs.CountAfter(ctx, c.Conv, c.ReadSeq, maxUnread); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/client"
+	"github.com/natter-chat/natter/nats/natstest"
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
+)
+
+const testSecret = "gateway-test-secret"
+
+// harness is one gateway on an in-process JetStream, served by an httptest
+// server, with fakes of the parts behind it that tests fill and inspect.
+type harness struct {
+	t        *testing.T
+	srv      *Server
+	url      string
+	nc       *nats.Conn // the test's own connection, not the gateway's
+	js       jetstream.JetStream
+	convs    *fakeConvs
+	msgs     *fakeMessages
+	presence *fakePresence
+	devices  *fakeDevices
+}
+
+// newHarness starts a gateway; tweak may change its config.
+func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
+	t.Helper()
+	t.Cleanup(natstest.CheckGoroutines(t))
+	ns := natstest.Start(t)
+	gwNC, gwJS := natstest.Connect(t, ns)
+	nc, js := natstest.Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := schema.Ensure(ctx, js, schema.Config{}); err != nil {
+		t.Fatalf("ensure schema: %v", err)
+	}
+	verifier, err := auth.New(auth.Config{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{
+		t: t, nc: nc, js: js,
+		convs:    newFakeConvs(),
+		msgs:     newFakeMessages(),
+		presence: newFakePresence(),
+		devices:  newFakeDevices(),
+	}
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	h.srv, err = New(cfg, Deps{
+		Verifier: verifier, NC: gwNC, JS: gwJS,
+		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
+		Presence: h.presence, Devices: h.devices,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(h.srv)
+	h.url = "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/ws"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.srv.Shutdown(ctx); err != nil {
+			t.Errorf("gateway shutdown: %v", err)
+		}
+		ts.Close()
+	})
+	return h
+}
+
+// dial connects user over a real WebSocket and returns the client.
+func (h *harness) dial(user string) *client.Client {
+	h.t.Helper()
+	tok, err := auth.IssueHS256(testSecret, user, time.Hour, time.Now())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, h.url, client.Options{Token: tok, Device: user + "-phone"})
+	if err != nil {
+		h.t.Fatalf("dial as %s: %v", user, err)
+	}
+	h.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// do sends req and decodes the reply into out (when not nil).
+func do(t *testing.T, c *client.Client, req any, out any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := c.Request(ctx, req)
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("decode %s: %v", raw, err)
+		}
+	}
+	return nil
+}
+
+// mustDo is do that fails the test on an error reply.
+func mustDo(t *testing.T, c *client.Client, req any, out any) {
+	t.Helper()
+	if err := do(t, c, req, out); err != nil {
+		t.Fatalf("%+v: %v", req, err)
+	}
+}
+
+// wantCode checks that err is an error reply with code and, when msg is
+// not empty, a message containing msg.
+func wantCode(t *testing.T, err error, code, msg string) {
+	t.Helper()
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("got %v, want a %s error reply", err, code)
+	}
+	if pe.Code != code || !strings.Contains(pe.Message, msg) {
+		t.Fatalf("got %s %q, want %s containing %q", pe.Code, pe.Message, code, msg)
+	}
+}
+
+// subscribe collects what NATS delivers on subject.
+func (h *harness) subscribe(subject string) chan *nats.Msg {
+	h.t.Helper()
+	ch := make(chan *nats.Msg, 64)
+	sub, err := h.nc.ChanSubscribe(subject, ch)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := h.nc.Flush(); err != nil {
+		h.t.Fatal(err)
+	}
+	return ch
+}
+
+// next waits for a message on ch.
+func next(t *testing.T, ch chan *nats.Msg) *nats.Msg {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing published in 5 s")
+		return nil
+	}
+}
+
+// nextEvent waits for the next push of one of types.
+func nextEvent(t *testing.T, c *client.Client, types ...string) client.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev, err := c.NextEvent(ctx, types...)
+	if err != nil {
+		t.Fatalf("waiting for %v: %v", types, err)
+	}
+	return ev
+}
+
+func req(typ string, f func(*protocol.Request)) *protocol.Request {
+	r := &protocol.Request{Type: typ}
+	if f != nil {
+		f(r)
+	}
+	return r
+}

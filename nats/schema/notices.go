@@ -1,0 +1,15 @@
+package schema
+
+// TypingNotice is what a gateway publishes on ConvTyping(conv); the
+// fan-out checks the user against the members and pushes protocol.Typing.
+// It travels between Natter's parts only, never to clients.
+type TypingNotice struct {
+	User string `json:"user"`
+}
+
+// ReadNotice is what a gateway publishes on ConvRead(conv) when a read
+// marker moved; the fan-out tells every member.
+type ReadNotice struct {
+	User string `json:"user"`
+	Seq  uint64 `json:"seq"`
+}
