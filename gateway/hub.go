@@ -157,7 +157,7 @@ func (h *hub) dispatch(ch chan *nats.Msg) {
 // deliver writes one pushed frame to every local connection of its user,
 // except the connection that caused it.
 func (h *hub) deliver(m *nats.Msg) {
-	uid, event := splitUserSubject(m.Subject)
+	uid, event := schema.SplitUser(m.Subject)
 	h.mu.RLock()
 	e := h.users[uid]
 	var sessions []*session
@@ -198,19 +198,4 @@ func (h *hub) stillMember(frame []byte, uid string) bool {
 	defer cancel()
 	ok, err := h.srv.convs.IsMember(ctx, n.Conv, uid)
 	return err == nil && ok
-}
-
-// splitUserSubject splits chat.user.<uid>.<event>.
-func splitUserSubject(subj string) (uid, event string) {
-	const prefix = "chat.user."
-	if len(subj) <= len(prefix) {
-		return "", ""
-	}
-	rest := subj[len(prefix):]
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '.' {
-			return rest[:i], rest[i+1:]
-		}
-	}
-	return rest, ""
 }

@@ -10,13 +10,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
 // APIPrefix is the subject group of the history request/reply API:
 // chat.api.history.<op>. It is for internal services and gateways; it does
 // no membership checks (the gateway does them for clients).
-const APIPrefix = "chat.api.history"
+const APIPrefix = schema.HistoryAPIGroup
 
 // APIRequest asks for a page or a figure of one conversation.
 type APIRequest struct {
@@ -56,7 +57,7 @@ var (
 // queue group, so requests spread over the history services running.
 func StartAPI(nc *nats.Conn, pages Pages, timeout time.Duration) (micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        "history",
+		Name:        schema.HistoryService,
 		Version:     "1.0.0",
 		Description: "Natter conversation history: pages from the history store and the CHAT stream",
 	})
@@ -136,7 +137,7 @@ func (r *Remote) call(ctx context.Context, op string, req *APIRequest) (*APIResp
 		ctx, cancel = context.WithTimeout(ctx, r.timeout)
 		defer cancel()
 	}
-	msg, err := r.nc.RequestWithContext(ctx, APIPrefix+"."+op, data)
+	msg, err := r.nc.RequestWithContext(ctx, schema.HistoryAPI(op), data)
 	if err != nil {
 		return nil, fmt.Errorf("history API %s: %w", op, err)
 	}
