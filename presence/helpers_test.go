@@ -96,7 +96,7 @@ var errInjected = errors.New("injected fault")
 
 // faultJS is the real JetStream with faults a test switches on: lease
 // renewals that fail, and a PRESENCE bucket whose deletes can fail and
-// whose puts can be held. Everything else goes to the real server.
+// whose puts and deletes can be held. Everything else goes to the real server.
 type faultJS struct {
 	jetstream.JetStream
 	kv        *faultKV
@@ -140,25 +140,36 @@ type hold struct {
 }
 
 // holdPut holds the next put of key until the test closes release.
-func (f *faultKV) holdPut(key string) *hold {
+func (f *faultKV) holdPut(key string) *hold { return f.hold("put " + key) }
+
+// holdDelete holds the next delete or purge of key likewise.
+func (f *faultKV) holdDelete(key string) *hold { return f.hold("delete " + key) }
+
+func (f *faultKV) hold(op string) *hold {
 	h := &hold{held: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{})}
 	f.mu.Lock()
-	f.holds[key] = h
+	f.holds[op] = h
 	f.mu.Unlock()
 	return h
 }
 
-func (f *faultKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+// wait holds op if the test asked for it; the returned func marks the
+// real operation done.
+func (f *faultKV) wait(op string) func() {
 	f.mu.Lock()
-	h := f.holds[key]
-	delete(f.holds, key)
+	h := f.holds[op]
+	delete(f.holds, op)
 	f.mu.Unlock()
 	if h == nil {
-		return f.KeyValue.Put(ctx, key, value)
+		return func() {}
 	}
 	close(h.held)
 	<-h.release
-	defer close(h.done)
+	return func() { close(h.done) }
+}
+
+func (f *faultKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	defer f.wait("put " + key)()
 	return f.KeyValue.Put(ctx, key, value)
 }
 
@@ -175,6 +186,7 @@ func (f *faultKV) fail() bool {
 }
 
 func (f *faultKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	defer f.wait("delete " + key)()
 	if f.fail() {
 		return errInjected
 	}
@@ -182,6 +194,7 @@ func (f *faultKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDe
 }
 
 func (f *faultKV) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	defer f.wait("delete " + key)()
 	if f.fail() {
 		return errInjected
 	}

@@ -17,12 +17,18 @@ import (
 // (or the test ends).
 func runService(t *testing.T, e *env) (stop func()) {
 	t.Helper()
+	return runServiceOn(t, e, e.js)
+}
+
+// runServiceOn runs a presence service whose bucket is js's.
+func runServiceOn(t *testing.T, e *env, js jetstream.JetStream) (stop func()) {
+	t.Helper()
 	ctx := context.Background()
 	convs, err := conversation.New(ctx, conversation.Config{}, e.js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := NewService(ctx, ServiceConfig{Logger: testLogger(t)}, e.nc, e.js, convs)
+	svc, err := NewService(ctx, ServiceConfig{Logger: testLogger(t)}, e.nc, js, convs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +234,45 @@ func TestServiceLeaseLapseRecovers(t *testing.T) {
 	if !stored(t, e.kv, connKey("alice", "gw1", "s1")) || !state(t, e.kv, "alice").Online {
 		t.Fatal("alice's connection not restored")
 	}
+}
+
+// When a gateway's lease lapses, the service purges its keys; if the
+// gateway has renewed and written a key again before that purge lands,
+// the purge must not take the key, and the connected user, away.
+func TestServiceDropDoesNotUndoRewrite(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	key := connKey("alice", "gw1", "s1")
+	svcJS := newFaultJS(t, e)
+	purge := svcJS.kv.holdDelete(key)
+	runServiceOn(t, e, svcJS)
+	gwJS := newFaultJS(t, e)
+	tr := newTracker(t, gwJS, TrackerConfig{Gateway: "gw1", LeaseTTL: time.Second})
+	if err := tr.Connected(ctx, "alice", "s1", ""); err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.kv.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwJS.failLease.Store(true)
+	select {
+	case <-purge.held:
+	case <-time.After(6 * time.Second):
+		t.Fatal("the service did not purge the keys of a gateway whose lease lapsed")
+	}
+	gwJS.failLease.Store(false)
+	waitFor(t, 5*time.Second, "the gateway writes its key again", func() bool {
+		e, err := e.kv.Get(ctx, key)
+		return err == nil && e.Revision() > first.Revision()
+	})
+	close(purge.release)
+	<-purge.done
+	time.Sleep(300 * time.Millisecond)
+	if !stored(t, e.kv, key) {
+		t.Fatal("the service's late purge removed the key the gateway wrote again")
+	}
+	waitFor(t, 2*time.Second, "alice recorded online", func() bool { return state(t, e.kv, "alice").Online })
 }
 
 // A restarted service announces exactly the transitions it missed.
