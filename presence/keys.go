@@ -1,13 +1,19 @@
 // Package presence tracks who is online in the PRESENCE KV bucket.
 //
 // A gateway writes one key per connection, c.<uid>.<gateway>.<session>,
-// when it opens and deletes it when it closes, and keeps a lease,
+// when it opens and purges it when it closes, and keeps a lease,
 // g.<gateway>, alive with a per-message TTL. Writes therefore follow
 // connects and disconnects, not heartbeats: a client's heartbeats only keep
-// its socket open, and the gateway closes a silent socket, which deletes its
+// its socket open, and the gateway closes a silent socket, which purges its
 // key. When a gateway dies without cleaning up, its lease expires, the
-// server leaves a marker, and the presence service deletes that gateway's
+// server leaves a marker, and the presence service purges that gateway's
 // connection keys.
+//
+// A closed connection must not stay online, so the Tracker repairs what a
+// failure leaves: it retries a failed purge, purges again a key whose
+// connection closed while it was being written, and reconciles the bucket
+// with its live connections periodically. Purge markers expire after the
+// bucket's LimitMarkerTTL, so closed connections leave no tombstones.
 //
 // The presence service watches the whole bucket with one watcher, turns key
 // changes into user-level transitions (first device on, last device off),

@@ -35,10 +35,19 @@ type Service struct {
 	kv    jetstream.KeyValue
 	convs *conversation.Store
 
-	users  map[string]map[string]string // uid -> connection key -> gateway
-	gws    map[string]map[string]string // gateway -> connection key -> uid
+	// markerTTL is the life of a purge marker (the bucket's LimitMarkerTTL).
+	markerTTL time.Duration
+
+	users  map[string]map[string]string  // uid -> connection key -> gateway
+	gws    map[string]map[string]connRef // gateway -> connection key -> user, revision
 	leases map[string]bool
 	states map[string]State // what was last announced
+}
+
+// connRef is what the service knows of a connection key.
+type connRef struct {
+	uid string
+	rev uint64 // of the put the watcher delivered last
 }
 
 // NewService returns a presence service; Run starts it.
@@ -56,7 +65,11 @@ func NewService(ctx context.Context, cfg ServiceConfig, nc *nats.Conn, js jetstr
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketPresence, err)
 	}
-	return &Service{cfg: cfg, nc: nc, kv: kv, convs: convs}, nil
+	ttl, err := markerTTL(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, nc: nc, kv: kv, convs: convs, markerTTL: ttl}, nil
 }
 
 // Run watches the bucket until ctx ends. On start it reads every key,
@@ -64,7 +77,7 @@ func NewService(ctx context.Context, cfg ServiceConfig, nc *nats.Conn, js jetstr
 // changed while no service ran.
 func (s *Service) Run(ctx context.Context) error {
 	s.users = make(map[string]map[string]string)
-	s.gws = make(map[string]map[string]string)
+	s.gws = make(map[string]map[string]connRef)
 	s.leases = make(map[string]bool)
 	s.states = make(map[string]State)
 	w, err := s.kv.WatchAll(ctx)
@@ -82,7 +95,7 @@ func (s *Service) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return errors.New("presence watcher ended")
+				return errWatchEnded
 			}
 			if e == nil {
 				live = true
@@ -140,9 +153,9 @@ func (s *Service) apply(ctx context.Context, e jetstream.KeyValueEntry, live boo
 			}
 			s.users[uid][key] = gw
 			if s.gws[gw] == nil {
-				s.gws[gw] = make(map[string]string)
+				s.gws[gw] = make(map[string]connRef)
 			}
-			s.gws[gw][key] = uid
+			s.gws[gw][key] = connRef{uid: uid, rev: e.Revision()}
 		}
 		if live {
 			s.settle(ctx, uid)
@@ -169,12 +182,16 @@ func (s *Service) reconcile(ctx context.Context) {
 	}
 }
 
-// dropGateway deletes the connection keys of a gateway that is gone; the
-// deletions come back through the watcher and take its users offline.
+// dropGateway purges the connection keys of a gateway that is gone; the
+// purges come back through the watcher and take its users offline. Each
+// purge is conditional on the revision the service saw: a gateway that
+// was only cut off for a while renews its lease and writes its keys
+// again, and a rewrite that lands before this purge must win.
 func (s *Service) dropGateway(ctx context.Context, gw string) {
-	for key := range s.gws[gw] {
-		if err := s.kv.Delete(ctx, key); err != nil {
-			s.cfg.Logger.Warn("stale presence key not deleted", "key", key, "err", err)
+	for key, ref := range s.gws[gw] {
+		err := purgeKey(ctx, s.kv, key, s.markerTTL, jetstream.LastRevision(ref.rev))
+		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			s.cfg.Logger.Warn("stale presence key not purged", "key", key, "err", err)
 		}
 	}
 	s.cfg.Logger.Info("gateway lease gone; its connections are offline", "gateway", gw, "connections", len(s.gws[gw]))

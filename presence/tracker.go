@@ -22,6 +22,11 @@ type TrackerConfig struct {
 	// killed gateway's users go offline at most this long after it died
 	// (plus about a second). Minimum 1 s.
 	LeaseTTL time.Duration
+	// ReconcileEvery is how often the tracker compares this gateway's
+	// connection keys in the bucket with its live connections, deleting
+	// strays and writing missing ones: the repair of last resort for
+	// anything the retries and the lease did not fix. Default 1 minute.
+	ReconcileEvery time.Duration
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 }
@@ -31,22 +36,31 @@ type Tracker struct {
 	cfg TrackerConfig
 	js  jetstream.JetStream
 	kv  jetstream.KeyValue
+	// markerTTL is how long a purge's marker stays in the bucket: the
+	// bucket's LimitMarkerTTL, so deleted keys leave nothing behind.
+	markerTTL time.Duration
 
-	mu    sync.Mutex
-	conns map[string]Conn // key -> value, to write again if the lease was lost
+	mu       sync.Mutex
+	conns    map[string]Conn     // live connections: key -> value
+	unpurged map[string]struct{} // closed connections whose purge failed
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	ctx    context.Context // ends with Close; bounds the background work
+	cancel context.CancelFunc
+	wake   chan struct{} // a purge failed: retry soon
+	wg     sync.WaitGroup
+	once   sync.Once
 }
 
 // NewTracker opens the PRESENCE bucket and starts refreshing the lease.
 func NewTracker(ctx context.Context, cfg TrackerConfig, js jetstream.JetStream) (*Tracker, error) {
 	if cfg.Gateway == "" {
-		return nil, errors.New("presence: tracker needs a gateway id")
+		return nil, ErrNoGateway
 	}
 	if cfg.LeaseTTL < time.Second {
 		cfg.LeaseTTL = time.Second
+	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -55,12 +69,43 @@ func NewTracker(ctx context.Context, cfg TrackerConfig, js jetstream.JetStream) 
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketPresence, err)
 	}
-	t := &Tracker{cfg: cfg, js: js, kv: kv, conns: make(map[string]Conn), stop: make(chan struct{}), done: make(chan struct{})}
+	ttl, err := markerTTL(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tracker{
+		cfg: cfg, js: js, kv: kv, markerTTL: ttl,
+		conns: make(map[string]Conn), unpurged: make(map[string]struct{}),
+		wake: make(chan struct{}, 1),
+	}
 	if err := t.renew(ctx); err != nil {
 		return nil, err
 	}
-	go t.loop()
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.wg.Add(2)
+	go t.leaseLoop()
+	go t.repairLoop()
 	return t, nil
+}
+
+// markerTTL reads the bucket's LimitMarkerTTL, the life of a purge marker;
+// zero on a bucket without markers, where purges keep theirs.
+func markerTTL(ctx context.Context, kv jetstream.KeyValue) (time.Duration, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("status of bucket %s: %w", schema.BucketPresence, err)
+	}
+	return st.LimitMarkerTTL(), nil
+}
+
+// purgeKey removes key and its history. The marker it leaves tells
+// watchers the key is gone, then expires after ttl, so the bucket does
+// not keep a tombstone per connection ever made.
+func purgeKey(ctx context.Context, kv jetstream.KeyValue, key string, ttl time.Duration, opts ...jetstream.KVDeleteOpt) error {
+	if ttl > 0 {
+		opts = append(opts, jetstream.PurgeTTL(ttl))
+	}
+	return kv.Purge(ctx, key, opts...)
 }
 
 // renew writes the lease with its TTL. A KV Put cannot carry a TTL, so the
@@ -74,19 +119,19 @@ func (t *Tracker) renew(ctx context.Context) error {
 	return nil
 }
 
-func (t *Tracker) loop() {
-	defer close(t.done)
+func (t *Tracker) leaseLoop() {
+	defer t.wg.Done()
 	every := t.cfg.LeaseTTL / 4
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	last := time.Now()
 	for {
 		select {
-		case <-t.stop:
+		case <-t.ctx.Done():
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), every)
+		ctx, cancel := context.WithTimeout(t.ctx, every)
 		err := t.renew(ctx)
 		cancel()
 		if err != nil {
@@ -95,7 +140,11 @@ func (t *Tracker) loop() {
 		}
 		if time.Since(last) >= t.cfg.LeaseTTL {
 			// The lease may have expired meanwhile and the presence service
-			// then deleted our keys: write them again.
+			// then deleted our keys, closed connections' included: write
+			// the live ones again; the failed purges are moot.
+			t.mu.Lock()
+			clear(t.unpurged)
+			t.mu.Unlock()
 			t.rewriteAll()
 		}
 		last = time.Now()
@@ -110,50 +159,99 @@ func (t *Tracker) rewriteAll() {
 	}
 	t.mu.Unlock()
 	for k, v := range all {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		data, _ := json.Marshal(v)
-		if _, err := t.kv.Put(ctx, k, data); err != nil {
+		ctx, cancel := context.WithTimeout(t.ctx, opTimeout)
+		if err := t.write(ctx, k, v); err != nil {
 			t.cfg.Logger.Warn("presence key not rewritten", "key", k, "err", err)
 		}
 		cancel()
 	}
 }
 
+// opTimeout bounds one background KV operation.
+const opTimeout = 5 * time.Second
+
+func (t *Tracker) live(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.conns[key]
+	return ok
+}
+
+// write puts key unless its connection has closed. A close racing the
+// put takes the connection out of conns before it purges the key, so if
+// the connection is gone after the put, the put may have landed after
+// that purge and resurrected the key: it is purged again. The check runs
+// even when the put failed, since a put that timed out may still land.
+func (t *Tracker) write(ctx context.Context, key string, c Conn) error {
+	if !t.live(key) {
+		return nil
+	}
+	data, _ := json.Marshal(c)
+	_, err := t.kv.Put(ctx, key, data)
+	if !t.live(key) {
+		_ = t.remove(ctx, key)
+	}
+	return err
+}
+
+// remove purges the key of a closed connection; when that fails the key
+// is retried in the background until it is gone.
+func (t *Tracker) remove(ctx context.Context, key string) error {
+	err := purgeKey(ctx, t.kv, key, t.markerTTL)
+	if err == nil {
+		return nil
+	}
+	t.mu.Lock()
+	if _, live := t.conns[key]; !live {
+		t.unpurged[key] = struct{}{}
+	}
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	return err
+}
+
 // Connected records a new connection of uid.
 func (t *Tracker) Connected(ctx context.Context, uid, session, device string) error {
 	key := connKey(uid, t.cfg.Gateway, session)
 	c := Conn{Device: device, Since: time.Now().UTC()}
-	data, _ := json.Marshal(c)
 	t.mu.Lock()
 	t.conns[key] = c
+	delete(t.unpurged, key)
 	t.mu.Unlock()
-	if _, err := t.kv.Put(ctx, key, data); err != nil {
+	if err := t.write(ctx, key, c); err != nil {
 		return fmt.Errorf("record connection: %w", err)
 	}
 	return nil
 }
 
-// Disconnected removes a connection of uid.
+// Disconnected removes a connection of uid. An error means the key is
+// still in the bucket for now; the tracker keeps retrying, so the caller
+// only has to log it.
 func (t *Tracker) Disconnected(ctx context.Context, uid, session string) error {
 	key := connKey(uid, t.cfg.Gateway, session)
 	t.mu.Lock()
 	delete(t.conns, key)
 	t.mu.Unlock()
-	if err := t.kv.Delete(ctx, key); err != nil {
-		return fmt.Errorf("remove connection: %w", err)
+	if err := t.remove(ctx, key); err != nil {
+		return fmt.Errorf("remove connection (will retry): %w", err)
 	}
 	return nil
 }
 
-// Close stops the lease and deletes it, so the presence service knows at
-// once that nothing of this gateway is left. Connections should have been
+// Close stops the lease and the repairs, tries the failed purges once
+// more and deletes the lease, so the presence service knows at once that
+// nothing of this gateway is left. Connections should have been
 // Disconnected before.
 func (t *Tracker) Close(ctx context.Context) error {
 	var err error
 	t.once.Do(func() {
-		close(t.stop)
-		<-t.done
-		err = t.kv.Delete(ctx, leaseKey(t.cfg.Gateway))
+		t.cancel()
+		t.wg.Wait()
+		t.retryPurges(ctx)
+		err = purgeKey(ctx, t.kv, leaseKey(t.cfg.Gateway), t.markerTTL)
 	})
 	return err
 }

@@ -131,7 +131,8 @@ func DeadStream(c Config) jetstream.StreamConfig {
 // PresenceBucket is the PRESENCE KV bucket's configuration. Keys have no
 // bucket-wide TTL: gateway leases carry their own per-message TTL, and
 // LimitMarkerTTL leaves a marker when one expires, which the presence
-// service's watcher sees as a purge.
+// service's watcher sees as a purge. Closed connections are purged with a
+// marker of the same TTL, so the bucket keeps no tombstone per connection.
 func PresenceBucket(c Config) jetstream.KeyValueConfig {
 	c = c.withDefaults()
 	return jetstream.KeyValueConfig{
