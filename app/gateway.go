@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/fanout"
+	"github.com/natter-chat/natter/gateway"
+	"github.com/natter-chat/natter/metrics"
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/presence"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// startGateway builds the WebSocket gateway on a NATS connection of its
+// own and serves it at /v1/ws. The gateway runs on the HTTP server, so its
+// part has nothing to run: Shutdown closes the gateway's WebSockets before
+// the HTTP server, and the part's close stops the token verifier's JWKS
+// reloader.
+func (a *App) startGateway(ctx context.Context, mux *http.ServeMux) (*part, error) {
+	verifier, err := auth.New(a.cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.newGateway(ctx, verifier); err != nil {
+		_ = verifier.Close()
+		return nil, err
+	}
+	a.obs.reg.MustRegister(metrics.NewGatewayConnections(a.gateway.Connections))
+	mux.Handle("GET /v1/ws", a.gateway)
+	return &part{name: "gateway", close: verifier.Close}, nil
+}
+
+// newGateway builds the gateway's dependencies and the gateway, and sets
+// a.tracker and a.gateway. It is one block on purpose: the gateway's
+// dependencies are reworked on their own, and this is where they meet.
+func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) error {
+	cfg := a.cfg
+	gwNC, gwJS, err := a.connect(ctx, "natter-gateway")
+	if err != nil {
+		return err
+	}
+	convs, msgs, err := a.readers(ctx, gwNC, gwJS)
+	if err != nil {
+		return err
+	}
+	gwCfg := cfg.Gateway
+	if gwCfg.Logger == nil {
+		gwCfg.Logger = cfg.Logger
+	}
+	heartbeat := gwCfg.Heartbeat
+	if heartbeat <= 0 {
+		heartbeat = protocol.DefaultHeartbeatSecs * time.Second
+	}
+	gatewayID := cfg.GatewayID
+	if gatewayID == "" {
+		gatewayID = randomID("gw")
+	}
+	if a.tracker, err = presence.NewTracker(ctx, presence.TrackerConfig{Gateway: gatewayID, LeaseTTL: 2 * heartbeat, Logger: cfg.Logger}, gwJS); err != nil {
+		return err
+	}
+	presenceKV, err := gwJS.KeyValue(ctx, schema.BucketPresence)
+	if err != nil {
+		return err
+	}
+	if a.gateway, err = gateway.New(gwCfg, gateway.Deps{
+		Verifier: verifier, NC: gwNC, JS: gwJS, Convs: convs, Messages: msgs,
+		Presence: a.tracker, PresenceKV: presenceKV, Metrics: a.gatewayMetrics(),
+	}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// startFanout runs a fan-out worker next to every gateway, on a NATS
+// connection of its own so deliveries never queue behind requests. The
+// workers of all gateways share one pinned consumer: one delivers at a
+// time, the others stand by.
+func (a *App) startFanout(ctx context.Context, _ *http.ServeMux) (*part, error) {
+	nc, js, err := a.connect(ctx, "natter-fanout")
+	if err != nil {
+		return nil, err
+	}
+	convs, msgs, err := a.readers(ctx, nc, js)
+	if err != nil {
+		return nil, err
+	}
+	cfg := a.cfg.Fanout
+	if cfg.Logger == nil {
+		cfg.Logger = a.log
+	}
+	return &part{name: "fan-out", run: fanout.New(cfg, nc, js, convs, msgs).Run}, nil
+}
+
+// randomID returns prefix followed by 13 random base32 characters: a NATS
+// subject token.
+func randomID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
