@@ -21,9 +21,9 @@ const (
 	group    = "g"
 )
 
-// setup starts a server with a stream and a pinned consumer on it. The
-// short PinnedTTL lets a standby worker take over within a test's time.
-func setup(t *testing.T, policy jetstream.PriorityPolicy) jetstream.JetStream {
+// setup starts a server with a stream and a consumer on it, pinned with
+// pinnedTTL unless policy says otherwise.
+func setup(t *testing.T, policy jetstream.PriorityPolicy, pinnedTTL time.Duration) jetstream.JetStream {
 	t.Helper()
 	_, js := natstest.Connect(t, natstest.Start(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -35,7 +35,7 @@ func setup(t *testing.T, policy jetstream.PriorityPolicy) jetstream.JetStream {
 	if policy == jetstream.PriorityPolicyPinned {
 		cc.PriorityPolicy = policy
 		cc.PriorityGroups = []string{group}
-		cc.PinnedTTL = time.Second
+		cc.PinnedTTL = pinnedTTL
 	}
 	if _, err := js.CreateConsumer(ctx, stream, cc); err != nil {
 		t.Fatal(err)
@@ -134,7 +134,9 @@ func inOrder(t *testing.T, got []int, from, to int) {
 }
 
 func TestOneWorkerAtATimeInOrder(t *testing.T) {
-	js := setup(t, jetstream.PriorityPolicyPinned)
+	// The TTL of the schema's consumers: the pin stays put while the
+	// pinned worker pulls.
+	js := setup(t, jetstream.PriorityPolicyPinned, 5*time.Second)
 	l := newJournal()
 	stopA := worker(js, l.handler("a"))
 	stopB := worker(js, l.handler("b"))
@@ -152,7 +154,8 @@ func TestOneWorkerAtATimeInOrder(t *testing.T) {
 }
 
 func TestStandbyTakesOver(t *testing.T) {
-	js := setup(t, jetstream.PriorityPolicyPinned)
+	// A short TTL, so the standby takes over within the test's time.
+	js := setup(t, jetstream.PriorityPolicyPinned, time.Second)
 	l := newJournal()
 	stopA := worker(js, l.handler("a"))
 	publish(t, js, 0, 10)
@@ -173,7 +176,7 @@ func TestStandbyTakesOver(t *testing.T) {
 }
 
 func TestRefusesAConsumerThatIsNotPinned(t *testing.T) {
-	js := setup(t, jetstream.PriorityPolicyNone)
+	js := setup(t, jetstream.PriorityPolicyNone, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := pinned.Run(ctx, js, pinned.Config{Stream: stream, Consumer: consumer, Group: group}, func(context.Context, jetstream.Msg) {})
