@@ -6,9 +6,9 @@
 // /metrics. natter serve runs every role; natter gateway, presence,
 // history and pushnotify run one each; tests start Apps in-process.
 //
-// roles.go is the table of roles; each role has one start function in a
-// file of its own that opens what the role needs and returns the part
-// that runs it.
+// roles.go is the table of roles; each role's start function (gateway.go,
+// presence.go, history.go, push.go) opens what the role needs and returns
+// the part that runs it.
 package app
 
 import (
