@@ -23,9 +23,10 @@ type observer struct {
 }
 
 // observe serves /metrics and /readyz on mux. Ready means every NATS
-// connection of the App is connected and JetStream answers.
-func (a *App) observe(mux *http.ServeMux) error {
-	_, js, err := a.connect("natter-metrics")
+// connection of the App is connected and JetStream answers. Roles register
+// their own metrics on a.obs.reg once their parts exist.
+func (a *App) observe(ctx context.Context, mux *http.ServeMux) error {
+	_, js, err := a.connect(ctx, "natter-metrics")
 	if err != nil {
 		return err
 	}
@@ -33,13 +34,6 @@ func (a *App) observe(mux *http.ServeMux) error {
 	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat,
 		[]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
 		[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence)}))
-	a.obs.reg.MustRegister(metrics.NewCounterSnapshot("push_total", "Push notification outcomes by provider.",
-		"provider", "outcome", func() map[pushnotify.Counter]uint64 {
-			if a.push == nil {
-				return nil
-			}
-			return a.push.Counters()
-		}, func(c pushnotify.Counter) (string, string) { return c.Provider, c.Outcome }))
 	mux.Handle("GET /metrics", metrics.Handler(a.obs.reg))
 	mux.HandleFunc("GET /readyz", metrics.Probe(a.readyz))
 	return nil
@@ -47,13 +41,14 @@ func (a *App) observe(mux *http.ServeMux) error {
 
 // gatewayMetrics are the gateway's hooks, registered on the App's registry.
 func (a *App) gatewayMetrics() gateway.Metrics {
-	g := metrics.NewGateway(a.obs.reg, func() int {
-		if a.gateway == nil {
-			return 0
-		}
-		return a.gateway.Connections()
-	})
+	g := metrics.NewGateway(a.obs.reg)
 	return gateway.Metrics{FramesIn: g.FramesIn, FramesOut: g.FramesOut, SendAck: g.SendAck, PublishErrors: g.PublishErrors}
+}
+
+// pushMetrics publishes the dispatcher's outcome counters.
+func pushMetrics(d *pushnotify.Dispatcher) prometheus.Collector {
+	return metrics.NewCounterSnapshot("push_total", "Push notification outcomes by provider.",
+		"provider", "outcome", d.Counters, func(c pushnotify.Counter) (string, string) { return c.Provider, c.Outcome })
 }
 
 func (a *App) readyz(r *http.Request) error {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/pushnotify"
@@ -26,12 +27,13 @@ func (c PushConfig) Configured() bool {
 	return c.APNs != nil || c.FCM != nil || c.WebPush != nil
 }
 
-// startPush runs the push dispatcher on a NATS connection of its own.
-func (a *App) startPush(ctx, runCtx context.Context) error {
+// startPush runs the push dispatcher on a NATS connection of its own;
+// without a configured provider there is nothing to run.
+func (a *App) startPush(ctx context.Context, _ *http.ServeMux) (*part, error) {
 	pc := a.cfg.Push
 	if !pc.Configured() {
 		a.log.Info("Push notifications are off: no provider is configured.")
-		return nil
+		return nil, nil
 	}
 	router := pushnotify.Router{}
 	if pc.APNs != nil {
@@ -41,7 +43,7 @@ func (a *App) startPush(ctx, runCtx context.Context) error {
 		}
 		s, err := apns.New(c)
 		if err != nil {
-			return fmt.Errorf("push: %w", err)
+			return nil, fmt.Errorf("push: %w", err)
 		}
 		router[pushnotify.PlatformAPNs] = s
 	}
@@ -52,7 +54,7 @@ func (a *App) startPush(ctx, runCtx context.Context) error {
 		}
 		s, err := fcm.New(c)
 		if err != nil {
-			return fmt.Errorf("push: %w", err)
+			return nil, fmt.Errorf("push: %w", err)
 		}
 		router[pushnotify.PlatformFCM] = s
 	}
@@ -63,29 +65,29 @@ func (a *App) startPush(ctx, runCtx context.Context) error {
 		}
 		s, err := webpush.New(c)
 		if err != nil {
-			return fmt.Errorf("push: %w", err)
+			return nil, fmt.Errorf("push: %w", err)
 		}
 		router[pushnotify.PlatformWebPush] = s
 	}
-	_, js, err := a.connect("natter-push")
+	_, js, err := a.connect(ctx, "natter-push")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	convs, err := a.conversations(ctx, js)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pushKV, err := js.KeyValue(ctx, schema.BucketPush)
 	if err != nil {
-		return fmt.Errorf("push: %w", err)
+		return nil, fmt.Errorf("push: %w", err)
 	}
 	sentKV, err := js.KeyValue(ctx, schema.BucketPushSent)
 	if err != nil {
-		return fmt.Errorf("push: %w", err)
+		return nil, fmt.Errorf("push: %w", err)
 	}
 	presenceKV, err := js.KeyValue(ctx, schema.BucketPresence)
 	if err != nil {
-		return fmt.Errorf("push: %w", err)
+		return nil, fmt.Errorf("push: %w", err)
 	}
 	dcfg := pc.Dispatcher
 	if dcfg.Logger == nil {
@@ -96,13 +98,9 @@ func (a *App) startPush(ctx, runCtx context.Context) error {
 		Presence: presenceKV, Sent: pushnotify.NewKVDedup(sentKV), Convs: convs,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.push = d
-	a.run(runCtx, "push dispatcher", d.Run)
-	return nil
+	a.obs.reg.MustRegister(pushMetrics(d))
+	return &part{name: "push dispatcher", run: d.Run}, nil
 }
-
-// Push is the push dispatcher, nil when push does not run; its Counters
-// are what a /metrics endpoint will publish.
-func (a *App) Push() *pushnotify.Dispatcher { return a.push }

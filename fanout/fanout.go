@@ -12,13 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/conversation"
+	"github.com/natter-chat/natter/nats/pinned"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -82,45 +82,23 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.
 }
 
 // Run delivers until ctx ends, then stops consuming and returns once no
-// handler runs any more.
+// handler runs any more. Every gateway process runs one; the pinned
+// consumer lets one at a time deliver.
 func (f *Fanout) Run(ctx context.Context) error {
-	cons, err := f.js.Consumer(ctx, schema.StreamChat, schema.ConsumerFanout)
-	if err != nil {
-		return fmt.Errorf("fanout consumer: %w", err)
-	}
 	typing, err := f.nc.QueueSubscribe(schema.TypingWildcard, "fanout", f.onTyping)
 	if err != nil {
-		return fmt.Errorf("subscribe typing: %w", err)
+		return fmt.Errorf("%w: typing: %w", ErrSubscribe, err)
 	}
+	defer func() { _ = typing.Unsubscribe() }()
 	reads, err := f.nc.QueueSubscribe(schema.ReadWildcard, "fanout", f.onRead)
 	if err != nil {
-		_ = typing.Unsubscribe()
-		return fmt.Errorf("subscribe reads: %w", err)
+		return fmt.Errorf("%w: reads: %w", ErrSubscribe, err)
 	}
 	defer func() { _ = reads.Unsubscribe() }()
-	var handlers sync.WaitGroup
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		handlers.Add(1)
-		defer handlers.Done()
-		f.handle(ctx, msg)
-	},
-		jetstream.PullPriorityGroup(schema.PriorityGroupFanout),
-		jetstream.PullMaxMessages(512),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				f.cfg.Logger.Debug("fanout consume error", "err", err)
-			}
-		}))
-	if err != nil {
-		_ = typing.Unsubscribe()
-		return fmt.Errorf("consume %s: %w", schema.ConsumerFanout, err)
-	}
-	<-ctx.Done()
-	cc.Stop()
-	<-cc.Closed()
-	handlers.Wait()
-	_ = typing.Unsubscribe()
-	return nil
+	return pinned.Run(ctx, f.js, pinned.Config{
+		Stream: schema.StreamChat, Consumer: schema.ConsumerFanout, Group: schema.PriorityGroupFanout,
+		MaxMessages: 512, Logger: f.cfg.Logger,
+	}, f.handle)
 }
 
 func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) {
@@ -197,7 +175,7 @@ func (f *Fanout) deliverFrom(subjects []string, frame []byte, origin, originSubj
 			err = f.nc.Publish(s, frame)
 		}
 		if err != nil {
-			return fmt.Errorf("deliver to %s: %w", s, err)
+			return fmt.Errorf("%w to %s: %w", ErrDeliver, s, err)
 		}
 	}
 	return nil

@@ -13,9 +13,9 @@ type Gateway struct {
 	PublishErrors prometheus.Counter
 }
 
-// NewGateway registers the gateway's metrics on reg; connections is read
-// at scrape time.
-func NewGateway(reg prometheus.Registerer, connections func() int) *Gateway {
+// NewGateway registers the gateway's metrics on reg. The gateway takes
+// them when it is built; NewGatewayConnections is registered once it is.
+func NewGateway(reg prometheus.Registerer) *Gateway {
 	g := &Gateway{
 		FramesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "frames_in_total", Help: "WebSocket frames received from clients."}),
@@ -27,8 +27,14 @@ func NewGateway(reg prometheus.Registerer, connections func() int) *Gateway {
 		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "jetstream_publish_errors_total", Help: "JetStream publishes of sends that failed (the client got an error and retries)."}),
 	}
-	reg.MustRegister(g.FramesIn, g.FramesOut, g.SendAck, g.PublishErrors,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "gateway",
-			Name: "connections", Help: "Open WebSocket connections."}, func() float64 { return float64(connections()) }))
+	reg.MustRegister(g.FramesIn, g.FramesOut, g.SendAck, g.PublishErrors)
 	return g
+}
+
+// NewGatewayConnections is the gauge of open WebSocket connections;
+// connections, usually the gateway's Connections method, is read at
+// scrape time.
+func NewGatewayConnections(connections func() int) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "gateway",
+		Name: "connections", Help: "Open WebSocket connections."}, func() float64 { return float64(connections()) })
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/conversation"
+	"github.com/natter-chat/natter/nats/pinned"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
@@ -179,10 +179,6 @@ func NewDispatcher(cfg DispatcherConfig, deps DispatcherDeps) (*Dispatcher, erro
 // returns once no goroutine of it runs; messages whose batches were cut
 // short are left unacknowledged and come back to the next dispatcher.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	cons, err := d.deps.JS.Consumer(ctx, schema.StreamChat, schema.ConsumerPush)
-	if err != nil {
-		return fmt.Errorf("pushnotify consumer: %w", err)
-	}
 	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSend()
 	d.sendCtx = sendCtx
@@ -199,27 +195,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	var handlers sync.WaitGroup
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		handlers.Add(1)
-		defer handlers.Done()
-		d.handle(ctx, msg)
-	},
-		jetstream.PullPriorityGroup(schema.PriorityGroupPush),
-		jetstream.PullMaxMessages(256),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				d.cfg.Logger.Debug("pushnotify consume error", "err", err)
-			}
-		}))
-	if err == nil {
-		<-ctx.Done()
-		cc.Stop()
-		<-cc.Closed()
-		handlers.Wait()
-	} else {
-		err = fmt.Errorf("consume %s: %w", schema.ConsumerPush, err)
-	}
+	err := pinned.Run(ctx, d.deps.JS, pinned.Config{
+		Stream: schema.StreamChat, Consumer: schema.ConsumerPush, Group: schema.PriorityGroupPush,
+		MaxMessages: 256, Logger: d.cfg.Logger,
+	}, d.handle)
 	stop := time.AfterFunc(d.cfg.DrainTimeout, cancelSend)
 	defer stop.Stop()
 	d.co.Stop() // flushes every open window into the queue

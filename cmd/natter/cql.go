@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/history/scyllastore"
 )
 
@@ -65,21 +66,19 @@ func (f *cqlFlags) config() (scyllastore.Config, error) {
 	return cfg, nil
 }
 
-// open migrates when asked and opens the store; nil without --cql.
-func (f *cqlFlags) open(ctx context.Context) (*scyllastore.Store, error) {
+// history adds the CQL store to h when --cql names one: it replaces the
+// embedded store, and every role may read it. app opens it (and migrates
+// first with --cql-migrate), in the one place the backend is chosen.
+func (f *cqlFlags) history(h *app.HistoryConfig) error {
 	if f.hosts == "" {
-		return nil, nil
+		return nil
 	}
 	cfg, err := f.config()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if f.migrate {
-		if err := scyllastore.Migrate(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("migrate history schema: %w", err)
-		}
-	}
-	return scyllastore.New(ctx, cfg)
+	*h = app.HistoryConfig{CQL: &cfg, Migrate: f.migrate}
+	return nil
 }
 
 // migrateCmd creates or updates the history keyspace and tables; running

@@ -19,7 +19,7 @@ func TestServeJWTFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("NATTER_JWT_SECRET", "")
-			cfg, _, err := serveConfig(append(tt.args, "--data", t.TempDir()), io.Discard, "serve")
+			cfg, err := serveConfig(append(tt.args, "--data", t.TempDir()), io.Discard, "serve")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -33,7 +33,7 @@ var roles = map[string]app.Roles{
 
 // serveConfig parses the flags of serve, or of a single role run against
 // an external NATS.
-func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cqlFlags, error) {
+func serveConfig(args []string, stderr io.Writer, name string) (app.Config, error) {
 	gatewayOnly := name != "serve"
 	fs := flag.NewFlagSet("natter "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,28 +69,31 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return app.Config{}, nil, err
+		return app.Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return app.Config{}, nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return app.Config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
-		return app.Config{}, nil, err
+		return app.Config{}, err
 	}
 	if (*tlsCert == "") != (*tlsKey == "") || (*natsTLSCert == "") != (*natsTLSKey == "") {
-		return app.Config{}, nil, errors.New("a TLS certificate needs its key, and a key its certificate")
+		return app.Config{}, errors.New("a TLS certificate needs its key, and a key its certificate")
 	}
 	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
 	if cfg.Push, err = pushConfig(); err != nil {
-		return cfg, nil, err
+		return cfg, err
 	}
 	if name == "pushnotify" && !cfg.Push.Configured() {
-		return cfg, nil, errors.New("pushnotify needs a provider: --apns-key-file, --fcm-credentials or --webpush-vapid-key-file")
+		return cfg, errors.New("pushnotify needs a provider: --apns-key-file, --fcm-credentials or --webpush-vapid-key-file")
 	}
 	if cfg.Roles.History {
 		// The embedded history store lives with the history role.
 		cfg.History.Dir = filepath.Join(*dataDir, "history")
+	}
+	if err := cql.history(&cfg.History); err != nil {
+		return cfg, err
 	}
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe
@@ -106,14 +109,14 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	}
 	if gatewayOnly {
 		if *natsURL == "" {
-			return cfg, nil, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
+			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
 		}
 		cfg.NATSURL = *natsURL
 	} else {
 		switch *syncMode {
 		case "interval", "always":
 		default:
-			return cfg, nil, fmt.Errorf(`--sync must be "interval" or "always", not %q`, *syncMode)
+			return cfg, fmt.Errorf(`--sync must be "interval" or "always", not %q`, *syncMode)
 		}
 		cfg.Embedded = natsrv.Config{Listen: *natsAddr, DataDir: *dataDir, SyncAlways: *syncMode == "always",
 			TLSCert: *natsTLSCert, TLSKey: *natsTLSKey}
@@ -125,11 +128,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 	}
 	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSFile == "" && cfg.Roles.Gateway {
 		if !*dev {
-			return cfg, nil, errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret (or --jwt-public-key), or run with --dev")
+			return cfg, errors.New("no JWT secret: set NATTER_JWT_SECRET or --jwt-secret (or --jwt-public-key), or run with --dev")
 		}
 		s, created, err := devSecret(*dataDir)
 		if err != nil {
-			return cfg, nil, err
+			return cfg, err
 		}
 		cfg.Auth.Secret = s
 		if created {
@@ -148,7 +151,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, *cql
 		}
 		log.Warn("dev mode: GET /dev/token?user=<id> hands out tokens for any user")
 	}
-	return cfg, cql, nil
+	return cfg, nil
 }
 
 // devSecret reads the generated dev secret under dir, creating it first.
@@ -170,21 +173,12 @@ func devSecret(dir string) (string, bool, error) {
 }
 
 func serve(args []string, stderr io.Writer, name string) error {
-	cfg, cql, err := serveConfig(args, stderr, name)
+	cfg, err := serveConfig(args, stderr, name)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	store, err := cql.open(ctx)
-	if err != nil {
-		return err
-	}
-	if store != nil {
-		// ScyllaDB replaces the embedded store; every role may read it.
-		defer store.Close()
-		cfg.History = app.HistoryConfig{Store: store}
-	}
 	a, err := app.Start(ctx, cfg)
 	if err != nil {
 		return err
