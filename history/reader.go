@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -217,10 +216,8 @@ func (r *Reader) CountAfter(ctx context.Context, conv string, after uint64, limi
 }
 
 // applyEdits applies the edits and deletions among events to the targets
-// in page, by the rules of Store: only the target's sender, the highest
-// edit wins, a deletion makes a tombstone that later edits leave alone.
-// Rows that came from the store already carry what the store applied;
-// applying again changes nothing.
+// in page, by Apply. Rows that came from the store already carry what the
+// store applied; applying again changes nothing.
 func applyEdits(page, events []*protocol.Message) {
 	if len(page) == 0 {
 		return
@@ -230,20 +227,8 @@ func applyEdits(page, events []*protocol.Message) {
 		bySeq[m.Seq] = m
 	}
 	for _, ev := range events {
-		if ev.Kind != protocol.KindEdit && ev.Kind != protocol.KindDelete {
-			continue
-		}
-		t := bySeq[ev.Ref]
-		if t == nil || t.Kind != protocol.KindMessage || t.Sender != ev.Sender || t.Deleted {
-			continue
-		}
-		switch ev.Kind {
-		case protocol.KindEdit:
-			if ev.Seq > t.EditSeq {
-				t.Body, t.EditSeq = ev.Body, ev.Seq
-			}
-		case protocol.KindDelete:
-			t.Deleted, t.Body = true, json.RawMessage(`{}`)
+		if t := bySeq[ev.Ref]; t != nil {
+			Apply(t, ev)
 		}
 	}
 }

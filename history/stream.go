@@ -15,10 +15,6 @@ import (
 	"github.com/natter-chat/natter/protocol"
 )
 
-// ErrNotFound is returned by Get for a seq that holds no message of the
-// conversation.
-var ErrNotFound = errors.New("message not found")
-
 // batchSize is how many messages one batch direct get asks for.
 const batchSize = 256
 
