@@ -350,7 +350,14 @@ func (a *App) startHistory(ctx, runCtx context.Context) error {
 	if a.api, err = history.StartAPI(nc, pages, 10*time.Second); err != nil {
 		return err
 	}
-	w := history.NewWriter(history.WriterConfig{Logger: a.cfg.Logger}, js, a.store)
+	wcfg := history.WriterConfig{Logger: a.cfg.Logger}
+	if a.cfg.History.Store == nil {
+		wcfg.SingleWriter = localstore.Name(a.cfg.History.Dir) // an embedded store: one writer per cluster
+	}
+	w := history.NewWriter(wcfg, js, a.store)
+	if err := w.Claim(ctx); err != nil {
+		return err
+	}
 	a.run(runCtx, "history writer", w.Run)
 	return nil
 }

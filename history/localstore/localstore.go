@@ -32,6 +32,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -194,4 +196,20 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg)
 	panic("localstore: pebble: " + msg)
+}
+
+// Name names the store in dir for the history writer lease
+// (history.WriterConfig.SingleWriter): host and absolute directory, the
+// same across restarts. Pebble's lock on the directory means at most one
+// live process has it open, so a writer may take over a lease held under
+// its own Name.
+func Name(dir string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return host + ":" + dir
 }

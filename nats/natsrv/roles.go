@@ -73,7 +73,7 @@ var permissions = map[string][2][]string{
 		{"_INBOX.>", "chat.user.*.>", "chat.conv.*.typing", "chat.conv.*.read"},
 	},
 	RoleHistory: {
-		append([]string{"chat.dead.*", "$JS.ACK.CHAT.history.>", "$SRV.>"}, jsClient...),
+		append([]string{"chat.dead.*", "$JS.ACK.CHAT.history.>", "$SRV.>", "$KV.LEASES.>"}, jsClient...),
 		{"_INBOX.>", "chat.api.history.>", "$SRV.>"},
 	},
 	RolePresence: {
