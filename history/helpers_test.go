@@ -208,3 +208,5 @@ func texts(page []*protocol.Message) []string {
 	}
 	return out
 }
+
+func itoa(n uint64) string { return fmt.Sprint(n) }
