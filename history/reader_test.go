@@ -47,11 +47,11 @@ func TestReaderMergesStoreAndStream(t *testing.T) {
 	e := newEnv(t)
 	seqs := e.say("c", "a", "b", "c", "d")
 	e.say("other", "x")
-	e.publish("c", envelope("u1", protocol.KindEdit, seqs[0], "A"))   // 6
+	e.publish("c", envelope("u1", protocol.KindEdit, seqs[0], "A"))    // 6
 	e.publish("c", envelope("u2", protocol.KindEdit, seqs[1], "nope")) // 7: not the sender
 	e.say("c", "e")                                                    // 8
 	e.publish("c", envelope("u1", protocol.KindDelete, seqs[2], ""))   // 9
-	e.publish("c", envelope("u1", protocol.KindEdit, seqs[0], "AA"))  // 10
+	e.publish("c", envelope("u1", protocol.KindEdit, seqs[0], "AA"))   // 10
 	e.publish("c", envelope("u3", protocol.KindReaction, seqs[3], "+1"))
 	want := []string{"1:AA*", "2:b", "3:x", "4:d", "6:A", "7:nope", "8:e", "9:", "10:AA", "11:+1"}
 
@@ -77,7 +77,7 @@ func TestReaderMergesStoreAndStream(t *testing.T) {
 	// Newer messages on top of the store: store rows and stream rows in
 	// one page, an edit in the stream applied to a stored row.
 	e.publish("c", envelope("u1", protocol.KindEdit, seqs[3], "D")) // 12
-	e.say("c", "f")                                                  // 13
+	e.say("c", "f")                                                 // 13
 	want = []string{"1:AA*", "2:b", "3:x", "4:D*", "6:A", "7:nope", "8:e", "9:", "10:AA", "11:+1", "12:D", "13:f"}
 	for _, n := range []int{1, 5, 50} {
 		fwd, back := pages(t, e.reader(), "c", n)
