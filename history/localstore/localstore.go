@@ -29,13 +29,16 @@
 package localstore
 
 import (
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -125,6 +128,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
+		if lockHeld(err) {
+			return nil, fmt.Errorf("%w: %s (%v)", ErrLocked, cfg.Dir, err)
+		}
 		return nil, fmt.Errorf("localstore: open %s: %w", cfg.Dir, err)
 	}
 	s := &Store{db: db, sync: pebble.Sync, seed: maphash.MakeSeed()}
@@ -178,6 +184,14 @@ func (s *Store) lockConvs(convs []string) func() {
 			s.locks[i].Unlock()
 		}
 	}
+}
+
+// lockHeld reports whether Pebble failed to take the directory's LOCK
+// file: a conflicting fcntl lock of another process (EAGAIN, or EACCES on
+// some systems), or Pebble's own check within this process.
+func lockHeld(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
 }
 
 // pebbleLogger sends Pebble's log lines to slog.
