@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,5 +71,52 @@ func TestHistoryRebuild(t *testing.T) {
 	rows, _, err := store.After(ctx, "c1", 0, 100)
 	if err != nil || len(rows) != 8 || rows[0].Seq != 2 || string(rows[7].Body) != `{"text":"m22"}` {
 		t.Fatalf("c1 after the rebuild: %d rows, %v", len(rows), err)
+	}
+}
+
+// A second history writer on another embedded store of the same cluster
+// fails at start, naming the holder; with natter serve's writer stopped
+// it starts.
+func TestSecondEmbeddedHistoryWriterFails(t *testing.T) {
+	bin := buildNatter(t)
+	data := t.TempDir()
+	httpAddr := freePort(t)
+	serve := exec.Command(bin, "serve", "--dev", "--data", data, "--http", httpAddr, "--nats", freePort(t), "--log-level", "warn")
+	var logs strings.Builder
+	serve.Stderr = &logs
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = serve.Process.Kill()
+		_ = serve.Wait()
+		if t.Failed() {
+			t.Logf("serve logs:\n%s", logs.String())
+		}
+	})
+	waitHealthy(t, httpAddr)
+	url, err := os.ReadFile(filepath.Join(data, "nats-history.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := exec.Command(bin, "history", "--nats-url", strings.TrimSpace(string(url)),
+		"--data", t.TempDir(), "--http", freePort(t), "--log-level", "warn")
+	var out strings.Builder
+	second.Stdout, second.Stderr = &out, &out
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- second.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil || !strings.Contains(out.String(), "another writer holds the history writer lease") ||
+			!strings.Contains(out.String(), filepath.Join(data, "history")) {
+			t.Fatalf("second writer exited with %v:\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = second.Process.Kill()
+		<-exited
+		t.Fatalf("a second writer on another embedded store is still running after 30 s:\n%s", out.String())
 	}
 }
