@@ -148,11 +148,10 @@ func (w *Writer) write(ctx context.Context) error {
 		if len(got) == 0 {
 			continue
 		}
-		if err := w.append(ctx, msgs, got); err != nil {
+		if err := w.append(ctx, msgs, got); errors.Is(err, ErrConflict) {
 			return err
-		}
-		if ctx.Err() != nil {
-			return nil
+		} else if err != nil {
+			return nil // ctx ended before the store had the batch
 		}
 		for _, m := range got[:len(got)-1] {
 			_ = m.Ack()
@@ -168,7 +167,8 @@ func (w *Writer) write(ctx context.Context) error {
 
 // append retries until the store has msgs or ctx ends, telling the server
 // the batch is still being worked on so it is not redelivered meanwhile.
-// A conflict is not retried: it is returned, unacked.
+// It returns ctx's error if ctx ends first. A conflict is not retried: it
+// is returned, the batch left unacked.
 func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) error {
 	if len(msgs) == 0 {
 		return nil
@@ -180,7 +180,7 @@ func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jet
 			return nil
 		}
 		if ctx.Err() != nil {
-			return nil
+			return ctx.Err()
 		}
 		if errors.Is(err, ErrConflict) {
 			w.cfg.Logger.Error("history writer stops: the store holds a seq of the CHAT stream with other content; see docs/operations.md, Restoring and rebuilding the history store",
@@ -195,7 +195,7 @@ func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jet
 			_ = m.InProgress()
 		}
 		if !sleep(ctx, backoff) {
-			return nil
+			return ctx.Err()
 		}
 		backoff = min(2*backoff, w.cfg.MaxBackoff)
 	}
