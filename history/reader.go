@@ -96,9 +96,11 @@ func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int
 	if err != nil {
 		return nil, false, err
 	}
-	gap, err := r.lacksNewest(ctx, conv, w, first)
-	if err != nil {
-		return nil, false, err
+	var gap bool
+	if after < w { // else the page is all stream rows
+		if gap, err = r.lacksNewest(ctx, conv, w, first); err != nil {
+			return nil, false, err
+		}
 	}
 	var page []*protocol.Message
 	var more bool
