@@ -202,6 +202,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if _, err := js.CreateOrUpdateKeyValue(ctx, PresenceBucket(c)); err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", BucketPresence, err)
 	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, LeasesBucket(c)); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", BucketLeases, err)
+	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, FanoutConsumer()); err != nil {
 		return fmt.Errorf("ensure consumer %s: %w", ConsumerFanout, err)
 	}
