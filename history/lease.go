@@ -64,7 +64,7 @@ func claimLease(ctx context.Context, js jetstream.JetStream, owner string, ttl t
 // A KV Update cannot carry a TTL, so it is published to the bucket's
 // subject with the revision check Update would do.
 func (l *lease) renew(ctx context.Context) error {
-	ack, err := l.js.Publish(ctx, "$KV."+schema.BucketLeases+"."+schema.LeaseHistoryWriter, []byte(l.owner),
+	ack, err := l.js.Publish(ctx, schema.KVKey(schema.BucketLeases, schema.LeaseHistoryWriter), []byte(l.owner),
 		jetstream.WithExpectLastSequencePerSubject(l.rev), jetstream.WithMsgTTL(l.ttl))
 	if err != nil {
 		var apiErr *jetstream.APIError
