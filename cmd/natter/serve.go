@@ -141,6 +141,13 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 			log.Warn("dev mode: using the generated JWT secret", "file", filepath.Join(*dataDir, devSecretFile))
 		}
 	}
+	if cfg.Roles.Gateway && !*dev && cfg.Auth.Secret != "" {
+		// A gateway verifies client tokens with the secret; a weak one
+		// lets anyone sign in as anyone.
+		if err := checkSecret(cfg.Auth.Secret); err != nil {
+			return cfg, err
+		}
+	}
 	cfg.Web = name == "serve" || name == "gateway"
 	if *dev && cfg.Web && cfg.Auth.Secret != "" && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSFile == "" {
 		// The web app's sign-in: GET /dev/token?user=alice, signed with the
