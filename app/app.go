@@ -225,12 +225,13 @@ func (a *App) WebSocketURL() string {
 // NATS is the embedded server, nil when an external NATS is used.
 func (a *App) NATS() *natsrv.Server { return a.nats }
 
-// NATSClientURL is the NATS URL without credentials.
+// NATSClientURL is the NATS URL without credentials: the external URL
+// list has its passwords redacted, since this is what gets logged.
 func (a *App) NATSClientURL() string {
 	if a.nats != nil {
 		return a.nats.ClientURL()
 	}
-	return a.cfg.NATSURL
+	return natsrv.RedactURLs(a.cfg.NATSURL)
 }
 
 // Gateway is the WebSocket gateway, nil without the gateway role.
