@@ -42,6 +42,12 @@ type Config struct {
 	Roles Roles
 	// HTTPAddr is where /v1/ws and /healthz listen ("127.0.0.1:0" picks a port).
 	HTTPAddr string
+	// HTTPReadTimeout bounds reading a whole non-upgrade request (and its
+	// headers), HTTPIdleTimeout how long a keep-alive connection may wait
+	// for its next request; 30 s and 2 min by default. A WebSocket is not
+	// bound by either: the gateway sets its own read deadline once it has
+	// taken the connection over.
+	HTTPReadTimeout, HTTPIdleTimeout time.Duration
 	// TLSCert and TLSKey (PEM files) serve HTTPS and wss:// instead.
 	TLSCert, TLSKey string
 	// NATSRootCA is a PEM file of the CA that signed an external NATS's TLS
@@ -88,6 +94,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = 30 * time.Second
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		c.HTTPIdleTimeout = 2 * time.Minute
 	}
 	return c
 }
@@ -186,7 +198,12 @@ func (a *App) serveHTTP(mux *http.ServeMux) error {
 	if a.listener, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
 	}
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	// No WriteTimeout: it would stay on a hijacked WebSocket and cut long
+	// pushes; the gateway bounds its writes itself.
+	a.http = &http.Server{Handler: mux,
+		ReadHeaderTimeout: min(10*time.Second, a.cfg.HTTPReadTimeout),
+		ReadTimeout:       a.cfg.HTTPReadTimeout, IdleTimeout: a.cfg.HTTPIdleTimeout,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
