@@ -2,8 +2,8 @@
 // NATS server (unless an external cluster is named), the schema, the
 // history store, and the roles asked for — the WebSocket gateway with its
 // fan-out worker, the presence service, the history writer, the push
-// dispatcher — behind an HTTP server for /v1/ws, /healthz, /readyz and
-// /metrics. natter serve runs every role; natter gateway, presence,
+// dispatcher — behind an HTTP server for /v1/ws and /healthz, with
+// /metrics and /readyz on an operator listener of their own. natter serve runs every role; natter gateway, presence,
 // history and pushnotify run one each; tests start Apps in-process.
 //
 // roles.go is the table of roles; each role's start function (gateway.go,
@@ -42,6 +42,9 @@ type Config struct {
 	Roles Roles
 	// HTTPAddr is where /v1/ws and /healthz listen ("127.0.0.1:0" picks a port).
 	HTTPAddr string
+	// MetricsAddr, when set, is where /metrics, /readyz and /healthz
+	// listen for the operator; off by default, never on HTTPAddr.
+	MetricsAddr string
 	// HTTPReadTimeout bounds reading a whole non-upgrade request (and its
 	// headers), HTTPIdleTimeout how long a keep-alive connection may wait
 	// for its next request; 30 s and 2 min by default. A WebSocket is not
@@ -170,8 +173,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err := a.serveHTTP(mux); err != nil {
 		return a, err
 	}
+	if err := a.serveMetrics(); err != nil {
+		return a, err
+	}
 	a.ready.Store(true)
-	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL(),
+	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "metrics", a.MetricsAddr(), "nats", a.NATSClientURL(),
 		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence, "history", cfg.Roles.History)
 	return a, nil
 }
@@ -180,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 func (a *App) baseMux(ctx context.Context) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	if err := a.observe(ctx, mux); err != nil {
+	if err := a.observe(ctx); err != nil {
 		return nil, err
 	}
 	if a.cfg.Web {
@@ -273,6 +279,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.http != nil {
 			errs = append(errs, a.http.Shutdown(ctx))
 		}
+		errs = append(errs, a.shutdownMetrics(ctx))
 		a.cancel()
 		a.wg.Wait()
 		for i := len(a.parts) - 1; i >= 0; i-- {
