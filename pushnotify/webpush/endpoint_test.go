@@ -123,19 +123,20 @@ func TestSendRefusesNonPublicAtDial(t *testing.T) {
 	svcAddr := strings.TrimPrefix(svc.URL(), "https://")
 
 	t.Run("custom dial", func(t *testing.T) {
-		// The test's "DNS": push.natter.example is the fake, on 127.0.0.1.
+		// The test's "DNS": push.example.com (on the fake's certificate) is
+		// the fake, on 127.0.0.1.
 		var dials atomic.Int32
 		tr := svc.Client().Transport.(*http.Transport).Clone()
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			dials.Add(1)
-			if addr != "push.natter.example:443" {
+			if addr != "push.example.com:443" {
 				return nil, errors.New("unexpected dial to " + addr)
 			}
 			var d net.Dialer
 			return d.DialContext(ctx, network, svcAddr)
 		}
-		c := sender(t, svc, webpush.EndpointPolicy{AllowHosts: []string{"push.natter.example"}}, &http.Client{Transport: tr})
-		n := &pushnotify.Notification{Platform: pushnotify.PlatformWebPush, Token: onHost(t, sub, "push.natter.example"), Title: "t", Body: "b"}
+		c := sender(t, svc, webpush.EndpointPolicy{AllowHosts: []string{"push.example.com"}}, &http.Client{Transport: tr})
+		n := &pushnotify.Notification{Platform: pushnotify.PlatformWebPush, Token: onHost(t, sub, "push.example.com"), Title: "t", Body: "b"}
 		err := c.Send(t.Context(), n)
 		if !errors.Is(err, webpush.ErrEndpointRefused) {
 			t.Fatalf("Send = %v, want ErrEndpointRefused", err)
