@@ -121,7 +121,7 @@ func (sess *session) sync(ctx context.Context, req *protocol.Request) (any, *pro
 	if err != nil {
 		return nil, sess.fail(err)
 	}
-	return messagesFrame(req, msgs, more), nil
+	return sess.messagesPage(req, msgs, more, false)
 }
 
 // history pages backwards from a seq.
@@ -141,12 +141,5 @@ func (sess *session) history(ctx context.Context, req *protocol.Request) (any, *
 	if err != nil {
 		return nil, sess.fail(err)
 	}
-	return messagesFrame(req, msgs, more), nil
-}
-
-func messagesFrame(req *protocol.Request, msgs []*protocol.Message, more bool) *protocol.MessagesFrame {
-	if msgs == nil {
-		msgs = []*protocol.Message{}
-	}
-	return &protocol.MessagesFrame{Type: protocol.TypeMessages, ID: req.ID, Conv: req.Conv, Messages: msgs, More: more}
+	return sess.messagesPage(req, msgs, more, true)
 }
