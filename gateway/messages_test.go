@@ -148,7 +148,7 @@ func TestSyncAndHistory(t *testing.T) {
 		{"sync from the start", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 3 }), "[1 2 3] more=true", 3},
 		{"sync after a seq", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.After = "g1", json.RawMessage(`8`) }), "[9 10] more=false", protocol.DefaultLimit},
 		{"sync at the end", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.After = "g1", json.RawMessage(`10`) }), "[] more=false", protocol.DefaultLimit},
-		{"sync limit capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", protocol.MaxLimit+1 }), "[1 2 3 4 5 6 7 8 9 10] more=false", protocol.MaxLimit},
+		{"sync limit capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", protocol.MaxLimit+1 }), "[1 2 3 4 5 6 7 8 9 10] more=false", firstRead},
 		{"history newest", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 2 }), "[9 10] more=true", 2},
 		{"history before", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit, r.Before = "g1", 2, before(4) }), "[2 3] more=true", 2},
 		{"history before 0 is unbounded", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit, r.Before = "g1", 1, before(0) }), "[10] more=true", 1},
@@ -295,5 +295,28 @@ func TestMessagesPagesFit(t *testing.T) {
 	f := page(req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 2 }))
 	if len(f.Messages) != 2 || !f.More {
 		t.Fatalf("sync limit 2: %d messages, more %v", len(f.Messages), f.More)
+	}
+
+	// Small messages: the limit decides, read in two goes.
+	h.convs.add("g2", protocol.ConversationGroup, "alice", "alice")
+	for seq := uint64(1); seq <= 700; seq++ {
+		h.msgs.put(&protocol.Message{Conv: "g2", Seq: seq, Sender: "alice", ClientID: fmt.Sprint(seq), Body: json.RawMessage(`{}`)})
+	}
+	for _, tc := range []struct {
+		name        string
+		req         *protocol.Request
+		first, last uint64
+		more        bool
+	}{
+		{"sync capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g2", 1000 }), 1, 500, true},
+		{"sync to the end", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit, r.After = "g2", 500, json.RawMessage(`250`) }), 251, 700, false},
+		{"history capped", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit = "g2", 1000 }), 201, 700, true},
+		{"history to the start", req(protocol.TypeHistory, func(r *protocol.Request) { b := int64(451); r.Conv, r.Limit, r.Before = "g2", 500, &b }), 1, 450, false},
+	} {
+		f := page(tc.req)
+		n := uint64(len(f.Messages))
+		if n == 0 || f.Messages[0].Seq != tc.first || f.Messages[n-1].Seq != tc.last || n != tc.last-tc.first+1 || f.More != tc.more {
+			t.Fatalf("%s: %d messages from %d to %d, more %v; want %d to %d, more %v", tc.name, n, f.Messages[0].Seq, f.Messages[n-1].Seq, f.More, tc.first, tc.last, tc.more)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
@@ -102,30 +103,58 @@ func appendHead(dst []byte, typ, id string) []byte {
 	return dst
 }
 
-// messagesPage encodes the reply to sync or history; msgs are ascending
-// and more is what the store said. What does not fit the frame is left
-// for the next page: the newest messages are kept when keepNewest
-// (history, which pages backwards, so more then says older ones exist),
-// the oldest otherwise (sync).
-func (sess *session) messagesPage(req *protocol.Request, msgs []*protocol.Message, more, keepNewest bool) (any, *protocol.Error) {
+// firstRead is how many messages a page reads first. A page of large
+// messages is full long before its limit: reading all 500 of a limit for
+// the 16 of 64 KiB that fit would cost 30 MiB a page. When the first read
+// fits, the rest of the limit is read in one go.
+const firstRead = 100
+
+// messageReader reads up to limit messages of conv next to seq from
+// (after it for sync, before it for history), ascending, and says whether
+// more exist further on: Messages.After or Messages.Before.
+type messageReader func(ctx context.Context, conv string, from uint64, limit int) ([]*protocol.Message, bool, error)
+
+// messagesPage reads and encodes the reply to sync (forwards, keepNewest
+// false) or history (backwards from before, keepNewest true) from seq
+// from. What does not fit the frame is left for the next page: the
+// newest messages are kept for history, whose more then says older ones
+// exist, the oldest for sync.
+func (sess *session) messagesPage(ctx context.Context, req *protocol.Request, from uint64, keepNewest bool, read messageReader) (any, *protocol.Error) {
 	head := appendHead(make([]byte, 0, 64+len(req.ID)+len(req.Conv)), protocol.TypeMessages, req.ID)
 	head = append(head, `,"conv":`...)
 	head = protocol.AppendString(head, req.Conv)
 	head = append(head, `,"messages":[`...)
 	const tailMax = len(`],"more":false}`)
 	p := newPage(sess.srv.pageBytes(), len(head), tailMax)
-	for k := range msgs {
-		i := k
-		if keepNewest {
-			i = len(msgs) - 1 - k
+	limit := pageLimit(req.Limit, protocol.MaxLimit)
+	more := true
+	for full := false; more && !full && p.len() < limit; {
+		n := limit - p.len()
+		if p.len() == 0 {
+			n = min(n, firstRead)
 		}
-		ok, err := p.add(msgs[i])
+		msgs, storeMore, err := read(ctx, req.Conv, from, n)
 		if err != nil {
 			return nil, sess.fail(err)
 		}
-		if !ok {
-			more = true
+		more = storeMore
+		if len(msgs) == 0 {
 			break
+		}
+		for k := range msgs {
+			i := k
+			if keepNewest {
+				i = len(msgs) - 1 - k
+			}
+			ok, err := p.add(msgs[i])
+			if err != nil {
+				return nil, sess.fail(err)
+			}
+			if !ok {
+				more, full = true, true
+				break
+			}
+			from = msgs[i].Seq
 		}
 	}
 	tail := strconv.AppendBool([]byte(`],"more":`), more)
