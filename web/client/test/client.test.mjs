@@ -282,13 +282,6 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     for (const conv of convs) await cb.send(conv, { text: "before" });
     await until(() => convs.every((conv) => ca.lastSeq(conv) > 0));
 
-    const first = await ca.conversationsPage(undefined, 2);
-    assert.equal(first.conversations.length, 2);
-    assert.equal(first.more, true);
-    assert.equal(typeof first.next, "string");
-    const all = await ca.conversations();
-    assert.deepEqual(all.map((c) => c.conv).sort(), [...convs].sort());
-
     g.close();
     rec.sockets.at(-1).terminate();
     await next(ca, "state", (s) => s === "reconnecting");
@@ -307,6 +300,13 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.equal(asked.length, 3);
     assert.equal(asked[0].after, undefined);
     assert.ok(asked.slice(1).every((f) => typeof f.after === "string" && f.limit === 2));
+
+    const first = await ca.conversationsPage(undefined, 2);
+    assert.equal(first.conversations.length, 2);
+    assert.equal(first.more, true);
+    assert.equal(typeof first.next, "string");
+    const all = await ca.conversations();
+    assert.deepEqual(all.map((c) => c.conv).sort(), [...convs].sort());
     ca.close();
     cb.close();
   });
