@@ -215,6 +215,11 @@ func (s *Session) resync(c *Client) error {
 			s.mu.Lock()
 			after := s.state(conv.Conv).synced
 			s.mu.Unlock()
+			if conv.LastSeq <= after {
+				// Nothing new: a user in hundreds of conversations must
+				// not spend a request (and its rate limit) on each.
+				break
+			}
 			page, err := c.Sync(ctx, conv.Conv, after, 200)
 			if err != nil {
 				return err

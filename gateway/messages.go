@@ -117,11 +117,7 @@ func (sess *session) sync(ctx context.Context, req *protocol.Request) (any, *pro
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	msgs, more, err := sess.srv.msgs.After(ctx, req.Conv, after, pageLimit(req.Limit, protocol.MaxLimit))
-	if err != nil {
-		return nil, sess.fail(err)
-	}
-	return messagesFrame(req, msgs, more), nil
+	return sess.messagesPage(ctx, req, after, false, sess.srv.msgs.After)
 }
 
 // history pages backwards from a seq.
@@ -137,16 +133,5 @@ func (sess *session) history(ctx context.Context, req *protocol.Request) (any, *
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	msgs, more, err := sess.srv.msgs.Before(ctx, req.Conv, before, pageLimit(req.Limit, protocol.MaxLimit))
-	if err != nil {
-		return nil, sess.fail(err)
-	}
-	return messagesFrame(req, msgs, more), nil
-}
-
-func messagesFrame(req *protocol.Request, msgs []*protocol.Message, more bool) *protocol.MessagesFrame {
-	if msgs == nil {
-		msgs = []*protocol.Message{}
-	}
-	return &protocol.MessagesFrame{Type: protocol.TypeMessages, ID: req.ID, Conv: req.Conv, Messages: msgs, More: more}
+	return sess.messagesPage(ctx, req, before, true, sess.srv.msgs.Before)
 }

@@ -7,6 +7,7 @@ import type {
   Body,
   Conversation,
   ConversationPush,
+  ConversationsPage,
   ErrorCode,
   ErrorFrame,
   MemberPush,
@@ -71,6 +72,8 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** Page size for sync during resume; default 500 (the server's maximum). */
   syncLimit?: number;
+  /** Page size for conversations (resume and conversations()); default 0, the server's (100). */
+  conversationsLimit?: number;
   /** Keeps the outbox across page loads; default in memory only. */
   storage?: OutboxStorage;
   /**
@@ -232,6 +235,7 @@ export class NatterClient {
       backoffInitialMs: 500,
       backoffMaxMs: 30_000,
       syncLimit: 500,
+      conversationsLimit: 0,
       sendExpiryMs: 5 * 60_000,
       random: Math.random,
       ...options,
@@ -485,7 +489,7 @@ export class NatterClient {
     const ws = this.ws;
     this.resuming = true;
     try {
-      const { conversations } = await this.request<{ conversations: Conversation[] }>({ type: "conversations" });
+      const conversations = await this.conversations();
       const listed = new Set(conversations.map((c) => c.conv));
       for (const conv of [...this.seqs.keys()]) if (!listed.has(conv)) this.seqs.delete(conv);
       for (const c of conversations) {
@@ -607,9 +611,32 @@ export class NatterClient {
 
   // Requests of the contract.
 
-  /** Every conversation of the user. */
+  /**
+   * Every conversation of the user, asked for page by page: no number or size
+   * of conversations can make one reply too large for the connection.
+   */
   async conversations(): Promise<Conversation[]> {
-    return (await this.request<{ conversations: Conversation[] }>({ type: "conversations" })).conversations;
+    const all: Conversation[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.conversationsPage(after, this.opts.conversationsLimit || undefined);
+      all.push(...page.conversations);
+      if (!page.more || !page.next) return all;
+      if (page.next === after) throw new NatterError("internal", "conversations answered the cursor it was given as next");
+      after = page.next;
+    }
+  }
+
+  /**
+   * One page of the user's conversations: the first without `after`, else the
+   * page that the previous page's `next` names. `limit` defaults to the
+   * server's (100, at most 500).
+   */
+  async conversationsPage(after?: string, limit?: number): Promise<ConversationsPage> {
+    const f: Record<string, unknown> & { type: string } = { type: "conversations" };
+    if (after) f.after = after;
+    if (limit) f.limit = limit;
+    return this.request<ConversationsPage>(f);
   }
 
   /** Creates (or, for direct, finds) a conversation. */

@@ -60,6 +60,19 @@ export interface MessagesPage {
   more: boolean;
 }
 
+/**
+ * One page of `conversations`, ordered by conversation id for now. While
+ * `more` is true, `next` is the opaque cursor to send as `after` for the
+ * following page; the last page has no `next`.
+ */
+export interface ConversationsPage {
+  type: "conversations";
+  id?: string;
+  conversations: Conversation[];
+  more?: boolean;
+  next?: string;
+}
+
 export interface MembersPage {
   type: "members";
   id?: string;
@@ -133,7 +146,7 @@ export type ServerFrame =
   | Ack
   | MessagesPage
   | MembersPage
-  | { type: "conversations"; id?: string; conversations: Conversation[] }
+  | ConversationsPage
   | { type: "conversation"; id?: string; conversation: Conversation }
   | { type: "presence"; id: string; users: Record<string, PresenceState> }
   | MessagePush
