@@ -165,8 +165,9 @@ func (s *Session) run(c *Client, i int) {
 	}
 }
 
-// read delivers pushes until the connection ends, re-syncing every
-// ResyncEvery, and every second while a re-sync is pending (failed).
+// read delivers pushes until the connection ends, re-syncing on a resync
+// push, every ResyncEvery, and every second while a re-sync is pending
+// (failed).
 func (s *Session) read(c *Client, pending bool) error {
 	every := s.opts.ResyncEvery
 	if every <= 0 {
@@ -180,6 +181,13 @@ func (s *Session) read(c *Client, pending bool) error {
 		case ev, ok := <-c.Events():
 			if !ok {
 				return nil
+			}
+			if ev.Type == protocol.TypeResync {
+				// The gateway lost pushes for us (its NATS connection
+				// reconnected, or it fell behind): fetch them now.
+				lastSync = time.Now()
+				pending = s.resync(c) != nil
+				continue
 			}
 			if ev.Type != protocol.TypeMessage {
 				continue
