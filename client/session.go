@@ -33,8 +33,10 @@ type SessionOptions struct {
 	OnMessage func(m *protocol.Message, live bool)
 	// ResyncEvery, when positive, re-syncs every conversation that often
 	// while connected. Live pushes travel over core NATS, which is at most
-	// once: a push in flight through a NATS node that dies is gone, and
-	// nothing on the connection says so. A re-sync fetches it.
+	// once; the gateway pushes resync when it knows it lost some (its NATS
+	// connection reconnected, or it fell behind), and the session re-syncs
+	// at once then. A periodic re-sync also finds what was lost in ways the
+	// gateway cannot see (a push lost between NATS nodes).
 	ResyncEvery time.Duration
 	// OnConnect, when set, is called after each successful dial and
 	// re-sync with the gateway URL.
