@@ -46,6 +46,10 @@ type SessionOptions struct {
 	// window (10 minutes by default), inside which a retry with the same
 	// client_id is answered with the original seq. Default 5 minutes.
 	SendExpiry time.Duration
+	// OnSendRetry, when set, is called with the error of each Send attempt
+	// that is retried (unavailable, internal, rate_limited, a dropped
+	// connection): Send hides them, a load test counts them.
+	OnSendRetry func(conv, clientID string, err error)
 }
 
 // Session is a connection that stays up: when the WebSocket ends (a
@@ -371,6 +375,9 @@ func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*p
 			return nil, err
 		}
 		last = err
+		if s.opts.OnSendRetry != nil {
+			s.opts.OnSendRetry(conv, clientID, err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, s.sendFailed(ctx, conv, clientID, ctx.Err(), last)
