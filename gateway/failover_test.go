@@ -171,12 +171,12 @@ func TestSendRetriesWhileStreamGone(t *testing.T) {
 	alice := h.dial("alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	send := func(id string) (*protocol.Ack, error, time.Duration) {
+	send := func(id string) (*protocol.Ack, time.Duration, error) {
 		began := time.Now()
 		ack, err := alice.Send(ctx, "g1", id, map[string]string{"text": id})
-		return ack, err, time.Since(began)
+		return ack, time.Since(began), err
 	}
-	if _, err, _ := send("before"); err != nil {
+	if _, _, err := send("before"); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.js.DeleteStream(ctx, schema.StreamChat); err != nil {
@@ -196,7 +196,7 @@ func TestSendRetriesWhileStreamGone(t *testing.T) {
 		}
 		back <- err
 	})
-	ack, err, took := send("during")
+	ack, took, err := send("during")
 	if err != nil {
 		t.Fatalf("send while CHAT was gone for 1 s: %v after %s", err, took)
 	}
@@ -212,7 +212,7 @@ func TestSendRetriesWhileStreamGone(t *testing.T) {
 	if err := h.js.DeleteStream(ctx, schema.StreamChat); err != nil {
 		t.Fatal(err)
 	}
-	_, err, took = send("later")
+	_, took, err = send("later")
 	wantCode(t, err, protocol.CodeUnavailable, "retry with the same client_id")
 	if took < 3*time.Second || took > 6*time.Second {
 		t.Fatalf("unavailable after %s, want after the 3 s budget", took)
