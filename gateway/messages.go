@@ -69,6 +69,13 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		inc(sess.srv.metrics.PublishErrors)
 		return nil, sess.fail(err)
 	}
+	if ctx.Err() != nil {
+		// The publish retried past the request's deadline (a leader
+		// change): what follows gets a deadline of its own.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), sess.srv.cfg.RequestTimeout)
+		defer cancel()
+	}
 	ts, dup := env.TS, ack.Duplicate
 	if dup {
 		// A retry: answer with the original message's seq and time.
