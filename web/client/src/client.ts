@@ -18,6 +18,7 @@ import type {
   PresencePush,
   PresenceState,
   ReadPush,
+  ResyncPush,
   ServerFrame,
   TypingPush,
   Welcome,
@@ -120,6 +121,8 @@ export interface ClientEvents {
   send_failed: { entry: OutboxEntry; error: NatterError };
   /** The outbox changed. */
   outbox: OutboxEntry[];
+  /** The gateway may have lost pushes: the client re-syncs (resume) on its own; "resumed" follows. */
+  resync: ResyncPush;
   /** An error frame that answers no pending request. */
   error: ErrorFrame;
   /** The socket closed (a reconnect follows unless the state is "closed"). */
@@ -225,6 +228,7 @@ export class NatterClient {
   private seqs = new Map<string, number>();
   private outgoing = new Map<string, Outgoing>(); // key: conv + "\n" + client_id, insertion order = send order
   private resuming = false;
+  private resyncAgain = false; // a resync push came during a resume
   private loaded: Promise<void> | null = null;
 
   constructor(options: ClientOptions) {
@@ -463,6 +467,10 @@ export class NatterClient {
       case "conversation":
         this.emit("conversation", frame as ConversationPush);
         break;
+      case "resync":
+        this.emit("resync", frame);
+        this.resync();
+        break;
       case "error":
         this.emit("error", frame);
         break;
@@ -480,6 +488,17 @@ export class NatterClient {
     for (const r of this.readyWaiters.splice(0)) r.resolve();
     this.emit("welcome", w);
     first?.resolve(w);
+    void this.resume();
+  }
+
+  // resync answers a resync push: the same recovery as after a reconnect,
+  // on the open connection. One that comes during a resume runs after it,
+  // since that resume may have passed the conversation already.
+  private resync(): void {
+    if (this.resuming) {
+      this.resyncAgain = true;
+      return;
+    }
     void this.resume();
   }
 
@@ -518,6 +537,10 @@ export class NatterClient {
       if (this.ws === ws) this.resuming = false;
     }
     this.flushOutbox();
+    if (this.resyncAgain) {
+      this.resyncAgain = false;
+      void this.resume();
+    }
   }
 
   private noteSeq(conv: string, seq: number): void {

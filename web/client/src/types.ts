@@ -118,6 +118,15 @@ export interface ConversationPush {
   type: "conversation";
   conversation: Conversation;
 }
+/**
+ * The gateway may have lost pushes for this user (its NATS connection
+ * reconnected, or it fell behind): sync every conversation, or conv only.
+ */
+export interface ResyncPush {
+  type: "resync";
+  reason: "reconnect" | "dropped";
+  conv?: string;
+}
 
 /** Error codes fixed by the contract. */
 export type ErrorCode =
@@ -154,4 +163,5 @@ export type ServerFrame =
   | ReadPush
   | PresencePush
   | MemberPush
+  | ResyncPush
   | ErrorFrame;

@@ -311,6 +311,42 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     cb.close();
   });
 
+  test("a resync push makes the client sync what it missed, on the open connection", async () => {
+    const [a, b] = [uid("s"), uid("sb")];
+    const rec = recordingWS();
+    const ca = client(a, { WebSocket: rec.WebSocket });
+    await ca.connect();
+    const cb = client(b);
+    await cb.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    await cb.send(conv, { text: "before" });
+    await until(() => ca.lastSeq(conv) > 0);
+    const got = collect(ca, conv);
+
+    // Pushes lost on the way (as when the gateway's NATS connection drops).
+    rec.dropIncoming = (f) => f.type === "message";
+    const sent = [];
+    for (let i = 0; i < 4; i++) sent.push((await cb.send(conv, { text: `lost ${i}` })).seq);
+    await new Promise((r) => setTimeout(r, 200));
+    rec.dropIncoming = null;
+    assert.equal(got.length, 0);
+
+    // The gateway says so.
+    const sockets = rec.sockets.length;
+    const syncsBefore = rec.sent.filter((f) => f.type === "sync").length;
+    const resumed = next(ca, "resumed");
+    const socket = rec.sockets.at(-1);
+    socket.onmessage({ data: JSON.stringify({ type: "resync", reason: "reconnect" }) });
+    await resumed;
+    assert.deepEqual(got.map((m) => m.seq), sent);
+    assert.deepEqual(got.map((m) => m.source), Array(4).fill("sync"));
+    assert.ok(rec.sent.filter((f) => f.type === "sync").length > syncsBefore);
+    assert.equal(rec.sockets.length, sockets, "no reconnect");
+    assert.equal(ca.state, "open");
+    ca.close();
+    cb.close();
+  });
+
   test("the outbox survives a reconnect and keeps send order", async () => {
     const [a, b] = [uid("o"), uid("ob")];
     const g = gate(srv.token(a));
