@@ -78,20 +78,23 @@ func TestSessionResyncPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count(protocol.TypeSync); n != 1 {
-		t.Fatalf("%d syncs after connecting, want 1", n)
+	// The fake lists two conversations (over two pages), each with
+	// messages the session lacks: one sync each.
+	syncs, pages := f.count(protocol.TypeSync), f.count(protocol.TypeConversations)
+	if syncs != 2 || pages != 2 {
+		t.Fatalf("%d syncs and %d conversations pages after connecting, want 2 and 2", syncs, pages)
 	}
 	if _, err := c.Request(testCtx(t), map[string]any{"type": "push", "event": protocol.TypeResync, "n": 1}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for f.count(protocol.TypeSync) < 2 {
+	for f.count(protocol.TypeConversations) < 2*pages {
 		if time.Now().After(deadline) {
 			t.Fatal("no sync within 5 s of a resync push")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if f.count(protocol.TypeConversations) != 2 || s.Connects() != 1 {
+	if f.count(protocol.TypeConversations) != 2*pages || s.Connects() != 1 {
 		t.Fatalf("conversations asked %d times, %d connects: want a re-sync on the same connection", f.count(protocol.TypeConversations), s.Connects())
 	}
 }
