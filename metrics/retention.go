@@ -27,7 +27,7 @@ type RetentionSample struct {
 // lacks, so the stream grows by the message rate for as long as the lag
 // does.
 type Retention struct {
-	read                                 func() RetentionSample
+	read                                func() RetentionSample
 	lag, held, purged, errors, lastPass *prometheus.Desc
 }
 
