@@ -45,7 +45,7 @@ var layers = map[string][]string{
 	// Test support: imported only by tests (checked below).
 	"nats/natstest":                  {"nats/natsrv", "nats/schema"},
 	"history/storetest":              {"history", "protocol"},
-	"history/scyllastore/scyllatest": {},
+	"history/scyllastore/scyllatest": {"history/scyllastore"},
 	"pushnotify/pushtest":            {},
 	"internal/testbin":               {},
 	// Packages made of tests, and the root.

@@ -141,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err := a.startNATS(ctx); err != nil {
 		return a, err
 	}
-	if a.store, a.closeStore, err = openHistory(ctx, cfg.History, cfg.Logger); err != nil {
+	if a.store, a.closeStore, err = OpenHistory(ctx, cfg.History, cfg.Logger); err != nil {
 		return a, err
 	}
 	if cfg.Roles.History && a.store == nil {

@@ -26,12 +26,12 @@ func TestOpenHistory(t *testing.T) {
 	defer own.Close()
 
 	// The caller's store wins and stays the caller's to close.
-	s, closer, err := openHistory(ctx, HistoryConfig{Store: own, Dir: t.TempDir()}, log)
+	s, closer, err := OpenHistory(ctx, HistoryConfig{Store: own, Dir: t.TempDir()}, log)
 	if err != nil || s != own || closer != nil {
 		t.Fatalf("with Store: %v, closer set %v, err %v", s, closer != nil, err)
 	}
 	// A directory opens the embedded store, which the App closes.
-	s, closer, err = openHistory(ctx, HistoryConfig{Dir: filepath.Join(t.TempDir(), "h"), NoSync: true}, log)
+	s, closer, err = OpenHistory(ctx, HistoryConfig{Dir: filepath.Join(t.TempDir(), "h"), NoSync: true}, log)
 	if err != nil || s == nil || closer == nil {
 		t.Fatalf("with Dir: %v, closer set %v, err %v", s, closer != nil, err)
 	}
@@ -42,7 +42,7 @@ func TestOpenHistory(t *testing.T) {
 		t.Errorf("close the embedded store: %v", err)
 	}
 	// Nothing named: no store in this process.
-	s, closer, err = openHistory(ctx, HistoryConfig{}, log)
+	s, closer, err = OpenHistory(ctx, HistoryConfig{}, log)
 	if err != nil || s != nil || closer != nil {
 		t.Fatalf("with nothing: %v, closer set %v, err %v", s, closer != nil, err)
 	}

@@ -33,10 +33,10 @@ type HistoryConfig struct {
 	NoSync bool
 }
 
-// openHistory is the one place the history backend is chosen, for natter
-// serve and natter history alike. closer is nil when the caller owns the
-// store; store is nil when cfg names none.
-func openHistory(ctx context.Context, cfg HistoryConfig, log *slog.Logger) (store history.Store, closer func() error, err error) {
+// OpenHistory is the one place the history backend is chosen, for natter
+// serve, natter history and natter history rebuild alike. closer is nil
+// when the caller owns the store; store is nil when cfg names none.
+func OpenHistory(ctx context.Context, cfg HistoryConfig, log *slog.Logger) (store history.Store, closer func() error, err error) {
 	switch {
 	case cfg.Store != nil:
 		return cfg.Store, nil, nil
@@ -77,7 +77,17 @@ func (a *App) startHistory(ctx context.Context, _ *http.ServeMux) (*part, error)
 	if err != nil {
 		return nil, err
 	}
-	w := history.NewWriter(history.WriterConfig{Logger: a.log}, js, a.store)
+	wcfg := history.WriterConfig{Logger: a.log}
+	if h := a.cfg.History; h.Store == nil && h.CQL == nil {
+		// An embedded store: one writer per cluster, or two processes
+		// would each hold half of the history.
+		wcfg.SingleWriter = localstore.Name(h.Dir)
+	}
+	w := history.NewWriter(wcfg, js, a.store)
+	if err := w.Claim(ctx); err != nil {
+		_ = api.Stop()
+		return nil, err
+	}
 	return &part{name: "history writer", run: w.Run, close: api.Stop}, nil
 }
 

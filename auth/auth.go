@@ -27,14 +27,6 @@ import (
 	"github.com/natter-chat/natter/protocol"
 )
 
-// Errors.
-var (
-	// ErrInvalidToken covers every token that does not verify.
-	ErrInvalidToken = errors.New("invalid token")
-	// ErrNoKey is returned by New when neither a secret nor a key is given.
-	ErrNoKey = errors.New("no JWT secret or public key configured")
-)
-
 // DefaultReloadInterval is how often a JWKS file is checked for changes.
 const DefaultReloadInterval = 5 * time.Second
 

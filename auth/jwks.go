@@ -12,9 +12,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// ErrBadJWKS is returned for a JWKS file that cannot be used as a whole.
-var ErrBadJWKS = errors.New("bad JWKS")
-
 // Algorithms a key can verify; each key type verifies exactly one.
 const (
 	algHS256 = "HS256"

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/history/scyllastore/scyllatest"
 	"github.com/natter-chat/natter/internal/testbin"
 )
 
@@ -84,20 +85,15 @@ func (e *scriptError) Error() string {
 	return e.name + ": " + e.err.Error() + "\n" + tail(e.stderr, 3000)
 }
 
-// wait returns the CQL host:port, or false after failing the test under
-// CI or skipping it loudly elsewhere when Cassandra could not start.
+// wait returns the CQL host:port; when Cassandra could not start,
+// scyllatest.Unavailable fails the test under CI and skips it loudly
+// elsewhere.
 func (c *cassandra) wait(t *testing.T) (string, bool) {
 	began := time.Now()
 	<-c.ready
 	t.Logf("waited %v more for Cassandra", time.Since(began).Round(time.Millisecond))
 	if c.err != nil {
-		msg := "chaos fault 4 (Cassandra stopped for 30 s) needs a Cassandra from deploy/cassandra (java and its jars): " + c.err.Error()
-		if os.Getenv("CI") != "" {
-			t.Error(msg)
-		} else {
-			t.Log("SKIPPED: " + msg)
-			t.Skip(msg)
-		}
+		scyllatest.Unavailable(t, "chaos fault 4 (Cassandra stopped for 30 s) needs a Cassandra from deploy/cassandra (java and its jars): "+c.err.Error())
 		return "", false
 	}
 	return c.hosts, true

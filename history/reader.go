@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -27,6 +26,17 @@ const tailCap = 10_000
 // applied); rows above W come from the stream, and edits and deletions
 // among them are applied to their targets in the page the same way the
 // store applies them.
+//
+// A store can lack rows below W all the same: it was lost, restored from
+// a backup or is being rebuilt (natter history rebuild) while the writer's
+// floor stayed put. So where a page's store rows overlap what the stream
+// still holds (seqs from its first, F), the Reader checks them against
+// the stream (one more stream read of a page's worth), checks that the
+// store has the conversation's newest stream row at or below W (a direct
+// get and a short backward read), and, should the store lack either,
+// answers that page as if W were F-1: rows from F on come from the
+// stream. A store that lacks an edit row amid rows it has still shows
+// that edit's target unedited, until natter history rebuild.
 type Reader struct {
 	store  Store
 	stream *Stream
@@ -34,6 +44,7 @@ type Reader struct {
 
 	mu      sync.Mutex
 	floor   uint64
+	first   uint64
 	floorAt time.Time
 	maxAge  time.Duration
 }
@@ -47,24 +58,30 @@ func NewReader(ctx context.Context, js jetstream.JetStream, store Store, stream 
 	return &Reader{store: store, stream: stream, cons: cons, maxAge: 250 * time.Millisecond}, nil
 }
 
-// watermark returns W, refreshed at most every maxAge. A stale W is safe:
-// it only makes more of a page come from the stream.
-func (r *Reader) watermark(ctx context.Context) (uint64, error) {
+// watermark returns W and the stream's first seq F (at least 1), refreshed
+// at most every maxAge. A stale W is safe: it only makes more of a page
+// come from the stream; so is a stale F, which only widens the check
+// against the stream.
+func (r *Reader) watermark(ctx context.Context) (w, first uint64, err error) {
 	r.mu.Lock()
 	if time.Since(r.floorAt) < r.maxAge {
-		w := r.floor
+		w, first := r.floor, r.first
 		r.mu.Unlock()
-		return w, nil
+		return w, first, nil
 	}
 	r.mu.Unlock()
 	info, err := r.cons.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("history watermark: %w", err)
+		return 0, 0, fmt.Errorf("history watermark: %w", err)
+	}
+	first, err = r.stream.First(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("history watermark: %w", err)
 	}
 	r.mu.Lock()
-	r.floor, r.floorAt = info.AckFloor.Stream, time.Now()
+	r.floor, r.first, r.floorAt = info.AckFloor.Stream, first, time.Now()
 	r.mu.Unlock()
-	return info.AckFloor.Stream, nil
+	return info.AckFloor.Stream, first, nil
 }
 
 // tail returns conv's stream rows with seq > w, up to tailCap.
@@ -75,26 +92,54 @@ func (r *Reader) tail(ctx context.Context, conv string, w uint64) ([]*protocol.M
 
 // After returns up to limit rows of conv with seq > after, ascending.
 func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, err := r.watermark(ctx)
+	w, first, err := r.watermark(ctx)
 	if err != nil {
 		return nil, false, err
 	}
+	var gap bool
+	if after < w { // else the page is all stream rows
+		if gap, err = r.lacksNewest(ctx, conv, w, first); err != nil {
+			return nil, false, err
+		}
+	}
+	var page []*protocol.Message
+	var more bool
+	if !gap {
+		page, more, gap, err = r.after(ctx, conv, after, limit, w, first)
+	}
+	if gap {
+		page, more, _, err = r.after(ctx, conv, after, limit, first-1, first)
+	}
+	return page, more, err
+}
+
+// after answers After with w as the store's floor; gap reports that the
+// store lacks a row the stream holds at or below w.
+func (r *Reader) after(ctx context.Context, conv string, after uint64, limit int, w, first uint64) (page []*protocol.Message, more, gap bool, err error) {
 	// The tail is read even when the page comes from the store: an edit in
 	// it may target a stored message on this page. Edits come after their
 	// targets, so the tail can start at after.
 	tail, err := r.tail(ctx, conv, max(after, w))
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	var page []*protocol.Message
 	if after < w {
 		rows, _, err := r.store.After(ctx, conv, after, limit+1)
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		for _, m := range rows {
 			if m.Seq <= w {
 				page = append(page, m)
+			}
+		}
+		if first <= w {
+			upTo := w
+			if len(rows) > limit {
+				upTo = min(w, rows[len(rows)-1].Seq) // the store was asked for no more
+			}
+			if gap, err := r.storeLacks(ctx, conv, max(after, first-1), upTo, limit+1, page); gap || err != nil {
+				return nil, false, gap, err
 			}
 		}
 	}
@@ -103,24 +148,93 @@ func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int
 			page = append(page, m)
 		}
 	}
-	more := len(page) > limit
+	more = len(page) > limit
 	if more {
 		page = page[:limit]
 	}
 	applyEdits(page, tail)
-	return page, more, nil
+	return page, more, false, nil
+}
+
+// lacksNewest reports whether the store lacks conv's newest row in the
+// stream at or below w. A store lost or restored from a backup misses its
+// newest rows, and with them the edits of older rows that no check of a
+// page's own rows would notice.
+func (r *Reader) lacksNewest(ctx context.Context, conv string, w, first uint64) (bool, error) {
+	if first > w {
+		return false, nil
+	}
+	last, err := r.stream.Last(ctx, conv)
+	if err != nil || last < first {
+		return false, err
+	}
+	// Read back from there: the newest message may be above w, or not a
+	// valid envelope (which the writer does not store).
+	newest, _, err := r.stream.Before(ctx, conv, min(last, w)+1, 1)
+	if err != nil || len(newest) == 0 {
+		return false, err
+	}
+	stored, err := r.store.Last(ctx, conv)
+	if err != nil {
+		return false, err
+	}
+	return stored < newest[0].Seq, nil
+}
+
+// storeLacks reports whether the stream holds a row of conv in (from, upTo]
+// that rows, the store's rows of that range, lack. It reads up to n
+// stream rows: a page's worth is enough to tell for the page.
+func (r *Reader) storeLacks(ctx context.Context, conv string, from, upTo uint64, n int, rows []*protocol.Message) (bool, error) {
+	if from >= upTo {
+		return false, nil
+	}
+	inStream, _, err := r.stream.After(ctx, conv, from, n)
+	if err != nil {
+		return false, err
+	}
+	have := make(map[uint64]bool, len(rows))
+	for _, m := range rows {
+		have[m.Seq] = true
+	}
+	for _, m := range inStream {
+		if m.Seq > upTo {
+			break
+		}
+		if !have[m.Seq] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Before returns the newest limit rows of conv with seq < before (0: the
 // newest), ascending, and whether older ones exist.
 func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, err := r.watermark(ctx)
+	w, first, err := r.watermark(ctx)
 	if err != nil {
 		return nil, false, err
 	}
-	tail, err := r.tail(ctx, conv, w)
+	gap, err := r.lacksNewest(ctx, conv, w, first)
 	if err != nil {
 		return nil, false, err
+	}
+	var page []*protocol.Message
+	var more bool
+	if !gap {
+		page, more, gap, err = r.before(ctx, conv, before, limit, w, first)
+	}
+	if gap {
+		page, more, _, err = r.before(ctx, conv, before, limit, first-1, first)
+	}
+	return page, more, err
+}
+
+// before answers Before with w as the store's floor; gap reports that the
+// store lacks a row the stream holds at or below w.
+func (r *Reader) before(ctx context.Context, conv string, before uint64, limit int, w, first uint64) ([]*protocol.Message, bool, bool, error) {
+	tail, err := r.tail(ctx, conv, w)
+	if err != nil {
+		return nil, false, false, err
 	}
 	if len(tail) >= tailCap {
 		// The writer is far behind: page from the stream alone.
@@ -128,7 +242,7 @@ func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit i
 		if err == nil {
 			applyEdits(page, page)
 		}
-		return page, more, err
+		return page, more, false, err
 	}
 	var newer []*protocol.Message
 	for _, m := range tail {
@@ -139,7 +253,7 @@ func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit i
 	if len(newer) > limit {
 		page := newer[len(newer)-limit:]
 		applyEdits(page, tail)
-		return page, true, nil
+		return page, true, false, nil
 	}
 	bound := w + 1
 	if before != 0 && before < bound {
@@ -148,20 +262,32 @@ func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit i
 	var older []*protocol.Message
 	var more bool
 	if need := limit - len(newer); need > 0 {
-		older, more, err = r.store.Before(ctx, conv, bound, need)
+		if older, more, err = r.store.Before(ctx, conv, bound, need); err != nil {
+			return nil, false, false, err
+		}
+		if first < bound {
+			// Every stream row from the oldest of a full page on must be
+			// in it; of a page with nothing older, every one.
+			from := first - 1
+			if len(older) == need && more && older[0].Seq-1 > from {
+				from = older[0].Seq - 1
+			}
+			if gap, err := r.storeLacks(ctx, conv, from, bound-1, need+1, older); gap || err != nil {
+				return nil, false, gap, err
+			}
+		}
 	} else {
 		// The page is full of stream rows; ask the store only whether
 		// anything older exists.
 		var probe []*protocol.Message
-		probe, _, err = r.store.Before(ctx, conv, bound, 1)
+		if probe, _, err = r.store.Before(ctx, conv, bound, 1); err != nil {
+			return nil, false, false, err
+		}
 		more = len(probe) > 0
-	}
-	if err != nil {
-		return nil, false, err
 	}
 	page := append(older, newer...)
 	applyEdits(page, tail)
-	return page, more, nil
+	return page, more, false, nil
 }
 
 // Last returns the highest seq of conv in the store or the stream.
@@ -217,10 +343,8 @@ func (r *Reader) CountAfter(ctx context.Context, conv string, after uint64, limi
 }
 
 // applyEdits applies the edits and deletions among events to the targets
-// in page, by the rules of Store: only the target's sender, the highest
-// edit wins, a deletion makes a tombstone that later edits leave alone.
-// Rows that came from the store already carry what the store applied;
-// applying again changes nothing.
+// in page, by Apply. Rows that came from the store already carry what the
+// store applied; applying again changes nothing.
 func applyEdits(page, events []*protocol.Message) {
 	if len(page) == 0 {
 		return
@@ -230,20 +354,8 @@ func applyEdits(page, events []*protocol.Message) {
 		bySeq[m.Seq] = m
 	}
 	for _, ev := range events {
-		if ev.Kind != protocol.KindEdit && ev.Kind != protocol.KindDelete {
-			continue
-		}
-		t := bySeq[ev.Ref]
-		if t == nil || t.Kind != protocol.KindMessage || t.Sender != ev.Sender || t.Deleted {
-			continue
-		}
-		switch ev.Kind {
-		case protocol.KindEdit:
-			if ev.Seq > t.EditSeq {
-				t.Body, t.EditSeq = ev.Body, ev.Seq
-			}
-		case protocol.KindDelete:
-			t.Deleted, t.Body = true, json.RawMessage(`{}`)
+		if t := bySeq[ev.Ref]; t != nil {
+			Apply(t, ev)
 		}
 	}
 }

@@ -12,7 +12,8 @@ import (
 //
 // Rows are protocol.Message values: plain messages (Kind "") and the edit,
 // delete and reaction events (Kind set, Ref = the target's seq), each under
-// its own seq. Append also applies edits and deletions to their target:
+// its own seq. Append also applies edits and deletions to their target by
+// Apply, the one copy of the rule:
 //   - an edit whose Sender is the target's Sender sets the target's Body to
 //     the edit's Body and EditSeq to the edit's Seq, unless the target
 //     already carries a higher EditSeq or is deleted;
@@ -20,13 +21,16 @@ import (
 //     tombstone: Deleted true, Body {} (EditSeq kept);
 //   - reactions are rows of their own and change nothing else;
 //   - an edit or delete whose target is not stored, is not a plain message,
-//     or has another sender, is stored as a row and applied to nothing.
+//     has another sender, or does not precede it, is stored as a row and
+//     applied to nothing.
 //
 // Pages return rows as stored (targets with edits applied), in ascending seq.
 type Store interface {
 	// Append stores msgs, which all have Conv and Seq set. Appending a
-	// (Conv, Seq) that is already stored changes nothing and is not an
-	// error, so a batch may be written again after a crash.
+	// (Conv, Seq) that is already stored with the same content (Same)
+	// changes nothing and is not an error, so a batch may be written again
+	// after a crash. One stored with other content fails the whole batch
+	// with an error wrapping ErrConflict, and nothing of it is stored.
 	Append(ctx context.Context, msgs []*protocol.Message) error
 	// After returns up to limit rows of conv with seq > after, ascending,
 	// and whether more follow.

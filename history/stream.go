@@ -15,10 +15,6 @@ import (
 	"github.com/natter-chat/natter/protocol"
 )
 
-// ErrNotFound is returned by Get for a seq that holds no message of the
-// conversation.
-var ErrNotFound = errors.New("message not found")
-
 // batchSize is how many messages one batch direct get asks for.
 const batchSize = 256
 
@@ -146,6 +142,17 @@ func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, f
 		}
 	}
 	return n, last, nil
+}
+
+// First returns the stream's first seq, at least 1: the stream holds
+// every message from there on (it deletes none, DenyDelete; only age
+// removes the oldest).
+func (s *Stream) First(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("info of %s: %w", schema.StreamChat, err)
+	}
+	return max(info.State.FirstSeq, 1), nil
 }
 
 // Last returns the seq of conv's newest message in the stream, 0 if none.

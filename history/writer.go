@@ -21,6 +21,19 @@ type WriterConfig struct {
 	MaxBackoff time.Duration
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
+	// SingleWriter, when set, makes this the cluster's only writer: it
+	// holds the history writer lease (schema.LeaseHistoryWriter) under this
+	// name while it runs, and Claim and Run fail with ErrWriterRunning
+	// while another name holds it. Set it for an embedded store, which
+	// only this process sees (two would each get part of the history),
+	// to a name that stays the same across restarts of the same store
+	// (localstore.Name): a restarted writer takes its own lease back at
+	// once. Leave it empty for a shared store (ScyllaDB), which takes any
+	// number of writers.
+	SingleWriter string
+	// LeaseTTL is how long the lease outlives a writer that died without
+	// releasing it; default 15s.
+	LeaseTTL time.Duration
 }
 
 // Writer copies the CHAT stream into a Store: the system of record. It
@@ -29,10 +42,15 @@ type WriterConfig struct {
 // store fails it retries the same batch with backoff and fetches nothing
 // new: the stream holds the backlog, and the lag shows in
 // `nats consumer report CHAT`.
+//
+// A seq the store already holds with other content (ErrConflict) stops
+// the writer: the stream and the store disagree, and skipping would hide
+// messages; see docs/operations.md.
 type Writer struct {
 	cfg   WriterConfig
 	js    jetstream.JetStream
 	store Store
+	lease *lease // held between Claim and the end of Run
 }
 
 // NewWriter returns a writer; Run starts it.
@@ -46,11 +64,62 @@ func NewWriter(cfg WriterConfig, js jetstream.JetStream, store Store) *Writer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
 	return &Writer{cfg: cfg, js: js, store: store}
 }
 
-// Run writes until ctx ends.
+// Claim takes the single-writer lease, if the config asks for one, so a
+// second writer fails at start with ErrWriterRunning rather than in the
+// background; Run takes it itself otherwise. Call it before Run, not
+// concurrently.
+func (w *Writer) Claim(ctx context.Context) error {
+	if w.cfg.SingleWriter == "" || w.lease != nil {
+		return nil
+	}
+	l, err := claimLease(ctx, w.js, w.cfg.SingleWriter, w.cfg.LeaseTTL, w.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	w.lease = l
+	return nil
+}
+
+// Run writes until ctx ends, and then returns nil. It returns early with
+// an error wrapping ErrConflict when the store holds a seq with other
+// content, ErrWriterRunning when another writer holds the lease, and
+// ErrLeaseLost when the lease is lost while running.
 func (w *Writer) Run(ctx context.Context) error {
+	if err := w.Claim(ctx); err != nil {
+		return err
+	}
+	if w.lease == nil {
+		return w.write(ctx)
+	}
+	l := w.lease
+	defer func() { w.lease = nil }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	held := make(chan error, 1)
+	go func() {
+		err := l.hold(ctx)
+		if err != nil {
+			w.cfg.Logger.Error("history writer stops: lease lost", "err", err)
+			cancel()
+		}
+		held <- err
+	}()
+	err := w.write(ctx)
+	cancel()
+	if lerr := <-held; err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// write is the consuming loop.
+func (w *Writer) write(ctx context.Context) error {
 	cons, err := w.js.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory)
 	if err != nil {
 		return fmt.Errorf("history consumer: %w", err)
@@ -79,8 +148,10 @@ func (w *Writer) Run(ctx context.Context) error {
 		if len(got) == 0 {
 			continue
 		}
-		if !w.append(ctx, msgs, got) {
-			return nil
+		if err := w.append(ctx, msgs, got); errors.Is(err, ErrConflict) {
+			return err
+		} else if err != nil {
+			return nil // ctx ended before the store had the batch
 		}
 		for _, m := range got[:len(got)-1] {
 			_ = m.Ack()
@@ -96,25 +167,35 @@ func (w *Writer) Run(ctx context.Context) error {
 
 // append retries until the store has msgs or ctx ends, telling the server
 // the batch is still being worked on so it is not redelivered meanwhile.
-func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) bool {
+// It returns ctx's error if ctx ends first. A conflict is not retried: it
+// is returned, the batch left unacked.
+func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) error {
 	if len(msgs) == 0 {
-		return true
+		return nil
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := w.store.Append(ctx, msgs)
 		if err == nil {
-			return true
+			return nil
 		}
 		if ctx.Err() != nil {
-			return false
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrConflict) {
+			w.cfg.Logger.Error("history writer stops: the store holds a seq of the CHAT stream with other content; see docs/operations.md, Restoring and rebuilding the history store",
+				"messages", len(msgs), "first_seq", msgs[0].Seq, "err", err)
+			for _, m := range got {
+				_ = m.Nak()
+			}
+			return fmt.Errorf("history writer: %w", err)
 		}
 		w.cfg.Logger.Warn("history store append failed; retrying", "attempt", attempt, "messages", len(msgs), "err", err)
 		for _, m := range got {
 			_ = m.InProgress()
 		}
 		if !sleep(ctx, backoff) {
-			return false
+			return ctx.Err()
 		}
 		backoff = min(2*backoff, w.cfg.MaxBackoff)
 	}

@@ -27,6 +27,7 @@ usage:
   natter gateway [flags]   run a WebSocket gateway (and fan-out worker) against an external NATS
   natter presence [flags]  run the presence service (one per cluster) against an external NATS
   natter history [flags]   run the history writer and API against an external NATS
+  natter history rebuild [flags]  refill a lost or new history store from the CHAT stream
   natter pushnotify [flags] run the push notification dispatcher against an external NATS
   natter migrate [flags]   create or update the ScyllaDB/Cassandra history schema (--cql, --keyspace)
   natter token   [flags]   print a client JWT
@@ -48,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("missing command")
+	}
+	if len(args) > 1 && args[0] == "history" && args[1] == "rebuild" {
+		return rebuildCmd(args[2:], stdout, stderr)
 	}
 	switch args[0] {
 	case "serve", "gateway", "presence", "history", "pushnotify":

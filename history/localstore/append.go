@@ -9,13 +9,15 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/protocol"
 )
 
 // Append stores msgs in one batch, applying edits and deletions to their
 // targets as history.Store describes; the batch behaves like its rows
 // appended one by one in seq order. Rows already stored are skipped, so
-// a batch may be appended again. EditSeq and Deleted of the input are
+// a batch may be appended again; a row stored with other content fails
+// the whole batch with history.ErrConflict. EditSeq and Deleted of the input are
 // ignored: they are derived from the edit and delete rows.
 func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 	if len(msgs) == 0 {
@@ -59,7 +61,10 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 
 func (s *Store) appendOne(b *pebble.Batch, m *protocol.Message) error {
 	k := key(tagRow, m.Conv, m.Seq)
-	if _, err := get(b, m.Conv, m.Seq); err == nil {
+	if old, err := get(b, m.Conv, m.Seq); err == nil {
+		if !history.Same(old, m) {
+			return fmt.Errorf("%w: (%s, %d) from %s, offered again from %s", history.ErrConflict, m.Conv, m.Seq, old.Sender, m.Sender)
+		}
 		return nil // already stored: idempotent
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
@@ -80,10 +85,11 @@ func (s *Store) appendOne(b *pebble.Batch, m *protocol.Message) error {
 	return nil
 }
 
-// apply applies the edit or delete m to its target, if the rules allow.
+// apply applies the edit or delete m to its target, if history.Apply
+// allows.
 func (s *Store) apply(b *pebble.Batch, m *protocol.Message) error {
-	if m.Ref == 0 || m.Ref >= m.Seq {
-		return nil // a target comes before its edits in the stream
+	if m.Ref == 0 {
+		return nil
 	}
 	t, err := get(b, m.Conv, m.Ref)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -92,25 +98,14 @@ func (s *Store) apply(b *pebble.Batch, m *protocol.Message) error {
 	if err != nil {
 		return err
 	}
-	if t.Kind != protocol.KindMessage || t.Sender != m.Sender || t.Deleted {
+	if !history.Apply(t, m) {
 		return nil
-	}
-	if m.Kind == protocol.KindEdit {
-		if t.EditSeq >= m.Seq {
-			return nil // a later edit is already applied
-		}
-		t.Body, t.EditSeq = m.Body, m.Seq
-	} else {
-		t.Body, t.Deleted = []byte(tombstoneBody), true
 	}
 	if err := b.Set(key(tagRow, t.Conv, t.Seq), encodeRow(t), nil); err != nil {
 		return fmt.Errorf("localstore: update target: %w", err)
 	}
 	return nil
 }
-
-// tombstoneBody is the Body of a deleted message.
-const tombstoneBody = `{}`
 
 // get reads the row (conv, seq), pebble.ErrNotFound if absent.
 func get(b *pebble.Batch, conv string, seq uint64) (*protocol.Message, error) {

@@ -29,11 +29,16 @@
 package localstore
 
 import (
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -123,6 +128,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
+		if lockHeld(err) {
+			return nil, fmt.Errorf("%w: %s (%v)", ErrLocked, cfg.Dir, err)
+		}
 		return nil, fmt.Errorf("localstore: open %s: %w", cfg.Dir, err)
 	}
 	s := &Store{db: db, sync: pebble.Sync, seed: maphash.MakeSeed()}
@@ -178,6 +186,14 @@ func (s *Store) lockConvs(convs []string) func() {
 	}
 }
 
+// lockHeld reports whether Pebble failed to take the directory's LOCK
+// file: a conflicting fcntl lock of another process (EAGAIN, or EACCES on
+// some systems), or Pebble's own check within this process.
+func lockHeld(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
+}
+
 // pebbleLogger sends Pebble's log lines to slog.
 type pebbleLogger struct{ l *slog.Logger }
 
@@ -194,4 +210,20 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg)
 	panic("localstore: pebble: " + msg)
+}
+
+// Name names the store in dir for the history writer lease
+// (history.WriterConfig.SingleWriter): host and absolute directory, the
+// same across restarts. Pebble's lock on the directory means at most one
+// live process has it open, so a writer may take over a lease held under
+// its own Name.
+func Name(dir string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return host + ":" + dir
 }

@@ -1,8 +1,14 @@
 package localstore_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/natter-chat/natter/history"
@@ -69,4 +75,49 @@ func TestInvalid(t *testing.T) {
 			t.Errorf("Append(conv len %d, seq %d) succeeded", len(m.Conv), m.Seq)
 		}
 	}
+}
+
+// One directory, one open store: a second New fails with ErrLocked, from
+// this process or another, until the holder closes it.
+func TestDirectoryLocked(t *testing.T) {
+	if dir := os.Getenv("LOCALSTORE_HOLD_DIR"); dir != "" {
+		// The other process: hold the store until stdin closes.
+		s, err := localstore.New(localstore.Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("holding")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = s.Close()
+		return
+	}
+	dir := t.TempDir()
+	s := open(t, dir)
+	if _, err := localstore.New(localstore.Config{Dir: dir}); !errors.Is(err, localstore.ErrLocked) {
+		t.Fatalf("second New in this process = %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDirectoryLocked$")
+	cmd.Env = append(os.Environ(), "LOCALSTORE_HOLD_DIR="+dir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "holding\n" {
+		t.Fatalf("holder said %q, %v", line, err)
+	}
+	if _, err := localstore.New(localstore.Config{Dir: dir}); !errors.Is(err, localstore.ErrLocked) {
+		t.Fatalf("New while another process holds the directory = %v, want ErrLocked", err)
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	open(t, dir) // free again
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gocql/gocql"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -33,23 +34,28 @@ type bucketKey struct {
 //  3. apply the new edits and deletes in seq order, each reading its
 //     target.
 //
-// EditSeq and Deleted of the input are ignored.
+// A row already stored with other content fails the batch with
+// history.ErrConflict before anything is inserted. EditSeq and Deleted of
+// the input are ignored.
 func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	groups := map[bucketKey][]*protocol.Message{}
 	var keys []bucketKey
-	dup := map[rowKey]bool{}
+	dup := map[rowKey]*protocol.Message{}
 	for _, m := range msgs {
 		if m.Conv == "" || m.Seq == 0 || m.Seq > maxSeq || m.Ref > maxSeq {
 			return fmt.Errorf("%w: conv %q seq %d ref %d", ErrInvalid, m.Conv, m.Seq, m.Ref)
 		}
-		if rk := (rowKey{m.Conv, m.Seq}); dup[rk] {
-			continue // the first copy in the batch wins, as if appended first
-		} else {
-			dup[rk] = true
+		if first := dup[rowKey{m.Conv, m.Seq}]; first != nil {
+			// As if appended one by one: the second copy meets the first.
+			if !history.Same(first, m) {
+				return conflict(first, m)
+			}
+			continue
 		}
+		dup[rowKey{m.Conv, m.Seq}] = m
 		k := bucketKey{m.Conv, s.bucket(m.Seq)}
 		if groups[k] == nil {
 			keys = append(keys, k)
@@ -103,8 +109,9 @@ type rowKey struct {
 	seq  uint64
 }
 
-// notStored returns the rows of ms (all in bucket k) that are not stored:
-// one read per partition, seq IN the batch's seqs.
+// notStored returns the rows of ms (all in bucket k) that are not stored,
+// or history.ErrConflict if one is stored with other content: one read
+// per partition, seq IN the batch's seqs.
 func (s *Store) notStored(ctx context.Context, k bucketKey, ms []*protocol.Message) ([]*protocol.Message, error) {
 	seqs := make([]int64, len(ms))
 	for i, m := range ms {
@@ -114,17 +121,30 @@ func (s *Store) notStored(ctx context.Context, k bucketKey, ms []*protocol.Messa
 	if err != nil {
 		return nil, err
 	}
-	var stored []int64
-	if err := q.Bind(k.conv, k.bucket, seqs).SelectRelease(&stored); err != nil {
-		return nil, fmt.Errorf("scyllastore: read stored seqs of (%s, %d): %w", k.conv, k.bucket, err)
+	var rows []row
+	if err := q.Bind(k.conv, k.bucket, seqs).SelectRelease(&rows); err != nil {
+		return nil, fmt.Errorf("scyllastore: read stored rows of (%s, %d): %w", k.conv, k.bucket, err)
+	}
+	stored := make(map[uint64]*protocol.Message, len(rows))
+	for i := range rows {
+		stored[uint64(rows[i].Seq)] = rows[i].message(k.conv)
 	}
 	out := ms[:0:0]
 	for _, m := range ms {
-		if !slices.Contains(stored, int64(m.Seq)) {
+		old := stored[m.Seq]
+		switch {
+		case old == nil:
 			out = append(out, m)
+		case !history.Same(old, m):
+			return nil, conflict(old, m)
 		}
 	}
 	return out, nil
+}
+
+// conflict is the error of m offered where old is stored.
+func conflict(old, m *protocol.Message) error {
+	return fmt.Errorf("%w: (%s, %d) from %s, offered again from %s", history.ErrConflict, m.Conv, m.Seq, old.Sender, m.Sender)
 }
 
 func (s *Store) insertBucket(ctx context.Context, k bucketKey) error {
@@ -159,38 +179,37 @@ type target struct {
 	Deleted bool   `db:"deleted"`
 }
 
-// apply applies the edit or delete m to its target, if the rules allow.
+// apply applies the edit or delete m to its target, if history.Apply
+// allows.
 func (s *Store) apply(ctx context.Context, m *protocol.Message) error {
 	if m.Ref == 0 || m.Ref >= m.Seq {
-		return nil // a target comes before its edits in the stream
+		return nil // history.Apply would refuse it; spare the read
 	}
 	bucket := s.bucket(m.Ref)
 	q, err := s.query(ctx, s.q.target)
 	if err != nil {
 		return err
 	}
-	var t target
-	err = q.Bind(m.Conv, bucket, int64(m.Ref)).GetRelease(&t)
+	var r target
+	err = q.Bind(m.Conv, bucket, int64(m.Ref)).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("scyllastore: read target (%s, %d): %w", m.Conv, m.Ref, err)
 	}
-	if t.Kind != protocol.KindMessage || t.Sender != m.Sender || t.Deleted {
+	t := &protocol.Message{Conv: m.Conv, Seq: m.Ref, Sender: r.Sender, Kind: r.Kind, EditSeq: uint64(r.EditSeq), Deleted: r.Deleted}
+	if !history.Apply(t, m) {
 		return nil
 	}
-	if m.Kind == protocol.KindEdit {
-		if uint64(t.EditSeq) >= m.Seq {
-			return nil // a later edit is applied already
-		}
+	if !t.Deleted {
 		if q, err = s.query(ctx, s.q.setEdit); err != nil {
 			return err
 		}
 		// Written at the edit's seq: should an older edit race past the
 		// check above, the newer cells still win.
-		err = q.Bind([]byte(m.Body), int64(m.Seq), m.Conv, bucket, int64(m.Ref)).
-			WithTimestamp(int64(m.Seq)).ExecRelease()
+		err = q.Bind([]byte(t.Body), int64(t.EditSeq), m.Conv, bucket, int64(m.Ref)).
+			WithTimestamp(int64(t.EditSeq)).ExecRelease()
 	} else {
 		if q, err = s.query(ctx, s.q.setDel); err != nil {
 			return err
@@ -198,7 +217,7 @@ func (s *Store) apply(ctx context.Context, m *protocol.Message) error {
 		// Above every cell of the row: the original (at the target's seq)
 		// and the latest edit (at its seq), so both bodies are gone.
 		err = q.Bind(m.Conv, bucket, int64(m.Ref)).
-			WithTimestamp(max(int64(m.Seq), t.EditSeq)).ExecRelease()
+			WithTimestamp(max(int64(m.Seq), r.EditSeq)).ExecRelease()
 	}
 	if err != nil {
 		return fmt.Errorf("scyllastore: apply %s %d to (%s, %d): %w", m.Kind, m.Seq, m.Conv, m.Ref, err)

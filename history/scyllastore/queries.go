@@ -35,7 +35,7 @@ func buildQueries() queries {
 		insertBucket: build(qb.Insert("buckets").Columns("conv", "bucket")),
 		insertRow: build(qb.Insert("messages").
 			Columns("conv", "bucket", "seq", "sender", "client_id", "ts", "kind", "ref", "body")),
-		stored: build(qb.Select("messages").Columns("seq").
+		stored: build(qb.Select("messages").Columns(rowColumns...).
 			Where(append(partition[:2:2], qb.In("seq"))...)),
 		target:  build(qb.Select("messages").Columns("sender", "kind", "edit_seq", "deleted").Where(one...)),
 		setEdit: build(qb.Update("messages").Set("edit_body", "edit_seq").Where(one...)),

@@ -2,70 +2,22 @@ package scyllastore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/history/scyllastore"
+	"github.com/natter-chat/natter/history/scyllastore/scyllatest"
 	"github.com/natter-chat/natter/history/storetest"
 	"github.com/natter-chat/natter/protocol"
 )
 
-// startCommand is how to get the database these tests need.
-const startCommand = "export NATTER_CQL_HOSTS=$(deploy/cassandra/start.sh)   # stop: deploy/cassandra/stop.sh"
-
-// hosts returns the CQL hosts of NATTER_CQL_HOSTS. Without them the test
-// fails under CI (env CI set) and is skipped, loudly, elsewhere.
-func hosts(t testing.TB) []string {
-	t.Helper()
-	v := os.Getenv("NATTER_CQL_HOSTS")
-	if v == "" {
-		msg := "NATTER_CQL_HOSTS is not set: these tests need a real Cassandra/ScyllaDB. Start one with:\n\t" + startCommand
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI: " + msg)
-		}
-		t.Skip("SKIPPED (no database): " + msg)
-	}
-	return strings.Split(v, ",")
-}
-
-// config returns a Config for a fresh keyspace (random name) that is
-// dropped when the test ends; bucket is the bucket size.
+// config returns a Config for a fresh keyspace that is dropped when the
+// test ends; bucket is the bucket size.
 func config(t testing.TB, bucket uint64) scyllastore.Config {
 	t.Helper()
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	cfg := scyllastore.Config{
-		Hosts:      hosts(t),
-		Keyspace:   "natter_test_" + hex.EncodeToString(b[:]),
-		BucketSize: bucket,
-		Timeout:    20 * time.Second, // schema changes are slow on a busy test node
-	}
-	t.Cleanup(func() { dropKeyspace(t, cfg) })
-	return cfg
-}
-
-func dropKeyspace(t testing.TB, cfg scyllastore.Config) {
-	cluster := gocql.NewCluster(cfg.Hosts...)
-	cluster.Timeout = 30 * time.Second
-	session, err := cluster.CreateSession()
-	if err != nil {
-		t.Errorf("drop keyspace %s: %v", cfg.Keyspace, err)
-		return
-	}
-	defer session.Close()
-	if err := session.Query("DROP KEYSPACE IF EXISTS " + cfg.Keyspace).Exec(); err != nil {
-		t.Errorf("drop keyspace %s: %v", cfg.Keyspace, err)
-	}
+	return scyllatest.Config(t, "natter_test_", bucket)
 }
 
 func migrate(t testing.TB, cfg scyllastore.Config) {

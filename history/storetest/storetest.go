@@ -6,6 +6,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -30,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 	}{
 		{"Empty", testEmpty},
 		{"AppendIdempotent", testAppendIdempotent},
+		{"Conflict", testConflict},
 		{"AfterPages", testAfterPages},
 		{"BeforePages", testBeforePages},
 		{"LimitOne", testLimitOne},
@@ -255,9 +257,47 @@ func testAppendIdempotent(t *testing.T, s history.Store) {
 	if n := count(t, s, "c", 0); n != 15 {
 		t.Errorf("Count = %d, want 15", n)
 	}
-	// A row appended again with other content changes nothing.
-	changed := msg("c", 6, "u1")
-	changed.Body = []byte(`{"text":"rewritten"}`)
-	mustAppend(t, s, changed)
-	samePage(t, "after a rewrite attempt", want[1:2], []*protocol.Message{row(t, s, "c", 6)})
+}
+
+// testConflict checks that a seq offered again with other content fails
+// Append with history.ErrConflict, stores nothing of the batch and changes
+// nothing stored, while the same content stays a no-op.
+func testConflict(t *testing.T, s history.Store) {
+	orig := msg("c", 6, "u1")
+	edited := msg("c", 7, "u1")
+	mustAppend(t, s, orig, edited, event("c", 8, "u1", protocol.KindEdit, 7, editBody(8)))
+	wantOrig := clone(orig)
+	wantEdited := clone(edited)
+	wantEdited.Body, wantEdited.EditSeq = []byte(editBody(8)), 8
+	other := func(m *protocol.Message, change func(*protocol.Message)) *protocol.Message {
+		c := clone(m)
+		change(c)
+		return c
+	}
+	cases := []struct {
+		name  string
+		batch []*protocol.Message
+	}{
+		{"other body", []*protocol.Message{other(orig, func(m *protocol.Message) { m.Body = []byte(`{"text":"rewritten"}`) })}},
+		{"other sender", []*protocol.Message{other(orig, func(m *protocol.Message) { m.Sender = "u2" })}},
+		{"other timestamp", []*protocol.Message{other(orig, func(m *protocol.Message) { m.TS = "2020-01-01T00:00:00Z" })}},
+		{"other kind", []*protocol.Message{other(orig, func(m *protocol.Message) { m.Kind, m.Ref = protocol.KindReaction, 1 })}},
+		{"other client id of an edited row", []*protocol.Message{other(edited, func(m *protocol.Message) { m.ClientID = "x" })}},
+		{"with a new row", []*protocol.Message{msg("c", 20, "u1"), other(orig, func(m *protocol.Message) { m.Body = []byte(`{}`) })}},
+		{"two copies in one batch", []*protocol.Message{msg("c", 30, "u1"), other(msg("c", 30, "u1"), func(m *protocol.Message) { m.Sender = "u3" })}},
+	}
+	for _, tc := range cases {
+		err := s.Append(context.Background(), tc.batch)
+		if !errors.Is(err, history.ErrConflict) {
+			t.Errorf("%s: Append = %v, want ErrConflict", tc.name, err)
+		}
+	}
+	got, _ := after(t, s, "c", 0, 100)
+	samePage(t, "after the conflicts", []*protocol.Message{wantOrig, wantEdited, event("c", 8, "u1", protocol.KindEdit, 7, editBody(8))}, got)
+
+	// The same content again, an edited row with its original body
+	// included, is still a no-op.
+	mustAppend(t, s, clone(orig), clone(edited))
+	got, _ = after(t, s, "c", 0, 100)
+	samePage(t, "after re-appending the same rows", []*protocol.Message{wantOrig, wantEdited, event("c", 8, "u1", protocol.KindEdit, 7, editBody(8))}, got)
 }

@@ -46,7 +46,7 @@ var permissions = map[string][2][]string{
 		{schema.InboxWildcard, schema.UserAllWildcard, schema.TypingWildcard, schema.ReadWildcard},
 	},
 	RoleHistory: {
-		append([]string{schema.DeadWildcard, schema.AckWildcard(schema.StreamChat, schema.ConsumerHistory), schema.ServiceWildcard}, schema.JSClientAPI()...),
+		append([]string{schema.DeadWildcard, schema.AckWildcard(schema.StreamChat, schema.ConsumerHistory), schema.ServiceWildcard, schema.KVWildcard(schema.BucketLeases)}, schema.JSClientAPI()...),
 		{schema.InboxWildcard, schema.HistoryAPIAll, schema.ServiceWildcard},
 	},
 	RolePresence: {

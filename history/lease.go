@@ -1,0 +1,120 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/nats/schema"
+)
+
+// lease is the history writer lease (schema.LeaseHistoryWriter) held by
+// one writer of an embedded store. Its value names the store; its
+// per-message TTL makes it expire when the holder dies without releasing
+// it.
+type lease struct {
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+	owner string
+	ttl   time.Duration
+	log   *slog.Logger
+	rev   uint64
+}
+
+// claimLease takes the lease for owner. A lease already held under the
+// same owner is taken over: owner names one store directory on one host,
+// which only one process can have open, so its holder is a dead
+// predecessor. Held by another owner, it fails with ErrWriterRunning.
+func claimLease(ctx context.Context, js jetstream.JetStream, owner string, ttl time.Duration, log *slog.Logger) (*lease, error) {
+	kv, err := js.KeyValue(ctx, schema.BucketLeases)
+	if err != nil {
+		return nil, fmt.Errorf("history writer lease: %w", err)
+	}
+	l := &lease{js: js, kv: kv, owner: owner, ttl: ttl, log: log}
+	rev, err := kv.Create(ctx, schema.LeaseHistoryWriter, []byte(owner), jetstream.KeyTTL(ttl))
+	if err == nil {
+		l.rev = rev
+		return l, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("history writer lease: %w", err)
+	}
+	e, err := kv.Get(ctx, schema.LeaseHistoryWriter)
+	if err != nil {
+		// Expired or released since Create: try once more next start.
+		return nil, fmt.Errorf("%w: %s (%v)", ErrWriterRunning, schema.LeaseHistoryWriter, err)
+	}
+	if string(e.Value()) != owner {
+		return nil, fmt.Errorf("%w: %q holds it; one embedded history store per cluster (use --cql for several writers), or wait %s after that writer stopped",
+			ErrWriterRunning, e.Value(), ttl)
+	}
+	l.rev = e.Revision()
+	if err := l.renew(ctx); err != nil {
+		return nil, err
+	}
+	log.Info("history writer lease taken over from a previous run on the same store", "owner", owner)
+	return l, nil
+}
+
+// renew writes the lease again with its TTL, if this holder still has it.
+// A KV Update cannot carry a TTL, so it is published to the bucket's
+// subject with the revision check Update would do.
+func (l *lease) renew(ctx context.Context) error {
+	ack, err := l.js.Publish(ctx, schema.KVKey(schema.BucketLeases, schema.LeaseHistoryWriter), []byte(l.owner),
+		jetstream.WithExpectLastSequencePerSubject(l.rev), jetstream.WithMsgTTL(l.ttl))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return fmt.Errorf("%w: it expired or another writer took it", ErrLeaseLost)
+		}
+		return fmt.Errorf("renew history writer lease: %w", err)
+	}
+	l.rev = ack.Sequence
+	return nil
+}
+
+// hold renews the lease every third of its TTL until ctx ends, then
+// releases it so a successor need not wait for it to expire. It returns
+// ErrLeaseLost when the lease was taken or could not be renewed for a
+// whole TTL: the writer must stop, another may be appending.
+func (l *lease) hold(ctx context.Context) error {
+	tick := time.NewTicker(l.ttl / 3)
+	defer tick.Stop()
+	renewed := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			l.release()
+			return nil
+		case <-tick.C:
+		}
+		err := l.renew(ctx)
+		switch {
+		case err == nil:
+			renewed = time.Now()
+		case ctx.Err() != nil:
+			l.release()
+			return nil
+		case errors.Is(err, ErrLeaseLost):
+			return err
+		case time.Since(renewed) >= l.ttl:
+			return fmt.Errorf("%w: not renewed for %s: %v", ErrLeaseLost, l.ttl, err)
+		default:
+			l.log.Warn("history writer lease not renewed; retrying", "err", err)
+		}
+	}
+}
+
+// release deletes the lease if this holder still has it.
+func (l *lease) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.kv.Delete(ctx, schema.LeaseHistoryWriter, jetstream.LastRevision(l.rev)); err != nil {
+		l.log.Warn("history writer lease not released; it expires by itself", "err", err, "ttl", l.ttl)
+	}
+}

@@ -1,0 +1,153 @@
+package history_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// pages reads conv through r forwards (After) and backwards (Before) in
+// pages of size n and returns both as seq:text lists.
+func pages(t *testing.T, r *history.Reader, conv string, n int) (fwd, back []string) {
+	t.Helper()
+	var after uint64
+	for {
+		page, more, err := r.After(ctxT(t), conv, after, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fwd = append(fwd, texts(page)...)
+		if !more {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	var before uint64
+	for {
+		page, more, err := r.Before(ctxT(t), conv, before, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back = append(texts(page), back...)
+		if !more {
+			break
+		}
+		before = page[0].Seq
+	}
+	return fwd, back
+}
+
+// The Reader merges the store (rows up to the ack floor, edits applied by
+// the store) with the stream (rows above it, edits applied in the page):
+// every split of the same history reads the same.
+func TestReaderMergesStoreAndStream(t *testing.T) {
+	e := newEnv(t)
+	seqs := e.say("c", "a", "b", "c", "d")
+	e.say("other", "x")
+	e.publish("c", envelope("u1", protocol.KindEdit, seqs[0], "A"))    // 6
+	e.publish("c", envelope("u2", protocol.KindEdit, seqs[1], "nope")) // 7: not the sender
+	e.say("c", "e")                                                    // 8
+	e.publish("c", envelope("u1", protocol.KindDelete, seqs[2], ""))   // 9
+	e.publish("c", envelope("u1", protocol.KindEdit, seqs[0], "AA"))   // 10
+	e.publish("c", envelope("u3", protocol.KindReaction, seqs[3], "+1"))
+	want := []string{"1:AA*", "2:b", "3:x", "4:d", "6:A", "7:nope", "8:e", "9:", "10:AA", "11:+1"}
+
+	r := e.reader()
+	for _, n := range []int{1, 3, 50} {
+		fwd, back := pages(t, r, "c", n)
+		if !slices.Equal(fwd, want) || !slices.Equal(back, want) {
+			t.Fatalf("all from the stream, pages of %d:\nafter  %v\nbefore %v\nwant   %v", n, fwd, back, want)
+		}
+	}
+	// Move the split: the writer stores up to each floor in turn.
+	w := run(t, history.NewWriter(history.WriterConfig{Batch: 3}, e.js, e.store))
+	e.waitFloor(11)
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 4, 50} {
+		fwd, back := pages(t, e.reader(), "c", n)
+		if !slices.Equal(fwd, want) || !slices.Equal(back, want) {
+			t.Fatalf("all from the store, pages of %d:\nafter  %v\nbefore %v\nwant   %v", n, fwd, back, want)
+		}
+	}
+	// Newer messages on top of the store: store rows and stream rows in
+	// one page, an edit in the stream applied to a stored row.
+	e.publish("c", envelope("u1", protocol.KindEdit, seqs[3], "D")) // 12
+	e.say("c", "f")                                                 // 13
+	want = []string{"1:AA*", "2:b", "3:x", "4:D*", "6:A", "7:nope", "8:e", "9:", "10:AA", "11:+1", "12:D", "13:f"}
+	for _, n := range []int{1, 5, 50} {
+		fwd, back := pages(t, e.reader(), "c", n)
+		if !slices.Equal(fwd, want) || !slices.Equal(back, want) {
+			t.Fatalf("store and stream, pages of %d:\nafter  %v\nbefore %v\nwant   %v", n, fwd, back, want)
+		}
+	}
+	if got, err := e.reader().Get(ctxT(t), "c", 4); err != nil || string(got.Body) != `{"text":"d"}` {
+		t.Fatalf("Get(4) = %+v, %v (the stream's row as stored)", got, err)
+	}
+}
+
+// A store that lacks rows below the writer's ack floor (lost, restored
+// from an old backup, being rebuilt) while the stream still holds them:
+// sync and scroll-back still return them, edits applied.
+func TestReaderFallsBackToStream(t *testing.T) {
+	e := newEnv(t)
+	var want []string
+	for i := range 12 {
+		s := string(rune('a' + i))
+		seq := e.say("c", s)[0]
+		want = append(want, strings.Join([]string{itoa(seq), s}, ":"))
+	}
+	e.publish("c", envelope("u1", protocol.KindEdit, 2, "B")) // 13
+	want[1] = "2:B*"
+	want = append(want, "13:B")
+
+	cases := []struct {
+		name  string
+		store []uint64 // the seqs the store still has
+	}{
+		{"store lost", nil},
+		{"store lacks the newest rows", []uint64{1, 2, 3, 4, 5}},
+		{"store lacks rows in the middle", []uint64{1, 2, 3, 9, 10, 11, 12, 13}},
+		{"store lacks the oldest rows", []uint64{8, 9, 10, 11, 12, 13}},
+	}
+	all, _, err := mustStream(t, e).After(ctxT(t), "c", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ackUpTo(13) // the floor says the store has everything
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.dir = t.TempDir()
+			e.store = e.open()
+			var rows []*protocol.Message
+			for _, m := range all {
+				if slices.Contains(tc.store, m.Seq) {
+					rows = append(rows, m)
+				}
+			}
+			if err := e.store.Append(ctxT(t), rows); err != nil {
+				t.Fatal(err)
+			}
+			r := e.reader()
+			for _, n := range []int{1, 4, 50} {
+				fwd, back := pages(t, r, "c", n)
+				if !slices.Equal(fwd, want) || !slices.Equal(back, want) {
+					t.Fatalf("pages of %d:\nafter  %v\nbefore %v\nwant   %v", n, fwd, back, want)
+				}
+			}
+		})
+	}
+}
+
+func mustStream(t *testing.T, e *env) *history.Stream {
+	t.Helper()
+	st, err := history.NewStream(ctxT(t), e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

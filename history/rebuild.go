@@ -1,0 +1,146 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
+)
+
+// RebuildStats reports what Rebuild did.
+type RebuildStats struct {
+	// First and Last are the stream seqs Rebuild read from and up to.
+	First, Last uint64
+	// Read is how many messages of chat.msg.* it read.
+	Read int
+	// Appended is how many rows it handed the store; rows the store had
+	// already are among them (Append skips them).
+	Appended int
+	// Skipped is how many it left out: not a valid envelope or
+	// conversation (the writer sent those to the DEAD stream).
+	Skipped int
+}
+
+// Rebuild fills store with every message the CHAT stream still holds,
+// from its first seq to the last seq it had when Rebuild began: for a
+// history store that was lost, restored from an old backup, or is new.
+// It is idempotent (Append skips rows already stored) and may run while
+// the writer runs on a shared store; messages older than the stream's
+// first seq are gone unless the store kept them. A row stored with other
+// content stops it with ErrConflict: the store belongs to another stream.
+//
+// It reads with an ordered consumer, so it leaves the history consumer
+// and its ack floor alone.
+func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int) (RebuildStats, error) {
+	var st RebuildStats
+	if batch <= 0 {
+		batch = schema.HistoryBatch
+	}
+	stream, err := js.Stream(ctx, schema.StreamChat)
+	if err != nil {
+		return st, fmt.Errorf("rebuild: open stream %s: %w", schema.StreamChat, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return st, fmt.Errorf("rebuild: %w", err)
+	}
+	st.First, st.Last = info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return st, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{schema.MsgWildcard},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return st, fmt.Errorf("rebuild: consumer: %w", err)
+	}
+	for {
+		msgs, done, err := fetchUpTo(ctx, cons, batch, st.Last)
+		if err != nil {
+			return st, fmt.Errorf("rebuild: %w", err)
+		}
+		var rows []*protocol.Message
+		for _, m := range msgs {
+			st.Read++
+			if row := decodeStored(m); row != nil {
+				rows = append(rows, row)
+			} else {
+				st.Skipped++
+			}
+		}
+		if len(rows) > 0 {
+			if err := store.Append(ctx, rows); err != nil {
+				return st, fmt.Errorf("rebuild: append %d rows from seq %d: %w", len(rows), rows[0].Seq, err)
+			}
+			st.Appended += len(rows)
+		}
+		if done {
+			return st, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+	}
+}
+
+// fetchUpTo fetches up to batch messages with seq ≤ last; done once the
+// consumer has nothing more up to last.
+func fetchUpTo(ctx context.Context, cons jetstream.Consumer, batch int, last uint64) ([]jetstream.Msg, bool, error) {
+	b, err := cons.Fetch(batch, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		return nil, false, err
+	}
+	var out []jetstream.Msg
+	done := false
+	for m := range b.Messages() {
+		meta, err := m.Metadata()
+		if err != nil {
+			return nil, false, err
+		}
+		if meta.Sequence.Stream > last {
+			done = true
+			continue
+		}
+		out = append(out, m)
+		if meta.Sequence.Stream == last || meta.NumPending == 0 {
+			done = true
+		}
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		return nil, false, err
+	}
+	if len(out) == 0 && !done {
+		// Nothing within the wait: done if nothing is pending either
+		// (the stream's last messages may be membership events).
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		done = info.NumPending == 0
+	}
+	return out, done, nil
+}
+
+// decodeStored turns a CHAT message into a row as the writer would; nil
+// for one the writer does not store.
+func decodeStored(m jetstream.Msg) *protocol.Message {
+	meta, err := m.Metadata()
+	if err != nil {
+		return nil
+	}
+	conv := schema.ConvFromSubject(m.Subject())
+	if !protocol.ValidID(conv) {
+		return nil
+	}
+	env, err := protocol.DecodeEnvelope(m.Data())
+	if err != nil {
+		return nil
+	}
+	return env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+}

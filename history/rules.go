@@ -1,0 +1,66 @@
+package history
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/natter-chat/natter/protocol"
+)
+
+// tombstone is the Body of a deleted message.
+var tombstone = json.RawMessage(`{}`)
+
+// Apply applies the edit or delete ev to its target t, by the rules Store
+// describes, and reports whether t changed. It is the one copy of the
+// rule: the Reader applies stream events with it and both stores apply
+// appended events with it, so a page reads the same wherever it came from.
+//
+// t must be the stored row at (ev.Conv, ev.Ref) with the edits so far
+// applied (Body, EditSeq, Deleted); ev must be an edit or delete (anything
+// else changes nothing). The rule:
+//   - the target must precede its event (ev.Ref < ev.Seq), be a plain
+//     message, have the event's sender and not be deleted;
+//   - an edit sets Body and EditSeq unless a higher edit is applied;
+//   - a delete makes a tombstone: Deleted, Body {}, EditSeq kept.
+func Apply(t, ev *protocol.Message) bool {
+	if ev.Kind != protocol.KindEdit && ev.Kind != protocol.KindDelete {
+		return false
+	}
+	if t.Conv != ev.Conv || t.Seq != ev.Ref || ev.Ref >= ev.Seq {
+		return false
+	}
+	if t.Kind != protocol.KindMessage || t.Sender != ev.Sender || t.Deleted {
+		return false
+	}
+	if ev.Kind == protocol.KindDelete {
+		t.Deleted, t.Body = true, tombstone
+		return true
+	}
+	if ev.Seq <= t.EditSeq {
+		return false // a later edit is applied already
+	}
+	t.Body, t.EditSeq = ev.Body, ev.Seq
+	return true
+}
+
+// Same reports whether m, offered to Append at a (Conv, Seq) where stored
+// already is, is the same message again (a redelivery, a re-appended batch,
+// a rebuild): then Append skips it. Otherwise the stream and the store
+// disagree about that seq, which Append reports as ErrConflict.
+//
+// stored carries the edits applied since, so its Body is compared only
+// while no edit or delete has replaced it; everything else a row keeps
+// (sender, client id, timestamp, kind, ref) is compared always.
+func Same(stored, m *protocol.Message) bool {
+	if stored.Conv != m.Conv || stored.Seq != m.Seq {
+		return false
+	}
+	if stored.Sender != m.Sender || stored.ClientID != m.ClientID || stored.TS != m.TS ||
+		stored.Kind != m.Kind || stored.Ref != m.Ref {
+		return false
+	}
+	if stored.EditSeq != 0 || stored.Deleted {
+		return true
+	}
+	return bytes.Equal(stored.Body, m.Body)
+}
