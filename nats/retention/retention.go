@@ -32,6 +32,9 @@ const (
 	DefaultWindow   = 7 * 24 * time.Hour
 	// minInterval keeps a tiny window (tests) from spinning.
 	minInterval = 100 * time.Millisecond
+	// passTimeout bounds one pass: a request to a stream without a leader
+	// (a failover) gets no answer at all.
+	passTimeout = 30 * time.Second
 )
 
 // Config configures a Trimmer. The zero value is usable.
@@ -154,6 +157,8 @@ func (t *Trimmer) interval(window time.Duration) time.Duration {
 // Trim runs one pass: it purges CHAT below min(history ack floor + 1,
 // first seq younger than the hot window) and measures the history lag.
 func (t *Trimmer) Trim(ctx context.Context) (State, error) {
+	ctx, cancel := context.WithTimeout(ctx, passTimeout)
+	defer cancel()
 	st, err := t.trim(ctx)
 	t.mu.Lock()
 	defer t.mu.Unlock()
