@@ -73,3 +73,8 @@ func JSClientAPI() []string {
 		InboxWildcard,
 	)
 }
+
+// MsgGetAPI is the JetStream API subject that reads one message of stream
+// by sequence, by subject or by time (the request's start_time), answered
+// by the stream's leader.
+func MsgGetAPI(stream string) string { return jsAPIPrefix + "STREAM.MSG.GET." + stream }
