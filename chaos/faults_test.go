@@ -159,10 +159,17 @@ func wipeAndRebuild(t *testing.T, c *cluster, l *load, r *row) {
 // had it.
 func storeDownPastWindow(t *testing.T, c *cluster, js jetstream.JetStream, l *load, r *row, window, down time.Duration) {
 	t.Helper()
+	first0 := firstSeq(t, js) // before the window shrinks: nothing trimmed yet
 	prev := setHotWindow(t, js, window)
 	c.history.kill()
 	stopped := time.Now()
 	time.Sleep(down)
+	// The nodes trim every second: stored messages older than the window
+	// went, unstored ones stayed (the store check after the phase).
+	first1 := firstSeq(t, js)
+	if first1 <= first0 {
+		t.Errorf("the trimmer never ran with the %s window: CHAT's first seq stayed %d", window, first1)
+	}
 	restarted := time.Now()
 	c.history.start(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -184,12 +191,24 @@ func storeDownPastWindow(t *testing.T, c *cluster, js jetstream.JetStream, l *lo
 	if older == 0 {
 		t.Errorf("no message acked while the store was down was older than the %s hot window when it came back", window)
 	}
-	r.effect = fmt.Sprintf("store down %.0f s: %d acked meanwhile, %d of them older than the window when it came back", restarted.Sub(stopped).Seconds(), during, older)
+	r.effect = fmt.Sprintf("store down %.0f s: %d acked meanwhile, %d of them older than the window when it came back; trimmed below seq %d", restarted.Sub(stopped).Seconds(), during, older, first1)
 }
 
-// metaHotWindow is the CHAT stream's metadata key for the hot window once
-// the retention trimmer keeps it (instead of the stream's MaxAge).
-const metaHotWindow = "natter.hot_window"
+// firstSeq is CHAT's first stored seq.
+func firstSeq(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, schema.StreamChat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.FirstSeq
+}
 
 // setHotWindow sets CHAT's hot window as an operator would (nats stream
 // edit) and returns the previous settings. Where the window is the
@@ -204,9 +223,9 @@ func setHotWindow(t *testing.T, js jetstream.JetStream, window time.Duration) je
 	}
 	prev := st.CachedInfo().Config
 	cfg := prev
-	if _, ok := prev.Metadata[metaHotWindow]; ok {
+	if _, ok := prev.Metadata[schema.MetaHotWindow]; ok {
 		cfg.Metadata = maps.Clone(prev.Metadata)
-		cfg.Metadata[metaHotWindow] = window.String()
+		cfg.Metadata[schema.MetaHotWindow] = window.String()
 	} else {
 		cfg.MaxAge = window
 		cfg.Duplicates = min(cfg.Duplicates, window)
