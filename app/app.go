@@ -30,6 +30,7 @@ import (
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/nats/retention"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/pushnotify"
@@ -54,8 +55,13 @@ type Config struct {
 	Embedded natsrv.Config
 	// Auth verifies client tokens (gateway role).
 	Auth auth.Config
-	// Schema sizes the streams and buckets.
+	// Schema sizes the streams and buckets. Only a process with the
+	// embedded server applies it to an existing schema; a role against an
+	// external NATS uses it only to create what is missing.
 	Schema schema.Config
+	// Retention configures the CHAT trimmer, which runs with the embedded
+	// server; its Window defaults to Schema.HotWindow.
+	Retention retention.Config
 	// Gateway, Conversations, Fanout and Presence tune those parts.
 	Gateway       gateway.Config
 	Conversations conversation.Config
@@ -145,6 +151,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err != nil {
 		return a, err
 	}
+	trim, err := a.startRetention(ctx)
+	if err != nil {
+		return a, fmt.Errorf("start retention: %w", err)
+	}
+	a.runPart(runCtx, trim)
 	for _, r := range a.roles() {
 		if !r.on {
 			continue

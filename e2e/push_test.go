@@ -289,8 +289,17 @@ func TestPushRestartDoesNotRenotify(t *testing.T) {
 	if err := e.app.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if a, w := p.counts(); a != 1 || w != 1 {
-		t.Fatalf("after shutdown delivered apns %d, webpush %d; want 1, 1", a, w)
+	// Usually the dispatcher holds the message in its window and flushes
+	// it on shutdown. If the shutdown came before the dispatcher took the
+	// message, it was not acknowledged and the next run sends it. Either
+	// way each device is notified exactly once.
+	switch a, w := p.counts(); {
+	case a == 1 && w == 1:
+		t.Log("the window was flushed on shutdown")
+	case a == 0 && w == 0:
+		t.Log("the shutdown came before the dispatcher took the message: the restart sends it")
+	default:
+		t.Fatalf("after shutdown delivered apns %d, webpush %d; want 1, 1 (flushed) or 0, 0 (left for the next run)", a, w)
 	}
 
 	e = start(t, p.config(t, false), onDir)

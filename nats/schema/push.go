@@ -1,8 +1,6 @@
 package schema
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,21 +106,4 @@ func PushConsumer() jetstream.ConsumerConfig {
 		PriorityGroups: []string{PriorityGroupPush},
 		PinnedTTL:      5 * time.Second,
 	}
-}
-
-// ensurePush creates or updates the push bucket, the sent bucket, the
-// dead-letter stream and the dispatcher's consumer.
-func ensurePush(ctx context.Context, js jetstream.JetStream, c Config) error {
-	for _, b := range []jetstream.KeyValueConfig{PushBucket(c), PushSentBucket(c)} {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
-			return fmt.Errorf("ensure bucket %s: %w", b.Bucket, err)
-		}
-	}
-	if _, err := js.CreateOrUpdateStream(ctx, PushDeadStream(c)); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamPushDead, err)
-	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, PushConsumer()); err != nil {
-		return fmt.Errorf("ensure consumer %s: %w", ConsumerPush, err)
-	}
-	return nil
 }
