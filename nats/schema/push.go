@@ -35,8 +35,7 @@ const PushDeadWildcard = pushDeadPrefix + "*"
 func PushDead(platform string) string { return pushDeadPrefix + platform }
 
 // PushBucket is the PUSH KV bucket's configuration. A user's devices are
-// one value changed with compare-and-set; 20 devices of 4 KiB tokens fit
-// in the value limit.
+// one value changed with compare-and-set; MaxValueSize bounds it.
 func PushBucket(c Config) jetstream.KeyValueConfig {
 	c = c.withDefaults()
 	return jetstream.KeyValueConfig{
@@ -45,9 +44,16 @@ func PushBucket(c Config) jetstream.KeyValueConfig {
 		History:      1,
 		Storage:      jetstream.FileStorage,
 		Replicas:     c.Replicas,
-		MaxValueSize: 256 << 10,
+		MaxValueSize: PushMaxValue,
 	}
 }
+
+// PushMaxValue bounds a PUSH value. The largest is a user's device list:
+// at most 20 devices (pushnotify.DefaultMaxDevices), each a token of at
+// most 4 KiB (pushnotify.MaxTokenBytes) that JSON may escape to six times
+// its size (\u0026 for &, as in an endpoint's query) plus about 100
+// bytes of id, platform and time: under 500 KiB.
+const PushMaxValue = 512 << 10
 
 // PushSentBucket is the bucket pushnotify.KVDedup expects: keys expire
 // after an hour, far beyond the consumer's redelivery horizon.

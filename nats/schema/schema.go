@@ -146,6 +146,7 @@ func DeadStream(c Config) jetstream.StreamConfig {
 // LimitMarkerTTL leaves a marker when one expires, which the presence
 // service's watcher sees as a purge. Closed connections are purged with a
 // marker of the same TTL, so the bucket keeps no tombstone per connection.
+// MaxValueSize bounds what a client can make the server store per key.
 func PresenceBucket(c Config) jetstream.KeyValueConfig {
 	c = c.withDefaults()
 	return jetstream.KeyValueConfig{
@@ -155,8 +156,15 @@ func PresenceBucket(c Config) jetstream.KeyValueConfig {
 		Storage:        jetstream.FileStorage,
 		Replicas:       c.Replicas,
 		LimitMarkerTTL: time.Minute,
+		MaxValueSize:   PresenceMaxValue,
 	}
 }
+
+// PresenceMaxValue bounds a PRESENCE value. The largest is a connection's:
+// its device label (at most 128 bytes, from hello) JSON-escaped up to six
+// times (\u003c for <) and a timestamp, under 900 bytes; a user's state and
+// a lease are a few dozen.
+const PresenceMaxValue = 2 << 10
 
 // FanoutConsumer is the fan-out worker's durable pull consumer.
 func FanoutConsumer() jetstream.ConsumerConfig {
