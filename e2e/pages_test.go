@@ -55,7 +55,9 @@ func page(t *testing.T, c *client.Client, frame map[string]any, bound int, out a
 // at once comes in pages under 1 MiB, the connection stays open, and
 // paging on gets each message once, in order.
 func TestLargeMessagesComeInPagesThatFit(t *testing.T) {
-	e := start(t)
+	// 30 MB of messages under the race detector on a loaded machine: give
+	// each request more than the default 10 s.
+	e := start(t, func(c *app.Config) { c.Gateway.RequestTimeout = time.Minute })
 	ctx, cancel := contextWithTimeout(2 * time.Minute)
 	defer cancel()
 	t0 := time.Now()

@@ -22,6 +22,10 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 	case protocol.TypePing:
 		resp = &protocol.OK{Type: protocol.TypePong, ID: req.ID}
 	case protocol.TypeHello:
+		if len(req.Device) > protocol.MaxDeviceBytes {
+			err = protocol.Errorf(protocol.CodeBadRequest, "device label over %d bytes", protocol.MaxDeviceBytes)
+			break
+		}
 		if req.Device != "" {
 			sess.device = req.Device
 		}

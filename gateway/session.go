@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -178,6 +179,10 @@ func (sess *session) hello(data []byte) {
 	uid, err := sess.srv.verifier.Verify(req.Token)
 	if err != nil {
 		sess.closeWith(protocol.CloseUnauthorized, "bad token")
+		return
+	}
+	if len(req.Device) > protocol.MaxDeviceBytes {
+		sess.closeWith(protocol.CloseUnauthorized, fmt.Sprintf("hello device label over %d bytes", protocol.MaxDeviceBytes))
 		return
 	}
 	sess.user = uid

@@ -58,6 +58,9 @@ const (
 	MaxIDLen = 64
 	// MaxClientIDLen is the longest client_id.
 	MaxClientIDLen = 128
+	// MaxDeviceBytes bounds the device label of hello: it is stored with
+	// each connection's presence key.
+	MaxDeviceBytes = 128
 	// MaxPageBytes bounds the frame of a page (sync, history,
 	// conversations): a page ends early, with more, before the next item
 	// would take it past this. Pages stay far below a connection's send
