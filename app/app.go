@@ -3,8 +3,9 @@
 // history store, and the roles asked for — the WebSocket gateway with its
 // fan-out worker, the presence service, the history writer, the push
 // dispatcher — behind an HTTP server for /v1/ws and /healthz, with
-// /metrics and /readyz on an operator listener of their own. natter serve runs every role; natter gateway, presence,
-// history and pushnotify run one each; tests start Apps in-process.
+// /metrics and /readyz on an operator listener of their own. natter serve
+// runs every role; natter gateway, presence, history and pushnotify run
+// one each; tests start Apps in-process.
 //
 // roles.go is the table of roles; each role's start function (gateway.go,
 // presence.go, history.go, push.go) opens what the role needs and returns
@@ -30,6 +31,7 @@ import (
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/nats/retention"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/pushnotify"
@@ -63,8 +65,13 @@ type Config struct {
 	Embedded natsrv.Config
 	// Auth verifies client tokens (gateway role).
 	Auth auth.Config
-	// Schema sizes the streams and buckets.
+	// Schema sizes the streams and buckets. Only a process with the
+	// embedded server applies it to an existing schema; a role against an
+	// external NATS uses it only to create what is missing.
 	Schema schema.Config
+	// Retention configures the CHAT trimmer, which runs with the embedded
+	// server; its Window defaults to Schema.HotWindow.
+	Retention retention.Config
 	// Gateway, Conversations, Fanout and Presence tune those parts.
 	Gateway       gateway.Config
 	Conversations conversation.Config
@@ -160,6 +167,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err != nil {
 		return a, err
 	}
+	trim, err := a.startRetention(ctx)
+	if err != nil {
+		return a, fmt.Errorf("start retention: %w", err)
+	}
+	a.runPart(runCtx, trim)
 	for _, r := range a.roles() {
 		if !r.on {
 			continue

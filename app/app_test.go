@@ -77,10 +77,11 @@ func TestRoleTable(t *testing.T) {
 		gateway bool
 		parts   []string
 	}{
-		{"gateway", Roles{Gateway: true}, true, []string{"gateway", "fan-out"}},
-		{"presence", Roles{Presence: true}, false, []string{"presence service"}},
-		{"history", Roles{History: true}, false, []string{"history writer"}},
-		{"all", AllRoles, true, []string{"gateway", "fan-out", "presence service", "history writer"}},
+		// Every App here holds the embedded server, so it trims CHAT.
+		{"gateway", Roles{Gateway: true}, true, []string{"retention", "gateway", "fan-out"}},
+		{"presence", Roles{Presence: true}, false, []string{"retention", "presence service"}},
+		{"history", Roles{History: true}, false, []string{"retention", "history writer"}},
+		{"all", AllRoles, true, []string{"retention", "gateway", "fan-out", "presence service", "history writer"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(natstest.CheckGoroutines(t))

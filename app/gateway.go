@@ -96,8 +96,11 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 		Conversations: gatewayConversations{convs}, ReadMarkers: gatewayConversations{convs},
 		Messages: gatewayMessages{msgs},
 		Presence: gatewayPresence{Tracker: tracker, kv: presenceKV},
-		Devices:  gatewayDevices{pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now}, pushKV)},
-		Metrics:  a.gatewayMetrics(),
+		Devices: gatewayDevices{
+			s:         pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now}, pushKV),
+			endpoints: cfg.Push.WebPushEndpoints,
+		},
+		Metrics: a.gatewayMetrics(),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -104,7 +104,7 @@ func TestGatewayAdapters(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := pushnotify.NewStore(pushnotify.StoreConfig{}, kv)
-		devs := gatewayDevices{store}
+		devs := gatewayDevices{s: store}
 		for _, tc := range []struct {
 			name, platform, token, text string
 		}{
@@ -112,6 +112,9 @@ func TestGatewayAdapters(t *testing.T) {
 			{"empty token", pushnotify.PlatformAPNs, "", "token must be 1 to 4096 bytes"},
 			{"token too long", pushnotify.PlatformFCM, strings.Repeat("x", pushnotify.MaxTokenBytes+1), "token must be 1 to 4096 bytes"},
 			{"not a Web Push subscription", pushnotify.PlatformWebPush, `{"endpoint":"http://x"}`, "token is not a Web Push subscription: "},
+			{"loopback endpoint", pushnotify.PlatformWebPush, subscription("https://127.0.0.1:8443/p"), "Web Push endpoint not allowed: webpush: endpoint refused: 127.0.0.1 is not a public address"},
+			{"metadata endpoint", pushnotify.PlatformWebPush, subscription("https://169.254.169.254/"), "Web Push endpoint not allowed: "},
+			{"unknown push service", pushnotify.PlatformWebPush, subscription("https://push.attacker.example/p"), "Web Push endpoint not allowed: webpush: endpoint refused: host push.attacker.example is not a known push service"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := devs.Register(ctx, "alice", tc.platform, tc.token)
@@ -141,6 +144,11 @@ func TestGatewayAdapters(t *testing.T) {
 			t.Fatalf("Muted: %v, %v", muted, err)
 		}
 	})
+}
+
+// subscription is a well-formed Web Push subscription to endpoint.
+func subscription(endpoint string) string {
+	return `{"endpoint":"` + endpoint + `","keys":{"p256dh":"BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4","auth":"BTBZMqHH6r4Tts7J_aSIgg"}}`
 }
 
 // second returns the error of a two-result call.

@@ -160,8 +160,12 @@ func (p gatewayPresence) State(ctx context.Context, uid string) (gateway.Presenc
 }
 
 // gatewayDevices is the push device store as the gateway's Devices. It
-// checks what clients register against the providers' rules.
-type gatewayDevices struct{ s *pushnotify.Store }
+// checks what clients register against the providers' rules and Web Push
+// endpoints against the endpoint policy: the server later POSTs to them.
+type gatewayDevices struct {
+	s         *pushnotify.Store
+	endpoints webpush.EndpointPolicy
+}
 
 func (d gatewayDevices) Register(ctx context.Context, uid, platform, token string) (gateway.Device, error) {
 	switch platform {
@@ -173,8 +177,12 @@ func (d gatewayDevices) Register(ctx context.Context, uid, platform, token strin
 		return gateway.Device{}, refuse(gateway.ErrBadRequest, "token must be 1 to %d bytes", pushnotify.MaxTokenBytes)
 	}
 	if platform == pushnotify.PlatformWebPush {
-		if _, err := webpush.ParseSubscription(token); err != nil {
+		sub, err := webpush.ParseSubscription(token)
+		if err != nil {
 			return gateway.Device{}, refuse(gateway.ErrBadRequest, "token is not a Web Push subscription: %v", err)
+		}
+		if err := d.endpoints.Check(ctx, sub.Endpoint); err != nil {
+			return gateway.Device{}, refuse(gateway.ErrBadRequest, "Web Push endpoint not allowed: %v", err)
 		}
 	}
 	dev, err := d.s.Register(ctx, uid, platform, token)

@@ -11,8 +11,10 @@ import (
 	"github.com/natter-chat/natter/nats/natsrv"
 )
 
-// startNATS starts the embedded server unless an external NATS is named,
-// then ensures the schema for every role of the process.
+// startNATS starts the embedded server unless an external NATS is named.
+// With the embedded server this process is the operator: it ensures the
+// schema with its own settings. Against an external NATS it is a role: it
+// creates only what is missing, or waits for the operator's processes.
 func (a *App) startNATS(ctx context.Context) error {
 	if a.cfg.NATSURL == "" {
 		emb := a.cfg.Embedded
@@ -28,7 +30,10 @@ func (a *App) startNATS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return ensureSchema(ctx, js, a.cfg.Schema, a.log)
+	if a.nats == nil {
+		return awaitSchema(ctx, js, a.cfg.Schema, a.log)
+	}
+	return ensureSchema(ctx, js, a.cfg.Schema, 0, a.log)
 }
 
 // defaultDialTimeout is nats.go's own default, kept when ctx allows more.

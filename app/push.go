@@ -18,6 +18,11 @@ type PushConfig struct {
 	APNs    *apns.Config
 	FCM     *fcm.Config
 	WebPush *webpush.Config
+	// WebPushEndpoints says which Web Push endpoints register_device
+	// accepts and the sender connects to; it replaces WebPush.Endpoints,
+	// so that gateways without a VAPID key apply it too. The zero value
+	// allows only the big browsers' push services on public addresses.
+	WebPushEndpoints webpush.EndpointPolicy
 	// Dispatcher tunes the dispatcher: Private, Window and the rest.
 	Dispatcher pushnotify.DispatcherConfig
 }
@@ -60,6 +65,7 @@ func (a *App) startPush(ctx context.Context, _ *http.ServeMux) (*part, error) {
 	}
 	if pc.WebPush != nil {
 		c := *pc.WebPush
+		c.Endpoints = pc.WebPushEndpoints
 		if c.Logger == nil {
 			c.Logger = a.log
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/natter-chat/natter/internal/testbin"
 )
 
-// cassandra is a dedicated Cassandra for fault 4, started by
+// cassandra is a dedicated Cassandra for the last phase, started by
 // deploy/cassandra/start.sh on its own ports and run directory so that
 // stopping it harms no other test; CASSANDRA_KEEP=1 makes stop.sh and
 // start.sh keep and reuse its data.
@@ -85,6 +85,13 @@ func (e *scriptError) Error() string {
 	return e.name + ": " + e.err.Error() + "\n" + tail(e.stderr, 3000)
 }
 
+// result waits for the start and returns the CQL host:port or why there
+// is none.
+func (c *cassandra) result() (string, error) {
+	<-c.ready
+	return c.hosts, c.err
+}
+
 // wait returns the CQL host:port; when Cassandra could not start,
 // scyllatest.Unavailable fails the test under CI and skips it loudly
 // elsewhere.
@@ -93,7 +100,7 @@ func (c *cassandra) wait(t *testing.T) (string, bool) {
 	<-c.ready
 	t.Logf("waited %v more for Cassandra", time.Since(began).Round(time.Millisecond))
 	if c.err != nil {
-		scyllatest.Unavailable(t, "chaos fault 4 (Cassandra stopped for 30 s) needs a Cassandra from deploy/cassandra (java and its jars): "+c.err.Error())
+		scyllatest.Unavailable(t, "chaos phase \"Cassandra stopped 30 s\" needs a Cassandra from deploy/cassandra (java and its jars): "+c.err.Error())
 		return "", false
 	}
 	return c.hosts, true

@@ -1,15 +1,22 @@
 // Package chaos kills parts of a running Natter cluster — separate
 // `natter` processes on loopback — under a steady load of clients and
-// checks that no acknowledged message is lost: every one reaches every
-// other member exactly once from the client's point of view, and sync
-// returns all of them in seq order.
+// checks, after every fault and again for all of them at the end, that no
+// acknowledged message is lost: every one is in the history store read
+// back directly (not through sync), reaches every other member once from
+// the client's point of view (no message under two seqs, live pushes in
+// seq order), and sync returns all of them in seq order. Each phase also
+// checks that its fault took effect (a leader change, clients
+// reconnecting, a fan-out pin moving, a store outage longer than the hot
+// window, a rebuilt store).
 package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +27,7 @@ import (
 
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/client"
+	"github.com/natter-chat/natter/history/scyllastore"
 	"github.com/natter-chat/natter/internal/testbin"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -38,7 +46,14 @@ type cluster struct {
 	gateways []*proc
 	history  *proc
 	presence *proc
+	// cql, once set, is the Cassandra store the history role writes
+	// instead of the embedded one in historyDir.
+	cql *scyllastore.Config
 }
+
+// historyData is the history role's --data; its embedded store is the
+// "history" directory in it.
+func (c *cluster) historyData() string { return filepath.Join(c.dir, "history") }
 
 func startCluster(t *testing.T, bin string) *cluster {
 	c := &cluster{t: t, bin: bin, dir: t.TempDir()}
@@ -55,7 +70,7 @@ func startCluster(t *testing.T, bin string) *cluster {
 			"--name", name, "--listen", clients[i], "--cluster-name", "chaos",
 			"--cluster-listen", strings.TrimPrefix(routes[i], "nats-route://"),
 			"--routes", strings.Join(routes, ","), "--data", filepath.Join(c.dir, name),
-			"--auth-file", authFile))
+			"--auth-file", authFile, "--trim-interval", "1s"))
 	}
 	// The first node writes the shared credentials file; then the others.
 	c.nats[0].start(false)
@@ -85,7 +100,7 @@ func startCluster(t *testing.T, bin string) *cluster {
 	role := func(name, kind string, args ...string) *proc {
 		return newProc(t, bin, name, "/healthz", append([]string{kind, "--nats-url", c.natsURL, "--log-level", "warn"}, args...)...)
 	}
-	c.history = role("history", "history", "--data", filepath.Join(c.dir, "history"))
+	c.history = role("history", "history", "--data", c.historyData())
 	c.presence = role("presence", "presence")
 	for i := range 2 {
 		c.gateways = append(c.gateways, role(fmt.Sprintf("g%d", i+1), "gateway", "--jwt-secret", secret, "--heartbeat", "2s", "--rate", "1000", "--rate-burst", "1000"))
@@ -142,12 +157,14 @@ type sent struct {
 	conv, sender, clientID string
 	seq                    uint64
 	phase                  int
+	at                     time.Time // when the ack came
 }
 
 // load is the clients and what they saw.
 type load struct {
 	t        *testing.T
-	users    []string
+	users    []string // the senders
+	watchers []string // members of the group that only read, on g1 alone
 	sessions map[string]*client.Session
 	convs    map[string][]string // conv -> members
 	own      map[string][]string // user -> conversations it sends to
@@ -158,26 +175,44 @@ type load struct {
 	unacked   []string                             // sends given up on
 	phase     int
 	viaSync   int // others' messages first seen through sync, not pushed
+	// retried counts, per phase, the error codes of send attempts the
+	// sessions retried ("" for a dropped connection); stall is the
+	// longest a send of the phase waited for its ack.
+	retried map[int]map[string]int
+	stall   map[int]time.Duration
+
+	// liveMax is the highest seq pushed live per user and conversation;
+	// a new seq pushed below it arrived out of order.
+	liveMax map[string]map[string]uint64
+	// seqOf is the seq clients saw a (conv, sender/client_id) under; one
+	// seen under a second seq is a duplicate visible to clients (Session
+	// already drops a (conv, seq) seen before).
+	seqOf      map[string]map[string]uint64
+	outOfOrder map[int][]string // phase -> problems
+	dups       map[int][]string // phase -> problems
 }
 
 func newLoad(t *testing.T, c *cluster, n int) *load {
 	l := &load{t: t, sessions: map[string]*client.Session{}, convs: map[string][]string{}, own: map[string][]string{},
-		acked: map[string]*sent{}, delivered: map[string]map[string]map[uint64]int{}}
+		acked: map[string]*sent{}, delivered: map[string]map[string]map[uint64]int{},
+		retried: map[int]map[string]int{}, stall: map[int]time.Duration{},
+		liveMax: map[string]map[string]uint64{}, seqOf: map[string]map[string]uint64{},
+		outOfOrder: map[int][]string{}, dups: map[int][]string{}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for i := range n {
-		u := fmt.Sprintf("u%d", i)
-		l.users = append(l.users, u)
+	connect := func(u string, urls []string) {
 		l.delivered[u] = map[string]map[uint64]int{}
+		l.liveMax[u] = map[string]uint64{}
 		tok, err := auth.IssueHS256(secret, u, 2*time.Hour, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		s, err := client.NewSession(ctx, client.SessionOptions{
-			URLs:        c.wsURLs(i % 2), // even users on g1, odd on g2
+			URLs:        urls,
 			Options:     client.Options{Token: tok},
 			OnMessage:   func(m *protocol.Message, live bool) { l.record(u, m, live) },
 			ResyncEvery: 2 * time.Second,
+			OnSendRetry: func(_, _ string, err error) { l.retry(err) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -185,13 +220,26 @@ func newLoad(t *testing.T, c *cluster, n int) *load {
 		t.Cleanup(func() { _ = s.Close() })
 		l.sessions[u] = s
 	}
+	for i := range n {
+		u := fmt.Sprintf("u%d", i)
+		l.users = append(l.users, u)
+		connect(u, c.wsURLs(i%2)) // even users on g1, odd on g2
+	}
+	// Watchers only read the group, and only through g1, so they are
+	// still connected when a fault takes g2 down while the senders have
+	// all moved there.
+	for i := range 2 {
+		w := fmt.Sprintf("w%d", i)
+		l.watchers = append(l.watchers, w)
+		connect(w, c.wsURLs(0)[:1])
+	}
 	// One group of everyone, and a direct conversation per pair (u0,u1), (u2,u3), ...
 	owner, _ := l.sessions[l.users[0]].Client(ctx)
-	g, err := owner.CreateGroup(ctx, "chaos", l.users[1:]...)
+	g, err := owner.CreateGroup(ctx, "chaos", slices.Concat(l.users[1:], l.watchers)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.convs[g.Conv] = l.users
+	l.convs[g.Conv] = append(slices.Clone(l.users), l.watchers...)
 	for _, u := range l.users {
 		l.own[u] = append(l.own[u], g.Conv)
 	}
@@ -209,6 +257,20 @@ func newLoad(t *testing.T, c *cluster, n int) *load {
 	return l
 }
 
+// retry counts a retried send attempt in the current phase.
+func (l *load) retry(err error) {
+	code := ""
+	if pe, ok := errors.AsType[*protocol.Error](err); ok {
+		code = pe.Code
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retried[l.phase] == nil {
+		l.retried[l.phase] = map[string]int{}
+	}
+	l.retried[l.phase][code]++
+}
+
 func (l *load) record(user string, m *protocol.Message, live bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -221,6 +283,25 @@ func (l *load) record(user string, m *protocol.Message, live bool) {
 		l.delivered[user][m.Conv] = byConv
 	}
 	byConv[m.Seq]++
+	if live && byConv[m.Seq] == 1 {
+		if top := l.liveMax[user][m.Conv]; m.Seq < top {
+			l.outOfOrder[l.phase] = append(l.outOfOrder[l.phase], fmt.Sprintf("%s got %s seq %d live after seq %d", user, m.Conv, m.Seq, top))
+		}
+		l.liveMax[user][m.Conv] = max(l.liveMax[user][m.Conv], m.Seq)
+	}
+	if m.Kind != "" {
+		return
+	}
+	ids := l.seqOf[m.Conv]
+	if ids == nil {
+		ids = map[string]uint64{}
+		l.seqOf[m.Conv] = ids
+	}
+	key := m.Sender + "/" + m.ClientID
+	if prev, ok := ids[key]; ok && prev != m.Seq {
+		l.dups[l.phase] = append(l.dups[l.phase], fmt.Sprintf("%s saw %s %s as seq %d and seq %d", user, m.Conv, key, prev, m.Seq))
+	}
+	ids[key] = m.Seq
 }
 
 // run sends from every user every interval until ctx ends; each send in
@@ -245,19 +326,31 @@ func (l *load) run(ctx context.Context, interval time.Duration) {
 				// The send may outlive ctx: a message in flight is retried
 				// until acknowledged, so "acked" is exact.
 				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				began := time.Now()
 				ack, err := s.Send(sctx, conv, id, map[string]string{"text": id})
+				took := time.Since(began)
 				cancel()
 				l.mu.Lock()
+				l.stall[l.phase] = max(l.stall[l.phase], took)
 				if err != nil {
 					l.unacked = append(l.unacked, conv+"/"+id+": "+err.Error())
 				} else {
-					l.acked[conv+"/"+id] = &sent{conv: conv, sender: u, clientID: id, seq: ack.Seq, phase: l.phase}
+					l.acked[conv+"/"+id] = &sent{conv: conv, sender: u, clientID: id, seq: ack.Seq, phase: l.phase, at: time.Now()}
 				}
 				l.mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// connects sums the connects of users' sessions.
+func (l *load) connects(users []string) int {
+	n := 0
+	for _, u := range users {
+		n += l.sessions[u].Connects()
+	}
+	return n
 }
 
 func (l *load) currentPhase() int {
@@ -297,10 +390,10 @@ func (l *load) missing(phase int) (acked, delivered, dupDeliveries int, missing 
 	return
 }
 
-// verifyStored syncs every conversation from the start as a member and
+// verifySynced syncs every conversation from the start as a member and
 // checks the acked messages of phase are there, in ascending seq order,
-// once each, and that every stored message was acknowledged.
-func (l *load) verifyStored(ctx context.Context, phase int) (stored int, problems []string) {
+// once each, and that every message returned was acknowledged.
+func (l *load) verifySynced(ctx context.Context, phase int) (stored int, problems []string) {
 	bySeq := map[string]map[uint64]*sent{}
 	l.mu.Lock()
 	for _, s := range l.acked {
@@ -357,16 +450,21 @@ func (l *load) verifyStored(ctx context.Context, phase int) (stored int, problem
 
 // row is one line of the chaos table.
 type row struct {
-	fault                              string
-	acked, delivered, stored, lost     int
-	dupDeliveries, reconnects, viaSync int
-	historyCaughtUp                    bool
-	elapsed                            time.Duration
+	fault                    string
+	acked, stored, delivered int
+	lost, dups, outOfOrder   int
+	viaSync, reconnects      int
+	effect                   string // what shows the fault took effect
+	elapsed                  time.Duration
 }
 
-// phase runs load for before, applies fault, keeps the load for after,
-// then waits for delivery and checks everything acked in the phase.
-func (l *load) runPhase(t *testing.T, c *cluster, js jetstream.JetStream, name string, before, after time.Duration, fault func()) row {
+// runPhase runs load for before, applies fault, keeps the load for after,
+// then waits for delivery and checks everything acked in the phase: in
+// the history store read directly, delivered to every other member, never
+// under two seqs, pushed live in seq order, returned by sync. fault
+// records in r.effect what shows it took effect (TestChaos fails a phase
+// without), or fails the test.
+func (l *load) runPhase(t *testing.T, c *cluster, js jetstream.JetStream, name string, before, after time.Duration, fault func(r *row)) row {
 	t.Helper()
 	began := time.Now()
 	l.mu.Lock()
@@ -383,17 +481,19 @@ func (l *load) runPhase(t *testing.T, c *cluster, js jetstream.JetStream, name s
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.run(ctx, 100*time.Millisecond); close(done) }()
+	r := row{fault: name}
 	time.Sleep(before)
-	fault()
+	if fault != nil {
+		fault(&r)
+	}
 	time.Sleep(after)
 	cancel()
 	<-done
 
-	r := row{fault: name}
 	var missing []string
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		r.acked, r.delivered, r.dupDeliveries, missing = l.missing(phase)
+		r.acked, r.delivered, _, missing = l.missing(phase)
 		if len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -402,12 +502,14 @@ func (l *load) runPhase(t *testing.T, c *cluster, js jetstream.JetStream, name s
 	for _, m := range missing {
 		t.Errorf("%s: not delivered: %s", name, m)
 	}
-	vctx, vcancel := context.WithTimeout(context.Background(), time.Minute)
-	defer vcancel()
+	// Each check gets its own time, so that one failing slowly (sync
+	// retried for lack of messages) leaves the others theirs.
+	sctx, scancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer scancel()
 	var problems []string
 	for {
-		r.stored, problems = l.verifyStored(vctx, phase)
-		if len(problems) == 0 || vctx.Err() != nil {
+		_, problems = l.verifySynced(sctx, phase)
+		if len(problems) == 0 || sctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Second) // e.g. the history API is still coming back
@@ -415,11 +517,19 @@ func (l *load) runPhase(t *testing.T, c *cluster, js jetstream.JetStream, name s
 	for _, p := range problems {
 		t.Errorf("%s: %s", name, p)
 	}
-	r.lost = r.acked - min(r.delivered, r.stored)
-	r.historyCaughtUp = historyCaughtUp(vctx, js)
-	if !r.historyCaughtUp {
+	hctx, hcancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer hcancel()
+	if !historyCaughtUp(hctx, js) {
 		t.Errorf("%s: the history consumer did not catch up: the store lacks acked messages", name)
 	}
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	inPhase := func(p int) bool { return p == phase }
+	r.stored, problems = l.checkStore(c.readStore(t, rctx, l.convIDs(), true), func(s *sent) bool { return inPhase(s.phase) }, inPhase)
+	for _, p := range problems {
+		t.Errorf("%s: history store read directly: %s", name, p)
+	}
+	r.lost = r.acked - min(r.delivered, r.stored)
 	for _, s := range l.sessions {
 		reconnects += s.Connects()
 	}
@@ -430,8 +540,33 @@ func (l *load) runPhase(t *testing.T, c *cluster, js jetstream.JetStream, name s
 		t.Errorf("%s: send never acknowledged: %s", name, u)
 	}
 	l.unacked = nil
+	r.dups, r.outOfOrder = len(l.dups[phase]), len(l.outOfOrder[phase])
+	for _, d := range l.dups[phase] {
+		t.Errorf("%s: duplicate visible to a client: %s", name, d)
+	}
+	for _, o := range l.outOfOrder[phase] {
+		t.Errorf("%s: live push out of order: %s", name, o)
+	}
 	l.mu.Unlock()
+	if r.lost > 0 {
+		t.Errorf("%s: %d acked messages lost", name, r.lost)
+	}
 	r.elapsed = time.Since(began)
+	return r
+}
+
+// wantReconnects records the clients' reconnects as the effect of a
+// gateway's death, or fails the test when there were none.
+func wantReconnects(t *testing.T, r row) row {
+	t.Helper()
+	if r.reconnects == 0 {
+		t.Errorf("%s: no client reconnected", r.fault)
+	}
+	effect := fmt.Sprintf("%d clients reconnected", r.reconnects)
+	if r.effect != "" {
+		effect += "; " + r.effect
+	}
+	r.effect = effect
 	return r
 }
 
@@ -470,10 +605,10 @@ func streamLeader(t *testing.T, js jetstream.JetStream) string {
 
 func printTable(t *testing.T, rows []row) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-40s %6s %9s %6s %4s %4s %8s %10s %7s %7s\n", "fault", "acked", "delivered", "stored", "lost", "dups", "via sync", "reconnects", "history", "seconds")
+	fmt.Fprintf(&b, "\n%-40s %6s %6s %9s %4s %4s %5s %8s %10s %7s  %s\n", "fault", "acked", "stored", "delivered", "lost", "dups", "order", "via sync", "reconnects", "seconds", "took effect")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-40s %6d %9d %6d %4d %4d %8d %10d %7v %7.1f\n", r.fault, r.acked, r.delivered, r.stored, r.lost,
-			r.dupDeliveries, r.viaSync, r.reconnects, r.historyCaughtUp, r.elapsed.Seconds())
+		fmt.Fprintf(&b, "%-40s %6d %6d %9d %4d %4d %5d %8d %10d %7.1f  %s\n", r.fault, r.acked, r.stored, r.delivered, r.lost,
+			r.dups, r.outOfOrder, r.viaSync, r.reconnects, r.elapsed.Seconds(), r.effect)
 	}
 	t.Log(b.String())
 	fmt.Print(b.String())
@@ -494,9 +629,9 @@ func TestChaos(t *testing.T) {
 	var rows []row
 	defer func() { printTable(t, rows) }()
 
-	rows = append(rows, l.runPhase(t, c, js, "none (baseline)", 2*time.Second, 0, func() {}))
+	rows = append(rows, l.runPhase(t, c, js, "none (baseline)", 2*time.Second, 0, nil))
 
-	rows = append(rows, l.runPhase(t, c, js, "kill -9 NATS stream leader", 3*time.Second, 8*time.Second, func() {
+	rows = append(rows, l.runPhase(t, c, js, "kill -9 NATS stream leader", 3*time.Second, 8*time.Second, func(r *row) {
 		leader := streamLeader(t, js)
 		n := c.node(leader)
 		if n == nil {
@@ -508,46 +643,100 @@ func TestChaos(t *testing.T) {
 			time.Sleep(3 * time.Second)
 			n.start(false)
 		}()
+		r.effect = leaderChanged(t, js, leader)
 	}))
+	// The gateways retry the publish across the election: a send may
+	// stall, but no attempt is answered internal.
+	l.mu.Lock()
+	leaderKill := rows[len(rows)-1]
+	t.Logf("%s: longest wait for an ack %s; retried attempts by code %v", leaderKill.fault, l.stall[l.phase].Round(time.Millisecond), l.retried[l.phase])
+	if n := l.retried[l.phase][protocol.CodeInternal]; n > 0 {
+		t.Errorf("%s: %d send attempts answered internal", leaderKill.fault, n)
+	}
+	l.mu.Unlock()
 	for _, n := range c.nats {
 		n.waitUp(60 * time.Second)
 	}
 
-	rows = append(rows, l.runPhase(t, c, js, "kill -9 gateway g1", 3*time.Second, 6*time.Second, func() {
+	rows = append(rows, wantReconnects(t, l.runPhase(t, c, js, "kill -9 gateway g1", 3*time.Second, 6*time.Second, func(*row) {
 		c.gateways[0].kill()
 		go func() {
 			time.Sleep(3 * time.Second)
 			c.gateways[0].start(false)
 		}()
-	}))
+	})))
 	c.gateways[0].waitUp(60 * time.Second)
 
-	rows = append(rows, l.runPhase(t, c, js, "kill -9 history, restart after 3 s", 3*time.Second, 6*time.Second, func() {
+	rows = append(rows, l.runPhase(t, c, js, "kill -9 history, restart after 3 s", 3*time.Second, 3*time.Second, func(r *row) {
 		c.history.kill()
-		go func() {
-			time.Sleep(3 * time.Second)
-			c.history.start(false)
-		}()
+		time.Sleep(3 * time.Second)
+		pending := consumerPending(t, js, schema.ConsumerHistory)
+		c.history.start(false)
+		r.effect = fmt.Sprintf("%d messages waited for the store", pending)
+		if pending == 0 {
+			t.Errorf("history killed: no message waited for the store")
+		}
 	}))
 	c.history.waitUp(60 * time.Second)
 
-	// Fault 4 runs the history service on Cassandra.
-	hosts, ok := cass.wait(t)
-	if !ok {
-		return
+	watching := l.connects(l.watchers)
+	rows = append(rows, wantReconnects(t, l.runPhase(t, c, js, "kill -9 the pinned fan-out worker", 3*time.Second, 6*time.Second, func(r *row) {
+		killFanout(t, c, js, r)
+	})))
+	// The phase's checks include the watchers: every message reached
+	// them, in order, while they stayed on the gateway that lived.
+	if n := l.connects(l.watchers); n != watching {
+		t.Errorf("kill -9 the pinned fan-out worker: the watchers on g1 reconnected (%d connects, %d before)", n, watching)
 	}
-	c.history.stop()
-	cql := newProc(t, bin, "history-cql", "/healthz", "history", "--nats-url", c.natsURL,
-		"--log-level", "warn", "--data", filepath.Join(c.dir, "history-cql"), "--cql", hosts, "--keyspace", "natter_chaos")
-	cql.start(true)
-	rows = append(rows, l.runPhase(t, c, js, "Cassandra stopped 30 s (history --cql)", 3*time.Second, 3*time.Second, func() {
-		cass.stop(t)
-		time.Sleep(30 * time.Second)
-		cass.restart(t)
+	for _, g := range c.gateways {
+		g.waitUp(60 * time.Second)
+	}
+
+	rows = append(rows, l.runPhase(t, c, js, "history store wiped, rebuilt", 3*time.Second, 3*time.Second, func(r *row) {
+		wipeAndRebuild(t, c, l, r)
 	}))
-	for _, r := range rows {
-		if r.lost > 0 {
-			t.Errorf("%s: %d acked messages lost", r.fault, r.lost)
+	c.history.waitUp(60 * time.Second)
+
+	// The window is shortened for this phase only: a wiped store can be
+	// rebuilt only from what the stream still holds.
+	t.Run("store down longer than the hot window", func(t *testing.T) {
+		// Before the retention trimmer CHAT deleted by age (MaxAge), and
+		// this phase lost what the store had not copied: 916 of 1402 acked
+		// messages missing from the store read directly (docs/benchmarks.md).
+		rows = append(rows, l.runPhase(t, c, js, "history down 20 s, hot window 5 s", 2*time.Second, 3*time.Second, func(r *row) {
+			storeDownPastWindow(t, c, js, l, r, 5*time.Second, 20*time.Second)
+		}))
+		c.history.waitUp(60 * time.Second)
+	})
+
+	// The last phase runs the history service on Cassandra.
+	hosts, cassErr := cass.result()
+	cqlPhase := -1
+	if cassErr == nil {
+		c.history.stop()
+		cql := newProc(t, bin, "history-cql", "/healthz", "history", "--nats-url", c.natsURL,
+			"--log-level", "warn", "--data", filepath.Join(c.dir, "history-cql"), "--cql", hosts, "--keyspace", "natter_chaos")
+		cql.start(true)
+		c.cql = &scyllastore.Config{Hosts: strings.Split(hosts, ","), Keyspace: "natter_chaos"}
+		cqlPhase = l.currentPhase() + 1
+		rows = append(rows, l.runPhase(t, c, js, "Cassandra stopped 30 s (history --cql)", 3*time.Second, 3*time.Second, func(r *row) {
+			cass.stop(t)
+			time.Sleep(30 * time.Second)
+			pending := consumerPending(t, js, schema.ConsumerHistory)
+			cass.restart(t)
+			r.effect = fmt.Sprintf("%d messages waited for the store", pending)
+			if pending == 0 {
+				t.Errorf("Cassandra stopped: no message waited for the store")
+			}
+		}))
+	}
+	for _, r := range rows[1:] {
+		if r.effect == "" {
+			t.Errorf("%s: nothing shows the fault took effect", r.fault)
 		}
+	}
+	rows = append(rows, l.checkAll(t, c, cqlPhase))
+	if cassErr != nil {
+		cass.wait(t) // fails under CI, skips loudly elsewhere
 	}
 }

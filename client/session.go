@@ -33,8 +33,10 @@ type SessionOptions struct {
 	OnMessage func(m *protocol.Message, live bool)
 	// ResyncEvery, when positive, re-syncs every conversation that often
 	// while connected. Live pushes travel over core NATS, which is at most
-	// once: a push in flight through a NATS node that dies is gone, and
-	// nothing on the connection says so. A re-sync fetches it.
+	// once; the gateway pushes resync when it knows it lost some (its NATS
+	// connection reconnected, or it fell behind), and the session re-syncs
+	// at once then. A periodic re-sync also finds what was lost in ways the
+	// gateway cannot see (a push lost between NATS nodes).
 	ResyncEvery time.Duration
 	// OnConnect, when set, is called after each successful dial and
 	// re-sync with the gateway URL.
@@ -44,6 +46,10 @@ type SessionOptions struct {
 	// window (10 minutes by default), inside which a retry with the same
 	// client_id is answered with the original seq. Default 5 minutes.
 	SendExpiry time.Duration
+	// OnSendRetry, when set, is called with the error of each Send attempt
+	// that is retried (unavailable, internal, rate_limited, a dropped
+	// connection): Send hides them, a load test counts them.
+	OnSendRetry func(conv, clientID string, err error)
 }
 
 // Session is a connection that stays up: when the WebSocket ends (a
@@ -165,8 +171,9 @@ func (s *Session) run(c *Client, i int) {
 	}
 }
 
-// read delivers pushes until the connection ends, re-syncing every
-// ResyncEvery, and every second while a re-sync is pending (failed).
+// read delivers pushes until the connection ends, re-syncing on a resync
+// push, every ResyncEvery, and every second while a re-sync is pending
+// (failed).
 func (s *Session) read(c *Client, pending bool) error {
 	every := s.opts.ResyncEvery
 	if every <= 0 {
@@ -180,6 +187,13 @@ func (s *Session) read(c *Client, pending bool) error {
 		case ev, ok := <-c.Events():
 			if !ok {
 				return nil
+			}
+			if ev.Type == protocol.TypeResync {
+				// The gateway lost pushes for us (its NATS connection
+				// reconnected, or it fell behind): fetch them now.
+				lastSync = time.Now()
+				pending = s.resync(c) != nil
+				continue
 			}
 			if ev.Type != protocol.TypeMessage {
 				continue
@@ -215,6 +229,11 @@ func (s *Session) resync(c *Client) error {
 			s.mu.Lock()
 			after := s.state(conv.Conv).synced
 			s.mu.Unlock()
+			if conv.LastSeq <= after {
+				// Nothing new: a user in hundreds of conversations must
+				// not spend a request (and its rate limit) on each.
+				break
+			}
 			page, err := c.Sync(ctx, conv.Conv, after, 200)
 			if err != nil {
 				return err
@@ -361,6 +380,9 @@ func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*p
 			return nil, err
 		}
 		last = err
+		if s.opts.OnSendRetry != nil {
+			s.opts.OnSendRetry(conv, clientID, err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, s.sendFailed(ctx, conv, clientID, ctx.Err(), last)

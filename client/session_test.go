@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/natter-chat/natter/protocol"
 )
 
 func newTestSession(t *testing.T, f *fakeServer, opts SessionOptions) *Session {
@@ -64,5 +66,35 @@ func TestSessionSendAcked(t *testing.T) {
 	ack, err := s.Send(testCtx(t), "k1", "", map[string]any{"text": "hi"})
 	if err != nil || ack.Seq == 0 {
 		t.Fatalf("Send: %+v, %v", ack, err)
+	}
+}
+
+// TestSessionResyncPush checks that a resync push makes the session sync
+// again at once, on the same connection, without a periodic re-sync.
+func TestSessionResyncPush(t *testing.T) {
+	f := newFakeServer(t)
+	s := newTestSession(t, f, SessionOptions{})
+	c, err := s.Client(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake lists two conversations (over two pages), each with
+	// messages the session lacks: one sync each.
+	syncs, pages := f.count(protocol.TypeSync), f.count(protocol.TypeConversations)
+	if syncs != 2 || pages != 2 {
+		t.Fatalf("%d syncs and %d conversations pages after connecting, want 2 and 2", syncs, pages)
+	}
+	if _, err := c.Request(testCtx(t), map[string]any{"type": "push", "event": protocol.TypeResync, "n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.count(protocol.TypeConversations) < 2*pages {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync within 5 s of a resync push")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f.count(protocol.TypeConversations) != 2*pages || s.Connects() != 1 {
+		t.Fatalf("conversations asked %d times, %d connects: want a re-sync on the same connection", f.count(protocol.TypeConversations), s.Connects())
 	}
 }

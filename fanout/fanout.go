@@ -97,24 +97,29 @@ func (f *Fanout) Run(ctx context.Context) error {
 	defer func() { _ = reads.Unsubscribe() }()
 	return pinned.Run(ctx, f.js, pinned.Config{
 		Stream: schema.StreamChat, Consumer: schema.ConsumerFanout, Group: schema.PriorityGroupFanout,
-		MaxMessages: 512, Logger: f.cfg.Logger,
+		MaxMessages: 512, InOrder: true, Logger: f.cfg.Logger,
 	}, f.handle)
 }
 
-func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) {
+// handle delivers one stored message or membership event and acks it. An
+// error leaves it unacknowledged: the runner tries it again before any
+// later one, so a membership change is never passed over.
+func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 	meta, err := msg.Metadata()
 	if err != nil {
 		f.cfg.Logger.Warn("fanout got a message without metadata", "err", err)
 		_ = msg.Term()
-		return
+		return nil
 	}
 	subj := msg.Subject()
 	conv := schema.ConvFromSubject(subj)
 	if conv == "" || !protocol.ValidID(conv) {
 		f.cfg.Logger.Warn("fanout skips a message on a bad subject", "subject", subj, "seq", meta.Sequence.Stream)
-		_ = f.nc.PublishMsg(schema.DeadLetter("", meta.Sequence.Stream, subj, "subject holds no valid conversation id", msg.Data()))
+		if err := f.nc.PublishMsg(schema.DeadLetter("", meta.Sequence.Stream, subj, "subject holds no valid conversation id", msg.Data())); err != nil {
+			return fmt.Errorf("%w: %w", ErrDeliver, err)
+		}
 		_ = msg.Ack()
-		return
+		return nil
 	}
 	if schema.IsMember(subj) {
 		err = f.member(ctx, conv, msg)
@@ -122,11 +127,10 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) {
 		err = f.message(ctx, conv, meta, msg)
 	}
 	if err != nil {
-		f.cfg.Logger.Warn("fanout will retry", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
-		_ = msg.NakWithDelay(time.Second)
-		return
+		return fmt.Errorf("conversation %s, seq %d: %w", conv, meta.Sequence.Stream, err)
 	}
 	_ = msg.Ack()
+	return nil
 }
 
 func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMetadata, msg jetstream.Msg) error {
@@ -143,12 +147,18 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	if err != nil {
 		return err
 	}
-	m := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
-	f.buf = protocol.AppendMessageFrame(f.buf[:0], m)
+	f.buf = f.encodeMessage(f.buf[:0], env, conv, meta)
 	origin := msg.Headers().Get(schema.HeaderOrigin)
 	// The origin session is one of the sender's: only the sender's own
 	// subject needs to carry it.
 	return f.deliverFrom(mem.msgSubj, f.buf, origin, schema.User(env.Sender, schema.EventMessage))
+}
+
+// encodeMessage appends the message frame of a stored envelope to buf:
+// the one place a live message item is built.
+func (f *Fanout) encodeMessage(buf []byte, env *protocol.Envelope, conv string, meta *jetstream.MsgMetadata) []byte {
+	m := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+	return protocol.AppendMessageFrame(buf, m)
 }
 
 // deliver publishes the same frame to each subject. The bytes are copied

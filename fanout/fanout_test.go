@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,24 +15,34 @@ import (
 	"github.com/natter-chat/natter/conversation"
 	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/natstest"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
-// harness is a fan-out worker on a real embedded JetStream, with the
-// conversation store it reads and a connection standing in for the
-// gateways, subscribed to every user subject.
+// harness is a real embedded JetStream with the conversation store the
+// test writes through and a connection standing in for the gateways,
+// subscribed to every user subject; fan-out workers are added to it.
 type harness struct {
+	srv   *natsrv.Server
 	js    jetstream.JetStream
 	convs *conversation.Store
 	got   chan *nats.Msg
 }
 
+// start returns a harness with one fan-out worker running.
 func start(t *testing.T) *harness {
 	t.Helper()
+	h := newHarness(t)
+	h.worker(t, h.js)
+	return h
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
 	srv := natstest.Start(t)
-	nc, js := natstest.Connect(t, srv)
+	_, js := natstest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := schema.Ensure(ctx, js, schema.Config{Replicas: 1}); err != nil {
@@ -41,11 +52,7 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := history.NewStream(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{js: js, convs: convs, got: make(chan *nats.Msg, 10_000)}
+	h := &harness{srv: srv, js: js, convs: convs, got: make(chan *nats.Msg, 100_000)}
 	gw, _ := natstest.Connect(t, srv)
 	if _, err := gw.ChanSubscribe("chat.user.>", h.got); err != nil {
 		t.Fatal(err)
@@ -53,17 +60,44 @@ func start(t *testing.T) *harness {
 	if err := gw.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+// worker runs a fan-out worker on its own connection, reading
+// conversations through convJS (the harness's JetStream, or a wrapper of
+// it that injects faults). The returned stop ends it and waits for Run to
+// return; it also runs at cleanup.
+func (h *harness) worker(t *testing.T, convJS jetstream.JetStream) (stop func()) {
+	t.Helper()
+	nc, js := natstest.Connect(t, h.srv)
+	if convJS == h.js {
+		convJS = js
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	convs, err := conversation.New(ctx, conversation.Config{}, convJS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := history.NewStream(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := fanout.New(fanout.Config{}, nc, js, convs, stream)
-	runCtx, stop := context.WithCancel(context.Background())
+	runCtx, cancelRun := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return h
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancelRun()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // send stores a message in conv as an internal service would, and
@@ -90,14 +124,20 @@ type delivery struct {
 	data                []byte
 }
 
+func (d delivery) String() string { return d.user + "." + d.event + " " + string(d.data) }
+
+func toDelivery(m *nats.Msg) delivery {
+	rest := strings.TrimPrefix(m.Subject, "chat.user.")
+	user, event, _ := strings.Cut(rest, ".")
+	return delivery{user: user, event: event, origin: m.Header.Get(schema.HeaderOrigin), data: m.Data}
+}
+
 // next returns the next push, failing the test when none comes.
 func (h *harness) next(t *testing.T) delivery {
 	t.Helper()
 	select {
 	case m := <-h.got:
-		rest := strings.TrimPrefix(m.Subject, "chat.user.")
-		user, event, _ := strings.Cut(rest, ".")
-		return delivery{user: user, event: event, origin: m.Header.Get(schema.HeaderOrigin), data: m.Data}
+		return toDelivery(m)
 	case <-time.After(15 * time.Second):
 		t.Fatal("no delivery within 15 s")
 		return delivery{}

@@ -22,6 +22,10 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 	case protocol.TypePing:
 		resp = &protocol.OK{Type: protocol.TypePong, ID: req.ID}
 	case protocol.TypeHello:
+		if len(req.Device) > protocol.MaxDeviceBytes {
+			err = protocol.Errorf(protocol.CodeBadRequest, "device label over %d bytes", protocol.MaxDeviceBytes)
+			break
+		}
 		if req.Device != "" {
 			sess.device = req.Device
 		}
@@ -102,6 +106,8 @@ func toProtocol(err error) *protocol.Error {
 		return protocol.Errorf(protocol.CodeTooLarge, "%s", err.Error())
 	case errors.Is(err, ErrConflict):
 		return protocol.Errorf(protocol.CodeConflict, "%s", err.Error())
+	case errors.Is(err, errUnavailable):
+		return protocol.Errorf(protocol.CodeUnavailable, "the message store is electing a leader; retry with the same client_id")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		return protocol.Errorf(protocol.CodeUnavailable, "the server did not answer in time; retry")
 	case errors.Is(err, nats.ErrNoResponders):

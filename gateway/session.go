@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -180,6 +181,10 @@ func (sess *session) hello(data []byte) {
 		sess.closeWith(protocol.CloseUnauthorized, "bad token")
 		return
 	}
+	if len(req.Device) > protocol.MaxDeviceBytes {
+		sess.closeWith(protocol.CloseUnauthorized, fmt.Sprintf("hello device label over %d bytes", protocol.MaxDeviceBytes))
+		return
+	}
 	sess.user = uid
 	sess.device = req.Device
 	if err := sess.authenticate(); err != nil {
@@ -225,8 +230,12 @@ func (sess *session) touch() {
 	_ = sess.conn.SetReadDeadline(sess.srv.cfg.Now().Add(2 * sess.srv.cfg.Heartbeat))
 }
 
-// reply encodes v and queues it.
+// reply encodes v, unless it is an encodedFrame, and queues it.
 func (sess *session) reply(v any) {
+	if f, ok := v.(encodedFrame); ok {
+		sess.push(f)
+		return
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		sess.srv.cfg.Logger.Error("encode reply failed", "err", err)

@@ -327,13 +327,25 @@ func (r *Reader) Get(ctx context.Context, conv string, seq uint64) (*protocol.Me
 // limit: the store's count, plus the stream rows the store does not have
 // yet.
 func (r *Reader) CountAfter(ctx context.Context, conv string, after uint64, limit int) (uint64, error) {
-	inStore, err := r.store.Count(ctx, conv, after)
-	if err != nil {
-		return 0, err
-	}
-	last, err := r.store.Last(ctx, conv)
-	if err != nil {
-		return 0, err
+	// The writer appends while we read: the count and the store's last seq
+	// must describe the same store, or rows appended in between are counted
+	// twice or not at all (the stream part starts above last). Read last on
+	// both sides of the count until it did not move.
+	var inStore, last uint64
+	for try := 0; ; try++ {
+		before, err := r.store.Last(ctx, conv)
+		if err != nil {
+			return 0, err
+		}
+		if inStore, err = r.store.Count(ctx, conv, after); err != nil {
+			return 0, err
+		}
+		if last, err = r.store.Last(ctx, conv); err != nil {
+			return 0, err
+		}
+		if last == before || try == 4 {
+			break
+		}
 	}
 	inTail, err := r.stream.CountAfter(ctx, conv, max(after, last), limit)
 	if err != nil {

@@ -207,35 +207,38 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return err
 }
 
-// handle takes one CHAT message or membership event.
-func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
+// handle takes one CHAT message or membership event. It never asks the
+// runner to retry: a message that fails is nak'd once its batches are
+// done, since notifications need no strict order.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) error {
 	meta, err := msg.Metadata()
 	if err != nil {
 		_ = msg.Term()
-		return
+		return nil
 	}
 	subj := msg.Subject()
 	conv := schema.ConvFromSubject(subj)
 	if conv == "" || !protocol.ValidID(conv) {
 		_ = msg.Ack()
-		return
+		return nil
 	}
 	if schema.IsMember(subj) {
 		d.members.Drop(conv) // the next message reloads the members, in order
 		_ = msg.Ack()
-		return
+		return nil
 	}
 	seq := meta.Sequence.Stream
 	d.mu.Lock()
 	if _, held := d.inflight[seq]; held {
 		d.mu.Unlock() // redelivered while its batches are still under way
-		return
+		return nil
 	}
 	p := &pending{msg: msg, seq: seq, refs: 1}
 	d.inflight[seq] = p
 	d.mu.Unlock()
 	ok := d.message(ctx, conv, seq, msg.Data(), p)
 	d.release(p, ok)
+	return nil
 }
 
 // message adds seq to the window of every recipient and reports whether

@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/nats/retention"
+	"github.com/natter-chat/natter/nats/schema"
 )
 
 // natsConfig is what `natter nats` runs: one embedded NATS node with
@@ -19,6 +22,7 @@ import (
 // HTTP listener for probes and metrics.
 type natsConfig struct {
 	server natsrv.Config
+	node   app.NodeConfig
 	http   string
 }
 
@@ -37,6 +41,10 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	httpAddr := fs.String("http", "127.0.0.1:8222", "HTTP listen address: /healthz, /readyz, /metrics")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
+	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); give every node the same")
+	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends")
+	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets; 0 keeps the existing ones, else 3 when --routes names ≥ 3 nodes, else 1")
+	trimEvery := fs.Duration("trim-interval", time.Minute, "how often this node trims CHAT (at least 4 times per hot window)")
 	if err := fs.Parse(args); err != nil {
 		return natsConfig{}, err
 	}
@@ -61,6 +69,9 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 		Logger:      log,
 		AuthFile:    *authFile,
 	}}
+	cfg.node = app.NodeConfig{Logger: log, NewReplicas: 1,
+		Schema:    schema.Config{HotWindow: *hotWindow, Duplicates: *dedupe, Replicas: *replicas},
+		Retention: retention.Config{Interval: *trimEvery}}
 	if *cluster != "" {
 		cfg.server.ClusterName = *cluster
 		cfg.server.ClusterListen = *clusterListen
@@ -69,13 +80,18 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 				cfg.server.Routes = append(cfg.server.Routes, r)
 			}
 		}
+		if len(cfg.server.Routes) >= 3 {
+			cfg.node.NewReplicas = 3
+		}
 	} else if *routes != "" {
 		return cfg, errors.New("--routes needs --cluster-name")
 	}
 	return cfg, nil
 }
 
-// natsNode runs `natter nats` until SIGINT or SIGTERM.
+// natsNode runs `natter nats` until SIGINT or SIGTERM. The node owns the
+// schema: it ensures the streams, buckets and consumers with its flags
+// once the cluster has a leader, then trims CHAT (app.Node).
 func natsNode(args []string, stderr io.Writer) error {
 	cfg, err := natsFlags(args, stderr)
 	if err != nil {
@@ -90,12 +106,26 @@ func natsNode(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	node, err := app.NewNode(srv, cfg.node)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	nodeCtx, stopNode := context.WithCancel(ctx)
+	nodeDone := make(chan struct{})
+	go func() {
+		defer close(nodeDone)
+		_ = node.Run(nodeCtx)
+	}()
+	defer func() { stopNode(); <-nodeDone }()
 	ln, err := net.Listen("tcp", cfg.http)
 	if err != nil {
+		stopNode()
+		<-nodeDone
 		_ = srv.Shutdown(context.Background())
 		return fmt.Errorf("listen %s: %w", cfg.http, err)
 	}
-	hs := &http.Server{Handler: natsMux(srv), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: natsMux(srv, app.RetentionMetrics(node.Trimmer())), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
@@ -104,6 +134,8 @@ func natsNode(args []string, stderr io.Writer) error {
 	log.Info("natter nats is running", "http", ln.Addr().String(), "url", natsrv.RedactURLs(srv.ClientURL()), "route_url", natsrv.RedactURLs(srv.RouteURL()))
 	<-ctx.Done()
 	log.Info("shutting down")
+	stopNode()
+	<-nodeDone
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return errors.Join(hs.Shutdown(sctx), srv.Shutdown(sctx))

@@ -10,12 +10,14 @@ import (
 	"github.com/natter-chat/natter/nats/natsrv"
 )
 
-// natsMux serves the probes and metrics of a `natter nats` node. Ready
-// means JetStream runs here and, in a cluster, the node sees a meta leader
-// and is caught up with it.
-func natsMux(srv *natsrv.Server) http.Handler {
+// natsMux serves the probes and metrics of a `natter nats` node, with
+// extra collectors (the node's CHAT trimmer). Ready means JetStream runs
+// here and, in a cluster, the node sees a meta leader and is caught up
+// with it.
+func natsMux(srv *natsrv.Server, extra ...prometheus.Collector) http.Handler {
 	ns := srv.Server()
 	reg := metrics.NewRegistry()
+	reg.MustRegister(extra...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: metrics.Namespace, Name: "nats_routes", Help: "Routes to other cluster nodes.",
 	}, func() float64 { return float64(ns.NumRoutes()) }))

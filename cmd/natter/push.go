@@ -28,6 +28,9 @@ func pushFlags(fs *flag.FlagSet) func() (app.PushConfig, error) {
 	fcmTokenURL := fs.String("fcm-token-url", "", "FCM: OAuth2 token URL (default: the key file's token_uri)")
 	vapidKey := fs.String("webpush-vapid-key-file", "", "Web Push: file holding the VAPID private key (base64url of the 32-byte P-256 scalar); enables Web Push")
 	vapidSubject := fs.String("webpush-subject", "", "Web Push: VAPID contact, mailto: or https: URL")
+	allowHosts := fs.String("webpush-allow-hosts", strings.Join(webpush.DefaultAllowHosts, ","),
+		"Web Push: comma-separated push service hosts that subscriptions may point to (*.example.com for subdomains, * for any host); "+
+			"endpoints on loopback, private, link-local or other non-public addresses are refused whatever this says")
 	private := fs.Bool("push-private", false, "privacy mode: notifications carry no message text")
 	window := fs.Duration("push-window", 2*time.Second, "coalescing window: messages of a conversation within it make one notification")
 	return func() (app.PushConfig, error) {
@@ -35,6 +38,11 @@ func pushFlags(fs *flag.FlagSet) func() (app.PushConfig, error) {
 		if *window <= 0 {
 			return pc, errors.New("--push-window must be positive")
 		}
+		hosts, err := hostList(*allowHosts)
+		if err != nil {
+			return pc, err
+		}
+		pc.WebPushEndpoints = webpush.EndpointPolicy{AllowHosts: hosts}
 		pc.Dispatcher.Private = *private
 		pc.Dispatcher.Window = *window
 		if *apnsKey != "" {
@@ -66,4 +74,24 @@ func pushFlags(fs *flag.FlagSet) func() (app.PushConfig, error) {
 		}
 		return pc, nil
 	}
+}
+
+// hostList parses --webpush-allow-hosts: names, "*.domain" or "*".
+func hostList(s string) ([]string, error) {
+	var hosts []string
+	for _, h := range strings.Split(s, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		name := strings.TrimPrefix(h, "*.")
+		if h != webpush.AnyPublicHost && (name == "" || strings.ContainsAny(name, "*/:@ ")) {
+			return nil, fmt.Errorf("--webpush-allow-hosts: %q is not a host name, *.domain or *", h)
+		}
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("--webpush-allow-hosts is empty: name the push services (the default lists the browsers')")
+	}
+	return hosts, nil
 }

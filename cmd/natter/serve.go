@@ -57,8 +57,9 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	issuer := fs.String("jwt-issuer", "", "when set, tokens must carry this iss")
 	dev := fs.Bool("dev", false, "development mode: generate a JWT secret when none is given")
 	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" (page cache, fsync every 2 min) or "always" (fsync per write)`)
-	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream")
-	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends")
+	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); serve sets it, a role uses it only to create a missing stream")
+	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends; like --hot-window, a stream setting")
+	trimEvery := fs.Duration("trim-interval", time.Minute, "how often serve's embedded server trims CHAT (at least 4 times per hot window)")
 	heartbeat := fs.Duration("heartbeat", 20*time.Second, "heartbeat interval announced to clients; silence for twice as long disconnects")
 	burst := fs.Int("rate-burst", 200, "per-connection request burst")
 	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
@@ -99,6 +100,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe
 	cfg.Schema.Replicas = *replicas
+	cfg.Retention.Interval = *trimEvery
 	cfg.Gateway.Heartbeat = *heartbeat
 	cfg.Gateway.RateBurst = *burst
 	cfg.Gateway.RateSustained = *rate

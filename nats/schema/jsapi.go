@@ -42,7 +42,8 @@ func Buckets() []string {
 // account and stream info, the schema's idempotent create-or-update,
 // direct gets (KV reads and message pages), consumers (KV watchers and
 // lists are ordered consumers; the services' durables), their pulls and
-// flow control. Watchers and key lists are ephemeral consumers deleted
+// flow control, and the hand-over of a pinned consumer: unpinning, and
+// rewinding the fan-out's to its ack floor (nats/pinned). Watchers and key lists are ephemeral consumers deleted
 // when they stop; wildcards are whole tokens, so each bucket's stream is
 // named. Deleting or purging streams is left to the operator.
 func JSClientAPI() []string {
@@ -67,7 +68,13 @@ func JSClientAPI() []string {
 	}
 	return append(api,
 		jsAPIPrefix+"CONSUMER.UNPIN.>",
+		jsAPIPrefix+"CONSUMER.RESET."+StreamChat+"."+ConsumerFanout,
 		"$JS.FC.>",
 		InboxWildcard,
 	)
 }
+
+// MsgGetAPI is the JetStream API subject that reads one message of stream
+// by sequence, by subject or by time (the request's start_time), answered
+// by the stream's leader.
+func MsgGetAPI(stream string) string { return jsAPIPrefix + "STREAM.MSG.GET." + stream }

@@ -1,8 +1,6 @@
 package schema
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,8 +35,7 @@ const PushDeadWildcard = pushDeadPrefix + "*"
 func PushDead(platform string) string { return pushDeadPrefix + platform }
 
 // PushBucket is the PUSH KV bucket's configuration. A user's devices are
-// one value changed with compare-and-set; 20 devices of 4 KiB tokens fit
-// in the value limit.
+// one value changed with compare-and-set; MaxValueSize bounds it.
 func PushBucket(c Config) jetstream.KeyValueConfig {
 	c = c.withDefaults()
 	return jetstream.KeyValueConfig{
@@ -47,9 +44,16 @@ func PushBucket(c Config) jetstream.KeyValueConfig {
 		History:      1,
 		Storage:      jetstream.FileStorage,
 		Replicas:     c.Replicas,
-		MaxValueSize: 256 << 10,
+		MaxValueSize: PushMaxValue,
 	}
 }
+
+// PushMaxValue bounds a PUSH value. The largest is a user's device list:
+// at most 20 devices (pushnotify.DefaultMaxDevices), each a token of at
+// most 4 KiB (pushnotify.MaxTokenBytes) that JSON may escape to six times
+// its size (\u0026 for &, as in an endpoint's query) plus about 100
+// bytes of id, platform and time: under 500 KiB.
+const PushMaxValue = 512 << 10
 
 // PushSentBucket is the bucket pushnotify.KVDedup expects: keys expire
 // after an hour, far beyond the consumer's redelivery horizon.
@@ -102,21 +106,4 @@ func PushConsumer() jetstream.ConsumerConfig {
 		PriorityGroups: []string{PriorityGroupPush},
 		PinnedTTL:      5 * time.Second,
 	}
-}
-
-// ensurePush creates or updates the push bucket, the sent bucket, the
-// dead-letter stream and the dispatcher's consumer.
-func ensurePush(ctx context.Context, js jetstream.JetStream, c Config) error {
-	for _, b := range []jetstream.KeyValueConfig{PushBucket(c), PushSentBucket(c)} {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
-			return fmt.Errorf("ensure bucket %s: %w", b.Bucket, err)
-		}
-	}
-	if _, err := js.CreateOrUpdateStream(ctx, PushDeadStream(c)); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamPushDead, err)
-	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, PushConsumer()); err != nil {
-		return fmt.Errorf("ensure consumer %s: %w", ConsumerPush, err)
-	}
-	return nil
 }

@@ -1,8 +1,6 @@
 package schema
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,7 +8,8 @@ import (
 
 // Names of the streams, buckets and consumers.
 const (
-	// StreamChat holds every message and membership event: the hot window.
+	// StreamChat holds every message and membership event: the hot window,
+	// and beyond it whatever the history store does not have yet.
 	StreamChat = "CHAT"
 	// BucketConversations holds conversation documents, per-user indexes
 	// and read markers.
@@ -35,7 +34,11 @@ const (
 
 // Config sizes the schema. The zero value is filled with the defaults.
 type Config struct {
-	// HotWindow is how long messages stay in the CHAT stream (MaxAge).
+	// HotWindow is how long messages stay in the CHAT stream at least. It
+	// is not the stream's MaxAge: the stream has none, and the retention
+	// trimmer (nats/retention) removes a message only once it is older
+	// than the window and the history store has it. ChatStream records it
+	// in the stream's metadata (MetaHotWindow), where the trimmers read it.
 	HotWindow time.Duration
 	// Duplicates is the de-duplication window for Nats-Msg-Id: a retried
 	// send within it gets the original seq.
@@ -76,16 +79,26 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// ChatStream is the CHAT stream's configuration.
+// MetaHotWindow is the CHAT stream's metadata key holding the hot window
+// (a Go duration, "168h0m0s"): the one place the trimmers of every
+// operator process read it from, written only by whoever ensures the
+// schema (natter serve, natter nats).
+const MetaHotWindow = "natter.hot_window"
+
+// ChatStream is the CHAT stream's configuration. It has no MaxAge and no
+// size limit that discards: nothing leaves the stream by age alone, so a
+// history store that is down longer than the hot window loses nothing.
+// The retention trimmer purges what the store has and is older than
+// c.HotWindow (kept in the metadata).
 func ChatStream(c Config) jetstream.StreamConfig {
 	c = c.withDefaults()
 	return jetstream.StreamConfig{
 		Name:         StreamChat,
-		Description:  "Natter messages and membership events (the hot window)",
+		Description:  "Natter messages and membership events (the hot window, and what the history store lacks)",
 		Subjects:     []string{MsgWildcard, MemberWildcard},
 		Retention:    jetstream.LimitsPolicy,
 		Storage:      jetstream.FileStorage,
-		MaxAge:       c.HotWindow,
+		Metadata:     map[string]string{MetaHotWindow: c.HotWindow.String()},
 		Duplicates:   c.Duplicates,
 		AllowDirect:  true,
 		DenyDelete:   true,
@@ -133,6 +146,7 @@ func DeadStream(c Config) jetstream.StreamConfig {
 // LimitMarkerTTL leaves a marker when one expires, which the presence
 // service's watcher sees as a purge. Closed connections are purged with a
 // marker of the same TTL, so the bucket keeps no tombstone per connection.
+// MaxValueSize bounds what a client can make the server store per key.
 func PresenceBucket(c Config) jetstream.KeyValueConfig {
 	c = c.withDefaults()
 	return jetstream.KeyValueConfig{
@@ -142,8 +156,15 @@ func PresenceBucket(c Config) jetstream.KeyValueConfig {
 		Storage:        jetstream.FileStorage,
 		Replicas:       c.Replicas,
 		LimitMarkerTTL: time.Minute,
+		MaxValueSize:   PresenceMaxValue,
 	}
 }
+
+// PresenceMaxValue bounds a PRESENCE value. The largest is a connection's:
+// its device label (at most 128 bytes, from hello) JSON-escaped up to six
+// times (\u003c for <) and a timestamp, under 900 bytes; a user's state and
+// a lease are a few dozen.
+const PresenceMaxValue = 2 << 10
 
 // FanoutConsumer is the fan-out worker's durable pull consumer.
 func FanoutConsumer() jetstream.ConsumerConfig {
@@ -187,32 +208,10 @@ func HistoryConsumer() jetstream.ConsumerConfig {
 	}
 }
 
-// Ensure creates or updates every stream, bucket and consumer. It is
-// idempotent: running it on every start is the intended use.
-func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
-	if _, err := js.CreateOrUpdateStream(ctx, ChatStream(c)); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamChat, err)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, ConversationsBucket(c)); err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", BucketConversations, err)
-	}
-	if _, err := js.CreateOrUpdateStream(ctx, DeadStream(c)); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamDead, err)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, PresenceBucket(c)); err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", BucketPresence, err)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, LeasesBucket(c)); err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", BucketLeases, err)
-	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, FanoutConsumer()); err != nil {
-		return fmt.Errorf("ensure consumer %s: %w", ConsumerFanout, err)
-	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, HistoryConsumer()); err != nil {
-		return fmt.Errorf("ensure consumer %s: %w", ConsumerHistory, err)
-	}
-	if err := ensurePush(ctx, js, c); err != nil {
-		return err
-	}
-	return nil
+// HotWindowOf is the hot window recorded in a CHAT stream configuration's
+// metadata; ok is false when there is none (a stream made by an older
+// release) or it does not parse.
+func HotWindowOf(cfg jetstream.StreamConfig) (d time.Duration, ok bool) {
+	d, err := time.ParseDuration(cfg.Metadata[MetaHotWindow])
+	return d, err == nil && d > 0
 }

@@ -50,8 +50,13 @@ type Config struct {
 	// DefaultTTL is the TTL header when the notification has none
 	// (default 24 hours). 0 would mean "deliver now or never".
 	DefaultTTL time.Duration
-	// HTTPClient defaults to a client with a 30 s timeout.
+	// HTTPClient defaults to a client with a 30 s timeout. New uses a copy
+	// that follows no redirects and checks every connection against
+	// Endpoints; its Transport, if set, must be an *http.Transport.
 	HTTPClient *http.Client
+	// Endpoints says which endpoints may be sent to; the zero value
+	// allows only the big browsers' push services on public addresses.
+	Endpoints EndpointPolicy
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -84,9 +89,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.DefaultTTL <= 0 {
 		cfg.DefaultTTL = 24 * time.Hour
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	guarded, err := cfg.Endpoints.guardClient(cfg.HTTPClient)
+	if err != nil {
+		return nil, err
 	}
+	cfg.HTTPClient = guarded
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -186,6 +193,9 @@ func (c *Client) Send(ctx context.Context, n *pushnotify.Notification) error {
 	if err != nil {
 		return fmt.Errorf("webpush: encrypt: %w", err)
 	}
+	if _, err := c.cfg.Endpoints.checkURL(parts.endpoint); err != nil {
+		return err
+	}
 	auth, err := c.authorization(parts.endpoint)
 	if err != nil {
 		return err
@@ -212,6 +222,9 @@ func (c *Client) Send(ctx context.Context, n *pushnotify.Notification) error {
 		h.Set("Topic", t)
 	}
 	resp, err := c.http.Do(req)
+	if errors.Is(err, ErrEndpointRefused) {
+		return err // refused at dial: retrying would not change the address
+	}
 	if err != nil {
 		return wire.TransportError(ctx, provider, err)
 	}
@@ -220,6 +233,10 @@ func (c *Client) Send(ctx context.Context, n *pushnotify.Notification) error {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		// Redirects are not followed: the endpoint is the push service's
+		// own URL, and a redirect could point anywhere.
+		return &pushnotify.StatusError{Provider: provider, Status: resp.StatusCode, Reason: "redirect not followed"}
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return wire.InvalidToken(provider, resp.StatusCode, wire.Snippet(raw))
 	}

@@ -52,6 +52,8 @@ func newSetup(t *testing.T) setup {
 		PrivateKey: priv,
 		Subject:    "mailto:ops@natter.example",
 		HTTPClient: svc.Client(),
+		// The fake service listens on 127.0.0.1: only tests allow that.
+		Endpoints: webpush.EndpointPolicy{AllowHosts: []string{"127.0.0.1"}, AllowPrivate: true},
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -1,0 +1,276 @@
+// Package retention trims the CHAT stream. The stream has no MaxAge: a
+// message leaves it only once the history store has it (the history
+// consumer's ack floor is past it) and it is older than the hot window
+// (schema.MetaHotWindow in the stream's metadata). So a history store that
+// is down longer than the window loses nothing; the stream grows instead,
+// and the trimmer reports by how much (State.Held, State.HistoryLag) so an
+// alert fires long before the disk fills.
+//
+// Purging is the operator's right, not a role's: the trimmer runs in the
+// processes that hold the operator's credentials, natter serve's embedded
+// server and every natter nats node. A purge by sequence is idempotent,
+// so several trimmers on one stream are harmless.
+package retention
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/nats/schema"
+)
+
+// Defaults of Config.
+const (
+	DefaultInterval = time.Minute
+	DefaultWindow   = 7 * 24 * time.Hour
+	// minInterval keeps a tiny window (tests) from spinning.
+	minInterval = 100 * time.Millisecond
+	// passTimeout bounds one pass: a request to a stream without a leader
+	// (a failover) gets no answer at all.
+	passTimeout = 30 * time.Second
+)
+
+// Config configures a Trimmer. The zero value is usable.
+type Config struct {
+	// Interval between passes, DefaultInterval when 0. A pass runs at
+	// least four times per hot window, so a short window is kept closely.
+	Interval time.Duration
+	// Window is the hot window used when the stream's metadata names none
+	// (a stream made by an older release), DefaultWindow when 0.
+	Window time.Duration
+	// Logger, slog.Default when nil.
+	Logger *slog.Logger
+	// Now is the clock, time.Now when nil.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Interval <= 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// State is what one pass saw and did.
+type State struct {
+	// At is when the pass ran.
+	At time.Time
+	// Window is the hot window it applied.
+	Window time.Duration
+	// Stored is the history consumer's ack floor: the store has every
+	// message up to this stream seq.
+	Stored uint64
+	// FirstSeq is the stream's first seq after the pass.
+	FirstSeq uint64
+	// Purged is how many seqs the pass removed.
+	Purged uint64
+	// Held is how many seqs older than the window the stream keeps because
+	// the history store lacks them.
+	Held uint64
+	// HistoryLag is the age of the oldest message the history store lacks,
+	// 0 when it has everything.
+	HistoryLag time.Duration
+}
+
+// Stats are a Trimmer's totals since it started, for /metrics.
+type Stats struct {
+	// Last is the last pass that succeeded (zero before the first).
+	Last State
+	// Purged counts the seqs removed by every pass.
+	Purged uint64
+	// Errors counts the passes that failed.
+	Errors uint64
+}
+
+// Trimmer purges the CHAT stream below what the history store has and the
+// hot window allows.
+type Trimmer struct {
+	cfg Config
+	js  jetstream.JetStream
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New returns a Trimmer over js, which must be allowed to purge CHAT (the
+// operator's user).
+func New(cfg Config, js jetstream.JetStream) *Trimmer {
+	return &Trimmer{cfg: cfg.withDefaults(), js: js}
+}
+
+// Stats returns the totals so far.
+func (t *Trimmer) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stats
+}
+
+// Run trims every interval until ctx ends, then returns nil. A failed pass
+// is logged and counted, and the next one tries again.
+func (t *Trimmer) Run(ctx context.Context) error {
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		st, err := t.Trim(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			t.cfg.Logger.Warn("retention: trimming CHAT failed; retrying", "err", err)
+		case st.Held > 0:
+			t.cfg.Logger.Warn("retention: CHAT keeps messages older than the hot window because the history store lacks them",
+				"held", st.Held, "history_lag", st.HistoryLag.Round(time.Second), "hot_window", st.Window)
+		}
+		wait = t.interval(st.Window)
+	}
+}
+
+// interval is the pause before the next pass.
+func (t *Trimmer) interval(window time.Duration) time.Duration {
+	d := t.cfg.Interval
+	if window > 0 {
+		d = min(d, window/4)
+	}
+	return max(d, minInterval)
+}
+
+// Trim runs one pass: it purges CHAT below min(history ack floor + 1,
+// first seq younger than the hot window) and measures the history lag.
+func (t *Trimmer) Trim(ctx context.Context) (State, error) {
+	ctx, cancel := context.WithTimeout(ctx, passTimeout)
+	defer cancel()
+	st, err := t.trim(ctx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.stats.Errors++
+		return st, err
+	}
+	t.stats.Last = st
+	t.stats.Purged += st.Purged
+	return st, nil
+}
+
+func (t *Trimmer) trim(ctx context.Context) (State, error) {
+	now := t.cfg.Now()
+	st := State{At: now, Window: t.cfg.Window}
+	stream, err := t.js.Stream(ctx, schema.StreamChat)
+	if err != nil {
+		return st, fmt.Errorf("retention: stream %s: %w", schema.StreamChat, err)
+	}
+	info := stream.CachedInfo()
+	if w, ok := schema.HotWindowOf(info.Config); ok {
+		st.Window = w
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	st.FirstSeq = first
+	cons, err := t.js.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory)
+	if err != nil {
+		// Without the history consumer nothing says what the store has:
+		// keep everything.
+		return st, fmt.Errorf("retention: consumer %s: %w", schema.ConsumerHistory, err)
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return st, fmt.Errorf("retention: consumer %s: %w", schema.ConsumerHistory, err)
+	}
+	st.Stored = ci.AckFloor.Stream
+	if st.HistoryLag, err = t.lag(ctx, stream, st.Stored+1, now); err != nil {
+		return st, err
+	}
+	if info.State.Msgs == 0 {
+		return st, nil
+	}
+	cut, err := t.firstSince(ctx, now.Add(-st.Window), last)
+	if err != nil {
+		return st, err
+	}
+	keep := min(st.Stored+1, cut)
+	if cut > keep {
+		st.Held = cut - max(keep, first)
+	}
+	if keep <= first {
+		return st, nil
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(keep)); err != nil {
+		return st, fmt.Errorf("retention: purge %s below %d: %w", schema.StreamChat, keep, err)
+	}
+	st.Purged, st.FirstSeq = keep-first, keep
+	return st, nil
+}
+
+// lag is the age of the first message at or after seq that the history
+// writer copies, 0 when there is none.
+func (t *Trimmer) lag(ctx context.Context, stream jetstream.Stream, seq uint64, now time.Time) (time.Duration, error) {
+	m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(schema.MsgWildcard))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("retention: oldest message the store lacks: %w", err)
+	}
+	return max(now.Sub(m.Time), 0), nil
+}
+
+// msgGetRequest asks for the first message stored at or after StartTime.
+// nats.go's GetMsg has no time option, so the trimmer speaks the API.
+type msgGetRequest struct {
+	StartTime time.Time `json:"start_time"`
+}
+
+type msgGetResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+	Message *struct {
+		Seq uint64 `json:"seq"`
+	} `json:"message"`
+}
+
+// firstSince is the seq of the first message stored at or after since,
+// last+1 when every message is older.
+func (t *Trimmer) firstSince(ctx context.Context, since time.Time, last uint64) (uint64, error) {
+	req, err := json.Marshal(msgGetRequest{StartTime: since.UTC()})
+	if err != nil {
+		return 0, err
+	}
+	msg, err := t.js.Conn().RequestWithContext(ctx, schema.MsgGetAPI(schema.StreamChat), req)
+	if err != nil {
+		return 0, fmt.Errorf("retention: first message since %s: %w", since.Format(time.RFC3339), err)
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, fmt.Errorf("retention: first message since %s: %w", since.Format(time.RFC3339), err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return last + 1, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("retention: first message since %s: %s (%d)", since.Format(time.RFC3339), resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("retention: first message since %s: empty answer", since.Format(time.RFC3339))
+	}
+	return resp.Message.Seq, nil
+}
