@@ -2,6 +2,8 @@ module github.com/natter-chat/natter
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.3.0
 	github.com/cockroachdb/pebble/v2 v2.1.7

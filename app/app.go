@@ -2,9 +2,10 @@
 // NATS server (unless an external cluster is named), the schema, the
 // history store, and the roles asked for — the WebSocket gateway with its
 // fan-out worker, the presence service, the history writer, the push
-// dispatcher — behind an HTTP server for /v1/ws, /healthz, /readyz and
-// /metrics. natter serve runs every role; natter gateway, presence,
-// history and pushnotify run one each; tests start Apps in-process.
+// dispatcher — behind an HTTP server for /v1/ws and /healthz, with
+// /metrics and /readyz on an operator listener of their own. natter serve
+// runs every role; natter gateway, presence, history and pushnotify run
+// one each; tests start Apps in-process.
 //
 // roles.go is the table of roles; each role's start function (gateway.go,
 // presence.go, history.go, push.go) opens what the role needs and returns
@@ -43,6 +44,15 @@ type Config struct {
 	Roles Roles
 	// HTTPAddr is where /v1/ws and /healthz listen ("127.0.0.1:0" picks a port).
 	HTTPAddr string
+	// MetricsAddr, when set, is where /metrics, /readyz and /healthz
+	// listen for the operator; off by default, never on HTTPAddr.
+	MetricsAddr string
+	// HTTPReadTimeout bounds reading a whole non-upgrade request (and its
+	// headers), HTTPIdleTimeout how long a keep-alive connection may wait
+	// for its next request; 30 s and 2 min by default. A WebSocket is not
+	// bound by either: the gateway sets its own read deadline once it has
+	// taken the connection over.
+	HTTPReadTimeout, HTTPIdleTimeout time.Duration
 	// TLSCert and TLSKey (PEM files) serve HTTPS and wss:// instead.
 	TLSCert, TLSKey string
 	// NATSRootCA is a PEM file of the CA that signed an external NATS's TLS
@@ -94,6 +104,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = 30 * time.Second
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		c.HTTPIdleTimeout = 2 * time.Minute
 	}
 	return c
 }
@@ -169,8 +185,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if err := a.serveHTTP(mux); err != nil {
 		return a, err
 	}
+	if err := a.serveMetrics(); err != nil {
+		return a, err
+	}
 	a.ready.Store(true)
-	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "nats", a.NATSClientURL(),
+	a.log.Info("natter is ready", "http", a.listener.Addr().String(), "metrics", a.MetricsAddr(), "nats", a.NATSClientURL(),
 		"gateway", cfg.Roles.Gateway, "presence", cfg.Roles.Presence, "history", cfg.Roles.History)
 	return a, nil
 }
@@ -179,7 +198,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 func (a *App) baseMux(ctx context.Context) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	if err := a.observe(ctx, mux); err != nil {
+	if err := a.observe(ctx); err != nil {
 		return nil, err
 	}
 	if a.cfg.Web {
@@ -197,7 +216,12 @@ func (a *App) serveHTTP(mux *http.ServeMux) error {
 	if a.listener, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
 	}
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	// No WriteTimeout: it would stay on a hijacked WebSocket and cut long
+	// pushes; the gateway bounds its writes itself.
+	a.http = &http.Server{Handler: mux,
+		ReadHeaderTimeout: min(10*time.Second, a.cfg.HTTPReadTimeout),
+		ReadTimeout:       a.cfg.HTTPReadTimeout, IdleTimeout: a.cfg.HTTPIdleTimeout,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -236,12 +260,13 @@ func (a *App) WebSocketURL() string {
 // NATS is the embedded server, nil when an external NATS is used.
 func (a *App) NATS() *natsrv.Server { return a.nats }
 
-// NATSClientURL is the NATS URL without credentials.
+// NATSClientURL is the NATS URL without credentials: the external URL
+// list has its passwords redacted, since this is what gets logged.
 func (a *App) NATSClientURL() string {
 	if a.nats != nil {
 		return a.nats.ClientURL()
 	}
-	return a.cfg.NATSURL
+	return natsrv.RedactURLs(a.cfg.NATSURL)
 }
 
 // Gateway is the WebSocket gateway, nil without the gateway role.
@@ -266,6 +291,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.http != nil {
 			errs = append(errs, a.http.Shutdown(ctx))
 		}
+		errs = append(errs, a.shutdownMetrics(ctx))
 		a.cancel()
 		a.wg.Wait()
 		for i := len(a.parts) - 1; i >= 0; i-- {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -16,16 +18,19 @@ import (
 	"github.com/natter-chat/natter/pushnotify"
 )
 
-// observer is an App's Prometheus registry and readiness check.
+// observer is an App's Prometheus registry and readiness check, and the
+// operator listener that serves them.
 type observer struct {
-	reg *prometheus.Registry
-	js  jetstream.JetStream
+	reg  *prometheus.Registry
+	js   jetstream.JetStream
+	http *http.Server // nil when Config.MetricsAddr is empty
+	ln   net.Listener
 }
 
-// observe serves /metrics and /readyz on mux. Ready means every NATS
-// connection of the App is connected and JetStream answers. Roles register
-// their own metrics on a.obs.reg once their parts exist.
-func (a *App) observe(ctx context.Context, mux *http.ServeMux) error {
+// observe opens the registry and the readiness check. Ready means every
+// NATS connection of the App is connected and JetStream answers. Roles
+// register their own metrics on a.obs.reg once their parts exist.
+func (a *App) observe(ctx context.Context) error {
 	_, js, err := a.connect(ctx, "natter-metrics")
 	if err != nil {
 		return err
@@ -34,9 +39,52 @@ func (a *App) observe(ctx context.Context, mux *http.ServeMux) error {
 	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat,
 		[]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
 		[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence)}))
+	return nil
+}
+
+// serveMetrics serves /metrics, /readyz and /healthz on MetricsAddr, a
+// listener of its own: metrics name internals (consumer lag, connection
+// counts) and readiness is for the orchestrator, neither for clients, so
+// they stay off the client port. Without MetricsAddr nothing listens.
+func (a *App) serveMetrics() error {
+	if a.cfg.MetricsAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(a.obs.reg))
 	mux.HandleFunc("GET /readyz", metrics.Probe(a.readyz))
+	mux.HandleFunc("GET /healthz", a.healthz)
+	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.MetricsAddr, err)
+	}
+	a.obs.ln = ln
+	a.obs.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.obs.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", "err", err)
+		}
+	}()
 	return nil
+}
+
+// shutdownMetrics stops the metrics listener, if any.
+func (a *App) shutdownMetrics(ctx context.Context) error {
+	if a.obs == nil || a.obs.http == nil {
+		return nil
+	}
+	return a.obs.http.Shutdown(ctx)
+}
+
+// MetricsAddr is the address /metrics and /readyz listen on, "" when off.
+func (a *App) MetricsAddr() string {
+	if a.obs == nil || a.obs.ln == nil {
+		return ""
+	}
+	return a.obs.ln.Addr().String()
 }
 
 // gatewayMetrics are the gateway's hooks, registered on the App's registry.

@@ -79,7 +79,7 @@ func streamInfo(t *testing.T, js jetstream.JetStream) *jetstream.StreamInfo {
 // metric reads one unlabelled sample from a's /metrics.
 func metric(t *testing.T, a *App, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + a.HTTPAddr() + "/metrics")
+	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +104,7 @@ func TestStoreDownLongerThanTheHotWindow(t *testing.T) {
 	t.Cleanup(natstest.CheckGoroutines(t))
 	window := schema.Config{HotWindow: 2 * time.Second, Duplicates: time.Second}
 	opCfg := testConfig(t, Roles{Presence: true})
+	opCfg.MetricsAddr = "127.0.0.1:0" // /metrics is on the operator listener
 	opCfg.Schema = window
 	op := startApp(t, opCfg)
 	js := operatorJS(t, op)
@@ -187,6 +188,7 @@ func TestStoreDownLongerThanTheHotWindow(t *testing.T) {
 func TestRoleNeverChangesTheSchema(t *testing.T) {
 	t.Cleanup(natstest.CheckGoroutines(t))
 	opCfg := testConfig(t, Roles{Presence: true})
+	opCfg.MetricsAddr = "127.0.0.1:0" // /metrics is on the operator listener
 	opCfg.Schema = schema.Config{HotWindow: time.Hour, Duplicates: 5 * time.Minute}
 	op := startApp(t, opCfg)
 	js := operatorJS(t, op)

@@ -33,7 +33,7 @@ import (
 	"github.com/natter-chat/natter/protocol"
 )
 
-const secret = "chaos-test-secret"
+const secret = "chaos-Hk7Qm2Zp9Vw4Rt8Ny3Lb6Xc1Fj5Gd0S"
 
 // cluster is the processes of one Natter deployment.
 type cluster struct {

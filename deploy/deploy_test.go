@@ -124,7 +124,7 @@ func checkCommand(t *testing.T, roles map[string]map[string]bool, env map[string
 			downward[m[1]] = true
 		}
 		switch name {
-		case "http", "listen", "cluster-listen":
+		case "http", "listen", "cluster-listen", "metrics":
 			if c.ports == nil {
 				continue
 			}
@@ -270,6 +270,10 @@ func TestKubernetesManifests(t *testing.T) {
 			if path := toString(hg["path"]); path != "/healthz" && path != "/readyz" {
 				t.Errorf("%s: %s path %q is not /healthz or /readyz", where, probe, path)
 			}
+			// The roles serve /readyz on --metrics only, never the client port.
+			if toString(hg["path"]) == "/readyz" && cmd[1] != "nats" && port != "metrics" && port != flagPort(cmd, "metrics") {
+				t.Errorf("%s: %s probes /readyz on port %q, not the --metrics port %q", where, probe, port, flagPort(cmd, "metrics"))
+			}
 		}
 		if cmd[1] != "migrate" {
 			if _, ok := c["livenessProbe"]; !ok {
@@ -357,4 +361,15 @@ func TestSystemdUnits(t *testing.T) {
 			t.Errorf("%s: no ExecStart", path)
 		}
 	}
+}
+
+// flagPort is the port of a host:port flag in cmd, "" when it is absent.
+func flagPort(cmd []string, name string) string {
+	for _, a := range cmd {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			_, port, _ := net.SplitHostPort(v)
+			return port
+		}
+	}
+	return ""
 }

@@ -23,7 +23,7 @@ import (
 	"github.com/natter-chat/natter/protocol"
 )
 
-const secret = "e2e-test-secret"
+const secret = "e2e-Hk7Qm2Zp9Vw4Rt8Ny3Lb6Xc1Fj5Gd0Sq"
 
 // env is one running Natter and what tests need to talk to it.
 type env struct {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/natter-chat/natter/app"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -18,12 +20,18 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// Every role serves /readyz and Prometheus /metrics; the gateway's
-// counters move with traffic and consumer lag is read from JetStream.
+// Every role serves /readyz and Prometheus /metrics on its --metrics
+// listener, not on the client port; the gateway's counters move with
+// traffic and consumer lag is read from JetStream.
 func TestMetricsAndReadyz(t *testing.T) {
-	e := start(t)
+	e := start(t, func(c *app.Config) { c.MetricsAddr = "127.0.0.1:0" })
 	ctx := ctxT(t)
-	base := "http://" + e.app.HTTPAddr()
+	for _, path := range []string{"/readyz", "/metrics"} {
+		if code, _ := get(t, "http://"+e.app.HTTPAddr()+path); code != http.StatusNotFound {
+			t.Fatalf("client port %s = %d, want 404", path, code)
+		}
+	}
+	base := "http://" + e.app.MetricsAddr()
 	if code, body := get(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}

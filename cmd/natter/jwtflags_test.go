@@ -13,7 +13,7 @@ func TestServeJWTFlags(t *testing.T) {
 		leeway                time.Duration
 		jwks, audience, issue string
 	}{
-		{"defaults", []string{"--jwt-secret", "s"}, 30 * time.Second, "", "", ""},
+		{"defaults", []string{"--jwt-secret", strongSecret}, 30 * time.Second, "", "", ""},
 		{"all set", []string{"--jwt-jwks", "keys.json", "--jwt-leeway", "5s", "--jwt-audience", "natter", "--jwt-issuer", "https://id.example"}, 5 * time.Second, "keys.json", "natter", "https://id.example"},
 	}
 	for _, tt := range tests {

@@ -131,7 +131,7 @@ func natsNode(args []string, stderr io.Writer) error {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
-	log.Info("natter nats is running", "http", ln.Addr().String(), "url", srv.ClientURL(), "route_url", srv.RouteURL())
+	log.Info("natter nats is running", "http", ln.Addr().String(), "url", natsrv.RedactURLs(srv.ClientURL()), "route_url", natsrv.RedactURLs(srv.RouteURL()))
 	<-ctx.Done()
 	log.Info("shutting down")
 	stopNode()

@@ -39,6 +39,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	fs.SetOutput(stderr)
 	cql := addCQLFlags(fs, true)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen address: /v1/ws and /healthz")
+	metricsAddr := fs.String("metrics", "", "operator listen address for /metrics, /readyz and /healthz (e.g. 127.0.0.1:9090); off by default, never the client port")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve HTTPS and wss:// (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	natsTLSCert := fs.String("nats-tls-cert", "", "PEM certificate: the embedded NATS client port requires TLS (serve only; with --nats-tls-key)")
@@ -82,7 +83,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if (*tlsCert == "") != (*tlsKey == "") || (*natsTLSCert == "") != (*natsTLSKey == "") {
 		return app.Config{}, errors.New("a TLS certificate needs its key, and a key its certificate")
 	}
-	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
+	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, MetricsAddr: *metricsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
 	if cfg.Push, err = pushConfig(); err != nil {
 		return cfg, err
 	}
@@ -141,6 +142,13 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 			log.Warn("dev mode: generated a JWT secret; natter token --data signs with it", "file", filepath.Join(*dataDir, devSecretFile))
 		} else {
 			log.Warn("dev mode: using the generated JWT secret", "file", filepath.Join(*dataDir, devSecretFile))
+		}
+	}
+	if cfg.Roles.Gateway && !*dev && cfg.Auth.Secret != "" {
+		// A gateway verifies client tokens with the secret; a weak one
+		// lets anyone sign in as anyone.
+		if err := checkSecret(cfg.Auth.Secret); err != nil {
+			return cfg, err
 		}
 	}
 	cfg.Web = name == "serve" || name == "gateway"

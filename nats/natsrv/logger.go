@@ -33,7 +33,7 @@ func (l *slogLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, 
 func (l *slogLogger) Tracef(format string, v ...any)  { l.logf(levelTrace, format, v) }
 
 func (l *slogLogger) Fatalf(format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
+	msg := RedactURLs(fmt.Sprintf(format, v...))
 	l.log.Error(msg, "fatal", true)
 	select {
 	case l.fatal <- fmt.Errorf("%w: %s", ErrNotReady, msg):
@@ -47,5 +47,6 @@ func (l *slogLogger) logf(level slog.Level, format string, v []any) {
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	l.log.Log(ctx, level, fmt.Sprintf(format, v...))
+	// The server's lines can name route or client URLs with credentials.
+	l.log.Log(ctx, level, RedactURLs(fmt.Sprintf(format, v...)))
 }

@@ -166,7 +166,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.routeAddr = net.JoinHostPort(dialHost(ca.IP), strconv.Itoa(ca.Port))
 		}
 	}
-	log.Info("embedded NATS server started", "url", s.ClientURL(), "data_dir", cfg.DataDir,
+	log.Info("embedded NATS server started", "url", RedactURLs(s.ClientURL()), "data_dir", cfg.DataDir,
 		"sync_always", cfg.SyncAlways, "server_name", opts.ServerName, "cluster", cfg.ClusterName,
 		"route_listen", s.routeAddr, "routes", len(opts.Routes))
 	return s, nil
