@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,12 +24,22 @@ import (
 // conversation store it reads and a connection standing in for the
 // gateways, subscribed to every user subject.
 type harness struct {
-	js    jetstream.JetStream
-	convs *conversation.Store
-	got   chan *nats.Msg
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	convs  *conversation.Store
+	stream *history.Stream
+	got    chan *nats.Msg
 }
 
 func start(t *testing.T) *harness {
+	t.Helper()
+	h := setup(t)
+	h.worker(t, fanout.Config{})
+	return h
+}
+
+// setup starts everything but the fan-out worker.
+func setup(t *testing.T) *harness {
 	t.Helper()
 	srv := natstest.Start(t)
 	nc, js := natstest.Connect(t, srv)
@@ -45,7 +56,7 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{js: js, convs: convs, got: make(chan *nats.Msg, 10_000)}
+	h := &harness{nc: nc, js: js, convs: convs, stream: stream, got: make(chan *nats.Msg, 10_000)}
 	gw, _ := natstest.Connect(t, srv)
 	if _, err := gw.ChanSubscribe("chat.user.>", h.got); err != nil {
 		t.Fatal(err)
@@ -53,17 +64,28 @@ func start(t *testing.T) *harness {
 	if err := gw.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	f := fanout.New(fanout.Config{}, nc, js, convs, stream)
-	runCtx, stop := context.WithCancel(context.Background())
+	return h
+}
+
+// worker runs a fan-out worker until the test ends or the returned stop
+// is called.
+func (h *harness) worker(t *testing.T, cfg fanout.Config) (stop func()) {
+	t.Helper()
+	f := fanout.New(cfg, h.nc, h.js, h.convs, h.stream)
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return h
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // send stores a message in conv as an internal service would, and
@@ -277,7 +299,77 @@ func TestOrderPerConversation(t *testing.T) {
 			if m.Seq <= last[m.Conv] {
 				t.Fatalf("%s got seq %d of %s after %d", user, m.Seq, m.Conv, last[m.Conv])
 			}
+			if m.Prev != last[m.Conv] {
+				t.Fatalf("%s got seq %d of %s with prev %d, want %d", user, m.Seq, m.Conv, m.Prev, last[m.Conv])
+			}
 			last[m.Conv] = m.Seq
 		}
+	}
+}
+
+// TestPrev checks that every push carries the seq of the conversation's
+// item before it: across conversations, past an invalid envelope and a
+// membership event, with a cache too small for the conversations (it
+// reads the history instead), and from a new worker after a restart.
+func TestPrev(t *testing.T) {
+	h := setup(t)
+	stop := h.worker(t, fanout.Config{CacheSize: 1})
+	convs := []string{group(t, h, "alice", "bob"), group(t, h, "alice", "carol"), group(t, h, "alice", "dave")}
+	want := map[string]uint64{} // conv -> the last item's seq
+	// say sends to conv and checks alice's push of it.
+	say := func(conv string) {
+		t.Helper()
+		seq := h.send(t, conv, "alice", "hi", "")
+		for {
+			d := h.next(t)
+			if d.event != schema.EventMessage || d.user != "alice" {
+				continue
+			}
+			var m protocol.Message
+			if err := json.Unmarshal(d.data, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Seq != seq || m.Conv != conv {
+				t.Fatalf("push of %s/%d, want %s/%d", m.Conv, m.Seq, conv, seq)
+			}
+			if m.Prev != want[conv] {
+				t.Fatalf("push of %s/%d has prev %d, want %d (%s)", conv, seq, m.Prev, want[conv], d.data)
+			}
+			want[conv] = seq
+			return
+		}
+	}
+	for i := range 6 {
+		say(convs[i%3])
+	}
+	// An invalid envelope is no item: the next message's prev skips it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.js.Publish(ctx, schema.Msg(convs[0]), []byte(`{"sender":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.convs.AddMembers(ctx, conversation.Actor{User: "alice", Session: "s"}, convs[0], []string{"erin"}); err != nil {
+		t.Fatal(err)
+	}
+	say(convs[0])
+	say(convs[0])
+	stop()
+	// Sent while no worker runs: the next one starts with nothing
+	// remembered and reads the history.
+	seq := h.send(t, convs[1], "alice", "while down", "")
+	h.worker(t, fanout.Config{})
+	for {
+		d := h.next(t)
+		var m protocol.Message
+		if d.event == schema.EventMessage && d.user == "alice" && json.Unmarshal(d.data, &m) == nil && m.Seq == seq {
+			if m.Prev != want[convs[1]] {
+				t.Fatalf("after a restart: push %s has prev %d, want %d", d.data, m.Prev, want[convs[1]])
+			}
+			want[convs[1]] = seq
+			break
+		}
+	}
+	for i := range 6 {
+		say(convs[i%3])
 	}
 }
