@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/natter-chat/natter/protocol"
 )
 
 func newTestSession(t *testing.T, f *fakeServer, opts SessionOptions) *Session {
@@ -64,5 +66,45 @@ func TestSessionSendAcked(t *testing.T) {
 	ack, err := s.Send(testCtx(t), "k1", "", map[string]any{"text": "hi"})
 	if err != nil || ack.Seq == 0 {
 		t.Fatalf("Send: %+v, %v", ack, err)
+	}
+}
+
+// TestSessionGaps checks the contiguous point a Session keeps per
+// conversation: pushes whose prev it holds move it on, a push whose prev
+// it lacks is a gap until the missing items come (from sync or late),
+// and duplicates are delivered once.
+func TestSessionGaps(t *testing.T) {
+	type item struct {
+		seq, prev uint64
+		live      bool
+	}
+	tests := []struct {
+		name     string
+		items    []item
+		wantGaps []bool
+		wantHeld uint64
+		wantN    int // delivered to OnMessage
+	}{
+		{"in order", []item{{1, 0, true}, {4, 1, true}, {9, 4, true}}, []bool{false, false, false}, 9, 3},
+		{"lost push", []item{{1, 0, true}, {9, 4, true}}, []bool{false, true}, 1, 2},
+		{"lost push fetched by sync", []item{{1, 0, true}, {9, 4, true}, {4, 1, false}, {9, 4, false}}, []bool{false, true, false, false}, 9, 3},
+		{"two gaps closed by one item", []item{{9, 4, true}, {12, 9, true}, {4, 0, false}}, []bool{true, true, false}, 12, 3},
+		{"duplicate push", []item{{1, 0, true}, {1, 0, true}, {5, 2, true}, {5, 2, true}}, []bool{false, false, true, false}, 1, 2},
+		{"first item of a conversation", []item{{7, 0, true}}, []bool{false}, 7, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 0
+			s := &Session{convs: map[string]*convState{}, opts: SessionOptions{OnMessage: func(*protocol.Message, bool) { n++ }}}
+			for i, it := range tt.items {
+				gap := s.deliver(&protocol.Message{Conv: "c", Seq: it.seq, Prev: it.prev}, it.live)
+				if gap != tt.wantGaps[i] {
+					t.Fatalf("item %d (seq %d prev %d): gap %v, want %v", i, it.seq, it.prev, gap, tt.wantGaps[i])
+				}
+			}
+			if held := s.convs["c"].held; held != tt.wantHeld || n != tt.wantN {
+				t.Fatalf("held %d, delivered %d; want %d, %d", held, n, tt.wantHeld, tt.wantN)
+			}
+		})
 	}
 }
