@@ -7,6 +7,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -158,11 +159,17 @@ type load struct {
 	unacked   []string                             // sends given up on
 	phase     int
 	viaSync   int // others' messages first seen through sync, not pushed
+	// retried counts, per phase, the error codes of send attempts the
+	// sessions retried ("" for a dropped connection); stall is the
+	// longest a send of the phase waited for its ack.
+	retried map[int]map[string]int
+	stall   map[int]time.Duration
 }
 
 func newLoad(t *testing.T, c *cluster, n int) *load {
 	l := &load{t: t, sessions: map[string]*client.Session{}, convs: map[string][]string{}, own: map[string][]string{},
-		acked: map[string]*sent{}, delivered: map[string]map[string]map[uint64]int{}}
+		acked: map[string]*sent{}, delivered: map[string]map[string]map[uint64]int{},
+		retried: map[int]map[string]int{}, stall: map[int]time.Duration{}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := range n {
@@ -178,6 +185,7 @@ func newLoad(t *testing.T, c *cluster, n int) *load {
 			Options:     client.Options{Token: tok},
 			OnMessage:   func(m *protocol.Message, live bool) { l.record(u, m, live) },
 			ResyncEvery: 2 * time.Second,
+			OnSendRetry: func(_, _ string, err error) { l.retry(err) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -207,6 +215,20 @@ func newLoad(t *testing.T, c *cluster, n int) *load {
 		l.own[b] = append(l.own[b], d.Conv)
 	}
 	return l
+}
+
+// retry counts a retried send attempt in the current phase.
+func (l *load) retry(err error) {
+	code := ""
+	if pe, ok := errors.AsType[*protocol.Error](err); ok {
+		code = pe.Code
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retried[l.phase] == nil {
+		l.retried[l.phase] = map[string]int{}
+	}
+	l.retried[l.phase][code]++
 }
 
 func (l *load) record(user string, m *protocol.Message, live bool) {
@@ -245,9 +267,12 @@ func (l *load) run(ctx context.Context, interval time.Duration) {
 				// The send may outlive ctx: a message in flight is retried
 				// until acknowledged, so "acked" is exact.
 				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				began := time.Now()
 				ack, err := s.Send(sctx, conv, id, map[string]string{"text": id})
+				took := time.Since(began)
 				cancel()
 				l.mu.Lock()
+				l.stall[l.phase] = max(l.stall[l.phase], took)
 				if err != nil {
 					l.unacked = append(l.unacked, conv+"/"+id+": "+err.Error())
 				} else {
@@ -509,6 +534,15 @@ func TestChaos(t *testing.T) {
 			n.start(false)
 		}()
 	}))
+	// The gateways retry the publish across the election: a send may
+	// stall, but no attempt is answered internal.
+	l.mu.Lock()
+	leaderKill := rows[len(rows)-1]
+	t.Logf("%s: longest wait for an ack %s; retried attempts by code %v", leaderKill.fault, l.stall[l.phase].Round(time.Millisecond), l.retried[l.phase])
+	if n := l.retried[l.phase][protocol.CodeInternal]; n > 0 {
+		t.Errorf("%s: %d send attempts answered internal", leaderKill.fault, n)
+	}
+	l.mu.Unlock()
 	for _, n := range c.nats {
 		n.waitUp(60 * time.Second)
 	}

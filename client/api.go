@@ -117,13 +117,42 @@ func (c *Client) Members(ctx context.Context, conv, after string, limit int) (*p
 	return f, nil
 }
 
-// Conversations lists the caller's conversations.
+// Conversations lists all the caller's conversations, asking for them page
+// by page: a user in many large groups cannot get a reply too large for
+// the connection.
 func (c *Client) Conversations(ctx context.Context) ([]*protocol.Conversation, error) {
-	var f protocol.ConversationsFrame
-	if err := c.call(ctx, protocol.Request{Type: protocol.TypeConversations}, protocol.TypeConversations, &f); err != nil {
+	var all []*protocol.Conversation
+	after := ""
+	for {
+		f, err := c.ConversationsPage(ctx, after, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, f.Conversations...)
+		if !f.More || f.Next == "" {
+			return all, nil
+		}
+		if f.Next == after {
+			return nil, fmt.Errorf("client: conversations answered the cursor it was given as next")
+		}
+		after = f.Next
+	}
+}
+
+// ConversationsPage returns one page of the caller's conversations: the
+// first when after is "", else the one the Next of the previous page
+// names. limit ≤ 0 uses the server default (100). More says whether
+// another page follows.
+func (c *Client) ConversationsPage(ctx context.Context, after string, limit int) (*protocol.ConversationsFrame, error) {
+	req := protocol.Request{Type: protocol.TypeConversations, Limit: limit}
+	if after != "" {
+		req.After, _ = json.Marshal(after)
+	}
+	f := new(protocol.ConversationsFrame)
+	if err := c.call(ctx, req, protocol.TypeConversations, f); err != nil {
 		return nil, err
 	}
-	return f.Conversations, nil
+	return f, nil
 }
 
 // Sync returns up to limit messages of conv with seq > after, ascending;

@@ -70,11 +70,18 @@ func TestHelpers(t *testing.T) {
 			}},
 		{"Members first page", func() (any, error) { return c.Members(ctx, "k1", "", 0) },
 			protocol.TypeMembers, map[string]any{"conv": "k1"}, []string{"after", "limit"}, nil},
-		{"Conversations", func() (any, error) { return c.Conversations(ctx) },
-			protocol.TypeConversations, nil, nil,
+		{"Conversations pages through", func() (any, error) { return c.Conversations(ctx) },
+			protocol.TypeConversations, map[string]any{"after": "p2"}, []string{"limit"},
 			func(t *testing.T, got any) {
-				if cs := got.([]*protocol.Conversation); len(cs) != 1 || cs[0].LastSeq != 42 || cs[0].Unread != 2 {
+				if cs := got.([]*protocol.Conversation); len(cs) != 2 || cs[0].LastSeq != 42 || cs[0].Unread != 2 || cs[1].Conv != "k2" {
 					t.Fatalf("conversations %+v", cs)
+				}
+			}},
+		{"ConversationsPage first", func() (any, error) { return c.ConversationsPage(ctx, "", 20) },
+			protocol.TypeConversations, map[string]any{"limit": 20.0}, []string{"after"},
+			func(t *testing.T, got any) {
+				if f := got.(*protocol.ConversationsFrame); len(f.Conversations) != 1 || !f.More || f.Next != "p2" {
+					t.Fatalf("page %+v", f)
 				}
 			}},
 		{"Sync", func() (any, error) { return c.Sync(ctx, "k1", 0, 100) },

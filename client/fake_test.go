@@ -163,7 +163,12 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		case protocol.TypeMembers:
 			reply(map[string]any{"type": protocol.TypeMembers, "conv": m["conv"], "members": []string{"u3", "u4"}, "more": true})
 		case protocol.TypeConversations:
-			reply(map[string]any{"type": protocol.TypeConversations, "conversations": []map[string]any{{"conv": "k1", "kind": "group", "last_seq": 42, "unread": 2}}})
+			// Two pages: the cursor of the second is "p2".
+			if m["after"] == "p2" {
+				reply(map[string]any{"type": protocol.TypeConversations, "more": false, "conversations": []map[string]any{{"conv": "k2", "kind": "direct", "last_seq": 3}}})
+				continue
+			}
+			reply(map[string]any{"type": protocol.TypeConversations, "more": true, "next": "p2", "conversations": []map[string]any{{"conv": "k1", "kind": "group", "last_seq": 42, "unread": 2}}})
 		case protocol.TypeSync, protocol.TypeHistory:
 			reply(map[string]any{"type": protocol.TypeMessages, "conv": m["conv"], "more": false, "messages": []map[string]any{
 				{"conv": m["conv"], "seq": 7, "sender": "u2", "client_id": "x", "ts": "t", "body": map[string]any{"text": "hi"}}}})

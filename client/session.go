@@ -35,10 +35,12 @@ type SessionOptions struct {
 	OnMessage func(m *protocol.Message, live bool)
 	// ResyncEvery, when positive, re-syncs every conversation that often
 	// while connected. It is not needed to get every message: a lost push
-	// is noticed by the next push's prev (and a reconnect syncs anyway).
-	// What it adds is a bound on how late the last messages of a quiet
-	// conversation arrive when their pushes were lost and nothing followed
-	// them. Off by default.
+	// is noticed by the next push's prev, and the gateway pushes resync
+	// when it knows it lost some (its NATS connection reconnected, or it
+	// fell behind); the session syncs at once then. What it adds is a
+	// bound on how late the last messages of a quiet conversation arrive
+	// when their pushes were lost and nothing followed them. Off by
+	// default.
 	ResyncEvery time.Duration
 	// OnConnect, when set, is called after each successful dial and
 	// re-sync with the gateway URL.
@@ -48,6 +50,10 @@ type SessionOptions struct {
 	// window (10 minutes by default), inside which a retry with the same
 	// client_id is answered with the original seq. Default 5 minutes.
 	SendExpiry time.Duration
+	// OnSendRetry, when set, is called with the error of each Send attempt
+	// that is retried (unavailable, internal, rate_limited, a dropped
+	// connection): Send hides them, a load test counts them.
+	OnSendRetry func(conv, clientID string, err error)
 }
 
 // Session is a connection that stays up: when the WebSocket ends (a
@@ -172,8 +178,9 @@ func (s *Session) run(c *Client, i int) {
 	}
 }
 
-// read delivers pushes until the connection ends, re-syncing every
-// ResyncEvery, and every second while a re-sync is pending (failed).
+// read delivers pushes until the connection ends, re-syncing on a resync
+// push, every ResyncEvery, and every second while a re-sync is pending
+// (failed).
 func (s *Session) read(c *Client, pending bool) error {
 	every := s.opts.ResyncEvery
 	if every <= 0 {
@@ -187,6 +194,13 @@ func (s *Session) read(c *Client, pending bool) error {
 		case ev, ok := <-c.Events():
 			if !ok {
 				return nil
+			}
+			if ev.Type == protocol.TypeResync {
+				// The gateway lost pushes for us (its NATS connection
+				// reconnected, or it fell behind): fetch them now.
+				lastSync = time.Now()
+				pending = s.resync(c) != nil
+				continue
 			}
 			if ev.Type != protocol.TypeMessage {
 				continue
@@ -219,6 +233,14 @@ func (s *Session) resync(c *Client) error {
 		return err
 	}
 	for _, conv := range convs {
+		s.mu.Lock()
+		held := s.state(conv.Conv).held
+		s.mu.Unlock()
+		if conv.LastSeq <= held {
+			// Nothing new: a user in hundreds of conversations must not
+			// spend a request (and its rate limit) on each.
+			continue
+		}
 		if err := s.syncConv(ctx, c, conv.Conv); err != nil {
 			return err
 		}
@@ -395,6 +417,9 @@ func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*p
 			return nil, err
 		}
 		last = err
+		if s.opts.OnSendRetry != nil {
+			s.opts.OnSendRetry(conv, clientID, err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, s.sendFailed(ctx, conv, clientID, ctx.Err(), last)

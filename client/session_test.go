@@ -108,3 +108,32 @@ func TestSessionGaps(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionResyncPush checks that a resync push makes the session sync
+// again at once, on the same connection, without a periodic re-sync.
+func TestSessionResyncPush(t *testing.T) {
+	f := newFakeServer(t)
+	s := newTestSession(t, f, SessionOptions{})
+	c, err := s.Client(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One sync per conversation with something new (the fake lists two).
+	synced, listed := f.count(protocol.TypeSync), f.count(protocol.TypeConversations)
+	if synced == 0 {
+		t.Fatal("no sync after connecting")
+	}
+	if _, err := c.Request(testCtx(t), map[string]any{"type": "push", "event": protocol.TypeResync, "n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.count(protocol.TypeSync) <= synced {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync within 5 s of a resync push")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f.count(protocol.TypeConversations) <= listed || s.Connects() != 1 {
+		t.Fatalf("conversations asked %d times, %d connects: want a re-sync on the same connection", f.count(protocol.TypeConversations), s.Connects())
+	}
+}

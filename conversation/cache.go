@@ -167,22 +167,28 @@ func (c *MemberCache[V]) makeRoom(members int) {
 // fetches the current revision; only the decoding, the expensive part for
 // a large group, is skipped when the revision is one seen before.
 func (s *Store) GetShared(ctx context.Context, conv string) (*Doc, error) {
+	d, _, err := s.getShared(ctx, conv)
+	return d, err
+}
+
+// getShared is GetShared with the document's revision.
+func (s *Store) getShared(ctx context.Context, conv string) (*Doc, uint64, error) {
 	e, err := s.kv.Get(ctx, docKey(conv))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get conversation %s: %w", conv, err)
+		return nil, 0, fmt.Errorf("get conversation %s: %w", conv, err)
 	}
 	if d, ok := s.docs.atRevision(conv, e.Revision()); ok {
-		return d, nil
+		return d, e.Revision(), nil
 	}
 	d := new(Doc)
 	if err := json.Unmarshal(e.Value(), d); err != nil {
-		return nil, fmt.Errorf("decode conversation %s: %w", conv, err)
+		return nil, 0, fmt.Errorf("decode conversation %s: %w", conv, err)
 	}
 	s.docs.put(conv, e.Revision(), d)
-	return d, nil
+	return d, e.Revision(), nil
 }
 
 // NewDocCache returns a MemberCache of the documents themselves.

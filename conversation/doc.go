@@ -7,7 +7,8 @@
 // conversations of one user. Documents change only by compare-and-set on
 // their revision. The index is written before a member is added and cleared
 // after a member is removed, so it is always a superset of the truth and is
-// filtered through the documents when read.
+// filtered through the documents when read. A change that stops half-way is
+// finished by its retry or by the next reader (repair.go).
 package conversation
 
 import (
@@ -29,6 +30,11 @@ type Doc struct {
 	Created time.Time `json:"created"`
 	// Members in join order.
 	Members []string `json:"members"`
+	// Change is the membership change that wrote this revision, so that a
+	// retry or a reader that finds it unfinished (member keys, indexes or
+	// its event missing) can finish it. A created change lists no users:
+	// they are the members.
+	Change *Event `json:"change,omitempty"`
 }
 
 // IsMember reports whether uid is a member.
@@ -77,6 +83,9 @@ type Event struct {
 	// Origin is the gateway session whose request made the change; it has
 	// the reply and needs no conversation push.
 	Origin string `json:"origin,omitempty"`
+	// Rev is the document revision the change wrote; 0 for an event that
+	// repairs an older change. An event is stored once per revision.
+	Rev uint64 `json:"rev,omitempty"`
 }
 
 // Actor is who asks for a change: a user, over one gateway session.

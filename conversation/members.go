@@ -6,14 +6,14 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 )
 
 // Member keys, m.<conv>.<uid>, answer "is uid a member of conv?" with one
 // small read, however large the group. They are written after a user is
-// added to the document and deleted before a user is removed from it, so
-// they never name someone the document does not: a removed user is refused
-// from the moment remove_member is acknowledged.
+// added to the document and deleted before a user is removed from it, and
+// again after (repair.go: syncMembers), so once a change has returned they
+// name exactly whom the document lists: a removed user is refused from the
+// moment remove_member is acknowledged.
 
 func memberKey(conv, uid string) string { return "m." + conv + "." + uid }
 
@@ -33,18 +33,17 @@ func (s *Store) IsMember(ctx context.Context, conv, uid string) (bool, error) {
 	}
 }
 
-func (s *Store) memberAdd(ctx context.Context, conv string, users []string) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallelWrites)
-	for _, u := range users {
-		g.Go(func() error {
-			if _, err := s.kv.Put(ctx, memberKey(conv, u), memberValue); err != nil {
-				return fmt.Errorf("add member key %s/%s: %w", conv, u, err)
-			}
-			return nil
-		})
+// memberCreate writes uid's member key of conv and reports whether it
+// was missing.
+func (s *Store) memberCreate(ctx context.Context, conv, uid string) (bool, error) {
+	_, err := s.kv.Create(ctx, memberKey(conv, uid), memberValue)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
 	}
-	return g.Wait()
+	if err != nil {
+		return false, fmt.Errorf("add member key %s/%s: %w", conv, uid, err)
+	}
+	return true, nil
 }
 
 func (s *Store) memberRemove(ctx context.Context, conv, uid string) error {

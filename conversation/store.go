@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
@@ -64,6 +64,9 @@ type Store struct {
 	marks markerCache
 	// docs are decoded documents by revision, for GetShared.
 	docs *MemberCache[*Doc]
+
+	mu     sync.Mutex
+	stream jetstream.Stream // CHAT, opened on first use (chat)
 }
 
 // New returns a Store over the CONVERSATIONS bucket, which schema.Ensure
@@ -101,12 +104,41 @@ func (s *Store) get(ctx context.Context, conv string) (*Doc, uint64, error) {
 
 // GetForMember returns conv's document if uid is a member, and ErrForbidden
 // otherwise, whether the conversation exists or not.
+//
+// Having read the document anyway, it checks uid's member key against it
+// and repairs what a change that stopped half-way left: a member without a
+// key gets it (and the change that listed it is finished), a key the
+// document does not back is deleted.
 func (s *Store) GetForMember(ctx context.Context, conv, uid string) (*Doc, error) {
-	d, err := s.Get(ctx, conv)
-	if errors.Is(err, ErrNotFound) || (err == nil && !d.IsMember(uid)) {
+	d, rev, err := s.get(ctx, conv)
+	if errors.Is(err, ErrNotFound) {
 		return nil, ErrForbidden
 	}
-	return d, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.repairMember(ctx, d, rev, uid); err != nil {
+		s.cfg.Logger.Warn("membership repair failed", "conv", conv, "user", uid, "err", err)
+	}
+	if !d.IsMember(uid) {
+		return nil, ErrForbidden
+	}
+	return d, nil
+}
+
+// repairMember makes uid's member key agree with d, read at rev.
+func (s *Store) repairMember(ctx context.Context, d *Doc, rev uint64, uid string) error {
+	has, err := s.IsMember(ctx, d.Conv, uid)
+	if err != nil || has == d.IsMember(uid) {
+		return err
+	}
+	if !has && d.covers(ActionAdded, uid) {
+		if err := s.finish(ctx, d, rev); err != nil {
+			return err
+		}
+	}
+	_, err = s.syncMembers(ctx, d.Conv, []string{uid}, d, rev)
+	return err
 }
 
 // UserConversations returns the ids of the conversations uid belongs to
@@ -140,34 +172,45 @@ func (s *Store) CreateDirect(ctx context.Context, by Actor, other string) (*Doc,
 		return nil, false, fmt.Errorf("%w: a direct conversation needs another user", ErrBadRequest)
 	}
 	conv := directID(a, b)
-	if d, err := s.Get(ctx, conv); err == nil {
-		return d, false, s.memberAdd(ctx, conv, d.Members)
+	if d, rev, err := s.get(ctx, conv); err == nil {
+		return d, false, s.finishDirect(ctx, d, rev)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
 	if err := s.indexAdd(ctx, conv, []string{a, b}); err != nil {
 		return nil, false, err
 	}
-	d := &Doc{Conv: conv, Kind: protocol.ConversationDirect, Created: s.cfg.Now().UTC(), Members: []string{a, b}}
+	d := &Doc{Conv: conv, Kind: protocol.ConversationDirect, Created: s.cfg.Now().UTC(), Members: []string{a, b},
+		Change: &Event{Action: ActionCreated, By: a, Origin: by.Session}}
 	val, _ := json.Marshal(d)
-	if _, err := s.kv.Create(ctx, docKey(conv), val); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			// Both users created it at once: the other call won.
-			d, err := s.Get(ctx, conv)
-			if err != nil {
-				return nil, false, err
-			}
-			return d, false, s.memberAdd(ctx, conv, d.Members)
+	rev, err := s.kv.Create(ctx, docKey(conv), val)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// Both users created it at once: the other call won.
+		d, rev, err := s.get(ctx, conv)
+		if err != nil {
+			return nil, false, err
 		}
+		return d, false, s.finishDirect(ctx, d, rev)
+	}
+	if err != nil {
 		return nil, false, fmt.Errorf("create conversation %s: %w", conv, err)
 	}
-	if err := s.memberAdd(ctx, conv, d.Members); err != nil {
-		return nil, false, err
-	}
-	if err := s.announce(ctx, Event{Action: ActionCreated, Conv: conv, Users: d.Members, By: a, Origin: by.Session}); err != nil {
+	if err := s.complete(ctx, d, rev); err != nil {
 		return nil, false, err
 	}
 	return d, true, nil
+}
+
+// finishDirect finishes the creation of an existing direct conversation,
+// which a create that stopped half-way may have left without member keys
+// or event. Documents written before they recorded their change get their
+// member keys.
+func (s *Store) finishDirect(ctx context.Context, d *Doc, rev uint64) error {
+	if d.Change == nil {
+		_, err := s.syncMembers(ctx, d.Conv, d.Members, d, rev)
+		return err
+	}
+	return s.finish(ctx, d, rev)
 }
 
 // CreateGroup creates a group owned by owner with the given other members.
@@ -189,15 +232,16 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 	if err := s.indexAdd(ctx, conv, members); err != nil {
 		return nil, err
 	}
-	d := &Doc{Conv: conv, Kind: protocol.ConversationGroup, Title: title, Owner: owner, Created: s.cfg.Now().UTC(), Members: members}
+	d := &Doc{Conv: conv, Kind: protocol.ConversationGroup, Title: title, Owner: owner, Created: s.cfg.Now().UTC(), Members: members,
+		Change: &Event{Action: ActionCreated, By: owner, Origin: by.Session}}
 	val, _ := json.Marshal(d)
-	if _, err := s.kv.Create(ctx, docKey(conv), val); err != nil {
+	rev, err := s.kv.Create(ctx, docKey(conv), val)
+	if err != nil {
 		return nil, fmt.Errorf("create conversation %s: %w", conv, err)
 	}
-	if err := s.memberAdd(ctx, conv, members); err != nil {
-		return nil, err
-	}
-	if err := s.announce(ctx, Event{Action: ActionCreated, Conv: conv, Users: members, By: owner, Origin: by.Session}); err != nil {
+	// A create that stops here leaves a group no retry can name (its id
+	// is new each time); GetForMember finishes it when a member lists it.
+	if err := s.complete(ctx, d, rev); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -205,13 +249,17 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 
 // AddMembers adds users to the group conv; any member may add. It returns
 // the document after the change and the users that were not members before.
+//
+// A retry of an add that stopped half-way finds its users listed already:
+// it finishes that change (keys, indexes, event) instead of stopping at
+// "already members".
 func (s *Store) AddMembers(ctx context.Context, by Actor, conv string, users []string) (*Doc, []string, error) {
 	actor := by.User
 	if len(users) == 0 || len(users) > s.cfg.MaxAddBatch {
 		return nil, nil, fmt.Errorf("%w: name 1 to %d users", ErrBadRequest, s.cfg.MaxAddBatch)
 	}
 	var added []string
-	d, err := s.change(ctx, conv, actor, func(d *Doc) error {
+	d, rev, err := s.change(ctx, conv, actor, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
 		}
@@ -233,27 +281,51 @@ func (s *Store) AddMembers(ctx context.Context, by Actor, conv string, users []s
 			return err
 		}
 		d.Members = append(d.Members, added...)
+		d.Change = &Event{Action: ActionAdded, Users: slices.Clone(added), By: actor, Origin: by.Session}
 		return nil
 	})
+	if errors.Is(err, errNoChange) {
+		return d, nil, s.repairAdd(ctx, by, d, rev, users)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(added) > 0 {
-		if err := s.memberAdd(ctx, conv, added); err != nil {
-			return nil, nil, err
-		}
-		if err := s.announce(ctx, Event{Action: ActionAdded, Conv: conv, Users: added, By: actor, Origin: by.Session}); err != nil {
-			return nil, nil, err
-		}
+	if err := s.complete(ctx, d, rev); err != nil {
+		return nil, nil, err
 	}
 	return d, added, nil
 }
 
+// repairAdd is an add whose users d, read at rev, lists already: it
+// finishes the change that listed them if that is d's, and gives any of
+// them still without a member key one, announcing them as added (their
+// add stopped before its event).
+func (s *Store) repairAdd(ctx context.Context, by Actor, d *Doc, rev uint64, users []string) error {
+	users = slices.Compact(slices.Sorted(slices.Values(users)))
+	if slices.ContainsFunc(users, func(u string) bool { return d.covers(ActionAdded, u) }) {
+		if err := s.finish(ctx, d, rev); err != nil {
+			return err
+		}
+	}
+	made, err := s.syncMembers(ctx, d.Conv, users, d, rev)
+	if err != nil || len(made) == 0 {
+		return err
+	}
+	return s.announce(ctx, Event{Action: ActionAdded, Conv: d.Conv, Users: made, By: by.User, Origin: by.Session})
+}
+
 // RemoveMember removes user from the group conv. Only the owner may remove
 // others; removing yourself is leaving.
+//
+// The member key goes before the document changes, so a remove that stops
+// half-way leaves a member without a key (refused, never a removed user let
+// in). A retry finishes a remove whose event is missing; any allowed remove
+// of a user the document does not list still deletes a key or index entry
+// left behind.
 func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (*Doc, error) {
 	actor := by.User
-	d, err := s.change(ctx, conv, actor, func(d *Doc) error {
+	keyGone := false // the key may be deleted while the document lists user
+	d, rev, err := s.change(ctx, conv, actor, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
 		}
@@ -262,10 +334,9 @@ func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (
 		}
 		i := slices.Index(d.Members, user)
 		if i < 0 {
-			return fmt.Errorf("%w: %s is not a member", ErrNotFound, user)
+			return errNotListed
 		}
-		// The member key goes first: it only ever names fewer members
-		// than the document, so a removed user is refused at once.
+		keyGone = true
 		if err := s.memberRemove(ctx, conv, user); err != nil {
 			return err
 		}
@@ -277,18 +348,60 @@ func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (
 				d.Owner = d.Members[0]
 			}
 		}
+		d.Change = &Event{Action: ActionRemoved, Users: []string{user}, By: actor, Origin: by.Session}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+		if err := s.complete(ctx, d, rev); err != nil {
+			return nil, err
+		}
+		return d, nil
+	case errors.Is(err, errNotListed):
+		return s.repairRemove(ctx, d, rev, user, fmt.Errorf("%w: %s is not a member", ErrNotFound, user))
+	case errors.Is(err, ErrForbidden) && d != nil && user == actor:
+		// Leaving a conversation one is not in: perhaps a retry.
+		return s.repairRemove(ctx, d, rev, user, err)
+	case keyGone:
+		if serr := s.resync(ctx, conv, user); serr != nil {
+			s.cfg.Logger.Warn("member key repair failed", "conv", conv, "user", user, "err", serr)
+		}
+	}
+	return nil, err
+}
+
+// repairRemove is a remove of user, whom d (read at rev) does not list.
+// If d's change removed user and was never announced, this is a retry of
+// it: it is finished and the remove succeeds. Otherwise the answer is
+// refusal, after user's key and index entry are made to agree.
+func (s *Store) repairRemove(ctx context.Context, d *Doc, rev uint64, user string, refusal error) (*Doc, error) {
+	if d.covers(ActionRemoved, user) {
+		done, err := s.announced(ctx, d.Conv, rev)
+		if err != nil {
+			return nil, err
+		}
+		if !done {
+			if err := s.complete(ctx, d, rev); err != nil {
+				return nil, err
+			}
+			return d, nil
+		}
+	}
+	if _, err := s.syncMembers(ctx, d.Conv, []string{user}, d, rev); err != nil {
 		return nil, err
 	}
-	if err := s.indexRemove(ctx, conv, user); err != nil {
-		s.cfg.Logger.Warn("index removal failed; reads filter it", "conv", conv, "user", user, "err", err)
+	return nil, refusal
+}
+
+// resync makes the member keys and indexes of users agree with conv's
+// document as it is now.
+func (s *Store) resync(ctx context.Context, conv string, users ...string) error {
+	d, rev, err := s.getShared(ctx, conv)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
 	}
-	if err := s.announce(ctx, Event{Action: ActionRemoved, Conv: conv, Users: []string{user}, By: actor, Origin: by.Session}); err != nil {
-		return nil, err
-	}
-	return d, nil
+	_, err = s.syncMembers(ctx, conv, users, d, rev)
+	return err
 }
 
 // Leave removes actor from the group conv.
@@ -296,38 +409,45 @@ func (s *Store) Leave(ctx context.Context, by Actor, conv string) (*Doc, error) 
 	return s.RemoveMember(ctx, by, conv, by.User)
 }
 
-var errNoChange = errors.New("no change")
+// Answers of a change function that leave the document as it is; change
+// returns them with the document and its revision.
+var (
+	errNoChange  = errors.New("no change")
+	errNotListed = errors.New("not listed")
+)
 
 // change applies fn to conv's document with compare-and-set, retrying when
-// another change got in first. The actor must be a member.
-func (s *Store) change(ctx context.Context, conv, actor string, fn func(*Doc) error) (*Doc, error) {
+// another change got in first, and returns the document written and its
+// revision. The actor must be a member: if not, the answer is ErrForbidden,
+// with the document when there is one.
+func (s *Store) change(ctx context.Context, conv, actor string, fn func(*Doc) error) (*Doc, uint64, error) {
 	for attempt := 0; attempt < 20; attempt++ {
 		d, rev, err := s.get(ctx, conv)
 		if errors.Is(err, ErrNotFound) {
-			return nil, ErrForbidden
+			return nil, 0, ErrForbidden
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if !d.IsMember(actor) {
-			return nil, ErrForbidden
+			return d, rev, ErrForbidden
 		}
-		if err := fn(d); errors.Is(err, errNoChange) {
-			return d, nil
+		if err := fn(d); errors.Is(err, errNoChange) || errors.Is(err, errNotListed) {
+			return d, rev, err
 		} else if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		val, _ := json.Marshal(d)
-		_, err = s.kv.Update(ctx, docKey(conv), val, rev)
+		rev, err = s.kv.Update(ctx, docKey(conv), val, rev)
 		if isWrongRevision(err) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("update conversation %s: %w", conv, err)
+			return nil, 0, fmt.Errorf("update conversation %s: %w", conv, err)
 		}
-		return d, nil
+		return d, rev, nil
 	}
-	return nil, fmt.Errorf("%w: conversation %s changed too often", ErrConflict, conv)
+	return nil, 0, fmt.Errorf("%w: conversation %s changed too often", ErrConflict, conv)
 }
 
 // parallelWrites bounds the KV writes one membership change has in flight:
@@ -395,25 +515,6 @@ func (s *Store) updateIndex(ctx context.Context, uid string, fn func(*userIndex)
 		return nil
 	}
 	return fmt.Errorf("%w: index of %s changed too often", ErrConflict, uid)
-}
-
-// announce stores a membership event in the CHAT stream, after the change
-// it describes, so that the fan-out sees it in order with the messages.
-func (s *Store) announce(ctx context.Context, ev Event) error {
-	data, _ := json.Marshal(ev)
-	msg := nats.NewMsg(schema.Member(ev.Conv))
-	msg.Data = data
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if _, err = s.js.PublishMsg(ctx, msg); err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
-	}
-	return fmt.Errorf("announce %s of %s: %w", ev.Action, ev.Conv, err)
 }
 
 func isWrongRevision(err error) bool {

@@ -112,13 +112,66 @@ func (sess *session) members(ctx context.Context, req *protocol.Request) (any, *
 	return &protocol.MembersFrame{Type: protocol.TypeMembers, ID: req.ID, Conv: req.Conv, Members: all[start:end], More: end < len(all)}, nil
 }
 
-// conversations lists the user's conversations with their last seq, read
-// marker and unread count, reading several at once.
+// conversations answers one page of the user's conversations, by id,
+// after the cursor the request names. A page ends at the limit or before
+// the next conversation would take the frame past its bound; then more is
+// true and next is the cursor of the following page.
 func (sess *session) conversations(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	after, perr := decodeConvCursor(req.After)
+	if perr != nil {
+		return nil, perr
+	}
+	limit := protocol.DefaultConversationsLimit
+	if req.Limit > 0 {
+		limit = min(req.Limit, protocol.MaxConversationsLimit)
+	}
 	ids, err := sess.srv.convs.UserConversations(ctx, sess.user)
 	if err != nil {
 		return nil, sess.fail(err)
 	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	// next is the index of the first id not yet on a page.
+	next, found := slices.BinarySearch(ids, after)
+	if found {
+		next++
+	}
+	head := appendHead(make([]byte, 0, 64+len(req.ID)), protocol.TypeConversations, req.ID)
+	head = append(head, `,"conversations":[`...)
+	tailMax := len(`],"more":false,"next":""}`) + maxConvCursor
+	p := newPage(sess.srv.pageBytes(), len(head), tailMax)
+	// Read in batches of what the page still lacks: conversations the user
+	// just left render as nil and are skipped, so one batch may not fill it.
+	for full := false; !full && p.len() < limit && next < len(ids); {
+		batch := ids[next:min(next+limit-p.len(), len(ids))]
+		convs, err := sess.renderConversations(ctx, batch)
+		if err != nil {
+			return nil, sess.fail(err)
+		}
+		for _, c := range convs {
+			if c != nil {
+				ok, err := p.add(c)
+				if err != nil {
+					return nil, sess.fail(err)
+				}
+				if !ok {
+					full = true
+					break
+				}
+			}
+			next++
+		}
+	}
+	tail := []byte(`],"more":false}`)
+	if next < len(ids) {
+		tail = protocol.AppendString([]byte(`],"more":true,"next":`), encodeConvCursor(ids[next-1]))
+		tail = append(tail, '}')
+	}
+	return encodedFrame(p.frame(head, false, tail)), nil
+}
+
+// renderConversations renders the conversations ids of the user, several
+// at once, nil for those the user is no longer a member of.
+func (sess *session) renderConversations(ctx context.Context, ids []string) ([]*protocol.Conversation, error) {
 	out := make([]*protocol.Conversation, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conversationsWidth)
@@ -134,16 +187,12 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 			return err
 		})
 	}
-	err = g.Wait()
+	err := g.Wait()
 	if err == nil {
 		// Nothing failed, but some may not have started.
 		err = ctx.Err()
 	}
-	if err != nil {
-		return nil, sess.fail(err)
-	}
-	out = slices.DeleteFunc(out, func(c *protocol.Conversation) bool { return c == nil })
-	return &protocol.ConversationsFrame{Type: protocol.TypeConversations, ID: req.ID, Conversations: out}, nil
+	return out, err
 }
 
 // conversation renders one conversation of the user's list, or nil when

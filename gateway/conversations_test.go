@@ -1,13 +1,16 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -170,10 +173,14 @@ func TestConversations(t *testing.T) {
 
 	var f protocol.ConversationsFrame
 	mustDo(t, alice, req(protocol.TypeConversations, nil), &f)
-	if len(f.Conversations) != n+1 {
-		t.Fatalf("%d conversations, want %d", len(f.Conversations), n+1)
+	if len(f.Conversations) != n+1 || f.More || f.Next != "" {
+		t.Fatalf("%d conversations (more %v, next %q), want %d on one page", len(f.Conversations), f.More, f.Next, n+1)
 	}
-	for i, c := range f.Conversations[:n] {
+	// Ordered by id: "big" comes first.
+	if big := f.Conversations[0]; big.Conv != "big" || big.Members != nil || big.MemberCount != 3 {
+		t.Fatalf("big group %+v: members inline past MembersInline", big)
+	}
+	for i, c := range f.Conversations[1:] {
 		want := protocol.Conversation{Conv: fmt.Sprintf("c%02d", i), Kind: protocol.ConversationDirect, MemberCount: 2,
 			Members: []string{"alice", fmt.Sprintf("u%d", i)}, LastSeq: uint64(i), Unread: uint64(i)}
 		if i == 3 {
@@ -183,13 +190,118 @@ func TestConversations(t *testing.T) {
 			t.Fatalf("got %+v, want %+v", *c, want)
 		}
 	}
-	if big := f.Conversations[n]; big.Conv != "big" || big.Members != nil || big.MemberCount != 3 {
-		t.Fatalf("big group %+v: members inline past MembersInline", big)
-	}
 
 	// One conversation that cannot be read fails the whole list.
 	h.convs.mu.Lock()
 	h.convs.fail["c07"] = errors.New("disk on fire")
 	h.convs.mu.Unlock()
 	wantCode(t, do(t, alice, req(protocol.TypeConversations, nil), nil), protocol.CodeInternal, "internal error")
+}
+
+// conversationsPages pages through c's conversations with limit and
+// returns the conv ids of each page, checking every frame's size.
+func conversationsPages(t *testing.T, c *client.Client, limit, maxFrame int) [][]string {
+	t.Helper()
+	var pages [][]string
+	var after json.RawMessage
+	for range 1000 {
+		raw, err := c.Request(context.Background(), req(protocol.TypeConversations, func(r *protocol.Request) { r.Limit, r.After = limit, after }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > maxFrame {
+			t.Fatalf("a conversations frame of %d bytes, want at most %d", len(raw), maxFrame)
+		}
+		var f protocol.ConversationsFrame
+		if err := json.Unmarshal(raw, &f); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range f.Conversations {
+			ids = append(ids, c.Conv)
+		}
+		pages = append(pages, ids)
+		if f.More != (f.Next != "") {
+			t.Fatalf("more %v with next %q", f.More, f.Next)
+		}
+		if !f.More {
+			return pages
+		}
+		if len(ids) == 0 {
+			t.Fatalf("an empty page with more")
+		}
+		after, _ = json.Marshal(f.Next)
+	}
+	t.Fatal("conversations never reached its last page")
+	return nil
+}
+
+func TestConversationsPages(t *testing.T) {
+	h := newHarness(t)
+	for _, conv := range []string{"c5", "c3", "c1", "c4", "c2", "c6"} {
+		h.convs.add(conv, protocol.ConversationGroup, "alice", "alice", "bob")
+	}
+	// Left, but still in the index: skipped without making a page short.
+	h.convs.drop("c3", "alice")
+	h.convs.drop("c4", "alice")
+	alice := h.dial("alice")
+
+	if got := fmt.Sprint(conversationsPages(t, alice, 2, 1<<20)); got != "[[c1 c2] [c5 c6]]" {
+		t.Fatalf("pages %s", got)
+	}
+	if got := fmt.Sprint(conversationsPages(t, alice, 0, 1<<20)); got != "[[c1 c2 c5 c6]]" {
+		t.Fatalf("pages with the default limit %s", got)
+	}
+	for _, after := range []string{`17`, `"not a cursor"`, `"` + encodeConvCursor("c1")[1:] + `"`, `"aWQ6Yy4x"` /* id:c.1 */} {
+		err := do(t, alice, req(protocol.TypeConversations, func(r *protocol.Request) { r.After = json.RawMessage(after) }), nil)
+		wantCode(t, err, protocol.CodeBadRequest, "after must be the next cursor")
+	}
+}
+
+// The default page is 100 conversations, the largest 500, and a page ends
+// before its frame would pass the bound, however large the conversations.
+func TestConversationsPagesFit(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxPendingBytes = 256 << 10 }) // pages of 64 KiB
+	const n = 620
+	title := strings.Repeat("<", 256)
+	var want []string
+	for i := range n {
+		conv := fmt.Sprintf("g%03d", i)
+		want = append(want, conv)
+		h.convs.add(conv, protocol.ConversationGroup, "alice", "alice", strings.Repeat("m", 64))
+		h.convs.docs[conv].title = title
+	}
+	alice := h.dial("alice")
+	bound := h.srv.pageBytes()
+	var got []string
+	pages := conversationsPages(t, alice, protocol.MaxConversationsLimit, bound)
+	for _, p := range pages {
+		got = append(got, p...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d conversations over %d pages, want %d once each in order", len(got), len(pages), n)
+	}
+	if len(pages) < 4 {
+		t.Fatalf("%d pages of at most %d bytes for %d conversations of over 400 bytes", len(pages), bound, n)
+	}
+	// Small conversations: the limits decide.
+	h2 := newHarness(t)
+	for i := range 600 {
+		h2.convs.add(fmt.Sprintf("d%03d", i), protocol.ConversationDirect, "", "bob", "carol")
+	}
+	bob := h2.dial("bob")
+	var sizes []int
+	for _, p := range conversationsPages(t, bob, 0, protocol.MaxPageBytes) {
+		sizes = append(sizes, len(p))
+	}
+	if fmt.Sprint(sizes) != "[100 100 100 100 100 100]" {
+		t.Fatalf("default pages of %v", sizes)
+	}
+	sizes = nil
+	for _, p := range conversationsPages(t, bob, 1000, protocol.MaxPageBytes) {
+		sizes = append(sizes, len(p))
+	}
+	if fmt.Sprint(sizes) != "[500 100]" {
+		t.Fatalf("pages of %v with a limit over the cap", sizes)
+	}
 }

@@ -27,6 +27,9 @@ var (
 var (
 	// ErrMissingDep is returned by New when a required dependency is nil.
 	ErrMissingDep = errors.New("gateway: every dependency is required")
+	// errUnavailable: a backend stayed unavailable past the time the
+	// gateway waits for it (protocol.CodeUnavailable).
+	errUnavailable = errors.New("gateway: unavailable")
 	// errTooManyConns refuses a connection past MaxConnsPerUser.
 	errTooManyConns = errors.New("gateway: too many connections for this user")
 )

@@ -45,6 +45,9 @@ type fakeConvs struct {
 	markers    map[string]uint64   // conv/uid -> seq
 	fail       map[string]error    // conv -> error Get returns
 	maxMembers int
+	// memberGate, when set, stalls IsMember until it is closed or the
+	// caller gives up: a member-key read that hangs.
+	memberGate chan struct{}
 	actors     []Actor // who asked for each change
 	groups     int
 }
@@ -91,7 +94,17 @@ func (f *fakeConvs) member(conv, uid string) (*fakeDoc, bool) {
 	return d, d != nil && slices.Contains(d.members, uid)
 }
 
-func (f *fakeConvs) IsMember(_ context.Context, conv, uid string) (bool, error) {
+func (f *fakeConvs) IsMember(ctx context.Context, conv, uid string) (bool, error) {
+	f.mu.Lock()
+	gate := f.memberGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, ok := f.member(conv, uid)
@@ -220,6 +233,7 @@ type fakeMessages struct {
 	convs  map[string][]*protocol.Message // ascending by seq
 	last   map[string]uint64              // overrides the last message's seq
 	limits []int                          // the limits After and Before were asked for
+	getErr error                          // when set, Get fails with it: the history API is down
 }
 
 func newFakeMessages() *fakeMessages {
@@ -294,6 +308,9 @@ func (f *fakeMessages) Last(_ context.Context, conv string) (uint64, error) {
 func (f *fakeMessages) Get(_ context.Context, conv string, seq uint64) (*protocol.Message, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.getErr != nil {
+		return nil, f.getErr
+	}
 	for _, m := range f.convs[conv] {
 		if m.Seq == seq {
 			return m, nil

@@ -102,6 +102,8 @@ func toProtocol(err error) *protocol.Error {
 		return protocol.Errorf(protocol.CodeTooLarge, "%s", err.Error())
 	case errors.Is(err, ErrConflict):
 		return protocol.Errorf(protocol.CodeConflict, "%s", err.Error())
+	case errors.Is(err, errUnavailable):
+		return protocol.Errorf(protocol.CodeUnavailable, "the message store is electing a leader; retry with the same client_id")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		return protocol.Errorf(protocol.CodeUnavailable, "the server did not answer in time; retry")
 	case errors.Is(err, nats.ErrNoResponders):

@@ -44,9 +44,16 @@ func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
 	ns := natstest.Start(t)
 	gwNC, gwJS := natstest.Connect(t, ns)
 	nc, js := natstest.Connect(t, ns)
+	return harnessOn(t, schema.Config{}, gwNC, gwJS, nc, js, tweak...)
+}
+
+// harnessOn starts a gateway on the connection gwNC, ensuring the schema
+// as sc says; nc is the test's own connection.
+func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.JetStream, nc *nats.Conn, js jetstream.JetStream, tweak ...func(*Config)) *harness {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := schema.Ensure(ctx, js, schema.Config{}); err != nil {
+	if err := schema.Ensure(ctx, js, sc); err != nil {
 		t.Fatalf("ensure schema: %v", err)
 	}
 	verifier, err := auth.New(auth.Config{Secret: testSecret})

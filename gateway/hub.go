@@ -3,10 +3,12 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,11 +18,16 @@ import (
 )
 
 const (
-	dispatchers     = 4
-	dispatchBacklog = 1 << 16
+	dispatchers = 4
 	// flushTimeout bounds the wait for the server to confirm a new
 	// subscription.
 	flushTimeout = 5 * time.Second
+	// noticeCheckTimeout bounds the member-key read of one typing or read
+	// notice.
+	noticeCheckTimeout = 2 * time.Second
+	// resyncQuiet is how long NATS must drop nothing more for a user
+	// before the episode counts as over and the resync goes out.
+	resyncQuiet = 100 * time.Millisecond
 )
 
 // userEntry is one user with connections on this gateway and the NATS
@@ -31,30 +38,61 @@ type userEntry struct {
 	// range over a copy taken under the hub's read lock.
 	sessions []*session
 	sub      *nats.Subscription
+	d        *dispatcher   // the one that delivers this user's pushes
 	ready    chan struct{} // closed once sub is active
 	subErr   error
 }
 
+// dispatcher is one goroutine writing what NATS delivers on its channel
+// to the sockets of the users hashed to it.
+type dispatcher struct {
+	ch chan *nats.Msg
+	// kick wakes the goroutine when a user lost pushes while the channel
+	// was already drained.
+	kick chan struct{}
+	mu   sync.Mutex
+	// lost are the users whose pushes NATS dropped because ch was full;
+	// each gets one resync once ch has drained.
+	lost     map[*userEntry]struct{}
+	hasLost  atomic.Bool
+	lastLost atomic.Int64 // unix nanoseconds of the last drop reported
+}
+
 // hub holds the users connected to this gateway and dispatches what NATS
-// delivers for them to their sockets.
+// delivers for them to their sockets. Typing and read notices take a queue
+// of their own: checking them costs a KV read, which must never hold up a
+// message.
 type hub struct {
-	srv   *Server
-	mu    sync.RWMutex
-	users map[string]*userEntry
-	chans [dispatchers]chan *nats.Msg
-	seed  maphash.Seed
-	done  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	srv     *Server
+	mu      sync.RWMutex
+	users   map[string]*userEntry
+	subs    map[*nats.Subscription]*userEntry
+	closed  bool
+	ds      [dispatchers]*dispatcher
+	notices chan *nats.Msg
+	seed    maphash.Seed
+	done    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	// resyncing is set while a resync of every connection after a NATS
+	// reconnect is under way: reconnects in a row make one round.
+	resyncing atomic.Bool
 }
 
 func newHub(s *Server) *hub {
-	h := &hub{srv: s, users: make(map[string]*userEntry), seed: maphash.MakeSeed(), done: make(chan struct{})}
-	for i := range h.chans {
-		h.chans[i] = make(chan *nats.Msg, dispatchBacklog)
-		h.wg.Add(1)
-		go h.dispatch(h.chans[i])
+	h := &hub{
+		srv: s, users: make(map[string]*userEntry), subs: make(map[*nats.Subscription]*userEntry),
+		notices: make(chan *nats.Msg, s.cfg.NoticeBacklog),
+		seed:    maphash.MakeSeed(), done: make(chan struct{}),
 	}
+	for i := range h.ds {
+		d := &dispatcher{ch: make(chan *nats.Msg, s.cfg.DispatchBacklog), kick: make(chan struct{}, 1), lost: make(map[*userEntry]struct{})}
+		h.ds[i] = d
+		h.wg.Add(1)
+		go h.dispatch(d)
+	}
+	h.wg.Add(1)
+	go h.checkNotices()
 	return h
 }
 
@@ -68,7 +106,7 @@ func (h *hub) register(ctx context.Context, sess *session) (*userEntry, error) {
 	e := h.users[uid]
 	first := e == nil
 	if first {
-		e = &userEntry{uid: uid, ready: make(chan struct{})}
+		e = &userEntry{uid: uid, ready: make(chan struct{}), d: h.ds[maphash.String(h.seed, uid)%dispatchers]}
 		h.users[uid] = e
 	}
 	if len(e.sessions) >= h.srv.cfg.MaxConnsPerUser {
@@ -79,9 +117,11 @@ func (h *hub) register(ctx context.Context, sess *session) (*userEntry, error) {
 	h.mu.Unlock()
 
 	if first {
-		ch := h.chans[maphash.String(h.seed, uid)%dispatchers]
-		sub, err := h.srv.nc.ChanSubscribe(schema.UserAll(uid), ch)
+		sub, err := h.srv.nc.ChanSubscribe(schema.UserAll(uid), e.d.ch)
 		if err == nil {
+			h.mu.Lock()
+			h.subs[sub] = e
+			h.mu.Unlock()
 			fctx, cancel := context.WithTimeout(ctx, flushTimeout)
 			err = h.srv.nc.FlushWithContext(fctx)
 			cancel()
@@ -120,44 +160,85 @@ func (h *hub) unregister(sess *session, e *userEntry) {
 	h.mu.Unlock()
 	if last {
 		<-e.ready
-		if e.sub != nil {
-			_ = e.sub.Unsubscribe()
-		}
+		h.drop(e)
 	}
+}
+
+// drop unsubscribes e's subscription and forgets it.
+func (h *hub) drop(e *userEntry) {
+	if e.sub == nil {
+		return
+	}
+	_ = e.sub.Unsubscribe()
+	h.mu.Lock()
+	delete(h.subs, e.sub)
+	h.mu.Unlock()
 }
 
 func (h *hub) close() {
 	h.once.Do(func() {
 		h.mu.Lock()
+		h.closed = true
+		all := make([]*userEntry, 0, len(h.users))
 		for uid, e := range h.users {
-			<-e.ready
-			if e.sub != nil {
-				_ = e.sub.Unsubscribe()
-			}
+			all = append(all, e)
 			delete(h.users, uid)
 		}
 		h.mu.Unlock()
+		for _, e := range all {
+			<-e.ready
+			h.drop(e)
+		}
 		close(h.done)
 		h.wg.Wait()
 	})
 }
 
-func (h *hub) dispatch(ch chan *nats.Msg) {
+func (h *hub) dispatch(d *dispatcher) {
 	defer h.wg.Done()
+	var quiet <-chan time.Time
 	for {
 		select {
 		case <-h.done:
 			return
-		case m := <-ch:
+		case m := <-d.ch:
 			h.deliver(m)
+		case <-d.kick:
+		case <-quiet:
+			quiet = nil
+		}
+		// The episode is over once the backlog has drained and NATS has
+		// dropped nothing for resyncQuiet: one resync then, after every
+		// push that did get through, rather than one per drop.
+		if !d.hasLost.Load() || len(d.ch) > 0 {
+			continue
+		}
+		if since := time.Since(time.Unix(0, d.lastLost.Load())); since >= resyncQuiet {
+			h.resyncLost(d)
+		} else if quiet == nil {
+			quiet = time.After(resyncQuiet - since)
 		}
 	}
 }
 
 // deliver writes one pushed frame to every local connection of its user,
-// except the connection that caused it.
+// except the connection that caused it. Typing and read notices go to
+// their own queue, and are dropped when it is full: they are ephemeral.
 func (h *hub) deliver(m *nats.Msg) {
 	uid, event := schema.SplitUser(m.Subject)
+	if event == schema.EventTyping || event == schema.EventRead {
+		select {
+		case h.notices <- m:
+		default:
+			inc(h.srv.metrics.NoticesDropped)
+		}
+		return
+	}
+	h.push(uid, m)
+}
+
+// push writes m's frame to uid's connections but the one that caused it.
+func (h *hub) push(uid string, m *nats.Msg) {
 	h.mu.RLock()
 	e := h.users[uid]
 	var sessions []*session
@@ -165,12 +246,6 @@ func (h *hub) deliver(m *nats.Msg) {
 		sessions = e.sessions
 	}
 	h.mu.RUnlock()
-	if e == nil {
-		return
-	}
-	if (event == schema.EventTyping || event == schema.EventRead) && !h.stillMember(m.Data, uid) {
-		return
-	}
 	var origin string
 	if m.Header != nil {
 		origin = m.Header.Get(schema.HeaderOrigin)
@@ -178,6 +253,23 @@ func (h *hub) deliver(m *nats.Msg) {
 	for _, s := range sessions {
 		if s.id != origin {
 			s.push(m.Data)
+		}
+	}
+}
+
+// checkNotices delivers typing and read notices once checked against the
+// member key; a stalled read delays only other notices.
+func (h *hub) checkNotices() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.done:
+			return
+		case m := <-h.notices:
+			uid, _ := schema.SplitUser(m.Subject)
+			if h.stillMember(m.Data, uid) {
+				h.push(uid, m)
+			}
 		}
 	}
 }
@@ -194,8 +286,94 @@ func (h *hub) stillMember(frame []byte, uid string) bool {
 	if json.Unmarshal(frame, &n) != nil || !protocol.ValidID(n.Conv) {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), noticeCheckTimeout)
 	defer cancel()
 	ok, err := h.srv.convs.IsMember(ctx, n.Conv, uid)
 	return err == nil && ok
+}
+
+// asyncError is the NATS connection's error handler: a slow consumer on a
+// user's subscription means NATS dropped pushes for that user, who is
+// told to re-sync once the backlog has drained.
+func (h *hub) asyncError(sub *nats.Subscription, err error) {
+	if sub == nil || !errors.Is(err, nats.ErrSlowConsumer) {
+		return
+	}
+	h.mu.RLock()
+	e := h.subs[sub]
+	h.mu.RUnlock()
+	if e == nil {
+		return
+	}
+	inc(h.srv.metrics.PushesDropped)
+	d := e.d
+	d.mu.Lock()
+	d.lost[e] = struct{}{}
+	d.lastLost.Store(time.Now().UnixNano())
+	d.hasLost.Store(true)
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// resyncLost tells each connection of the users that lost pushes to
+// re-sync, once per episode.
+func (h *hub) resyncLost(d *dispatcher) {
+	d.mu.Lock()
+	lost := d.lost
+	d.lost = make(map[*userEntry]struct{})
+	d.hasLost.Store(false)
+	d.mu.Unlock()
+	frame := resyncFrame(protocol.ResyncDropped)
+	for e := range lost {
+		h.mu.RLock()
+		sessions := e.sessions
+		h.mu.RUnlock()
+		for _, s := range sessions {
+			s.push(frame)
+		}
+	}
+}
+
+// reconnected is the NATS connection's reconnect handler: core-NATS pushes
+// in flight while it was down are lost, so every connection is told to
+// re-sync, once the server has the resent subscriptions.
+func (h *hub) reconnected() {
+	if !h.resyncing.CompareAndSwap(false, true) {
+		return
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		h.resyncing.Store(false)
+		return
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go func() {
+		defer h.wg.Done()
+		// After the flush the server has every subscription again, so a
+		// sync the resync causes cannot miss a push published before it.
+		if err := h.srv.nc.FlushTimeout(flushTimeout); err != nil {
+			h.srv.cfg.Logger.Warn("flush after NATS reconnect failed; resyncing anyway", "err", err)
+		}
+		h.resyncing.Store(false)
+		frame := resyncFrame(protocol.ResyncReconnect)
+		h.mu.RLock()
+		var all []*session
+		for _, e := range h.users {
+			all = append(all, e.sessions...)
+		}
+		h.mu.RUnlock()
+		for _, s := range all {
+			s.push(frame)
+		}
+	}()
+}
+
+func resyncFrame(reason string) []byte {
+	b, _ := json.Marshal(&protocol.Resync{Type: protocol.TypeResync, Reason: reason})
+	return b
 }

@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,23 +64,32 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		},
 		Data: data,
 	}
-	ack, err := sess.srv.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(schema.StreamChat))
+	ack, err := sess.publish(ctx, msg)
 	if err != nil {
 		inc(sess.srv.metrics.PublishErrors)
 		return nil, sess.fail(err)
 	}
-	ts := env.TS
-	if ack.Duplicate {
+	if ctx.Err() != nil {
+		// The publish retried past the request's deadline (a leader
+		// change): what follows gets a deadline of its own.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), sess.srv.cfg.RequestTimeout)
+		defer cancel()
+	}
+	ts, dup := env.TS, ack.Duplicate
+	if dup {
 		// A retry: answer with the original message's seq and time.
-		orig, err := sess.srv.msgs.Get(ctx, req.Conv, ack.Sequence)
+		orig, err := sess.original(ctx, req.Conv, ack.Sequence)
 		if err != nil {
 			return nil, sess.fail(err)
 		}
-		ts = orig.TS
+		// An attempt of this very request that stored the message but
+		// lost its ack is not a duplicate to the client.
+		ts, dup = orig, orig != env.TS
 	}
 	// The ack goes out first; the sender's read marker moves before this
 	// connection's next request is handled.
-	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: ack.Duplicate})
+	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup})
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}
@@ -86,6 +97,124 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		sess.srv.cfg.Logger.Warn("sender's read marker not moved", "user", sess.user, "conv", req.Conv, "err", err)
 	}
 	return nil, nil
+}
+
+// publish stores msg in the CHAT stream. While the stream has no leader (a
+// node died, an election is under way) it tries again with the same
+// Nats-Msg-Id, which makes the attempts one message, for up to
+// Config.PublishRetry; then the error is errUnavailable. Any other error
+// ends it at once.
+func (sess *session) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	cfg := &sess.srv.cfg
+	// The retry has its own budget: a leader election may outlast the
+	// request's timeout, and the client would only send again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.PublishRetry)
+	defer cancel()
+	wait := publishRetryWait
+	for {
+		actx, acancel := context.WithTimeout(ctx, publishAttemptTimeout)
+		ack, err := sess.srv.js.PublishMsg(actx, msg, jetstream.WithExpectStream(schema.StreamChat))
+		acancel()
+		if err == nil {
+			return ack, nil
+		}
+		if !retryable(err) {
+			return nil, err
+		}
+		inc(sess.srv.metrics.PublishRetries)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: publish to %s for %s: %w", errUnavailable, schema.StreamChat, cfg.PublishRetry, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, publishRetryMaxWait)
+	}
+}
+
+const (
+	// publishAttemptTimeout bounds one publish attempt: an attempt that
+	// went to a node dying under it is abandoned and tried again.
+	publishAttemptTimeout = 2 * time.Second
+	publishRetryWait      = 50 * time.Millisecond
+	publishRetryMaxWait   = 500 * time.Millisecond
+)
+
+// retryable reports whether a publish failed because the CHAT stream is
+// between leaders: nobody answered, the answer did not come in time, or
+// JetStream said it is temporarily unavailable. A refusal of the message
+// itself (too large, wrong stream) is not.
+func retryable(err error) bool {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jsErrClusterNotAvail, jsErrStreamOffline, jsErrClusterNoPeers:
+			return true
+		}
+		// 503 is what JetStream answers while it cannot serve: no leader,
+		// no quorum.
+		return apiErr.Code == 503 && apiErr.ErrorCode != jetstream.JSErrCodeJetStreamNotEnabled &&
+			apiErr.ErrorCode != jetstream.JSErrCodeJetStreamNotEnabledForAccount
+	}
+	return false
+}
+
+// JetStream error codes of a stream between leaders, which nats.go does
+// not name (nats-server's JSClusterNotAvailErr, JSStreamOfflineErr,
+// JSClusterNoPeersErr).
+const (
+	jsErrClusterNotAvail jetstream.ErrorCode = 10008
+	jsErrStreamOffline   jetstream.ErrorCode = 10118
+	jsErrClusterNoPeers  jetstream.ErrorCode = 10005
+)
+
+// original returns the time of the message stored at seq in the CHAT
+// stream, read from the stream itself (a direct get, answered by any
+// replica) so that an outage of the history API cannot turn a retried
+// send into an error; only a message the stream no longer holds is read
+// from Messages.
+func (sess *session) original(ctx context.Context, conv string, seq uint64) (string, error) {
+	raw, err := sess.srv.chatMsg(ctx, seq)
+	if err == nil {
+		env, derr := protocol.DecodeEnvelope(raw.Data)
+		if derr != nil {
+			return "", fmt.Errorf("original of a duplicate at %d: %w", seq, derr)
+		}
+		if env.TS != "" {
+			return env.TS, nil
+		}
+		return protocol.FormatTime(raw.Time), nil
+	}
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", fmt.Errorf("original of a duplicate at %d: %w", seq, err)
+	}
+	m, err := sess.srv.msgs.Get(ctx, conv, seq)
+	if err != nil {
+		return "", err
+	}
+	return m.TS, nil
+}
+
+// chatMsg reads the message at seq from the CHAT stream. The stream's
+// handle is looked up once and kept.
+func (s *Server) chatMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	s.chatMu.Lock()
+	st := s.chat
+	s.chatMu.Unlock()
+	if st == nil {
+		var err error
+		if st, err = s.js.Stream(ctx, schema.StreamChat); err != nil {
+			return nil, err
+		}
+		s.chatMu.Lock()
+		s.chat = st
+		s.chatMu.Unlock()
+	}
+	return st.GetMsg(ctx, seq)
 }
 
 // appendEnvelope encodes the stored form of a message without re-encoding
@@ -117,11 +246,7 @@ func (sess *session) sync(ctx context.Context, req *protocol.Request) (any, *pro
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	msgs, more, err := sess.srv.msgs.After(ctx, req.Conv, after, pageLimit(req.Limit, protocol.MaxLimit))
-	if err != nil {
-		return nil, sess.fail(err)
-	}
-	return messagesFrame(req, msgs, more), nil
+	return sess.messagesPage(ctx, req, after, false, sess.srv.msgs.After)
 }
 
 // history pages backwards from a seq.
@@ -137,16 +262,5 @@ func (sess *session) history(ctx context.Context, req *protocol.Request) (any, *
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	msgs, more, err := sess.srv.msgs.Before(ctx, req.Conv, before, pageLimit(req.Limit, protocol.MaxLimit))
-	if err != nil {
-		return nil, sess.fail(err)
-	}
-	return messagesFrame(req, msgs, more), nil
-}
-
-func messagesFrame(req *protocol.Request, msgs []*protocol.Message, more bool) *protocol.MessagesFrame {
-	if msgs == nil {
-		msgs = []*protocol.Message{}
-	}
-	return &protocol.MessagesFrame{Type: protocol.TypeMessages, ID: req.ID, Conv: req.Conv, Messages: msgs, More: more}
+	return sess.messagesPage(ctx, req, before, true, sess.srv.msgs.Before)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,13 +61,12 @@ func TestSendStoresAndAcks(t *testing.T) {
 		t.Fatalf("sender's read marker %d, want %d", got, ack.Seq)
 	}
 
-	// A retry gets the original's seq and, from the history, its time.
-	h.msgs.put(&protocol.Message{Conv: "g1", Seq: ack.Seq, Sender: "alice", ClientID: "m-1", TS: "2026-01-01T00:00:00Z", Body: env.Body})
+	// A retry gets the original's seq and, from the stream, its time.
 	var again protocol.Ack
 	mustDo(t, alice, req(protocol.TypeSend, func(r *protocol.Request) {
 		r.Conv, r.ClientID, r.Body = "g1", "m-1", json.RawMessage(`{"text":"hi"}`)
 	}), &again)
-	if !again.Duplicate || again.Seq != ack.Seq || again.TS != "2026-01-01T00:00:00Z" {
+	if !again.Duplicate || again.Seq != ack.Seq || again.TS != ack.TS {
 		t.Fatalf("retry acked %+v, want duplicate of seq %d at the original time", again, ack.Seq)
 	}
 	info, err := stream.Info(ctx)
@@ -147,7 +147,7 @@ func TestSyncAndHistory(t *testing.T) {
 		{"sync from the start", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 3 }), "[1 2 3] more=true", 3},
 		{"sync after a seq", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.After = "g1", json.RawMessage(`8`) }), "[9 10] more=false", protocol.DefaultLimit},
 		{"sync at the end", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.After = "g1", json.RawMessage(`10`) }), "[] more=false", protocol.DefaultLimit},
-		{"sync limit capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", protocol.MaxLimit+1 }), "[1 2 3 4 5 6 7 8 9 10] more=false", protocol.MaxLimit},
+		{"sync limit capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", protocol.MaxLimit+1 }), "[1 2 3 4 5 6 7 8 9 10] more=false", firstRead},
 		{"history newest", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 2 }), "[9 10] more=true", 2},
 		{"history before", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit, r.Before = "g1", 2, before(4) }), "[2 3] more=true", 2},
 		{"history before 0 is unbounded", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit, r.Before = "g1", 1, before(0) }), "[10] more=true", 1},
@@ -218,5 +218,104 @@ func TestDeliver(t *testing.T) {
 	defer cancel()
 	if ev, err := bob.NextEvent(ctx); err == nil {
 		t.Fatalf("bob got %s", ev.Raw)
+	}
+}
+
+// Pages of large messages end before the frame passes the bound, with
+// more, and paging on gets every message once, in order: sync from the
+// oldest, history from the newest.
+func TestMessagesPagesFit(t *testing.T) {
+	h := newHarness(t)
+	h.convs.add("g1", protocol.ConversationGroup, "alice", "alice")
+	const n = 40 // 60 KiB each: 16 to a page
+	body := json.RawMessage(`{"text":"` + strings.Repeat("<", 60<<10) + `"}`)
+	for seq := uint64(1); seq <= n; seq++ {
+		h.msgs.put(&protocol.Message{Conv: "g1", Seq: seq, Sender: "alice", ClientID: fmt.Sprint(seq), Body: body})
+	}
+	alice := h.dial("alice")
+	page := func(r *protocol.Request) protocol.MessagesFrame {
+		t.Helper()
+		raw, err := alice.Request(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > protocol.MaxPageBytes {
+			t.Fatalf("a messages frame of %d bytes", len(raw))
+		}
+		var f protocol.MessagesFrame
+		if err := json.Unmarshal(raw, &f); err != nil {
+			t.Fatal(err)
+		}
+		if f.More && len(f.Messages) == 0 {
+			t.Fatal("an empty page with more")
+		}
+		return f
+	}
+	var synced []uint64
+	var pages int
+	for after := uint64(0); ; {
+		pages++
+		f := page(req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit, r.After = "g1", 500, json.RawMessage(fmt.Sprint(after)) }))
+		for _, m := range f.Messages {
+			synced = append(synced, m.Seq)
+			after = m.Seq
+		}
+		if !f.More {
+			break
+		}
+	}
+	if pages < 3 {
+		t.Fatalf("%d pages for %d messages of 60 KiB", pages, n)
+	}
+	var older []uint64
+	for before := int64(0); ; {
+		f := page(req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit, r.Before = "g1", 500, &before }))
+		if before == 0 && f.Messages[len(f.Messages)-1].Seq != n {
+			t.Fatalf("history's first page ends at %d, want the newest", f.Messages[len(f.Messages)-1].Seq)
+		}
+		var seqs []uint64
+		for _, m := range f.Messages {
+			seqs = append(seqs, m.Seq)
+		}
+		older = append(seqs, older...)
+		if !f.More {
+			break
+		}
+		before = int64(f.Messages[0].Seq)
+	}
+	var want []uint64
+	for seq := uint64(1); seq <= n; seq++ {
+		want = append(want, seq)
+	}
+	if !slices.Equal(synced, want) || !slices.Equal(older, want) {
+		t.Fatalf("sync got %v, history got %v, want 1..%d once each", synced, older, n)
+	}
+	// A page that fits is untouched: the store's more goes through.
+	f := page(req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g1", 2 }))
+	if len(f.Messages) != 2 || !f.More {
+		t.Fatalf("sync limit 2: %d messages, more %v", len(f.Messages), f.More)
+	}
+
+	// Small messages: the limit decides, read in two goes.
+	h.convs.add("g2", protocol.ConversationGroup, "alice", "alice")
+	for seq := uint64(1); seq <= 700; seq++ {
+		h.msgs.put(&protocol.Message{Conv: "g2", Seq: seq, Sender: "alice", ClientID: fmt.Sprint(seq), Body: json.RawMessage(`{}`)})
+	}
+	for _, tc := range []struct {
+		name        string
+		req         *protocol.Request
+		first, last uint64
+		more        bool
+	}{
+		{"sync capped", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit = "g2", 1000 }), 1, 500, true},
+		{"sync to the end", req(protocol.TypeSync, func(r *protocol.Request) { r.Conv, r.Limit, r.After = "g2", 500, json.RawMessage(`250`) }), 251, 700, false},
+		{"history capped", req(protocol.TypeHistory, func(r *protocol.Request) { r.Conv, r.Limit = "g2", 1000 }), 201, 700, true},
+		{"history to the start", req(protocol.TypeHistory, func(r *protocol.Request) { b := int64(451); r.Conv, r.Limit, r.Before = "g2", 500, &b }), 1, 450, false},
+	} {
+		f := page(tc.req)
+		n := uint64(len(f.Messages))
+		if n == 0 || f.Messages[0].Seq != tc.first || f.Messages[n-1].Seq != tc.last || n != tc.last-tc.first+1 || f.More != tc.more {
+			t.Fatalf("%s: %d messages from %d to %d, more %v; want %d to %d, more %v", tc.name, n, f.Messages[0].Seq, f.Messages[n-1].Seq, f.More, tc.first, tc.last, tc.more)
+		}
 	}
 }

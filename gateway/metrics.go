@@ -18,6 +18,15 @@ type Metrics struct {
 	SendAck Observer
 	// PublishErrors counts failed JetStream publishes of sends.
 	PublishErrors Counter
+	// PublishRetries counts JetStream publishes of sends tried again
+	// during a leader change.
+	PublishRetries Counter
+	// PushesDropped counts the times NATS dropped pushes for a user whose
+	// dispatcher fell behind (each is followed by a resync).
+	PushesDropped Counter
+	// NoticesDropped counts typing and read notices dropped because their
+	// queue was full.
+	NoticesDropped Counter
 }
 
 func inc(c Counter) {

@@ -45,6 +45,18 @@ type Config struct {
 	AbuseLimit int
 	// RequestTimeout bounds the NATS work of one request.
 	RequestTimeout time.Duration
+	// PublishRetry bounds how long a send retries its JetStream publish
+	// (with the same Nats-Msg-Id) while the CHAT stream has no leader;
+	// then it answers unavailable. Default 10 s, which covers a leader
+	// election.
+	PublishRetry time.Duration
+	// DispatchBacklog is how many pushes may wait for each of the hub's
+	// dispatchers; past it NATS drops them and the users affected get a
+	// resync. Default 65,536.
+	DispatchBacklog int
+	// NoticeBacklog is how many typing and read notices may wait for their
+	// membership check; past it they are dropped. Default 4,096.
+	NoticeBacklog int
 	// MembersInline is how many members a conversation lists inline.
 	MembersInline int
 	// Compression offers permessage-deflate.
@@ -77,6 +89,13 @@ func (c Config) withDefaults() Config {
 	def(&c.HelloTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
+	def(&c.PublishRetry, 10*time.Second)
+	if c.DispatchBacklog <= 0 {
+		c.DispatchBacklog = 1 << 16
+	}
+	if c.NoticeBacklog <= 0 {
+		c.NoticeBacklog = 4096
+	}
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = 1 << 20
 	}
@@ -115,6 +134,9 @@ func (c Config) withDefaults() Config {
 type Deps struct {
 	Verifier *auth.Verifier
 	// NC carries the users' subjects and the typing and read notices.
+	// The gateway chains its own reconnect and error handlers in front of
+	// the connection's (restored by Shutdown): it tells clients to re-sync
+	// when pushes were lost.
 	NC *nats.Conn
 	// JS stores sent messages in the CHAT stream.
 	JS            jetstream.JetStream
@@ -146,6 +168,14 @@ type Server struct {
 	upgrader *gws.Upgrader
 	hub      *hub
 
+	chatMu sync.Mutex
+	chat   jetstream.Stream // the CHAT stream's handle, once looked up
+
+	// The NATS connection's handlers before New chained its own.
+	prevReconnect nats.ConnHandler
+	prevError     nats.ErrHandler
+	restoreOnce   sync.Once
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	perIP    map[string]int
@@ -169,6 +199,19 @@ func New(cfg Config, d Deps) (*Server, error) {
 		drained:  make(chan struct{}),
 	}
 	s.hub = newHub(s)
+	s.prevReconnect, s.prevError = d.NC.ReconnectHandler(), d.NC.ErrorHandler()
+	d.NC.SetReconnectHandler(func(nc *nats.Conn) {
+		s.hub.reconnected()
+		if s.prevReconnect != nil {
+			s.prevReconnect(nc)
+		}
+	})
+	d.NC.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		s.hub.asyncError(sub, err)
+		if s.prevError != nil {
+			s.prevError(nc, sub, err)
+		}
+	})
 	s.upgrader = gws.NewUpgrader(s, &gws.ServerOption{
 		ReadMaxPayloadSize: cfg.MaxFrameBytes,
 		// Each connection holds its read buffer for life: 1 KiB instead of
@@ -310,6 +353,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
+	s.restoreOnce.Do(func() {
+		s.nc.SetReconnectHandler(s.prevReconnect)
+		s.nc.SetErrorHandler(s.prevError)
+	})
 	s.hub.close()
 	return err
 }

@@ -225,8 +225,12 @@ func (sess *session) touch() {
 	_ = sess.conn.SetReadDeadline(sess.srv.cfg.Now().Add(2 * sess.srv.cfg.Heartbeat))
 }
 
-// reply encodes v and queues it.
+// reply encodes v, unless it is an encodedFrame, and queues it.
 func (sess *session) reply(v any) {
+	if f, ok := v.(encodedFrame); ok {
+		sess.push(f)
+		return
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		sess.srv.cfg.Logger.Error("encode reply failed", "err", err)

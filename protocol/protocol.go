@@ -58,6 +58,17 @@ const (
 	MaxIDLen = 64
 	// MaxClientIDLen is the longest client_id.
 	MaxClientIDLen = 128
+	// MaxPageBytes bounds the frame of a page (sync, history,
+	// conversations): a page ends early, with more, before the next item
+	// would take it past this. Pages stay far below a connection's send
+	// queue limit however large the items are, so a reply can never get its
+	// own connection closed.
+	MaxPageBytes = 1 << 20
+	// DefaultConversationsLimit and MaxConversationsLimit are the page sizes
+	// of conversations: missing or ≤ 0 means the default, above the cap
+	// means the cap.
+	DefaultConversationsLimit = 100
+	MaxConversationsLimit     = 500
 )
 
 // Request is any frame a client sends. One struct for all types keeps decoding
@@ -118,11 +129,16 @@ type ConversationFrame struct {
 	Conversation *Conversation `json:"conversation"`
 }
 
-// ConversationsFrame answers conversations.
+// ConversationsFrame answers conversations with one page of the user's
+// conversations.
 type ConversationsFrame struct {
 	Type          string          `json:"type"`
 	ID            string          `json:"id,omitempty"`
 	Conversations []*Conversation `json:"conversations"`
+	// More says that further pages exist; Next is then the opaque cursor
+	// to send as after for the next page; Next is absent on the last page.
+	More bool   `json:"more"`
+	Next string `json:"next,omitempty"`
 }
 
 // MembersFrame answers members, one page ordered by user id.

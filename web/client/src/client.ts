@@ -7,6 +7,7 @@ import type {
   Body,
   Conversation,
   ConversationPush,
+  ConversationsPage,
   ErrorCode,
   ErrorFrame,
   MemberPush,
@@ -17,6 +18,7 @@ import type {
   PresencePush,
   PresenceState,
   ReadPush,
+  ResyncPush,
   ServerFrame,
   TypingPush,
   Welcome,
@@ -71,6 +73,8 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** Page size for sync during resume; default 500 (the server's maximum). */
   syncLimit?: number;
+  /** Page size for conversations (resume and conversations()); default 0, the server's (100). */
+  conversationsLimit?: number;
   /** Keeps the outbox across page loads; default in memory only. */
   storage?: OutboxStorage;
   /**
@@ -117,6 +121,8 @@ export interface ClientEvents {
   send_failed: { entry: OutboxEntry; error: NatterError };
   /** The outbox changed. */
   outbox: OutboxEntry[];
+  /** The gateway may have lost pushes: the client re-syncs (resume) on its own; "resumed" follows. */
+  resync: ResyncPush;
   /** An error frame that answers no pending request. */
   error: ErrorFrame;
   /** The socket closed (a reconnect follows unless the state is "closed"). */
@@ -222,6 +228,7 @@ export class NatterClient {
   private seqs = new Map<string, number>();
   private outgoing = new Map<string, Outgoing>(); // key: conv + "\n" + client_id, insertion order = send order
   private resuming = false;
+  private resyncAgain = false; // a resync push came during a resume
   private loaded: Promise<void> | null = null;
 
   constructor(options: ClientOptions) {
@@ -232,6 +239,7 @@ export class NatterClient {
       backoffInitialMs: 500,
       backoffMaxMs: 30_000,
       syncLimit: 500,
+      conversationsLimit: 0,
       sendExpiryMs: 5 * 60_000,
       random: Math.random,
       ...options,
@@ -459,6 +467,10 @@ export class NatterClient {
       case "conversation":
         this.emit("conversation", frame as ConversationPush);
         break;
+      case "resync":
+        this.emit("resync", frame);
+        this.resync();
+        break;
       case "error":
         this.emit("error", frame);
         break;
@@ -479,13 +491,24 @@ export class NatterClient {
     void this.resume();
   }
 
+  // resync answers a resync push: the same recovery as after a reconnect,
+  // on the open connection. One that comes during a resume runs after it,
+  // since that resume may have passed the conversation already.
+  private resync(): void {
+    if (this.resuming) {
+      this.resyncAgain = true;
+      return;
+    }
+    void this.resume();
+  }
+
   // resume recovers what a drop lost: conversations, then sync per held
   // conversation until more is false, then the outbox, in send order.
   private async resume(): Promise<void> {
     const ws = this.ws;
     this.resuming = true;
     try {
-      const { conversations } = await this.request<{ conversations: Conversation[] }>({ type: "conversations" });
+      const conversations = await this.conversations();
       const listed = new Set(conversations.map((c) => c.conv));
       for (const conv of [...this.seqs.keys()]) if (!listed.has(conv)) this.seqs.delete(conv);
       for (const c of conversations) {
@@ -514,6 +537,10 @@ export class NatterClient {
       if (this.ws === ws) this.resuming = false;
     }
     this.flushOutbox();
+    if (this.resyncAgain) {
+      this.resyncAgain = false;
+      void this.resume();
+    }
   }
 
   private noteSeq(conv: string, seq: number): void {
@@ -607,9 +634,32 @@ export class NatterClient {
 
   // Requests of the contract.
 
-  /** Every conversation of the user. */
+  /**
+   * Every conversation of the user, asked for page by page: no number or size
+   * of conversations can make one reply too large for the connection.
+   */
   async conversations(): Promise<Conversation[]> {
-    return (await this.request<{ conversations: Conversation[] }>({ type: "conversations" })).conversations;
+    const all: Conversation[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.conversationsPage(after, this.opts.conversationsLimit || undefined);
+      all.push(...page.conversations);
+      if (!page.more || !page.next) return all;
+      if (page.next === after) throw new NatterError("internal", "conversations answered the cursor it was given as next");
+      after = page.next;
+    }
+  }
+
+  /**
+   * One page of the user's conversations: the first without `after`, else the
+   * page that the previous page's `next` names. `limit` defaults to the
+   * server's (100, at most 500).
+   */
+  async conversationsPage(after?: string, limit?: number): Promise<ConversationsPage> {
+    const f: Record<string, unknown> & { type: string } = { type: "conversations" };
+    if (after) f.after = after;
+    if (limit) f.limit = limit;
+    return this.request<ConversationsPage>(f);
   }
 
   /** Creates (or, for direct, finds) a conversation. */

@@ -60,6 +60,19 @@ export interface MessagesPage {
   more: boolean;
 }
 
+/**
+ * One page of `conversations`, ordered by conversation id for now. While
+ * `more` is true, `next` is the opaque cursor to send as `after` for the
+ * following page; the last page has no `next`.
+ */
+export interface ConversationsPage {
+  type: "conversations";
+  id?: string;
+  conversations: Conversation[];
+  more?: boolean;
+  next?: string;
+}
+
 export interface MembersPage {
   type: "members";
   id?: string;
@@ -105,6 +118,15 @@ export interface ConversationPush {
   type: "conversation";
   conversation: Conversation;
 }
+/**
+ * The gateway may have lost pushes for this user (its NATS connection
+ * reconnected, or it fell behind): sync every conversation, or conv only.
+ */
+export interface ResyncPush {
+  type: "resync";
+  reason: "reconnect" | "dropped";
+  conv?: string;
+}
 
 /** Error codes fixed by the contract. */
 export type ErrorCode =
@@ -133,7 +155,7 @@ export type ServerFrame =
   | Ack
   | MessagesPage
   | MembersPage
-  | { type: "conversations"; id?: string; conversations: Conversation[] }
+  | ConversationsPage
   | { type: "conversation"; id?: string; conversation: Conversation }
   | { type: "presence"; id: string; users: Record<string, PresenceState> }
   | MessagePush
@@ -141,4 +163,5 @@ export type ServerFrame =
   | ReadPush
   | PresencePush
   | MemberPush
+  | ResyncPush
   | ErrorFrame;

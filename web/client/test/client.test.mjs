@@ -268,6 +268,85 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     cb.close();
   });
 
+  test("resume pages through conversations to the last page", async () => {
+    const [a, b] = [uid("p"), uid("pb")];
+    const g = gate(srv.token(a));
+    const rec = recordingWS();
+    // Pages of 2: five conversations take three.
+    const ca = track(new NatterClient({ url: srv.wsURL, token: g.token, WebSocket: rec.WebSocket, conversationsLimit: 2, backoffInitialMs: 20, backoffMaxMs: 100 }));
+    await ca.connect();
+    const cb = client(b);
+    await cb.connect();
+    const convs = [];
+    for (let i = 0; i < 5; i++) convs.push((await cb.create("group", [a], `g${i}`)).conv);
+    for (const conv of convs) await cb.send(conv, { text: "before" });
+    await until(() => convs.every((conv) => ca.lastSeq(conv) > 0));
+
+    g.close();
+    rec.sockets.at(-1).terminate();
+    await next(ca, "state", (s) => s === "reconnecting");
+    const missed = new Map();
+    for (const conv of convs) missed.set(conv, (await cb.send(conv, { text: "missed" })).seq);
+    const got = new Map();
+    ca.on("message", (m) => m.source === "sync" && got.set(m.conv, m.seq));
+    rec.sent.length = 0;
+    const resumed = next(ca, "resumed");
+    g.open();
+    const { conversations } = await resumed;
+    assert.deepEqual(conversations.map((c) => c.conv).sort(), [...convs].sort());
+    // Every conversation was synced, those on the last page too.
+    assert.deepEqual([...got.entries()].sort(), [...missed.entries()].sort());
+    const asked = rec.sent.filter((f) => f.type === "conversations");
+    assert.equal(asked.length, 3);
+    assert.equal(asked[0].after, undefined);
+    assert.ok(asked.slice(1).every((f) => typeof f.after === "string" && f.limit === 2));
+
+    const first = await ca.conversationsPage(undefined, 2);
+    assert.equal(first.conversations.length, 2);
+    assert.equal(first.more, true);
+    assert.equal(typeof first.next, "string");
+    const all = await ca.conversations();
+    assert.deepEqual(all.map((c) => c.conv).sort(), [...convs].sort());
+    ca.close();
+    cb.close();
+  });
+
+  test("a resync push makes the client sync what it missed, on the open connection", async () => {
+    const [a, b] = [uid("s"), uid("sb")];
+    const rec = recordingWS();
+    const ca = client(a, { WebSocket: rec.WebSocket });
+    await ca.connect();
+    const cb = client(b);
+    await cb.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    await cb.send(conv, { text: "before" });
+    await until(() => ca.lastSeq(conv) > 0);
+    const got = collect(ca, conv);
+
+    // Pushes lost on the way (as when the gateway's NATS connection drops).
+    rec.dropIncoming = (f) => f.type === "message";
+    const sent = [];
+    for (let i = 0; i < 4; i++) sent.push((await cb.send(conv, { text: `lost ${i}` })).seq);
+    await new Promise((r) => setTimeout(r, 200));
+    rec.dropIncoming = null;
+    assert.equal(got.length, 0);
+
+    // The gateway says so.
+    const sockets = rec.sockets.length;
+    const syncsBefore = rec.sent.filter((f) => f.type === "sync").length;
+    const resumed = next(ca, "resumed");
+    const socket = rec.sockets.at(-1);
+    socket.onmessage({ data: JSON.stringify({ type: "resync", reason: "reconnect" }) });
+    await resumed;
+    assert.deepEqual(got.map((m) => m.seq), sent);
+    assert.deepEqual(got.map((m) => m.source), Array(4).fill("sync"));
+    assert.ok(rec.sent.filter((f) => f.type === "sync").length > syncsBefore);
+    assert.equal(rec.sockets.length, sockets, "no reconnect");
+    assert.equal(ca.state, "open");
+    ca.close();
+    cb.close();
+  });
+
   test("the outbox survives a reconnect and keeps send order", async () => {
     const [a, b] = [uid("o"), uid("ob")];
     const g = gate(srv.token(a));
