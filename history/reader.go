@@ -101,16 +101,35 @@ func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int
 	if after > 0 {
 		// The page may start anywhere: ask for the item before it. A
 		// sync from 0 starts at the conversation's first item.
-		older, _, err := r.rowsBefore(ctx, conv, page[0].Seq, 1)
-		if err != nil {
+		if prev, err = r.prevOf(ctx, conv, page[0].Seq); err != nil {
 			return nil, false, err
-		}
-		if len(older) > 0 {
-			prev = older[0].Seq
 		}
 	}
 	chainPrev(page, prev)
 	return page, more, nil
+}
+
+// prevOf returns the seq of conv's newest item below seq, 0 if none. Only
+// a seq is needed, not a row with its edits, so it does not merge the tail
+// as Before does (which reads the whole tail the store lacks, a lot when
+// the writer lags behind large messages): it asks the stream, which holds
+// every item from its first seq on and reads backwards in a window that
+// widens from a few seqs, and only when the stream has none below seq,
+// the store.
+func (r *Reader) prevOf(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	rows, _, err := r.stream.Before(ctx, conv, seq, 1)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		if rows, _, err = r.store.Before(ctx, conv, seq, 1); err != nil {
+			return 0, err
+		}
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	return rows[0].Seq, nil
 }
 
 // rowsAfter is After without Prev.
