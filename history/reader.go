@@ -113,21 +113,16 @@ func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int
 // a seq is needed, not a row with its edits, so it does not merge the tail
 // as Before does (which reads the whole tail the store lacks, a lot when
 // the writer lags behind large messages): it asks the stream, which holds
-// every item from its first seq on and reads backwards in a window that
-// widens from a few seqs, and only when the stream has none below seq,
-// the store.
+// every item from its first seq on, with a direct get of the subject's
+// last message below seq (Stream.ItemBefore), and only when the stream has
+// none, the store.
 func (r *Reader) prevOf(ctx context.Context, conv string, seq uint64) (uint64, error) {
-	rows, _, err := r.stream.Before(ctx, conv, seq, 1)
-	if err != nil {
+	if prev, err := r.stream.ItemBefore(ctx, conv, seq); err != nil || prev != 0 {
+		return prev, err
+	}
+	rows, _, err := r.store.Before(ctx, conv, seq, 1)
+	if err != nil || len(rows) == 0 {
 		return 0, err
-	}
-	if len(rows) == 0 {
-		if rows, _, err = r.store.Before(ctx, conv, seq, 1); err != nil {
-			return 0, err
-		}
-	}
-	if len(rows) == 0 {
-		return 0, nil
 	}
 	return rows[0].Seq, nil
 }
