@@ -26,17 +26,21 @@ type SessionOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnMessage is called for every message of the user's conversations,
 	// once per (conv, seq): live pushes (live true) and messages fetched by
-	// a re-sync (live false). Pushes arrive in seq order; a message whose
-	// push was lost is delivered by the next re-sync, after higher seqs.
+	// sync (live false). Pushes arrive in seq order; a push whose prev the
+	// session does not hold reveals a lost one, which a sync fetches at
+	// once: the lost message is then delivered right after the push that
+	// revealed it, so it comes after a higher seq.
 	// It runs in the session's goroutine: it must not block for long nor
 	// call the Session.
 	OnMessage func(m *protocol.Message, live bool)
 	// ResyncEvery, when positive, re-syncs every conversation that often
-	// while connected. Live pushes travel over core NATS, which is at most
-	// once; the gateway pushes resync when it knows it lost some (its NATS
-	// connection reconnected, or it fell behind), and the session re-syncs
-	// at once then. A periodic re-sync also finds what was lost in ways the
-	// gateway cannot see (a push lost between NATS nodes).
+	// while connected. It is not needed to get every message: a lost push
+	// is noticed by the next push's prev, and the gateway pushes resync
+	// when it knows it lost some (its NATS connection reconnected, or it
+	// fell behind); the session syncs at once then. What it adds is a
+	// bound on how late the last messages of a quiet conversation arrive
+	// when their pushes were lost and nothing followed them. Off by
+	// default.
 	ResyncEvery time.Duration
 	// OnConnect, when set, is called after each successful dial and
 	// re-sync with the gateway URL.
@@ -54,10 +58,12 @@ type SessionOptions struct {
 
 // Session is a connection that stays up: when the WebSocket ends (a
 // gateway dies or shuts down with 1001) it dials again with backoff across
-// SessionOptions.URLs and resumes with conversations + sync from the last
-// seq it delivered in each conversation. Send retries with the same
-// client_id until acknowledged, which the server's de-duplication makes
-// safe. Keep Dial for a plain connection.
+// SessionOptions.URLs and resumes with conversations + sync after the seq
+// up to which it holds everything in each conversation. A push whose prev
+// it does not hold (one was lost on the way) makes it sync that
+// conversation at once. Send retries with the same client_id until
+// acknowledged, which the server's de-duplication makes safe. Keep Dial
+// for a plain connection.
 type Session struct {
 	opts SessionOptions
 	ctx  context.Context
@@ -71,13 +77,14 @@ type Session struct {
 	dials   int
 }
 
-// convState is what a Session knows it delivered in one conversation:
-// everything up to synced (checked against sync), and the seqs above it
-// that came as pushes.
+// convState is what a Session delivered of one conversation: every item
+// up to held (the contiguous point: a sync page, or items whose prev
+// chained on), and the items above it delivered since, each with its prev.
+// Syncs ask for what follows held, never for what follows last.
 type convState struct {
-	synced uint64
-	seen   map[uint64]bool
-	last   uint64
+	held  uint64
+	above map[uint64]uint64 // seq -> prev
+	last  uint64
 }
 
 // NewSession dials the first gateway that answers (waiting as Dial does)
@@ -199,8 +206,13 @@ func (s *Session) read(c *Client, pending bool) error {
 				continue
 			}
 			m := new(protocol.Message)
-			if ev.Decode(m) == nil {
-				s.deliver(m, true)
+			if ev.Decode(m) == nil && s.deliver(m, true) {
+				// A gap: fetch what was lost now, not at the next tick.
+				ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+				if err := s.syncConv(ctx, c, m.Conv); err != nil {
+					pending = true
+				}
+				cancel()
 			}
 		case <-t.C:
 			if !pending && (s.opts.ResyncEvery <= 0 || time.Since(lastSync) < s.opts.ResyncEvery) {
@@ -212,11 +224,7 @@ func (s *Session) read(c *Client, pending bool) error {
 	}
 }
 
-// resync fetches, for every conversation of the user, the messages after
-// the last seq known complete (the end of the previous sync), so a lost
-// push below a later one is found too. Pushes arriving meanwhile wait in
-// the Events buffer and are delivered afterwards; those already fetched
-// are dropped as duplicates.
+// resync syncs every conversation of the user.
 func (s *Session) resync(c *Client) error {
 	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 	defer cancel()
@@ -225,56 +233,92 @@ func (s *Session) resync(c *Client) error {
 		return err
 	}
 	for _, conv := range convs {
-		for {
-			s.mu.Lock()
-			after := s.state(conv.Conv).synced
-			s.mu.Unlock()
-			if conv.LastSeq <= after {
-				// Nothing new: a user in hundreds of conversations must
-				// not spend a request (and its rate limit) on each.
-				break
-			}
-			page, err := c.Sync(ctx, conv.Conv, after, 200)
-			if err != nil {
-				return err
-			}
-			for _, m := range page.Messages {
-				s.deliver(m, false)
-			}
-			if n := len(page.Messages); n > 0 {
-				s.markSynced(conv.Conv, page.Messages[n-1].Seq)
-			}
-			if !page.More || len(page.Messages) == 0 {
-				break
-			}
+		s.mu.Lock()
+		held := s.state(conv.Conv).held
+		s.mu.Unlock()
+		if conv.LastSeq <= held {
+			// Nothing new: a user in hundreds of conversations must not
+			// spend a request (and its rate limit) on each.
+			continue
+		}
+		if err := s.syncConv(ctx, c, conv.Conv); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// syncConv fetches the messages of conv after the point up to which the
+// session holds everything, so a lost push below a later one is found
+// too. Pushes arriving meanwhile wait in the Events buffer and are
+// delivered afterwards; those already fetched are dropped as duplicates.
+func (s *Session) syncConv(ctx context.Context, c *Client, conv string) error {
+	for {
+		s.mu.Lock()
+		after := s.state(conv).held
+		s.mu.Unlock()
+		page, err := c.Sync(ctx, conv, after, 200)
+		if err != nil {
+			return err
+		}
+		for _, m := range page.Messages {
+			s.deliver(m, false)
+		}
+		if n := len(page.Messages); n > 0 {
+			s.markSynced(conv, page.Messages[n-1].Seq)
+		}
+		if !page.More || len(page.Messages) == 0 {
+			return nil
+		}
+	}
 }
 
 // state returns conv's state; s.mu is held.
 func (s *Session) state(conv string) *convState {
 	st := s.convs[conv]
 	if st == nil {
-		st = &convState{seen: map[uint64]bool{}}
+		st = &convState{above: map[uint64]uint64{}}
 		s.convs[conv] = st
 	}
 	return st
 }
 
-// deliver hands m to OnMessage unless it was delivered before.
-func (s *Session) deliver(m *protocol.Message, live bool) {
+// deliver hands m to OnMessage unless it was delivered before, and
+// reports a gap: m is a push, and the session does not hold everything up
+// to it (its prev, or an item between, is missing).
+func (s *Session) deliver(m *protocol.Message, live bool) (gap bool) {
 	s.mu.Lock()
 	st := s.state(m.Conv)
-	if m.Seq <= st.synced || st.seen[m.Seq] {
+	if _, dup := st.above[m.Seq]; dup || m.Seq <= st.held {
 		s.mu.Unlock()
-		return
+		return false
 	}
-	st.seen[m.Seq] = true
+	st.above[m.Seq] = m.Prev
 	st.last = max(st.last, m.Seq)
+	st.advance()
+	gap = live && st.held < m.Seq
 	s.mu.Unlock()
 	if s.opts.OnMessage != nil {
 		s.opts.OnMessage(m, live)
+	}
+	return gap
+}
+
+// advance moves held over every item delivered above it whose prev it
+// reaches: holding everything up to prev and the item itself is holding
+// everything up to the item. above is small: it holds items only while
+// a gap is open.
+func (st *convState) advance() {
+	for moved := true; moved; {
+		moved = false
+		for seq, prev := range st.above {
+			if seq <= st.held {
+				delete(st.above, seq)
+			} else if prev <= st.held {
+				st.held, moved = seq, true
+				delete(st.above, seq)
+			}
+		}
 	}
 }
 
@@ -283,15 +327,8 @@ func (s *Session) markSynced(conv string, seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state(conv)
-	if seq <= st.synced {
-		return
-	}
-	st.synced = seq
-	for q := range st.seen {
-		if q <= seq {
-			delete(st.seen, q)
-		}
-	}
+	st.held = max(st.held, seq)
+	st.advance()
 }
 
 func (s *Session) setCurrent(c *Client) {
@@ -343,7 +380,7 @@ func (s *Session) LastSeq(conv string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.convs[conv]; st != nil {
-		return max(st.last, st.synced)
+		return max(st.last, st.held)
 	}
 	return 0
 }

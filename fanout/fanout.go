@@ -62,22 +62,21 @@ type Fanout struct {
 	cfg   Config
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	last  LastSeqs
+	last  Messages
 	cache cache
-	buf   []byte // frame buffer of the consume loop, which is serial
+	prevs *prevs // of the consume loop, which is serial
+	buf   []byte // frame buffer of the consume loop
 }
 
-// LastSeqs gives a conversation's newest seq, for conversation pushes.
-type LastSeqs interface {
-	Last(ctx context.Context, conv string) (uint64, error)
-}
-
-// New returns a Fanout; Run starts it.
-func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.Store, last LastSeqs) *Fanout {
+// New returns a Fanout; Run starts it. msgs is read for conversation
+// pushes' last_seq and for a message push's prev when the fan-out does not
+// remember it (see prevs).
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.Store, msgs Messages) *Fanout {
 	cfg = cfg.withDefaults()
 	return &Fanout{
-		cfg: cfg, nc: nc, js: js, last: last,
+		cfg: cfg, nc: nc, js: js, last: msgs,
 		cache: newCache(cfg, convs),
+		prevs: newPrevs(msgs, cfg.CacheSize),
 	}
 }
 
@@ -111,6 +110,7 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 		_ = msg.Term()
 		return nil
 	}
+	f.prevs.saw(meta.Sequence.Stream)
 	subj := msg.Subject()
 	conv := schema.ConvFromSubject(subj)
 	if conv == "" || !protocol.ValidID(conv) {
@@ -139,6 +139,12 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 		f.cfg.Logger.Warn("fanout skips a bad envelope", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
 		return f.nc.PublishMsg(schema.DeadLetter(conv, meta.Sequence.Stream, msg.Subject(), err.Error(), msg.Data()))
 	}
+	// Every valid envelope is an item of the conversation's sync order,
+	// delivered or not: its prev is taken before anything can skip it.
+	m := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+	if m.Prev, err = f.prevs.of(ctx, conv, m.Seq); err != nil {
+		return err
+	}
 	mem, err := f.cache.get(ctx, conv)
 	if errors.Is(err, conversation.ErrNotFound) {
 		f.cfg.Logger.Warn("fanout skips a message to a conversation that does not exist", "conv", conv, "seq", meta.Sequence.Stream)
@@ -147,18 +153,11 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	if err != nil {
 		return err
 	}
-	f.buf = f.encodeMessage(f.buf[:0], env, conv, meta)
+	f.buf = protocol.AppendMessageFrame(f.buf[:0], m)
 	origin := msg.Headers().Get(schema.HeaderOrigin)
 	// The origin session is one of the sender's: only the sender's own
 	// subject needs to carry it.
 	return f.deliverFrom(mem.msgSubj, f.buf, origin, schema.User(env.Sender, schema.EventMessage))
-}
-
-// encodeMessage appends the message frame of a stored envelope to buf:
-// the one place a live message item is built.
-func (f *Fanout) encodeMessage(buf []byte, env *protocol.Envelope, conv string, meta *jetstream.MsgMetadata) []byte {
-	m := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
-	return protocol.AppendMessageFrame(buf, m)
 }
 
 // deliver publishes the same frame to each subject. The bytes are copied

@@ -67,7 +67,7 @@ func newHarness(t *testing.T) *harness {
 // conversations through convJS (the harness's JetStream, or a wrapper of
 // it that injects faults). The returned stop ends it and waits for Run to
 // return; it also runs at cleanup.
-func (h *harness) worker(t *testing.T, convJS jetstream.JetStream) (stop func()) {
+func (h *harness) worker(t *testing.T, convJS jetstream.JetStream, cfg ...fanout.Config) (stop func()) {
 	t.Helper()
 	nc, js := natstest.Connect(t, h.srv)
 	if convJS == h.js {
@@ -83,7 +83,11 @@ func (h *harness) worker(t *testing.T, convJS jetstream.JetStream) (stop func())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fanout.New(fanout.Config{}, nc, js, convs, stream)
+	var fcfg fanout.Config
+	if len(cfg) > 0 {
+		fcfg = cfg[0]
+	}
+	f := fanout.New(fcfg, nc, js, convs, stream)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(runCtx) }()
@@ -317,7 +321,77 @@ func TestOrderPerConversation(t *testing.T) {
 			if m.Seq <= last[m.Conv] {
 				t.Fatalf("%s got seq %d of %s after %d", user, m.Seq, m.Conv, last[m.Conv])
 			}
+			if m.Prev != last[m.Conv] {
+				t.Fatalf("%s got seq %d of %s with prev %d, want %d", user, m.Seq, m.Conv, m.Prev, last[m.Conv])
+			}
 			last[m.Conv] = m.Seq
 		}
+	}
+}
+
+// TestPrev checks that every push carries the seq of the conversation's
+// item before it: across conversations, past an invalid envelope and a
+// membership event, with a cache too small for the conversations (it
+// reads the history instead), and from a new worker after a restart.
+func TestPrev(t *testing.T) {
+	h := newHarness(t)
+	stop := h.worker(t, h.js, fanout.Config{CacheSize: 1})
+	convs := []string{group(t, h, "alice", "bob"), group(t, h, "alice", "carol"), group(t, h, "alice", "dave")}
+	want := map[string]uint64{} // conv -> the last item's seq
+	// say sends to conv and checks alice's push of it.
+	say := func(conv string) {
+		t.Helper()
+		seq := h.send(t, conv, "alice", "hi", "")
+		for {
+			d := h.next(t)
+			if d.event != schema.EventMessage || d.user != "alice" {
+				continue
+			}
+			var m protocol.Message
+			if err := json.Unmarshal(d.data, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Seq != seq || m.Conv != conv {
+				t.Fatalf("push of %s/%d, want %s/%d", m.Conv, m.Seq, conv, seq)
+			}
+			if m.Prev != want[conv] {
+				t.Fatalf("push of %s/%d has prev %d, want %d (%s)", conv, seq, m.Prev, want[conv], d.data)
+			}
+			want[conv] = seq
+			return
+		}
+	}
+	for i := range 6 {
+		say(convs[i%3])
+	}
+	// An invalid envelope is no item: the next message's prev skips it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.js.Publish(ctx, schema.Msg(convs[0]), []byte(`{"sender":"alice"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.convs.AddMembers(ctx, conversation.Actor{User: "alice", Session: "s"}, convs[0], []string{"erin"}); err != nil {
+		t.Fatal(err)
+	}
+	say(convs[0])
+	say(convs[0])
+	stop()
+	// Sent while no worker runs: the next one starts with nothing
+	// remembered and reads the history.
+	seq := h.send(t, convs[1], "alice", "while down", "")
+	h.worker(t, h.js)
+	for {
+		d := h.next(t)
+		var m protocol.Message
+		if d.event == schema.EventMessage && d.user == "alice" && json.Unmarshal(d.data, &m) == nil && m.Seq == seq {
+			if m.Prev != want[convs[1]] {
+				t.Fatalf("after a restart: push %s has prev %d, want %d", d.data, m.Prev, want[convs[1]])
+			}
+			want[convs[1]] = seq
+			break
+		}
+	}
+	for i := range 6 {
+		say(convs[i%3])
 	}
 }

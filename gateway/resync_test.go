@@ -72,10 +72,11 @@ func (h *harness) session(user string, got *seqSet) *client.Session {
 }
 
 // pushMessage publishes message seq of conv on user's subject, as the
-// fan-out does, and stores it in the fake history.
+// fan-out does, and stores it in the fake history. The tests push each
+// conversation's seqs from 1 on, one after the other, so prev is seq-1.
 func (h *harness) pushMessage(user, conv string, seq uint64) {
 	h.t.Helper()
-	m := &protocol.Message{Type: protocol.TypeMessage, Conv: conv, Seq: seq, Sender: "bob", ClientID: fmt.Sprint("c", seq), TS: "2026-01-01T00:00:00Z", Body: json.RawMessage(`{"text":"hi"}`)}
+	m := &protocol.Message{Type: protocol.TypeMessage, Conv: conv, Seq: seq, Prev: seq - 1, Sender: "bob", ClientID: fmt.Sprint("c", seq), TS: "2026-01-01T00:00:00Z", Body: json.RawMessage(`{"text":"hi"}`)}
 	h.msgs.put(m)
 	data, err := json.Marshal(m)
 	if err != nil {
@@ -160,7 +161,7 @@ func TestResyncAfterNATSReconnect(t *testing.T) {
 
 	// Stored while the pushes were lost (nothing was pushed).
 	for seq := range uint64(3) {
-		h.msgs.put(&protocol.Message{Conv: "g1", Seq: seq + 1, Sender: "bob", ClientID: fmt.Sprint("b", seq), TS: "2026-01-01T00:00:00Z", Body: json.RawMessage(`{}`)})
+		h.msgs.put(&protocol.Message{Conv: "g1", Seq: seq + 1, Prev: seq, Sender: "bob", ClientID: fmt.Sprint("b", seq), TS: "2026-01-01T00:00:00Z", Body: json.RawMessage(`{}`)})
 	}
 	if err := h.srv.nc.ForceReconnect(); err != nil {
 		t.Fatal(err)

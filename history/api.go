@@ -37,7 +37,8 @@ type APIResponse struct {
 	Message  *protocol.Message   `json:"message,omitempty"`
 }
 
-// Pages is what the API serves: the Reader.
+// Pages is what the API serves: the Reader. Rows of After and Before
+// carry Prev (protocol.Message); Get's row does not.
 type Pages interface {
 	After(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error)
 	Before(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error)

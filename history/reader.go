@@ -90,8 +90,45 @@ func (r *Reader) tail(ctx context.Context, conv string, w uint64) ([]*protocol.M
 	return rows, err
 }
 
-// After returns up to limit rows of conv with seq > after, ascending.
+// After returns up to limit rows of conv with seq > after, ascending,
+// each with its Prev.
 func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
+	page, more, err := r.rowsAfter(ctx, conv, after, limit)
+	if err != nil || len(page) == 0 {
+		return page, more, err
+	}
+	var prev uint64
+	if after > 0 {
+		// The page may start anywhere: ask for the item before it. A
+		// sync from 0 starts at the conversation's first item.
+		if prev, err = r.prevOf(ctx, conv, page[0].Seq); err != nil {
+			return nil, false, err
+		}
+	}
+	chainPrev(page, prev)
+	return page, more, nil
+}
+
+// prevOf returns the seq of conv's newest item below seq, 0 if none. Only
+// a seq is needed, not a row with its edits, so it does not merge the tail
+// as Before does (which reads the whole tail the store lacks, a lot when
+// the writer lags behind large messages): it asks the stream, which holds
+// every item from its first seq on, with a direct get of the subject's
+// last message below seq (Stream.ItemBefore), and only when the stream has
+// none, the store.
+func (r *Reader) prevOf(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	if prev, err := r.stream.ItemBefore(ctx, conv, seq); err != nil || prev != 0 {
+		return prev, err
+	}
+	rows, _, err := r.store.Before(ctx, conv, seq, 1)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	return rows[0].Seq, nil
+}
+
+// rowsAfter is After without Prev.
+func (r *Reader) rowsAfter(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
 	w, first, err := r.watermark(ctx)
 	if err != nil {
 		return nil, false, err
@@ -208,8 +245,34 @@ func (r *Reader) storeLacks(ctx context.Context, conv string, from, upTo uint64,
 }
 
 // Before returns the newest limit rows of conv with seq < before (0: the
-// newest), ascending, and whether older ones exist.
+// newest), ascending, and whether older ones exist, each with its Prev.
 func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error) {
+	// One row more than asked is the first row's Prev, read in the same
+	// pass; when there is none, the page starts at the first item.
+	rows, more, err := r.rowsBefore(ctx, conv, before, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	var prev uint64
+	if len(rows) > limit {
+		prev, rows, more = rows[0].Seq, rows[1:], true
+	} else if more && len(rows) > 0 {
+		// Not expected of the paths below, but a short page that says
+		// older rows exist must not claim to start at the first item.
+		older, _, err := r.rowsBefore(ctx, conv, rows[0].Seq, 1)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(older) > 0 {
+			prev = older[0].Seq
+		}
+	}
+	chainPrev(rows, prev)
+	return rows, more, nil
+}
+
+// rowsBefore is Before without Prev.
+func (r *Reader) rowsBefore(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error) {
 	w, first, err := r.watermark(ctx)
 	if err != nil {
 		return nil, false, err
@@ -352,6 +415,17 @@ func (r *Reader) CountAfter(ctx context.Context, conv string, after uint64, limi
 		return 0, err
 	}
 	return min(inStore+inTail, uint64(limit)), nil
+}
+
+// chainPrev sets the Prev of every row of page, ascending and contiguous in
+// sync order: the first row's is prev (the seq of the item before the
+// page, 0 if it starts at the conversation's first), each other row's is
+// the seq of the row before it. It is the one place pages get Prev; the
+// fan-out stamps live pushes to agree with it (docs/architecture.md).
+func chainPrev(page []*protocol.Message, prev uint64) {
+	for _, m := range page {
+		m.Prev, prev = prev, m.Seq
+	}
 }
 
 // applyEdits applies the edits and deletions among events to the targets

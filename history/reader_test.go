@@ -6,38 +6,123 @@ import (
 	"testing"
 
 	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
 // pages reads conv through r forwards (After) and backwards (Before) in
-// pages of size n and returns both as seq:text lists.
+// pages of size n and returns both as seq:text lists. Every item's Prev
+// must be the seq of the item before it, 0 for the first, whichever page
+// it came on.
 func pages(t *testing.T, r *history.Reader, conv string, n int) (fwd, back []string) {
 	t.Helper()
 	var after uint64
+	var all []*protocol.Message
 	for {
 		page, more, err := r.After(ctxT(t), conv, after, n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fwd = append(fwd, texts(page)...)
+		all = append(all, page...)
 		if !more {
 			break
 		}
 		after = page[len(page)-1].Seq
 	}
+	checkChain(t, "after", all)
 	var before uint64
+	all = nil
 	for {
 		page, more, err := r.Before(ctxT(t), conv, before, n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		back = append(texts(page), back...)
+		all = append(slices.Clone(page), all...)
 		if !more {
 			break
 		}
 		before = page[0].Seq
 	}
+	checkChain(t, "before", all)
 	return fwd, back
+}
+
+// checkChain fails unless every item's Prev is the seq of the one before.
+func checkChain(t *testing.T, how string, all []*protocol.Message) {
+	t.Helper()
+	var prev uint64
+	for _, m := range all {
+		if m.Prev != prev {
+			t.Fatalf("%s: item %d has prev %d, want %d", how, m.Seq, m.Prev, prev)
+		}
+		prev = m.Seq
+	}
+}
+
+// Every page carries Prev, wherever it starts (a seq of the conversation,
+// of another one, of an invalid envelope, past the end) and wherever its
+// rows come from: the store, the stream, or both. Invalid envelopes are
+// no items, so no Prev names them.
+func TestReaderPrev(t *testing.T) {
+	e := newEnv(t)
+	a := e.say("c", "a")[0]                                         // 1
+	e.say("other", "x")                                             // 2
+	bad, err := e.js.Publish(ctxT(t), schema.Msg("c"), []byte("{")) // 3: not an item
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.say("c", "b")[0]                                       // 4
+	e.publish("c", envelope("u1", protocol.KindEdit, a, "A"))     // 5
+	e.say("other", "y")                                           // 6
+	e.publish("c", envelope("u2", protocol.KindReaction, b, "+")) // 7
+	last := e.say("c", "c")[0]                                    // 8
+	items := []uint64{a, b, 5, 7, last}
+	if bad.Sequence != 3 || last != 8 {
+		t.Fatalf("seqs %d %d: the test assumes a fresh stream", bad.Sequence, last)
+	}
+	// newest returns the newest item below seq, 0 if none.
+	newest := func(seq uint64) uint64 {
+		var p uint64
+		for _, s := range items {
+			if s < seq {
+				p = s
+			}
+		}
+		return p
+	}
+	check := func(t *testing.T, r *history.Reader) {
+		for from := uint64(0); from <= last+1; from++ {
+			for _, n := range []int{1, 2, 50} {
+				page, _, err := r.After(ctxT(t), "c", from, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range page {
+					if want := newest(m.Seq); m.Prev != want {
+						t.Fatalf("After(%d, %d): item %d has prev %d, want %d", from, n, m.Seq, m.Prev, want)
+					}
+				}
+				page, _, err = r.Before(ctxT(t), "c", from, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range page {
+					if want := newest(m.Seq); m.Prev != want {
+						t.Fatalf("Before(%d, %d): item %d has prev %d, want %d", from, n, m.Seq, m.Prev, want)
+					}
+				}
+			}
+		}
+	}
+	t.Run("stream", func(t *testing.T) { check(t, e.reader()) })
+	w := run(t, history.NewWriter(history.WriterConfig{Batch: 3}, e.js, e.store))
+	e.waitFloor(6)
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("store and stream", func(t *testing.T) { check(t, e.reader()) })
 }
 
 // The Reader merges the store (rows up to the ack floor, edits applied by

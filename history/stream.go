@@ -167,6 +167,38 @@ func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
 	return raw.Sequence, nil
 }
 
+// ItemBefore returns the seq of conv's newest item (valid envelope) below
+// seq in the stream, 0 if the stream holds none. Each step is one direct
+// get of the subject's last message up to a seq, so it reads no bodies of
+// other messages; an invalid envelope is stepped over.
+func (s *Stream) ItemBefore(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	for seq > 1 {
+		it, err := jetstreamext.GetLastMsgsFor(ctx, s.js, schema.StreamChat, []string{schema.Msg(conv)},
+			jetstreamext.GetLastMsgsUpToSeq(seq-1))
+		if err != nil {
+			return 0, fmt.Errorf("item of %s before %d: %w", conv, seq, err)
+		}
+		var found *jetstream.RawStreamMsg
+		for raw, err := range it {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return 0, fmt.Errorf("item of %s before %d: %w", conv, seq, err)
+			}
+			found = raw
+		}
+		if found == nil || found.Sequence >= seq {
+			return 0, nil
+		}
+		if decode(conv, found) != nil {
+			return found.Sequence, nil
+		}
+		seq = found.Sequence
+	}
+	return 0, nil
+}
+
 // Get returns the message with seq in conv, or ErrNotFound.
 func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error) {
 	raw, err := s.stream.GetMsg(ctx, seq)

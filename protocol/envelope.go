@@ -93,6 +93,8 @@ func AppendMessageFrame(dst []byte, m *Message) []byte {
 		dst = append(dst, `,"ref":`...)
 		dst = strconv.AppendUint(dst, m.Ref, 10)
 	}
+	dst = append(dst, `,"prev":`...)
+	dst = strconv.AppendUint(dst, m.Prev, 10)
 	dst = append(dst, `,"body":`...)
 	dst = append(dst, m.Body...)
 	return append(dst, '}')

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,28 @@ func TestAppendMessageFrameIsJSON(t *testing.T) {
 	}
 	if string(got.Body) != string(m.Body) {
 		t.Fatalf("body = %s", got.Body)
+	}
+}
+
+// TestAppendMessageFramePrev checks that prev is always in the frame, 0
+// included: the first item of a conversation says so explicitly.
+func TestAppendMessageFramePrev(t *testing.T) {
+	for _, prev := range []uint64{0, 1, 1 << 40} {
+		m := &Message{Conv: "c1", Seq: prev + 1, Sender: "u1", ClientID: "x", TS: "t", Prev: prev, Body: json.RawMessage(`{}`)}
+		frame := AppendMessageFrame(nil, m)
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(frame, &raw); err != nil {
+			t.Fatalf("frame %s: %v", frame, err)
+		}
+		var got uint64
+		if err := json.Unmarshal(raw["prev"], &got); err != nil || got != prev {
+			t.Fatalf("frame %s: prev = %s, want %d", frame, raw["prev"], prev)
+		}
+		// A page item (json.Marshal) carries it the same way.
+		enc, _ := json.Marshal(m)
+		if !strings.Contains(string(enc), fmt.Sprintf(`"prev":%d`, prev)) {
+			t.Fatalf("marshalled item %s lacks prev %d", enc, prev)
+		}
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 // FuzzEnvelope feeds arbitrary stored messages to DecodeEnvelope, as any
 // internal service publishing to chat.msg.* could. Rejections must be
 // ErrBadEnvelope; an accepted envelope must become a push frame that is
-// valid JSON and carries sender, client_id, ts, kind, ref and body exactly.
+// valid JSON and carries sender, client_id, ts, kind, ref, prev and body
+// exactly.
 func FuzzEnvelope(f *testing.F) {
 	for _, s := range []string{
 		`{"sender":"svc-x","client_id":"1","body":{"text":"hi"}}`,
@@ -37,6 +38,7 @@ func FuzzEnvelope(f *testing.F) {
 			return
 		}
 		m := e.Message("c-1", 42, "2026-01-01T00:00:00Z")
+		m.Prev = 41
 		frame := AppendMessageFrame(nil, m)
 		if !json.Valid(frame) {
 			t.Fatalf("envelope %q makes the invalid frame %q", data, frame)
@@ -45,7 +47,7 @@ func FuzzEnvelope(f *testing.F) {
 		if err := json.Unmarshal(frame, &got); err != nil {
 			t.Fatalf("frame %q: %v", frame, err)
 		}
-		if got.Type != TypeMessage || got.Conv != "c-1" || got.Seq != 42 {
+		if got.Type != TypeMessage || got.Conv != "c-1" || got.Seq != 42 || got.Prev != 41 {
 			t.Fatalf("frame %q: type/conv/seq = %q %q %d", frame, got.Type, got.Conv, got.Seq)
 		}
 		if got.Sender != e.Sender || got.ClientID != e.ClientID || got.TS != m.TS || got.Kind != e.Kind || got.Ref != e.Ref {

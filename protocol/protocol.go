@@ -190,6 +190,12 @@ type Message struct {
 	EditSeq uint64 `json:"edit_seq,omitempty"`
 	// Deleted marks a tombstone: the message was deleted, Body is {}.
 	Deleted bool `json:"deleted,omitempty"`
+	// Prev is the seq of the item before this one in the conversation's
+	// sync order (its valid message items), 0 for the first. It is the
+	// same live and in pages, so a client holding Prev knows it holds
+	// everything up to Seq; one that does not has a gap and syncs. Only
+	// pushes and pages carry it; the history API's get leaves it 0.
+	Prev uint64 `json:"prev"`
 }
 
 // MessagesFrame answers sync and history: ascending by seq.

@@ -115,7 +115,9 @@ function start(token: string): void {
   client.on("resumed", ({ conversations }) => void onConversations(conversations));
   client.on("message", (m) => onMessage(m));
   client.on("sent", ({ entry, ack }) => {
-    const m: Message = { conv: entry.conv, seq: ack.seq, sender: state.me, client_id: entry.client_id, ts: ack.ts, body: entry.body };
+    // Built from the ack, which has no prev; the app shows messages by seq
+    // and never reads prev (the client uses it to find gaps).
+    const m: Message = { conv: entry.conv, seq: ack.seq, sender: state.me, client_id: entry.client_id, ts: ack.ts, body: entry.body, prev: 0 };
     if (entry.kind) Object.assign(m, { kind: entry.kind, ref: entry.ref });
     onMessage(m, true);
   });

@@ -225,7 +225,11 @@ export class NatterClient {
   private welcome: Welcome | null = null;
   private readyWaiters: { resolve: () => void; reject: (e: NatterError) => void }[] = [];
   private firstWelcome?: { resolve: (w: Welcome) => void; reject: (e: NatterError) => void };
-  private seqs = new Map<string, number>();
+  // Per conversation seen: held is the seq up to which every item is
+  // here (the contiguous point), above the items past it (seq -> prev),
+  // last the highest seq seen. Syncs ask after held.
+  private seqs = new Map<string, ConvSeqs>();
+  private filling = new Map<string, boolean>(); // conv -> a gap sync runs; true: run again
   private outgoing = new Map<string, Outgoing>(); // key: conv + "\n" + client_id, insertion order = send order
   private resuming = false;
   private resyncAgain = false; // a resync push came during a resume
@@ -267,9 +271,17 @@ export class NatterClient {
     return [...this.outgoing.values()].map((o) => o.entry);
   }
 
-  /** The highest seq seen in conv (pushes, acks, pages), 0 if none. Resume syncs after it. */
+  /** The highest seq seen in conv (pushes, acks, pages), 0 if none. */
   lastSeq(conv: string): number {
-    return this.seqs.get(conv) ?? 0;
+    return this.seqs.get(conv)?.last ?? 0;
+  }
+
+  /**
+   * The seq up to which the client holds every item of conv (pushes and
+   * pages chained by prev), 0 if none. Resume and gap syncs ask after it.
+   */
+  heldSeq(conv: string): number {
+    return this.seqs.get(conv)?.held ?? 0;
   }
 
   /** Subscribes to an event; returns a function that unsubscribes. */
@@ -446,11 +458,14 @@ export class NatterClient {
       return;
     }
     switch (frame.type) {
-      case "message":
-        this.noteSeq(frame.conv, frame.seq);
+      case "message": {
+        const gap = this.noteItem(frame);
         this.reconcile(frame);
         this.emit("message", { ...frame, source: "push" });
+        // A push whose prev is not held: one was lost. Fetch it now.
+        if (gap) this.fillGap(frame.conv);
         break;
+      }
       case "typing":
         this.emit("typing", frame);
         break;
@@ -512,18 +527,15 @@ export class NatterClient {
       const listed = new Set(conversations.map((c) => c.conv));
       for (const conv of [...this.seqs.keys()]) if (!listed.has(conv)) this.seqs.delete(conv);
       for (const c of conversations) {
-        let after = this.seqs.get(c.conv);
-        if (after === undefined || c.last_seq <= after) continue;
-        for (;;) {
-          const page: MessagesPage = await this.request<MessagesPage>({ type: "sync", conv: c.conv, after, limit: this.opts.syncLimit });
-          for (const m of page.messages) {
-            this.noteSeq(m.conv, m.seq);
-            this.reconcile(m);
-            this.emit("message", { ...m, source: "sync" });
-          }
-          if (!page.more || page.messages.length === 0) break;
-          after = page.messages[page.messages.length - 1].seq;
+        const st = this.seqs.get(c.conv);
+        if (st === undefined) continue;
+        if (st.unstarted) {
+          // Only acks seen: start after the highest of them.
+          st.held = st.last;
+          st.unstarted = false;
         }
+        if (c.last_seq <= st.held) continue;
+        await this.syncHeld(c.conv);
       }
       if (this.ws !== ws) return;
       this.resuming = false;
@@ -543,8 +555,83 @@ export class NatterClient {
     }
   }
 
+  // syncHeld syncs conv after the seq up to which everything is held,
+  // until more is false, and emits the items not already emitted.
+  private async syncHeld(conv: string): Promise<void> {
+    for (;;) {
+      const after = this.seqs.get(conv)?.held ?? 0;
+      const page: MessagesPage = await this.request<MessagesPage>({ type: "sync", conv, after, limit: this.opts.syncLimit });
+      for (const m of page.messages) {
+        if (this.holds(m)) continue;
+        this.noteItem(m);
+        this.reconcile(m);
+        this.emit("message", { ...m, source: "sync" });
+      }
+      const n = page.messages.length;
+      if (n > 0) this.noteHeld(conv, page.messages[n - 1].seq);
+      if (!page.more || n === 0) return;
+    }
+  }
+
+  // fillGap syncs conv at once after a push revealed a gap; a gap found
+  // while one runs makes it run again. A failure is left to the next
+  // push, resync or reconnect.
+  private fillGap(conv: string): void {
+    if (this.filling.has(conv)) {
+      this.filling.set(conv, true);
+      return;
+    }
+    this.filling.set(conv, false);
+    void (async () => {
+      try {
+        do {
+          this.filling.set(conv, false);
+          await this.syncHeld(conv);
+        } while (this.filling.get(conv));
+      } catch {
+        // Not connected, or a timeout: resume syncs after held anyway.
+      } finally {
+        this.filling.delete(conv);
+      }
+    })();
+  }
+
+  // holds reports whether item m was taken before.
+  private holds(m: Message): boolean {
+    const st = this.seqs.get(m.conv);
+    return st !== undefined && (m.seq <= st.held || st.above.has(m.seq));
+  }
+
+  // noteItem takes an item (a push or a page's) and reports a gap: the
+  // client does not hold everything up to it. The first item seen of a
+  // conversation starts it at its prev: what came before is history().
+  private noteItem(m: Message): boolean {
+    let st = this.seqs.get(m.conv);
+    if (!st) this.seqs.set(m.conv, (st = { held: m.prev ?? 0, above: new Map(), last: 0 }));
+    else if (st.unstarted) {
+      st.held = Math.min(m.prev ?? 0, st.last);
+      st.unstarted = false;
+    }
+    st.last = Math.max(st.last, m.seq);
+    if (m.seq <= st.held) return false;
+    st.above.set(m.seq, m.prev ?? 0);
+    advance(st);
+    return st.held < m.seq;
+  }
+
+  // noteHeld records that a sync returned everything of conv up to seq.
+  private noteHeld(conv: string, seq: number): void {
+    const st = this.seqs.get(conv);
+    if (!st) return;
+    st.held = Math.max(st.held, seq);
+    advance(st);
+  }
+
+  // noteSeq records a seq seen outside items (an ack): it does not move held.
   private noteSeq(conv: string, seq: number): void {
-    if (seq > (this.seqs.get(conv) ?? 0)) this.seqs.set(conv, seq);
+    const st = this.seqs.get(conv);
+    if (st) st.last = Math.max(st.last, seq);
+    else this.seqs.set(conv, { held: 0, above: new Map(), last: seq, unstarted: true });
   }
 
   // reconcile treats a message of ours that is still in the outbox (stored,
@@ -692,14 +779,14 @@ export class NatterClient {
   /** The oldest `limit` messages with seq > after, ascending. */
   async sync(conv: string, after = 0, limit?: number): Promise<MessagesPage> {
     const page = await this.request<MessagesPage>({ type: "sync", conv, after, limit });
-    for (const m of page.messages) this.noteSeq(conv, m.seq);
+    for (const m of page.messages) this.noteItem(m);
     return page;
   }
 
   /** The newest `limit` messages with seq < before (0: from the newest), ascending. */
   async history(conv: string, before = 0, limit?: number): Promise<MessagesPage> {
     const page = await this.request<MessagesPage>({ type: "history", conv, before, limit });
-    for (const m of page.messages) this.noteSeq(conv, m.seq);
+    for (const m of page.messages) this.noteItem(m);
     return page;
   }
 
@@ -817,3 +904,29 @@ export class NatterClient {
 }
 
 export type { ErrorFrame };
+
+/** What a Client holds of one conversation (see Client.heldSeq). */
+interface ConvSeqs {
+  held: number;
+  above: Map<number, number>;
+  last: number;
+  /** Only acks seen yet: the first item sets held. */
+  unstarted?: boolean;
+}
+
+// advance moves held over every item above it whose prev it reaches:
+// holding everything up to prev and the item is holding everything up to
+// the item. above holds items only while a gap is open.
+function advance(st: ConvSeqs): void {
+  for (let moved = true; moved; ) {
+    moved = false;
+    for (const [seq, prev] of st.above) {
+      if (seq <= st.held) st.above.delete(seq);
+      else if (prev <= st.held) {
+        st.held = seq;
+        st.above.delete(seq);
+        moved = true;
+      }
+    }
+  }
+}

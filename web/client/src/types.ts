@@ -16,6 +16,12 @@ export interface Message {
   kind?: MessageKind;
   ref?: number;
   body: Body;
+  /**
+   * The seq of the item before this one in the conversation (0 for the
+   * first), the same live and in pages: holding it means holding
+   * everything up to this item.
+   */
+  prev: number;
 }
 
 /** A conversation object (`create`, `conversations`, `conversation` push). */

@@ -347,6 +347,53 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     cb.close();
   });
 
+  test("a lost push is noticed by the next push's prev and fetched at once", async () => {
+    const [a, b] = [uid("g"), uid("gb")];
+    const rec = recordingWS();
+    const ca = client(a, { WebSocket: rec.WebSocket });
+    await ca.connect();
+    const cb = client(b);
+    await cb.connect();
+    const conv = (await ca.create("direct", [b])).conv;
+    const got = collect(ca, conv);
+    const first = (await cb.send(conv, { text: "first" })).seq;
+    await until(() => ca.heldSeq(conv) === first);
+    assert.equal(got[0].prev, 0, "the first item's prev is 0");
+
+    // One push lost on the way; nothing says so but the next push's prev.
+    let dropped = null;
+    rec.dropIncoming = (f) => {
+      if (f.type !== "message" || dropped) return false;
+      dropped = f;
+      return true;
+    };
+    const lost = (await cb.send(conv, { text: "lost" })).seq;
+    await until(() => dropped !== null);
+    rec.dropIncoming = null;
+    assert.equal(dropped.seq, lost);
+    assert.equal(dropped.prev, first);
+    const syncsBefore = rec.sent.filter((f) => f.type === "sync").length;
+    const sockets = rec.sockets.length;
+    const next = (await cb.send(conv, { text: "next" })).seq;
+    const sent = Date.now();
+    await until(() => got.some((m) => m.seq === lost), 2_000);
+    assert.ok(Date.now() - sent < 2_000);
+    await until(() => ca.heldSeq(conv) === next);
+    assert.deepEqual(
+      got.map((m) => [m.seq, m.prev, m.source]),
+      [
+        [first, 0, "push"],
+        [next, lost, "push"],
+        [lost, first, "sync"],
+      ],
+    );
+    assert.ok(rec.sent.filter((f) => f.type === "sync" && f.after === first).length > 0, "synced after the contiguous point");
+    assert.ok(rec.sent.filter((f) => f.type === "sync").length > syncsBefore);
+    assert.equal(rec.sockets.length, sockets, "no reconnect");
+    ca.close();
+    cb.close();
+  });
+
   test("the outbox survives a reconnect and keeps send order", async () => {
     const [a, b] = [uid("o"), uid("ob")];
     const g = gate(srv.token(a));

@@ -1,0 +1,72 @@
+package fanout
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/natter-chat/natter/protocol"
+)
+
+// Messages is what the fan-out reads of a conversation's history: its
+// newest seq, for conversation pushes, and the item before a seq, for a
+// push's prev when the fan-out does not remember it. history.Pages is one.
+type Messages interface {
+	Last(ctx context.Context, conv string) (uint64, error)
+	Before(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error)
+}
+
+// prevs remembers, per conversation, the seq of the last message item the
+// fan-out handled, which is the prev of the conversation's next item. The
+// consume loop is serial and in stream order, so while it sees every stream
+// seq one after the other nothing else can have come between. Any other
+// step (a worker that just started or got the pin back, a redelivery)
+// forgets everything: an entry is then re-read from the history, the same
+// pages' prev comes from, so the two cannot disagree.
+type prevs struct {
+	msgs Messages
+	size int
+	last map[string]uint64
+	next uint64 // the stream seq expected next; 0 before the first
+}
+
+func newPrevs(msgs Messages, size int) *prevs {
+	return &prevs{msgs: msgs, size: size, last: make(map[string]uint64)}
+}
+
+// saw records that the consume loop is at stream seq seq (any subject).
+func (p *prevs) saw(seq uint64) {
+	if seq != p.next {
+		clear(p.last)
+	}
+	p.next = seq + 1
+}
+
+// of returns the prev of conv's item seq and remembers seq as conv's last.
+// A failed look-up forgets conv, so a retry looks again.
+func (p *prevs) of(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	prev, ok := p.last[conv]
+	if !ok || prev >= seq {
+		older, _, err := p.msgs.Before(ctx, conv, seq, 1)
+		if err != nil {
+			delete(p.last, conv)
+			return 0, fmt.Errorf("prev of %s/%d: %w", conv, seq, err)
+		}
+		prev = 0
+		if len(older) > 0 {
+			prev = older[0].Seq
+		}
+	}
+	if _, ok := p.last[conv]; !ok && len(p.last) >= p.size {
+		// Bounded like the member cache: an arbitrary tenth goes.
+		n := max(p.size/10, 1)
+		for k := range p.last {
+			if n == 0 {
+				break
+			}
+			delete(p.last, k)
+			n--
+		}
+	}
+	p.last[conv] = seq
+	return prev, nil
+}
