@@ -15,6 +15,7 @@ import (
 
 	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/nats/natsrv"
 )
 
@@ -66,6 +67,8 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	maxPerUser := fs.Int("max-conns-per-user", 32, "open connections one user may hold; one more is closed with 1008")
 	maxPerIP := fs.Int("max-conns-per-ip", 10_000, "open connections from one address; one more gets HTTP 429")
 	origins := fs.String("allowed-origins", "", `comma-separated browser origins (https://app.example.com) allowed to open WebSockets besides the same origin, or "*"`)
+	trustedProxies := fs.String("trusted-proxies", "", "comma-separated CIDR prefixes or addresses of reverse proxies whose --client-ip-header names the client for the per-IP limits (e.g. 10.0.0.0/8); none by default: the socket's address counts")
+	clientIPHeader := fs.String("client-ip-header", gateway.DefaultClientIPHeader, "header a trusted proxy puts the client address in; its right-most hop that is not a trusted proxy counts")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
@@ -110,6 +113,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if *origins != "" {
 		cfg.Gateway.AllowedOrigins = strings.Split(*origins, ",")
 	}
+	if cfg.Gateway.TrustedProxies, err = gateway.ParsePrefixes(*trustedProxies); err != nil {
+		return cfg, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	cfg.Gateway.ClientIPHeader = *clientIPHeader
 	if gatewayOnly {
 		if *natsURL == "" {
 			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
