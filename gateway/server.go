@@ -261,12 +261,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Authorization must be Bearer <JWT>", http.StatusUnauthorized)
 			return
 		}
-		uid, err := s.verifier.Verify(strings.TrimSpace(token))
+		uid, until, err := s.verify(strings.TrimSpace(token))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		sess.user = uid
+		sess.expiry.until = until
 		sess.headerAuth = true
 	}
 	switch s.track(sess) {
