@@ -3,6 +3,9 @@ package main
 import (
 	"io"
 	"testing"
+	"time"
+
+	"github.com/natter-chat/natter/client"
 )
 
 func TestTrustedProxiesFlag(t *testing.T) {
@@ -23,5 +26,23 @@ func TestTrustedProxiesFlag(t *testing.T) {
 	}
 	if _, err := serveConfig(append(base, "--trusted-proxies", "10.0.0.0/99"), io.Discard, "serve"); err == nil {
 		t.Fatal("a bad prefix was accepted")
+	}
+}
+
+func TestDevTokenTTLFlag(t *testing.T) {
+	cfg, err := serveConfig([]string{"--data", t.TempDir(), "--dev", "--dev-token-ttl", "90s"}, io.Discard, "serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cfg.DevTokens("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, ok := client.TokenExpiry(tok)
+	if left := time.Until(exp); !ok || left > 90*time.Second || left < 85*time.Second {
+		t.Fatalf("dev token expires in %v, want 90 s", left)
+	}
+	if _, err := serveConfig([]string{"--data", t.TempDir(), "--dev", "--dev-token-ttl", "0s"}, io.Discard, "serve"); err == nil {
+		t.Fatal("--dev-token-ttl 0s was accepted")
 	}
 }

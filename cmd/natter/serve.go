@@ -57,6 +57,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	audience := fs.String("jwt-audience", "", "when set, tokens must carry this aud")
 	issuer := fs.String("jwt-issuer", "", "when set, tokens must carry this iss")
 	dev := fs.Bool("dev", false, "development mode: generate a JWT secret when none is given")
+	devTokenTTL := fs.Duration("dev-token-ttl", 24*time.Hour, "lifetime of the tokens GET /dev/token hands out (--dev only); the web app refreshes them before they expire")
 	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" (page cache, fsync every 2 min) or "always" (fsync per write)`)
 	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); serve sets it, a role uses it only to create a missing stream")
 	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends; like --hot-window, a stream setting")
@@ -162,9 +163,12 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if *dev && cfg.Web && cfg.Auth.Secret != "" && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSFile == "" {
 		// The web app's sign-in: GET /dev/token?user=alice, signed with the
 		// secret this server verifies with.
-		secret := cfg.Auth.Secret
+		secret, ttl := cfg.Auth.Secret, *devTokenTTL
+		if ttl <= 0 {
+			return cfg, errors.New("--dev-token-ttl must be positive")
+		}
 		cfg.DevTokens = func(user string) (string, error) {
-			return auth.IssueHS256(secret, user, 24*time.Hour, time.Now())
+			return auth.IssueHS256(secret, user, ttl, time.Now())
 		}
 		log.Warn("dev mode: GET /dev/token?user=<id> hands out tokens for any user")
 	}
