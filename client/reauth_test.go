@@ -1,6 +1,7 @@
 package client
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,4 +30,17 @@ func TestRefreshAt(t *testing.T) {
 			t.Errorf("life %v: refresh %v before exp, want %v", tc.life, now.Add(tc.life).Sub(got), tc.lead)
 		}
 	}
+}
+
+// FuzzTokenExpiry feeds arbitrary strings to the unverified exp reader: it
+// must never panic, and an exp it reports comes from a three-part token.
+func FuzzTokenExpiry(f *testing.F) {
+	for _, s := range []string{"", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.x", "x.eyJleHAiOiIxIn0.y", "x.eyJleHAiOjFlMzA4fQ.y", "x.bnVsbA.y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		if _, ok := TokenExpiry(tok); ok && len(strings.Split(tok, ".")) != 3 {
+			t.Fatalf("exp read from %q", tok)
+		}
+	})
 }
