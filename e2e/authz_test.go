@@ -66,6 +66,8 @@ var plainRequests = map[string]struct {
 	protocol.TypeRegisterDevice:   {map[string]any{"type": "register_device", "platform": "fcm", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeUnregisterDevice: {map[string]any{"type": "unregister_device", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeDevices:          {map[string]any{"type": "devices"}, protocol.TypeDevices},
+	// The token is the asker's own (set below): reauth keeps a user.
+	protocol.TypeReauth: {map[string]any{"type": "reauth"}, protocol.TypeOK},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,
@@ -137,6 +139,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 			for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
 				t.Run(typ+"/"+role, func(t *testing.T) {
 					frame := maps(p.frame)
+					if typ == protocol.TypeReauth {
+						frame["token"] = token(t, actor[role])
+					}
 					reply, err := request(t, users[actor[role]], frame)
 					if err != nil || reply["type"] != p.reply {
 						t.Fatalf("%v → %v, %v; want %s", frame, reply, err, p.reply)
@@ -152,9 +157,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
 			for _, which := range []string{convGroup, convDirect, convMissing} {
-				if (role == roleDirect) != (which == convDirect) && which != convMissing {
+				if (role == roleDirect) != (which == convDirect) && which != convMissing && role != roleNonMember {
 					// Direct members are asked about their direct
-					// conversation; group roles about the group.
+					// conversation; group roles about the group; the
+					// outsider about both.
 					continue
 				}
 				t.Run(typ+"/"+role+"/"+which, func(t *testing.T) {
@@ -172,6 +178,19 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					if got != want {
 						t.Fatalf("%v as %s → %v (%v); want %s", frame, role, reply, err, want)
+					}
+					if role == roleNonMember && which != convMissing {
+						// An outsider learns nothing: the refusal is word
+						// for word the one about a conversation that does
+						// not exist.
+						missing := build("g_doesnotexist0000000000")
+						if v, ok := frame["client_id"]; ok {
+							missing["client_id"] = v
+						}
+						_, merr := request(t, users[actor[role]], missing)
+						if err == nil || merr == nil || strings.ReplaceAll(err.Error(), conv, "") != strings.ReplaceAll(merr.Error(), "g_doesnotexist0000000000", "") {
+							t.Fatalf("outsider about an existing %s: %v; about a nonexistent one: %v", which, err, merr)
+						}
 					}
 				})
 			}

@@ -19,6 +19,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"type":"sync","after":{"c1":3}}`,
 		`{"type":"edit","conv":"c1","ref":4,"client_id":"e","body":{"text":"\u2028"}}`,
 		`{"type":"mute","conv":"c1","until":"2026-01-01T00:00:00Z"}`,
+		`{"type":"reauth","id":"a1","token":"eyJ.x.y"}`,
+		`{"type":"reauth","token":17}`,
 		`{"type":"send","id":"x","limit":"not a number"}`,
 		`{"id":"no-type"}`,
 		`{"type":""}`,

@@ -63,6 +63,8 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.devices(ctx, req)
 	case protocol.TypeMute:
 		resp, err = sess.mute(ctx, req)
+	case protocol.TypeReauth:
+		resp, err = sess.reauth(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}

@@ -9,4 +9,10 @@ var RequestTypes = []string{
 	TypeSend, TypeSync, TypeHistory,
 	TypeTyping, TypeRead, TypePresence,
 	TypeRegisterDevice, TypeUnregisterDevice, TypeDevices, TypeMute,
+	TypeReauth,
 }
+
+// TypeReauth hands a connection a fresh token for its user before the one
+// it authenticated with expires; without it the connection is closed with
+// CloseTokenExpired when that token does.
+const TypeReauth = "reauth"

@@ -26,16 +26,32 @@ after(async () => {
   await srv?.stop();
 });
 
-/** A fresh browser context (its own storage) with a page signed in as user. */
-async function signIn(user, viewport) {
+/**
+ * A fresh browser context (its own storage) with a page signed in as user.
+ * It checks that the page ran under the server's Content-Security-Policy
+ * without a violation and keeps the token out of localStorage.
+ */
+async function signIn(user, viewport, server = srv) {
   const ctx = await browser.newContext({ viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500 });
   const page = await ctx.newPage();
   page.on("pageerror", (err) => console.error(`[${user}] page error:`, err));
-  await page.goto(srv.httpURL + "/");
+  const violations = [];
+  page.on("console", (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) violations.push(msg.text());
+  });
+  const res = await page.goto(server.httpURL + "/");
+  assert.match(res.headers()["content-security-policy"] ?? "", /default-src 'self'/);
   await page.fill("#login-user", user);
   await page.click("#login-submit");
   await page.waitForSelector("#shell");
   await page.waitForFunction(() => document.querySelector("#status")?.textContent === "");
+  assert.deepEqual(violations, [], "CSP violations");
+  const stored = await page.evaluate(() => ({
+    local: Object.entries(localStorage).filter(([k, v]) => /token/i.test(k) || /eyJ[\w-]+\.[\w-]+\./.test(v)),
+    session: sessionStorage.getItem("natter.token"),
+  }));
+  assert.deepEqual(stored.local, [], "a token in localStorage");
+  assert.ok(stored.session?.startsWith("eyJ"), "the token is in sessionStorage");
   return { ctx, page };
 }
 
@@ -160,4 +176,34 @@ test("scroll-back loads history page by page", { timeout: 60_000 }, async () => 
   const got = await texts(page);
   assert.deepEqual(got, Array.from({ length: 35 }, (_, i) => `old ${i + 1}`));
   await ctx.close();
+});
+
+test("the app refreshes its dev token before it expires and stays connected", { timeout: 60_000 }, async () => {
+  // Tokens live 3 s and the server allows no clock skew: without a refresh
+  // the connection would be closed with 4003 after at most 3 s.
+  const short = await startNatter(["--dev-token-ttl", "3s", "--jwt-leeway", "0s"]);
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await ctx.newPage();
+    const sockets = [];
+    page.on("websocket", (ws) => {
+      const frames = { sent: [], closed: false };
+      sockets.push(frames);
+      ws.on("framesent", (f) => frames.sent.push(String(f.payload)));
+      ws.on("close", () => (frames.closed = true));
+    });
+    await page.goto(short.httpURL + "/");
+    await page.fill("#login-user", "erin");
+    await page.click("#login-submit");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent === "");
+    await page.waitForTimeout(7_000);
+    assert.equal(sockets.length, 1, "the app reconnected instead of refreshing");
+    assert.equal(sockets[0].closed, false);
+    assert.ok(sockets[0].sent.filter((f) => f.includes('"reauth"')).length >= 2, "no reauth frames");
+    assert.equal(await page.textContent("#status"), "");
+    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => /token/i.test(k))), []);
+    await ctx.close();
+  } finally {
+    await short.stop();
+  }
 });

@@ -53,6 +53,26 @@ const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as
 
 // ---- sign in
 
+// The token is kept in sessionStorage: this tab only, gone when it closes,
+// and never in localStorage, where it would outlive the session and be
+// readable by every tab of the origin for good. A dev sign-in also keeps
+// the user id, so the app can fetch fresh tokens from /dev/token before
+// the current one expires; a pasted token cannot be refreshed, and the
+// app asks to sign in again when the server closes with 4003.
+const TOKEN_KEY = "natter.token";
+const DEV_USER_KEY = "natter.devUser";
+
+async function devToken(user: string): Promise<string> {
+  const r = await fetch(`/dev/token?user=${encodeURIComponent(user)}`, { cache: "no-store" });
+  if (!r.ok) throw new Error(r.status === 404 ? "This server has no dev sign-in: paste a token." : (await r.text()) || `sign-in failed (${r.status})`);
+  return (await r.json()).token;
+}
+
+function forgetToken(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(DEV_USER_KEY);
+}
+
 function tokenUser(token: string): string {
   try {
     const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
@@ -84,20 +104,23 @@ async function signIn(ev: Event): Promise<void> {
   ev.preventDefault();
   const user = $<HTMLInputElement>("#login-user").value.trim();
   let token = $<HTMLTextAreaElement>("#login-token").value.trim();
+  forgetToken();
   if (!token) {
     if (!user) return showLogin("Enter a user id or a token.");
-    const r = await fetch(`/dev/token?user=${encodeURIComponent(user)}`);
-    if (r.status === 404) return showLogin("This server has no dev sign-in: paste a token.");
-    if (!r.ok) return showLogin((await r.text()) || `sign-in failed (${r.status})`);
-    token = (await r.json()).token;
+    try {
+      token = await devToken(user);
+    } catch (err) {
+      return showLogin((err as Error).message);
+    }
+    sessionStorage.setItem(DEV_USER_KEY, user);
   }
-  localStorage.setItem("natter.token", token);
+  sessionStorage.setItem(TOKEN_KEY, token);
   start(token);
 }
 
 function signOut(): void {
   client?.close();
-  localStorage.removeItem("natter.token");
+  forgetToken();
   location.reload();
 }
 
@@ -107,7 +130,22 @@ function start(token: string): void {
   state.me = tokenUser(token);
   buildShell();
   const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/ws`;
-  client = new NatterClient({ url, token, device: "web", storage: webStorageOutbox(`natter.outbox.${state.me}`) });
+  const devUser = sessionStorage.getItem(DEV_USER_KEY);
+  const refreshToken = devUser
+    ? async () => {
+        const t = await devToken(devUser);
+        sessionStorage.setItem(TOKEN_KEY, t);
+        return t;
+      }
+    : undefined;
+  client = new NatterClient({ url, token, refreshToken, device: "web", storage: webStorageOutbox(`natter.outbox.${state.me}`) });
+  client.on("close", ({ code }) => {
+    if (code !== 4003 || refreshToken) return;
+    // The pasted token expired and cannot be refreshed here.
+    client.close();
+    forgetToken();
+    showLogin("Your session expired: sign in again.");
+  });
   client.on("state", (s) => {
     state.status = s;
     render();
@@ -178,7 +216,7 @@ function start(token: string): void {
     render();
   });
   client.connect().catch((err) => {
-    localStorage.removeItem("natter.token");
+    forgetToken();
     showLogin(`Sign-in refused: ${err.message}`);
   });
   document.addEventListener("visibilitychange", () => markRead());
@@ -570,6 +608,8 @@ function time(ts: string): string {
 
 // ---- boot
 
-const saved = localStorage.getItem("natter.token");
+// Older versions kept the token in localStorage: drop it.
+localStorage.removeItem(TOKEN_KEY);
+const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) start(saved);
 else showLogin();

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { NatterClient, NatterError, backoffDelay, newClientId } from "../dist/natter.js";
+import { NatterClient, NatterError, backoffDelay, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -529,5 +529,72 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.equal(backoffDelay(3, 500, 30_000, () => 0.5), 2000);
     assert.equal(backoffDelay(20, 500, 30_000, () => 0.5), 15_000);
     assert.equal(backoffDelay(5, 500, 30_000, () => 0), 0);
+  });
+});
+
+describe("token expiry", { timeout: 60_000 }, () => {
+  // Its own server without clock-skew leeway, so that a connection ends
+  // right at its token's exp.
+  let strict;
+  before(async () => {
+    strict = await startNatter(["--heartbeat", "2s", "--jwt-leeway", "0s"]);
+  });
+  after(async () => {
+    await strict?.stop();
+  });
+
+  test("a token that expires closes the connection with 4003 and stops the client", async () => {
+    const tok = strict.token(uid("exp"), "2s");
+    const c = track(new NatterClient({ url: strict.wsURL, token: tok, WebSocket }));
+    const closed = next(c, "close", () => true, 10_000);
+    await c.connect();
+    const { code } = await closed;
+    assert.equal(code, 4003);
+    await until(() => c.state === "closed");
+    assert.ok(Date.now() >= tokenExpiry(tok) - 100, "closed before exp");
+  });
+
+  test("the refreshToken hook keeps the connection open past the first token's exp", async () => {
+    const u = uid("refresh");
+    let calls = 0;
+    const first = strict.token(u, "3s");
+    const rec = recordingWS();
+    const c = track(
+      new NatterClient({
+        url: strict.wsURL,
+        token: first,
+        refreshToken: () => {
+          calls++;
+          return strict.token(u, "3s");
+        },
+        WebSocket: rec.WebSocket,
+      }),
+    );
+    const closes = [];
+    c.on("close", (e) => closes.push(e));
+    await c.connect();
+    await new Promise((r) => setTimeout(r, tokenExpiry(first) - Date.now() + 2_500));
+    assert.deepEqual(closes, []);
+    assert.equal(c.state, "open");
+    assert.equal(rec.sockets.length, 1);
+    assert.ok(calls >= 2, `refreshed ${calls} times`);
+    assert.ok(rec.sent.filter((f) => f.type === "reauth").length >= 2);
+    await c.conversations(); // still serves requests
+    c.close();
+  });
+
+  test("reauth refuses another user's token and a bad one", async () => {
+    const c = track(new NatterClient({ url: strict.wsURL, token: strict.token(uid("ra")), WebSocket }));
+    await c.connect();
+    await assert.rejects(c.reauth(strict.token(uid("other"))), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(c.reauth("not.a.token"), (e) => e instanceof NatterError && e.code === "unauthorized");
+    assert.equal(c.state, "open");
+    c.close();
+  });
+
+  test("refreshAt leads by a quarter of the remaining life, at most a minute", () => {
+    assert.equal(refreshAt(0, 4_000), 3_000);
+    assert.equal(refreshAt(0, 24 * 3600_000), 24 * 3600_000 - 60_000);
+    assert.equal(tokenExpiry("x"), 0);
   });
 });
