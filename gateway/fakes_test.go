@@ -172,23 +172,6 @@ func (f *fakeConvs) CreateGroup(_ context.Context, by Actor, title string, other
 	return f.Get(context.Background(), conv, by.User)
 }
 
-func (f *fakeConvs) AddMembers(_ context.Context, by Actor, conv string, users []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.actors = append(f.actors, by)
-	d, ok := f.member(conv, by.User)
-	if !ok {
-		return ErrForbidden
-	}
-	for _, u := range users {
-		if !slices.Contains(d.members, u) {
-			d.members = append(d.members, u)
-			f.index[u] = append(f.index[u], conv)
-		}
-	}
-	return nil
-}
-
 func (f *fakeConvs) RemoveMember(_ context.Context, by Actor, conv, user string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
