@@ -50,6 +50,12 @@ var convRequests = map[string]func(conv string) map[string]any{
 		return map[string]any{"type": "remove_member", "conv": c, "user": "bob"}
 	},
 	protocol.TypeLeave: func(c string) map[string]any { return map[string]any{"type": "leave", "conv": c} },
+	// Consent: dave, the direct member, accepted alice's request by
+	// sending in it (send comes first), so he declines a plain
+	// conversation like the group members.
+	protocol.TypeAccept:  func(c string) map[string]any { return map[string]any{"type": "accept", "conv": c} },
+	protocol.TypeDecline: func(c string) map[string]any { return map[string]any{"type": "decline", "conv": c} },
+	protocol.TypeHide:    func(c string) map[string]any { return map[string]any{"type": "hide", "conv": c} },
 }
 
 // plainRequests are the types about no single conversation, with the
@@ -66,6 +72,7 @@ var plainRequests = map[string]struct {
 	protocol.TypeRegisterDevice:   {map[string]any{"type": "register_device", "platform": "fcm", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeUnregisterDevice: {map[string]any{"type": "unregister_device", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeDevices:          {map[string]any{"type": "devices"}, protocol.TypeDevices},
+	protocol.TypeSettings:         {map[string]any{"type": "settings"}, protocol.TypeSettings},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,
@@ -76,7 +83,7 @@ func expect(typ, role, conv string) string {
 	}
 	if conv == convDirect {
 		switch typ {
-		case protocol.TypeAddMember, protocol.TypeRemoveMember, protocol.TypeLeave:
+		case protocol.TypeAddMember, protocol.TypeRemoveMember:
 			return protocol.CodeBadRequest
 		}
 	}
@@ -87,6 +94,10 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
+	case protocol.TypeAccept:
+		return protocol.TypeConversation
+	case protocol.TypeDecline:
+		return protocol.CodeBadRequest
 	case protocol.TypeRemoveMember:
 		if role != roleOwner {
 			return protocol.CodeForbidden

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -79,7 +81,20 @@ func (sess *session) accept(ctx context.Context, req *protocol.Request) (any, *p
 	if err != nil {
 		return nil, sess.fail(err)
 	}
+	sess.announceRead(ctx, req.Conv)
 	return sess.conversationFrame(ctx, req.ID, d)
+}
+
+// announceRead tells the members how far the user has read conv: reads
+// made while it was a request were kept to the user, and accepting it
+// shares them from now on. Best effort, like every read notice.
+func (sess *session) announceRead(ctx context.Context, conv string) {
+	seq, err := sess.srv.markers.ReadSeq(ctx, conv, sess.user)
+	if err != nil || seq == 0 {
+		return
+	}
+	data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq})
+	_ = sess.srv.nc.Publish(schema.ConvRead(conv), data)
 }
 
 func (sess *session) decline(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
