@@ -67,11 +67,21 @@ test("two users chat in Chromium", { timeout: 120_000 }, async () => {
   assert.equal(await b.page.textContent(".conv .name"), alice);
   await b.page.click(".conv");
   await waitForText(b.page, "hi bob");
+  // It is a message request: bob is asked to accept it, and until he does
+  // alice learns nothing of him (presence, reading).
+  await b.page.waitForSelector("#consent-accept");
+  assert.equal(await a.page.textContent(".conv .tag"), "not accepted yet");
+  await b.page.waitForSelector("#chat-dot.online");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await a.page.$("#chat-dot.online"), null);
+  assert.equal(await a.page.$(".msg.mine .seen"), null);
+  await b.page.click("#consent-accept");
+  await b.page.waitForSelector("#consent", { state: "hidden" });
   // Presence: both online, seen from each side.
   await a.page.waitForSelector("#chat-dot.online");
-  await b.page.waitForSelector("#chat-dot.online");
-  // Bob viewing it marks it read: alice sees "seen".
+  // Bob had read it: accepting shares that, alice sees "seen".
   await a.page.waitForSelector(".msg.mine .seen");
+  assert.equal(await a.page.$(".conv .tag"), null);
 
   // Bob types: alice sees the indicator. Then bob answers.
   await b.page.type("#composer-input", "hello al", { delay: 20 });
