@@ -254,13 +254,17 @@ func (s *Store) Accept(ctx context.Context, by Actor, conv string) (*Doc, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.complete(ctx, d, rev); err != nil {
+		return nil, err
+	}
+	// After complete, which creates the key if the request's creation
+	// had not yet: then this corrects it whoever created it. An accept
+	// that stops before is corrected by the next send (Membership still
+	// says pending, Accept finds nothing to change and lands here).
 	if d.Change.Action == ActionAccepted {
 		if err := s.acceptKey(ctx, conv, u); err != nil {
 			return nil, err
 		}
-	}
-	if err := s.complete(ctx, d, rev); err != nil {
-		return nil, err
 	}
 	return d, nil
 }

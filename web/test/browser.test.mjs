@@ -171,3 +171,33 @@ test("scroll-back loads history page by page", { timeout: 60_000 }, async () => 
   assert.deepEqual(got, Array.from({ length: 35 }, (_, i) => `old ${i + 1}`));
   await ctx.close();
 });
+
+test("who may add me: an invitation is accepted in the app", { timeout: 60_000 }, async () => {
+  const [u, v] = ["inviter" + Date.now().toString(36), "invitee" + Date.now().toString(36)];
+  const p = await signIn(v, { width: 1000, height: 700 });
+  await p.page.waitForFunction(() => document.querySelector("#add-policy")?.value === "everyone");
+  await p.page.selectOption("#add-policy", "nobody");
+  await p.page.waitForFunction(() => document.querySelector("#notice")?.textContent?.startsWith("Saved"));
+
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const c = new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket });
+  await c.connect();
+  const g = await c.create("group", [v], "Book club");
+  assert.deepEqual(g.invited, [v]);
+  await c.send(g.conv, { text: "before you joined" });
+
+  // The invitation shows as such; nothing of the group until accepted.
+  await p.page.waitForSelector(".conv .tag.invited");
+  await p.page.click(".conv");
+  await p.page.waitForSelector("#consent-accept");
+  assert.ok(await p.page.$eval("#composer", (el) => el.classList.contains("hidden")));
+  assert.deepEqual(await texts(p.page), []);
+  await p.page.click("#consent-accept");
+  await p.page.waitForSelector("#consent", { state: "hidden" });
+  await waitForText(p.page, "before you joined");
+  await c.send(g.conv, { text: "welcome" });
+  await waitForText(p.page, "welcome");
+  c.close();
+  await p.ctx.close();
+});

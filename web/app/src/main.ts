@@ -491,9 +491,12 @@ function draw(): void {
     $("#messages").replaceChildren();
     $("#typing").textContent = "";
     $("#consent").classList.add("hidden");
+    $("#composer").classList.remove("hidden");
     return;
   }
   drawConsent(cs);
+  // An invitation is not membership: nothing can be sent until accepted.
+  $("#composer").classList.toggle("hidden", cs.c.state === "invited");
   const members = cs.c.members ?? [];
   $("#chat-head").replaceChildren(
     dot(peer(cs.c), "chat-dot") ?? h("span", { class: "dot group" }),
