@@ -50,6 +50,7 @@ type fakeConvs struct {
 	memberGate chan struct{}
 	actors     []Actor // who asked for each change
 	groups     int
+	consent    fakeConsent // consent_fakes_test.go
 }
 
 func newFakeConvs() *fakeConvs {
@@ -96,6 +97,7 @@ func (f *fakeConvs) member(conv, uid string) (*fakeDoc, bool) {
 
 func (f *fakeConvs) IsMember(ctx context.Context, conv, uid string) (bool, error) {
 	f.mu.Lock()
+	f.consent.count("IsMember")
 	gate := f.memberGate
 	f.mu.Unlock()
 	if gate != nil {
@@ -114,6 +116,7 @@ func (f *fakeConvs) IsMember(ctx context.Context, conv, uid string) (bool, error
 func (f *fakeConvs) Get(_ context.Context, conv, uid string) (Conversation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.consent.count("Get")
 	if err := f.fail[conv]; err != nil {
 		return nil, err
 	}
