@@ -17,7 +17,7 @@ import (
 
 // store is a Store over a fresh JetStream, with the JetStream to read the
 // CHAT stream from.
-func store(t *testing.T, cfg Config) (*Store, jetstream.JetStream) {
+func store(t testing.TB, cfg Config) (*Store, jetstream.JetStream) {
 	t.Helper()
 	ctx := context.Background()
 	srv := natstest.Start(t)

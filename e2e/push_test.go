@@ -144,12 +144,10 @@ func setupPush(t *testing.T, e *env, p *providers, group bool) (*client.Client, 
 		}
 		conv = &struct{ Conv string }{c.Conv}
 	} else {
-		c, err := c1.CreateDirect(ctx, "u2")
+		// u2 opens it, so it is no request to u2 (one would notify only
+		// once); u1's first send accepts it.
+		c, err := c2.CreateDirect(ctx, "u1")
 		if err != nil {
-			t.Fatal(err)
-		}
-		// u2 accepts: a request would notify only once.
-		if _, err := c2.Accept(ctx, c.Conv); err != nil {
 			t.Fatal(err)
 		}
 		conv = &struct{ Conv string }{c.Conv}
@@ -364,9 +362,11 @@ func TestPushRequestNotifiesOnce(t *testing.T) {
 			t.Fatalf("register_device: %v", err)
 		}
 	}
-	// A contact of u2 watches u2 go offline.
+	// A contact of u2 watches u2 go offline. u2 opens that conversation:
+	// a request to u2 would notify u2 if pushnotify saw it before u2's
+	// presence.
 	watcher := e.dial(t, "u3")
-	contacts(t, e, watcher, "u2")
+	contacts(t, e, u2, "u3")
 	_ = u2.Close()
 	waitOnline(t, watcher, "u2", false)
 

@@ -198,6 +198,12 @@ test("who may add me: an invitation is accepted in the app", { timeout: 60_000 }
   await waitForText(p.page, "before you joined");
   await c.send(g.conv, { text: "welcome" });
   await waitForText(p.page, "welcome");
+
+  // Hidden, it leaves the list; a new message brings it back.
+  await p.page.click("#hide-conv");
+  await p.page.waitForFunction(() => document.querySelectorAll(".conv[data-conv]").length === 0);
+  await c.send(g.conv, { text: "still there?" });
+  await p.page.waitForSelector(".conv[data-conv]");
   c.close();
   await p.ctx.close();
 });

@@ -224,7 +224,11 @@ async function queryPresence(users: string[]): Promise<void> {
 
 function onMessage(m: Message, mine = false): void {
   const cs = state.convs.get(m.conv);
-  if (!cs) return;
+  if (!cs) {
+    // A conversation the user hid: a new message brings it back.
+    refreshList();
+    return;
+  }
   if (cs.msgs.has(m.seq)) return;
   cs.msgs.set(m.seq, m);
   if (m.sender === state.me) {
@@ -597,6 +601,18 @@ function time(ts: string): string {
 }
 
 // ---- consent: requests, invitations, hiding, who may add me
+
+let refreshing = false;
+/** Reloads the conversation list, once at a time. */
+function refreshList(): void {
+  if (refreshing) return;
+  refreshing = true;
+  client
+    .conversations()
+    .then((list) => onConversations(list))
+    .catch(() => {})
+    .finally(() => (refreshing = false));
+}
 
 function stateLabel(st: string): string {
   return st === "request" ? "request" : st === "invited" ? "invitation" : st === "pending" ? "not accepted yet" : st;
