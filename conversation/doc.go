@@ -4,7 +4,9 @@
 //
 // Layout: c.<conv> holds the conversation document with its members in join
 // order (the first is the longest standing); u.<uid> indexes the
-// conversations of one user. Documents change only by compare-and-set on
+// conversations of one user (and those they hid); s.<uid> holds a user's
+// settings. Message requests and invitations live in the document
+// (consent.go). Documents change only by compare-and-set on
 // their revision. The index is written before a member is added and cleared
 // after a member is removed, so it is always a superset of the truth and is
 // filtered through the documents when read. A change that stops half-way is
