@@ -50,6 +50,12 @@ var convRequests = map[string]func(conv string) map[string]any{
 		return map[string]any{"type": "remove_member", "conv": c, "user": "bob"}
 	},
 	protocol.TypeLeave: func(c string) map[string]any { return map[string]any{"type": "leave", "conv": c} },
+	// Consent: dave, the direct member, accepted alice's request by
+	// sending in it (send comes first), so he declines a plain
+	// conversation like the group members.
+	protocol.TypeAccept:  func(c string) map[string]any { return map[string]any{"type": "accept", "conv": c} },
+	protocol.TypeDecline: func(c string) map[string]any { return map[string]any{"type": "decline", "conv": c} },
+	protocol.TypeHide:    func(c string) map[string]any { return map[string]any{"type": "hide", "conv": c} },
 }
 
 // plainRequests are the types about no single conversation, with the
@@ -67,7 +73,8 @@ var plainRequests = map[string]struct {
 	protocol.TypeUnregisterDevice: {map[string]any{"type": "unregister_device", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeDevices:          {map[string]any{"type": "devices"}, protocol.TypeDevices},
 	// The token is the asker's own (set below): reauth keeps a user.
-	protocol.TypeReauth: {map[string]any{"type": "reauth"}, protocol.TypeOK},
+	protocol.TypeReauth:   {map[string]any{"type": "reauth"}, protocol.TypeOK},
+	protocol.TypeSettings: {map[string]any{"type": "settings"}, protocol.TypeSettings},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,
@@ -78,7 +85,7 @@ func expect(typ, role, conv string) string {
 	}
 	if conv == convDirect {
 		switch typ {
-		case protocol.TypeAddMember, protocol.TypeRemoveMember, protocol.TypeLeave:
+		case protocol.TypeAddMember, protocol.TypeRemoveMember:
 			return protocol.CodeBadRequest
 		}
 	}
@@ -89,6 +96,10 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
+	case protocol.TypeAccept:
+		return protocol.TypeConversation
+	case protocol.TypeDecline:
+		return protocol.CodeBadRequest
 	case protocol.TypeRemoveMember:
 		if role != roleOwner {
 			return protocol.CodeForbidden

@@ -74,7 +74,7 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 	h.srv, err = New(cfg, Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
-		Presence: h.presence, Devices: h.devices,
+		Presence: h.presence, Devices: h.devices, Consent: h.convs,
 	})
 	if err != nil {
 		t.Fatal(err)

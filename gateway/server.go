@@ -161,6 +161,9 @@ type Deps struct {
 	Presence Presence
 	// Devices keeps push notification devices and mutes.
 	Devices Devices
+	// Consent keeps message requests, invitations, hidden conversations
+	// and add policies.
+	Consent Consent
 	// Metrics are optional hooks for counters and latencies.
 	Metrics Metrics
 }
@@ -176,6 +179,7 @@ type Server struct {
 	msgs     Messages
 	presence Presence
 	devices  Devices
+	consent  Consent
 	metrics  Metrics
 	upgrader *gws.Upgrader
 	hub      *hub
@@ -198,14 +202,14 @@ type Server struct {
 // New returns a gateway; every dependency but Metrics is required.
 func New(cfg Config, d Deps) (*Server, error) {
 	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Conversations == nil || d.ReadMarkers == nil ||
-		d.Messages == nil || d.Presence == nil || d.Devices == nil {
+		d.Messages == nil || d.Presence == nil || d.Devices == nil || d.Consent == nil {
 		return nil, ErrMissingDep
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
-		presence: d.Presence, devices: d.Devices, metrics: d.Metrics,
+		presence: d.Presence, devices: d.Devices, consent: d.Consent, metrics: d.Metrics,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

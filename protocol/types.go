@@ -10,6 +10,7 @@ var RequestTypes = []string{
 	TypeTyping, TypeRead, TypePresence,
 	TypeRegisterDevice, TypeUnregisterDevice, TypeDevices, TypeMute,
 	TypeReauth,
+	TypeAccept, TypeDecline, TypeHide, TypeSettings,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one

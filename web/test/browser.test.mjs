@@ -83,11 +83,21 @@ test("two users chat in Chromium", { timeout: 120_000 }, async () => {
   assert.equal(await b.page.textContent(".conv .name"), alice);
   await b.page.click(".conv");
   await waitForText(b.page, "hi bob");
+  // It is a message request: bob is asked to accept it, and until he does
+  // alice learns nothing of him (presence, reading).
+  await b.page.waitForSelector("#consent-accept");
+  assert.equal(await a.page.textContent(".conv .tag"), "not accepted yet");
+  await b.page.waitForSelector("#chat-dot.online");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await a.page.$("#chat-dot.online"), null);
+  assert.equal(await a.page.$(".msg.mine .seen"), null);
+  await b.page.click("#consent-accept");
+  await b.page.waitForSelector("#consent", { state: "hidden" });
   // Presence: both online, seen from each side.
   await a.page.waitForSelector("#chat-dot.online");
-  await b.page.waitForSelector("#chat-dot.online");
-  // Bob viewing it marks it read: alice sees "seen".
+  // Bob had read it: accepting shares that, alice sees "seen".
   await a.page.waitForSelector(".msg.mine .seen");
+  assert.equal(await a.page.$(".conv .tag"), null);
 
   // Bob types: alice sees the indicator. Then bob answers.
   await b.page.type("#composer-input", "hello al", { delay: 20 });
@@ -206,4 +216,40 @@ test("the app refreshes its dev token before it expires and stays connected", { 
   } finally {
     await short.stop();
   }
+});
+
+test("who may add me: an invitation is accepted in the app", { timeout: 60_000 }, async () => {
+  const [u, v] = ["inviter" + Date.now().toString(36), "invitee" + Date.now().toString(36)];
+  const p = await signIn(v, { width: 1000, height: 700 });
+  await p.page.waitForFunction(() => document.querySelector("#add-policy")?.value === "everyone");
+  await p.page.selectOption("#add-policy", "nobody");
+  await p.page.waitForFunction(() => document.querySelector("#notice")?.textContent?.startsWith("Saved"));
+
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const c = new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket });
+  await c.connect();
+  const g = await c.create("group", [v], "Book club");
+  assert.deepEqual(g.invited, [v]);
+  await c.send(g.conv, { text: "before you joined" });
+
+  // The invitation shows as such; nothing of the group until accepted.
+  await p.page.waitForSelector(".conv .tag.invited");
+  await p.page.click(".conv");
+  await p.page.waitForSelector("#consent-accept");
+  assert.ok(await p.page.$eval("#composer", (el) => el.classList.contains("hidden")));
+  assert.deepEqual(await texts(p.page), []);
+  await p.page.click("#consent-accept");
+  await p.page.waitForSelector("#consent", { state: "hidden" });
+  await waitForText(p.page, "before you joined");
+  await c.send(g.conv, { text: "welcome" });
+  await waitForText(p.page, "welcome");
+
+  // Hidden, it leaves the list; a new message brings it back.
+  await p.page.click("#hide-conv");
+  await p.page.waitForFunction(() => document.querySelectorAll(".conv[data-conv]").length === 0);
+  await c.send(g.conv, { text: "still there?" });
+  await p.page.waitForSelector(".conv[data-conv]");
+  c.close();
+  await p.ctx.close();
 });

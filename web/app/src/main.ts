@@ -3,7 +3,7 @@
 // parts only: inputs are built once and keep their focus and text).
 
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
-import type { Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -31,6 +31,7 @@ const state = {
   editing: null as null | { conv: string; seq: number },
   status: "connecting",
   notice: "",
+  addPolicy: "" as AddPolicy | "",
 };
 
 let client: NatterClient;
@@ -150,7 +151,10 @@ function start(token: string): void {
     state.status = s;
     render();
   });
-  client.on("resumed", ({ conversations }) => void onConversations(conversations));
+  client.on("resumed", ({ conversations }) => {
+    void onConversations(conversations);
+    void loadSettings();
+  });
   client.on("message", (m) => onMessage(m));
   client.on("sent", ({ entry, ack }) => {
     // Built from the ack, which has no prev; the app shows messages by seq
@@ -258,7 +262,11 @@ async function queryPresence(users: string[]): Promise<void> {
 
 function onMessage(m: Message, mine = false): void {
   const cs = state.convs.get(m.conv);
-  if (!cs) return;
+  if (!cs) {
+    // A conversation the user hid: a new message brings it back.
+    refreshList();
+    return;
+  }
   if (cs.msgs.has(m.seq)) return;
   cs.msgs.set(m.seq, m);
   if (m.sender === state.me) {
@@ -306,7 +314,8 @@ async function openConv(conv: string): Promise<void> {
   $("#shell").classList.add("show-chat");
   const cs = state.convs.get(conv)!;
   render(true);
-  if (!cs.loaded) await loadOlder(cs);
+  // An invitation is not membership: nothing to load until accepted.
+  if (!cs.loaded && cs.c.state !== "invited") await loadOlder(cs);
   markRead();
   $<HTMLInputElement>("#composer-input").focus();
 }
@@ -347,6 +356,7 @@ async function createConv(ev: Event): Promise<void> {
   try {
     const c = await client.create(kind, members, kind === "group" ? title : undefined);
     upsert(c);
+    if (c.invited?.length) notify(`Invited ${c.invited.join(", ")}: they join once they accept.`);
     void queryPresence(c.members ?? []);
     $<HTMLFormElement>("#new-form").reset();
     $("#new-form").classList.add("hidden");
@@ -433,6 +443,18 @@ function buildShell(): void {
           h("button", { id: "new-submit", type: "submit" }, "Create"),
         ),
         h("ul", { id: "convs", class: "convs" }),
+        h(
+          "label",
+          { class: "setting", for: "add-policy" },
+          "Who may add me to groups ",
+          h(
+            "select",
+            { id: "add-policy", onchange: () => void changeAddPolicy() },
+            h("option", { value: "everyone" }, "Everyone"),
+            h("option", { value: "contacts" }, "Contacts only"),
+            h("option", { value: "nobody" }, "Nobody (ask me)"),
+          ),
+        ),
       ),
       h(
         "main",
@@ -447,6 +469,7 @@ function buildShell(): void {
           } }, "‹"),
           h("span", { id: "chat-head", class: "chat-head" }),
         ),
+        h("div", { id: "consent", class: "consent hidden" }),
         h("div", { id: "messages", class: "messages", onscroll: onScroll }),
         h("div", { id: "typing", class: "typing" }),
         h("div", { id: "editing", class: "editing hidden" }),
@@ -496,6 +519,7 @@ function draw(): void {
         { class: `conv${cs.c.conv === state.open ? " active" : ""}`, "data-conv": cs.c.conv, onclick: () => void openConv(cs.c.conv) },
         dot(peer(cs.c)) ?? h("span", { class: "dot group" }),
         h("span", { class: "name" }, convTitle(cs.c)),
+        cs.c.state ? h("span", { class: `tag ${cs.c.state}` }, stateLabel(cs.c.state)) : null,
         cs.unread > 0 ? h("span", { class: "badge" }, String(cs.unread)) : null,
       ),
     ),
@@ -508,13 +532,21 @@ function draw(): void {
     $("#chat-head").replaceChildren(h("span", { class: "muted" }, "Pick or start a conversation"));
     $("#messages").replaceChildren();
     $("#typing").textContent = "";
+    $("#consent").classList.add("hidden");
+    $("#composer").classList.remove("hidden");
     return;
   }
+  drawConsent(cs);
+  // An invitation is not membership: nothing can be sent until accepted.
+  $("#composer").classList.toggle("hidden", cs.c.state === "invited");
   const members = cs.c.members ?? [];
   $("#chat-head").replaceChildren(
     dot(peer(cs.c), "chat-dot") ?? h("span", { class: "dot group" }),
     h("span", { id: "chat-title", class: "title" }, convTitle(cs.c)),
     ...(cs.c.kind === "group" ? [h("span", { class: "muted" }, `${cs.c.member_count} members`)] : []),
+    ...(cs.c.state !== "invited"
+      ? [h("button", { id: "hide-conv", class: "link", type: "button", title: "Hide until a new message arrives", onclick: () => void hideConv(cs.c.conv) }, "Hide")]
+      : []),
   );
   const now = Date.now();
   const typers = [...cs.typing].filter(([, until]) => until > now).map(([u]) => u);
@@ -604,6 +636,99 @@ function drawMessages(cs: ConvState, members: string[]): void {
 function time(ts: string): string {
   const d = new Date(ts);
   return isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// ---- consent: requests, invitations, hiding, who may add me
+
+let refreshing = false;
+/** Reloads the conversation list, once at a time. */
+function refreshList(): void {
+  if (refreshing) return;
+  refreshing = true;
+  client
+    .conversations()
+    .then((list) => onConversations(list))
+    .catch(() => {})
+    .finally(() => (refreshing = false));
+}
+
+function stateLabel(st: string): string {
+  return st === "request" ? "request" : st === "invited" ? "invitation" : st === "pending" ? "not accepted yet" : st;
+}
+
+async function loadSettings(): Promise<void> {
+  try {
+    state.addPolicy = (await client.settings()).add_policy;
+    $<HTMLSelectElement>("#add-policy").value = state.addPolicy;
+  } catch {
+    // the select keeps its default; changing it tries again
+  }
+}
+
+async function changeAddPolicy(): Promise<void> {
+  const sel = $<HTMLSelectElement>("#add-policy");
+  try {
+    state.addPolicy = (await client.setAddPolicy(sel.value as AddPolicy)).add_policy;
+    notify(`Saved: ${sel.selectedOptions[0]?.textContent ?? sel.value} may add you.`);
+  } catch (err) {
+    if (state.addPolicy) sel.value = state.addPolicy;
+    notify(`Could not save: ${(err as Error).message}`);
+  }
+}
+
+/** The bar over a request or an invitation: accept or decline it. */
+function drawConsent(cs: ConvState): void {
+  const bar = $("#consent");
+  const st = cs.c.state;
+  bar.classList.toggle("hidden", st !== "request" && st !== "invited" && st !== "pending");
+  if (st === "pending") {
+    bar.replaceChildren(h("span", {}, "They have not accepted your message request yet."));
+    return;
+  }
+  if (st !== "request" && st !== "invited") return bar.replaceChildren();
+  const who = st === "request" ? `${convTitle(cs.c)} wants to send you messages.` : `You are invited to ${convTitle(cs.c)}.`;
+  bar.replaceChildren(
+    h("span", {}, `${who} They do not see whether you are online or have read anything until you accept.`),
+    h("button", { id: "consent-accept", type: "button", onclick: () => void acceptConv(cs.c.conv) }, "Accept"),
+    h("button", { id: "consent-decline", class: "link", type: "button", onclick: () => void declineConv(cs.c.conv) }, "Decline"),
+  );
+}
+
+async function acceptConv(conv: string): Promise<void> {
+  try {
+    const cs = upsert(await client.accept(conv));
+    render(true);
+    if (!cs.loaded) await loadOlder(cs);
+  } catch (err) {
+    notify(`Could not accept: ${(err as Error).message}`);
+  }
+}
+
+function forget(conv: string): void {
+  state.convs.delete(conv);
+  if (state.open === conv) {
+    state.open = "";
+    $("#shell").classList.remove("show-chat");
+  }
+  render();
+}
+
+async function declineConv(conv: string): Promise<void> {
+  try {
+    await client.decline(conv);
+    forget(conv);
+  } catch (err) {
+    notify(`Could not decline: ${(err as Error).message}`);
+  }
+}
+
+async function hideConv(conv: string): Promise<void> {
+  try {
+    await client.hide(conv);
+    forget(conv);
+  } catch (err) {
+    notify(`Could not hide: ${(err as Error).message}`);
+  }
 }
 
 // ---- boot

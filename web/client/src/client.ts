@@ -4,6 +4,7 @@
 
 import type {
   Ack,
+  AddPolicy,
   Body,
   Conversation,
   ConversationPush,
@@ -20,6 +21,7 @@ import type {
   ReadPush,
   ResyncPush,
   ServerFrame,
+  Settings,
   TypingPush,
   Welcome,
 } from "./types.js";
@@ -824,9 +826,49 @@ export class NatterClient {
     await this.request({ type: "remove_member", conv, user });
   }
 
-  /** Leaves a group. */
+  /** Leaves a group; a direct conversation is hidden instead (see hide). */
   async leave(conv: string): Promise<void> {
     await this.request({ type: "leave", conv });
+  }
+
+  // Consent: message requests, invitations, hiding, who may add the user.
+
+  /**
+   * Adds users to a group and resolves with those who were invited rather
+   * than added (their add_policy is "nobody"). A user who accepts adds
+   * only from contacts rejects the whole request with "forbidden".
+   */
+  async addOrInvite(conv: string, users: string[]): Promise<string[]> {
+    const f = await this.request<{ invited?: string[] }>({ type: "add_member", conv, users });
+    return f.invited ?? [];
+  }
+
+  /** Accepts a message request or an invitation; resolves with the conversation as the user now sees it. */
+  async accept(conv: string): Promise<Conversation> {
+    return (await this.request<{ conversation: Conversation }>({ type: "accept", conv })).conversation;
+  }
+
+  /**
+   * Declines a message request or an invitation: it disappears for the
+   * user, and the requester's later messages do not bring it back.
+   */
+  async decline(conv: string): Promise<void> {
+    await this.request({ type: "decline", conv });
+  }
+
+  /** Hides a conversation from the user's list until a new message arrives in it. */
+  async hide(conv: string): Promise<void> {
+    await this.request({ type: "hide", conv });
+  }
+
+  /** The user's settings. */
+  async settings(): Promise<Settings> {
+    return this.request<Settings>({ type: "settings" });
+  }
+
+  /** Sets who may add the user to groups. */
+  async setAddPolicy(policy: AddPolicy): Promise<Settings> {
+    return this.request<Settings>({ type: "settings", add_policy: policy });
   }
 
   /** One page of members, ordered by user id, after `after`. */

@@ -140,12 +140,16 @@ describe("NatterClient", { timeout: 60_000 }, () => {
 
   test("pushes: conversation, message, typing, read, presence, member", async () => {
     const [a, b, carol] = [uid("a"), uid("b"), uid("carol")];
+    // b started a direct conversation with a (b's own request shares b's
+    // presence with a): a is told when b comes online.
+    const cb0 = client(b);
+    await cb0.connect();
+    await cb0.create("direct", [a]);
+    cb0.close();
     const ca = client(a);
     await ca.connect();
-    // b shares a direct conversation with a before connecting: a is told when b comes online.
-    await ca.create("direct", [b]);
     const cb = client(b);
-    const onlineB = next(ca, "presence", (p) => p.user === b);
+    const onlineB = next(ca, "presence", (p) => p.user === b && p.online);
     await cb.connect();
     const on = await onlineB;
     assert.equal(on.online, true);
@@ -188,6 +192,39 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     cb.close();
     assert.equal((await offline).online, false);
     ca.close();
+  });
+
+  test("consent: requests, decline, add_policy, invitations, hide", async () => {
+    const [a, b, c] = [uid("ca"), uid("cb"), uid("cc")];
+    const [ca, cb, cc] = [client(a), client(b), client(c)];
+    await Promise.all([ca.connect(), cb.connect(), cc.connect()]);
+    // A stranger's direct conversation is a request to b, pending for a.
+    const pushed = next(cb, "conversation");
+    const d = await ca.create("direct", [b]);
+    assert.equal(d.state, "pending");
+    assert.equal((await pushed).conversation.state, "request");
+    assert.equal((await cb.conversations()).find((x) => x.conv === d.conv).state, "request");
+    // b declines: it is gone for b, and a's messages do not bring it back.
+    await cb.decline(d.conv);
+    await ca.send(d.conv, { text: "hello?" });
+    assert.equal((await cb.conversations()).find((x) => x.conv === d.conv), undefined);
+    // add_policy: contacts refuses a stranger with a clear error; nobody invites.
+    assert.equal((await cb.settings()).add_policy, "everyone");
+    assert.equal((await cb.setAddPolicy("contacts")).add_policy, "contacts");
+    const g = await ca.create("group", [], "G");
+    await assert.rejects(ca.addOrInvite(g.conv, [b]), (e) => e.code === "forbidden" && /accepts adds only from contacts/.test(e.message));
+    await cc.setAddPolicy("nobody");
+    const invitation = next(cc, "conversation");
+    assert.deepEqual(await ca.addOrInvite(g.conv, [c]), [c]);
+    assert.equal((await invitation).conversation.state, "invited");
+    await assert.rejects(cc.sync(g.conv), (e) => e.code === "forbidden");
+    const joined = await cc.accept(g.conv);
+    assert.equal(joined.state, undefined);
+    // hide: off the list until a new message.
+    await cc.hide(g.conv);
+    assert.equal((await cc.conversations()).find((x) => x.conv === g.conv), undefined);
+    await ca.send(g.conv, { text: "back" });
+    assert.ok((await cc.conversations()).find((x) => x.conv === g.conv));
   });
 
   test("requests: errors carry the contract's code, timeouts reject", async () => {
