@@ -16,6 +16,7 @@ import (
 var (
 	benchMsgs  = flag.Int("bench-msgs", 100_000, "messages BenchmarkBefore50 loads")
 	benchConvs = flag.Int("bench-convs", 1_000, "conversations BenchmarkBefore50 spreads them over")
+	benchConc  = flag.Int("bench-conc", 0, "Config.WriteConcurrency of the benchmarks' store (0: the default)")
 )
 
 // benchBody is a typical small message body (~150 bytes).
@@ -32,6 +33,7 @@ func benchMsg(conv string, seq uint64) *protocol.Message {
 func benchStore(b *testing.B) *scyllastore.Store {
 	b.Helper()
 	cfg := config(b, 0)
+	cfg.WriteConcurrency = *benchConc
 	migrate(b, cfg)
 	return open(b, cfg)
 }
