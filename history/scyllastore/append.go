@@ -39,20 +39,18 @@ type rowKey struct {
 
 // Append stores msgs and applies their edits and deletions, as
 // history.Store describes: the batch behaves like its rows appended one by
-// one in seq order. It reads nothing per row on the way of a new batch:
+// one in seq order. A batch of new rows costs no read at all:
 //
-//  1. One read of the seq mark (see mark.go): every seq stored in the
-//     keyspace is at or below it, so rows above it are new. Only rows at
-//     or below it (a redelivered or re-appended batch, a rebuild) are
-//     looked up, one read per partition, and a row stored with other
-//     content fails the batch with history.ErrConflict before anything is
-//     written.
+//  1. The seq mark (mark.go) says which rows may be stored already: those
+//     at or below what this Store has written or outside its reservation.
+//     Usually none; the rest are new. Only those are looked up, one read
+//     per partition, and a row stored with other content fails the batch
+//     with history.ErrConflict before anything is written.
 //  2. The edits and deletes are applied in seq order in memory: to their
 //     target in the batch, or to a target read from the store (one read
 //     per target outside the batch, as rare as edits of older messages).
-//  3. The mark is raised to the batch's highest seq and buckets this
-//     Store has not registered yet are registered (both before any row,
-//     so no row is ever above the mark or where a page would not look).
+//  3. Buckets this Store has not registered yet are registered, before
+//     any row, so no row is ever where a page would not look.
 //  4. Each partition's new rows and target updates go in unlogged
 //     single-partition batches, each statement at its own write timestamp
 //     (see the package comment). A conversation's partitions and batches
@@ -93,13 +91,13 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 		rows = append(rows, &c)
 	}
 
-	mark, err := s.readMark(ctx)
+	upTo, err := s.claim(ctx, rows[len(rows)-1].Seq)
 	if err != nil {
 		return err
 	}
 	var maybe []*protocol.Message
 	for _, m := range rows {
-		if !mark.complete || m.Seq <= mark.high {
+		if m.Seq <= upTo {
 			maybe = append(maybe, m)
 		}
 	}
@@ -159,12 +157,8 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 		w.add(bucketKey{t.Conv, s.bucket(t.Seq)}, e)
 	}
 
-	// Step 3, then step 4.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.writeConc)
-	if high := rows[len(rows)-1].Seq; high > mark.high {
-		g.Go(func() error { return s.raiseMark(gctx, high) })
-	}
 	var registered []bucketKey
 	for _, k := range w.keys {
 		if !s.known.has(k) {

@@ -6,78 +6,179 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/gocql/gocql"
 	"golang.org/x/sync/errgroup"
 )
 
 // The seq mark lets Append tell a new row from one that may be stored
 // without reading rows: settings row markName holds a seq at or above
-// every seq stored in the keyspace. Append raises it to a batch's highest
-// seq before writing any row of the batch, so it stays above every row,
-// and only rows at or below it are looked up (redeliveries, re-appended
-// batches, rebuilds, a stream restored from an old backup: exactly where
-// ErrConflict can arise). The stream hands out seqs in ascending order, so
-// a writer keeping up appends above the mark and reads nothing per row.
+// every seq stored in the keyspace. It is only ever raised, by a
+// lightweight transaction (compare and set), before any row above it is
+// written, so it stays above every row.
 //
-// The value is written with its seq as its CQL write timestamp, so
-// last-write-wins keeps the highest value whatever order racing writers
-// land in: the cell only ever grows. Never DELETE it: a tombstone written
-// at wall-clock time would hide every later raise. To start a keyspace
-// over, drop it.
+// A Store raises it ahead of what it writes, by reserveAhead seqs at a
+// time: the transaction that moved the mark from M0 to M1 gives this Store
+// the seqs in (M0, M1], which no other writer takes as new (they see the
+// mark at M1 and look their rows up). Each Append reads the mark once (one
+// point read, whatever the batch's size): while it is still where this
+// Store set it, no other writer has written since, and a batch's rows
+// above the highest seq this Store has written and within its reservation
+// are new: nothing else is read. If another writer moved it, everything
+// below it is looked up from then on. Only rows at or below what this
+// Store wrote or another writer reserved (a redelivered or re-appended
+// batch, a rebuild, a failover, a stream restored from an old backup:
+// exactly where ErrConflict can arise) are looked up. The stream hands out
+// seqs in ascending order, so a writer keeping up pays one point read per
+// batch and one transaction per reserveAhead seqs. A writer that stops
+// leaves the rest of its reservation to be looked up by the next (at most
+// reserveAhead seqs).
 //
-// A keyspace written before the mark existed may hold rows above a mark
-// raised by new batches, so the mark is trusted only once settings row
-// markCompleteName exists: Migrate writes it, after raising the mark to
-// the highest seq stored (a scan of every conversation's last seq, once).
-// Until then Append looks every row up, as it always did.
+// A keyspace written before the mark existed may hold rows above it, so
+// the mark is trusted only once settings row markCompleteName exists:
+// Migrate writes it, after raising the mark to the highest seq stored (a
+// scan of every conversation's last seq, once). Until then Append looks
+// every row up, as it always did, and raises the mark all the same.
+//
+// Never write these rows by hand: the mark is a compare-and-set cell.
 const (
 	markName         = "high_seq"
 	markCompleteName = "high_seq_complete"
+	reserveAhead     = 20_000
 )
 
-// mark is what readMark read.
-type mark struct {
-	high     uint64 // the mark; 0 if none
-	complete bool   // high bounds every stored seq
+// reservation is a Store's share of the seq mark.
+type reservation struct {
+	mu       sync.Mutex
+	complete bool   // the keyspace's mark is complete (never unset)
+	own      uint64 // rows above own, up to hi, are new
+	hi       uint64 // the mark as this Store last set it; 0 none
 }
 
-func (s *Store) readMark(ctx context.Context) (mark, error) {
-	var m mark
-	if s.session.Session.Closed() {
-		return m, ErrClosed
+// claim makes sure the mark covers high and returns the seq at or below
+// which a batch's rows may be stored already and must be looked up: all of
+// them (maxSeq) while the mark is not complete. Rows of the batch above it
+// are new. It counts the batch as written up to high, so a batch offered
+// again (after a failure, or with other content) is looked up.
+func (s *Store) claim(ctx context.Context, high uint64) (uint64, error) {
+	r := &s.res
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, ok, complete, err := s.readMark(ctx, !r.complete)
+	if err != nil {
+		return 0, err
 	}
-	iter := s.session.Session.Query("SELECT name, value FROM settings WHERE name IN (?, ?)", markName, markCompleteName).
-		WithContext(ctx).Idempotent(true).Iter()
+	if complete && !r.complete {
+		// Rows stored before the mark was complete may sit in what this
+		// Store reserved meanwhile: everything below the mark is suspect.
+		r.complete, r.own, r.hi = true, cur, 0
+	}
+	if cur != r.hi {
+		// The first claim, or another writer (or Migrate) moved the mark:
+		// rows up to it may be stored; reserve afresh above it.
+		r.own, r.hi = max(r.own, cur), 0
+	}
+	if high > r.hi {
+		if err := s.reserve(ctx, high, cur, ok); err != nil {
+			return 0, err
+		}
+	}
+	upTo := r.own
+	r.own = max(r.own, high)
+	if !r.complete {
+		return maxSeq, nil
+	}
+	return upTo, nil
+}
+
+// reserve raises the mark from cur (none if !ok) to at least high plus
+// reserveAhead, r.mu held.
+func (s *Store) reserve(ctx context.Context, high, cur uint64, ok bool) error {
+	r := &s.res
+	for range 100 {
+		next := min(max(cur, high)+reserveAhead, maxSeq)
+		applied, now, nowOK, err := s.casMark(ctx, cur, ok, next)
+		if err != nil {
+			return err
+		}
+		if applied {
+			if cur != r.hi {
+				// Another writer moved it since: what is below may be stored.
+				r.own = max(r.own, cur)
+			}
+			r.hi = next
+			return nil
+		}
+		cur, ok = now, nowOK
+	}
+	return fmt.Errorf("scyllastore: seq mark: too many writers racing to raise it")
+}
+
+// readMark reads the mark (ok false if there is none) and, if flag,
+// whether it is complete.
+func (s *Store) readMark(ctx context.Context, flag bool) (high uint64, ok, complete bool, err error) {
+	if s.session.Session.Closed() {
+		return 0, false, false, ErrClosed
+	}
+	q := s.session.Session.Query("SELECT name, value FROM settings WHERE name = ?", markName)
+	if flag {
+		q = s.session.Session.Query("SELECT name, value FROM settings WHERE name IN (?, ?)", markName, markCompleteName)
+	}
+	iter := q.WithContext(ctx).Idempotent(true).Iter()
 	var name, value string
 	for iter.Scan(&name, &value) {
 		switch name {
 		case markName:
-			n, err := strconv.ParseUint(value, 10, 64)
-			if err != nil {
+			if high, err = parseMark(value); err != nil {
 				_ = iter.Close()
-				return m, fmt.Errorf("scyllastore: setting %s = %q: %w", markName, value, err)
+				return 0, false, false, err
 			}
-			m.high = n
+			ok = true
 		case markCompleteName:
-			m.complete = true
+			complete = true
 		}
 	}
 	if err := iter.Close(); err != nil {
-		return m, fmt.Errorf("scyllastore: read seq mark: %w", err)
+		return 0, false, false, fmt.Errorf("scyllastore: read seq mark: %w", err)
 	}
-	return m, nil
+	return high, ok, complete, nil
 }
 
-// raiseMark raises the mark to seq (a lower seq written late loses to it).
-func (s *Store) raiseMark(ctx context.Context, seq uint64) error {
-	if s.session.Session.Closed() {
-		return ErrClosed
-	}
-	err := s.session.Session.Query("INSERT INTO settings (name, value) VALUES (?, ?) USING TIMESTAMP ?",
-		markName, strconv.FormatUint(seq, 10), int64(seq)).WithContext(ctx).Idempotent(true).Exec()
+func parseMark(v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return fmt.Errorf("scyllastore: raise seq mark to %d: %w", seq, err)
+		return 0, fmt.Errorf("scyllastore: setting %s = %q: %w", markName, v, err)
 	}
-	return nil
+	return n, nil
+}
+
+// casMark sets the mark to next if it still is cur (none, if !ok); if it
+// is not, it returns what it is.
+func (s *Store) casMark(ctx context.Context, cur uint64, ok bool, next uint64) (applied bool, now uint64, nowOK bool, err error) {
+	if s.session.Session.Closed() {
+		return false, 0, false, ErrClosed
+	}
+	var q *gocql.Query
+	if ok {
+		q = s.session.Session.Query("UPDATE settings SET value = ? WHERE name = ? IF value = ?",
+			strconv.FormatUint(next, 10), markName, strconv.FormatUint(cur, 10))
+	} else {
+		q = s.session.Session.Query("INSERT INTO settings (name, value) VALUES (?, ?) IF NOT EXISTS",
+			markName, strconv.FormatUint(next, 10))
+	}
+	existing := map[string]any{}
+	applied, err = q.WithContext(ctx).SerialConsistency(gocql.Serial).MapScanCAS(existing)
+	if err != nil {
+		return false, 0, false, fmt.Errorf("scyllastore: raise seq mark to %d: %w", next, err)
+	}
+	if applied {
+		return true, next, true, nil
+	}
+	v, isString := existing["value"].(string)
+	if !isString {
+		return false, 0, false, nil // gone? try again as none
+	}
+	now, err = parseMark(v)
+	return false, now, err == nil, err
 }
 
 // completeMark makes the mark trusted, if it is not yet: it raises it to
@@ -85,8 +186,8 @@ func (s *Store) raiseMark(ctx context.Context, seq uint64) error {
 // then records that it is complete. Rows Append stores meanwhile raise it
 // themselves. Migrate calls it.
 func (s *Store) completeMark(ctx context.Context) error {
-	m, err := s.readMark(ctx)
-	if err != nil || m.complete {
+	_, _, complete, err := s.readMark(ctx, true)
+	if err != nil || complete {
 		return err
 	}
 	iter := s.session.Session.Query("SELECT DISTINCT conv FROM buckets").WithContext(ctx).PageSize(1000).Iter()
@@ -113,10 +214,16 @@ func (s *Store) completeMark(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if high > m.high {
-		if err := s.raiseMark(ctx, high); err != nil {
-			return err
+	cur, ok, _, err := s.readMark(ctx, false)
+	for err == nil && high > cur {
+		var applied bool
+		applied, cur, ok, err = s.casMark(ctx, cur, ok, high)
+		if applied {
+			break
 		}
+	}
+	if err != nil {
+		return err
 	}
 	err = s.session.Session.Query("INSERT INTO settings (name, value) VALUES (?, ?)", markCompleteName, "1").
 		WithContext(ctx).Idempotent(true).Exec()

@@ -16,9 +16,10 @@
 // and "a re-appended row does not undo its edits or its deletion" without
 // lightweight transactions.
 //
-// Append reads nothing per row on the way of a new batch: a seq mark in
-// the settings table (mark.go) bounds every stored seq, so rows above it
-// are new and only rows at or below it are looked up for ErrConflict. New
+// Append reads nothing on the way of a new batch: a seq mark in the
+// settings table (mark.go), raised ahead by compare-and-set, bounds every
+// stored seq, so rows above what this Store wrote and within what it
+// reserved are new, and only the others are looked up for ErrConflict. New
 // rows go in unlogged single-partition batches, WriteConcurrency
 // conversations at a time, and each bucket is registered once per Store
 // (a bounded cache), not once per batch. Applying an edit to a target
@@ -27,9 +28,10 @@
 // conversation, which the history consumer is (one pinned consumer, in
 // stream order). Two concurrent writers could at worst apply an edit that
 // raced a deletion: the row still reads as deleted, with that edit's
-// EditSeq. Likewise the mark makes ErrConflict exact for one writer at a
-// time; two writers appending the same new seq with different content at
-// the same moment (two streams on one keyspace) are not told apart.
+// EditSeq. Likewise the mark makes ErrConflict exact for a stream that
+// replays or reuses seqs (redelivery, rebuild, restore from an old
+// backup), before or after a restart; two streams writing new seqs into
+// one keyspace at once are not told apart.
 package scyllastore
 
 import (
@@ -106,6 +108,7 @@ type Store struct {
 	bucketSize uint64
 	writeConc  int
 	known      *bucketCache // buckets registered by this Store
+	res        reservation  // this Store's share of the seq mark
 
 	closeOnce sync.Once
 }

@@ -58,6 +58,27 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportMetric(float64(seq)/time.Since(start).Seconds(), "msgs/s")
 }
 
+// BenchmarkAppendWriterBatch appends batches as the history writer makes
+// them under 1:1 traffic: schema.HistoryBatch (500) messages over 1,000
+// conversations, so most partitions get one row a batch.
+func BenchmarkAppendWriterBatch(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	var seq uint64
+	batch := make([]*protocol.Message, 500)
+	start := time.Now()
+	for b.Loop() {
+		for i := range batch {
+			seq++
+			batch[i] = benchMsg(fmt.Sprintf("conv-%d", (seq*7919)%1000), seq)
+		}
+		if err := s.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(seq)/time.Since(start).Seconds(), "msgs/s")
+}
+
 // BenchmarkBefore50 loads -bench-msgs messages over -bench-convs
 // conversations, as 1% of a system's traffic (global seqs 100 apart, so
 // they span several buckets of the default size), then measures "newest 50
