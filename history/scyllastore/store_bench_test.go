@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -113,15 +114,21 @@ func BenchmarkBefore50(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			rows := 0
+			var took []time.Duration
 			for b.Loop() {
 				c := rng.IntN(convs)
+				t0 := time.Now()
 				got, _, err := s.Before(ctx, fmt.Sprintf("conv-%d", c), tc.before(c), 50)
+				took = append(took, time.Since(t0))
 				if err != nil {
 					b.Fatal(err)
 				}
 				rows += len(got)
 			}
+			slices.Sort(took)
 			b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
+			b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
+			b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
 		})
 	}
 }
