@@ -67,6 +67,12 @@ func (s *Store) claim(ctx context.Context, high uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if r.hi != 0 && (!ok || cur < r.hi) {
+		// The mark went back, which only a restore does: the keyspace
+		// came back from a backup. The buckets registered since may be
+		// gone with it: register them again.
+		s.known.reset()
+	}
 	if complete && !r.complete {
 		// Rows stored before the mark was complete may sit in what this
 		// Store reserved meanwhile: everything below the mark is suspect.
@@ -267,6 +273,13 @@ func (c *bucketCache) add(k bucketKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.addLocked(k)
+}
+
+// reset forgets every bucket.
+func (c *bucketCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cur, c.old = make(map[bucketKey]struct{}, c.max), nil
 }
 
 func (c *bucketCache) addLocked(k bucketKey) {
