@@ -182,6 +182,29 @@ func TestRolePermissions(t *testing.T) {
 						t.Fatalf("the %s role cannot read a conversation's last message: %v", role, err)
 					}
 				}
+				if role != natsrv.RoleService && role != natsrv.RoleHistory {
+					// A reader of a bucket may watch it (KV watchers are
+					// ordered consumers on the bucket's stream).
+					kv, err := rc.js.KeyValue(ctx, schema.BucketConversations)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w, err := kv.Watch(ctx, "c.*")
+					if err != nil {
+						t.Fatalf("the %s role cannot watch CONVERSATIONS: %v", role, err)
+					}
+					select {
+					case e := <-w.Updates():
+						if e == nil || e.Key() != "c.c1" {
+							t.Fatalf("the %s role's watcher got %v", role, e)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatalf("the %s role's watcher got nothing", role)
+					}
+					if err := w.Stop(); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if readsTokens[role] {
 					kv, err := rc.js.KeyValue(ctx, schema.BucketPush)
 					if err != nil {

@@ -49,8 +49,10 @@ type access struct {
 	// lookup are streams it only looks up (their info).
 	lookup []string
 	// write and readOnly are KV buckets it writes (and reads) or only
-	// reads; watch are buckets it watches (ordered consumers of its own).
-	write, readOnly, watch []string
+	// reads. Reading a bucket is getting keys and watching them (with
+	// ordered consumers of its own on the bucket's stream): permissions
+	// are per bucket, not per key, so a new key prefix needs no change.
+	write, readOnly []string
 	// consume are the durable consumers on CHAT it pulls from, acks and
 	// hands over (unpin, rewind); peek those whose info it reads.
 	consume, peek []string
@@ -71,7 +73,6 @@ func accessOf(role string) (access, bool) {
 			sub:   []string{UserAllWildcard, TypingWildcard, ReadWildcard},
 			read:  []string{StreamChat},
 			write: []string{BucketConversations, BucketPresence, BucketPush},
-			watch: []string{BucketPresence},
 			// fan-out's consumer; the history writer's ack floor tells a
 			// reader where the store ends.
 			consume: []string{ConsumerFanout},
@@ -90,7 +91,6 @@ func accessOf(role string) (access, bool) {
 		return access{
 			pub:      []string{PresenceWildcard, UserEvent(EventPresence)},
 			write:    []string{BucketPresence},
-			watch:    []string{BucketPresence},
 			readOnly: []string{BucketConversations},
 		}, true
 	case RolePush:
@@ -117,10 +117,10 @@ type Permissions struct {
 
 // RolePermissions returns role's permissions; ok is false for an unknown
 // role. JetStream API subjects name the exact stream, bucket stream and
-// consumer; the only wildcards are a read role's direct gets by subject
-// within one stream (KV keys, a conversation's last message), a
-// watcher's ordered consumers on its own bucket's stream, and acks and
-// flow control of its own consumers.
+// consumer; the only wildcards are a reader's direct gets by subject
+// within one stream (KV keys, a conversation's last message), ordered
+// consumers (KV watchers) on the streams of the buckets it reads, and
+// acks and flow control of its own consumers.
 func RolePermissions(role string) (p Permissions, ok bool) {
 	a, ok := accessOf(role)
 	if !ok {
@@ -146,19 +146,16 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 	}
 	for _, b := range slices.Concat(a.write, a.readOnly) {
 		s := KVStream(b)
-		// A KV Get is a direct get of the key's last value.
-		api("STREAM.INFO."+s, "DIRECT.GET."+s+"."+KVWildcard(b))
+		// A KV Get is a direct get of the key's last value. A watcher (and
+		// a key list) is an ordered push consumer, created (and re-created
+		// after a gap) on the bucket's stream only and deleted when it
+		// stops, with flow control answered on $JS.FC.
+		api("STREAM.INFO."+s, "DIRECT.GET."+s+"."+KVWildcard(b),
+			"CONSUMER.CREATE."+s, "CONSUMER.CREATE."+s+".>", "CONSUMER.INFO."+s+".*", "CONSUMER.DELETE."+s+".*")
+		p.Publish = append(p.Publish, jsFCPrefix+s+".>")
 	}
 	for _, b := range a.write {
 		p.Publish = append(p.Publish, KVWildcard(b))
-	}
-	for _, b := range a.watch {
-		// A watcher is an ordered push consumer, created (and re-created
-		// after a gap) on the bucket's stream and deleted when it stops,
-		// with flow control answered on $JS.FC.
-		s := KVStream(b)
-		api("CONSUMER.CREATE."+s, "CONSUMER.CREATE."+s+".>", "CONSUMER.INFO."+s+".*", "CONSUMER.DELETE."+s+".*")
-		p.Publish = append(p.Publish, jsFCPrefix+s+".>")
 	}
 	for _, c := range a.consume {
 		api("CONSUMER.INFO."+StreamChat+"."+c, "CONSUMER.MSG.NEXT."+StreamChat+"."+c,
