@@ -120,11 +120,13 @@ func (a *App) natsError(nc *nats.Conn, sub *nats.Subscription, err error) {
 		a.log.Error("NATS refused a request of this role's user", "conn", nc.Opts.Name, "err", err)
 		return
 	}
+	// Anything else (a slow consumer, mostly) only at debug level: under
+	// load it would flood the log.
 	if sub != nil {
-		a.log.Warn("NATS subscription error", "conn", nc.Opts.Name, "subject", sub.Subject, "err", err)
+		a.log.Debug("NATS subscription error", "conn", nc.Opts.Name, "subject", sub.Subject, "err", err)
 		return
 	}
-	a.log.Warn("NATS error", "conn", nc.Opts.Name, "err", err)
+	a.log.Debug("NATS error", "conn", nc.Opts.Name, "err", err)
 }
 
 // closeConns drains every connection, so what the parts published is
