@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/natter-chat/natter/nats/natsrv"
@@ -92,4 +96,44 @@ func TestCredentials(t *testing.T) {
 		t.Fatalf("the node refused the presence URL: %v", err)
 	}
 	nc.Close()
+}
+
+// natter credentials --nats-config prints the role users in NATS server
+// configuration syntax, with exactly the permissions nats/schema gives
+// them, for a NATS cluster natter nats does not run.
+func TestCredentialsNATSConfig(t *testing.T) {
+	dir := t.TempDir()
+	var out strings.Builder
+	if err := run([]string{"credentials", "--auth-file", filepath.Join(dir, "nats-auth.json"), "--nats-config"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("accounts { CHAT { users: [\n"+out.String()+"] } }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("the printed users do not parse: %v\n%s", err, out.String())
+	}
+	got := map[string]*server.User{}
+	for _, u := range opts.Users {
+		got[u.Username] = u
+	}
+	for _, role := range natsrv.Roles {
+		u, want := got[role], must(schema.RolePermissions(role))
+		if u == nil || u.Permissions == nil || len(u.Password) < 24 {
+			t.Fatalf("role %s: %+v", role, u)
+		}
+		if !slices.Equal(u.Permissions.Publish.Allow, want.Publish) || !slices.Equal(u.Permissions.Subscribe.Allow, want.Subscribe) ||
+			(u.Permissions.Response != nil) != want.AllowResponses {
+			t.Fatalf("role %s got %+v, want %+v", role, u.Permissions, want)
+		}
+	}
+}
+
+func must(p schema.Permissions, ok bool) schema.Permissions {
+	if !ok {
+		panic("no permissions")
+	}
+	return p
 }

@@ -185,11 +185,20 @@ func credentialsCmd(args []string, stdout, stderr io.Writer) error {
 	servers := fs.String("servers", "", "comma-separated host:port of every NATS node, as the role reaches them")
 	user := fs.String("user", "", "the role ("+strings.Join(natsrv.Roles, ", ")+") or operator")
 	tls := fs.Bool("tls", false, "tls:// URLs (the nodes' client port requires TLS)")
+	natsConfig := fs.Bool("nats-config", false, "instead, print every role user with its password and permissions, as entries of a NATS server configuration's users list (for a NATS cluster natter nats does not run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *natsConfig && fs.NArg() == 0 {
+		users, err := natsrv.RoleUsersConfig(*authFile)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, users)
+		return err
+	}
 	if fs.NArg() > 0 || *servers == "" || *user == "" {
-		return errors.New("usage: natter credentials --auth-file FILE --servers host:port,... --user ROLE")
+		return errors.New("usage: natter credentials --auth-file FILE --servers host:port,... --user ROLE (or --nats-config)")
 	}
 	urls, err := natsrv.UserURLs(*authFile, strings.Split(*servers, ","), *user, *tls)
 	if err != nil {

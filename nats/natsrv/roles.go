@@ -107,3 +107,16 @@ func UserURLs(authFile string, servers []string, user string, tls bool) (string,
 	}
 	return strings.Join(urls, ","), nil
 }
+
+// RoleUsersConfig renders the role users, with their passwords from the
+// credentials file at authFile (created or completed first, like
+// UserURLs) and their permissions, as entries of a NATS server
+// configuration's users list: what an operator pastes into the account
+// of a NATS cluster that natter nats does not run.
+func RoleUsersConfig(authFile string) (string, error) {
+	c, err := loadCredentials(authFile)
+	if err != nil {
+		return "", err
+	}
+	return roleUsersConfig(c), nil
+}
