@@ -56,23 +56,32 @@ func awaitSchema(ctx context.Context, js jetstream.JetStream, roles []string, wa
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	retry := 100 * time.Millisecond
+	var missing error // the last lookup that found something missing
+	gaveUp := func(err error) error {
+		if missing != nil {
+			err = missing // says what is missing and who creates it
+		}
+		return fmt.Errorf("the NATS schema is still incomplete after %v: %w", time.Since(start).Round(time.Second), err)
+	}
 	for attempt := 1; ; attempt++ {
 		err := schema.Check(ctx, js, roles...)
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, schema.ErrMissing) && !transient(err) {
+		if errors.Is(err, schema.ErrMissing) {
+			missing = err
+		} else if !transient(err) {
 			return fmt.Errorf("check the NATS schema as %v: %w", roles, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("the NATS schema is still incomplete after %v: %w", time.Since(start).Round(time.Second), err)
+			return gaveUp(err)
 		}
 		if attempt >= 3 || errors.Is(err, schema.ErrMissing) {
 			log.Warn("the NATS schema is incomplete and a role never creates it; waiting for the operator", "err", err, "retry_in", retry)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the NATS schema is still incomplete after %v: %w", time.Since(start).Round(time.Second), err)
+			return gaveUp(err)
 		case <-time.After(retry):
 		}
 		retry = min(2*retry, 5*time.Second)

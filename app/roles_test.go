@@ -43,7 +43,7 @@ func TestRoleNeverCreatesTheSchema(t *testing.T) {
 			cfg.NATSURL = srv.OperatorURL()
 		}
 		cfg.History = HistoryConfig{Store: store}
-		cfg.SchemaWait = time.Second
+		cfg.SchemaWait = 3 * time.Second
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		a, err := Start(ctx, cfg)
 		cancel()
