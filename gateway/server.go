@@ -223,7 +223,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		CheckUtf8Enabled: false,
 		PermessageDeflate: gws.PermessageDeflate{
 			Enabled:               cfg.Compression,
-			Threshold:             512,
+			Threshold:             deflateThreshold,
 			ServerContextTakeover: false,
 			ClientContextTakeover: false,
 		},
@@ -271,6 +271,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.conn = conn
+	// As gws decides it (Upgrader.getPermessageDeflate).
+	sess.deflate = s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
 	conn.Session().(*slot).s = sess
 	go conn.ReadLoop()
 }
