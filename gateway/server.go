@@ -61,6 +61,10 @@ type Config struct {
 	MembersInline int
 	// Compression offers permessage-deflate.
 	Compression bool
+	// OwnMarkerDelay is how long a sender's read marker, moved by a send,
+	// may wait to be written (marks.go): sends within it cost one write.
+	// Default 5 s.
+	OwnMarkerDelay time.Duration
 	// MaxConnsPerUser bounds one user's open connections (devices, tabs);
 	// one more is closed with 1008. Default 32.
 	MaxConnsPerUser int
@@ -90,6 +94,7 @@ func (c Config) withDefaults() Config {
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
 	def(&c.PublishRetry, 10*time.Second)
+	def(&c.OwnMarkerDelay, 5*time.Second)
 	if c.DispatchBacklog <= 0 {
 		c.DispatchBacklog = 1 << 16
 	}
@@ -167,6 +172,7 @@ type Server struct {
 	metrics  Metrics
 	upgrader *gws.Upgrader
 	hub      *hub
+	own      *ownMarks
 
 	chatMu sync.Mutex
 	chat   jetstream.Stream // the CHAT stream's handle, once looked up
@@ -199,6 +205,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		drained:  make(chan struct{}),
 	}
 	s.hub = newHub(s)
+	s.own = newOwnMarks(s)
 	s.prevReconnect, s.prevError = d.NC.ReconnectHandler(), d.NC.ErrorHandler()
 	d.NC.SetReconnectHandler(func(nc *nats.Conn) {
 		s.hub.reconnected()
@@ -355,6 +362,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
+	// No session is left to send: what senders' markers are owed is
+	// written now, on a deadline of its own (ctx may be over).
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+	s.own.close(octx)
+	cancel()
 	s.restoreOnce.Do(func() {
 		s.nc.SetReconnectHandler(s.prevReconnect)
 		s.nc.SetErrorHandler(s.prevError)
