@@ -11,25 +11,35 @@ import (
 // A sender has read its own message: a send moves the sender's read
 // marker to it. Writing that marker on every send would be a second
 // stream write per message, so the gateway only notes it (ownMarks.owe)
-// and writes the furthest seq per user and conversation once per
-// Config.OwnMarkerDelay. Before it answers anything that reads or moves a
+// and writes the furthest seq per user and conversation once it has been
+// owed for Config.OwnMarkerDelay: the sends of a conversation within it
+// cost one write, and the writes are spread over time rather than made
+// in bursts. Before the gateway answers anything that reads or moves a
 // marker of that user (read, conversations) it writes what is owed for
 // them first, so the answer is as if every send had written its marker.
 // Shutdown writes everything owed.
 
-// markFlushers bounds the marker writes of one flush in flight at once.
-const markFlushers = 8
+const (
+	// markFlushers bounds the marker writes in flight at once.
+	markFlushers = 32
+	// markTicks is how many times per OwnMarkerDelay the owed markers
+	// are looked at.
+	markTicks = 5
+	// maxOwed is how many (user, conversation) markers may be owed
+	// before all of them are written early.
+	maxOwed = 100_000
+)
 
-// maxOwed is how many (user, conversation) markers may be owed before a
-// flush starts early.
-const maxOwed = 100_000
+// owedMark is a marker not yet written: seq, owed since tick.
+type owedMark struct{ seq, tick uint64 }
 
 // ownMarks holds the sender markers not yet written.
 type ownMarks struct {
 	srv  *Server
 	mu   sync.Mutex
-	owed map[string]map[string]uint64 // uid → conv → seq
-	n    int                          // entries in owed
+	owed map[string]map[string]owedMark // uid → conv → mark
+	n    int                            // entries in owed
+	tick uint64
 	kick chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -37,7 +47,7 @@ type ownMarks struct {
 }
 
 func newOwnMarks(s *Server) *ownMarks {
-	o := &ownMarks{srv: s, owed: make(map[string]map[string]uint64), kick: make(chan struct{}, 1), done: make(chan struct{})}
+	o := &ownMarks{srv: s, owed: make(map[string]map[string]owedMark), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	o.wg.Add(1)
 	go o.run()
 	return o
@@ -48,15 +58,17 @@ func (o *ownMarks) owe(uid, conv string, seq uint64) {
 	o.mu.Lock()
 	convs := o.owed[uid]
 	if convs == nil {
-		convs = make(map[string]uint64, 1)
+		convs = make(map[string]owedMark, 1)
 		o.owed[uid] = convs
 	}
-	old, ok := convs[conv]
+	m, ok := convs[conv]
 	if !ok {
 		o.n++
+		m.tick = o.tick
 	}
-	if seq > old {
-		convs[conv] = seq
+	if seq > m.seq {
+		m.seq = seq
+		convs[conv] = m
 	}
 	full := o.n >= maxOwed
 	o.mu.Unlock()
@@ -68,82 +80,89 @@ func (o *ownMarks) owe(uid, conv string, seq uint64) {
 	}
 }
 
-// settle writes what uid owes in conv, or in every conversation when conv
-// is "".
-func (o *ownMarks) settle(ctx context.Context, uid, conv string) error {
-	o.mu.Lock()
-	convs := o.owed[uid]
-	var take map[string]uint64
-	switch {
-	case len(convs) == 0:
-	case conv == "":
-		take = convs
-		delete(o.owed, uid)
-		o.n -= len(convs)
-	default:
-		if seq, ok := convs[conv]; ok {
-			take = map[string]uint64{conv: seq}
-			delete(convs, conv)
-			o.n--
-			if len(convs) == 0 {
-				delete(o.owed, uid)
-			}
-		}
-	}
-	o.mu.Unlock()
-	if len(take) == 0 {
-		return nil
-	}
-	return o.write(ctx, map[string]map[string]uint64{uid: take})
+// markWrite is one marker to write.
+type markWrite struct {
+	uid, conv string
+	seq       uint64
 }
 
-// write moves the markers in owed, some at once. A marker that could not
-// be written is owed again, unless a later send already owes a further
-// one.
-func (o *ownMarks) write(ctx context.Context, owed map[string]map[string]uint64) error {
+// settle writes what uid owes in conv.
+func (o *ownMarks) settle(ctx context.Context, uid, conv string) error {
+	o.mu.Lock()
+	m, ok := o.owed[uid][conv]
+	if ok {
+		o.forget(uid, conv)
+	}
+	o.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return o.write(ctx, []markWrite{{uid, conv, m.seq}})
+}
+
+// forget drops an entry; o.mu is held.
+func (o *ownMarks) forget(uid, conv string) {
+	convs := o.owed[uid]
+	delete(convs, conv)
+	o.n--
+	if len(convs) == 0 {
+		delete(o.owed, uid)
+	}
+}
+
+// write moves the markers, some at once, each on a deadline of its own. A
+// marker that could not be written is owed again.
+func (o *ownMarks) write(ctx context.Context, marks []markWrite) error {
 	var g errgroup.Group
 	g.SetLimit(markFlushers)
-	for uid, convs := range owed {
-		for conv, seq := range convs {
-			g.Go(func() error {
-				if _, err := o.srv.markers.MarkRead(ctx, conv, uid, seq); err != nil {
-					o.srv.cfg.Logger.Warn("sender's read marker not moved", "user", uid, "conv", conv, "err", err)
-					o.owe(uid, conv, seq)
-					return err
-				}
-				return nil
-			})
-		}
+	for _, m := range marks {
+		g.Go(func() error {
+			wctx, cancel := context.WithTimeout(ctx, o.srv.cfg.RequestTimeout)
+			defer cancel()
+			if _, err := o.srv.markers.MarkRead(wctx, m.conv, m.uid, m.seq); err != nil {
+				o.srv.cfg.Logger.Warn("sender's read marker not moved", "user", m.uid, "conv", m.conv, "err", err)
+				o.owe(m.uid, m.conv, m.seq)
+				return err
+			}
+			return nil
+		})
 	}
 	return g.Wait()
 }
 
-// flush writes everything owed.
-func (o *ownMarks) flush(ctx context.Context) {
+// flush writes the markers owed for OwnMarkerDelay, or all of them.
+func (o *ownMarks) flush(ctx context.Context, all bool) {
 	o.mu.Lock()
-	owed := o.owed
-	o.owed = make(map[string]map[string]uint64)
-	o.n = 0
+	var due []markWrite
+	for uid, convs := range o.owed {
+		for conv, m := range convs {
+			if all || o.tick-m.tick >= markTicks {
+				due = append(due, markWrite{uid, conv, m.seq})
+				o.forget(uid, conv)
+			}
+		}
+	}
+	o.tick++
 	o.mu.Unlock()
-	if len(owed) > 0 {
-		_ = o.write(ctx, owed)
+	if len(due) > 0 {
+		_ = o.write(ctx, due)
 	}
 }
 
 func (o *ownMarks) run() {
 	defer o.wg.Done()
-	t := time.NewTicker(o.srv.cfg.OwnMarkerDelay)
+	t := time.NewTicker(o.srv.cfg.OwnMarkerDelay / markTicks)
 	defer t.Stop()
 	for {
+		all := false
 		select {
 		case <-o.done:
 			return
 		case <-t.C:
 		case <-o.kick:
+			all = true
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), o.srv.cfg.RequestTimeout)
-		o.flush(ctx)
-		cancel()
+		o.flush(context.Background(), all)
 	}
 }
 
@@ -152,6 +171,6 @@ func (o *ownMarks) close(ctx context.Context) {
 	o.once.Do(func() {
 		close(o.done)
 		o.wg.Wait()
-		o.flush(ctx)
+		o.flush(ctx, true)
 	})
 }
