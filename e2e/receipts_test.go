@@ -162,3 +162,68 @@ func TestUnreadAfterReconnect(t *testing.T) {
 		t.Fatalf("sync = %d messages, more %v, %v", len(page.Messages), page.More, err)
 	}
 }
+
+// Sending reads up to one's own message, without a marker write per send:
+// read_seq and unread count from the sender's last message, on the
+// sender's gateway at once and on another gateway within the gateway's
+// OwnMarkerDelay (5 s), and a read up to one's own message is no move.
+func TestUnreadAfterOwnSends(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t)
+	alice, bob := e.dial(t, "alice"), e.dial(t, "bob")
+	g, err := alice.CreateGroup(ctx, "own", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(c *client.Client, s string) uint64 {
+		t.Helper()
+		ack, err := c.Send(ctx, g.Conv, "", text(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Seq
+	}
+	send(alice, "a1")
+	send(bob, "b1")
+	send(bob, "b2")
+	a2 := send(alice, "a2") // a reply: b1 and b2 were read
+	send(bob, "b3")
+	b4 := send(bob, "b4")
+	edit, err := bob.SendKind(ctx, g.Conv, "", protocol.KindEdit, b4, text("b4!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Alice's other device, on another gateway, sees the marker once
+	// alice's gateway wrote it.
+	other := e.startGateway(t)
+	alice2, err := client.Dial(ctx, other.app.WebSocketURL(), client.Options{Token: token(t, "alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alice2.Close() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		list, err := alice2.Conversations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list[0].ReadSeq == a2 && list[0].Unread == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's conversation on another gateway = %+v; want read_seq %d, unread 2", list[0], a2)
+		}
+	}
+	for name, tc := range map[string]struct {
+		c            *client.Client
+		read, unread uint64
+	}{"alice": {alice, a2, 2}, "bob": {bob, edit.Seq, 0}} {
+		list, err := tc.c.Conversations(ctx)
+		if err != nil || list[0].ReadSeq != tc.read || list[0].Unread != tc.unread {
+			t.Fatalf("%s's conversation = %+v, %v; want read_seq %d, unread %d", name, list[0], err, tc.read, tc.unread)
+		}
+	}
+	// Reading up to her own message moves nothing: bob hears nothing.
+	markRead(t, alice, g.Conv, a2)
+	noEvent(t, bob, 300*time.Millisecond, protocol.TypeRead)
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,16 +117,21 @@ func benchSockets(b *testing.B, n int, tcp bool, received *atomic.Int64) []*gws.
 // BenchmarkDeliver measures the gateway's delivery path for one message
 // to every connected member: hub.deliver finds the user's sessions and
 // session.push queues the shared frame on each socket, which gws writes.
-// One op is one message to all sockets, waited for until every client has
-// read it.
+// One op is one message to all sockets (burst messages with burst > 1, all
+// delivered before the first is waited for, as a busy fan-out does), waited
+// for until every client has read it.
 func BenchmarkDeliver(b *testing.B) {
 	for _, tc := range []struct {
 		sockets int
 		tcp     bool
-	}{{10_000, false}, {4_000, false}, {4_000, true}} {
+		burst   int
+	}{{10_000, false, 1}, {4_000, false, 1}, {4_000, true, 1}, {4_000, true, 8}} {
 		name := fmt.Sprintf("sockets=%d/pipe", tc.sockets)
 		if tc.tcp {
 			name = fmt.Sprintf("sockets=%d/tcp", tc.sockets)
+		}
+		if tc.burst > 1 {
+			name += fmt.Sprintf("/burst=%d", tc.burst)
 		}
 		b.Run(name, func(b *testing.B) {
 			var received atomic.Int64
@@ -142,19 +148,33 @@ func BenchmarkDeliver(b *testing.B) {
 					Header: nats.Header{schema.HeaderOrigin: []string{"another-session"}}}
 			}
 			b.ReportAllocs()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			var want int64
 			for b.Loop() {
-				for _, m := range msgs {
-					h.deliver(m)
+				for range tc.burst {
+					for _, m := range msgs {
+						h.deliver(m)
+					}
 				}
-				want += int64(len(msgs))
+				want += int64(tc.burst * len(msgs))
 				for received.Load() < want {
 					time.Sleep(50 * time.Microsecond)
 				}
 			}
 			b.ReportMetric(float64(want)/time.Since(start).Seconds(), "deliveries/s")
 			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(want), "ns/delivery")
+			// CPU time is what a loaded machine does not distort: the
+			// process's user+system time, the clients' reads included.
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(want), "cpu-ns/delivery")
 		})
 	}
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

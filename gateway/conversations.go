@@ -221,6 +221,10 @@ func (sess *session) conversation(ctx context.Context, conv string) (*protocol.C
 	if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
 		return nil, err
 	}
+	// The marker includes what the user sent.
+	if err := sess.srv.own.settle(ctx, sess.user, c.Conv); err != nil {
+		return nil, err
+	}
 	if c.ReadSeq, err = sess.srv.markers.ReadSeq(ctx, c.Conv, sess.user); err != nil {
 		return nil, err
 	}

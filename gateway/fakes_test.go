@@ -43,6 +43,7 @@ type fakeConvs struct {
 	docs       map[string]*fakeDoc
 	index      map[string][]string // uid -> convs, may be stale like the real index
 	markers    map[string]uint64   // conv/uid -> seq
+	markWrites int                 // MarkRead calls
 	fail       map[string]error    // conv -> error Get returns
 	maxMembers int
 	// memberGate, when set, stalls IsMember until it is closed or the
@@ -205,6 +206,7 @@ func (f *fakeConvs) ReadSeq(_ context.Context, conv, uid string) (uint64, error)
 func (f *fakeConvs) MarkRead(_ context.Context, conv, uid string, seq uint64) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.markWrites++
 	k := conv + "/" + uid
 	if seq <= f.markers[k] {
 		return false, nil

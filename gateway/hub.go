@@ -250,9 +250,14 @@ func (h *hub) push(uid string, m *nats.Msg) {
 	if m.Header != nil {
 		origin = m.Header.Get(schema.HeaderOrigin)
 	}
+	q := queued{data: m.Data}
+	if len(sessions) > 1 && len(m.Data) >= deflateThreshold {
+		// Compressed at most once for all of them.
+		q.shared = new(sharedFrame)
+	}
 	for _, s := range sessions {
 		if s.id != origin {
-			s.push(m.Data)
+			s.pushFrame(q)
 		}
 	}
 }

@@ -94,15 +94,13 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		// lost its ack is not a duplicate to the client.
 		ts, dup = orig, orig != env.TS
 	}
-	// The ack goes out first; the sender's read marker moves before this
-	// connection's next request is handled.
 	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup})
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}
-	if _, err := sess.srv.markers.MarkRead(ctx, req.Conv, sess.user, ack.Sequence); err != nil {
-		sess.srv.cfg.Logger.Warn("sender's read marker not moved", "user", sess.user, "conv", req.Conv, "err", err)
-	}
+	// The sender has read what it sent: its marker moves, written later
+	// with the sender's other sends (marks.go).
+	sess.srv.own.owe(sess.user, req.Conv, ack.Sequence)
 	return nil, nil
 }
 

@@ -14,6 +14,9 @@ type Metrics struct {
 	FramesIn Counter
 	// FramesOut counts frames queued to clients.
 	FramesOut Counter
+	// SocketWrites counts the writes that carried them: a socket with
+	// several frames queued gets them in one write.
+	SocketWrites Counter
 	// SendAck observes, in seconds, a send from its frame to its ack.
 	SendAck Observer
 	// PublishErrors counts failed JetStream publishes of sends.

@@ -46,6 +46,10 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 		return nil, sess.fail(err)
 	}
 	seq := min(uint64(req.Seq), last)
+	// A read at or below what the user sent is no move.
+	if err := sess.srv.own.settle(ctx, sess.user, req.Conv); err != nil {
+		return nil, sess.fail(err)
+	}
 	moved, err := sess.srv.markers.MarkRead(ctx, req.Conv, sess.user, seq)
 	if err != nil {
 		return nil, sess.fail(err)

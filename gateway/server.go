@@ -61,6 +61,10 @@ type Config struct {
 	MembersInline int
 	// Compression offers permessage-deflate.
 	Compression bool
+	// OwnMarkerDelay is how long a sender's read marker, moved by a send,
+	// may wait to be written (marks.go): sends within it cost one write.
+	// Default 5 s.
+	OwnMarkerDelay time.Duration
 	// MaxConnsPerUser bounds one user's open connections (devices, tabs);
 	// one more is closed with 1008. Default 32.
 	MaxConnsPerUser int
@@ -99,6 +103,7 @@ func (c Config) withDefaults() Config {
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
 	def(&c.PublishRetry, 10*time.Second)
+	def(&c.OwnMarkerDelay, 5*time.Second)
 	if c.DispatchBacklog <= 0 {
 		c.DispatchBacklog = 1 << 16
 	}
@@ -183,6 +188,7 @@ type Server struct {
 	metrics  Metrics
 	upgrader *gws.Upgrader
 	hub      *hub
+	own      *ownMarks
 
 	chatMu sync.Mutex
 	chat   jetstream.Stream // the CHAT stream's handle, once looked up
@@ -215,6 +221,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		drained:  make(chan struct{}),
 	}
 	s.hub = newHub(s)
+	s.own = newOwnMarks(s)
 	s.prevReconnect, s.prevError = d.NC.ReconnectHandler(), d.NC.ErrorHandler()
 	d.NC.SetReconnectHandler(func(nc *nats.Conn) {
 		s.hub.reconnected()
@@ -239,7 +246,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		CheckUtf8Enabled: false,
 		PermessageDeflate: gws.PermessageDeflate{
 			Enabled:               cfg.Compression,
-			Threshold:             512,
+			Threshold:             deflateThreshold,
 			ServerContextTakeover: false,
 			ClientContextTakeover: false,
 		},
@@ -288,6 +295,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.conn = conn
+	// As gws decides it (Upgrader.getPermessageDeflate).
+	sess.deflate = s.cfg.Compression && strings.Contains(r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
 	conn.Session().(*slot).s = sess
 	go conn.ReadLoop()
 }
@@ -370,6 +379,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
+	// No session is left to send: what senders' markers are owed is
+	// written now, on a deadline of its own (ctx may be over).
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+	s.own.close(octx)
+	cancel()
 	s.restoreOnce.Do(func() {
 		s.nc.SetReconnectHandler(s.prevReconnect)
 		s.nc.SetErrorHandler(s.prevError)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -26,9 +27,15 @@ type session struct {
 	device     string
 	ip         string
 	headerAuth bool
+	deflate    bool       // permessage-deflate was negotiated
 	entry      *userEntry // set once registered in the hub
 	limiter    bucket
 	expiry     expiry // closes with 4003 when the token expires (reauth.go)
+
+	// The send queue (writer.go): nil while idle.
+	qmu     sync.Mutex
+	queue   *[]queued
+	writing bool // a writeLoop runs
 
 	authed  atomic.Bool  // set once registered; read by the hello timer
 	pending atomic.Int64 // bytes queued for writing
@@ -251,25 +258,20 @@ func (sess *session) reply(v any) {
 // push queues a frame for writing. frame must not change afterwards; the
 // same bytes may be queued to many sessions. A connection whose queue
 // outgrows MaxPendingBytes is closed with 4008.
-func (sess *session) push(frame []byte) {
+func (sess *session) push(frame []byte) { sess.pushFrame(queued{data: frame}) }
+
+func (sess *session) pushFrame(q queued) {
 	if sess.closing.Load() {
 		return
 	}
-	n := int64(len(frame))
+	n := int64(len(q.data))
 	if sess.pending.Add(n) > sess.srv.cfg.MaxPendingBytes {
 		sess.pending.Add(-n)
 		sess.closeWith(protocol.CloseSlowOrAbusive, "send queue full: the client does not read")
 		return
 	}
 	inc(sess.srv.metrics.FramesOut)
-	c := sess.conn
-	c.Async(func() {
-		if !sess.closing.Load() {
-			_ = c.SetWriteDeadline(time.Now().Add(sess.srv.cfg.WriteTimeout))
-			_ = c.WriteMessage(gws.OpcodeText, frame)
-		}
-		sess.pending.Add(-n)
-	})
+	sess.enqueue(q)
 }
 
 // closeWith closes the connection with code and reason, once. A write stuck

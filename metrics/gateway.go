@@ -9,6 +9,7 @@ import (
 type Gateway struct {
 	FramesIn      prometheus.Counter
 	FramesOut     prometheus.Counter
+	SocketWrites  prometheus.Counter
 	SendAck       prometheus.Histogram
 	PublishErrors prometheus.Counter
 	// PublishRetries, PushesDropped and NoticesDropped: see gateway.Metrics.
@@ -25,6 +26,8 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 			Name: "frames_in_total", Help: "WebSocket frames received from clients."}),
 		FramesOut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "frames_out_total", Help: "WebSocket frames queued to clients (replies and pushes)."}),
+		SocketWrites: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "socket_writes_total", Help: "Socket writes carrying those frames: several frames queued to one connection go out in one write."}),
 		SendAck: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "send_ack_seconds", Help: "From a validated send to its ack queued: the JetStream publish and its PubAck.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -37,7 +40,7 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 		NoticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "notices_dropped_total", Help: "Typing and read notices dropped because their queue was full."}),
 	}
-	reg.MustRegister(g.FramesIn, g.FramesOut, g.SendAck, g.PublishErrors, g.PublishRetries, g.PushesDropped, g.NoticesDropped)
+	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.PushesDropped, g.NoticesDropped)
 	return g
 }
 
