@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
@@ -23,6 +25,8 @@ const batchSize = 256
 type Stream struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	// directGet is the subject of the stream's direct gets.
+	directGet string
 }
 
 // NewStream returns a reader over the CHAT stream.
@@ -31,7 +35,7 @@ func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
 	}
-	return &Stream{js: js, stream: st}, nil
+	return &Stream{js: js, stream: st, directGet: schema.DirectGetAPI(schema.StreamChat)}, nil
 }
 
 // After returns up to limit messages of conv with seq > after, ascending,
@@ -118,31 +122,91 @@ func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit i
 // scan reads up to batch messages of conv from seq on and hands each to
 // fn until it returns false. It returns how many messages the server sent
 // and the last seq seen.
+//
+// It is one batch direct get ($JS.API.DIRECT.GET.CHAT with next_by_subj
+// and batch), done here rather than with jetstreamext.GetBatch, which
+// costs a goroutine and a select per message and parses every message's
+// timestamp: the replies arrive on a buffered channel filled by the
+// connection's reader, and of each message's headers only the seq is
+// read (the timestamp only for an envelope without ts).
 func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, fn func(*protocol.Message) bool) (int, uint64, error) {
-	it, err := jetstreamext.GetBatch(ctx, s.js, schema.StreamChat, batch,
-		jetstreamext.GetBatchSeq(seq), jetstreamext.GetBatchSubject(schema.Msg(conv)))
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.js.Conn().Opts.Timeout)
+		defer cancel()
+	}
+	nc := s.js.Conn()
+	// The batch, the end-of-batch sentinel and a status: the reader never
+	// finds the channel full.
+	ch := make(chan *nats.Msg, batch+2)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
+	defer func() { _ = sub.Unsubscribe() }()
+	subj := schema.Msg(conv)
+	req := make([]byte, 0, 64+len(subj))
+	req = append(req, `{"seq":`...)
+	req = strconv.AppendUint(req, max(seq, 1), 10)
+	req = append(req, `,"batch":`...)
+	req = strconv.AppendInt(req, int64(batch), 10)
+	req = append(req, `,"next_by_subj":`...)
+	req = protocol.AppendString(req, subj)
+	req = append(req, '}')
+	if err := nc.PublishRequest(s.directGet, inbox, req); err != nil {
+		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+	}
 	n, last, going := 0, uint64(0), true
-	for raw, err := range it {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		default:
+			select {
+			case m = <-ch:
+			case <-ctx.Done():
+				return n, last, fmt.Errorf("read %s from %d: %w", conv, seq, ctx.Err())
+			}
 		}
+		if len(m.Data) == 0 {
+			if status := m.Header.Get(statusHeader); status != "" {
+				switch status {
+				case statusEndOfBatch, statusNoMessages:
+					return n, last, nil
+				case statusNoResponders:
+					return n, last, fmt.Errorf("read %s from %d: %w", conv, seq, nats.ErrNoResponders)
+				}
+				return n, last, fmt.Errorf("read %s from %d: status %s %s", conv, seq, status, m.Header.Get(descriptionHeader))
+			}
+		}
+		sq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err != nil {
-			return n, last, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+			return n, last, fmt.Errorf("read %s from %d: a reply without a seq: %w", conv, seq, err)
 		}
 		n++
-		last = raw.Sequence
+		last = sq
 		if !going {
 			continue
 		}
-		if m := decode(conv, raw); m != nil {
-			going = fn(m)
+		if env, err := protocol.DecodeEnvelope(m.Data); err == nil {
+			// The server writes the stream's time as FormatTime does.
+			going = fn(env.Message(conv, sq, m.Header.Get(jetstream.TimeStampHeaer)))
 		}
 	}
-	return n, last, nil
 }
+
+// Statuses of direct get replies.
+const (
+	statusHeader       = "Status"
+	descriptionHeader  = "Description"
+	statusEndOfBatch   = "204"
+	statusNoMessages   = "404"
+	statusNoResponders = "503"
+)
 
 // First returns the stream's first seq, at least 1: the stream holds
 // every message from there on (it deletes none, DenyDelete; only age
