@@ -130,6 +130,21 @@ func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit i
 // connection's reader, and of each message's headers only the seq is
 // read (the timestamp only for an envelope without ts).
 func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, fn func(*protocol.Message) bool) (int, uint64, error) {
+	going := true
+	return s.get(ctx, conv, seq, batch, func(m *nats.Msg, sq uint64) {
+		if !going {
+			return
+		}
+		if env, err := protocol.DecodeEnvelope(m.Data); err == nil {
+			// The server writes the stream's time as FormatTime does.
+			going = fn(env.Message(conv, sq, m.Header.Get(jetstream.TimeStampHeaer)))
+		}
+	})
+}
+
+// get is scan's batch direct get: it hands each message the server sent
+// to each, with its seq.
+func (s *Stream) get(ctx context.Context, conv string, seq uint64, batch int, each func(*nats.Msg, uint64)) (int, uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
@@ -160,7 +175,7 @@ func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, f
 	if err := nc.PublishRequest(s.directGet, inbox, req); err != nil {
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
-	n, last, going := 0, uint64(0), true
+	n, last := 0, uint64(0)
 	for {
 		var m *nats.Msg
 		select {
@@ -189,19 +204,61 @@ func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, f
 		}
 		n++
 		last = sq
-		if !going {
-			continue
-		}
-		if env, err := protocol.DecodeEnvelope(m.Data); err == nil {
-			// The server writes the stream's time as FormatTime does.
-			going = fn(env.Message(conv, sq, m.Header.Get(jetstream.TimeStampHeaer)))
-		}
+		each(m, sq)
 	}
+}
+
+// span counts the messages of conv the stream holds with seq in
+// (from, upTo], valid envelopes or not, without reading them: two direct
+// gets of one message each, whose Nats-Num-Pending says how many of the
+// subject's messages follow it. It returns the count and the seq of the
+// first of them (0 when there are none). ok is false when appends in
+// between made the count unusable.
+//
+// The count is never below the truth: what is pending above upTo is read
+// first, so a message appended in between can only add to the count.
+// Nothing lands in the range meanwhile (appends go above the stream's
+// last seq), and the stream removes only its oldest messages: every
+// message it ever held from first to upTo is still there.
+func (s *Stream) span(ctx context.Context, conv string, from, upTo uint64) (n, first uint64, ok bool, err error) {
+	above, _, err := s.pending(ctx, conv, upTo+1)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	all, first, err := s.pending(ctx, conv, from+1)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if first == 0 || first > upTo {
+		return 0, 0, true, nil
+	}
+	if all < above {
+		return 0, 0, false, nil
+	}
+	return all - above, first, true, nil
+}
+
+// pending returns how many messages of conv the stream holds from seq on
+// and the seq of the first of them (0 when there are none).
+func (s *Stream) pending(ctx context.Context, conv string, seq uint64) (n, first uint64, err error) {
+	var perr error
+	_, _, err = s.get(ctx, conv, seq, 1, func(m *nats.Msg, sq uint64) {
+		after, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
+		if err != nil {
+			perr = fmt.Errorf("pending of %s from %d: %s %q: %w", conv, seq, numPendingHeader, m.Header.Get(numPendingHeader), err)
+		}
+		n, first = after+1, sq
+	})
+	if err == nil {
+		err = perr
+	}
+	return n, first, err
 }
 
 // Statuses of direct get replies.
 const (
 	statusHeader       = "Status"
+	numPendingHeader   = "Nats-Num-Pending"
 	descriptionHeader  = "Description"
 	statusEndOfBatch   = "204"
 	statusNoMessages   = "404"
