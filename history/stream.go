@@ -90,7 +90,10 @@ func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit i
 		ring := make([]*protocol.Message, 0, limit+1)
 		next := lo
 		for next <= hi {
-			n, last, err := s.scan(ctx, conv, next, batchSize, func(m *protocol.Message) bool {
+			// The window holds at most hi-next+1 messages: asking for a
+			// whole batch would read that many past hi.
+			want := int(min(uint64(batchSize), hi-next+1))
+			n, last, err := s.scan(ctx, conv, next, want, func(m *protocol.Message) bool {
 				if m.Seq > hi {
 					return false
 				}
@@ -104,7 +107,7 @@ func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit i
 			if err != nil {
 				return nil, false, err
 			}
-			if n < batchSize || last >= hi {
+			if n < want || last >= hi {
 				break
 			}
 			next = last + 1
