@@ -78,6 +78,9 @@ func (p *page) add(v any) (bool, error) {
 // fits, reporting whether it did.
 func (p *page) addMessage(m *protocol.Message) bool {
 	start := p.buf.Len()
+	// Room for the item up front, so that AppendMessage writes in place
+	// (escapes may take more; append then grows a copy).
+	p.buf.Grow(len(m.Body) + len(m.Type) + len(m.Conv) + len(m.Sender) + len(m.ClientID) + len(m.TS) + len(m.Kind) + 192)
 	b := protocol.AppendMessage(p.buf.AvailableBuffer(), m)
 	p.buf.Write(append(b, '\n'))
 	return p.keep(start)
