@@ -31,7 +31,8 @@ const tailCap = 10_000
 // a backup or is being rebuilt (natter history rebuild) while the writer's
 // floor stayed put. So where a page's store rows overlap what the stream
 // still holds (seqs from its first, F), the Reader checks them against
-// the stream (one more stream read of a page's worth), checks that the
+// the stream (a count of the stream's messages in the range, and a
+// stream read of a page's worth when it differs), checks that the
 // store has the conversation's newest stream row at or below W (a direct
 // get and a short backward read), and, should the store lack either,
 // answers that page as if W were F-1: rows from F on come from the
