@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -28,36 +29,73 @@ func (s *Server) pageBytes() int {
 // its fields, well under the bound. Items are encoded without HTML
 // escaping: a body full of '<' must not grow six-fold on the way out.
 type page struct {
-	buf  bytes.Buffer
-	enc  *json.Encoder
-	ends []int // where each item ends in buf; a newline follows each
-	room int   // bytes left for items and the commas between them
+	buf  *bytes.Buffer
+	enc  *json.Encoder // made by the first add
+	ends []int         // where each item ends in buf; a newline follows each
+	room int           // bytes left for items and the commas between them
 }
 
+// pageBufs keeps the buffers pages encode their items into: a page of
+// 500 messages is some 150 KiB, which every sync would otherwise grow
+// anew. A buffer grown past maxPooledPage is left to the collector.
+var pageBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledPage = 2 * protocol.MaxPageBytes
+
 // newPage starts a page whose frame, with head and a tail of at most
-// tailMax bytes around its items, stays within limit.
+// tailMax bytes around its items, stays within limit. release gives its
+// buffer back once the frame is made.
 func newPage(limit, head, tailMax int) *page {
-	p := &page{room: limit - head - tailMax}
-	p.enc = json.NewEncoder(&p.buf)
-	p.enc.SetEscapeHTML(false)
-	return p
+	buf := pageBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	return &page{buf: buf, room: limit - head - tailMax}
+}
+
+// release returns the page's buffer to the pool; the page is done.
+func (p *page) release() {
+	if p.buf.Cap() <= maxPooledPage {
+		pageBufs.Put(p.buf)
+	}
+	p.buf, p.enc = nil, nil
 }
 
 // add encodes v and keeps it if it fits, reporting whether it did.
 func (p *page) add(v any) (bool, error) {
+	if p.enc == nil {
+		p.enc = json.NewEncoder(p.buf)
+		p.enc.SetEscapeHTML(false)
+	}
 	start := p.buf.Len()
 	if err := p.enc.Encode(v); err != nil {
 		p.buf.Truncate(start)
 		return false, err
 	}
+	return p.keep(start), nil
+}
+
+// addMessage encodes m as add does, without encoding/json
+// (protocol.AppendMessage writes the same bytes), and keeps it if it
+// fits, reporting whether it did.
+func (p *page) addMessage(m *protocol.Message) bool {
+	start := p.buf.Len()
+	// Room for the item up front, so that AppendMessage writes in place
+	// (escapes may take more; append then grows a copy).
+	p.buf.Grow(len(m.Body) + len(m.Type) + len(m.Conv) + len(m.Sender) + len(m.ClientID) + len(m.TS) + len(m.Kind) + 192)
+	b := protocol.AppendMessage(p.buf.AvailableBuffer(), m)
+	p.buf.Write(append(b, '\n'))
+	return p.keep(start)
+}
+
+// keep keeps the item written to buf from start if it fits the page.
+func (p *page) keep(start int) bool {
 	n := p.buf.Len() - start // with the newline, which becomes a comma
 	if len(p.ends) > 0 && n > p.room {
 		p.buf.Truncate(start)
-		return false, nil
+		return false
 	}
 	p.room -= n
 	p.ends = append(p.ends, p.buf.Len()-1)
-	return true, nil
+	return true
 }
 
 // len is how many items the page has.
@@ -126,6 +164,7 @@ func (sess *session) messagesPage(ctx context.Context, req *protocol.Request, fr
 	head = append(head, `,"messages":[`...)
 	const tailMax = len(`],"more":false}`)
 	p := newPage(sess.srv.pageBytes(), len(head), tailMax)
+	defer p.release()
 	limit := pageLimit(req.Limit, protocol.MaxLimit)
 	more := true
 	for full := false; more && !full && p.len() < limit; {
@@ -146,11 +185,7 @@ func (sess *session) messagesPage(ctx context.Context, req *protocol.Request, fr
 			if keepNewest {
 				i = len(msgs) - 1 - k
 			}
-			ok, err := p.add(msgs[i])
-			if err != nil {
-				return nil, sess.fail(err)
-			}
-			if !ok {
+			if !p.addMessage(msgs[i]) {
 				more, full = true, true
 				break
 			}

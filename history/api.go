@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,7 +87,12 @@ func StartAPI(nc *nats.Conn, pages Pages, timeout time.Duration) (micro.Service,
 			case err != nil:
 				_ = r.Error("500", err.Error(), nil)
 			default:
-				_ = r.RespondJSON(resp)
+				buf := replyBufs.Get().(*[]byte)
+				*buf = appendAPIResponse((*buf)[:0], resp)
+				_ = r.Respond(*buf) // written to the connection's buffer: buf is free again
+				if cap(*buf) <= maxPooledReply {
+					replyBufs.Put(buf)
+				}
 			}
 		}))
 	}
@@ -117,6 +124,54 @@ func StartAPI(nc *nats.Conn, pages Pages, timeout time.Duration) (micro.Service,
 		return nil, fmt.Errorf("start history API: %w", err)
 	}
 	return svc, nil
+}
+
+// replyBufs keeps the buffers replies are encoded into; one grown past
+// maxPooledReply (a page of large messages) is left to the collector.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledReply = 1 << 20
+
+// appendAPIResponse appends resp encoded as JSON, as json.Marshal would
+// encode it but for HTML characters, which it leaves unescaped: the
+// messages with protocol.AppendMessage, without encoding/json.
+func appendAPIResponse(dst []byte, resp *APIResponse) []byte {
+	dst = append(dst, '{')
+	comma := func() {
+		if len(dst) > 0 && dst[len(dst)-1] != '{' {
+			dst = append(dst, ',')
+		}
+	}
+	if len(resp.Messages) > 0 {
+		dst = append(dst, `"messages":[`...)
+		for i, m := range resp.Messages {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = protocol.AppendMessage(dst, m)
+		}
+		dst = append(dst, ']')
+	}
+	if resp.More {
+		comma()
+		dst = append(dst, `"more":true`...)
+	}
+	if resp.Seq != 0 {
+		comma()
+		dst = append(dst, `"seq":`...)
+		dst = strconv.AppendUint(dst, resp.Seq, 10)
+	}
+	if resp.Count != 0 {
+		comma()
+		dst = append(dst, `"count":`...)
+		dst = strconv.AppendUint(dst, resp.Count, 10)
+	}
+	if resp.Message != nil {
+		comma()
+		dst = append(dst, `"message":`...)
+		dst = protocol.AppendMessage(dst, resp.Message)
+	}
+	return append(dst, '}')
 }
 
 // Remote reads pages through the history API, for gateways that do not

@@ -31,7 +31,8 @@ const tailCap = 10_000
 // a backup or is being rebuilt (natter history rebuild) while the writer's
 // floor stayed put. So where a page's store rows overlap what the stream
 // still holds (seqs from its first, F), the Reader checks them against
-// the stream (one more stream read of a page's worth), checks that the
+// the stream (a count of the stream's messages in the range, and a
+// stream read of a page's worth when it differs), checks that the
 // store has the conversation's newest stream row at or below W (a direct
 // get and a short backward read), and, should the store lack either,
 // answers that page as if W were F-1: rows from F on come from the
@@ -221,9 +222,32 @@ func (r *Reader) lacksNewest(ctx context.Context, conv string, w, first uint64) 
 // storeLacks reports whether the stream holds a row of conv in (from, upTo]
 // that rows, the store's rows of that range, lack. It reads up to n
 // stream rows: a page's worth is enough to tell for the page.
+//
+// First it only counts: when the stream holds as many messages in the
+// range as rows has there (Stream.span), the store has them all, and no
+// message is read. A count that differs (the store lacks rows, or the
+// stream holds an invalid envelope the writer skipped) reads the rows.
 func (r *Reader) storeLacks(ctx context.Context, conv string, from, upTo uint64, n int, rows []*protocol.Message) (bool, error) {
 	if from >= upTo {
 		return false, nil
+	}
+	count, first, ok, err := r.stream.span(ctx, conv, from, upTo)
+	if err != nil {
+		return false, err
+	}
+	if ok && first == 0 {
+		return false, nil // the stream holds none of the range
+	}
+	if ok {
+		var have uint64
+		for _, m := range rows {
+			if m.Seq >= first && m.Seq <= upTo {
+				have++
+			}
+		}
+		if have == count {
+			return false, nil
+		}
 	}
 	inStream, _, err := r.stream.After(ctx, conv, from, n)
 	if err != nil {

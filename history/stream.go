@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
@@ -23,6 +25,8 @@ const batchSize = 256
 type Stream struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	// directGet is the subject of the stream's direct gets.
+	directGet string
 }
 
 // NewStream returns a reader over the CHAT stream.
@@ -31,7 +35,7 @@ func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
 	}
-	return &Stream{js: js, stream: st}, nil
+	return &Stream{js: js, stream: st, directGet: schema.DirectGetAPI(schema.StreamChat)}, nil
 }
 
 // After returns up to limit messages of conv with seq > after, ascending,
@@ -86,7 +90,10 @@ func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit i
 		ring := make([]*protocol.Message, 0, limit+1)
 		next := lo
 		for next <= hi {
-			n, last, err := s.scan(ctx, conv, next, batchSize, func(m *protocol.Message) bool {
+			// The window holds at most hi-next+1 messages: asking for a
+			// whole batch would read that many past hi.
+			want := int(min(uint64(batchSize), hi-next+1))
+			n, last, err := s.scan(ctx, conv, next, want, func(m *protocol.Message) bool {
 				if m.Seq > hi {
 					return false
 				}
@@ -100,7 +107,7 @@ func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit i
 			if err != nil {
 				return nil, false, err
 			}
-			if n < batchSize || last >= hi {
+			if n < want || last >= hi {
 				break
 			}
 			next = last + 1
@@ -118,31 +125,157 @@ func (s *Stream) Before(ctx context.Context, conv string, before uint64, limit i
 // scan reads up to batch messages of conv from seq on and hands each to
 // fn until it returns false. It returns how many messages the server sent
 // and the last seq seen.
+//
+// It is one batch direct get ($JS.API.DIRECT.GET.CHAT with next_by_subj
+// and batch), done here rather than with jetstreamext.GetBatch, which
+// costs a goroutine and a select per message and parses every message's
+// timestamp: the replies arrive on a buffered channel filled by the
+// connection's reader, and of each message's headers only the seq is
+// read (the timestamp only for an envelope without ts).
 func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, fn func(*protocol.Message) bool) (int, uint64, error) {
-	it, err := jetstreamext.GetBatch(ctx, s.js, schema.StreamChat, batch,
-		jetstreamext.GetBatchSeq(seq), jetstreamext.GetBatchSubject(schema.Msg(conv)))
+	going := true
+	return s.get(ctx, conv, seq, batch, func(m *nats.Msg, sq uint64) {
+		if !going {
+			return
+		}
+		if env, err := protocol.DecodeEnvelope(m.Data); err == nil {
+			// The server writes the stream's time as FormatTime does.
+			going = fn(env.Message(conv, sq, m.Header.Get(jetstream.TimeStampHeaer)))
+		}
+	})
+}
+
+// get is scan's batch direct get: it hands each message the server sent
+// to each, with its seq.
+func (s *Stream) get(ctx context.Context, conv string, seq uint64, batch int, each func(*nats.Msg, uint64)) (int, uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.js.Conn().Opts.Timeout)
+		defer cancel()
+	}
+	nc := s.js.Conn()
+	// The batch, the end-of-batch sentinel and a status: the reader never
+	// finds the channel full.
+	ch := make(chan *nats.Msg, batch+2)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
-	n, last, going := 0, uint64(0), true
-	for raw, err := range it {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
+	defer func() { _ = sub.Unsubscribe() }()
+	subj := schema.Msg(conv)
+	req := make([]byte, 0, 64+len(subj))
+	req = append(req, `{"seq":`...)
+	req = strconv.AppendUint(req, max(seq, 1), 10)
+	req = append(req, `,"batch":`...)
+	req = strconv.AppendInt(req, int64(batch), 10)
+	req = append(req, `,"next_by_subj":`...)
+	req = protocol.AppendString(req, subj)
+	req = append(req, '}')
+	if err := nc.PublishRequest(s.directGet, inbox, req); err != nil {
+		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+	}
+	n, last := 0, uint64(0)
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		default:
+			select {
+			case m = <-ch:
+			case <-ctx.Done():
+				return n, last, fmt.Errorf("read %s from %d: %w", conv, seq, ctx.Err())
+			}
 		}
+		if len(m.Data) == 0 {
+			if status := m.Header.Get(statusHeader); status != "" {
+				switch status {
+				case statusEndOfBatch, statusNoMessages:
+					return n, last, nil
+				case statusNoResponders:
+					return n, last, fmt.Errorf("read %s from %d: %w", conv, seq, nats.ErrNoResponders)
+				}
+				return n, last, fmt.Errorf("read %s from %d: status %s %s", conv, seq, status, m.Header.Get(descriptionHeader))
+			}
+		}
+		sq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err != nil {
-			return n, last, fmt.Errorf("read %s from %d: %w", conv, seq, err)
+			return n, last, fmt.Errorf("read %s from %d: a reply without a seq: %w", conv, seq, err)
 		}
 		n++
-		last = raw.Sequence
-		if !going {
-			continue
-		}
-		if m := decode(conv, raw); m != nil {
-			going = fn(m)
-		}
+		last = sq
+		each(m, sq)
 	}
-	return n, last, nil
 }
+
+// span counts the messages of conv the stream holds with seq in
+// (from, upTo], valid envelopes or not, without reading them: two direct
+// gets of one message each, whose Nats-Num-Pending says how many of the
+// subject's messages follow it. It returns the count and the seq of the
+// first of them (0 when there are none). ok is false when appends in
+// between made the count unusable.
+//
+// The count is never below the truth: what is pending above upTo is read
+// first, so a message appended in between can only add to the count.
+// Nothing lands in the range meanwhile (appends go above the stream's
+// last seq), and the stream removes only its oldest messages: every
+// message it ever held from first to upTo is still there.
+//
+// That reasoning is about one copy of the stream. Direct gets are
+// answered by any replica; a follower that lags behind the other answers
+// the second get with fewer messages, which lowers the count. A count
+// that comes out too low equal to a store that lacks as many rows would
+// let storeLacks miss them: it takes replication lag of exactly the rows
+// the store lacks, in a store already damaged (lost or restored); the old
+// full read was exposed to lag only for the rows the follower lacked.
+// Known limit, see docs/benchmarks.md (issue 19).
+func (s *Stream) span(ctx context.Context, conv string, from, upTo uint64) (n, first uint64, ok bool, err error) {
+	above, _, err := s.pending(ctx, conv, upTo+1)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	all, first, err := s.pending(ctx, conv, from+1)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if first == 0 || first > upTo {
+		return 0, 0, true, nil
+	}
+	if all < above {
+		return 0, 0, false, nil
+	}
+	return all - above, first, true, nil
+}
+
+// pending returns how many messages of conv the stream holds from seq on
+// and the seq of the first of them (0 when there are none).
+func (s *Stream) pending(ctx context.Context, conv string, seq uint64) (n, first uint64, err error) {
+	var perr error
+	_, _, err = s.get(ctx, conv, seq, 1, func(m *nats.Msg, sq uint64) {
+		after, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
+		if err != nil {
+			perr = fmt.Errorf("pending of %s from %d: %s %q: %w", conv, seq, numPendingHeader, m.Header.Get(numPendingHeader), err)
+		}
+		n, first = after+1, sq
+	})
+	if err == nil {
+		err = perr
+	}
+	return n, first, err
+}
+
+// Statuses of direct get replies.
+const (
+	statusHeader       = "Status"
+	numPendingHeader   = "Nats-Num-Pending"
+	descriptionHeader  = "Description"
+	statusEndOfBatch   = "204"
+	statusNoMessages   = "404"
+	statusNoResponders = "503"
+)
 
 // First returns the stream's first seq, at least 1: the stream holds
 // every message from there on (it deletes none, DenyDelete; only age

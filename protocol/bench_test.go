@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -49,4 +50,42 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkAppendMessage encodes one item of a sync or history page.
+func BenchmarkAppendMessage(b *testing.B) {
+	env, err := DecodeEnvelope(benchEnvelope)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := env.Message("g_AbCdEfGhIjKlMnOpQrStUv", 123456789, "")
+	m.Prev = 123456788
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendMessage(buf[:0], m)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkEncodeMessageJSON is the json.Encoder baseline that
+// AppendMessage replaces in pages.
+func BenchmarkEncodeMessageJSON(b *testing.B) {
+	env, err := DecodeEnvelope(benchEnvelope)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := env.Message("g_AbCdEfGhIjKlMnOpQrStUv", 123456789, "")
+	m.Prev = 123456788
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := enc.Encode(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(buf.Len()))
 }

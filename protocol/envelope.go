@@ -20,8 +20,11 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("%w: not UTF-8", ErrBadEnvelope)
 	}
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadEnvelope, err)
+	if !decodeEnvelopeFast(data, &e) {
+		e = Envelope{}
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadEnvelope, err)
+		}
 	}
 	if err := e.Check(); err != nil {
 		return nil, err

@@ -41,3 +41,7 @@ func Buckets() []string {
 // by sequence, by subject or by time (the request's start_time), answered
 // by the stream's leader.
 func MsgGetAPI(stream string) string { return jsAPIPrefix + "STREAM.MSG.GET." + stream }
+
+// DirectGetAPI is the JetStream API subject of stream's direct gets (one
+// message, or a batch by subject), answered by any replica.
+func DirectGetAPI(stream string) string { return jsAPIPrefix + "DIRECT.GET." + stream }
