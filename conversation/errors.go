@@ -16,3 +16,6 @@ var (
 	// ErrTooLarge: a limit (members per group, conversations per user) was hit.
 	ErrTooLarge = errors.New("conversation: too large")
 )
+
+// ErrRateLimited: a user was added to conversations by others too often.
+var ErrRateLimited = errors.New("conversation: rate limited")
