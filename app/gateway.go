@@ -100,6 +100,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 			s:         pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now}, pushKV),
 			endpoints: cfg.Push.WebPushEndpoints,
 		},
+		Blocks:  gatewayBlocks{convs},
 		Metrics: a.gatewayMetrics(),
 	})
 	if err != nil {

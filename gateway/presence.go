@@ -17,7 +17,7 @@ func (sess *session) typing(ctx context.Context, req *protocol.Request) (any, *p
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	data, _ := json.Marshal(schema.TypingNotice{User: sess.user})
+	data, _ := json.Marshal(schema.TypingNotice{User: sess.user, Except: sess.blockedByMe()})
 	if err := sess.srv.nc.Publish(schema.ConvTyping(req.Conv), data); err != nil {
 		return nil, sess.fail(err)
 	}
@@ -45,7 +45,7 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 		return nil, sess.fail(err)
 	}
 	if moved {
-		data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq})
+		data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq, Except: sess.blockedByMe()})
 		if err := sess.srv.nc.Publish(schema.ConvRead(req.Conv), data); err != nil {
 			return nil, sess.fail(err)
 		}
@@ -92,6 +92,13 @@ func (sess *session) presence(ctx context.Context, req *protocol.Request) (any, 
 			return nil, sess.fail(err)
 		}
 		if !shares {
+			continue
+		}
+		hidden, perr := sess.hiddenFrom(ctx, u)
+		if perr != nil {
+			return nil, perr
+		}
+		if hidden {
 			continue
 		}
 		st, err := sess.srv.presence.State(ctx, u)

@@ -9,4 +9,5 @@ var RequestTypes = []string{
 	TypeSend, TypeSync, TypeHistory,
 	TypeTyping, TypeRead, TypePresence,
 	TypeRegisterDevice, TypeUnregisterDevice, TypeDevices, TypeMute,
+	TypeBlock, TypeUnblock, TypeBlocked,
 }
