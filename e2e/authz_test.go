@@ -66,6 +66,9 @@ var plainRequests = map[string]struct {
 	protocol.TypeRegisterDevice:   {map[string]any{"type": "register_device", "platform": "fcm", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeUnregisterDevice: {map[string]any{"type": "unregister_device", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeDevices:          {map[string]any{"type": "devices"}, protocol.TypeDevices},
+	protocol.TypeBlock:            {map[string]any{"type": "block", "user": "zed"}, protocol.TypeBlocked},
+	protocol.TypeUnblock:          {map[string]any{"type": "unblock", "user": "zed"}, protocol.TypeBlocked},
+	protocol.TypeBlocked:          {map[string]any{"type": "blocked"}, protocol.TypeBlocked},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,
