@@ -231,13 +231,20 @@ func (sess *session) hiddenFrom(ctx context.Context, uid string) (bool, *protoco
 	return blocked, nil
 }
 
-// checkAdds refuses a create or add_member that names too many users,
-// names a user who blocked the actor, or adds a user others added too
-// often within the hour (groups only: a direct conversation is one per
-// pair). Every check of the request is made before any add is counted.
-func (sess *session) checkAdds(ctx context.Context, kind string, users []string) *protocol.Error {
+// checkAdds refuses a create or add_member (to conv, else "") that names
+// too many users, names a user who blocked the actor, or adds a user
+// others added too often within the hour (groups only: a direct
+// conversation is one per pair). Every check of the request, membership
+// in conv included, is made before any add is counted: an outsider cannot
+// use up someone's adds.
+func (sess *session) checkAdds(ctx context.Context, kind, conv string, users []string) *protocol.Error {
 	if len(users) > protocol.MaxUsersPerRequest {
 		return protocol.Errorf(protocol.CodeBadRequest, "name at most %d users in one request", protocol.MaxUsersPerRequest)
+	}
+	if conv != "" {
+		if perr := sess.checkConv(ctx, conv); perr != nil {
+			return perr
+		}
 	}
 	others := slices.Compact(slices.Sorted(slices.Values(users)))
 	others = slices.DeleteFunc(others, func(u string) bool { return u == sess.user })

@@ -198,6 +198,12 @@ func TestAddLimits(t *testing.T) {
 		r.Kind, r.Members = protocol.ConversationGroup, []string{"bob"}
 	}), nil)
 	wantCode(t, err, protocol.CodeRateLimited, "user bob was added to too many conversations")
+	// An add_member to a group mallory is not in counts nothing.
+	h.blocks.added["carol"] = 1
+	wantCode(t, do(t, mallory, req(protocol.TypeAddMember, func(r *protocol.Request) { r.Conv, r.User = "g_other", "carol" }), nil), protocol.CodeForbidden, "")
+	if n := h.blocks.added["carol"]; n != 1 {
+		t.Fatalf("an outsider's add_member counted: %d adds of carol", n)
+	}
 	// Opening a direct conversation is not an add to a group.
 	mustDo(t, mallory, req(protocol.TypeCreate, func(r *protocol.Request) {
 		r.Kind, r.Members = protocol.ConversationDirect, []string{"bob"}

@@ -24,7 +24,7 @@ func (sess *session) create(ctx context.Context, req *protocol.Request) (any, *p
 	if !validIDs(req.Members) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "members must match [A-Za-z0-9_-]{1,64}")
 	}
-	if perr := sess.checkAdds(ctx, req.Kind, req.Members); perr != nil {
+	if perr := sess.checkAdds(ctx, req.Kind, "", req.Members); perr != nil {
 		return nil, perr
 	}
 	others := slices.DeleteFunc(slices.Clone(req.Members), func(u string) bool { return u == sess.user })
@@ -64,7 +64,7 @@ func (sess *session) addMember(ctx context.Context, req *protocol.Request) (any,
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
 	}
-	if perr := sess.checkAdds(ctx, protocol.ConversationGroup, users); perr != nil {
+	if perr := sess.checkAdds(ctx, protocol.ConversationGroup, req.Conv, users); perr != nil {
 		return nil, perr
 	}
 	if err := sess.srv.convs.AddMembers(ctx, sess.actor(), req.Conv, users); err != nil {
