@@ -219,9 +219,6 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 	if len(title) > s.cfg.MaxTitleBytes || !utf8.ValidString(title) {
 		return nil, fmt.Errorf("%w: title must be valid UTF-8 of at most %d bytes", ErrBadRequest, s.cfg.MaxTitleBytes)
 	}
-	if len(others) > s.cfg.MaxAddBatch {
-		return nil, fmt.Errorf("%w: name at most %d users; add more with add_member", ErrBadRequest, s.cfg.MaxAddBatch)
-	}
 	members := []string{owner}
 	for _, u := range others {
 		if !slices.Contains(members, u) {
@@ -230,6 +227,9 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 	}
 	if len(members) > s.cfg.MaxMembers {
 		return nil, fmt.Errorf("%w: a group has at most %d members", ErrTooLarge, s.cfg.MaxMembers)
+	}
+	if len(others) > s.cfg.MaxAddBatch {
+		return nil, fmt.Errorf("%w: name at most %d users; add more with add_member", ErrBadRequest, s.cfg.MaxAddBatch)
 	}
 	conv := groupID()
 	if err := s.indexAdd(ctx, conv, members); err != nil {
