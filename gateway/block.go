@@ -147,29 +147,131 @@ func (e *userEntry) hides(m *nats.Msg) bool {
 	if s == nil || len(s.users) == 0 {
 		return false
 	}
-	var from string
+	var key string
 	switch _, event := schema.SplitUser(m.Subject); event {
 	case schema.EventMessage:
-		var f struct {
-			Sender string `json:"sender"`
-		}
-		if json.Unmarshal(m.Data, &f) != nil {
-			return false
-		}
-		from = f.Sender
+		key = "sender"
 	case schema.EventTyping, schema.EventRead, schema.EventPresence:
-		var f struct {
-			User string `json:"user"`
-		}
-		if json.Unmarshal(m.Data, &f) != nil {
-			return false
-		}
-		from = f.User
+		key = "user"
 	default:
+		return false
+	}
+	from, ok := topField(m.Data, key)
+	if !ok {
 		return false
 	}
 	_, blocked := s.users[from]
 	return blocked
+}
+
+// topField returns the string value of key in the JSON object frame,
+// scanning only up to it: the fan-out writes sender before body, so a large
+// message is not decoded. Keys are compared as written (no escapes).
+func topField(b []byte, key string) (string, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", false
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return "", false
+		}
+		end := stringEnd(b, i)
+		if end < 0 {
+			return "", false
+		}
+		k := b[i+1 : end-1]
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return "", false
+		}
+		i = skipSpace(b, i+1)
+		if string(k) == key {
+			if i >= len(b) || b[i] != '"' {
+				return "", false
+			}
+			end := stringEnd(b, i)
+			if end < 0 {
+				return "", false
+			}
+			if !slices.Contains(b[i+1:end-1], '\\') {
+				return string(b[i+1 : end-1]), true
+			}
+			var v string
+			if json.Unmarshal(b[i:end], &v) != nil {
+				return "", false
+			}
+			return v, true
+		}
+		if i = valueEnd(b, i); i < 0 {
+			return "", false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ',' {
+			return "", false
+		}
+		i++
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] == '"',
+// or -1.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index after the value starting at b[i], or -1.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				if i = stringEnd(b, i); i < 0 {
+					return -1
+				}
+				i--
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	default:
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return i
+	}
 }
 
 // blockedByMe returns the session user's block list, for the notices they

@@ -1,14 +1,18 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -208,4 +212,70 @@ func TestAddLimits(t *testing.T) {
 	mustDo(t, mallory, req(protocol.TypeCreate, func(r *protocol.Request) {
 		r.Kind, r.Members = protocol.ConversationDirect, []string{"bob"}
 	}), nil)
+}
+
+// BenchmarkHides is the per-push cost of block filtering: none for a user
+// who blocked nobody, one decode of the frame for one who did.
+func BenchmarkHides(b *testing.B) {
+	body := strings.Repeat("x", 1000)
+	m := &nats.Msg{Subject: schema.User("alice", schema.EventMessage),
+		Data: []byte(`{"type":"message","conv":"g1","seq":7,"sender":"bob","client_id":"c","ts":"2026-01-01T00:00:00Z","body":{"text":"` + body + `"},"prev":6}`)}
+	for _, tc := range []struct {
+		name    string
+		blocked []string
+	}{{"none", nil}, {"blocked10", []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := &userEntry{uid: "alice"}
+			e.blocks.set(BlockList{Users: tc.blocked, Rev: 1})
+			for b.Loop() {
+				if e.hides(m) {
+					b.Fatal("bob is not blocked")
+				}
+			}
+		})
+	}
+}
+
+func TestTopField(t *testing.T) {
+	for _, tc := range []struct {
+		frame, key, want string
+		ok               bool
+	}{
+		{`{"type":"message","conv":"g1","seq":7,"sender":"bob","body":{"text":"x"}}`, "sender", "bob", true},
+		{` { "body" : {"sender":"eve","a":[1,{"b":"}"}]} , "n":-1.5e3, "t":true, "sender" : "b\u006fb" } `, "sender", "bob", true},
+		{`{"type":"typing","conv":"g1","user":"mallory"}`, "user", "mallory", true},
+		{`{"text":"\"sender\":\"eve\"","sender":"bob"}`, "sender", "bob", true},
+		{`{"type":"message"}`, "sender", "", false},
+		{`{"sender":7}`, "sender", "", false},
+		{`{"a":"unterminated`, "sender", "", false},
+		{`{"a":{"b":1}`, "sender", "", false},
+		{`[1,2]`, "sender", "", false},
+		{``, "sender", "", false},
+	} {
+		got, ok := topField([]byte(tc.frame), tc.key)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("topField(%s, %s) = %q, %v; want %q, %v", tc.frame, tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzTopField: the scanner never panics and, when it finds the key, agrees
+// with encoding/json on frames that decode.
+func FuzzTopField(f *testing.F) {
+	f.Add([]byte(`{"type":"message","conv":"g1","seq":7,"sender":"bob","body":{"text":"x"}}`))
+	f.Add([]byte(`{"a":[{"sender":"x"}],"sender":"y"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := topField(data, "sender")
+		if bytes.Count(data, []byte("sender")) > 1 || bytes.Contains(data, []byte(`\u`)) {
+			return // a repeated or escaped key: encoding/json takes the last
+		}
+		var v map[string]json.RawMessage
+		if !ok || json.Unmarshal(data, &v) != nil {
+			return
+		}
+		var want string
+		if json.Unmarshal(v["sender"], &want) == nil && want != got {
+			t.Fatalf("topField = %q, encoding/json %q", got, want)
+		}
+	})
 }
