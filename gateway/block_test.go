@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -266,8 +267,8 @@ func FuzzTopField(f *testing.F) {
 	f.Add([]byte(`{"a":[{"sender":"x"}],"sender":"y"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, ok := topField(data, "sender")
-		if bytes.Count(data, []byte("sender")) > 1 || bytes.Contains(data, []byte(`\u`)) {
-			return // a repeated or escaped key: encoding/json takes the last
+		if bytes.Count(data, []byte("sender")) > 1 || bytes.Contains(data, []byte(`\u`)) || !utf8.Valid(data) {
+			return // a repeated or escaped key (encoding/json takes the last), or bytes it would replace
 		}
 		var v map[string]json.RawMessage
 		if !ok || json.Unmarshal(data, &v) != nil {
