@@ -122,7 +122,12 @@ func (h *hub) register(ctx context.Context, sess *session) (*userEntry, error) {
 	h.mu.Unlock()
 
 	if first {
-		sub, err := h.srv.nc.ChanSubscribe(schema.UserAll(uid), e.d.ch)
+		// The block list first: no push may come before it filters them.
+		err := h.loadBlocks(ctx, e)
+		var sub *nats.Subscription
+		if err == nil {
+			sub, err = h.srv.nc.ChanSubscribe(schema.UserAll(uid), e.d.ch)
+		}
 		if err == nil {
 			h.mu.Lock()
 			h.subs[sub] = e
@@ -130,9 +135,6 @@ func (h *hub) register(ctx context.Context, sess *session) (*userEntry, error) {
 			fctx, cancel := context.WithTimeout(ctx, flushTimeout)
 			err = h.srv.nc.FlushWithContext(fctx)
 			cancel()
-		}
-		if err == nil {
-			err = h.loadBlocks(ctx, e)
 		}
 		e.sub, e.subErr = sub, err
 		close(e.ready)
