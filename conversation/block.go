@@ -197,7 +197,7 @@ func (s *Store) NoteAdded(ctx context.Context, uid string, limit int, window tim
 		since := now.Add(-window).Unix()
 		ring.At = slices.DeleteFunc(ring.At, func(t int64) bool { return t <= since })
 		if len(ring.At) >= limit {
-			return fmt.Errorf("%w: user %s was added to too many conversations in the last %s; try again later", ErrRateLimited, uid, window)
+			return fmt.Errorf("%w: user %s was added to too many conversations in the last %s; try again later", ErrRateLimited, uid, spell(window))
 		}
 		ring.At = append(ring.At, now.Unix())
 		val, _ := json.Marshal(ring)
@@ -218,4 +218,15 @@ func (s *Store) NoteAdded(ctx context.Context, uid string, limit int, window tim
 		return nil
 	}
 	return fmt.Errorf("%w: add ring of %s changed too often", ErrConflict, uid)
+}
+
+// spell says d as a person would: "hour", "2 hours", "30m0s".
+func spell(d time.Duration) string {
+	switch {
+	case d == time.Hour:
+		return "hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return d.String()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,8 +115,8 @@ func TestNoteAddedRing(t *testing.T) {
 			t.Fatalf("add %d: %v", i, err)
 		}
 	}
-	if err := s.NoteAdded(ctx, "bob", 3, time.Hour); !errors.Is(err, ErrRateLimited) {
-		t.Fatalf("fourth add within the hour: %v, want ErrRateLimited", err)
+	if err := s.NoteAdded(ctx, "bob", 3, time.Hour); !errors.Is(err, ErrRateLimited) || !strings.Contains(err.Error(), "user bob was added to too many conversations in the last hour") {
+		t.Fatalf("fourth add within the hour: %v, want ErrRateLimited naming bob and the hour", err)
 	}
 	if err := s.NoteAdded(ctx, "carol", 3, time.Hour); err != nil {
 		t.Fatalf("another user's bound is separate: %v", err)
