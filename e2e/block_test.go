@@ -138,11 +138,13 @@ func TestBlockHidesState(t *testing.T) {
 }
 
 // TestBlockSyncsDevices: a block made on one device reaches the user's
-// other connection at once, which then drops the blocked user's pushes.
+// other connection at once, on another gateway (with the gateway role's
+// NATS permissions), which then drops the blocked user's pushes.
 func TestBlockSyncsDevices(t *testing.T) {
 	e := start(t)
+	g2 := e.startGateway(t)
 	ctx := ctxT(t)
-	phone, laptop, mallory := e.dial(t, "alice"), e.dial(t, "alice"), e.dial(t, "mallory")
+	phone, laptop, mallory := e.dial(t, "alice"), g2.dial(t, "alice"), e.dial(t, "mallory")
 	d, err := mallory.CreateDirect(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
