@@ -100,6 +100,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 			s:         pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now}, pushKV),
 			endpoints: cfg.Push.WebPushEndpoints,
 		},
+		Consent: gatewayConsent{convs},
 		Blocks:  gatewayBlocks{convs},
 		Metrics: a.gatewayMetrics(),
 	})

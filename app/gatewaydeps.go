@@ -46,6 +46,8 @@ func gatewayError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, conversation.ErrRefused):
+		kind = gateway.ErrRefused
 	case errors.Is(err, conversation.ErrForbidden):
 		kind = gateway.ErrForbidden
 	case errors.Is(err, conversation.ErrBadRequest):
@@ -111,11 +113,6 @@ func (c gatewayConversations) CreateDirect(ctx context.Context, by gateway.Actor
 
 func (c gatewayConversations) CreateGroup(ctx context.Context, by gateway.Actor, title string, others []string) (gateway.Conversation, error) {
 	return doc(c.s.CreateGroup(ctx, actor(by), title, others))
-}
-
-func (c gatewayConversations) AddMembers(ctx context.Context, by gateway.Actor, conv string, users []string) error {
-	_, _, err := c.s.AddMembers(ctx, actor(by), conv, users)
-	return gatewayError(err)
 }
 
 func (c gatewayConversations) RemoveMember(ctx context.Context, by gateway.Actor, conv, user string) error {

@@ -90,7 +90,8 @@ func (a *App) MetricsAddr() string {
 // gatewayMetrics are the gateway's hooks, registered on the App's registry.
 func (a *App) gatewayMetrics() gateway.Metrics {
 	g := metrics.NewGateway(a.obs.reg)
-	return gateway.Metrics{FramesIn: g.FramesIn, FramesOut: g.FramesOut, SendAck: g.SendAck, PublishErrors: g.PublishErrors}
+	return gateway.Metrics{FramesIn: g.FramesIn, FramesOut: g.FramesOut, SendAck: g.SendAck, PublishErrors: g.PublishErrors,
+		PublishRetries: g.PublishRetries, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped}
 }
 
 // pushMetrics publishes the dispatcher's outcome counters.

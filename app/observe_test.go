@@ -51,8 +51,16 @@ func TestMetricsListener(t *testing.T) {
 			if code, body := httpGet(t, ops+"/readyz"); code != http.StatusOK {
 				t.Errorf("metrics /readyz = %d %s", code, body)
 			}
-			if code, body := httpGet(t, ops+"/metrics"); code != http.StatusOK || !strings.Contains(body, "natter_") {
-				t.Errorf("metrics /metrics = %d, natter_ metrics present %v", code, strings.Contains(body, "natter_"))
+			code, body := httpGet(t, ops+"/metrics")
+			if code != http.StatusOK {
+				t.Errorf("metrics /metrics = %d", code)
+			}
+			// The gateway's counters, the loss-signalling ones included.
+			for _, name := range []string{"natter_gateway_frames_in_total", "natter_gateway_jetstream_publish_errors_total",
+				"natter_gateway_jetstream_publish_retries_total", "natter_gateway_pushes_dropped_total", "natter_gateway_notices_dropped_total"} {
+				if !strings.Contains(body, "\n"+name+" ") {
+					t.Errorf("metrics /metrics has no %s", name)
+				}
 			}
 			if code, _ := httpGet(t, ops+"/v1/ws"); code != http.StatusNotFound {
 				t.Errorf("metrics listener /v1/ws = %d, want 404", code)

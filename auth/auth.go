@@ -151,6 +151,14 @@ func (v *Verifier) Close() error {
 
 // Verify returns the user id of a valid token.
 func (v *Verifier) Verify(token string) (string, error) {
+	uid, _, err := v.VerifyUntil(token)
+	return uid, err
+}
+
+// VerifyUntil returns the user id of a valid token and the instant it
+// stops being valid: its exp plus the leeway. A connection authenticated
+// with it must end then, unless it presented a fresh token.
+func (v *Verifier) VerifyUntil(token string) (string, time.Time, error) {
 	var claims jwt.RegisteredClaims
 	set := v.keys.Load()
 	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
@@ -161,12 +169,13 @@ func (v *Verifier) Verify(token string) (string, error) {
 		return k.pub, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return "", time.Time{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	if !protocol.ValidID(claims.Subject) {
-		return "", fmt.Errorf("%w: sub must match [A-Za-z0-9_-]{1,64}", ErrInvalidToken)
+		return "", time.Time{}, fmt.Errorf("%w: sub must match [A-Za-z0-9_-]{1,64}", ErrInvalidToken)
 	}
-	return claims.Subject, nil
+	// exp is required by the parser, so it is set.
+	return claims.Subject, claims.ExpiresAt.Add(v.cfg.Leeway), nil
 }
 
 // reloadLoop polls the JWKS file. Polling rather than inotify: it sees

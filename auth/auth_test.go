@@ -186,3 +186,19 @@ func TestClaims(t *testing.T) {
 		t.Fatal("New accepted a negative leeway")
 	}
 }
+
+func TestVerifyUntil(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	v, err := New(Config{Secret: "s3cret", Now: func() time.Time { return now }, Leeway: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := IssueHS256("s3cret", "u1", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, until, err := v.VerifyUntil(tok)
+	if err != nil || uid != "u1" || !until.Equal(now.Add(time.Hour+30*time.Second)) {
+		t.Fatalf("VerifyUntil = %q, %v, %v; want u1 valid until exp plus the leeway", uid, until, err)
+	}
+}

@@ -19,6 +19,9 @@ const (
 	algEdDSA = "EdDSA"
 )
 
+// minOctBytes is the shortest oct (HS256) key a JWKS may hold.
+const minOctBytes = 32
+
 // key is one verification key and the one algorithm it may verify.
 type key struct {
 	kid string
@@ -178,6 +181,10 @@ func (j *jwk) key() (key, error) {
 		secret, err := b64(j.K, "k")
 		if err != nil {
 			return k, err
+		}
+		// RFC 7518 3.2: an HS256 key is at least as long as the hash.
+		if len(secret) < minOctBytes {
+			return k, fmt.Errorf("oct key of %d bytes; HS256 needs at least %d", len(secret), minOctBytes)
 		}
 		k.alg, k.pub = algHS256, secret
 	default:

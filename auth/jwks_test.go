@@ -192,7 +192,7 @@ func TestParseJWKS(t *testing.T) {
 		name, in string
 		keys     int // 0: must fail
 	}{
-		{"one of each", doc(good, edJWK("b", edPub), octJWK("c", []byte("k"))), 3},
+		{"one of each", doc(good, edJWK("b", edPub), octJWK("c", []byte("0123456789abcdef0123456789abcdef"))), 3},
 		{"keys without kid", doc(mod(good, "kid", nil), edJWK("", edPub)), 2},
 		{"not json", `{"keys":`, 0},
 		{"no keys", `{"keys":[]}`, 0},
@@ -210,7 +210,8 @@ func TestParseJWKS(t *testing.T) {
 		{"okp X25519", doc(mod(edJWK("b", edPub), "crv", "X25519")), 0},
 		{"okp short x", doc(edJWK("b", edPub[:31])), 0},
 		{"oct empty k", doc(map[string]any{"kty": "oct", "k": ""}), 0},
-		{"oct alg RS256", doc(map[string]any{"kty": "oct", "k": "AA", "alg": "RS256"}), 0},
+		{"oct alg RS256", doc(map[string]any{"kty": "oct", "k": b64u([]byte("0123456789abcdef0123456789abcdef")), "alg": "RS256"}), 0},
+		{"oct 31 bytes", doc(octJWK("c", []byte("0123456789abcdef0123456789abcde"))), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -100,10 +100,16 @@ func startCluster(t *testing.T, bin string) *cluster {
 	role := func(name, kind string, args ...string) *proc {
 		return newProc(t, bin, name, "/healthz", append([]string{kind, "--nats-url", c.natsURL, "--log-level", "warn"}, args...)...)
 	}
+	// Gateways log at info: their fan-out worker names the pin it holds,
+	// which is how the fan-out phase knows whom to kill.
+	gateway := func(name string) *proc {
+		return newProc(t, bin, name, "/healthz", "gateway", "--nats-url", c.natsURL, "--log-level", "info",
+			"--jwt-secret", secret, "--heartbeat", "2s", "--rate", "1000", "--rate-burst", "1000")
+	}
 	c.history = role("history", "history", "--data", c.historyData())
 	c.presence = role("presence", "presence")
 	for i := range 2 {
-		c.gateways = append(c.gateways, role(fmt.Sprintf("g%d", i+1), "gateway", "--jwt-secret", secret, "--heartbeat", "2s", "--rate", "1000", "--rate-burst", "1000"))
+		c.gateways = append(c.gateways, gateway(fmt.Sprintf("g%d", i+1)))
 	}
 	// The history role first: it ensures the schema, R3 since its URL list
 	// names three servers (schema.AutoReplicas); the others find it.
@@ -162,9 +168,11 @@ type sent struct {
 
 // load is the clients and what they saw.
 type load struct {
-	t        *testing.T
-	users    []string // the senders
-	watchers []string // members of the group that only read, on g1 alone
+	t     *testing.T
+	users []string // the senders
+	// watchers are members of the group that only read, each on one
+	// gateway alone: watchers[g] are on c.gateways[g].
+	watchers [][]string
 	sessions map[string]*client.Session
 	convs    map[string][]string // conv -> members
 	own      map[string][]string // user -> conversations it sends to
@@ -225,21 +233,25 @@ func newLoad(t *testing.T, c *cluster, n int) *load {
 		l.users = append(l.users, u)
 		connect(u, c.wsURLs(i%2)) // even users on g1, odd on g2
 	}
-	// Watchers only read the group, and only through g1, so they are
-	// still connected when a fault takes g2 down while the senders have
-	// all moved there.
-	for i := range 2 {
-		w := fmt.Sprintf("w%d", i)
-		l.watchers = append(l.watchers, w)
-		connect(w, c.wsURLs(0)[:1])
+	// Watchers only read the group, each through one gateway alone, so
+	// those on the gateway that lives stay connected when a fault takes
+	// the other down while the senders have all moved there.
+	l.watchers = make([][]string, len(c.gateways))
+	for g := range c.gateways {
+		for i := range 2 {
+			w := fmt.Sprintf("w%d_%d", g+1, i)
+			l.watchers[g] = append(l.watchers[g], w)
+			connect(w, c.wsURLs(g)[:1])
+		}
 	}
+	watchers := slices.Concat(l.watchers...)
 	// One group of everyone, and a direct conversation per pair (u0,u1), (u2,u3), ...
 	owner, _ := l.sessions[l.users[0]].Client(ctx)
-	g, err := owner.CreateGroup(ctx, "chaos", slices.Concat(l.users[1:], l.watchers)...)
+	g, err := owner.CreateGroup(ctx, "chaos", slices.Concat(l.users[1:], watchers)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.convs[g.Conv] = append(slices.Clone(l.users), l.watchers...)
+	l.convs[g.Conv] = append(slices.Clone(l.users), watchers...)
 	for _, u := range l.users {
 		l.own[u] = append(l.own[u], g.Conv)
 	}
@@ -679,14 +691,20 @@ func TestChaos(t *testing.T) {
 	}))
 	c.history.waitUp(60 * time.Second)
 
-	watching := l.connects(l.watchers)
+	watching := make([]int, len(c.gateways))
+	for g := range c.gateways {
+		watching[g] = l.connects(l.watchers[g])
+	}
+	killed := -1
 	rows = append(rows, wantReconnects(t, l.runPhase(t, c, js, "kill -9 the pinned fan-out worker", 3*time.Second, 6*time.Second, func(r *row) {
-		killFanout(t, c, js, r)
+		killed = killFanout(t, c, js, r)
 	})))
 	// The phase's checks include the watchers: every message reached
-	// them, in order, while they stayed on the gateway that lived.
-	if n := l.connects(l.watchers); n != watching {
-		t.Errorf("kill -9 the pinned fan-out worker: the watchers on g1 reconnected (%d connects, %d before)", n, watching)
+	// them, in order, while those on the gateway that lived stayed.
+	for g := range c.gateways {
+		if n := l.connects(l.watchers[g]); g != killed && n != watching[g] {
+			t.Errorf("kill -9 the pinned fan-out worker: the watchers on %s, which lived, reconnected (%d connects, %d before)", c.gateways[g].name, n, watching[g])
+		}
 	}
 	for _, g := range c.gateways {
 		g.waitUp(60 * time.Second)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,17 +78,25 @@ func fanoutPin(t *testing.T, js jetstream.JetStream) string {
 
 // killFanout kills -9 the gateway whose fan-out worker holds the pin
 // while messages flow, preferably with messages delivered to it and not
-// yet acked, and checks the pin moved to the other gateway's worker.
+// yet acked, checks the pin moved to the other gateway's worker, and
+// returns the index of the gateway it killed.
 //
-// Which process holds the pin is not observable from outside (the pin is
-// a server-made id), but it is known here: g1 was killed in an earlier
-// phase, so g2's worker took the pin then, or held it already; a pin that
-// does not move when g2 dies fails the test.
-func killFanout(t *testing.T, c *cluster, js jetstream.JetStream, r *row) {
+// The pin is a server-made id; the worker that holds it logs it, so the
+// holder is the gateway whose log names the consumer's current pin.
+func killFanout(t *testing.T, c *cluster, js jetstream.JetStream, r *row) int {
 	t.Helper()
-	pin := fanoutPin(t, js)
-	if pin == "" {
-		t.Errorf("the fan-out consumer is pinned to no worker")
+	holder, pin := -1, ""
+	for deadline := time.Now().Add(10 * time.Second); holder < 0 && time.Now().Before(deadline); {
+		if pin = fanoutPin(t, js); pin != "" {
+			holder = pinHolder(c, pin)
+		}
+		if holder < 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if holder < 0 {
+		t.Errorf("no gateway logged holding the fan-out pin %q", pin)
+		return -1
 	}
 	var unacked int
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
@@ -95,7 +104,7 @@ func killFanout(t *testing.T, c *cluster, js jetstream.JetStream, r *row) {
 			break
 		}
 	}
-	g := c.gateways[1]
+	g := c.gateways[holder]
 	g.kill()
 	killed := time.Now()
 	go func() {
@@ -104,12 +113,36 @@ func killFanout(t *testing.T, c *cluster, js jetstream.JetStream, r *row) {
 	}()
 	for time.Now().Before(killed.Add(30 * time.Second)) {
 		if next := fanoutPin(t, js); next != "" && next != pin {
-			r.effect = fmt.Sprintf("fan-out pin moved after %.1f s, %d delivered unacked at the kill", time.Since(killed).Seconds(), unacked)
-			return
+			r.effect = fmt.Sprintf("%s held the pin; it moved after %.1f s, %d delivered unacked at the kill", g.name, time.Since(killed).Seconds(), unacked)
+			return holder
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("the fan-out pin did not move within 30 s of killing %s: it did not hold it", g.name)
+	t.Errorf("the fan-out pin did not move within 30 s of killing %s, which held it", g.name)
+	return holder
+}
+
+// pinHolder is the index of the gateway whose log last named pin as the
+// fan-out pin it holds, -1 if none did.
+func pinHolder(c *cluster, pin string) int {
+	for i, g := range c.gateways {
+		if g.logs == nil {
+			continue
+		}
+		logs := g.logs.String()
+		at := strings.LastIndex(logs, `"pin":"`+pin+`"`)
+		if at < 0 {
+			continue
+		}
+		line := logs[strings.LastIndex(logs[:at], "\n")+1:]
+		if end := strings.IndexByte(line, '\n'); end >= 0 {
+			line = line[:end]
+		}
+		if strings.Contains(line, schema.ConsumerFanout) {
+			return i
+		}
+	}
+	return -1
 }
 
 // wipeAndRebuild stops the history role, deletes its embedded store, runs

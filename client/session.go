@@ -54,6 +54,15 @@ type SessionOptions struct {
 	// that is retried (unavailable, internal, rate_limited, a dropped
 	// connection): Send hides them, a load test counts them.
 	OnSendRetry func(conv, clientID string, err error)
+	// TokenSource, when set, returns a token for the session's user. It is
+	// called before every dial (Options.Token is then not used) and again
+	// before the connection's token expires (a quarter of its remaining
+	// life before exp, at most a minute before), and the fresh token is
+	// sent in reauth so the gateway does not close the connection with
+	// 4003. A failed refresh is retried every second. Without it a
+	// connection ends when its token expires, and the redial fails with
+	// ErrUnauthorized.
+	TokenSource func(ctx context.Context) (string, error)
 }
 
 // Session is a connection that stays up: when the WebSocket ends (a
@@ -75,6 +84,10 @@ type Session struct {
 	changed chan struct{} // closed and replaced when cur changes
 	convs   map[string]*convState
 	dials   int
+
+	// tokenExp is the exp of the last token from TokenSource; the
+	// session's goroutine owns it.
+	tokenExp time.Time
 }
 
 // convState is what a Session delivered of one conversation: every item
@@ -124,7 +137,11 @@ func (s *Session) dial(ctx context.Context, i int) (*Client, int, error) {
 	for {
 		url := s.opts.URLs[i%len(s.opts.URLs)]
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := Dial(dctx, url, s.opts.Options)
+		opts, err := s.dialOptions(dctx)
+		var c *Client
+		if err == nil {
+			c, err = Dial(dctx, url, opts)
+		}
 		cancel()
 		if err == nil {
 			return c, i % len(s.opts.URLs), nil
@@ -188,6 +205,8 @@ func (s *Session) read(c *Client, pending bool) error {
 	}
 	t := time.NewTicker(min(every, time.Second))
 	defer t.Stop()
+	refresh := s.refreshTimer()
+	defer refresh.Stop()
 	lastSync := time.Now()
 	for {
 		select {
@@ -214,6 +233,8 @@ func (s *Session) read(c *Client, pending bool) error {
 				}
 				cancel()
 			}
+		case <-refresh.C:
+			refresh.Reset(s.refresh(c))
 		case <-t.C:
 			if !pending && (s.opts.ResyncEvery <= 0 || time.Since(lastSync) < s.opts.ResyncEvery) {
 				continue

@@ -4,7 +4,9 @@
 //
 // Layout: c.<conv> holds the conversation document with its members in join
 // order (the first is the longest standing); u.<uid> indexes the
-// conversations of one user. Documents change only by compare-and-set on
+// conversations of one user (and those they hid); s.<uid> holds a user's
+// settings. Message requests and invitations live in the document
+// (consent.go). Documents change only by compare-and-set on
 // their revision. The index is written before a member is added and cleared
 // after a member is removed, so it is always a superset of the truth and is
 // filtered through the documents when read. A change that stops half-way is
@@ -30,6 +32,15 @@ type Doc struct {
 	Created time.Time `json:"created"`
 	// Members in join order.
 	Members []string `json:"members"`
+	// Pending are members of a direct conversation who have not accepted
+	// it: the other started it, and it is a message request to them
+	// (consent.go). Invited are users invited into a group who are not
+	// members until they accept. Declined are users who declined a direct
+	// request: no longer members, still shown as the other side of the
+	// conversation to the requester. Each is bounded like Members.
+	Pending  []string `json:"pending,omitempty"`
+	Invited  []string `json:"invited,omitempty"`
+	Declined []string `json:"declined,omitempty"`
 	// Change is the membership change that wrote this revision, so that a
 	// retry or a reader that finds it unfinished (member keys, indexes or
 	// its event missing) can finish it. A created change lists no users:
@@ -62,22 +73,42 @@ func (d *Doc) Protocol(membersInline int) *protocol.Conversation {
 	if len(d.Members) <= membersInline {
 		c.Members = d.SortedMembers()
 	}
+	if len(d.Declined) > 0 {
+		// A requester is not told that the request was declined.
+		c.MemberCount += len(d.Declined)
+		if c.Members != nil {
+			c.Members = append(c.Members, d.Declined...)
+			slices.Sort(c.Members)
+		}
+	}
+	if len(d.Invited) > 0 && len(d.Invited) <= membersInline {
+		c.Invited = slices.Sorted(slices.Values(d.Invited))
+	}
 	return c
 }
 
 // userIndex is the value of u.<uid>.
 type userIndex struct {
 	Convs []string `json:"convs"`
+	// Hidden are the conversations uid hid (hide, or leave of a direct
+	// conversation), with the last seq at the time: the conversation is
+	// listed again once a message after it arrives.
+	Hidden map[string]uint64 `json:"hidden,omitempty"`
 }
 
 // Event is a membership change, stored in the CHAT stream on
 // chat.member.<conv> after the document changed.
 type Event struct {
-	// Action is "created", "added" or "removed".
+	// Action is "created", "added", "removed", "accepted" (a request's
+	// recipient accepted it) or "declined" (a request or invitation was
+	// declined; a declined member is removed).
 	Action string `json:"action"`
 	Conv   string `json:"conv"`
 	// Users are the users added (the members, for created) or removed.
 	Users []string `json:"users"`
+	// Invited are the users a created or added change invited instead
+	// of adding (their add_policy is nobody): not members.
+	Invited []string `json:"invited,omitempty"`
 	// By is the user who made the change.
 	By string `json:"by"`
 	// Origin is the gateway session whose request made the change; it has
@@ -99,6 +130,11 @@ const (
 	ActionCreated = "created"
 	ActionAdded   = protocol.MemberActionAdded
 	ActionRemoved = protocol.MemberActionRemoved
+	// ActionAccepted: Users accepted the request they were pending in.
+	ActionAccepted = "accepted"
+	// ActionDeclined: Users declined a request (and are no longer
+	// members) or an invitation.
+	ActionDeclined = "declined"
 )
 
 func docKey(conv string) string { return "c." + conv }

@@ -15,6 +15,9 @@ var (
 	ErrConflict = errors.New("conversation: conflict")
 	// ErrTooLarge: a limit (members per group, conversations per user) was hit.
 	ErrTooLarge = errors.New("conversation: too large")
+	// ErrRefused: the user concerned does not consent (their add_policy
+	// refuses the actor); the error's text says why, for the actor.
+	ErrRefused = errors.New("conversation: refused")
 )
 
 // ErrRateLimited: a user was added to conversations by others too often.

@@ -17,7 +17,13 @@ import (
 
 func memberKey(conv, uid string) string { return "m." + conv + "." + uid }
 
-var memberValue = []byte("1")
+// Member key values: an accepted member, and one who has yet to accept a
+// message request (Doc.Pending). The value lets the send path, which reads
+// the key anyway, see a request without reading the document.
+var (
+	memberValue  = []byte("1")
+	pendingValue = []byte("r")
+)
 
 // IsMember reports whether uid is a member of conv. A conversation that
 // does not exist has no members.
@@ -35,8 +41,8 @@ func (s *Store) IsMember(ctx context.Context, conv, uid string) (bool, error) {
 
 // memberCreate writes uid's member key of conv and reports whether it
 // was missing.
-func (s *Store) memberCreate(ctx context.Context, conv, uid string) (bool, error) {
-	_, err := s.kv.Create(ctx, memberKey(conv, uid), memberValue)
+func (s *Store) memberCreate(ctx context.Context, conv, uid string, value []byte) (bool, error) {
+	_, err := s.kv.Create(ctx, memberKey(conv, uid), value)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return false, nil
 	}

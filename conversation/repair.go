@@ -48,7 +48,7 @@ func (s *Store) syncMembers(ctx context.Context, conv string, users []string, d 
 	var created []string
 	for range syncRounds {
 		listed := memberSet(d)
-		made, err := s.writeMembers(ctx, conv, users, listed)
+		made, err := s.writeMembers(ctx, conv, users, listed, d)
 		if err != nil {
 			return created, err
 		}
@@ -87,7 +87,7 @@ func memberSet(d *Doc) map[string]bool {
 // writeMembers writes, a few users at a time, a member key and an index
 // entry for each of users that listed names, and deletes them for the
 // others. It returns the users whose key it created.
-func (s *Store) writeMembers(ctx context.Context, conv string, users []string, listed map[string]bool) ([]string, error) {
+func (s *Store) writeMembers(ctx context.Context, conv string, users []string, listed map[string]bool, d *Doc) ([]string, error) {
 	made := make([]bool, len(users))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelWrites)
@@ -105,10 +105,13 @@ func (s *Store) writeMembers(ctx context.Context, conv string, users []string, l
 						return err
 					}
 				}
+				if d != nil && d.IsInvited(u) {
+					return nil // an invitation is listed, not a membership
+				}
 				return s.indexRemove(ctx, conv, u)
 			}
 			var err error
-			if made[i], err = s.memberCreate(ctx, conv, u); err != nil {
+			if made[i], err = s.memberCreate(ctx, conv, u, d.memberValue(u)); err != nil {
 				return err
 			}
 			// No limit here: the document lists u already, and the

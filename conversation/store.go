@@ -173,6 +173,11 @@ func (s *Store) CreateDirect(ctx context.Context, by Actor, other string) (*Doc,
 	}
 	conv := directID(a, b)
 	if d, rev, err := s.get(ctx, conv); err == nil {
+		if slices.Contains(d.Declined, a) {
+			// a declined b's request once and now starts it: a joins.
+			d, err := s.rejoinDirect(ctx, by, conv)
+			return d, false, err
+		}
 		return d, false, s.finishDirect(ctx, d, rev)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
@@ -180,8 +185,11 @@ func (s *Store) CreateDirect(ctx context.Context, by Actor, other string) (*Doc,
 	if err := s.indexAdd(ctx, conv, []string{a, b}); err != nil {
 		return nil, false, err
 	}
+	// A new direct conversation is a message request to b: they never
+	// had one with a (its id is that of the pair), so none was accepted.
 	d := &Doc{Conv: conv, Kind: protocol.ConversationDirect, Created: s.cfg.Now().UTC(), Members: []string{a, b},
-		Change: &Event{Action: ActionCreated, By: a, Origin: by.Session}}
+		Pending: []string{b},
+		Change:  &Event{Action: ActionCreated, By: a, Origin: by.Session}}
 	val, _ := json.Marshal(d)
 	rev, err := s.kv.Create(ctx, docKey(conv), val)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -231,12 +239,19 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 	if len(others) > s.cfg.MaxAddBatch {
 		return nil, fmt.Errorf("%w: name at most %d users; add more with add_member", ErrBadRequest, s.cfg.MaxAddBatch)
 	}
+	// Those who accept adds from nobody are invited instead.
+	invited, err := s.admit(ctx, owner, members[1:])
+	if err != nil {
+		return nil, err
+	}
+	members = slices.DeleteFunc(members, func(u string) bool { return slices.Contains(invited, u) })
 	conv := groupID()
-	if err := s.indexAdd(ctx, conv, members); err != nil {
+	if err := s.indexAdd(ctx, conv, append(slices.Clone(members), invited...)); err != nil {
 		return nil, err
 	}
 	d := &Doc{Conv: conv, Kind: protocol.ConversationGroup, Title: title, Owner: owner, Created: s.cfg.Now().UTC(), Members: members,
-		Change: &Event{Action: ActionCreated, By: owner, Origin: by.Session}}
+		Invited: invited,
+		Change:  &Event{Action: ActionCreated, By: owner, Origin: by.Session, Invited: invited}}
 	val, _ := json.Marshal(d)
 	rev, err := s.kv.Create(ctx, docKey(conv), val)
 	if err != nil {
@@ -257,46 +272,67 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 // it finishes that change (keys, indexes, event) instead of stopping at
 // "already members".
 func (s *Store) AddMembers(ctx context.Context, by Actor, conv string, users []string) (*Doc, []string, error) {
+	d, added, _, err := s.AddOrInvite(ctx, by, conv, users)
+	return d, added, err
+}
+
+// AddOrInvite is AddMembers that also returns the users it invited rather
+// than added, because their add_policy is nobody (consent.go); a user
+// whose add_policy is contacts and who has no accepted direct
+// conversation with the actor refuses the whole request (ErrRefused).
+func (s *Store) AddOrInvite(ctx context.Context, by Actor, conv string, users []string) (*Doc, []string, []string, error) {
 	actor := by.User
 	if len(users) == 0 || len(users) > s.cfg.MaxAddBatch {
-		return nil, nil, fmt.Errorf("%w: name 1 to %d users", ErrBadRequest, s.cfg.MaxAddBatch)
+		return nil, nil, nil, fmt.Errorf("%w: name 1 to %d users", ErrBadRequest, s.cfg.MaxAddBatch)
 	}
-	var added []string
+	// Who may be added is read once, before the compare-and-set loop:
+	// refusals end the request, those who accept adds from nobody are
+	// invited instead (consent.go).
+	toInvite, err := s.admit(ctx, actor, slices.DeleteFunc(slices.Clone(users), func(u string) bool { return u == actor }))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var added, invited []string
 	d, rev, err := s.change(ctx, conv, actor, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
 		}
-		added = added[:0]
+		added, invited = added[:0], invited[:0]
 		for _, u := range users {
-			if !d.IsMember(u) && !slices.Contains(added, u) {
+			switch {
+			case d.IsMember(u) || slices.Contains(added, u) || slices.Contains(invited, u) || d.IsInvited(u):
+			case slices.Contains(toInvite, u):
+				invited = append(invited, u)
+			default:
 				added = append(added, u)
 			}
 		}
-		if len(d.Members)+len(added) > s.cfg.MaxMembers {
+		if len(d.Members)+len(d.Invited)+len(added)+len(invited) > s.cfg.MaxMembers {
 			return fmt.Errorf("%w: a group has at most %d members", ErrTooLarge, s.cfg.MaxMembers)
 		}
-		if len(added) == 0 {
+		if len(added) == 0 && len(invited) == 0 {
 			return errNoChange
 		}
 		// Index before the document: the index stays a superset. It is
 		// idempotent, so a retry after a lost race costs only reads.
-		if err := s.indexAdd(ctx, conv, added); err != nil {
+		if err := s.indexAdd(ctx, conv, append(slices.Clone(added), invited...)); err != nil {
 			return err
 		}
 		d.Members = append(d.Members, added...)
-		d.Change = &Event{Action: ActionAdded, Users: slices.Clone(added), By: actor, Origin: by.Session}
+		d.Invited = append(d.Invited, invited...)
+		d.Change = &Event{Action: ActionAdded, Users: slices.Clone(added), Invited: slices.Clone(invited), By: actor, Origin: by.Session}
 		return nil
 	})
 	if errors.Is(err, errNoChange) {
-		return d, nil, s.repairAdd(ctx, by, d, rev, users)
+		return d, nil, nil, s.repairAdd(ctx, by, d, rev, users)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := s.complete(ctx, d, rev); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return d, added, nil
+	return d, added, invited, nil
 }
 
 // repairAdd is an add whose users d, read at rev, lists already: it
@@ -486,6 +522,7 @@ func (s *Store) indexRemove(ctx context.Context, conv, user string) error {
 			return false, nil
 		}
 		idx.Convs = slices.Delete(idx.Convs, i, i+1)
+		delete(idx.Hidden, conv)
 		return true, nil
 	})
 }
@@ -525,7 +562,8 @@ func isWrongRevision(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
-// Shares reports whether a and b are both members of some conversation.
+// Shares reports whether a and b are both members of some conversation
+// that b has accepted: whether b's presence is a's to see.
 // aConvs is a's index (UserConversations), read once by callers that ask
 // about many users.
 func (s *Store) Shares(ctx context.Context, a string, aConvs []string, b string) (bool, error) {
@@ -551,7 +589,9 @@ func (s *Store) Shares(ctx context.Context, a string, aConvs []string, b string)
 		if err != nil {
 			return false, err
 		}
-		if d.IsMember(a) && d.IsMember(b) {
+		// b's presence does not flow through a request b has not
+		// accepted.
+		if d.IsMember(a) && d.IsMember(b) && !d.IsPending(b) {
 			return true, nil
 		}
 	}

@@ -17,7 +17,7 @@ import (
 
 // store is a Store over a fresh JetStream, with the JetStream to read the
 // CHAT stream from.
-func store(t *testing.T, cfg Config) (*Store, jetstream.JetStream) {
+func store(t testing.TB, cfg Config) (*Store, jetstream.JetStream) {
 	t.Helper()
 	ctx := context.Background()
 	srv := natstest.Start(t)
@@ -228,7 +228,16 @@ func TestDirectConversation(t *testing.T) {
 	if got, err := s.GetForMember(ctx, d.Conv, "bob"); err != nil || got.Conv != d.Conv {
 		t.Errorf("GetForMember for a member: %v, %v", got, err)
 	}
+	// bob has not accepted alice's request: his presence is not hers to
+	// see until he does (consent.go).
 	ok, err := s.Shares(ctx, "alice", []string{d.Conv}, "bob")
+	if err != nil || ok {
+		t.Errorf("alice sees bob's presence through a request: %v, %v", ok, err)
+	}
+	if _, err := s.Accept(ctx, bob, d.Conv); err != nil {
+		t.Fatal(err)
+	}
+	ok, err = s.Shares(ctx, "alice", []string{d.Conv}, "bob")
 	if err != nil || !ok {
 		t.Errorf("alice and bob share %s: %v, %v", d.Conv, ok, err)
 	}

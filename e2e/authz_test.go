@@ -50,6 +50,12 @@ var convRequests = map[string]func(conv string) map[string]any{
 		return map[string]any{"type": "remove_member", "conv": c, "user": "bob"}
 	},
 	protocol.TypeLeave: func(c string) map[string]any { return map[string]any{"type": "leave", "conv": c} },
+	// Consent: dave, the direct member, accepted alice's request by
+	// sending in it (send comes first), so he declines a plain
+	// conversation like the group members.
+	protocol.TypeAccept:  func(c string) map[string]any { return map[string]any{"type": "accept", "conv": c} },
+	protocol.TypeDecline: func(c string) map[string]any { return map[string]any{"type": "decline", "conv": c} },
+	protocol.TypeHide:    func(c string) map[string]any { return map[string]any{"type": "hide", "conv": c} },
 }
 
 // plainRequests are the types about no single conversation, with the
@@ -69,6 +75,9 @@ var plainRequests = map[string]struct {
 	protocol.TypeBlock:            {map[string]any{"type": "block", "user": "zed"}, protocol.TypeBlocked},
 	protocol.TypeUnblock:          {map[string]any{"type": "unblock", "user": "zed"}, protocol.TypeBlocked},
 	protocol.TypeBlocked:          {map[string]any{"type": "blocked"}, protocol.TypeBlocked},
+	// The token is the asker's own (set below): reauth keeps a user.
+	protocol.TypeReauth:   {map[string]any{"type": "reauth"}, protocol.TypeOK},
+	protocol.TypeSettings: {map[string]any{"type": "settings"}, protocol.TypeSettings},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,
@@ -79,7 +88,7 @@ func expect(typ, role, conv string) string {
 	}
 	if conv == convDirect {
 		switch typ {
-		case protocol.TypeAddMember, protocol.TypeRemoveMember, protocol.TypeLeave:
+		case protocol.TypeAddMember, protocol.TypeRemoveMember:
 			return protocol.CodeBadRequest
 		}
 	}
@@ -90,6 +99,10 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
+	case protocol.TypeAccept:
+		return protocol.TypeConversation
+	case protocol.TypeDecline:
+		return protocol.CodeBadRequest
 	case protocol.TypeRemoveMember:
 		if role != roleOwner {
 			return protocol.CodeForbidden
@@ -107,6 +120,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	e := start(t, func(c *app.Config) {
 		c.Gateway.RateBurst = 10_000
 		c.Gateway.RateSustained = 10_000
+		// Every case adds bob and carol to a fresh group: the hourly add
+		// bound (TestAddedTooOften) is lifted too.
+		c.Gateway.MaxAddedPerHour = 10_000
 	})
 	users := map[string]*client.Client{}
 	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {
@@ -140,6 +156,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 			for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
 				t.Run(typ+"/"+role, func(t *testing.T) {
 					frame := maps(p.frame)
+					if typ == protocol.TypeReauth {
+						frame["token"] = token(t, actor[role])
+					}
 					reply, err := request(t, users[actor[role]], frame)
 					if err != nil || reply["type"] != p.reply {
 						t.Fatalf("%v → %v, %v; want %s", frame, reply, err, p.reply)
@@ -155,9 +174,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
 			for _, which := range []string{convGroup, convDirect, convMissing} {
-				if (role == roleDirect) != (which == convDirect) && which != convMissing {
+				if (role == roleDirect) != (which == convDirect) && which != convMissing && role != roleNonMember {
 					// Direct members are asked about their direct
-					// conversation; group roles about the group.
+					// conversation; group roles about the group; the
+					// outsider about both.
 					continue
 				}
 				t.Run(typ+"/"+role+"/"+which, func(t *testing.T) {
@@ -175,6 +195,19 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					if got != want {
 						t.Fatalf("%v as %s → %v (%v); want %s", frame, role, reply, err, want)
+					}
+					if role == roleNonMember && which != convMissing {
+						// An outsider learns nothing: the refusal is word
+						// for word the one about a conversation that does
+						// not exist.
+						missing := build("g_doesnotexist0000000000")
+						if v, ok := frame["client_id"]; ok {
+							missing["client_id"] = v
+						}
+						_, merr := request(t, users[actor[role]], missing)
+						if err == nil || merr == nil || strings.ReplaceAll(err.Error(), conv, "") != strings.ReplaceAll(merr.Error(), "g_doesnotexist0000000000", "") {
+							t.Fatalf("outsider about an existing %s: %v; about a nonexistent one: %v", which, err, merr)
+						}
 					}
 				})
 			}

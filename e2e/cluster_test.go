@@ -255,10 +255,7 @@ func TestRolesAsTheirOwnUsers(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	bob := e.dial(t, "bob")
-	conv, err := bob.CreateDirect(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conv := contacts(t, e, bob, "alice")
 	alice := e.dial(t, "alice")
 	if ev := presenceOf(t, bob, "alice", 5*time.Second); ev["online"] != true {
 		t.Fatalf("presence = %v", ev)

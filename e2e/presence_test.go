@@ -48,11 +48,8 @@ func queryPresence(t *testing.T, c *client.Client, users ...string) map[string]a
 
 func TestPresenceMultiDevice(t *testing.T) {
 	e := start(t, fastHeartbeat)
-	ctx := ctxT(t)
 	bob := e.dial(t, "bob")
-	if _, err := bob.CreateDirect(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	contacts(t, e, bob, "alice")
 	if got := queryPresence(t, bob, "alice")["alice"]; fmt.Sprint(got) != "map[online:false]" {
 		t.Fatalf("a user never seen = %v", got)
 	}
@@ -87,11 +84,8 @@ func TestPresenceMultiDevice(t *testing.T) {
 
 func TestPresenceOnlyForCoMembers(t *testing.T) {
 	e := start(t, fastHeartbeat)
-	ctx := ctxT(t)
 	bob, mallory := e.dial(t, "bob"), e.dial(t, "mallory")
-	if _, err := bob.CreateDirect(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	contacts(t, e, bob, "alice")
 	e.dial(t, "alice")
 	presenceOf(t, bob, "alice", 5*time.Second)
 	noEvent(t, mallory, 500*time.Millisecond, protocol.TypePresence)
@@ -111,11 +105,8 @@ func TestPresenceOnlyForCoMembers(t *testing.T) {
 func TestPresenceAcrossGateways(t *testing.T) {
 	e := start(t, fastHeartbeat)
 	g2 := e.startGateway(t)
-	ctx := ctxT(t)
 	bob := e.dial(t, "bob")
-	if _, err := bob.CreateDirect(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	contacts(t, e, bob, "alice")
 	alice := g2.dial(t, "alice")
 	if ev := presenceOf(t, bob, "alice", 5*time.Second); ev["online"] != true {
 		t.Fatalf("online push = %v", ev)
@@ -278,9 +269,7 @@ func TestPresenceGatewayKilled(t *testing.T) {
 	ctx := ctxT(t)
 	gw := e.startGatewayProcess(t, "--heartbeat", "1s")
 	bob := e.dial(t, "bob")
-	if _, err := bob.CreateDirect(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	contacts(t, e, bob, "alice")
 	alice, err := client.Dial(ctx, gw.url(), client.Options{Token: token(t, "alice")})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,7 +144,9 @@ func setupPush(t *testing.T, e *env, p *providers, group bool) (*client.Client, 
 		}
 		conv = &struct{ Conv string }{c.Conv}
 	} else {
-		c, err := c1.CreateDirect(ctx, "u2")
+		// u2 opens it, so it is no request to u2 (one would notify only
+		// once); u1's first send accepts it.
+		c, err := c2.CreateDirect(ctx, "u1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,5 +344,46 @@ func TestPushDeviceEndpointRefused(t *testing.T) {
 	}
 	if got := devices(t, e, "u1"); len(got) != 0 {
 		t.Fatalf("devices after refusals = %v, want none", got)
+	}
+}
+
+// A message request notifies its recipient once, when it is opened, and
+// not for each of the requester's messages.
+func TestPushRequestNotifiesOnce(t *testing.T) {
+	p := newProviders(t)
+	e := start(t, p.config(t, false))
+	ctx := ctxT(t)
+	u2 := e.dial(t, "u2")
+	for _, d := range []map[string]any{
+		{"type": "register_device", "platform": "webpush", "token": p.sub},
+		{"type": "register_device", "platform": "apns", "token": apnsToken},
+	} {
+		if _, err := request(t, u2, d); err != nil {
+			t.Fatalf("register_device: %v", err)
+		}
+	}
+	// A contact of u2 watches u2 go offline. u2 opens that conversation:
+	// a request to u2 would notify u2 if pushnotify saw it before u2's
+	// presence.
+	watcher := e.dial(t, "u3")
+	contacts(t, e, u2, "u3")
+	_ = u2.Close()
+	waitOnline(t, watcher, "u2", false)
+
+	stranger := e.dial(t, "u1")
+	d, err := stranger.CreateDirect(ctx, "u2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		send(t, stranger, d.Conv, "buy now "+strconv.Itoa(i))
+	}
+	p.waitCounts(t, 1, 1)
+	web := p.web.Delivered()[0].Payload
+	if web["body"] != "New message request" || web["conv"] != d.Conv {
+		t.Errorf("Web Push got %v", web)
+	}
+	if b, _ := json.Marshal(p.apns.Delivered()[0].Body); strings.Contains(string(b), "buy now") {
+		t.Errorf("the request notification carries a message: %s", b)
 	}
 }

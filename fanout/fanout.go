@@ -206,12 +206,26 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 	}
 	switch ev.Action {
 	case conversation.ActionCreated:
-		return f.pushConversation(ctx, mem.doc, ev.Users, ev.Origin)
+		if err := f.pushConversation(ctx, mem.doc, ev.Users, ev.Origin); err != nil {
+			return err
+		}
+		return f.pushInvitations(ctx, mem.doc, ev.Invited)
 	case conversation.ActionAdded:
 		if err := f.pushConversation(ctx, mem.doc, ev.Users, ev.Origin); err != nil {
 			return err
 		}
+		if err := f.pushInvitations(ctx, mem.doc, ev.Invited); err != nil {
+			return err
+		}
 		return f.pushMemberEvents(mem.doc.Members, ev)
+	case conversation.ActionAccepted:
+		// Both sides see the conversation without its request state.
+		return f.pushConversation(ctx, mem.doc, mem.doc.Members, ev.Origin)
+	case conversation.ActionDeclined:
+		// Only the decliner's devices hear of it, as a removal: the
+		// requester is not told.
+		ev.Action = conversation.ActionRemoved
+		return f.pushMemberEvents(ev.Users, ev)
 	case conversation.ActionRemoved:
 		// The removed users hear of it too, then nothing more.
 		to := append(append([]string(nil), mem.doc.Members...), ev.Users...)
@@ -229,6 +243,9 @@ func (f *Fanout) pushConversation(ctx context.Context, d *conversation.Doc, user
 		return err
 	}
 	c.LastSeq = last
+	if d.HasStates() {
+		return f.pushConversationStates(d, c, users, origin)
+	}
 	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: c})
 	subjects := make([]string, len(users))
 	for i, u := range users {

@@ -46,11 +46,7 @@ func (sess *session) create(ctx context.Context, req *protocol.Request) (any, *p
 	if err != nil {
 		return nil, sess.fail(err)
 	}
-	c := d.Protocol(sess.srv.cfg.MembersInline)
-	if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
-		return nil, sess.fail(err)
-	}
-	return &protocol.ConversationFrame{Type: protocol.TypeConversation, ID: req.ID, Conversation: c}, nil
+	return sess.conversationFrame(ctx, req.ID, d)
 }
 
 func (sess *session) addMember(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
@@ -67,10 +63,11 @@ func (sess *session) addMember(ctx context.Context, req *protocol.Request) (any,
 	if perr := sess.checkAdds(ctx, protocol.ConversationGroup, req.Conv, users); perr != nil {
 		return nil, perr
 	}
-	if err := sess.srv.convs.AddMembers(ctx, sess.actor(), req.Conv, users); err != nil {
+	invited, err := sess.srv.consent.AddOrInvite(ctx, sess.actor(), req.Conv, users)
+	if err != nil {
 		return nil, sess.fail(err)
 	}
-	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
+	return &protocol.AddedOK{Type: protocol.TypeOK, ID: req.ID, Invited: invited}, nil
 }
 
 func (sess *session) removeMember(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
@@ -86,6 +83,13 @@ func (sess *session) removeMember(ctx context.Context, req *protocol.Request) (a
 func (sess *session) leave(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
+	}
+	// A direct conversation is left by hiding it (consent.go).
+	if direct, perr := sess.leaveDirect(ctx, req.Conv); direct || perr != nil {
+		if perr != nil {
+			return nil, perr
+		}
+		return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
 	}
 	if err := sess.srv.convs.Leave(ctx, sess.actor(), req.Conv); err != nil {
 		return nil, sess.fail(err)
@@ -131,7 +135,7 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 	if req.Limit > 0 {
 		limit = min(req.Limit, protocol.MaxConversationsLimit)
 	}
-	ids, err := sess.srv.convs.UserConversations(ctx, sess.user)
+	ids, hidden, err := sess.srv.consent.UserList(ctx, sess.user)
 	if err != nil {
 		return nil, sess.fail(err)
 	}
@@ -149,7 +153,7 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 	// just left render as nil and are skipped, so one batch may not fill it.
 	for full := false; !full && p.len() < limit && next < len(ids); {
 		batch := ids[next:min(next+limit-p.len(), len(ids))]
-		convs, err := sess.renderConversations(ctx, batch)
+		convs, err := sess.renderConversations(ctx, batch, hidden)
 		if err != nil {
 			return nil, sess.fail(err)
 		}
@@ -177,7 +181,7 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 
 // renderConversations renders the conversations ids of the user, several
 // at once, nil for those the user is no longer a member of.
-func (sess *session) renderConversations(ctx context.Context, ids []string) ([]*protocol.Conversation, error) {
+func (sess *session) renderConversations(ctx context.Context, ids []string, hidden map[string]uint64) ([]*protocol.Conversation, error) {
 	out := make([]*protocol.Conversation, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conversationsWidth)
@@ -189,6 +193,9 @@ func (sess *session) renderConversations(ctx context.Context, ids []string) ([]*
 		}
 		g.Go(func() error {
 			c, err := sess.conversation(gctx, id)
+			if c != nil && isHidden(c, hidden) {
+				c = nil
+			}
 			out[i] = c
 			return err
 		})
@@ -204,7 +211,7 @@ func (sess *session) renderConversations(ctx context.Context, ids []string) ([]*
 // conversation renders one conversation of the user's list, or nil when
 // the user is no longer a member: the index may still name it.
 func (sess *session) conversation(ctx context.Context, conv string) (*protocol.Conversation, error) {
-	d, err := sess.srv.convs.Get(ctx, conv, sess.user)
+	d, err := sess.srv.consent.View(ctx, conv, sess.user)
 	if errors.Is(err, ErrForbidden) {
 		return nil, nil
 	}
@@ -212,6 +219,11 @@ func (sess *session) conversation(ctx context.Context, conv string) (*protocol.C
 		return nil, err
 	}
 	c := d.Protocol(sess.srv.cfg.MembersInline)
+	c.State = d.StateFor(sess.user)
+	if c.State == protocol.ConvStateInvited {
+		// Not a member: what was said in it is not the user's to see.
+		return c, nil
+	}
 	if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
 		return nil, err
 	}
@@ -224,4 +236,10 @@ func (sess *session) conversation(ctx context.Context, conv string) (*protocol.C
 		}
 	}
 	return c, nil
+}
+
+// isHidden reports whether the user hid c and no message came since.
+func isHidden(c *protocol.Conversation, hidden map[string]uint64) bool {
+	at, ok := hidden[c.Conv]
+	return ok && c.LastSeq <= at
 }

@@ -27,6 +27,9 @@ type Conversation interface {
 	Protocol(membersInline int) *protocol.Conversation
 	// SortedMembers returns a sorted copy of the members.
 	SortedMembers() []string
+	// StateFor returns uid's consent state of it (protocol.ConvState*,
+	// "" when normal).
+	StateFor(uid string) string
 }
 
 // Conversations reads and changes conversations and their membership.
@@ -49,8 +52,6 @@ type Conversations interface {
 	CreateDirect(ctx context.Context, by Actor, other string) (Conversation, error)
 	// CreateGroup creates a group owned by by.User with the other members.
 	CreateGroup(ctx context.Context, by Actor, title string, others []string) (Conversation, error)
-	// AddMembers adds users to the group conv.
-	AddMembers(ctx context.Context, by Actor, conv string, users []string) error
 	// RemoveMember removes user from the group conv.
 	RemoveMember(ctx context.Context, by Actor, conv, user string) error
 	// Leave removes by.User from the group conv.

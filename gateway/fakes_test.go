@@ -50,6 +50,7 @@ type fakeConvs struct {
 	memberGate chan struct{}
 	actors     []Actor // who asked for each change
 	groups     int
+	consent    fakeConsent // consent_fakes_test.go
 }
 
 func newFakeConvs() *fakeConvs {
@@ -96,6 +97,7 @@ func (f *fakeConvs) member(conv, uid string) (*fakeDoc, bool) {
 
 func (f *fakeConvs) IsMember(ctx context.Context, conv, uid string) (bool, error) {
 	f.mu.Lock()
+	f.consent.count("IsMember")
 	gate := f.memberGate
 	f.mu.Unlock()
 	if gate != nil {
@@ -114,6 +116,7 @@ func (f *fakeConvs) IsMember(ctx context.Context, conv, uid string) (bool, error
 func (f *fakeConvs) Get(_ context.Context, conv, uid string) (Conversation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.consent.count("Get")
 	if err := f.fail[conv]; err != nil {
 		return nil, err
 	}
@@ -170,23 +173,6 @@ func (f *fakeConvs) CreateGroup(_ context.Context, by Actor, title string, other
 	f.docs[conv].title = title
 	f.mu.Unlock()
 	return f.Get(context.Background(), conv, by.User)
-}
-
-func (f *fakeConvs) AddMembers(_ context.Context, by Actor, conv string, users []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.actors = append(f.actors, by)
-	d, ok := f.member(conv, by.User)
-	if !ok {
-		return ErrForbidden
-	}
-	for _, u := range users {
-		if !slices.Contains(d.members, u) {
-			d.members = append(d.members, u)
-			f.index[u] = append(f.index[u], conv)
-		}
-	}
-	return nil
 }
 
 func (f *fakeConvs) RemoveMember(_ context.Context, by Actor, conv, user string) error {

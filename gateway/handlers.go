@@ -69,6 +69,16 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.unblock(ctx, req)
 	case protocol.TypeBlocked:
 		resp, err = sess.blocked(ctx, req)
+	case protocol.TypeReauth:
+		resp, err = sess.reauth(ctx, req)
+	case protocol.TypeAccept:
+		resp, err = sess.accept(ctx, req)
+	case protocol.TypeDecline:
+		resp, err = sess.decline(ctx, req)
+	case protocol.TypeHide:
+		resp, err = sess.hide(ctx, req)
+	case protocol.TypeSettings:
+		resp, err = sess.settings(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}
@@ -102,6 +112,8 @@ func (sess *session) checkConv(ctx context.Context, conv string) *protocol.Error
 // toProtocol maps an error of the parts behind the gateway to its code.
 func toProtocol(err error) *protocol.Error {
 	switch {
+	case errors.Is(err, ErrRefused):
+		return protocol.Errorf(protocol.CodeForbidden, "%s", err.Error())
 	case errors.Is(err, ErrForbidden):
 		return protocol.Errorf(protocol.CodeForbidden, "not a member of this conversation")
 	case errors.Is(err, ErrBadRequest):

@@ -76,7 +76,7 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 	h.srv, err = New(cfg, Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
-		Presence: h.presence, Devices: h.devices, Blocks: h.blocks,
+		Presence: h.presence, Devices: h.devices, Consent: h.convs, Blocks: h.blocks,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -37,8 +37,15 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 	if err := env.Check(); err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "%s", err.Error())
 	}
-	if err := sess.checkConv(ctx, req.Conv); err != nil {
-		return nil, err
+	pending, perr := sess.member(ctx, req.Conv)
+	if perr != nil {
+		return nil, perr
+	}
+	if pending {
+		// Sending in a message request accepts it.
+		if perr := sess.acceptBySending(ctx, req.Conv); perr != nil {
+			return nil, perr
+		}
 	}
 	if env.Kind != protocol.KindMessage {
 		target, err := sess.srv.msgs.Get(ctx, req.Conv, env.Ref)

@@ -14,12 +14,17 @@ const maxPresenceQuery = 500
 // typing tells the other members, through the fan-out, that the user is
 // typing. Without an id nothing is answered: clients send it often.
 func (sess *session) typing(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
-	if err := sess.checkConv(ctx, req.Conv); err != nil {
-		return nil, err
+	pending, perr := sess.member(ctx, req.Conv)
+	if perr != nil {
+		return nil, perr
 	}
-	data, _ := json.Marshal(schema.TypingNotice{User: sess.user, Except: sess.blockedByMe()})
-	if err := sess.srv.nc.Publish(schema.ConvTyping(req.Conv), data); err != nil {
-		return nil, sess.fail(err)
+	// The recipient of a message request shares no typing until
+	// accepting it.
+	if !pending {
+		data, _ := json.Marshal(schema.TypingNotice{User: sess.user, Except: sess.blockedByMe()})
+		if err := sess.srv.nc.Publish(schema.ConvTyping(req.Conv), data); err != nil {
+			return nil, sess.fail(err)
+		}
 	}
 	if req.ID == "" {
 		return nil, nil
@@ -32,8 +37,9 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 	if req.Seq < 0 {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "seq must be a non-negative integer")
 	}
-	if err := sess.checkConv(ctx, req.Conv); err != nil {
-		return nil, err
+	pending, perr := sess.member(ctx, req.Conv)
+	if perr != nil {
+		return nil, perr
 	}
 	last, err := sess.srv.msgs.Last(ctx, req.Conv)
 	if err != nil {
@@ -44,7 +50,9 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 	if err != nil {
 		return nil, sess.fail(err)
 	}
-	if moved {
+	// The recipient of a message request sends no read receipts until
+	// accepting it.
+	if moved && !pending {
 		data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq, Except: sess.blockedByMe()})
 		if err := sess.srv.nc.Publish(schema.ConvRead(req.Conv), data); err != nil {
 			return nil, sess.fail(err)

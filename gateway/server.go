@@ -8,8 +8,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -72,6 +72,15 @@ type Config struct {
 	// more gets HTTP 429 before the upgrade. Default 10,000 (users behind
 	// one NAT share an address).
 	MaxConnsPerIP int
+	// TrustedProxies are the reverse proxies whose ClientIPHeader is
+	// believed: when the socket's peer is in one of these prefixes, the
+	// per-IP limits count the right-most hop of the header that is not a
+	// trusted proxy. Otherwise (the default: none) the header is ignored
+	// and the peer's address counts, so a client cannot pick its address.
+	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the header trusted proxies name the client in;
+	// DefaultClientIPHeader (X-Forwarded-For) when empty.
+	ClientIPHeader string
 	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
 	// may open a WebSocket, or "*" for any. Requests without an Origin
 	// header (not browsers) and same-origin requests are always allowed,
@@ -127,6 +136,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxConnsPerIP <= 0 {
 		c.MaxConnsPerIP = 10_000
 	}
+	if c.ClientIPHeader == "" {
+		c.ClientIPHeader = DefaultClientIPHeader
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -156,6 +168,9 @@ type Deps struct {
 	Presence Presence
 	// Devices keeps push notification devices and mutes.
 	Devices Devices
+	// Consent keeps message requests, invitations, hidden conversations
+	// and add policies.
+	Consent Consent
 	// Blocks keeps block lists and the add limit's counts.
 	Blocks Blocks
 	// Metrics are optional hooks for counters and latencies.
@@ -173,6 +188,7 @@ type Server struct {
 	msgs     Messages
 	presence Presence
 	devices  Devices
+	consent  Consent
 	blocks   Blocks
 	metrics  Metrics
 	upgrader *gws.Upgrader
@@ -196,14 +212,14 @@ type Server struct {
 // New returns a gateway; every dependency but Metrics is required.
 func New(cfg Config, d Deps) (*Server, error) {
 	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Conversations == nil || d.ReadMarkers == nil ||
-		d.Messages == nil || d.Presence == nil || d.Devices == nil || d.Blocks == nil {
+		d.Messages == nil || d.Presence == nil || d.Devices == nil || d.Consent == nil || d.Blocks == nil {
 		return nil, ErrMissingDep
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
-		presence: d.Presence, devices: d.Devices, blocks: d.Blocks, metrics: d.Metrics,
+		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, metrics: d.Metrics,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),
@@ -256,19 +272,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := &session{srv: s, id: newSessionID(), limiter: newBucket(s.cfg.RateBurst, s.cfg.RateSustained, s.cfg.Now())}
-	sess.ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	sess.ip = s.clientIP(r)
 	if h := r.Header.Get("Authorization"); h != "" {
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
 			http.Error(w, "Authorization must be Bearer <JWT>", http.StatusUnauthorized)
 			return
 		}
-		uid, err := s.verifier.Verify(strings.TrimSpace(token))
+		uid, until, err := s.verify(strings.TrimSpace(token))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		sess.user = uid
+		sess.expiry.until = until
 		sess.headerAuth = true
 	}
 	switch s.track(sess) {

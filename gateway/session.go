@@ -28,6 +28,7 @@ type session struct {
 	headerAuth bool
 	entry      *userEntry // set once registered in the hub
 	limiter    bucket
+	expiry     expiry // closes with 4003 when the token expires (reauth.go)
 
 	authed  atomic.Bool  // set once registered; read by the hello timer
 	pending atomic.Int64 // bytes queued for writing
@@ -66,6 +67,7 @@ func (s *Server) OnOpen(c *gws.Conn) {
 func (s *Server) OnClose(c *gws.Conn, _ error) {
 	sess := sessionOf(c)
 	sess.closing.Store(true)
+	sess.stopExpiry()
 	if sess.entry != nil {
 		s.hub.unregister(sess, sess.entry)
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
@@ -176,11 +178,12 @@ func (sess *session) hello(data []byte) {
 		sess.closeWith(protocol.CloseUnauthorized, "hello has no token")
 		return
 	}
-	uid, err := sess.srv.verifier.Verify(req.Token)
+	uid, until, err := sess.srv.verify(req.Token)
 	if err != nil {
 		sess.closeWith(protocol.CloseUnauthorized, "bad token")
 		return
 	}
+	sess.expiry.until = until
 	if len(req.Device) > protocol.MaxDeviceBytes {
 		sess.closeWith(protocol.CloseUnauthorized, fmt.Sprintf("hello device label over %d bytes", protocol.MaxDeviceBytes))
 		return
@@ -210,6 +213,7 @@ func (sess *session) authenticate() error {
 	}
 	sess.entry = e
 	sess.authed.Store(true)
+	sess.armExpiry(sess.expiry.until)
 	sess.touch()
 	if err := sess.srv.presence.Connected(ctx, sess.user, sess.id, sess.device); err != nil {
 		sess.srv.cfg.Logger.Warn("presence not recorded", "user", sess.user, "err", err)

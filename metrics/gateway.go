@@ -11,6 +11,10 @@ type Gateway struct {
 	FramesOut     prometheus.Counter
 	SendAck       prometheus.Histogram
 	PublishErrors prometheus.Counter
+	// PublishRetries, PushesDropped and NoticesDropped: see gateway.Metrics.
+	PublishRetries prometheus.Counter
+	PushesDropped  prometheus.Counter
+	NoticesDropped prometheus.Counter
 }
 
 // NewGateway registers the gateway's metrics on reg. The gateway takes
@@ -26,8 +30,14 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "jetstream_publish_errors_total", Help: "JetStream publishes of sends that failed (the client got an error and retries)."}),
+		PublishRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "jetstream_publish_retries_total", Help: "JetStream publishes of sends tried again by the gateway during a leader change (same Nats-Msg-Id)."}),
+		PushesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "pushes_dropped_total", Help: "Times pushes for a user were dropped because its dispatcher fell behind; each is followed by a resync frame."}),
+		NoticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "notices_dropped_total", Help: "Typing and read notices dropped because their queue was full."}),
 	}
-	reg.MustRegister(g.FramesIn, g.FramesOut, g.SendAck, g.PublishErrors)
+	reg.MustRegister(g.FramesIn, g.FramesOut, g.SendAck, g.PublishErrors, g.PublishRetries, g.PushesDropped, g.NoticesDropped)
 	return g
 }
 

@@ -262,7 +262,8 @@ func (s *Service) announce(ctx context.Context, uid string, st State) {
 }
 
 // Audience returns the users who share with uid a direct conversation or a
-// group of at most smallGroup members.
+// group of at most smallGroup members, leaving out message requests uid
+// has not accepted.
 func Audience(ctx context.Context, convs *conversation.Store, uid string, smallGroup int) ([]string, error) {
 	ids, err := convs.UserConversations(ctx, uid)
 	if err != nil {
@@ -280,7 +281,8 @@ func Audience(ctx context.Context, convs *conversation.Store, uid string, smallG
 		if err != nil {
 			return nil, err
 		}
-		if !d.IsMember(uid) || (d.Kind != protocol.ConversationDirect && len(d.Members) > smallGroup) {
+		// A message request uid has not accepted shares nothing of uid.
+		if !d.IsMember(uid) || d.IsPending(uid) || (d.Kind != protocol.ConversationDirect && len(d.Members) > smallGroup) {
 			continue
 		}
 		for _, m := range d.Members {

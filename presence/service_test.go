@@ -113,7 +113,18 @@ func state(t *testing.T, kv jetstream.KeyValue, uid string) State {
 	return st
 }
 
+// direct makes a and b contacts: a direct conversation a started and b
+// accepted.
 func direct(t *testing.T, e *env, a, b string) {
+	t.Helper()
+	convs := request(t, e, a, b)
+	if _, err := convs.Accept(context.Background(), conversation.Actor{User: b}, directConv(t, convs, a, b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// request opens a direct conversation from a to b that b has not accepted.
+func request(t *testing.T, e *env, a, b string) *conversation.Store {
 	t.Helper()
 	convs, err := conversation.New(context.Background(), conversation.Config{}, e.js)
 	if err != nil {
@@ -122,6 +133,16 @@ func direct(t *testing.T, e *env, a, b string) {
 	if _, _, err := convs.CreateDirect(context.Background(), conversation.Actor{User: a}, b); err != nil {
 		t.Fatal(err)
 	}
+	return convs
+}
+
+func directConv(t *testing.T, convs *conversation.Store, a, b string) string {
+	t.Helper()
+	d, _, err := convs.CreateDirect(context.Background(), conversation.Actor{User: a}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Conv
 }
 
 // A user's first device coming online and last device leaving are

@@ -19,6 +19,9 @@ const (
 const (
 	// CloseUnauthorized ends a connection whose hello is missing, late or bad.
 	CloseUnauthorized = 4001
+	// CloseTokenExpired ends a connection whose token expired without a
+	// fresh one sent in reauth.
+	CloseTokenExpired = 4003
 	// CloseSlowOrAbusive ends a connection that does not read its pushes or
 	// floods far past its rate limit.
 	CloseSlowOrAbusive = 4008

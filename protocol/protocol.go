@@ -97,6 +97,8 @@ type Request struct {
 	Platform string          `json:"platform,omitempty"`
 	Until    *string         `json:"until,omitempty"`
 	DeviceID string          `json:"device_id,omitempty"`
+	// AddPolicy is the setting settings writes (consent.go).
+	AddPolicy string `json:"add_policy,omitempty"`
 }
 
 // Welcome answers hello (or a valid Authorization header).
@@ -122,6 +124,12 @@ type Conversation struct {
 	ReadSeq     uint64   `json:"read_seq"`
 	Unread      uint64   `json:"unread"`
 	Created     string   `json:"created,omitempty"`
+	// State is the user's consent state of it: "" (normal),
+	// ConvStateRequest, ConvStatePending or ConvStateInvited.
+	State string `json:"state,omitempty"`
+	// Invited lists the users invited to a group who have not accepted
+	// (when there are at most as many as members inline).
+	Invited []string `json:"invited,omitempty"`
 }
 
 // ConversationFrame carries one conversation: the reply to create, and the

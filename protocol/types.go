@@ -9,5 +9,12 @@ var RequestTypes = []string{
 	TypeSend, TypeSync, TypeHistory,
 	TypeTyping, TypeRead, TypePresence,
 	TypeRegisterDevice, TypeUnregisterDevice, TypeDevices, TypeMute,
+	TypeReauth,
+	TypeAccept, TypeDecline, TypeHide, TypeSettings,
 	TypeBlock, TypeUnblock, TypeBlocked,
 }
+
+// TypeReauth hands a connection a fresh token for its user before the one
+// it authenticated with expires; without it the connection is closed with
+// CloseTokenExpired when that token does.
+const TypeReauth = "reauth"

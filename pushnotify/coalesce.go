@@ -38,6 +38,9 @@ type Message struct {
 	Sender    string // who wrote it, as shown to the recipient
 	Text      string // the message text; never shown when the push is private
 	Seq       uint64 // the message's seq
+	// Request marks the one notification of a new message request: it
+	// says so, and never carries text.
+	Request bool
 }
 
 // Batch is what a closed window yields: the messages of one conversation
@@ -81,6 +84,8 @@ func (b *Batch) Notification(platform, token string, private bool) *Notification
 		body = fmt.Sprintf("%d new messages in %s", b.Count, b.ConvTitle)
 	case b.Count > 1:
 		body = fmt.Sprintf("%d new messages", b.Count)
+	case b.Last.Request:
+		body = "New message request"
 	case private || b.Last.Text == "":
 		body = "New message"
 	case b.ConvTitle != "" && b.Last.Sender != "":

@@ -186,3 +186,16 @@ func TestCoalescerRealClockConcurrent(t *testing.T) {
 		t.Fatalf("flushed %d messages, want all 2000", total)
 	}
 }
+
+// The one notification of a message request says so and never carries
+// text, private or not.
+func TestRequestNotificationSaysSo(t *testing.T) {
+	b := pushnotify.Batch{User: "alice", Conv: "d_x", Count: 1, FirstSeq: 3, LastSeq: 3,
+		Last: pushnotify.Message{User: "alice", Conv: "d_x", Sender: "mallory", Text: "buy now", Seq: 3, Request: true}}
+	for _, private := range []bool{false, true} {
+		n := b.Notification(pushnotify.PlatformFCM, "tok", private)
+		if n.Body != "New message request" || n.Title != "mallory" {
+			t.Errorf("private %v: %q / %q", private, n.Title, n.Body)
+		}
+	}
+}

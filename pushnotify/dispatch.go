@@ -229,10 +229,13 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) error {
 		_ = msg.Ack()
 		return nil
 	}
-	if schema.IsMember(subj) {
+	member := schema.IsMember(subj)
+	if member {
 		d.members.Drop(conv) // the next message reloads the members, in order
-		_ = msg.Ack()
-		return nil
+		if !opensRequest(msg.Data()) {
+			_ = msg.Ack()
+			return nil
+		}
 	}
 	seq := meta.Sequence.Stream
 	d.mu.Lock()
@@ -243,7 +246,12 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) error {
 	p := &pending{msg: msg, seq: seq, refs: 1}
 	d.inflight[seq] = p
 	d.mu.Unlock()
-	ok := d.message(ctx, conv, seq, msg.Data(), p)
+	var ok bool
+	if member {
+		ok = d.request(ctx, conv, seq, msg.Data(), p)
+	} else {
+		ok = d.message(ctx, conv, seq, msg.Data(), p)
+	}
 	d.release(p, ok)
 	return nil
 }
@@ -265,7 +273,9 @@ func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data 
 	}
 	text := textOf(env.Body)
 	for _, u := range doc.Members {
-		if u == env.Sender {
+		if u == env.Sender || doc.IsPending(u) {
+			// A message request notifies its recipient once, when it
+			// is opened (request), not per message.
 			continue
 		}
 		skip, err := d.skip(ctx, u, conv, env.Sender)

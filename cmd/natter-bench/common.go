@@ -37,6 +37,7 @@ type common struct {
 	duration    time.Duration
 	jsonOut     bool
 	serverPIDs  []int
+	metricsURLs []string
 	compression bool
 	ipBase      int
 	ips         int
@@ -55,6 +56,7 @@ func (c *common) register(fs *flag.FlagSet, defDuration time.Duration) (finish f
 	fs.DurationVar(&c.duration, "duration", defDuration, "how long the measured phase lasts")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
 	pids := fs.String("server-pid", "", "pid(s) of the server process(es), comma-separated: RSS and CPU are read from /proc")
+	metrics := fs.String("metrics-url", "", "base URL(s) of the servers' --metrics listeners, comma-separated (e.g. http://127.0.0.1:9090): RSS is read from their /metrics when no --server-pid is given")
 	fs.BoolVar(&c.compression, "compression", false, "offer permessage-deflate")
 	fs.IntVar(&c.ipBase, "ip-base", 1, "first source address: 127.0.0.<ip-base>")
 	fs.IntVar(&c.ips, "ips", 0, "source addresses to spread connections over (127.0.0.<ip-base>…); 0: one per 4,000 connections")
@@ -62,6 +64,11 @@ func (c *common) register(fs *flag.FlagSet, defDuration time.Duration) (finish f
 	fs.DurationVar(&c.keepAlive, "keepalive", 0, "WebSocket ping interval (0: heartbeat_s/2 as the server announces)")
 	return func() error {
 		c.urls = strings.Split(*url, ",")
+		for _, m := range strings.Split(*metrics, ",") {
+			if m = strings.TrimRight(strings.TrimSpace(m), "/"); m != "" {
+				c.metricsURLs = append(c.metricsURLs, m)
+			}
+		}
 		c.secret = *secret
 		c.data = *data
 		if c.secret == "" && *data != "" {

@@ -117,14 +117,11 @@ func readProc(pid int) (procStat, error) {
 	return s, nil
 }
 
-// metricsRSS reads process_resident_memory_bytes from a server's /metrics,
-// for servers that are not local processes.
-func metricsRSS(wsURL string) (int64, bool) {
-	u := strings.Replace(strings.Replace(wsURL, "wss://", "https://", 1), "ws://", "http://", 1)
-	if i := strings.Index(u[8:], "/"); i >= 0 {
-		u = u[:8+i]
-	}
-	resp, err := http.Get(u + "/metrics")
+// metricsRSS reads process_resident_memory_bytes from the /metrics of a
+// server's --metrics listener (base is its http:// URL), for servers that
+// are not local processes.
+func metricsRSS(base string) (int64, bool) {
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		return 0, false
 	}
@@ -144,14 +141,18 @@ func metricsRSS(wsURL string) (int64, bool) {
 	return 0, false
 }
 
-// serverRSS sums RSS over the local pids, or over the gateways' /metrics.
+// serverRSS sums RSS over the local pids, or over the servers' /metrics
+// (their --metrics listeners; the client port serves no metrics).
 func (c *common) serverRSS() (int64, bool) {
 	if len(c.serverPIDs) > 0 {
 		s := readProcs(c.serverPIDs)
 		return s.rss, s.ok
 	}
+	if len(c.metricsURLs) == 0 {
+		return 0, false
+	}
 	var sum int64
-	for _, u := range c.urls {
+	for _, u := range c.metricsURLs {
 		v, ok := metricsRSS(u)
 		if !ok {
 			return 0, false

@@ -15,6 +15,7 @@ import (
 
 	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/nats/natsrv"
 )
 
@@ -56,6 +57,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	audience := fs.String("jwt-audience", "", "when set, tokens must carry this aud")
 	issuer := fs.String("jwt-issuer", "", "when set, tokens must carry this iss")
 	dev := fs.Bool("dev", false, "development mode: generate a JWT secret when none is given")
+	devTokenTTL := fs.Duration("dev-token-ttl", 24*time.Hour, "lifetime of the tokens GET /dev/token hands out (--dev only); the web app refreshes them before they expire")
 	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" (page cache, fsync every 2 min) or "always" (fsync per write)`)
 	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); serve sets it, a role uses it only to create a missing stream")
 	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends; like --hot-window, a stream setting")
@@ -67,6 +69,8 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	maxPerUser := fs.Int("max-conns-per-user", 32, "open connections one user may hold; one more is closed with 1008")
 	maxPerIP := fs.Int("max-conns-per-ip", 10_000, "open connections from one address; one more gets HTTP 429")
 	origins := fs.String("allowed-origins", "", `comma-separated browser origins (https://app.example.com) allowed to open WebSockets besides the same origin, or "*"`)
+	trustedProxies := fs.String("trusted-proxies", "", "comma-separated CIDR prefixes or addresses of reverse proxies whose --client-ip-header names the client for the per-IP limits (e.g. 10.0.0.0/8); none by default: the socket's address counts")
+	clientIPHeader := fs.String("client-ip-header", gateway.DefaultClientIPHeader, "header a trusted proxy puts the client address in; its right-most hop that is not a trusted proxy counts")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
@@ -112,6 +116,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if *origins != "" {
 		cfg.Gateway.AllowedOrigins = strings.Split(*origins, ",")
 	}
+	if cfg.Gateway.TrustedProxies, err = gateway.ParsePrefixes(*trustedProxies); err != nil {
+		return cfg, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	cfg.Gateway.ClientIPHeader = *clientIPHeader
 	if gatewayOnly {
 		if *natsURL == "" {
 			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
@@ -157,9 +165,12 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if *dev && cfg.Web && cfg.Auth.Secret != "" && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSFile == "" {
 		// The web app's sign-in: GET /dev/token?user=alice, signed with the
 		// secret this server verifies with.
-		secret := cfg.Auth.Secret
+		secret, ttl := cfg.Auth.Secret, *devTokenTTL
+		if ttl <= 0 {
+			return cfg, errors.New("--dev-token-ttl must be positive")
+		}
 		cfg.DevTokens = func(user string) (string, error) {
-			return auth.IssueHS256(secret, user, 24*time.Hour, time.Now())
+			return auth.IssueHS256(secret, user, ttl, time.Now())
 		}
 		log.Warn("dev mode: GET /dev/token?user=<id> hands out tokens for any user")
 	}

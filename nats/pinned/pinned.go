@@ -144,6 +144,9 @@ func (w *worker) run(ctx context.Context) {
 		for msg := range w.next {
 			if pin := msg.Headers().Get(headerPinID); pin != "" && pin != w.pin {
 				w.pin = pin
+				// Rare (a worker starts or takes over) and what an
+				// operator needs to tell which process delivers.
+				w.cfg.Logger.Info("pinned worker holds the pin", "consumer", w.cfg.Consumer, "pin", pin)
 				w.rewinding = w.cfg.InOrder && !w.contiguous(ctx, msg)
 			}
 			if ctx.Err() != nil || w.lost || w.rewinding || !w.handle(ctx, hctx, msg) {

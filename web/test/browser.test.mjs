@@ -26,16 +26,32 @@ after(async () => {
   await srv?.stop();
 });
 
-/** A fresh browser context (its own storage) with a page signed in as user. */
-async function signIn(user, viewport) {
+/**
+ * A fresh browser context (its own storage) with a page signed in as user.
+ * It checks that the page ran under the server's Content-Security-Policy
+ * without a violation and keeps the token out of localStorage.
+ */
+async function signIn(user, viewport, server = srv) {
   const ctx = await browser.newContext({ viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500 });
   const page = await ctx.newPage();
   page.on("pageerror", (err) => console.error(`[${user}] page error:`, err));
-  await page.goto(srv.httpURL + "/");
+  const violations = [];
+  page.on("console", (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) violations.push(msg.text());
+  });
+  const res = await page.goto(server.httpURL + "/");
+  assert.match(res.headers()["content-security-policy"] ?? "", /default-src 'self'/);
   await page.fill("#login-user", user);
   await page.click("#login-submit");
   await page.waitForSelector("#shell");
   await page.waitForFunction(() => document.querySelector("#status")?.textContent === "");
+  assert.deepEqual(violations, [], "CSP violations");
+  const stored = await page.evaluate(() => ({
+    local: Object.entries(localStorage).filter(([k, v]) => /token/i.test(k) || /eyJ[\w-]+\.[\w-]+\./.test(v)),
+    session: sessionStorage.getItem("natter.token"),
+  }));
+  assert.deepEqual(stored.local, [], "a token in localStorage");
+  assert.ok(stored.session?.startsWith("eyJ"), "the token is in sessionStorage");
   return { ctx, page };
 }
 
@@ -67,11 +83,21 @@ test("two users chat in Chromium", { timeout: 120_000 }, async () => {
   assert.equal(await b.page.textContent(".conv .name"), alice);
   await b.page.click(".conv");
   await waitForText(b.page, "hi bob");
+  // It is a message request: bob is asked to accept it, and until he does
+  // alice learns nothing of him (presence, reading).
+  await b.page.waitForSelector("#consent-accept");
+  assert.equal(await a.page.textContent(".conv .tag"), "not accepted yet");
+  await b.page.waitForSelector("#chat-dot.online");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await a.page.$("#chat-dot.online"), null);
+  assert.equal(await a.page.$(".msg.mine .seen"), null);
+  await b.page.click("#consent-accept");
+  await b.page.waitForSelector("#consent", { state: "hidden" });
   // Presence: both online, seen from each side.
   await a.page.waitForSelector("#chat-dot.online");
-  await b.page.waitForSelector("#chat-dot.online");
-  // Bob viewing it marks it read: alice sees "seen".
+  // Bob had read it: accepting shares that, alice sees "seen".
   await a.page.waitForSelector(".msg.mine .seen");
+  assert.equal(await a.page.$(".conv .tag"), null);
 
   // Bob types: alice sees the indicator. Then bob answers.
   await b.page.type("#composer-input", "hello al", { delay: 20 });
@@ -192,4 +218,70 @@ test("blocking from a direct conversation collapses the blocked user's messages"
   await a.page.waitForFunction(() => document.querySelector("#block-toggle")?.textContent === "Block");
   cm.close();
   await a.ctx.close();
+});
+
+test("the app refreshes its dev token before it expires and stays connected", { timeout: 60_000 }, async () => {
+  // Tokens live 3 s and the server allows no clock skew: without a refresh
+  // the connection would be closed with 4003 after at most 3 s.
+  const short = await startNatter(["--dev-token-ttl", "3s", "--jwt-leeway", "0s"]);
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await ctx.newPage();
+    const sockets = [];
+    page.on("websocket", (ws) => {
+      const frames = { sent: [], closed: false };
+      sockets.push(frames);
+      ws.on("framesent", (f) => frames.sent.push(String(f.payload)));
+      ws.on("close", () => (frames.closed = true));
+    });
+    await page.goto(short.httpURL + "/");
+    await page.fill("#login-user", "erin");
+    await page.click("#login-submit");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent === "");
+    await page.waitForTimeout(7_000);
+    assert.equal(sockets.length, 1, "the app reconnected instead of refreshing");
+    assert.equal(sockets[0].closed, false);
+    assert.ok(sockets[0].sent.filter((f) => f.includes('"reauth"')).length >= 2, "no reauth frames");
+    assert.equal(await page.textContent("#status"), "");
+    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => /token/i.test(k))), []);
+    await ctx.close();
+  } finally {
+    await short.stop();
+  }
+});
+
+test("who may add me: an invitation is accepted in the app", { timeout: 60_000 }, async () => {
+  const [u, v] = ["inviter" + Date.now().toString(36), "invitee" + Date.now().toString(36)];
+  const p = await signIn(v, { width: 1000, height: 700 });
+  await p.page.waitForFunction(() => document.querySelector("#add-policy")?.value === "everyone");
+  await p.page.selectOption("#add-policy", "nobody");
+  await p.page.waitForFunction(() => document.querySelector("#notice")?.textContent?.startsWith("Saved"));
+
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const c = new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket });
+  await c.connect();
+  const g = await c.create("group", [v], "Book club");
+  assert.deepEqual(g.invited, [v]);
+  await c.send(g.conv, { text: "before you joined" });
+
+  // The invitation shows as such; nothing of the group until accepted.
+  await p.page.waitForSelector(".conv .tag.invited");
+  await p.page.click(".conv");
+  await p.page.waitForSelector("#consent-accept");
+  assert.ok(await p.page.$eval("#composer", (el) => el.classList.contains("hidden")));
+  assert.deepEqual(await texts(p.page), []);
+  await p.page.click("#consent-accept");
+  await p.page.waitForSelector("#consent", { state: "hidden" });
+  await waitForText(p.page, "before you joined");
+  await c.send(g.conv, { text: "welcome" });
+  await waitForText(p.page, "welcome");
+
+  // Hidden, it leaves the list; a new message brings it back.
+  await p.page.click("#hide-conv");
+  await p.page.waitForFunction(() => document.querySelectorAll(".conv[data-conv]").length === 0);
+  await c.send(g.conv, { text: "still there?" });
+  await p.page.waitForSelector(".conv[data-conv]");
+  c.close();
+  await p.ctx.close();
 });

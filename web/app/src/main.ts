@@ -3,7 +3,7 @@
 // parts only: inputs are built once and keep their focus and text).
 
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
-import type { Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -33,6 +33,7 @@ const state = {
   notice: "",
   blocked: new Set<string>(), // users I blocked
   revealed: new Set<string>(), // "conv seq" of blocked users' messages shown anyway
+  addPolicy: "" as AddPolicy | "",
 };
 
 let client: NatterClient;
@@ -54,6 +55,26 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 
 // ---- sign in
+
+// The token is kept in sessionStorage: this tab only, gone when it closes,
+// and never in localStorage, where it would outlive the session and be
+// readable by every tab of the origin for good. A dev sign-in also keeps
+// the user id, so the app can fetch fresh tokens from /dev/token before
+// the current one expires; a pasted token cannot be refreshed, and the
+// app asks to sign in again when the server closes with 4003.
+const TOKEN_KEY = "natter.token";
+const DEV_USER_KEY = "natter.devUser";
+
+async function devToken(user: string): Promise<string> {
+  const r = await fetch(`/dev/token?user=${encodeURIComponent(user)}`, { cache: "no-store" });
+  if (!r.ok) throw new Error(r.status === 404 ? "This server has no dev sign-in: paste a token." : (await r.text()) || `sign-in failed (${r.status})`);
+  return (await r.json()).token;
+}
+
+function forgetToken(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(DEV_USER_KEY);
+}
 
 function tokenUser(token: string): string {
   try {
@@ -86,20 +107,23 @@ async function signIn(ev: Event): Promise<void> {
   ev.preventDefault();
   const user = $<HTMLInputElement>("#login-user").value.trim();
   let token = $<HTMLTextAreaElement>("#login-token").value.trim();
+  forgetToken();
   if (!token) {
     if (!user) return showLogin("Enter a user id or a token.");
-    const r = await fetch(`/dev/token?user=${encodeURIComponent(user)}`);
-    if (r.status === 404) return showLogin("This server has no dev sign-in: paste a token.");
-    if (!r.ok) return showLogin((await r.text()) || `sign-in failed (${r.status})`);
-    token = (await r.json()).token;
+    try {
+      token = await devToken(user);
+    } catch (err) {
+      return showLogin((err as Error).message);
+    }
+    sessionStorage.setItem(DEV_USER_KEY, user);
   }
-  localStorage.setItem("natter.token", token);
+  sessionStorage.setItem(TOKEN_KEY, token);
   start(token);
 }
 
 function signOut(): void {
   client?.close();
-  localStorage.removeItem("natter.token");
+  forgetToken();
   location.reload();
 }
 
@@ -109,12 +133,30 @@ function start(token: string): void {
   state.me = tokenUser(token);
   buildShell();
   const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/ws`;
-  client = new NatterClient({ url, token, device: "web", storage: webStorageOutbox(`natter.outbox.${state.me}`) });
+  const devUser = sessionStorage.getItem(DEV_USER_KEY);
+  const refreshToken = devUser
+    ? async () => {
+        const t = await devToken(devUser);
+        sessionStorage.setItem(TOKEN_KEY, t);
+        return t;
+      }
+    : undefined;
+  client = new NatterClient({ url, token, refreshToken, device: "web", storage: webStorageOutbox(`natter.outbox.${state.me}`) });
+  client.on("close", ({ code }) => {
+    if (code !== 4003 || refreshToken) return;
+    // The pasted token expired and cannot be refreshed here.
+    client.close();
+    forgetToken();
+    showLogin("Your session expired: sign in again.");
+  });
   client.on("state", (s) => {
     state.status = s;
     render();
   });
-  client.on("resumed", ({ conversations }) => void onConversations(conversations));
+  client.on("resumed", ({ conversations }) => {
+    void onConversations(conversations);
+    void loadSettings();
+  });
   client.on("message", (m) => onMessage(m));
   client.on("sent", ({ entry, ack }) => {
     // Built from the ack, which has no prev; the app shows messages by seq
@@ -193,7 +235,7 @@ function start(token: string): void {
       .catch(() => {});
   });
   client.connect().catch((err) => {
-    localStorage.removeItem("natter.token");
+    forgetToken();
     showLogin(`Sign-in refused: ${err.message}`);
   });
   document.addEventListener("visibilitychange", () => markRead());
@@ -235,7 +277,11 @@ async function queryPresence(users: string[]): Promise<void> {
 
 function onMessage(m: Message, mine = false): void {
   const cs = state.convs.get(m.conv);
-  if (!cs) return;
+  if (!cs) {
+    // A conversation the user hid: a new message brings it back.
+    refreshList();
+    return;
+  }
   if (cs.msgs.has(m.seq)) return;
   cs.msgs.set(m.seq, m);
   if (m.sender === state.me) {
@@ -283,7 +329,8 @@ async function openConv(conv: string): Promise<void> {
   $("#shell").classList.add("show-chat");
   const cs = state.convs.get(conv)!;
   render(true);
-  if (!cs.loaded) await loadOlder(cs);
+  // An invitation is not membership: nothing to load until accepted.
+  if (!cs.loaded && cs.c.state !== "invited") await loadOlder(cs);
   markRead();
   $<HTMLInputElement>("#composer-input").focus();
 }
@@ -324,6 +371,7 @@ async function createConv(ev: Event): Promise<void> {
   try {
     const c = await client.create(kind, members, kind === "group" ? title : undefined);
     upsert(c);
+    if (c.invited?.length) notify(`Invited ${c.invited.join(", ")}: they join once they accept.`);
     void queryPresence(c.members ?? []);
     $<HTMLFormElement>("#new-form").reset();
     $("#new-form").classList.add("hidden");
@@ -423,6 +471,18 @@ function buildShell(): void {
           h("button", { id: "new-submit", type: "submit" }, "Create"),
         ),
         h("ul", { id: "convs", class: "convs" }),
+        h(
+          "label",
+          { class: "setting", for: "add-policy" },
+          "Who may add me to groups ",
+          h(
+            "select",
+            { id: "add-policy", onchange: () => void changeAddPolicy() },
+            h("option", { value: "everyone" }, "Everyone"),
+            h("option", { value: "contacts" }, "Contacts only"),
+            h("option", { value: "nobody" }, "Nobody (ask me)"),
+          ),
+        ),
       ),
       h(
         "main",
@@ -437,6 +497,7 @@ function buildShell(): void {
           } }, "‹"),
           h("span", { id: "chat-head", class: "chat-head" }),
         ),
+        h("div", { id: "consent", class: "consent hidden" }),
         h("div", { id: "messages", class: "messages", onscroll: onScroll }),
         h("div", { id: "typing", class: "typing" }),
         h("div", { id: "editing", class: "editing hidden" }),
@@ -486,6 +547,7 @@ function draw(): void {
         { class: `conv${cs.c.conv === state.open ? " active" : ""}`, "data-conv": cs.c.conv, onclick: () => void openConv(cs.c.conv) },
         dot(peer(cs.c)) ?? h("span", { class: "dot group" }),
         h("span", { class: "name" }, convTitle(cs.c)),
+        cs.c.state ? h("span", { class: `tag ${cs.c.state}` }, stateLabel(cs.c.state)) : null,
         cs.unread > 0 ? h("span", { class: "badge" }, String(cs.unread)) : null,
       ),
     ),
@@ -498,8 +560,13 @@ function draw(): void {
     $("#chat-head").replaceChildren(h("span", { class: "muted" }, "Pick or start a conversation"));
     $("#messages").replaceChildren();
     $("#typing").textContent = "";
+    $("#consent").classList.add("hidden");
+    $("#composer").classList.remove("hidden");
     return;
   }
+  drawConsent(cs);
+  // An invitation is not membership: nothing can be sent until accepted.
+  $("#composer").classList.toggle("hidden", cs.c.state === "invited");
   const members = cs.c.members ?? [];
   const other = peer(cs.c);
   $("#chat-head").replaceChildren(
@@ -508,6 +575,9 @@ function draw(): void {
     ...(cs.c.kind === "group" ? [h("span", { class: "muted" }, `${cs.c.member_count} members`)] : []),
     ...(other
       ? [h("button", { id: "block-toggle", class: "link block-toggle", type: "button", onclick: () => void toggleBlock(other) }, state.blocked.has(other) ? "Unblock" : "Block")]
+      : []),
+    ...(cs.c.state !== "invited"
+      ? [h("button", { id: "hide-conv", class: "link", type: "button", title: "Hide until a new message arrives", onclick: () => void hideConv(cs.c.conv) }, "Hide")]
       : []),
   );
   const now = Date.now();
@@ -624,8 +694,103 @@ function time(ts: string): string {
   return isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+// ---- consent: requests, invitations, hiding, who may add me
+
+let refreshing = false;
+/** Reloads the conversation list, once at a time. */
+function refreshList(): void {
+  if (refreshing) return;
+  refreshing = true;
+  client
+    .conversations()
+    .then((list) => onConversations(list))
+    .catch(() => {})
+    .finally(() => (refreshing = false));
+}
+
+function stateLabel(st: string): string {
+  return st === "request" ? "request" : st === "invited" ? "invitation" : st === "pending" ? "not accepted yet" : st;
+}
+
+async function loadSettings(): Promise<void> {
+  try {
+    state.addPolicy = (await client.settings()).add_policy;
+    $<HTMLSelectElement>("#add-policy").value = state.addPolicy;
+  } catch {
+    // the select keeps its default; changing it tries again
+  }
+}
+
+async function changeAddPolicy(): Promise<void> {
+  const sel = $<HTMLSelectElement>("#add-policy");
+  try {
+    state.addPolicy = (await client.setAddPolicy(sel.value as AddPolicy)).add_policy;
+    notify(`Saved: ${sel.selectedOptions[0]?.textContent ?? sel.value} may add you.`);
+  } catch (err) {
+    if (state.addPolicy) sel.value = state.addPolicy;
+    notify(`Could not save: ${(err as Error).message}`);
+  }
+}
+
+/** The bar over a request or an invitation: accept or decline it. */
+function drawConsent(cs: ConvState): void {
+  const bar = $("#consent");
+  const st = cs.c.state;
+  bar.classList.toggle("hidden", st !== "request" && st !== "invited" && st !== "pending");
+  if (st === "pending") {
+    bar.replaceChildren(h("span", {}, "They have not accepted your message request yet."));
+    return;
+  }
+  if (st !== "request" && st !== "invited") return bar.replaceChildren();
+  const who = st === "request" ? `${convTitle(cs.c)} wants to send you messages.` : `You are invited to ${convTitle(cs.c)}.`;
+  bar.replaceChildren(
+    h("span", {}, `${who} They do not see whether you are online or have read anything until you accept.`),
+    h("button", { id: "consent-accept", type: "button", onclick: () => void acceptConv(cs.c.conv) }, "Accept"),
+    h("button", { id: "consent-decline", class: "link", type: "button", onclick: () => void declineConv(cs.c.conv) }, "Decline"),
+  );
+}
+
+async function acceptConv(conv: string): Promise<void> {
+  try {
+    const cs = upsert(await client.accept(conv));
+    render(true);
+    if (!cs.loaded) await loadOlder(cs);
+  } catch (err) {
+    notify(`Could not accept: ${(err as Error).message}`);
+  }
+}
+
+function forget(conv: string): void {
+  state.convs.delete(conv);
+  if (state.open === conv) {
+    state.open = "";
+    $("#shell").classList.remove("show-chat");
+  }
+  render();
+}
+
+async function declineConv(conv: string): Promise<void> {
+  try {
+    await client.decline(conv);
+    forget(conv);
+  } catch (err) {
+    notify(`Could not decline: ${(err as Error).message}`);
+  }
+}
+
+async function hideConv(conv: string): Promise<void> {
+  try {
+    await client.hide(conv);
+    forget(conv);
+  } catch (err) {
+    notify(`Could not hide: ${(err as Error).message}`);
+  }
+}
+
 // ---- boot
 
-const saved = localStorage.getItem("natter.token");
+// Older versions kept the token in localStorage: drop it.
+localStorage.removeItem(TOKEN_KEY);
+const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) start(saved);
 else showLogin();

@@ -4,6 +4,7 @@
 
 import type {
   Ack,
+  AddPolicy,
   BlockedFrame,
   Body,
   Conversation,
@@ -21,6 +22,7 @@ import type {
   ReadPush,
   ResyncPush,
   ServerFrame,
+  Settings,
   TypingPush,
   Welcome,
 } from "./types.js";
@@ -60,8 +62,20 @@ export interface OutboxStorage {
 export interface ClientOptions {
   /** ws:// or wss:// URL of the gateway, e.g. "wss://chat.example.com/v1/ws". */
   url: string;
-  /** The JWT, or a function returning a fresh one (called on every connect). */
+  /**
+   * The JWT, or a function returning a fresh one (called on every connect,
+   * and before the token expires when there is no refreshToken).
+   */
   token: string | (() => string | Promise<string>);
+  /**
+   * Token refresher hook: returns a fresh token for the same user. The client
+   * calls it a quarter of the current token's remaining life before its exp
+   * (at most a minute before) and sends the result in `reauth`, so the server
+   * does not close the connection with 4003; reconnects use it too. Defaults
+   * to `token` when that is a function. Without either, a connection ends
+   * when its token expires and the client stops with an "unauthorized" error.
+   */
+  refreshToken?: () => string | Promise<string>;
   /** Device label sent in hello. */
   device?: string;
   /** WebSocket implementation; default globalThis.WebSocket. */
@@ -214,7 +228,7 @@ export function webStorageOutbox(key = "natter.outbox", storage: Storage = (glob
  * emitting "message" events (source "sync"), then resends the outbox.
  */
 export class NatterClient {
-  private readonly opts: Required<Omit<ClientOptions, "storage" | "device">> & Pick<ClientOptions, "storage" | "device">;
+  private readonly opts: Required<Omit<ClientOptions, "storage" | "device" | "refreshToken">> & Pick<ClientOptions, "storage" | "device" | "refreshToken">;
   private ws: WebSocketLike | null = null;
   private _state: ConnectionState = "idle";
   private listeners = new Map<keyof ClientEvents, Set<Listener<any>>>();
@@ -237,6 +251,8 @@ export class NatterClient {
   private resuming = false;
   private resyncAgain = false; // a resync push came during a resume
   private loaded: Promise<void> | null = null;
+  private tokenExp = 0; // exp (ms) of the connection's token, 0 if unknown
+  private refreshTimer?: ReturnType<typeof setTimeout>;
 
   constructor(options: ClientOptions) {
     const WS = options.WebSocket ?? (globalThis as any).WebSocket;
@@ -323,6 +339,7 @@ export class NatterClient {
   close(): void {
     this.setState("closed");
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.refreshTimer);
     this.stopHeartbeat();
     for (const o of this.outgoing.values()) clearTimeout(o.retryTimer);
     const ws = this.ws;
@@ -371,8 +388,9 @@ export class NatterClient {
     this.setState(this.attempt === 0 && !this.welcome ? "connecting" : "reconnecting");
     let token: string;
     try {
-      const t = this.opts.token;
+      const t = this.opts.refreshToken ?? this.opts.token;
       token = typeof t === "function" ? await t() : t;
+      this.tokenExp = tokenExpiry(token);
       await this.loaded;
     } catch (err) {
       this.scheduleReconnect();
@@ -417,11 +435,12 @@ export class NatterClient {
 
   private onSocketClosed(code: number, reason: string): void {
     this.stopHeartbeat();
+    clearTimeout(this.refreshTimer);
     this.emit("close", { code, reason });
     this.failPending(new NatterError("disconnected", `connection closed (${code}${reason ? " " + reason : ""})`), false);
     for (const o of this.outgoing.values()) o.inFlight = false;
     if (this._state === "closed") return;
-    if (code === 4001 && typeof this.opts.token === "string") {
+    if ((code === 4001 || code === 4003) && !this.tokenSource()) {
       // The same token would be refused again: stop instead of looping.
       const err = new NatterError("unauthorized", reason || "token refused");
       this.setState("closed");
@@ -431,6 +450,35 @@ export class NatterClient {
       return;
     }
     this.scheduleReconnect();
+  }
+
+  // tokenSource is the function that gives fresh tokens, if any.
+  private tokenSource(): (() => string | Promise<string>) | undefined {
+    const t = this.opts.refreshToken ?? this.opts.token;
+    return typeof t === "function" ? t : undefined;
+  }
+
+  // scheduleRefresh arms the timer that hands the open connection a fresh
+  // token before its current one expires; a failed refresh retries every
+  // second until the connection ends.
+  private scheduleRefresh(delayMs?: number): void {
+    clearTimeout(this.refreshTimer);
+    const source = this.tokenSource();
+    if (!source || !this.tokenExp) return;
+    const ws = this.ws;
+    const wait = delayMs ?? Math.max(0, refreshAt(Date.now(), this.tokenExp) - Date.now());
+    this.refreshTimer = setTimeout(async () => {
+      if (this.ws !== ws || this._state !== "open") return;
+      try {
+        const token = await source();
+        await this.reauth(token);
+        if (this.ws !== ws) return;
+        this.tokenExp = tokenExpiry(token);
+        this.scheduleRefresh();
+      } catch {
+        if (this.ws === ws) this.scheduleRefresh(1000);
+      }
+    }, wait);
   }
 
   private scheduleReconnect(): void {
@@ -508,6 +556,7 @@ export class NatterClient {
     this.firstWelcome = undefined;
     for (const r of this.readyWaiters.splice(0)) r.resolve();
     this.emit("welcome", w);
+    this.scheduleRefresh();
     first?.resolve(w);
     void this.resume();
   }
@@ -762,6 +811,17 @@ export class NatterClient {
     return (await this.request<{ conversation: Conversation }>(f)).conversation;
   }
 
+  /**
+   * Hands the connection a fresh token for the same user before the current
+   * one expires (the server closes an expired connection with 4003). Rejects
+   * with "unauthorized" for a token that does not verify and "forbidden" for
+   * another user's; the connection then keeps its current token. The
+   * refreshToken option does this on its own.
+   */
+  async reauth(token: string): Promise<void> {
+    await this.request({ type: "reauth", token });
+  }
+
   /** Adds users to a group. */
   async addMembers(conv: string, users: string[]): Promise<void> {
     await this.request({ type: "add_member", conv, users });
@@ -772,9 +832,49 @@ export class NatterClient {
     await this.request({ type: "remove_member", conv, user });
   }
 
-  /** Leaves a group. */
+  /** Leaves a group; a direct conversation is hidden instead (see hide). */
   async leave(conv: string): Promise<void> {
     await this.request({ type: "leave", conv });
+  }
+
+  // Consent: message requests, invitations, hiding, who may add the user.
+
+  /**
+   * Adds users to a group and resolves with those who were invited rather
+   * than added (their add_policy is "nobody"). A user who accepts adds
+   * only from contacts rejects the whole request with "forbidden".
+   */
+  async addOrInvite(conv: string, users: string[]): Promise<string[]> {
+    const f = await this.request<{ invited?: string[] }>({ type: "add_member", conv, users });
+    return f.invited ?? [];
+  }
+
+  /** Accepts a message request or an invitation; resolves with the conversation as the user now sees it. */
+  async accept(conv: string): Promise<Conversation> {
+    return (await this.request<{ conversation: Conversation }>({ type: "accept", conv })).conversation;
+  }
+
+  /**
+   * Declines a message request or an invitation: it disappears for the
+   * user, and the requester's later messages do not bring it back.
+   */
+  async decline(conv: string): Promise<void> {
+    await this.request({ type: "decline", conv });
+  }
+
+  /** Hides a conversation from the user's list until a new message arrives in it. */
+  async hide(conv: string): Promise<void> {
+    await this.request({ type: "hide", conv });
+  }
+
+  /** The user's settings. */
+  async settings(): Promise<Settings> {
+    return this.request<Settings>({ type: "settings" });
+  }
+
+  /** Sets who may add the user to groups. */
+  async setAddPolicy(policy: AddPolicy): Promise<Settings> {
+    return this.request<Settings>({ type: "settings", add_policy: policy });
   }
 
   /** One page of members, ordered by user id, after `after`. */
@@ -955,4 +1055,26 @@ function advance(st: ConvSeqs): void {
       }
     }
   }
+}
+
+/**
+ * The exp of a JWT in milliseconds, read without verifying it (the server
+ * does that), or 0 when it has none.
+ */
+export function tokenExpiry(token: string): number {
+  try {
+    const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(b64 + "===".slice((b64.length + 3) % 4))).exp;
+    return typeof exp === "number" ? exp * 1000 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * When to refresh a token that expires at exp (ms), obtained at now: a quarter
+ * of its remaining life before exp, but never more than a minute before.
+ */
+export function refreshAt(now: number, exp: number): number {
+  return exp - Math.max(0, Math.min((exp - now) / 4, 60_000));
 }

@@ -37,6 +37,26 @@ export interface Conversation {
   read_seq: number;
   unread: number;
   created?: string;
+  /**
+   * The user's consent state of it: absent when normal, "request" (an
+   * incoming message request), "pending" (the user's request, not yet
+   * accepted), "invited" (an invitation into a group: not a member yet).
+   */
+  state?: ConversationState;
+  /** Users invited to the group who have not accepted (≤ 100 listed). */
+  invited?: string[];
+}
+
+/** Conversation.state values. */
+export type ConversationState = "request" | "pending" | "invited";
+
+/** Who may add the user to groups (`settings`). */
+export type AddPolicy = "everyone" | "contacts" | "nobody";
+
+export interface Settings {
+  type: "settings";
+  id?: string;
+  add_policy: AddPolicy;
 }
 
 export interface Welcome {
@@ -166,7 +186,8 @@ export interface ErrorFrame {
 export type ServerFrame =
   | Welcome
   | { type: "pong"; id?: string }
-  | { type: "ok"; id?: string }
+  | { type: "ok"; id?: string; invited?: string[] }
+  | Settings
   | Ack
   | MessagesPage
   | MembersPage

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { NatterClient, NatterError, backoffDelay, newClientId } from "../dist/natter.js";
+import { NatterClient, NatterError, backoffDelay, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -140,12 +140,16 @@ describe("NatterClient", { timeout: 60_000 }, () => {
 
   test("pushes: conversation, message, typing, read, presence, member", async () => {
     const [a, b, carol] = [uid("a"), uid("b"), uid("carol")];
+    // b started a direct conversation with a (b's own request shares b's
+    // presence with a): a is told when b comes online.
+    const cb0 = client(b);
+    await cb0.connect();
+    await cb0.create("direct", [a]);
+    cb0.close();
     const ca = client(a);
     await ca.connect();
-    // b shares a direct conversation with a before connecting: a is told when b comes online.
-    await ca.create("direct", [b]);
     const cb = client(b);
-    const onlineB = next(ca, "presence", (p) => p.user === b);
+    const onlineB = next(ca, "presence", (p) => p.user === b && p.online);
     await cb.connect();
     const on = await onlineB;
     assert.equal(on.online, true);
@@ -204,6 +208,39 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     await assert.rejects(phone.block(a), (e) => e.code === "bad_request");
     assert.deepEqual(await phone.unblock(m), []);
     assert.equal((await cm.create("direct", [a])).kind, "direct");
+  });
+
+  test("consent: requests, decline, add_policy, invitations, hide", async () => {
+    const [a, b, c] = [uid("ca"), uid("cb"), uid("cc")];
+    const [ca, cb, cc] = [client(a), client(b), client(c)];
+    await Promise.all([ca.connect(), cb.connect(), cc.connect()]);
+    // A stranger's direct conversation is a request to b, pending for a.
+    const pushed = next(cb, "conversation");
+    const d = await ca.create("direct", [b]);
+    assert.equal(d.state, "pending");
+    assert.equal((await pushed).conversation.state, "request");
+    assert.equal((await cb.conversations()).find((x) => x.conv === d.conv).state, "request");
+    // b declines: it is gone for b, and a's messages do not bring it back.
+    await cb.decline(d.conv);
+    await ca.send(d.conv, { text: "hello?" });
+    assert.equal((await cb.conversations()).find((x) => x.conv === d.conv), undefined);
+    // add_policy: contacts refuses a stranger with a clear error; nobody invites.
+    assert.equal((await cb.settings()).add_policy, "everyone");
+    assert.equal((await cb.setAddPolicy("contacts")).add_policy, "contacts");
+    const g = await ca.create("group", [], "G");
+    await assert.rejects(ca.addOrInvite(g.conv, [b]), (e) => e.code === "forbidden" && /accepts adds only from contacts/.test(e.message));
+    await cc.setAddPolicy("nobody");
+    const invitation = next(cc, "conversation");
+    assert.deepEqual(await ca.addOrInvite(g.conv, [c]), [c]);
+    assert.equal((await invitation).conversation.state, "invited");
+    await assert.rejects(cc.sync(g.conv), (e) => e.code === "forbidden");
+    const joined = await cc.accept(g.conv);
+    assert.equal(joined.state, undefined);
+    // hide: off the list until a new message.
+    await cc.hide(g.conv);
+    assert.equal((await cc.conversations()).find((x) => x.conv === g.conv), undefined);
+    await ca.send(g.conv, { text: "back" });
+    assert.ok((await cc.conversations()).find((x) => x.conv === g.conv));
   });
 
   test("requests: errors carry the contract's code, timeouts reject", async () => {
@@ -545,5 +582,72 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.equal(backoffDelay(3, 500, 30_000, () => 0.5), 2000);
     assert.equal(backoffDelay(20, 500, 30_000, () => 0.5), 15_000);
     assert.equal(backoffDelay(5, 500, 30_000, () => 0), 0);
+  });
+});
+
+describe("token expiry", { timeout: 60_000 }, () => {
+  // Its own server without clock-skew leeway, so that a connection ends
+  // right at its token's exp.
+  let strict;
+  before(async () => {
+    strict = await startNatter(["--heartbeat", "2s", "--jwt-leeway", "0s"]);
+  });
+  after(async () => {
+    await strict?.stop();
+  });
+
+  test("a token that expires closes the connection with 4003 and stops the client", async () => {
+    const tok = strict.token(uid("exp"), "2s");
+    const c = track(new NatterClient({ url: strict.wsURL, token: tok, WebSocket }));
+    const closed = next(c, "close", () => true, 10_000);
+    await c.connect();
+    const { code } = await closed;
+    assert.equal(code, 4003);
+    await until(() => c.state === "closed");
+    assert.ok(Date.now() >= tokenExpiry(tok) - 100, "closed before exp");
+  });
+
+  test("the refreshToken hook keeps the connection open past the first token's exp", async () => {
+    const u = uid("refresh");
+    let calls = 0;
+    const first = strict.token(u, "3s");
+    const rec = recordingWS();
+    const c = track(
+      new NatterClient({
+        url: strict.wsURL,
+        token: first,
+        refreshToken: () => {
+          calls++;
+          return strict.token(u, "3s");
+        },
+        WebSocket: rec.WebSocket,
+      }),
+    );
+    const closes = [];
+    c.on("close", (e) => closes.push(e));
+    await c.connect();
+    await new Promise((r) => setTimeout(r, tokenExpiry(first) - Date.now() + 2_500));
+    assert.deepEqual(closes, []);
+    assert.equal(c.state, "open");
+    assert.equal(rec.sockets.length, 1);
+    assert.ok(calls >= 2, `refreshed ${calls} times`);
+    assert.ok(rec.sent.filter((f) => f.type === "reauth").length >= 2);
+    await c.conversations(); // still serves requests
+    c.close();
+  });
+
+  test("reauth refuses another user's token and a bad one", async () => {
+    const c = track(new NatterClient({ url: strict.wsURL, token: strict.token(uid("ra")), WebSocket }));
+    await c.connect();
+    await assert.rejects(c.reauth(strict.token(uid("other"))), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(c.reauth("not.a.token"), (e) => e instanceof NatterError && e.code === "unauthorized");
+    assert.equal(c.state, "open");
+    c.close();
+  });
+
+  test("refreshAt leads by a quarter of the remaining life, at most a minute", () => {
+    assert.equal(refreshAt(0, 4_000), 3_000);
+    assert.equal(refreshAt(0, 24 * 3600_000), 24 * 3600_000 - 60_000);
+    assert.equal(tokenExpiry("x"), 0);
   });
 });
