@@ -265,3 +265,34 @@ func TestAddedTooOften(t *testing.T) {
 		t.Fatalf("victim has %d conversations, %v", len(convs), err)
 	}
 }
+
+// TestBlockKeepsHiddenDirectHidden: a direct conversation the blocker hid
+// does not come back when the blocked user writes in it; unblocked, the
+// next listing shows it again.
+func TestBlockKeepsHiddenDirectHidden(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t)
+	alice, mallory := e.dial(t, "alice"), e.dial(t, "mallory")
+	d, err := mallory.CreateDirect(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Leave(ctx, d.Conv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Block(ctx, "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.Send(ctx, d.Conv, "", text("notice me")); err != nil {
+		t.Fatal(err)
+	}
+	if list := listed(t, alice); list[d.Conv] != nil {
+		t.Fatalf("a blocked user's message brought the hidden conversation back: %v", list)
+	}
+	if _, err := alice.Unblock(ctx, "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	if list := listed(t, alice); list[d.Conv] == nil {
+		t.Fatalf("unblocked, the conversation with a newer message stays hidden: %v", list)
+	}
+}

@@ -87,6 +87,16 @@ func (b *blocks) set(l BlockList) bool {
 	}
 }
 
+// has reports whether uid is blocked.
+func (b *blocks) has(uid string) bool {
+	s := b.p.Load()
+	if s == nil {
+		return false
+	}
+	_, ok := s.users[uid]
+	return ok
+}
+
 // list returns the blocked users, sorted; nil when none.
 func (b *blocks) list() []string {
 	s := b.p.Load()
@@ -388,4 +398,19 @@ func (sess *session) checkAdds(ctx context.Context, kind, conv string, users []s
 		return sess.fail(err)
 	}
 	return nil
+}
+
+// hiddenWithBlocked reports whether c is a direct conversation the user
+// hid whose other member they blocked: a new message from them does not
+// bring it back.
+func (sess *session) hiddenWithBlocked(c *protocol.Conversation, hidden map[string]uint64) bool {
+	if _, ok := hidden[c.Conv]; !ok || c.Kind != protocol.ConversationDirect || sess.entry == nil {
+		return false
+	}
+	for _, u := range c.Members {
+		if u != sess.user && sess.entry.blocks.has(u) {
+			return true
+		}
+	}
+	return false
 }

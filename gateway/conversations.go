@@ -193,7 +193,7 @@ func (sess *session) renderConversations(ctx context.Context, ids []string, hidd
 		}
 		g.Go(func() error {
 			c, err := sess.conversation(gctx, id)
-			if c != nil && isHidden(c, hidden) {
+			if c != nil && (isHidden(c, hidden) || sess.hiddenWithBlocked(c, hidden)) {
 				c = nil
 			}
 			out[i] = c
