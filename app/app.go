@@ -66,9 +66,13 @@ type Config struct {
 	// Auth verifies client tokens (gateway role).
 	Auth auth.Config
 	// Schema sizes the streams and buckets. Only a process with the
-	// embedded server applies it to an existing schema; a role against an
-	// external NATS uses it only to create what is missing.
+	// embedded server applies it; a role against an external NATS creates
+	// and changes nothing of the schema.
 	Schema schema.Config
+	// SchemaWait is how long a role against an external NATS waits for
+	// the operator to create the streams, buckets and consumers it uses
+	// before it fails saying so; 2 min by default.
+	SchemaWait time.Duration
 	// Retention configures the CHAT trimmer, which runs with the embedded
 	// server; its Window defaults to Schema.HotWindow.
 	Retention retention.Config

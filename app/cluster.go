@@ -15,10 +15,10 @@ import (
 
 // Who may change the schema: the processes that hold the operator's
 // credentials and own the stream settings (natter serve's embedded server,
-// natter nats) run schema.Ensure with their flags; a role against an
-// external NATS only creates what is missing (schema.CreateMissing), so a
-// role started with a smaller --hot-window or other flags never changes
-// CHAT.
+// natter nats, natter migrate --nats-url) run schema.Ensure with their
+// flags; a role against an external NATS only checks that what it uses
+// exists (schema.Check), so a role started with a smaller --hot-window or
+// other flags never changes CHAT, and its NATS user may not either.
 
 // ensureSchema runs schema.Ensure, retrying while a JetStream cluster is
 // still electing its meta leader or the stream's leader (a role started
@@ -42,28 +42,49 @@ func ensureSchema(ctx context.Context, js jetstream.JetStream, cfg schema.Config
 	}
 }
 
-// awaitSchema is a role's start against an external NATS: it creates the
-// streams, buckets and consumers that are missing, if its user may, and
-// otherwise waits until the operator's processes have, saying which
-// command that is, until ctx ends.
-func awaitSchema(ctx context.Context, js jetstream.JetStream, cfg schema.Config, log *slog.Logger) error {
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := ensureOnce(ctx, js, cfg, 0, schema.CreateMissing)
-		if err == nil || ctx.Err() != nil {
-			return err
+// awaitSchema is a role's start against an external NATS: it looks up
+// what roles use (schema.Check), creating nothing, and while something is
+// missing or JetStream has no leader yet it waits for the operator's
+// processes, saying which step that is, for at most wait (0: two
+// minutes). Then it fails with the same words, and the orchestrator
+// restarts it.
+func awaitSchema(ctx context.Context, js jetstream.JetStream, roles []string, wait time.Duration, log *slog.Logger) error {
+	if wait <= 0 {
+		wait = 2 * time.Minute
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	retry := 100 * time.Millisecond
+	var missing error // the last lookup that found something missing
+	gaveUp := func(err error) error {
+		if missing != nil {
+			err = missing // says what is missing and who creates it
 		}
-		if attempt >= 3 || !transient(err) {
-			log.Warn("the NATS schema is incomplete and this role cannot create it; waiting for the operator's processes to: "+
-				"start the `natter nats` nodes (each ensures the schema once the cluster has a leader), or run `natter serve`",
-				"err", err, "retry_in", wait)
+		return fmt.Errorf("the NATS schema is still incomplete after %v: %w", time.Since(start).Round(time.Second), err)
+	}
+	for attempt := 1; ; attempt++ {
+		err := schema.Check(ctx, js, roles...)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, schema.ErrMissing) {
+			missing = err
+		} else if !transient(err) {
+			return fmt.Errorf("check the NATS schema as %v: %w", roles, err)
+		}
+		if ctx.Err() != nil {
+			return gaveUp(err)
+		}
+		if attempt >= 3 || errors.Is(err, schema.ErrMissing) {
+			log.Warn("the NATS schema is incomplete and a role never creates it; waiting for the operator", "err", err, "retry_in", retry)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for the NATS schema: %w", err)
-		case <-time.After(wait):
+			return gaveUp(err)
+		case <-time.After(retry):
 		}
-		wait = min(2*wait, 5*time.Second)
+		retry = min(2*retry, 5*time.Second)
 	}
 }
 
@@ -96,4 +117,52 @@ func transient(err error) bool {
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrConnectionReconnecting)
+}
+
+// MigrateConfig is what MigrateNATS needs: the operator's NATS URL (a
+// comma-separated list is the nodes of a cluster) and the schema's size.
+type MigrateConfig struct {
+	URL string
+	// RootCA is a PEM file of the CA of a tls:// URL, when the system
+	// roots do not cover it.
+	RootCA string
+	Schema schema.Config
+	Logger *slog.Logger
+}
+
+// MigrateNATS creates or updates the NATS schema (schema.Ensure) on an
+// external NATS that natter nats does not run, with the operator's user:
+// the operator step a role never takes. It retries while JetStream has no
+// leader, until ctx ends.
+func MigrateNATS(ctx context.Context, cfg MigrateConfig) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	// A role's user may not: say so at once rather than time out.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	opts := []nats.Option{nats.Name("natter-migrate"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			cancel(fmt.Errorf("this NATS user may not change the schema; use the operator's URL (<data>/nats.url): %w", err))
+		}
+	})}
+	if cfg.RootCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.RootCA))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := ensureSchema(ctx, js, cfg.Schema, 0, cfg.Logger); err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+			return cause
+		}
+		return err
+	}
+	return nil
 }

@@ -52,7 +52,7 @@ func (a *App) startGateway(ctx context.Context, mux *http.ServeMux) (*part, erro
 // caller closes the tracker after the gateway has shut down.
 func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gateway.Server, _ *presence.Tracker, err error) {
 	cfg := a.cfg
-	gwNC, gwJS, err := a.connect(ctx, "natter-gateway")
+	gwNC, gwJS, err := a.connect(ctx, schema.RoleGateway, "natter-gateway")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,7 +115,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 // workers of all gateways share one pinned consumer: one delivers at a
 // time, the others stand by.
 func (a *App) startFanout(ctx context.Context, _ *http.ServeMux) (*part, error) {
-	nc, js, err := a.connect(ctx, "natter-fanout")
+	nc, js, err := a.connect(ctx, schema.RoleGateway, "natter-fanout")
 	if err != nil {
 		return nil, err
 	}

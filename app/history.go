@@ -14,6 +14,7 @@ import (
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/history/localstore"
 	"github.com/natter-chat/natter/history/scyllastore"
+	"github.com/natter-chat/natter/nats/schema"
 )
 
 // HistoryConfig says where the history store is. The first of Store, CQL
@@ -65,11 +66,11 @@ func OpenHistory(ctx context.Context, cfg HistoryConfig, log *slog.Logger) (stor
 // NATS connection of their own. The part stops the API once the writer
 // returned.
 func (a *App) startHistory(ctx context.Context, _ *http.ServeMux) (*part, error) {
-	nc, js, err := a.connect(ctx, "natter-history")
+	nc, js, err := a.connect(ctx, schema.RoleHistory, "natter-history")
 	if err != nil {
 		return nil, err
 	}
-	_, pages, err := a.readers(ctx, nc, js)
+	pages, err := a.pages(ctx, nc, js)
 	if err != nil {
 		return nil, err
 	}
@@ -107,16 +108,22 @@ func (a *App) readers(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 	if err != nil {
 		return nil, nil, err
 	}
+	pages, err := a.pages(ctx, nc, js)
+	if err != nil {
+		return nil, nil, err
+	}
+	return convs, pages, nil
+}
+
+// pages reads message pages: from the stream and the store when this
+// process holds the store, else through the history API.
+func (a *App) pages(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (history.Pages, error) {
 	if a.store == nil {
-		return convs, history.NewRemote(nc, 10*time.Second), nil
+		return history.NewRemote(nc, 10*time.Second), nil
 	}
 	stream, err := history.NewStream(ctx, js)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	reader, err := history.NewReader(ctx, js, a.store, stream)
-	if err != nil {
-		return nil, nil, err
-	}
-	return convs, reader, nil
+	return history.NewReader(ctx, js, a.store, stream)
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,12 +10,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/nats/schema"
 )
 
 // startNATS starts the embedded server unless an external NATS is named.
 // With the embedded server this process is the operator: it ensures the
 // schema with its own settings. Against an external NATS it is a role: it
-// creates only what is missing, or waits for the operator's processes.
+// checks that what its roles use exists, creating nothing, and waits for
+// the operator's processes to make what is missing.
 func (a *App) startNATS(ctx context.Context) error {
 	if a.cfg.NATSURL == "" {
 		emb := a.cfg.Embedded
@@ -26,12 +29,12 @@ func (a *App) startNATS(ctx context.Context) error {
 			return fmt.Errorf("start embedded NATS: %w", err)
 		}
 	}
-	_, js, err := a.connect(ctx, "natter-schema")
+	_, js, err := a.connect(ctx, "", "natter-schema")
 	if err != nil {
 		return err
 	}
 	if a.nats == nil {
-		return awaitSchema(ctx, js, a.cfg.Schema, a.log)
+		return awaitSchema(ctx, js, a.natsRoles(), a.cfg.SchemaWait, a.log)
 	}
 	return ensureSchema(ctx, js, a.cfg.Schema, 0, a.log)
 }
@@ -39,10 +42,35 @@ func (a *App) startNATS(ctx context.Context) error {
 // defaultDialTimeout is nats.go's own default, kept when ctx allows more.
 const defaultDialTimeout = 2 * time.Second
 
+// natsRoles lists the role users (schema.Roles) of the roles this App
+// runs: what its connections may do, and what the schema check looks up.
+func (a *App) natsRoles() []string {
+	r := a.cfg.Roles
+	var roles []string
+	for _, x := range []struct {
+		on   bool
+		role string
+	}{{r.Gateway, schema.RoleGateway}, {r.History, schema.RoleHistory}, {r.Presence, schema.RolePresence},
+		{r.Push && a.cfg.Push.Configured(), schema.RolePush}} {
+		if x.on {
+			roles = append(roles, x.role)
+		}
+	}
+	return roles
+}
+
 // connect opens a NATS connection named name (each role has its own, so
 // one role's traffic never queues behind another's) and a JetStream
 // context on it. The App drains it in Shutdown. ctx bounds the dial.
-func (a *App) connect(ctx context.Context, name string) (*nats.Conn, jetstream.JetStream, error) {
+//
+// role is the role user (schema.Roles) whose work the connection does: it
+// takes that role's inbox prefix, and with the embedded server it
+// connects as that user, so natter serve's roles have no more rights than
+// the same roles in processes of their own. Against an external NATS the
+// URL names the user. An empty role is the App's own connection (schema,
+// metrics, retention): the embedded server's internal user, or against
+// an external NATS the user of the App's first role.
+func (a *App) connect(ctx context.Context, role, name string) (*nats.Conn, jetstream.JetStream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS as %s: %w", name, err)
 	}
@@ -50,12 +78,24 @@ func (a *App) connect(ctx context.Context, name string) (*nats.Conn, jetstream.J
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(min(timeout, time.Until(d)), time.Millisecond)
 	}
-	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.Timeout(timeout)}
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.Timeout(timeout),
+		nats.ErrorHandler(a.natsError)}
 	var nc *nats.Conn
 	var err error
-	if a.nats != nil {
+	if role == "" && a.nats == nil {
+		if roles := a.natsRoles(); len(roles) > 0 {
+			role = roles[0]
+		}
+	}
+	if role != "" {
+		opts = append(opts, nats.CustomInboxPrefix(schema.Inbox(role)))
+	}
+	switch {
+	case a.nats != nil && role != "":
+		nc, err = a.nats.ConnectRole(role, name, opts...)
+	case a.nats != nil:
 		nc, err = a.nats.Connect(name, opts...)
-	} else {
+	default:
 		if a.cfg.NATSRootCA != "" {
 			opts = append(opts, nats.RootCAs(a.cfg.NATSRootCA))
 		}
@@ -70,6 +110,23 @@ func (a *App) connect(ctx context.Context, name string) (*nats.Conn, jetstream.J
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// natsError logs what the server refused a connection: a permissions
+// violation is a role run with another role's user (or a bug naming a
+// subject its role may not use), which otherwise shows only as timeouts.
+func (a *App) natsError(nc *nats.Conn, sub *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		a.log.Error("NATS refused a request of this role's user", "conn", nc.Opts.Name, "err", err)
+		return
+	}
+	// Anything else (a slow consumer, mostly) only at debug level: under
+	// load it would flood the log.
+	if sub != nil {
+		a.log.Debug("NATS subscription error", "conn", nc.Opts.Name, "subject", sub.Subject, "err", err)
+		return
+	}
+	a.log.Debug("NATS error", "conn", nc.Opts.Name, "err", err)
 }
 
 // closeConns drains every connection, so what the parts published is

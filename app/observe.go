@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,15 +32,38 @@ type observer struct {
 // NATS connection of the App is connected and JetStream answers. Roles
 // register their own metrics on a.obs.reg once their parts exist.
 func (a *App) observe(ctx context.Context) error {
-	_, js, err := a.connect(ctx, "natter-metrics")
+	_, js, err := a.connect(ctx, "", "natter-metrics")
 	if err != nil {
 		return err
 	}
 	a.obs = &observer{reg: metrics.NewRegistry(), js: js}
-	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat,
-		[]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
-		[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence)}))
+	consumers, streams := a.observed()
+	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat, consumers, streams))
 	return nil
+}
+
+// observed lists the CHAT consumers and the streams whose state /metrics
+// reports: all of them in a process with the embedded server, else those
+// of the roles this process runs, which are all its NATS user may look up.
+func (a *App) observed() (consumers, streams []string) {
+	if a.nats != nil {
+		return []string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
+			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence)}
+	}
+	for _, role := range a.natsRoles() {
+		switch role {
+		case schema.RoleGateway:
+			consumers, streams = append(consumers, schema.ConsumerFanout), append(streams, schema.StreamChat)
+		case schema.RoleHistory:
+			consumers, streams = append(consumers, schema.ConsumerHistory), append(streams, schema.StreamChat)
+		case schema.RolePush:
+			consumers, streams = append(consumers, schema.ConsumerPush), append(streams, schema.StreamChat)
+		case schema.RolePresence:
+			streams = append(streams, schema.KVStream(schema.BucketPresence))
+		}
+	}
+	slices.Sort(streams)
+	return consumers, slices.Compact(streams)
 }
 
 // serveMetrics serves /metrics, /readyz and /healthz on MetricsAddr, a

@@ -4,13 +4,14 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 )
 
 // startPresence runs the presence service, one per cluster, on a NATS
 // connection of its own.
 func (a *App) startPresence(ctx context.Context, _ *http.ServeMux) (*part, error) {
-	nc, js, err := a.connect(ctx, "natter-presence")
+	nc, js, err := a.connect(ctx, schema.RolePresence, "natter-presence")
 	if err != nil {
 		return nil, err
 	}

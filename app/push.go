@@ -75,7 +75,7 @@ func (a *App) startPush(ctx context.Context, _ *http.ServeMux) (*part, error) {
 		}
 		router[pushnotify.PlatformWebPush] = s
 	}
-	_, js, err := a.connect(ctx, "natter-push")
+	_, js, err := a.connect(ctx, schema.RolePush, "natter-push")
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/nats/natstest"
+	"github.com/natter-chat/natter/nats/schema"
 )
 
 // syncBuffer is a log sink the App's goroutines may write concurrently.
@@ -35,6 +36,9 @@ func (b *syncBuffer) String() string {
 // password appears nowhere in what it logged from start to shutdown.
 func TestNATSPasswordNeverLogged(t *testing.T) {
 	srv := natstest.Start(t)
+	if _, js := natstest.Connect(t, srv); schema.Ensure(t.Context(), js, schema.Config{}) != nil {
+		t.Fatal("the operator could not create the schema")
+	}
 	operatorURL := srv.OperatorURL()
 	_, pass, _ := strings.Cut(strings.TrimPrefix(operatorURL, "nats://"), ":")
 	pass, _, _ = strings.Cut(pass, "@")

@@ -23,7 +23,7 @@ func (a *App) startRetention(ctx context.Context) (*part, error) {
 	if a.nats == nil {
 		return nil, nil
 	}
-	_, js, err := a.connect(ctx, "natter-retention")
+	_, js, err := a.connect(ctx, "", "natter-retention")
 	if err != nil {
 		return nil, err
 	}

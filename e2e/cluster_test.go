@@ -15,6 +15,7 @@ import (
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/natstest"
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -188,7 +189,7 @@ func TestServiceUserAllowList(t *testing.T) {
 		t.Fatal(err)
 	}
 	errs := make(chan error, 16)
-	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleService), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleService), nats.CustomInboxPrefix(schema.Inbox(natsrv.RoleService)), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/conversation"
 	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -26,7 +27,7 @@ func contacts(t *testing.T, e *env, a *client.Client, b string) *protocol.Conver
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleGateway))
+	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleGateway), nats.CustomInboxPrefix(schema.Inbox(natsrv.RoleGateway)))
 	if err != nil {
 		t.Fatal(err)
 	}

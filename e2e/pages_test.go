@@ -71,7 +71,7 @@ func TestLargeMessagesComeInPagesThatFit(t *testing.T) {
 	// take the pushes but alice, whose connection must not be bothered
 	// with 30 MiB of them: she comes back afterwards.
 	_ = alice.Close()
-	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleService))
+	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleService), nats.CustomInboxPrefix(schema.Inbox(natsrv.RoleService)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func TestPrevLiveAndInPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleService))
+	nc, err := nats.Connect(e.app.NATS().RoleURL(natsrv.RoleService), nats.CustomInboxPrefix(schema.Inbox(natsrv.RoleService)))
 	if err != nil {
 		t.Fatal(err)
 	}

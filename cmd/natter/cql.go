@@ -81,17 +81,26 @@ func (f *cqlFlags) history(h *app.HistoryConfig) error {
 	return nil
 }
 
-// migrateCmd creates or updates the history keyspace and tables; running
-// it again changes nothing.
+// migrateCmd creates or updates the history keyspace and tables, and with
+// --nats-url the NATS schema; running it again changes nothing.
 func migrateCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("natter migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := addCQLFlags(fs, false)
+	migrateNATS := addMigrateNATSFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if f.hosts == "" {
-		return errors.New("--cql host[:port],... is required")
+	if f.hosts == "" && !migrateNATS.set() {
+		return errors.New("--cql host[:port],... or --nats-url is required")
+	}
+	if migrateNATS.set() {
+		if err := migrateNATS.run(stdout); err != nil {
+			return err
+		}
+		if f.hosts == "" {
+			return nil
+		}
 	}
 	cfg, err := f.config()
 	if err != nil {

@@ -1,7 +1,8 @@
 // Command natter is Natter's one binary. `natter serve` runs everything in
 // one process on an embedded NATS; `natter nats` runs a node of a NATS
 // cluster, and `natter gateway|history|presence|pushnotify` each run one
-// role against it. `natter migrate` creates the ScyllaDB schema, `natter
+// role against it. `natter migrate` creates the ScyllaDB schema (and the
+// NATS schema on a NATS that natter nats does not run), `natter
 // token` mints a client JWT and `natter chat` is a terminal client. The
 // usage text below lists them all.
 package main
@@ -30,6 +31,8 @@ usage:
   natter history rebuild [flags]  refill a lost or new history store from the CHAT stream
   natter pushnotify [flags] run the push notification dispatcher against an external NATS
   natter migrate [flags]   create or update the ScyllaDB/Cassandra history schema (--cql, --keyspace)
+                           and the NATS streams, buckets and consumers (--nats-url, the operator's)
+  natter credentials [flags]  print a role's NATS URL list from the cluster's nats-auth.json (creating it)
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
 
@@ -60,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return natsNode(args[1:], stderr)
 	case "migrate":
 		return migrateCmd(args[1:], stdout, stderr)
+	case "credentials":
+		return credentialsCmd(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "chat":

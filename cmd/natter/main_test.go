@@ -128,9 +128,14 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 	waitLine(t, aliceLines, "bob: hi alice")
 
-	// An internal service publishes with nats req, as the README shows; the
-	// PubAck's seq is the seq the terminals print.
-	out, err = exec.Command("go", "tool", "nats", "--server", natsURL, "req", "chat.msg."+conv,
+	// An internal service publishes with nats req as the service user, as
+	// the README shows; the PubAck's seq is the seq the terminals print.
+	serviceURL, err := os.ReadFile(filepath.Join(data, "nats-service.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command("go", "tool", "nats", "--server", strings.TrimSpace(string(serviceURL)), "--inbox-prefix", "_INBOX.service",
+		"req", "chat.msg."+conv,
 		`{"sender":"svc-x","client_id":"1","body":{"text":"deploy done"}}`, "-H", "Nats-Msg-Id:svc-x:1").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nats req: %v\n%s", err, out)

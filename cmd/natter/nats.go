@@ -140,3 +140,70 @@ func natsNode(args []string, stderr io.Writer) error {
 	defer cancel()
 	return errors.Join(hs.Shutdown(sctx), srv.Shutdown(sctx))
 }
+
+// migrateNATSFlags are natter migrate's flags for the NATS schema: the
+// operator step for a NATS cluster that natter nats does not run. Roles
+// never create or change the schema.
+type migrateNATSFlags struct {
+	url, ca           *string
+	hotWindow, dedupe *time.Duration
+	replicas          *int
+}
+
+func addMigrateNATSFlags(fs *flag.FlagSet) *migrateNATSFlags {
+	return &migrateNATSFlags{
+		url:       fs.String("nats-url", "", "the operator's NATS URL (<data>/nats.url, never a role's): create or update the NATS streams, buckets and consumers"),
+		ca:        fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url"),
+		hotWindow: fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (with --nats-url)"),
+		dedupe:    fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends (with --nats-url)"),
+		replicas:  fs.Int("replicas", 0, "replicas of the streams and KV buckets (with --nats-url); 0 keeps the existing ones, else 3 when the URL list names ≥ 3 servers"),
+	}
+}
+
+func (f *migrateNATSFlags) set() bool { return *f.url != "" }
+
+func (f *migrateNATSFlags) run(stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := app.MigrateNATS(ctx, app.MigrateConfig{URL: *f.url, RootCA: *f.ca,
+		Schema: schema.Config{HotWindow: *f.hotWindow, Duplicates: *f.dedupe, Replicas: *f.replicas}})
+	if err != nil {
+		return fmt.Errorf("NATS schema: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, "the NATS schema is up to date")
+	return err
+}
+
+// credentialsCmd prints the NATS URL list of one user (a role, or the
+// operator) for the servers named, from the credentials file every node
+// shares, creating it with fresh passwords when it is missing: how an
+// operator gives each role its own credentials.
+func credentialsCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("natter credentials", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	authFile := fs.String("auth-file", "nats-auth.json", "the cluster's credentials file (natter nats --auth-file); created with fresh passwords when missing")
+	servers := fs.String("servers", "", "comma-separated host:port of every NATS node, as the role reaches them")
+	user := fs.String("user", "", "the role ("+strings.Join(natsrv.Roles, ", ")+") or operator")
+	tls := fs.Bool("tls", false, "tls:// URLs (the nodes' client port requires TLS)")
+	natsConfig := fs.Bool("nats-config", false, "instead, print every role user with its password and permissions, as entries of a NATS server configuration's users list (for a NATS cluster natter nats does not run)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *natsConfig && fs.NArg() == 0 {
+		users, err := natsrv.RoleUsersConfig(*authFile)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, users)
+		return err
+	}
+	if fs.NArg() > 0 || *servers == "" || *user == "" {
+		return errors.New("usage: natter credentials --auth-file FILE --servers host:port,... --user ROLE (or --nats-config)")
+	}
+	urls, err := natsrv.UserURLs(*authFile, strings.Split(*servers, ","), *user, *tls)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, urls)
+	return err
+}

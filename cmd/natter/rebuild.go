@@ -26,7 +26,7 @@ import (
 func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("natter history rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials (e.g. the content of <data>/nats-history.url); empty: open the JetStream store in --data (natter serve must be stopped)")
+	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "the operator's NATS URL (<data>/nats.url: rebuilding reads CHAT through a consumer of its own, which no role may create); empty: open the JetStream store in --data (natter serve must be stopped)")
 	natsCA := fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url")
 	dataDir := fs.String("data", "./data", "data directory: the embedded history store is <data>/history, and without --nats-url the JetStream store is read from here")
 	batch := fs.Int("batch", 500, "messages appended per batch")

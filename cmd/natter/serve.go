@@ -124,7 +124,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 		if *natsURL == "" {
 			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
 		}
-		cfg.NATSURL = *natsURL
+		cfg.NATSURL = strings.TrimSpace(*natsURL)
 	} else {
 		switch *syncMode {
 		case "interval", "always":

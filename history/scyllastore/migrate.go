@@ -124,7 +124,12 @@ func Migrate(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("%w: config %d, keyspace %s %s", ErrBucketSize, cfg.BucketSize, cfg.Keyspace, got)
 		}
 	}
-	return nil
+	size, err = readBucketSize(ctx, session)
+	if err != nil {
+		return err
+	}
+	// Once per keyspace: the seq mark Append relies on (mark.go).
+	return newStore(session, size, cfg.WriteConcurrency).completeMark(ctx)
 }
 
 // readBucketSize reads the bucket size Migrate recorded.

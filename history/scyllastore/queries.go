@@ -20,9 +20,10 @@ var rowColumns = []string{"seq", "sender", "client_id", "ts", "kind", "ref", "bo
 
 // queries holds every statement the Store runs.
 type queries struct {
-	insertBucket, insertRow  stmt
-	stored                   stmt
-	target, setEdit, setDel  stmt
+	insertBucket             stmt
+	stored, target           stmt
+	insertRowTS              stmt // write timestamp first-class: batched writes
+	setEditTS, setDelTS      stmt // bind it (USING TIMESTAMP ?)
 	rowsAfter, rowsBefore    stmt
 	bucketsFrom, bucketsUpTo stmt
 	lastSeq, countPlain      stmt
@@ -33,13 +34,14 @@ func buildQueries() queries {
 	one := append(partition[:2:2], qb.Eq("seq"))
 	return queries{
 		insertBucket: build(qb.Insert("buckets").Columns("conv", "bucket")),
-		insertRow: build(qb.Insert("messages").
-			Columns("conv", "bucket", "seq", "sender", "client_id", "ts", "kind", "ref", "body")),
+		insertRowTS: build(qb.Insert("messages").
+			Columns("conv", "bucket", "seq", "sender", "client_id", "ts", "kind", "ref", "body").TimestampNamed("ts_write")),
 		stored: build(qb.Select("messages").Columns(rowColumns...).
 			Where(append(partition[:2:2], qb.In("seq"))...)),
-		target:  build(qb.Select("messages").Columns("sender", "kind", "edit_seq", "deleted").Where(one...)),
-		setEdit: build(qb.Update("messages").Set("edit_body", "edit_seq").Where(one...)),
-		setDel: build(qb.Update("messages").SetLit("deleted", "true").
+		target: build(qb.Select("messages").Columns("sender", "kind", "edit_seq", "deleted").Where(one...)),
+		setEditTS: build(qb.Update("messages").TimestampNamed("ts_write").
+			Set("edit_body", "edit_seq").Where(one...)),
+		setDelTS: build(qb.Update("messages").TimestampNamed("ts_write").SetLit("deleted", "true").
 			SetLit("body", "null").SetLit("edit_body", "null").Where(one...)),
 		rowsAfter: build(qb.Select("messages").Columns(rowColumns...).
 			Where(append(partition[:2:2], qb.Gt("seq"))...).OrderBy("seq", qb.ASC).LimitNamed("limit")),

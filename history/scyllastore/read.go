@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -46,17 +48,7 @@ func (s *Store) After(ctx context.Context, conv string, after uint64, limit int)
 	if after >= maxSeq || limit < 1 {
 		return nil, false, nil
 	}
-	var out []*protocol.Message
-	err := s.buckets(ctx, conv, s.bucket(after+1), true, func(b int64) (bool, error) {
-		rows, err := s.rows(ctx, s.q.rowsAfter, conv, b, int64(after), limit+1-len(out))
-		if err != nil {
-			return false, err
-		}
-		for i := range rows {
-			out = append(out, rows[i].message(conv))
-		}
-		return len(out) > limit, nil
-	})
+	out, err := s.page(ctx, conv, s.bucket(after+1), true, s.q.rowsAfter, int64(after), limit+1)
 	if err != nil {
 		return nil, false, err
 	}
@@ -76,17 +68,7 @@ func (s *Store) Before(ctx context.Context, conv string, before uint64, limit in
 	if before == 1 || limit < 1 {
 		return nil, false, nil
 	}
-	var out []*protocol.Message // newest first
-	err := s.buckets(ctx, conv, s.bucket(before-1), false, func(b int64) (bool, error) {
-		rows, err := s.rows(ctx, s.q.rowsBefore, conv, b, int64(before), limit+1-len(out))
-		if err != nil {
-			return false, err
-		}
-		for i := range rows {
-			out = append(out, rows[i].message(conv))
-		}
-		return len(out) > limit, nil
-	})
+	out, err := s.page(ctx, conv, s.bucket(before-1), false, s.q.rowsBefore, int64(before), limit+1) // newest first
 	if err != nil {
 		return nil, false, err
 	}
@@ -141,6 +123,56 @@ func (s *Store) Count(ctx context.Context, conv string, after uint64) (uint64, e
 		return false, nil
 	})
 	return n, err
+}
+
+// pageWidth is how many buckets a page reads at once after the first: a
+// conversation whose newest bucket does not fill a page is likely sparse,
+// so its next buckets are read in parallel rather than one round trip each.
+const pageWidth = 8
+
+// page reads up to want rows of conv beyond seq (st: rowsAfter upwards or
+// rowsBefore downwards), bucket by bucket from bucket from: the first
+// bucket alone, then pageWidth at a time in parallel, in bucket order.
+func (s *Store) page(ctx context.Context, conv string, from int64, up bool, st stmt, seq int64, want int) ([]*protocol.Message, error) {
+	var out []*protocol.Message
+	var pending []int64
+	width := 1
+	flush := func() (bool, error) {
+		got := make([][]row, len(pending))
+		need := want - len(out)
+		g, gctx := errgroup.WithContext(ctx)
+		for i, b := range pending {
+			g.Go(func() error {
+				var err error
+				got[i], err = s.rows(gctx, st, conv, b, seq, need)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return false, err
+		}
+		pending, width = pending[:0], pageWidth
+		for _, rows := range got {
+			for i := range rows {
+				if len(out) == want {
+					return true, nil
+				}
+				out = append(out, rows[i].message(conv))
+			}
+		}
+		return len(out) == want, nil
+	}
+	err := s.buckets(ctx, conv, from, up, func(b int64) (bool, error) {
+		pending = append(pending, b)
+		if len(pending) < width {
+			return false, nil
+		}
+		return flush()
+	})
+	if err == nil && len(pending) > 0 {
+		_, err = flush()
+	}
+	return out, err
 }
 
 // buckets calls fn with conv's buckets from `from` upwards (up) or

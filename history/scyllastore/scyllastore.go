@@ -14,12 +14,24 @@
 // edit's seq, a delete at the delete's seq (or the latest edit's, if
 // higher). Cassandra's last-write-wins then gives "the highest edit wins"
 // and "a re-appended row does not undo its edits or its deletion" without
-// lightweight transactions. Applying an edit reads the target first (sender,
-// kind, deletion): that read and the write after it are not atomic, so this
-// store assumes one serial writer per conversation, which the history
-// consumer is (one durable consumer, in stream order). Two concurrent
-// writers could at worst apply an edit that raced a deletion: the row still
-// reads as deleted, with that edit's EditSeq.
+// lightweight transactions.
+//
+// Append reads nothing on the way of a new batch: a seq mark in the
+// settings table (mark.go), raised ahead by compare-and-set, bounds every
+// stored seq, so rows above what this Store wrote and within what it
+// reserved are new, and only the others are looked up for ErrConflict. New
+// rows go in unlogged single-partition batches, WriteConcurrency
+// conversations at a time, and each bucket is registered once per Store
+// (a bounded cache), not once per batch. Applying an edit to a target
+// outside its batch reads the target first: that read and the write after
+// it are not atomic, so this store assumes one serial writer per
+// conversation, which the history consumer is (one pinned consumer, in
+// stream order). Two concurrent writers could at worst apply an edit that
+// raced a deletion: the row still reads as deleted, with that edit's
+// EditSeq. Likewise the mark makes ErrConflict exact for a stream that
+// replays or reuses seqs (redelivery, rebuild, restore from an old
+// backup), before or after a restart; two streams writing new seqs into
+// one keyspace at once are not told apart.
 package scyllastore
 
 import (
@@ -62,8 +74,8 @@ type Config struct {
 	// Retries is how many times a failed idempotent request is retried,
 	// with exponential backoff from 50 ms to 2 s; default 5.
 	Retries int
-	// WriteConcurrency is how many rows one Append writes in parallel;
-	// default 32.
+	// WriteConcurrency is how many conversations one Append writes (and
+	// how many partitions it reads) in parallel; default 128.
 	WriteConcurrency int
 }
 
@@ -81,7 +93,7 @@ const (
 	defaultTimeout     = 5 * time.Second
 	defaultConnTimeout = 10 * time.Second
 	defaultRetries     = 5
-	defaultWriteConc   = 32
+	defaultWriteConc   = 128
 )
 
 // maxSeq is the largest seq a CQL bigint holds.
@@ -95,6 +107,8 @@ type Store struct {
 	q          queries
 	bucketSize uint64
 	writeConc  int
+	known      *bucketCache // buckets registered by this Store
+	res        reservation  // this Store's share of the seq mark
 
 	closeOnce sync.Once
 }
@@ -120,7 +134,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		session.Close()
 		return nil, fmt.Errorf("%w: config %d, keyspace %s %d", ErrBucketSize, cfg.BucketSize, cfg.Keyspace, size)
 	}
-	return &Store{session: session, q: buildQueries(), bucketSize: size, writeConc: cfg.WriteConcurrency}, nil
+	return newStore(session, size, cfg.WriteConcurrency), nil
+}
+
+func newStore(session gocqlx.Session, bucketSize uint64, writeConc int) *Store {
+	return &Store{session: session, q: buildQueries(), bucketSize: bucketSize, writeConc: writeConc,
+		known: newBucketCache(knownBuckets)}
 }
 
 // Close closes the session. Calling it again does nothing.

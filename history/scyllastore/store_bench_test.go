@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 var (
 	benchMsgs  = flag.Int("bench-msgs", 100_000, "messages BenchmarkBefore50 loads")
 	benchConvs = flag.Int("bench-convs", 1_000, "conversations BenchmarkBefore50 spreads them over")
+	benchConc  = flag.Int("bench-conc", 0, "Config.WriteConcurrency of the benchmarks' store (0: the default)")
 )
 
 // benchBody is a typical small message body (~150 bytes).
@@ -32,6 +34,7 @@ func benchMsg(conv string, seq uint64) *protocol.Message {
 func benchStore(b *testing.B) *scyllastore.Store {
 	b.Helper()
 	cfg := config(b, 0)
+	cfg.WriteConcurrency = *benchConc
 	migrate(b, cfg)
 	return open(b, cfg)
 }
@@ -48,6 +51,27 @@ func BenchmarkAppend(b *testing.B) {
 		for i := range batch {
 			seq++
 			batch[i] = benchMsg(fmt.Sprintf("conv-%d", seq%100), seq)
+		}
+		if err := s.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(seq)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkAppendWriterBatch appends batches as the history writer makes
+// them under 1:1 traffic: schema.HistoryBatch (500) messages over 1,000
+// conversations, so most partitions get one row a batch.
+func BenchmarkAppendWriterBatch(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	var seq uint64
+	batch := make([]*protocol.Message, 500)
+	start := time.Now()
+	for b.Loop() {
+		for i := range batch {
+			seq++
+			batch[i] = benchMsg(fmt.Sprintf("conv-%d", (seq*7919)%1000), seq)
 		}
 		if err := s.Append(ctx, batch); err != nil {
 			b.Fatal(err)
@@ -90,15 +114,21 @@ func BenchmarkBefore50(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			rows := 0
+			var took []time.Duration
 			for b.Loop() {
 				c := rng.IntN(convs)
+				t0 := time.Now()
 				got, _, err := s.Before(ctx, fmt.Sprintf("conv-%d", c), tc.before(c), 50)
+				took = append(took, time.Since(t0))
 				if err != nil {
 					b.Fatal(err)
 				}
 				rows += len(got)
 			}
+			slices.Sort(took)
 			b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
+			b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
+			b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
 		})
 	}
 }

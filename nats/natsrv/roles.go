@@ -1,78 +1,52 @@
 package natsrv
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/natter-chat/natter/nats/schema"
 )
 
-// Role users of the CHAT account. Each role process connects as its own
-// user, whose permissions allow what that role does and nothing else; the
-// operator user keeps full access for people running the nats CLI.
+// Role users of the CHAT account (schema.Roles). Each role process
+// connects as its own user, whose permissions (schema.RolePermissions)
+// allow what that role does and nothing else; the operator user keeps
+// full access for the operator's processes and the nats CLI.
 const (
 	// RoleGateway serves WebSocket clients and runs a fan-out worker.
-	RoleGateway = "gateway"
+	RoleGateway = schema.RoleGateway
 	// RoleHistory writes the history store and serves chat.api.history.
-	RoleHistory = "history"
+	RoleHistory = schema.RoleHistory
 	// RolePresence runs the presence service.
-	RolePresence = "presence"
+	RolePresence = schema.RolePresence
 	// RolePush runs the push notification dispatcher.
-	RolePush = "pushnotify"
+	RolePush = schema.RolePush
 	// RoleService is for internal services: publish messages into
 	// conversations and read history, nothing else.
-	RoleService = "service"
+	RoleService = schema.RoleService
 )
 
 // Roles lists the role users, in the order their URL files are written.
-var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService}
+var Roles = schema.Roles
 
 // RoleURLFile is the file under DataDir holding a role's NATS URL.
 func RoleURLFile(role string) string { return "nats-" + role + ".url" }
 
-// permissions of each role user: publish allow-list, subscribe allow-list.
-// Every subject comes from nats/schema, so a renamed stream, bucket or
-// consumer renames its permission too. Every role but the service calls
-// the JetStream API (schema.JSClientAPI).
-var permissions = map[string][2][]string{
-	RoleGateway: {
-		append([]string{
-			schema.MsgWildcard, schema.MemberWildcard, schema.TypingWildcard, schema.ReadWildcard,
-			schema.UserEventWildcard, schema.DeadWildcard, schema.HistoryAPIWildcard,
-			schema.KVWildcard(schema.BucketConversations), schema.KVWildcard(schema.BucketPresence), schema.KVWildcard(schema.BucketPush),
-			schema.AckWildcard(schema.StreamChat, schema.ConsumerFanout),
-		}, schema.JSClientAPI()...),
-		{schema.InboxWildcard, schema.UserAllWildcard, schema.TypingWildcard, schema.ReadWildcard},
-	},
-	RoleHistory: {
-		append([]string{schema.DeadWildcard, schema.AckWildcard(schema.StreamChat, schema.ConsumerHistory), schema.ServiceWildcard, schema.KVWildcard(schema.BucketLeases)}, schema.JSClientAPI()...),
-		{schema.InboxWildcard, schema.HistoryAPIAll, schema.ServiceWildcard},
-	},
-	RolePresence: {
-		append([]string{schema.PresenceWildcard, schema.UserEvent(schema.EventPresence), schema.KVWildcard(schema.BucketPresence)}, schema.JSClientAPI()...),
-		{schema.InboxWildcard},
-	},
-	RolePush: {
-		append([]string{
-			schema.PushDeadWildcard, schema.KVWildcard(schema.BucketPush), schema.KVWildcard(schema.BucketPushSent),
-			schema.AckWildcard(schema.StreamChat, schema.ConsumerPush),
-		}, schema.JSClientAPI()...),
-		{schema.InboxWildcard},
-	},
-	RoleService: {
-		{schema.MsgWildcard, schema.HistoryAPIWildcard, schema.InboxWildcard},
-		{schema.InboxWildcard},
-	},
-}
-
 // roleUsersConfig renders the role users for the CHAT account's user list.
+// Every subject comes from nats/schema, so a renamed stream, bucket or
+// consumer renames its permission too.
 func roleUsersConfig(c credentials) string {
 	var b strings.Builder
 	for _, role := range Roles {
-		p := permissions[role]
-		fmt.Fprintf(&b, "      {user: %q, password: %q, permissions: {publish: {allow: %s}, subscribe: {allow: %s}}}\n",
-			role, c.Roles[role], quoteList(p[0]), quoteList(p[1]))
+		p, ok := schema.RolePermissions(role)
+		if !ok {
+			panic("natsrv: no permissions for role " + role)
+		}
+		fmt.Fprintf(&b, "      {user: %q, password: %q, permissions: {publish: {allow: %s}, subscribe: {allow: %s}, allow_responses: %t}}\n",
+			role, c.Roles[role], quoteList(p.Publish), quoteList(p.Subscribe), p.AllowResponses)
 	}
 	return b.String()
 }
@@ -88,4 +62,61 @@ func quoteList(subjects []string) string {
 // RoleURL returns the NATS URL, with credentials, of a role user.
 func (s *Server) RoleURL(role string) string {
 	return s.url(url.UserPassword(role, s.creds.Roles[role]))
+}
+
+// ConnectRole opens an in-process connection (no socket) as role's user,
+// with the role's inbox prefix, named name: natter serve runs each of its
+// roles with no more rights than the same role in a process of its own.
+func (s *Server) ConnectRole(role, name string, opts ...nats.Option) (*nats.Conn, error) {
+	pass, ok := s.creds.Roles[role]
+	if !ok {
+		return nil, fmt.Errorf("natsrv: connect %q: unknown role %q", name, role)
+	}
+	return s.Connect(name, append([]nats.Option{nats.UserInfo(role, pass), nats.CustomInboxPrefix(schema.Inbox(role))}, opts...)...)
+}
+
+// UserURLs returns the NATS URL list (comma-separated, one per server
+// host:port) with the credentials of user (a role, or "operator") from
+// the credentials file at authFile, which it creates with fresh passwords
+// (or completes) first, like a node does: what an operator hands each
+// role of a cluster. tls gives tls:// URLs.
+func UserURLs(authFile string, servers []string, user string, tls bool) (string, error) {
+	c, err := loadCredentials(authFile)
+	if err != nil {
+		return "", err
+	}
+	pass, ok := c.Roles[user]
+	if user == userOperator {
+		pass, ok = c.Operator, true
+	}
+	if !ok {
+		return "", fmt.Errorf("natsrv: no NATS user %q (roles: %s, or %s)", user, strings.Join(Roles, ", "), userOperator)
+	}
+	scheme := "nats"
+	if tls {
+		scheme = "tls"
+	}
+	urls := make([]string, 0, len(servers))
+	for _, s := range servers {
+		if s = strings.TrimSpace(s); s != "" {
+			urls = append(urls, (&url.URL{Scheme: scheme, User: url.UserPassword(user, pass), Host: s}).String())
+		}
+	}
+	if len(urls) == 0 {
+		return "", errors.New("natsrv: no server to name in the URLs")
+	}
+	return strings.Join(urls, ","), nil
+}
+
+// RoleUsersConfig renders the role users, with their passwords from the
+// credentials file at authFile (created or completed first, like
+// UserURLs) and their permissions, as entries of a NATS server
+// configuration's users list: what an operator pastes into the account
+// of a NATS cluster that natter nats does not run.
+func RoleUsersConfig(authFile string) (string, error) {
+	c, err := loadCredentials(authFile)
+	if err != nil {
+		return "", err
+	}
+	return roleUsersConfig(c), nil
 }

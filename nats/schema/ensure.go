@@ -2,7 +2,6 @@ package schema
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,84 +25,26 @@ func Consumers() []jetstream.ConsumerConfig {
 
 // Ensure creates or updates every stream, bucket and consumer to c. It is
 // idempotent, and it is the operator's step: only the processes that own
-// the stream settings (natter serve's embedded server, natter nats) call
-// it, so a role started with other flags never changes them. Roles call
-// CreateMissing.
+// the stream settings and hold the operator's credentials (natter serve's
+// embedded server, natter nats, natter migrate --nats-url) call it, so a
+// role started with other flags never changes them; a role's NATS user
+// may not create or update anything (RolePermissions), and roles only
+// Check that what they use exists.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
-	return apply(ctx, js, c, true)
-}
-
-// CreateMissing creates the streams, buckets and consumers that do not
-// exist yet, with c, and leaves every existing one exactly as it is. It is
-// what a role does at start: it may fill in a fresh NATS (when its user is
-// allowed to), but never shrinks the hot window or changes any other
-// setting the operator chose.
-func CreateMissing(ctx context.Context, js jetstream.JetStream, c Config) error {
-	return apply(ctx, js, c, false)
-}
-
-func apply(ctx context.Context, js jetstream.JetStream, c Config, update bool) error {
 	for _, sc := range Streams(c) {
-		if err := ensureStream(ctx, js, sc, update); err != nil {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, kc := range BucketConfigs(c) {
-		if err := ensureBucket(ctx, js, kc, update); err != nil {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	for _, cc := range Consumers() {
-		if err := ensureConsumer(ctx, js, StreamChat, cc, update); err != nil {
+		if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, cc); err != nil {
 			return fmt.Errorf("ensure consumer %s: %w", cc.Durable, err)
 		}
 	}
 	return nil
-}
-
-func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, update bool) error {
-	if update {
-		_, err := js.CreateOrUpdateStream(ctx, sc)
-		return err
-	}
-	_, err := js.Stream(ctx, sc.Name)
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return err
-	}
-	// Another process may create it meanwhile, with other settings: theirs
-	// stay.
-	if _, err = js.CreateStream(ctx, sc); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return nil
-	}
-	return err
-}
-
-func ensureBucket(ctx context.Context, js jetstream.JetStream, kc jetstream.KeyValueConfig, update bool) error {
-	if update {
-		_, err := js.CreateOrUpdateKeyValue(ctx, kc)
-		return err
-	}
-	_, err := js.KeyValue(ctx, kc.Bucket)
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return err
-	}
-	if _, err = js.CreateKeyValue(ctx, kc); errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return nil
-	}
-	return err
-}
-
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cc jetstream.ConsumerConfig, update bool) error {
-	if update {
-		_, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
-		return err
-	}
-	_, err := js.Consumer(ctx, stream, cc.Durable)
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return err
-	}
-	if _, err = js.CreateConsumer(ctx, stream, cc); errors.Is(err, jetstream.ErrConsumerExists) {
-		return nil
-	}
-	return err
 }

@@ -1,0 +1,226 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Role users of the CHAT account. Each role process connects as its own
+// NATS user, whose permissions (RolePermissions) allow what that role does
+// at runtime and nothing else: the JetStream API subjects of its own
+// streams, buckets and consumers, the subjects it publishes and
+// subscribes to, and replies on its own inbox prefix (Inbox). None may
+// create, update, purge or delete a stream or a durable consumer: the
+// schema is the operator's (Ensure, run by natter serve and natter nats).
+const (
+	// RoleGateway serves WebSocket clients and runs a fan-out worker.
+	RoleGateway = "gateway"
+	// RoleHistory writes the history store and serves chat.api.history.
+	RoleHistory = "history"
+	// RolePresence runs the presence service.
+	RolePresence = "presence"
+	// RolePush runs the push notification dispatcher.
+	RolePush = "pushnotify"
+	// RoleService is for internal services: publish messages into
+	// conversations and read history, nothing else.
+	RoleService = "service"
+)
+
+// Roles lists the role users.
+var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService}
+
+// Inbox is the reply-subject prefix of role's connections: they must set
+// it (nats.CustomInboxPrefix), since a role may subscribe to its own
+// replies only. With one shared _INBOX.> any role could read the replies
+// another gets: KV values, push tokens, messages.
+func Inbox(role string) string { return inboxPrefix + role }
+
+// access is what one role uses of the schema; its permissions and the
+// schema check at its start both follow from it.
+type access struct {
+	// pub and sub are the plain subjects it publishes and subscribes to.
+	pub, sub []string
+	// read are streams it reads any message of (direct gets).
+	read []string
+	// lookup are streams it only looks up (their info).
+	lookup []string
+	// write and readOnly are KV buckets it writes (and reads) or only
+	// reads. Reading a bucket is getting keys and watching them (with
+	// ordered consumers of its own on the bucket's stream): permissions
+	// are per bucket, not per key, so a new key prefix needs no change.
+	write, readOnly []string
+	// consume are the durable consumers on CHAT it pulls from, acks and
+	// hands over (unpin, rewind); peek those whose info it reads.
+	consume, peek []string
+	// responses lets it answer requests it received (a micro service).
+	responses bool
+}
+
+// accessOf is the table of roles. The gateway's user also runs its
+// fan-out worker; presence and pushnotify read conversation documents but
+// never messages; only the gateway and pushnotify touch PUSH (device
+// tokens); only the gateway and history read CHAT's messages directly.
+func accessOf(role string) (access, bool) {
+	switch role {
+	case RoleGateway:
+		return access{
+			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard,
+				UserEventWildcard, DeadWildcard, HistoryAPIWildcard},
+			sub:   []string{UserAllWildcard, TypingWildcard, ReadWildcard},
+			read:  []string{StreamChat},
+			write: []string{BucketConversations, BucketPresence, BucketPush},
+			// fan-out's consumer; the history writer's ack floor tells a
+			// reader where the store ends.
+			consume: []string{ConsumerFanout},
+			peek:    []string{ConsumerHistory},
+		}, true
+	case RoleHistory:
+		return access{
+			pub:       []string{DeadWildcard},
+			sub:       []string{HistoryAPIAll, ServiceWildcard},
+			read:      []string{StreamChat},
+			write:     []string{BucketLeases},
+			consume:   []string{ConsumerHistory},
+			responses: true,
+		}, true
+	case RolePresence:
+		return access{
+			pub:      []string{PresenceWildcard, UserEvent(EventPresence)},
+			write:    []string{BucketPresence},
+			readOnly: []string{BucketConversations},
+		}, true
+	case RolePush:
+		return access{
+			pub:      []string{PushDeadWildcard},
+			lookup:   []string{StreamChat},
+			write:    []string{BucketPush, BucketPushSent},
+			readOnly: []string{BucketPresence, BucketConversations},
+			consume:  []string{ConsumerPush},
+		}, true
+	case RoleService:
+		return access{pub: []string{MsgWildcard, HistoryAPIWildcard}}, true
+	}
+	return access{}, false
+}
+
+// Permissions is what a role's NATS user may do: the subjects it may
+// publish to (JetStream API requests and acks included) and subscribe
+// to, and whether it may answer requests it received.
+type Permissions struct {
+	Publish, Subscribe []string
+	AllowResponses     bool
+}
+
+// RolePermissions returns role's permissions; ok is false for an unknown
+// role. JetStream API subjects name the exact stream, bucket stream and
+// consumer; the only wildcards are a reader's direct gets by subject
+// within one stream (KV keys, a conversation's last message), ordered
+// consumers (KV watchers) on the streams of the buckets it reads, and
+// acks and flow control of its own consumers.
+func RolePermissions(role string) (p Permissions, ok bool) {
+	a, ok := accessOf(role)
+	if !ok {
+		return p, false
+	}
+	api := func(s ...string) {
+		for _, x := range s {
+			p.Publish = append(p.Publish, jsAPIPrefix+x)
+		}
+	}
+	p.Publish = append(p.Publish, a.pub...)
+	p.Subscribe = append([]string{Inbox(role) + ".>"}, a.sub...)
+	p.AllowResponses = a.responses
+	if role == RoleService {
+		return p, true // publishes with acks, requests history; no JetStream API
+	}
+	api("INFO") // account info: the readiness check
+	for _, s := range a.lookup {
+		api("STREAM.INFO." + s)
+	}
+	for _, s := range a.read {
+		api("STREAM.INFO."+s, "STREAM.MSG.GET."+s, "DIRECT.GET."+s, "DIRECT.GET."+s+".>")
+	}
+	for _, b := range slices.Concat(a.write, a.readOnly) {
+		s := KVStream(b)
+		// A KV Get is a direct get of the key's last value. A watcher (and
+		// a key list) is an ordered push consumer, created (and re-created
+		// after a gap) on the bucket's stream only and deleted when it
+		// stops, with flow control answered on $JS.FC.
+		api("STREAM.INFO."+s, "DIRECT.GET."+s+"."+KVWildcard(b),
+			"CONSUMER.CREATE."+s, "CONSUMER.CREATE."+s+".>", "CONSUMER.INFO."+s+".*", "CONSUMER.DELETE."+s+".*")
+		p.Publish = append(p.Publish, jsFCPrefix+s+".>")
+	}
+	for _, b := range a.write {
+		p.Publish = append(p.Publish, KVWildcard(b))
+	}
+	for _, c := range a.consume {
+		api("CONSUMER.INFO."+StreamChat+"."+c, "CONSUMER.MSG.NEXT."+StreamChat+"."+c,
+			"CONSUMER.UNPIN."+StreamChat+"."+c, "CONSUMER.RESET."+StreamChat+"."+c)
+		p.Publish = append(p.Publish, AckWildcard(StreamChat, c))
+	}
+	for _, c := range a.peek {
+		api("CONSUMER.INFO." + StreamChat + "." + c)
+	}
+	p.Publish = dedupe(p.Publish)
+	return p, true
+}
+
+func dedupe(s []string) []string {
+	out := s[:0]
+	seen := make(map[string]bool, len(s))
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// ErrMissing says a stream, bucket or consumer a role needs does not
+// exist: the operator has not created the schema yet.
+var ErrMissing = errors.New("schema: missing")
+
+// OperatorStep is what an operator runs to create or update the schema.
+const OperatorStep = "the operator creates and updates the NATS schema: start the `natter nats` nodes " +
+	"(each ensures it once the cluster has a leader), run `natter serve`, or `natter migrate --nats-url <operator URL>`"
+
+// Check looks up every stream, bucket and durable consumer the roles use,
+// with the lookups their users are allowed, and creates nothing: a role
+// never changes the schema. A missing one is an ErrMissing naming it and
+// the operator's step; other errors (no JetStream leader yet) are
+// returned as they are.
+func Check(ctx context.Context, js jetstream.JetStream, roles ...string) error {
+	for _, role := range roles {
+		a, ok := accessOf(role)
+		if !ok {
+			return fmt.Errorf("schema: unknown role %q", role)
+		}
+		for _, s := range slices.Concat(a.read, a.lookup) {
+			if _, err := js.Stream(ctx, s); errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("%w: stream %s (role %s); %s", ErrMissing, s, role, OperatorStep)
+			} else if err != nil {
+				return fmt.Errorf("look up stream %s: %w", s, err)
+			}
+		}
+		for _, b := range slices.Concat(a.write, a.readOnly) {
+			if _, err := js.KeyValue(ctx, b); errors.Is(err, jetstream.ErrBucketNotFound) {
+				return fmt.Errorf("%w: KV bucket %s (role %s); %s", ErrMissing, b, role, OperatorStep)
+			} else if err != nil {
+				return fmt.Errorf("look up KV bucket %s: %w", b, err)
+			}
+		}
+		for _, c := range slices.Concat(a.consume, a.peek) {
+			if _, err := js.Consumer(ctx, StreamChat, c); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("%w: consumer %s on stream %s (role %s); %s", ErrMissing, c, StreamChat, role, OperatorStep)
+			} else if err != nil {
+				return fmt.Errorf("look up consumer %s: %w", c, err)
+			}
+		}
+	}
+	return nil
+}

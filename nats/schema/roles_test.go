@@ -1,0 +1,50 @@
+package schema
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// No role's permissions name a JetStream API that changes the schema, a
+// wildcard across streams or consumers, or the shared inbox; only the
+// gateway and history read CHAT directly, only the gateway and pushnotify
+// touch device tokens (issue 14). The server enforces them
+// (nats/natsrv's TestRolePermissions); this keeps the table honest.
+func TestRolePermissionsAreLeast(t *testing.T) {
+	forbidden := []string{"$JS.API.STREAM.CREATE.", "$JS.API.STREAM.UPDATE.", "$JS.API.STREAM.DELETE.",
+		"$JS.API.STREAM.PURGE.", "$JS.API.CONSUMER.DURABLE.", "$JS.API.CONSUMER.CREATE." + StreamChat,
+		"$JS.API.CONSUMER.DELETE." + StreamChat, "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"}
+	for _, role := range Roles {
+		p, ok := RolePermissions(role)
+		if !ok {
+			t.Fatalf("no permissions for %s", role)
+		}
+		for _, s := range p.Publish {
+			for _, f := range forbidden {
+				if strings.HasPrefix(s, f) {
+					t.Errorf("%s may publish %s", role, s)
+				}
+			}
+			if s == ">" || strings.HasPrefix(s, "$JS.API.*") || strings.HasPrefix(s, "$JS.API.>") ||
+				strings.HasSuffix(s, "DIRECT.GET.>") || strings.HasSuffix(s, "DIRECT.GET.*") || strings.HasPrefix(s, inboxPrefix) {
+				t.Errorf("%s may publish %s", role, s)
+			}
+			readsChat := strings.HasPrefix(s, "$JS.API.DIRECT.GET."+StreamChat) || strings.HasPrefix(s, "$JS.API.STREAM.MSG.GET."+StreamChat)
+			if readsChat && role != RoleGateway && role != RoleHistory {
+				t.Errorf("%s may read messages: %s", role, s)
+			}
+			if strings.Contains(s, KVStream(BucketPush)+".") || strings.Contains(s, kvPrefix+BucketPush+".") {
+				if role != RoleGateway && role != RolePush {
+					t.Errorf("%s may touch device tokens: %s", role, s)
+				}
+			}
+		}
+		if want := []string{Inbox(role) + ".>"}; !slices.Equal(p.Subscribe[:1], want) || slices.Contains(p.Subscribe, "_INBOX.>") {
+			t.Errorf("%s subscribes to %v", role, p.Subscribe)
+		}
+	}
+	if _, ok := RolePermissions("operator"); ok {
+		t.Fatal("an unknown role has permissions")
+	}
+}
