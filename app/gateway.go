@@ -101,6 +101,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 			endpoints: cfg.Push.WebPushEndpoints,
 		},
 		Consent: gatewayConsent{convs},
+		Blocks:  gatewayBlocks{convs},
 		Metrics: a.gatewayMetrics(),
 	})
 	if err != nil {

@@ -28,6 +28,7 @@ var (
 	_ gateway.Messages      = gatewayMessages{}
 	_ gateway.Presence      = gatewayPresence{}
 	_ gateway.Devices       = gatewayDevices{}
+	_ gateway.Blocks        = gatewayBlocks{}
 )
 
 // translated is an error of a part behind the gateway that also matches
@@ -57,6 +58,8 @@ func gatewayError(err error) error {
 		kind = gateway.ErrTooLarge
 	case errors.Is(err, conversation.ErrConflict):
 		kind = gateway.ErrConflict
+	case errors.Is(err, conversation.ErrRateLimited):
+		kind = gateway.ErrRateLimited
 	default:
 		return err
 	}
@@ -210,4 +213,36 @@ func (d gatewayDevices) List(ctx context.Context, uid string) ([]gateway.Device,
 
 func (d gatewayDevices) Mute(ctx context.Context, uid, conv string, until time.Time) error {
 	return d.s.Mute(ctx, uid, conv, until)
+}
+
+// gatewayBlocks is the conversation store's block lists and add rings as
+// the gateway's Blocks.
+type gatewayBlocks struct{ s *conversation.Store }
+
+func (b gatewayBlocks) Block(ctx context.Context, uid, other string) error {
+	return gatewayError(b.s.Block(ctx, uid, other))
+}
+
+func (b gatewayBlocks) Unblock(ctx context.Context, uid, other string) error {
+	return gatewayError(b.s.Unblock(ctx, uid, other))
+}
+
+func (b gatewayBlocks) Blocked(ctx context.Context, uid string) (gateway.BlockList, error) {
+	users, rev, err := b.s.Blocked(ctx, uid)
+	return gateway.BlockList{Users: users, Rev: rev}, gatewayError(err)
+}
+
+func (b gatewayBlocks) HasBlocked(ctx context.Context, uid, other string) (bool, error) {
+	ok, err := b.s.HasBlocked(ctx, uid, other)
+	return ok, gatewayError(err)
+}
+
+func (b gatewayBlocks) Watch(ctx context.Context, fn func(uid string, l gateway.BlockList)) error {
+	return b.s.WatchBlocks(ctx, func(c conversation.BlockChange) {
+		fn(c.User, gateway.BlockList{Users: c.Users, Rev: c.Rev})
+	})
+}
+
+func (b gatewayBlocks) NoteAdded(ctx context.Context, uid string, limit int, window time.Duration) error {
+	return gatewayError(b.s.NoteAdded(ctx, uid, limit, window))
 }

@@ -101,7 +101,7 @@ func (a *App) startPush(ctx context.Context, _ *http.ServeMux) (*part, error) {
 	}
 	d, err := pushnotify.NewDispatcher(dcfg, pushnotify.DispatcherDeps{
 		JS: js, Sender: router, Devices: pushnotify.NewStore(pushnotify.StoreConfig{}, pushKV),
-		Presence: presenceKV, Sent: pushnotify.NewKVDedup(sentKV), Convs: convs,
+		Presence: presenceKV, Sent: pushnotify.NewKVDedup(sentKV), Convs: convs, Blocks: convs,
 	})
 	if err != nil {
 		return nil, err

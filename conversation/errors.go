@@ -19,3 +19,6 @@ var (
 	// refuses the actor); the error's text says why, for the actor.
 	ErrRefused = errors.New("conversation: refused")
 )
+
+// ErrRateLimited: a user was added to conversations by others too often.
+var ErrRateLimited = errors.New("conversation: rate limited")

@@ -236,6 +236,9 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 	if len(members) > s.cfg.MaxMembers {
 		return nil, fmt.Errorf("%w: a group has at most %d members", ErrTooLarge, s.cfg.MaxMembers)
 	}
+	if len(others) > s.cfg.MaxAddBatch {
+		return nil, fmt.Errorf("%w: name at most %d users; add more with add_member", ErrBadRequest, s.cfg.MaxAddBatch)
+	}
 	// Those who accept adds from nobody are invited instead.
 	invited, err := s.admit(ctx, owner, members[1:])
 	if err != nil {

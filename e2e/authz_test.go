@@ -72,6 +72,9 @@ var plainRequests = map[string]struct {
 	protocol.TypeRegisterDevice:   {map[string]any{"type": "register_device", "platform": "fcm", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeUnregisterDevice: {map[string]any{"type": "unregister_device", "token": "tok-authz"}, protocol.TypeOK},
 	protocol.TypeDevices:          {map[string]any{"type": "devices"}, protocol.TypeDevices},
+	protocol.TypeBlock:            {map[string]any{"type": "block", "user": "zed"}, protocol.TypeBlocked},
+	protocol.TypeUnblock:          {map[string]any{"type": "unblock", "user": "zed"}, protocol.TypeBlocked},
+	protocol.TypeBlocked:          {map[string]any{"type": "blocked"}, protocol.TypeBlocked},
 	// The token is the asker's own (set below): reauth keeps a user.
 	protocol.TypeReauth:   {map[string]any{"type": "reauth"}, protocol.TypeOK},
 	protocol.TypeSettings: {map[string]any{"type": "settings"}, protocol.TypeSettings},
@@ -117,6 +120,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	e := start(t, func(c *app.Config) {
 		c.Gateway.RateBurst = 10_000
 		c.Gateway.RateSustained = 10_000
+		// Every case adds bob and carol to a fresh group: the hourly add
+		// bound (TestAddedTooOften) is lifted too.
+		c.Gateway.MaxAddedPerHour = 10_000
 	})
 	users := map[string]*client.Client{}
 	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {

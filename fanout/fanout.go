@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -290,9 +291,28 @@ func (f *Fanout) onRead(msg *nats.Msg) {
 		return
 	}
 	frame, _ := json.Marshal(readEvent{Type: protocol.TypeRead, Conv: conv, User: n.User, Seq: n.Seq})
-	for _, u := range mem.doc.Members {
+	for _, u := range noticeAudience(mem.doc.Members, n.User, n.Except) {
 		_ = f.nc.Publish(schema.User(u, schema.EventRead), frame)
 	}
+	// The reader's own devices follow their marker in any conversation.
+	_ = f.nc.Publish(schema.User(n.User, schema.EventRead), frame)
+}
+
+// noticeAudience returns the members who get a typing or read notice of
+// from: none in a conversation of more than protocol.MaxNoticeMembers
+// members (each notice would cost a push and a membership check per
+// member), and never from itself or the users from blocked.
+func noticeAudience(members []string, from string, blocked []string) []string {
+	if len(members) > protocol.MaxNoticeMembers {
+		return nil
+	}
+	out := make([]string, 0, len(members))
+	for _, u := range members {
+		if u != from && !slices.Contains(blocked, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func (f *Fanout) onTyping(msg *nats.Msg) {
@@ -308,9 +328,7 @@ func (f *Fanout) onTyping(msg *nats.Msg) {
 		return
 	}
 	frame, _ := json.Marshal(protocol.Typing{Type: protocol.TypeTyping, Conv: conv, User: n.User})
-	for _, u := range mem.doc.Members {
-		if u != n.User {
-			_ = f.nc.Publish(schema.User(u, schema.EventTyping), frame)
-		}
+	for _, u := range noticeAudience(mem.doc.Members, n.User, n.Except) {
+		_ = f.nc.Publish(schema.User(u, schema.EventTyping), frame)
 	}
 }

@@ -24,6 +24,9 @@ func (sess *session) create(ctx context.Context, req *protocol.Request) (any, *p
 	if !validIDs(req.Members) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "members must match [A-Za-z0-9_-]{1,64}")
 	}
+	if perr := sess.checkAdds(ctx, req.Kind, "", req.Members); perr != nil {
+		return nil, perr
+	}
 	others := slices.DeleteFunc(slices.Clone(req.Members), func(u string) bool { return u == sess.user })
 	var d Conversation
 	var err error
@@ -56,6 +59,9 @@ func (sess *session) addMember(ctx context.Context, req *protocol.Request) (any,
 	}
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
+	}
+	if perr := sess.checkAdds(ctx, protocol.ConversationGroup, req.Conv, users); perr != nil {
+		return nil, perr
 	}
 	invited, err := sess.srv.consent.AddOrInvite(ctx, sess.actor(), req.Conv, users)
 	if err != nil {
@@ -187,7 +193,7 @@ func (sess *session) renderConversations(ctx context.Context, ids []string, hidd
 		}
 		g.Go(func() error {
 			c, err := sess.conversation(gctx, id)
-			if c != nil && isHidden(c, hidden) {
+			if c != nil && (isHidden(c, hidden) || sess.hiddenWithBlocked(c, hidden)) {
 				c = nil
 			}
 			out[i] = c

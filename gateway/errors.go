@@ -33,3 +33,7 @@ var (
 	// errTooManyConns refuses a connection past MaxConnsPerUser.
 	errTooManyConns = errors.New("gateway: too many connections for this user")
 )
+
+// ErrRateLimited: a user was added to conversations by others too often
+// (protocol.CodeRateLimited); the client sees the error's text.
+var ErrRateLimited = errors.New("gateway: rate limited")

@@ -63,6 +63,12 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.devices(ctx, req)
 	case protocol.TypeMute:
 		resp, err = sess.mute(ctx, req)
+	case protocol.TypeBlock:
+		resp, err = sess.block(ctx, req)
+	case protocol.TypeUnblock:
+		resp, err = sess.unblock(ctx, req)
+	case protocol.TypeBlocked:
+		resp, err = sess.blocked(ctx, req)
 	case protocol.TypeReauth:
 		resp, err = sess.reauth(ctx, req)
 	case protocol.TypeAccept:

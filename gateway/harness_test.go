@@ -35,6 +35,7 @@ type harness struct {
 	msgs     *fakeMessages
 	presence *fakePresence
 	devices  *fakeDevices
+	blocks   *fakeBlocks
 }
 
 // newHarness starts a gateway; tweak may change its config.
@@ -66,6 +67,7 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 		msgs:     newFakeMessages(),
 		presence: newFakePresence(),
 		devices:  newFakeDevices(),
+		blocks:   newFakeBlocks(),
 	}
 	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, f := range tweak {
@@ -74,7 +76,7 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 	h.srv, err = New(cfg, Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
-		Presence: h.presence, Devices: h.devices, Consent: h.convs,
+		Presence: h.presence, Devices: h.devices, Consent: h.convs, Blocks: h.blocks,
 	})
 	if err != nil {
 		t.Fatal(err)

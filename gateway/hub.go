@@ -41,6 +41,7 @@ type userEntry struct {
 	d        *dispatcher   // the one that delivers this user's pushes
 	ready    chan struct{} // closed once sub is active
 	subErr   error
+	blocks   blocks // the user's block list, set before ready
 }
 
 // dispatcher is one goroutine writing what NATS delivers on its channel
@@ -77,6 +78,9 @@ type hub struct {
 	// resyncing is set while a resync of every connection after a NATS
 	// reconnect is under way: reconnects in a row make one round.
 	resyncing atomic.Bool
+	// life ends when the hub closes; the block list watch runs in it.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 func newHub(s *Server) *hub {
@@ -85,6 +89,7 @@ func newHub(s *Server) *hub {
 		notices: make(chan *nats.Msg, s.cfg.NoticeBacklog),
 		seed:    maphash.MakeSeed(), done: make(chan struct{}),
 	}
+	h.life, h.endLife = context.WithCancel(context.Background())
 	for i := range h.ds {
 		d := &dispatcher{ch: make(chan *nats.Msg, s.cfg.DispatchBacklog), kick: make(chan struct{}, 1), lost: make(map[*userEntry]struct{})}
 		h.ds[i] = d
@@ -117,7 +122,12 @@ func (h *hub) register(ctx context.Context, sess *session) (*userEntry, error) {
 	h.mu.Unlock()
 
 	if first {
-		sub, err := h.srv.nc.ChanSubscribe(schema.UserAll(uid), e.d.ch)
+		// The block list first: no push may come before it filters them.
+		err := h.loadBlocks(ctx, e)
+		var sub *nats.Subscription
+		if err == nil {
+			sub, err = h.srv.nc.ChanSubscribe(schema.UserAll(uid), e.d.ch)
+		}
 		if err == nil {
 			h.mu.Lock()
 			h.subs[sub] = e
@@ -189,6 +199,7 @@ func (h *hub) close() {
 			<-e.ready
 			h.drop(e)
 		}
+		h.endLife()
 		close(h.done)
 		h.wg.Wait()
 	})
@@ -246,6 +257,9 @@ func (h *hub) push(uid string, m *nats.Msg) {
 		sessions = e.sessions
 	}
 	h.mu.RUnlock()
+	if e != nil && e.hides(m) {
+		return
+	}
 	var origin string
 	if m.Header != nil {
 		origin = m.Header.Get(schema.HeaderOrigin)

@@ -21,7 +21,7 @@ func (sess *session) typing(ctx context.Context, req *protocol.Request) (any, *p
 	// The recipient of a message request shares no typing until
 	// accepting it.
 	if !pending {
-		data, _ := json.Marshal(schema.TypingNotice{User: sess.user})
+		data, _ := json.Marshal(schema.TypingNotice{User: sess.user, Except: sess.blockedByMe()})
 		if err := sess.srv.nc.Publish(schema.ConvTyping(req.Conv), data); err != nil {
 			return nil, sess.fail(err)
 		}
@@ -57,7 +57,7 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 	// The recipient of a message request sends no read receipts until
 	// accepting it.
 	if moved && !pending {
-		data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq})
+		data, _ := json.Marshal(schema.ReadNotice{User: sess.user, Seq: seq, Except: sess.blockedByMe()})
 		if err := sess.srv.nc.Publish(schema.ConvRead(req.Conv), data); err != nil {
 			return nil, sess.fail(err)
 		}
@@ -104,6 +104,13 @@ func (sess *session) presence(ctx context.Context, req *protocol.Request) (any, 
 			return nil, sess.fail(err)
 		}
 		if !shares {
+			continue
+		}
+		hidden, perr := sess.hiddenFrom(ctx, u)
+		if perr != nil {
+			return nil, perr
+		}
+		if hidden {
 			continue
 		}
 		st, err := sess.srv.presence.State(ctx, u)

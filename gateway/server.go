@@ -59,6 +59,10 @@ type Config struct {
 	NoticeBacklog int
 	// MembersInline is how many members a conversation lists inline.
 	MembersInline int
+	// MaxAddedPerHour bounds how many times others may add one user to
+	// groups within an hour; past it create and add_member answer
+	// rate_limited. Default 100.
+	MaxAddedPerHour int
 	// Compression offers permessage-deflate.
 	Compression bool
 	// OwnMarkerDelay is how long a sender's read marker, moved by a send,
@@ -128,6 +132,9 @@ func (c Config) withDefaults() Config {
 	if c.MembersInline <= 0 {
 		c.MembersInline = 100
 	}
+	if c.MaxAddedPerHour <= 0 {
+		c.MaxAddedPerHour = 100
+	}
 	if c.MaxConnsPerUser <= 0 {
 		c.MaxConnsPerUser = 32
 	}
@@ -169,6 +176,8 @@ type Deps struct {
 	// Consent keeps message requests, invitations, hidden conversations
 	// and add policies.
 	Consent Consent
+	// Blocks keeps block lists and the add limit's counts.
+	Blocks Blocks
 	// Metrics are optional hooks for counters and latencies.
 	Metrics Metrics
 }
@@ -185,6 +194,7 @@ type Server struct {
 	presence Presence
 	devices  Devices
 	consent  Consent
+	blocks   Blocks
 	metrics  Metrics
 	upgrader *gws.Upgrader
 	hub      *hub
@@ -208,19 +218,23 @@ type Server struct {
 // New returns a gateway; every dependency but Metrics is required.
 func New(cfg Config, d Deps) (*Server, error) {
 	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Conversations == nil || d.ReadMarkers == nil ||
-		d.Messages == nil || d.Presence == nil || d.Devices == nil || d.Consent == nil {
+		d.Messages == nil || d.Presence == nil || d.Devices == nil || d.Consent == nil || d.Blocks == nil {
 		return nil, ErrMissingDep
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
-		presence: d.Presence, devices: d.Devices, consent: d.Consent, metrics: d.Metrics,
+		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, metrics: d.Metrics,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),
 	}
 	s.hub = newHub(s)
+	if err := s.hub.watchBlocks(s.hub.life); err != nil {
+		s.hub.close()
+		return nil, err
+	}
 	s.own = newOwnMarks(s)
 	s.prevReconnect, s.prevError = d.NC.ReconnectHandler(), d.NC.ErrorHandler()
 	d.NC.SetReconnectHandler(func(nc *nats.Conn) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -244,7 +245,16 @@ func (s *Service) announce(ctx context.Context, uid string, st State) {
 		s.cfg.Logger.Warn("presence audience unknown", "user", uid, "err", err)
 		return
 	}
+	// The users uid blocked hear nothing of uid.
+	blocked, _, err := s.convs.Blocked(ctx, uid)
+	if err != nil {
+		s.cfg.Logger.Warn("presence audience unknown: block list unread", "user", uid, "err", err)
+		return
+	}
 	for _, m := range audience {
+		if _, hidden := slices.BinarySearch(blocked, m); hidden {
+			continue
+		}
 		if len(s.users[m]) > 0 {
 			_ = s.nc.Publish(schema.User(m, schema.EventPresence), frame)
 		}

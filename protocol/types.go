@@ -11,6 +11,7 @@ var RequestTypes = []string{
 	TypeRegisterDevice, TypeUnregisterDevice, TypeDevices, TypeMute,
 	TypeReauth,
 	TypeAccept, TypeDecline, TypeHide, TypeSettings,
+	TypeBlock, TypeUnblock, TypeBlocked,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one

@@ -23,6 +23,11 @@ type Conversations interface {
 	Get(ctx context.Context, conv string) (*conversation.Doc, error)
 }
 
+// Blocks says whom a user blocked (conversation.Store implements it).
+type Blocks interface {
+	HasBlocked(ctx context.Context, uid, other string) (bool, error)
+}
+
 // DispatcherConfig tunes a Dispatcher. The zero value is filled with
 // defaults.
 type DispatcherConfig struct {
@@ -104,6 +109,8 @@ type DispatcherDeps struct {
 	Sent *KVDedup
 	// Convs gives member lists.
 	Convs Conversations
+	// Blocks spares users the messages of those they blocked.
+	Blocks Blocks
 }
 
 // Dispatcher reads the CHAT stream with the durable consumer pushnotify
@@ -153,7 +160,7 @@ type job struct {
 
 // NewDispatcher returns a Dispatcher; Run starts it, once.
 func NewDispatcher(cfg DispatcherConfig, deps DispatcherDeps) (*Dispatcher, error) {
-	if deps.JS == nil || deps.Sender == nil || deps.Devices == nil || deps.Presence == nil || deps.Sent == nil || deps.Convs == nil {
+	if deps.JS == nil || deps.Sender == nil || deps.Devices == nil || deps.Presence == nil || deps.Sent == nil || deps.Convs == nil || deps.Blocks == nil {
 		return nil, errors.New("pushnotify: every dispatcher dependency is required")
 	}
 	cfg = cfg.withDefaults()
@@ -271,7 +278,7 @@ func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data 
 			// is opened (request), not per message.
 			continue
 		}
-		skip, err := d.skip(ctx, u, conv)
+		skip, err := d.skip(ctx, u, conv, env.Sender)
 		if err != nil {
 			d.cfg.Logger.Warn("pushnotify cannot check a recipient, will retry", "user", u, "conv", conv, "seq", seq, "err", err)
 			return false
@@ -294,8 +301,8 @@ func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data 
 	return true
 }
 
-// skip reports whether uid is online or has muted conv.
-func (d *Dispatcher) skip(ctx context.Context, uid, conv string) (bool, error) {
+// skip reports whether uid is online, has muted conv or blocked sender.
+func (d *Dispatcher) skip(ctx context.Context, uid, conv, sender string) (bool, error) {
 	st, err := presence.Get(ctx, d.deps.Presence, uid)
 	if err != nil {
 		return false, err
@@ -303,7 +310,11 @@ func (d *Dispatcher) skip(ctx context.Context, uid, conv string) (bool, error) {
 	if st.Online {
 		return true, nil
 	}
-	return d.deps.Devices.Muted(ctx, uid, conv)
+	muted, err := d.deps.Devices.Muted(ctx, uid, conv)
+	if err != nil || muted {
+		return muted, err
+	}
+	return d.deps.Blocks.HasBlocked(ctx, uid, sender)
 }
 
 func (d *Dispatcher) unwait(k windowKey, seq uint64) {

@@ -65,6 +65,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	heartbeat := fs.Duration("heartbeat", 20*time.Second, "heartbeat interval announced to clients; silence for twice as long disconnects")
 	burst := fs.Int("rate-burst", 200, "per-connection request burst")
 	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
+	addedPerHour := fs.Int("max-added-per-hour", 100, "how many times others may add one user to groups per hour")
 	maxPerUser := fs.Int("max-conns-per-user", 32, "open connections one user may hold; one more is closed with 1008")
 	maxPerIP := fs.Int("max-conns-per-ip", 10_000, "open connections from one address; one more gets HTTP 429")
 	origins := fs.String("allowed-origins", "", `comma-separated browser origins (https://app.example.com) allowed to open WebSockets besides the same origin, or "*"`)
@@ -108,6 +109,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	cfg.Gateway.Heartbeat = *heartbeat
 	cfg.Gateway.RateBurst = *burst
 	cfg.Gateway.RateSustained = *rate
+	cfg.Gateway.MaxAddedPerHour = *addedPerHour
 	cfg.Gateway.Compression = true
 	cfg.Gateway.MaxConnsPerUser = *maxPerUser
 	cfg.Gateway.MaxConnsPerIP = *maxPerIP

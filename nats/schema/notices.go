@@ -5,6 +5,8 @@ package schema
 // It travels between Natter's parts only, never to clients.
 type TypingNotice struct {
 	User string `json:"user"`
+	// Except are the users User blocked: they get no push of it.
+	Except []string `json:"except,omitempty"`
 }
 
 // ReadNotice is what a gateway publishes on ConvRead(conv) when a read
@@ -12,4 +14,6 @@ type TypingNotice struct {
 type ReadNotice struct {
 	User string `json:"user"`
 	Seq  uint64 `json:"seq"`
+	// Except are the users User blocked: they get no push of it.
+	Except []string `json:"except,omitempty"`
 }

@@ -188,6 +188,38 @@ test("scroll-back loads history page by page", { timeout: 60_000 }, async () => 
   await ctx.close();
 });
 
+test("blocking from a direct conversation collapses the blocked user's messages", { timeout: 60_000 }, async () => {
+  const [u, m] = ["erin", "mal"];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const cm = new NatterClient({ url: srv.wsURL, token: srv.token(m), WebSocket });
+  await cm.connect();
+  const conv = (await cm.create("direct", [u])).conv;
+  await cm.send(conv, { text: "first, before the block" });
+
+  const a = await signIn(u, { width: 1000, height: 700 });
+  a.page.on("dialog", (d) => void d.accept());
+  await a.page.click(".conv");
+  await waitForText(a.page, "first, before the block");
+  await a.page.click("#block-toggle");
+  await a.page.waitForFunction(() => document.querySelector("#block-toggle")?.textContent === "Unblock");
+  // The old message collapses; a new one is not pushed live, and mal is refused a new conversation.
+  await a.page.waitForSelector(".msg.collapsed");
+  assert.ok(!(await texts(a.page)).includes("first, before the block"));
+  await cm.send(conv, { text: "are you there?" });
+  await assert.rejects(cm.create("group", [u], "trap"), (e) => e.code === "forbidden");
+  await a.page.waitForTimeout(500);
+  assert.ok(!(await texts(a.page)).includes("are you there?"));
+  // Shown on demand.
+  await a.page.click(".msg.collapsed .reveal");
+  await waitForText(a.page, "first, before the block");
+  await a.page.screenshot({ path: join(artifacts, "blocked.png") });
+  await a.page.click("#block-toggle");
+  await a.page.waitForFunction(() => document.querySelector("#block-toggle")?.textContent === "Block");
+  cm.close();
+  await a.ctx.close();
+});
+
 test("the app refreshes its dev token before it expires and stays connected", { timeout: 60_000 }, async () => {
   // Tokens live 3 s and the server allows no clock skew: without a refresh
   // the connection would be closed with 4003 after at most 3 s.

@@ -31,6 +31,8 @@ const state = {
   editing: null as null | { conv: string; seq: number },
   status: "connecting",
   notice: "",
+  blocked: new Set<string>(), // users I blocked
+  revealed: new Set<string>(), // "conv seq" of blocked users' messages shown anyway
   addPolicy: "" as AddPolicy | "",
 };
 
@@ -219,6 +221,19 @@ function start(token: string): void {
     state.presence.set(p.user, p.online);
     render();
   });
+  client.on("blocked", (users) => {
+    state.blocked = new Set(users);
+    render();
+  });
+  client.on("welcome", () => {
+    client
+      .blocked()
+      .then((users) => {
+        state.blocked = new Set(users);
+        render();
+      })
+      .catch(() => {});
+  });
   client.connect().catch((err) => {
     forgetToken();
     showLogin(`Sign-in refused: ${err.message}`);
@@ -271,7 +286,7 @@ function onMessage(m: Message, mine = false): void {
   cs.msgs.set(m.seq, m);
   if (m.sender === state.me) {
     cs.readSeq = Math.max(cs.readSeq, m.seq); // sending moves my marker
-  } else if (!mine && !m.kind) {
+  } else if (!mine && !m.kind && !state.blocked.has(m.sender)) {
     cs.typing.delete(m.sender);
     if (state.open === m.conv && visible()) markRead();
     else if (m.seq > cs.readSeq) cs.unread++;
@@ -392,6 +407,18 @@ function submitComposer(ev: Event): void {
   render();
 }
 
+async function toggleBlock(user: string): Promise<void> {
+  const blocking = !state.blocked.has(user);
+  if (blocking && !confirm(`Block ${user}? They will no longer be able to start a conversation with you, add you to groups, or see when you are online or typing. Their messages will be hidden.`)) return;
+  try {
+    state.blocked = new Set(blocking ? await client.block(user) : await client.unblock(user));
+    notify(blocking ? `${user} is blocked.` : `${user} is unblocked.`);
+  } catch (err) {
+    notify(`Could not ${blocking ? "block" : "unblock"} ${user}: ${(err as Error).message}`);
+  }
+  render();
+}
+
 function startEdit(conv: string, seq: number, text: string): void {
   state.editing = { conv, seq };
   const input = $<HTMLInputElement>("#composer-input");
@@ -413,7 +440,8 @@ function peer(c: Conversation): string | undefined {
 
 function dot(user: string | undefined, id?: string): HTMLElement | null {
   if (!user) return null;
-  const on = state.presence.get(user) === true;
+  // A blocked user's presence no longer comes: show none rather than a stale one.
+  const on = state.presence.get(user) === true && !state.blocked.has(user);
   return h("span", { id, class: `dot ${on ? "online" : "offline"}`, title: on ? `${user} is online` : `${user} is offline` });
 }
 
@@ -540,10 +568,14 @@ function draw(): void {
   // An invitation is not membership: nothing can be sent until accepted.
   $("#composer").classList.toggle("hidden", cs.c.state === "invited");
   const members = cs.c.members ?? [];
+  const other = peer(cs.c);
   $("#chat-head").replaceChildren(
-    dot(peer(cs.c), "chat-dot") ?? h("span", { class: "dot group" }),
+    dot(other, "chat-dot") ?? h("span", { class: "dot group" }),
     h("span", { id: "chat-title", class: "title" }, convTitle(cs.c)),
     ...(cs.c.kind === "group" ? [h("span", { class: "muted" }, `${cs.c.member_count} members`)] : []),
+    ...(other
+      ? [h("button", { id: "block-toggle", class: "link block-toggle", type: "button", onclick: () => void toggleBlock(other) }, state.blocked.has(other) ? "Unblock" : "Block")]
+      : []),
     ...(cs.c.state !== "invited"
       ? [h("button", { id: "hide-conv", class: "link", type: "button", title: "Hide until a new message arrives", onclick: () => void hideConv(cs.c.conv) }, "Hide")]
       : []),
@@ -594,6 +626,27 @@ function drawMessages(cs: ConvState, members: string[]): void {
     const isDeleted = deleted.has(m.seq);
     const edit = edits.get(m.seq);
     const text = String((edit ?? m).body.text ?? "");
+    const key = `${cs.c.conv} ${m.seq}`;
+    if (!mine && state.blocked.has(m.sender) && !state.revealed.has(key)) {
+      // Collapsed: it stays in history, one click away.
+      nodes.push(
+        h(
+          "div",
+          { class: "msg collapsed", "data-seq": String(m.seq), "data-sender": m.sender },
+          h(
+            "div",
+            { class: "bubble" },
+            h("span", { class: "text" }, "Message from a blocked user "),
+            h("button", { class: "link reveal", type: "button", onclick: () => {
+              state.revealed.add(key);
+              render();
+            } }, "show"),
+          ),
+        ),
+      );
+      prevSender = "";
+      continue;
+    }
     nodes.push(
       h(
         "div",
@@ -610,6 +663,9 @@ function drawMessages(cs: ConvState, members: string[]): void {
             : null,
           mine && !isDeleted
             ? h("button", { class: "link delete", type: "button", onclick: () => void client.delete(cs.c.conv, m.seq).catch(() => {}) }, "delete")
+            : null,
+          !mine && cs.c.kind === "group"
+            ? h("button", { class: "link block", type: "button", onclick: () => void toggleBlock(m.sender) }, state.blocked.has(m.sender) ? "unblock" : "block")
             : null,
           m === myLast && seenBy.length ? h("span", { class: "seen" }, cs.c.kind === "direct" ? "seen" : `seen by ${seenBy.join(", ")}`) : null,
         ),

@@ -5,6 +5,7 @@
 import type {
   Ack,
   AddPolicy,
+  BlockedFrame,
   Body,
   Conversation,
   ConversationPush,
@@ -137,6 +138,8 @@ export interface ClientEvents {
   outbox: OutboxEntry[];
   /** The gateway may have lost pushes: the client re-syncs (resume) on its own; "resumed" follows. */
   resync: ResyncPush;
+  /** The user's block list changed (on this device or another): the users now blocked. */
+  blocked: string[];
   /** An error frame that answers no pending request. */
   error: ErrorFrame;
   /** The socket closed (a reconnect follows unless the state is "closed"). */
@@ -534,6 +537,9 @@ export class NatterClient {
         this.emit("resync", frame);
         this.resync();
         break;
+      case "blocked":
+        this.emit("blocked", frame.users);
+        break;
       case "error":
         this.emit("error", frame);
         break;
@@ -898,6 +904,26 @@ export class NatterClient {
   /** Moves the user's read marker in conv to seq. */
   async read(conv: string, seq: number): Promise<void> {
     await this.request({ type: "read", conv, seq });
+  }
+
+  /**
+   * Blocks a user: they can no longer open a direct conversation with this
+   * user or add them to a group, nor see their presence, typing or reads,
+   * and their messages are no longer pushed live (they stay in history).
+   * Resolves with the block list after the change.
+   */
+  async block(user: string): Promise<string[]> {
+    return (await this.request<BlockedFrame>({ type: "block", user })).users;
+  }
+
+  /** Lifts a block; resolves with the block list after the change. */
+  async unblock(user: string): Promise<string[]> {
+    return (await this.request<BlockedFrame>({ type: "unblock", user })).users;
+  }
+
+  /** The users this user blocked, sorted. */
+  async blocked(): Promise<string[]> {
+    return (await this.request<BlockedFrame>({ type: "blocked" })).users;
   }
 
   /** Presence of users the user shares a conversation with. */

@@ -145,6 +145,15 @@ export interface ConversationPush {
   conversation: Conversation;
 }
 /**
+ * The user's block list: the answer to `block`, `unblock` and `blocked`,
+ * and a push (no id) when it changed on another of the user's devices.
+ */
+export interface BlockedFrame {
+  type: "blocked";
+  id?: string;
+  users: string[];
+}
+/**
  * The gateway may have lost pushes for this user (its NATS connection
  * reconnected, or it fell behind): sync every conversation, or conv only.
  */
@@ -191,4 +200,5 @@ export type ServerFrame =
   | PresencePush
   | MemberPush
   | ResyncPush
+  | BlockedFrame
   | ErrorFrame;

@@ -194,6 +194,22 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     ca.close();
   });
 
+  test("block, unblock, blocked; the other device hears of it; the blocked user is refused", async () => {
+    const [a, m] = [uid("a"), uid("mallory")];
+    const phone = client(a);
+    const laptop = client(a);
+    const cm = client(m);
+    await Promise.all([phone.connect(), laptop.connect(), cm.connect()]);
+    const heard = next(laptop, "blocked");
+    assert.deepEqual(await phone.block(m), [m]);
+    assert.deepEqual(await heard, [m]);
+    assert.deepEqual(await laptop.blocked(), [m]);
+    await assert.rejects(cm.create("direct", [a]), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(phone.block(a), (e) => e.code === "bad_request");
+    assert.deepEqual(await phone.unblock(m), []);
+    assert.equal((await cm.create("direct", [a])).kind, "direct");
+  });
+
   test("consent: requests, decline, add_policy, invitations, hide", async () => {
     const [a, b, c] = [uid("ca"), uid("cb"), uid("cc")];
     const [ca, cb, cc] = [client(a), client(b), client(c)];
