@@ -44,6 +44,11 @@ func (c gatewayConsent) Hide(ctx context.Context, uid, conv string, seq uint64) 
 	return gatewayError(c.s.Hide(ctx, conv, uid, seq))
 }
 
+func (c gatewayConsent) IsContact(ctx context.Context, a, b string) (bool, error) {
+	ok, err := c.s.IsContact(ctx, a, b)
+	return ok, gatewayError(err)
+}
+
 func (c gatewayConsent) AddPolicy(ctx context.Context, uid string) (string, error) {
 	st, err := c.s.Settings(ctx, uid)
 	return st.AddPolicy, gatewayError(err)

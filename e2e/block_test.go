@@ -264,6 +264,19 @@ func TestAddedTooOften(t *testing.T) {
 	if err != nil || len(convs) != 100 {
 		t.Fatalf("victim has %d conversations, %v", len(convs), err)
 	}
+	// What strangers used up does not hold back the victim's contacts:
+	// their adds neither count nor are refused.
+	friend := e.dial(t, "friend")
+	d, err := friend.CreateDirect(ctx, "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Accept(ctx, d.Conv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := friend.CreateGroup(ctx, "old friends", "victim"); err != nil {
+		t.Fatalf("a contact could not add the victim after strangers used up the hour: %v", err)
+	}
 }
 
 // TestBlockKeepsHiddenDirectHidden: a direct conversation the blocker hid

@@ -388,6 +388,12 @@ func (sess *session) checkAdds(ctx context.Context, kind, conv string, users []s
 	g.SetLimit(checkWidth)
 	for _, u := range others {
 		g.Go(func() error {
+			// The bound holds back strangers; a contact's add neither
+			// counts nor is refused, so what strangers used up never
+			// keeps the user's friends from adding them.
+			if ok, err := sess.srv.consent.IsContact(gctx, sess.user, u); err != nil || ok {
+				return err
+			}
 			return sess.srv.blocks.NoteAdded(gctx, u, sess.srv.cfg.MaxAddedPerHour, addWindow)
 		})
 	}

@@ -41,6 +41,9 @@ type Consent interface {
 	Decline(ctx context.Context, by Actor, conv string) error
 	// Hide takes conv off uid's list until a message after seq arrives.
 	Hide(ctx context.Context, uid, conv string, seq uint64) error
+	// IsContact reports whether a and b have an accepted direct
+	// conversation: one read.
+	IsContact(ctx context.Context, a, b string) (bool, error)
 	// AddPolicy returns uid's add_policy.
 	AddPolicy(ctx context.Context, uid string) (string, error)
 	// SetAddPolicy sets uid's add_policy (ErrBadRequest when unknown).

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"slices"
+
+	"github.com/natter-chat/natter/protocol"
 )
 
 // The fake conversations keep only which members have yet to accept a
@@ -89,6 +91,20 @@ func (f *fakeConvs) Decline(context.Context, Actor, string) error { return ErrFo
 func (f *fakeConvs) Hide(context.Context, string, string, uint64) error { return nil }
 
 func (f *fakeConvs) AddPolicy(context.Context, string) (string, error) { return "everyone", nil }
+
+// IsContact: a direct conversation of a and b, both members, neither with
+// a request open.
+func (f *fakeConvs) IsContact(_ context.Context, a, b string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for conv, d := range f.docs {
+		if d.kind == protocol.ConversationDirect && slices.Contains(d.members, a) && slices.Contains(d.members, b) &&
+			!f.consent.pending[conv+"/"+a] && !f.consent.pending[conv+"/"+b] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
 
 func (f *fakeConvs) SetAddPolicy(_ context.Context, _, policy string) (string, error) {
 	return policy, nil
