@@ -158,6 +158,13 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			_ = a.Shutdown(sctx)
 		}
 	}()
+	// The client port is taken first: a role may wait minutes for the
+	// operator's schema, and a port chosen for it must not go to another
+	// process meanwhile. Nothing is served (and /healthz answers nothing)
+	// until the roles run.
+	if a.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return a, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
 	if err := a.startNATS(ctx); err != nil {
 		return a, err
 	}
@@ -214,12 +221,8 @@ func (a *App) baseMux(ctx context.Context) (*http.ServeMux, error) {
 	return mux, nil
 }
 
-// serveHTTP listens on HTTPAddr and serves mux until Shutdown.
+// serveHTTP serves mux on the listener Start took until Shutdown.
 func (a *App) serveHTTP(mux *http.ServeMux) error {
-	var err error
-	if a.listener, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
-		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
-	}
 	// No WriteTimeout: it would stay on a hijacked WebSocket and cut long
 	// pushes; the gateway bounds its writes itself.
 	a.http = &http.Server{Handler: mux,
@@ -294,6 +297,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		if a.http != nil {
 			errs = append(errs, a.http.Shutdown(ctx))
+		} else if a.listener != nil {
+			_ = a.listener.Close() // taken, never served: Start failed
 		}
 		errs = append(errs, a.shutdownMetrics(ctx))
 		a.cancel()

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -60,4 +61,47 @@ func TestRoleNeverCreatesTheSchema(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A role waiting for the operator's schema already holds its client port,
+// so a port chosen for it cannot go to another process meanwhile; once it
+// gives up the port is free again.
+func TestRoleHoldsItsPortWhileWaiting(t *testing.T) {
+	t.Cleanup(natstest.CheckGoroutines(t))
+	srv := natstest.Start(t)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	_ = free.Close()
+
+	cfg := testConfig(t, Roles{Presence: true})
+	cfg.Embedded = natsrv.Config{}
+	cfg.NATSURL = srv.RoleURL(natsrv.RolePresence)
+	cfg.HTTPAddr = addr
+	cfg.SchemaWait = 3 * time.Second
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a, err := Start(ctx, cfg)
+		if err == nil {
+			stopApp(t, a)
+		}
+		done <- err
+	}()
+	time.Sleep(time.Second) // waiting for the schema now
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		_ = ln.Close()
+		t.Fatalf("while the role waits for the schema its port %s is free for anyone", addr)
+	}
+	if err := <-done; !errors.Is(err, schema.ErrMissing) {
+		t.Fatalf("Start = %v; want the missing schema", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the port stays taken after Start failed: %v", err)
+	}
+	_ = ln.Close()
 }

@@ -111,8 +111,17 @@ func startCluster(t *testing.T, bin string) *cluster {
 	for i := range 2 {
 		c.gateways = append(c.gateways, gateway(fmt.Sprintf("g%d", i+1)))
 	}
-	// The history role first: it ensures the schema, R3 since its URL list
-	// names three servers (schema.AutoReplicas); the others find it.
+	// The natter nats nodes ensure the schema (R3) once the cluster has a
+	// leader; roles never create it and wait for it. On a loaded machine
+	// the R3 streams and buckets can take a minute: wait for them here so
+	// each role's own start is timed on its own.
+	schemaDeadline := time.Now().Add(3 * time.Minute)
+	for !slices.ContainsFunc(c.nats, func(n *proc) bool { return strings.Contains(n.logs.String(), `"msg":"schema ensured"`) }) {
+		if time.Now().After(schemaDeadline) {
+			t.Fatal("no natter nats node ensured the schema within 3 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	c.history.start(true)
 	c.presence.start(false)
 	for _, g := range c.gateways {

@@ -102,8 +102,11 @@ func (p *proc) start(wait bool) {
 func (p *proc) waitUp(timeout time.Duration) {
 	p.t.Helper()
 	deadline := time.Now().Add(timeout)
+	// A process takes its port before it serves: a probe must not wait
+	// on a connection nobody answers yet.
+	probe := &http.Client{Timeout: 2 * time.Second}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + p.http + p.probe)
+		resp, err := probe.Get("http://" + p.http + p.probe)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
