@@ -93,12 +93,15 @@ func (c *Client) AddMembers(ctx context.Context, conv string, users ...string) e
 	return c.call(ctx, req, protocol.TypeOK, nil)
 }
 
-// RemoveMember removes user from group conv (owner only).
+// RemoveMember removes user from group conv (owner only). Removing a user
+// who is invited and has not accepted withdraws the invitation.
 func (c *Client) RemoveMember(ctx context.Context, conv, user string) error {
 	return c.call(ctx, protocol.Request{Type: protocol.TypeRemoveMember, Conv: conv, User: user}, protocol.TypeOK, nil)
 }
 
-// Leave removes the caller from conv.
+// Leave removes the caller from conv. Leaving a group the caller is
+// invited to declines the invitation; leaving a direct conversation hides
+// it.
 func (c *Client) Leave(ctx context.Context, conv string) error {
 	return c.call(ctx, protocol.Request{Type: protocol.TypeLeave, Conv: conv}, protocol.TypeOK, nil)
 }

@@ -25,11 +25,25 @@ import (
 //     groups: everyone, contacts (users with an accepted direct
 //     conversation with them) or nobody (an add is an invitation,
 //     Doc.Invited, and the user is not a member until accepting it).
+//   - The owner withdraws an invitation with RemoveMember (Doc.withdraw);
+//     an invitee's Leave is a Decline of it (the gateway's leave).
 //   - Hide takes a conversation off the user's list until a message after
 //     the hidden seq arrives (userIndex.Hidden).
 //
 // Every change of a document is a compare-and-set recording its change,
 // finished by complete like membership changes (repair.go).
+
+// ActionWithdrawn: the owner withdrew the invitation of Users (remove_member
+// of an invited user); they are told as of a removal, the members get the
+// group's new invited list.
+const ActionWithdrawn = "withdrawn"
+
+// withdraw takes the invitation of uid, who is invited, out of d: the
+// change of the owner by.
+func (d *Doc) withdraw(uid string, by Actor) {
+	d.Invited = slices.DeleteFunc(d.Invited, func(x string) bool { return x == uid })
+	d.Change = &Event{Action: ActionWithdrawn, Users: []string{uid}, By: by.User, Origin: by.Session}
+}
 
 // IsPending reports whether uid is a member who has not accepted the
 // conversation (a message request to uid).

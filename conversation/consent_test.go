@@ -243,3 +243,48 @@ func TestHideRemembersTheSeq(t *testing.T) {
 		t.Errorf("hidden after leaving: %v", hidden)
 	}
 }
+
+// The owner's remove_member of an invited user withdraws the invitation:
+// it leaves the document and the invitee's list, announced as withdrawn;
+// nobody else may withdraw it, and withdrawing again is not_found.
+func TestOwnerWithdrawsAnInvitation(t *testing.T) {
+	s, js := store(t, Config{})
+	ctx := context.Background()
+	if _, err := s.SetAddPolicy(ctx, "alice", protocol.AddPolicyNobody); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.CreateGroup(ctx, Actor{User: "bob"}, "team", []string{"carol", "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.Invited, []string{"alice"}) {
+		t.Fatalf("invited %v", g.Invited)
+	}
+	if _, err := s.RemoveMember(ctx, Actor{User: "carol"}, g.Conv, "alice"); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a member who is not the owner withdrew an invitation: %v", err)
+	}
+	d, err := s.RemoveMember(ctx, Actor{User: "bob", Session: "s1"}, g.Conv, "alice")
+	if err != nil {
+		t.Fatalf("withdraw: %v", err)
+	}
+	if d.IsInvited("alice") || len(d.Invited) != 0 {
+		t.Fatalf("still invited: %v", d.Invited)
+	}
+	checkMembers(t, s, g.Conv, []string{"bob", "carol"}, []string{"alice"})
+	ev, _ := lastEvent(t, js, g.Conv)
+	if ev.Action != ActionWithdrawn || !slices.Equal(ev.Users, []string{"alice"}) || ev.By != "bob" {
+		t.Errorf("event %+v, want alice's invitation withdrawn by bob", ev)
+	}
+	if ids, _ := s.UserConversations(ctx, "alice"); slices.Contains(ids, g.Conv) {
+		t.Error("a withdrawn invitation stays in the invitee's index")
+	}
+	if _, err := s.GetForViewer(ctx, g.Conv, "alice"); !errors.Is(err, ErrForbidden) {
+		t.Errorf("a withdrawn invitation is still visible: %v", err)
+	}
+	if _, err := s.Accept(ctx, Actor{User: "alice"}, g.Conv); !errors.Is(err, ErrForbidden) {
+		t.Errorf("a withdrawn invitation was accepted: %v", err)
+	}
+	if _, err := s.RemoveMember(ctx, Actor{User: "bob"}, g.Conv, "alice"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("withdraw again: %v, want not found", err)
+	}
+}

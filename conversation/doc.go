@@ -100,8 +100,9 @@ type userIndex struct {
 // chat.member.<conv> after the document changed.
 type Event struct {
 	// Action is "created", "added", "removed", "accepted" (a request's
-	// recipient accepted it) or "declined" (a request or invitation was
-	// declined; a declined member is removed).
+	// recipient accepted it), "declined" (a request or invitation was
+	// declined; a declined member is removed) or "withdrawn" (the owner
+	// withdrew an invitation).
 	Action string `json:"action"`
 	Conv   string `json:"conv"`
 	// Users are the users added (the members, for created) or removed.

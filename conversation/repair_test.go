@@ -15,6 +15,7 @@ import (
 
 	"github.com/natter-chat/natter/nats/natstest"
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
 )
 
 // errInjected is the failure faults inject.
@@ -258,6 +259,18 @@ func TestRetryFinishesHalfDoneChange(t *testing.T) {
 		_, err := s.Leave(ctx, alice, conv)
 		return err
 	}
+	// invitedGroup is a group of alice and bob that carol, who accepts
+	// adds from nobody, is invited to: removing her withdraws it.
+	invitedGroup := func(t *testing.T, s *Store) string {
+		if _, err := s.SetAddPolicy(ctx, "carol", protocol.AddPolicyNobody); err != nil {
+			t.Fatal(err)
+		}
+		conv := group(t, s, "bob")
+		if _, _, invited, err := s.AddOrInvite(ctx, alice, conv, []string{"carol"}); err != nil || len(invited) != 1 {
+			t.Fatalf("invite: %v %v", invited, err)
+		}
+		return conv
+	}
 	direct := func(s *Store, _ string) error {
 		_, _, err := s.CreateDirect(ctx, alice, "bob")
 		return err
@@ -299,6 +312,10 @@ func TestRetryFinishesHalfDoneChange(t *testing.T) {
 			"publish", "chat.member.*", 5, remove, remove, []string{"alice", "bob"}, "alice", []string{"removed:carol"}},
 		{"remove: the index not cleared", func(t *testing.T, s *Store) string { return group(t, s, "bob", "carol") },
 			"update", "u.carol", 1, remove, remove, []string{"alice", "bob"}, "alice", []string{"removed:carol"}},
+		{"withdraw: the event refused", invitedGroup,
+			"publish", "chat.member.*", 5, remove, remove, []string{"alice", "bob"}, "alice", []string{"withdrawn:carol"}},
+		{"withdraw: the index not cleared", invitedGroup,
+			"update", "u.carol", 1, remove, remove, []string{"alice", "bob"}, "alice", []string{"withdrawn:carol"}},
 		{"the owner leaves: the event refused", func(t *testing.T, s *Store) string { return group(t, s, "bob", "carol") },
 			"publish", "chat.member.*", 5, leave, leave, []string{"bob", "carol"}, "bob", []string{"removed:alice"}},
 		{"the owner leaves: the index not cleared", func(t *testing.T, s *Store) string { return group(t, s, "bob", "carol") },

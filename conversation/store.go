@@ -354,7 +354,8 @@ func (s *Store) repairAdd(ctx context.Context, by Actor, d *Doc, rev uint64, use
 }
 
 // RemoveMember removes user from the group conv. Only the owner may remove
-// others; removing yourself is leaving.
+// others; removing yourself is leaving. The owner removing a user invited
+// to the group withdraws the invitation (consent.go).
 //
 // The member key goes before the document changes, so a remove that stops
 // half-way leaves a member without a key (refused, never a removed user let
@@ -372,6 +373,11 @@ func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (
 			return fmt.Errorf("%w: only the owner may remove others", ErrForbidden)
 		}
 		i := slices.Index(d.Members, user)
+		if i < 0 && user != actor && d.IsInvited(user) {
+			// The owner withdraws an invitation (consent.go).
+			d.withdraw(user, by)
+			return nil
+		}
 		if i < 0 {
 			return errNotListed
 		}
@@ -414,7 +420,7 @@ func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (
 // it: it is finished and the remove succeeds. Otherwise the answer is
 // refusal, after user's key and index entry are made to agree.
 func (s *Store) repairRemove(ctx context.Context, d *Doc, rev uint64, user string, refusal error) (*Doc, error) {
-	if d.covers(ActionRemoved, user) {
+	if d.covers(ActionRemoved, user) || d.covers(ActionWithdrawn, user) {
 		done, err := s.announced(ctx, d.Conv, rev)
 		if err != nil {
 			return nil, err

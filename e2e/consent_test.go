@@ -303,3 +303,98 @@ func TestHideUntilANewMessage(t *testing.T) {
 	_, err = request(t, alice, map[string]any{"type": "hide", "conv": "g_notmine"})
 	wantCode(t, err, protocol.CodeForbidden)
 }
+
+// invitedPush waits for c's next conversation push of conv and returns
+// its invited list.
+func invitedPush(t *testing.T, c *client.Client, conv string) []string {
+	t.Helper()
+	for {
+		ev := nextEvent(t, c, protocol.TypeConversation)
+		cv := ev["conversation"].(map[string]any)
+		if cv["conv"] != conv {
+			continue
+		}
+		var out []string
+		if list, ok := cv["invited"].([]any); ok {
+			for _, u := range list {
+				out = append(out, u.(string))
+			}
+		}
+		return out
+	}
+}
+
+// The owner withdraws an invitation with remove_member; an invitee
+// leaves it like declining it. The invitee's list drops it, with the
+// removal push a decline gets, and the members get the group's invited
+// list every time it changes.
+func TestOwnerWithdrawsAnInvitation(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t)
+	alice, bob, carol := e.dial(t, "alice"), e.dial(t, "bob"), e.dial(t, "carol")
+	if _, err := alice.SetAddPolicy(ctx, protocol.AddPolicyNobody); err != nil {
+		t.Fatal(err)
+	}
+	g, err := bob.CreateGroup(ctx, "team", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invitedPush(t, carol, g.Conv) // the group's creation
+	if invited, err := bob.AddOrInvite(ctx, g.Conv, "alice"); err != nil || !slices.Equal(invited, []string{"alice"}) {
+		t.Fatalf("invite: %v, %v", invited, err)
+	}
+	if ev := nextEvent(t, alice, protocol.TypeConversation); ev["conversation"].(map[string]any)["state"] != protocol.ConvStateInvited {
+		t.Fatalf("alice's push = %v, want an invitation", ev)
+	}
+	// The members are told, the acting connection too.
+	for name, c := range map[string]*client.Client{"bob": bob, "carol": carol} {
+		if got := invitedPush(t, c, g.Conv); !slices.Equal(got, []string{"alice"}) {
+			t.Fatalf("%s's push lists invited %v, want [alice]", name, got)
+		}
+	}
+
+	// Only the owner withdraws it.
+	wantCode(t, carol.RemoveMember(ctx, g.Conv, "alice"), protocol.CodeForbidden)
+	if err := bob.RemoveMember(ctx, g.Conv, "alice"); err != nil {
+		t.Fatalf("withdraw: %v", err)
+	}
+	ev := nextEvent(t, alice, protocol.TypeMember)
+	if ev["conv"] != g.Conv || ev["user"] != "alice" || ev["action"] != protocol.MemberActionRemoved || ev["by"] != "bob" {
+		t.Fatalf("alice's push on withdrawal = %v", ev)
+	}
+	if c := listed(t, alice)[g.Conv]; c != nil {
+		t.Fatalf("a withdrawn invitation is listed: %+v", c)
+	}
+	_, err = alice.Accept(ctx, g.Conv)
+	wantCode(t, err, protocol.CodeForbidden)
+	for name, c := range map[string]*client.Client{"bob": bob, "carol": carol} {
+		if got := invitedPush(t, c, g.Conv); len(got) != 0 {
+			t.Fatalf("%s's push after the withdrawal lists invited %v", name, got)
+		}
+	}
+	if c := listed(t, carol)[g.Conv]; c == nil || len(c.Invited) != 0 {
+		t.Fatalf("carol's list shows %+v, want no invitations", c)
+	}
+	wantCode(t, bob.RemoveMember(ctx, g.Conv, "alice"), protocol.CodeNotFound)
+
+	// Invited again, alice leaves: that declines it.
+	if _, err := bob.AddOrInvite(ctx, g.Conv, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := invitedPush(t, carol, g.Conv); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("carol's push lists invited %v, want [alice]", got)
+	}
+	if c := listed(t, alice)[g.Conv]; c == nil || c.State != protocol.ConvStateInvited {
+		t.Fatalf("alice's list shows %+v, want the invitation", c)
+	}
+	if err := alice.Leave(ctx, g.Conv); err != nil {
+		t.Fatalf("an invitee's leave: %v", err)
+	}
+	if c := listed(t, alice)[g.Conv]; c != nil {
+		t.Fatalf("a left invitation is listed: %+v", c)
+	}
+	if got := invitedPush(t, carol, g.Conv); len(got) != 0 {
+		t.Fatalf("carol's push after the leave lists invited %v", got)
+	}
+	wantCode(t, alice.Leave(ctx, g.Conv), protocol.CodeForbidden)
+}

@@ -43,3 +43,33 @@ func (f *Fanout) pushInvitations(ctx context.Context, d *conversation.Doc, invit
 	}
 	return f.pushConversation(ctx, d, still, "")
 }
+
+// pushInvitedList tells the members of the group d, but those of except
+// (they got the conversation already), that its invited list changed:
+// changed names the users invited or no longer invited, none for no
+// change. One conversation push, the same frame for every member (a
+// member of a group has no consent state of it), on every connection:
+// the acting one's reply does not carry the list.
+func (f *Fanout) pushInvitedList(ctx context.Context, d *conversation.Doc, changed, except []string) error {
+	if len(changed) == 0 || d.Kind != protocol.ConversationGroup {
+		return nil
+	}
+	c := d.Protocol(f.cfg.MembersInline)
+	last, err := f.last.Last(ctx, d.Conv)
+	if err != nil {
+		return err
+	}
+	c.LastSeq = last
+	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: c})
+	skip := make(map[string]bool, len(except))
+	for _, u := range except {
+		skip[u] = true
+	}
+	subjects := make([]string, 0, len(d.Members))
+	for _, u := range d.Members {
+		if !skip[u] {
+			subjects = append(subjects, schema.User(u, schema.EventConversation))
+		}
+	}
+	return f.deliver(subjects, frame, "")
+}

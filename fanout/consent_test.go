@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -70,5 +71,96 @@ func TestRequestStatesArePushedPerUser(t *testing.T) {
 	}
 	if s, ok := states["bob"]; !ok || s != "" || states["carol"] != "" {
 		t.Fatalf("acceptance pushed %v, want both without state", states)
+	}
+}
+
+// invitedIn decodes a conversation push's invited list and state.
+func invitedIn(t *testing.T, d delivery) ([]string, string) {
+	t.Helper()
+	var f protocol.ConversationFrame
+	if err := json.Unmarshal(d.data, &f); err != nil || f.Conversation == nil {
+		t.Fatalf("conversation push %s: %v", d, err)
+	}
+	return f.Conversation.Invited, f.Conversation.State
+}
+
+// The members of a group get its invited list whenever it changes: an
+// invitation, its withdrawal by the owner and its decline. The invitee
+// hears of a withdrawal as of a removal.
+func TestMembersSeeTheInvitedListChange(t *testing.T) {
+	h := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, u := range []string{"erin", "fred"} {
+		if _, err := h.convs.SetAddPolicy(ctx, u, protocol.AddPolicyNobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := group(t, h, "alice", "bob")
+	h.collect(t, schema.EventConversation, 2) // the gateway spares alice's origin connection
+	alice := conversation.Actor{User: "alice", Session: "s-alice"}
+	if _, _, _, err := h.convs.AddOrInvite(ctx, alice, conv, []string{"erin", "fred"}); err != nil {
+		t.Fatal(err)
+	}
+	// erin and fred get their invitations; alice (every connection: the
+	// reply has no list) and bob the list.
+	lists := map[string][]string{}
+	for _, d := range h.collect(t, schema.EventConversation, 4) {
+		if d.event != schema.EventConversation {
+			t.Fatalf("unexpected push %s", d)
+		}
+		inv, st := invitedIn(t, d)
+		switch d.user {
+		case "erin", "fred":
+			if st != protocol.ConvStateInvited {
+				t.Errorf("%s's push has state %q", d.user, st)
+			}
+		default:
+			if st != "" || d.origin != "" {
+				t.Errorf("%s's push has state %q, origin %q", d.user, st, d.origin)
+			}
+			lists[d.user] = inv
+		}
+	}
+	if want := []string{"erin", "fred"}; !slices.Equal(lists["alice"], want) || !slices.Equal(lists["bob"], want) {
+		t.Fatalf("members' invited lists %v, want %v each", lists, want)
+	}
+
+	if _, err := h.convs.RemoveMember(ctx, alice, conv, "erin"); err != nil {
+		t.Fatal(err)
+	}
+	lists = map[string][]string{}
+	var erinTold bool
+	for _, d := range h.collect(t, schema.EventConversation, 2) {
+		switch d.event {
+		case schema.EventMember:
+			var ev protocol.MemberEvent
+			if d.user != "erin" || json.Unmarshal(d.data, &ev) != nil || ev.User != "erin" || ev.Action != protocol.MemberActionRemoved || ev.By != "alice" {
+				t.Fatalf("withdrawal pushed %s", d)
+			}
+			erinTold = true
+		case schema.EventConversation:
+			lists[d.user], _ = invitedIn(t, d)
+		}
+	}
+	if !erinTold {
+		// Published before the list, on one connection.
+		t.Error("erin was not told her invitation was withdrawn")
+	}
+	if want := []string{"fred"}; len(lists) != 2 || !slices.Equal(lists["alice"], want) || !slices.Equal(lists["bob"], want) {
+		t.Fatalf("after the withdrawal the members got %v, want [fred] each", lists)
+	}
+
+	if err := h.convs.Decline(ctx, conversation.Actor{User: "fred"}, conv); err != nil {
+		t.Fatal(err)
+	}
+	lists = map[string][]string{}
+	for _, d := range h.collect(t, schema.EventConversation, 2) {
+		if d.event == schema.EventConversation {
+			lists[d.user], _ = invitedIn(t, d)
+		}
+	}
+	if _, ok := lists["alice"]; !ok || len(lists["alice"]) != 0 || len(lists["bob"]) != 0 {
+		t.Fatalf("after the decline the members got %v, want empty lists", lists)
 	}
 }

@@ -217,6 +217,9 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 		if err := f.pushInvitations(ctx, mem.doc, ev.Invited); err != nil {
 			return err
 		}
+		if err := f.pushInvitedList(ctx, mem.doc, ev.Invited, ev.Users); err != nil {
+			return err
+		}
 		return f.pushMemberEvents(mem.doc.Members, ev)
 	case conversation.ActionAccepted:
 		// Both sides see the conversation without its request state.
@@ -225,7 +228,19 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 		// Only the decliner's devices hear of it, as a removal: the
 		// requester is not told.
 		ev.Action = conversation.ActionRemoved
-		return f.pushMemberEvents(ev.Users, ev)
+		if err := f.pushMemberEvents(ev.Users, ev); err != nil {
+			return err
+		}
+		// A declined invitation changes the group's invited list.
+		return f.pushInvitedList(ctx, mem.doc, ev.Users, nil)
+	case conversation.ActionWithdrawn:
+		// The invitee hears of it as of a removal, the members get
+		// the invited list without them (consent.go).
+		ev.Action = conversation.ActionRemoved
+		if err := f.pushMemberEvents(ev.Users, ev); err != nil {
+			return err
+		}
+		return f.pushInvitedList(ctx, mem.doc, ev.Users, nil)
 	case conversation.ActionRemoved:
 		// The removed users hear of it too, then nothing more.
 		to := append(append([]string(nil), mem.doc.Members...), ev.Users...)

@@ -145,6 +145,26 @@ func (sess *session) leaveDirect(ctx context.Context, conv string) (bool, *proto
 	return true, sess.hideConv(ctx, conv)
 }
 
+// leaveInvitation is leave of a group the user is not a member of, which
+// leaveDirect refused with refusal: if the user is invited to it, leaving
+// declines the invitation; otherwise the refusal stands.
+func (sess *session) leaveInvitation(ctx context.Context, conv string, refusal *protocol.Error) *protocol.Error {
+	d, err := sess.srv.consent.View(ctx, conv, sess.user)
+	if errors.Is(err, ErrForbidden) {
+		return refusal
+	}
+	if err != nil {
+		return sess.fail(err)
+	}
+	if d.StateFor(sess.user) != protocol.ConvStateInvited {
+		return refusal
+	}
+	if err := sess.srv.consent.Decline(ctx, sess.actor(), conv); err != nil {
+		return sess.fail(err)
+	}
+	return nil
+}
+
 // settings reads the user's settings and, with add_policy, sets it.
 func (sess *session) settings(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
 	var policy string

@@ -84,8 +84,12 @@ func (sess *session) leave(ctx context.Context, req *protocol.Request) (any, *pr
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
 	}
-	// A direct conversation is left by hiding it (consent.go).
+	// A direct conversation is left by hiding it, an invitation by
+	// declining it (consent.go).
 	if direct, perr := sess.leaveDirect(ctx, req.Conv); direct || perr != nil {
+		if perr != nil && perr.Code == protocol.CodeForbidden {
+			perr = sess.leaveInvitation(ctx, req.Conv, perr)
+		}
 		if perr != nil {
 			return nil, perr
 		}

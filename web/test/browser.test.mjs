@@ -285,3 +285,47 @@ test("who may add me: an invitation is accepted in the app", { timeout: 60_000 }
   c.close();
   await p.ctx.close();
 });
+
+test("the owner sees pending invitations and withdraws one in the app", { timeout: 60_000 }, async () => {
+  const stamp = Date.now().toString(36);
+  const [owner, member, invitee] = ["owner" + stamp, "member" + stamp, "guest" + stamp];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const guest = new NatterClient({ url: srv.wsURL, token: srv.token(invitee), WebSocket });
+  await guest.connect();
+  await guest.setAddPolicy("nobody");
+  const guestEvents = [];
+  guest.on("member", (e) => guestEvents.push(e));
+
+  const p = await signIn(owner, { width: 1000, height: 700 });
+  await p.page.click("#new-toggle");
+  await p.page.selectOption("#new-kind", "group");
+  await p.page.fill("#new-title", "Garden");
+  await p.page.fill("#new-members", `${member} ${invitee}`);
+  await p.page.click("#new-submit");
+  await p.page.waitForSelector(`#invited .invitee[data-user="${invitee}"]`);
+
+  // The invitee declines by leaving: the owner's list follows.
+  const conv = (await guest.conversations()).find((c) => c.state === "invited").conv;
+  await guest.leave(conv);
+  await p.page.waitForSelector("#invited", { state: "detached" });
+
+  // Invited again from the owner's other device: this page is told.
+  const ownerApi = new NatterClient({ url: srv.wsURL, token: srv.token(owner), WebSocket });
+  await ownerApi.connect();
+  await ownerApi.addMembers(conv, [invitee]);
+  await p.page.waitForSelector(`#invited .invitee[data-user="${invitee}"]`);
+  await p.page.click("#invited .withdraw");
+  await p.page.waitForSelector("#invited", { state: "detached" });
+  await p.page.waitForFunction(() => document.querySelector("#notice")?.textContent?.startsWith("Withdrew"));
+  // The invitee hears of it as of a removal, and the group is gone.
+  const deadline = Date.now() + 10_000;
+  while (!guestEvents.some((e) => e.conv === conv && e.action === "removed" && e.user === invitee && e.by === owner)) {
+    assert.ok(Date.now() < deadline, `no removal pushed to the invitee: ${JSON.stringify(guestEvents)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal((await guest.conversations()).some((c) => c.conv === conv), false);
+  guest.close();
+  ownerApi.close();
+  await p.ctx.close();
+});

@@ -197,6 +197,9 @@ function start(token: string): void {
       cs.c.members = [...set].sort();
       cs.c.member_count = set.size;
     }
+    // An accepted invitation: no longer invited. Other changes of the
+    // invited list come as conversation pushes.
+    if (e.action === "added" && cs.c.invited) cs.c.invited = cs.c.invited.filter((u) => u !== e.user);
     render();
   });
   client.on("typing", (e) => {
@@ -573,6 +576,7 @@ function draw(): void {
     dot(other, "chat-dot") ?? h("span", { class: "dot group" }),
     h("span", { id: "chat-title", class: "title" }, convTitle(cs.c)),
     ...(cs.c.kind === "group" ? [h("span", { class: "muted" }, `${cs.c.member_count} members`)] : []),
+    ...(cs.c.kind === "group" && cs.c.state !== "invited" && cs.c.invited?.length ? [drawInvited(cs.c)] : []),
     ...(other
       ? [h("button", { id: "block-toggle", class: "link block-toggle", type: "button", onclick: () => void toggleBlock(other) }, state.blocked.has(other) ? "Unblock" : "Block")]
       : []),
@@ -775,6 +779,35 @@ async function declineConv(conv: string): Promise<void> {
     forget(conv);
   } catch (err) {
     notify(`Could not decline: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The group's pending invitations; its owner can withdraw each. The list
+ * follows the conversation pushes members get when it changes.
+ */
+function drawInvited(c: Conversation): HTMLElement {
+  const owner = c.owner === state.me;
+  return h(
+    "span",
+    { id: "invited", class: "muted" },
+    "invited: ",
+    ...(c.invited ?? []).flatMap((u, i) => [
+      ...(i > 0 ? [", "] : []),
+      h("span", { class: "invitee", "data-user": u }, u),
+      ...(owner
+        ? [" ", h("button", { class: "link withdraw", type: "button", title: `Withdraw the invitation of ${u}`, onclick: () => void withdraw(c.conv, u) }, "withdraw")]
+        : []),
+    ]),
+  );
+}
+
+async function withdraw(conv: string, user: string): Promise<void> {
+  try {
+    await client.removeMember(conv, user);
+    notify(`Withdrew the invitation of ${user}.`);
+  } catch (err) {
+    notify(`Could not withdraw: ${(err as Error).message}`);
   }
 }
 

@@ -827,12 +827,18 @@ export class NatterClient {
     await this.request({ type: "add_member", conv, users });
   }
 
-  /** Removes a user from a group (owner only, or yourself). */
+  /**
+   * Removes a user from a group (owner only, or yourself). The owner
+   * removing an invited user withdraws the invitation.
+   */
   async removeMember(conv: string, user: string): Promise<void> {
     await this.request({ type: "remove_member", conv, user });
   }
 
-  /** Leaves a group; a direct conversation is hidden instead (see hide). */
+  /**
+   * Leaves a group; a direct conversation is hidden instead (see hide), an
+   * invitation declined.
+   */
   async leave(conv: string): Promise<void> {
     await this.request({ type: "leave", conv });
   }

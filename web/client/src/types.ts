@@ -43,7 +43,11 @@ export interface Conversation {
    * accepted), "invited" (an invitation into a group: not a member yet).
    */
   state?: ConversationState;
-  /** Users invited to the group who have not accepted (≤ 100 listed). */
+  /**
+   * Users invited to the group who have not accepted (≤ 100 listed).
+   * Members get a `conversation` push with the new list whenever it
+   * changes; a `member` push "added" takes that user off it.
+   */
   invited?: string[];
 }
 
