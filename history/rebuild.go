@@ -60,11 +60,9 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int
 	if err != nil {
 		return st, fmt.Errorf("rebuild: consumer: %w", err)
 	}
+	failed := 0
 	for {
-		msgs, done, err := fetchUpTo(ctx, cons, batch, st.Last)
-		if err != nil {
-			return st, fmt.Errorf("rebuild: %w", err)
-		}
+		msgs, done, ferr := fetchUpTo(ctx, cons, batch, st.Last)
 		var rows []*protocol.Message
 		for _, m := range msgs {
 			st.Read++
@@ -80,6 +78,23 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int
 			}
 			st.Appended += len(rows)
 		}
+		if ferr != nil {
+			// Each fetch of the ordered consumer recreates it after the
+			// last message delivered (kept above), so a fetch that failed
+			// for a moment (a node restarting, a meta leader changing: no
+			// responders, a timeout) is tried again rather than ending
+			// the rebuild.
+			if failed++; errors.Is(ferr, errUnplaced) || ctx.Err() != nil || failed > rebuildRetries {
+				return st, fmt.Errorf("rebuild: %w", ferr)
+			}
+			select {
+			case <-ctx.Done():
+				return st, fmt.Errorf("rebuild: %w", ctx.Err())
+			case <-time.After(rebuildRetryWait):
+			}
+			continue
+		}
+		failed = 0
 		if done {
 			return st, nil
 		}
@@ -89,8 +104,18 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int
 	}
 }
 
+// A rebuild tries a failed fetch again rebuildRetries times, waiting
+// rebuildRetryWait before each: half a minute for the cluster to settle.
+const (
+	rebuildRetries   = 30
+	rebuildRetryWait = time.Second
+)
+
 // fetchUpTo fetches up to batch messages with seq ≤ last; done once the
-// consumer has nothing more up to last.
+// consumer has nothing more up to last. The messages it returns were
+// delivered, also when it returns an error: the ordered consumer's next
+// fetch starts after them, so the caller must keep them. An error is
+// worth retrying unless it is errUnplaced.
 func fetchUpTo(ctx context.Context, cons jetstream.Consumer, batch int, last uint64) ([]jetstream.Msg, bool, error) {
 	b, err := cons.Fetch(batch, jetstream.FetchMaxWait(2*time.Second))
 	if err != nil {
@@ -98,13 +123,15 @@ func fetchUpTo(ctx context.Context, cons jetstream.Consumer, batch int, last uin
 	}
 	var out []jetstream.Msg
 	done := false
+	var unplaced error
 	for m := range b.Messages() {
 		meta, err := m.Metadata()
 		if err != nil {
-			return nil, false, err
+			unplaced = fmt.Errorf("%w: %v", errUnplaced, err)
+			continue // drain the batch; nothing after it is kept
 		}
-		if meta.Sequence.Stream > last {
-			done = true
+		if unplaced != nil || meta.Sequence.Stream > last {
+			done = done || meta.Sequence.Stream > last
 			continue
 		}
 		out = append(out, m)
@@ -112,20 +139,27 @@ func fetchUpTo(ctx context.Context, cons jetstream.Consumer, batch int, last uin
 			done = true
 		}
 	}
+	if unplaced != nil {
+		return out, false, unplaced
+	}
 	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		return nil, false, err
+		return out, false, err
 	}
 	if len(out) == 0 && !done {
 		// Nothing within the wait: done if nothing is pending either
 		// (the stream's last messages may be membership events).
 		info, err := cons.Info(ctx)
 		if err != nil {
-			return nil, false, err
+			return out, false, err
 		}
 		done = info.NumPending == 0
 	}
 	return out, done, nil
 }
+
+// errUnplaced is a delivered message without JetStream metadata: its seq
+// is unknown, so a rebuild cannot go on past it.
+var errUnplaced = errors.New("a message without stream metadata")
 
 // decodeStored turns a CHAT message into a row as the writer would; nil
 // for one the writer does not store.

@@ -1,10 +1,14 @@
 package history_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/protocol"
@@ -83,5 +87,56 @@ func TestRebuildConflict(t *testing.T) {
 	}
 	if _, err := history.Rebuild(ctxT(t), e.js, e.store, 0); !errors.Is(err, history.ErrConflict) {
 		t.Fatalf("Rebuild = %v, want ErrConflict", err)
+	}
+}
+
+// flakyJS hands out consumers whose second and third fetches fail as a
+// JetStream API without a responder does (a node restarting, a meta
+// leader changing): what chaos saw during a rebuild.
+type flakyJS struct{ jetstream.JetStream }
+
+func (j flakyJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s, err := j.JetStream.Stream(ctx, name)
+	return flakyStream{s}, err
+}
+
+type flakyStream struct{ jetstream.Stream }
+
+func (s flakyStream) OrderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
+	c, err := s.Stream.OrderedConsumer(ctx, cfg)
+	return &flakyConsumer{Consumer: c}, err
+}
+
+type flakyConsumer struct {
+	jetstream.Consumer
+	fetches int
+}
+
+func (c *flakyConsumer) Fetch(batch int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	c.fetches++
+	if c.fetches == 2 || c.fetches == 3 {
+		return nil, nats.ErrNoResponders
+	}
+	return c.Consumer.Fetch(batch, opts...)
+}
+
+// A rebuild whose reads fail for a moment goes on from where it was: an
+// operator's one command is not undone by a cluster hiccup.
+func TestRebuildRetriesTransientErrors(t *testing.T) {
+	e := newEnv(t)
+	var last uint64
+	for i := range 40 {
+		last = e.say("c", itoa(uint64(i)))[0]
+	}
+	st, err := history.Rebuild(ctxT(t), flakyJS{e.js}, e.store, 8)
+	if err != nil {
+		t.Fatalf("Rebuild with two failed fetches: %v", err)
+	}
+	if st.Read != int(last) || st.Appended != int(last) {
+		t.Fatalf("stats %+v; want all %d read and appended", st, last)
+	}
+	rows, _, err := e.store.After(ctxT(t), "c", 0, 100)
+	if err != nil || len(rows) != int(last) {
+		t.Fatalf("the store has %d rows, %v; want %d", len(rows), err, last)
 	}
 }
