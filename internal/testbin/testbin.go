@@ -5,10 +5,13 @@ package testbin
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -58,12 +61,45 @@ func Main(m *testing.M) {
 
 // FreeAddr returns a loopback host:port whose port was free a moment ago,
 // for a process that must be told its address before it starts.
+//
+// The port is below the kernel's ephemeral range: a port the kernel hands
+// out for outgoing connections (thousands in a run: NATS and CQL clients
+// reconnecting) could be taken by one of them while a process stopped by a
+// fault waits to listen on it again.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	lo := ephemeralLow()
+	for range 200 {
+		port := freeLow + rand.IntN(lo-freeLow)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			addr := l.Addr().String()
+			_ = l.Close()
+			return addr
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// freeLow is the lowest port FreeAddr picks: above the well-known and
+// the usual fixed ports of services.
+const freeLow = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (ip_local_port_range), 32768 when it cannot be read or leaves no room.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > freeLow+1000 {
+				return lo
+			}
+		}
+	}
+	return 32768
 }

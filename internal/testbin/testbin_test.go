@@ -2,6 +2,7 @@ package testbin
 
 import (
 	"net"
+	"strconv"
 	"testing"
 )
 
@@ -17,4 +18,10 @@ func TestFreeAddr(t *testing.T) {
 		t.Fatalf("listen on %s: %v", addr, err)
 	}
 	l.Close()
+	// Below the ephemeral range, so no outgoing connection takes it
+	// while a stopped process waits to listen on it again.
+	_, port, _ := net.SplitHostPort(addr)
+	if p, _ := strconv.Atoi(port); p < freeLow || p >= ephemeralLow() {
+		t.Fatalf("FreeAddr = %q: port outside [%d, %d)", addr, freeLow, ephemeralLow())
+	}
 }
