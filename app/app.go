@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,9 @@ type Config struct {
 	DevTokens func(user string) (string, error)
 	// Pprof, when set, serves net/http/pprof on this loopback address.
 	Pprof string
+	// GCPercent, when positive, is set as the process's GC target
+	// (debug.SetGCPercent) by Start; 0 leaves the runtime's (GOGC).
+	GCPercent int
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 }
@@ -149,6 +153,9 @@ type App struct {
 // traffic. On error, whatever had started is shut down again.
 func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	cfg = cfg.withDefaults()
+	if cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a = &App{cfg: cfg, log: cfg.Logger, cancel: cancel}
 	defer func() {

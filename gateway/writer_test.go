@@ -171,3 +171,44 @@ func testQueuedFrames(t *testing.T, compression bool, frames [][]byte, maxWrites
 		}
 	}
 }
+
+// TestFramesLargerThanTheReadBuffer sends requests around and far above
+// the connection's read buffer (readBufferSize, 512 bytes since issue 19),
+// compressed or not, up to MaxFrameBytes: each is read whole and
+// answered; one byte over MaxFrameBytes still closes the connection.
+func TestFramesLargerThanTheReadBuffer(t *testing.T) {
+	for _, compression := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compression=%v", compression), func(t *testing.T) {
+			const maxFrame = 200_000
+			h := newHarness(t, func(c *Config) { c.Compression = compression; c.MaxFrameBytes = maxFrame })
+			c := dialRaw(t, h, "alice", compression)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			frame := func(size int) []byte {
+				head := fmt.Sprintf(`{"type":"ping","id":"p%d","pad":"`, size)
+				return []byte(head + strings.Repeat("x", size-len(head)-2) + `"}`)
+			}
+			for _, size := range []int{60, readBufferSize - 1, readBufferSize, readBufferSize + 1, 2*readBufferSize + 7, 4096, 70_000, maxFrame} {
+				f := frame(size)
+				if len(f) != size {
+					t.Fatalf("frame of %d bytes; want %d", len(f), size)
+				}
+				if err := c.Write(ctx, websocket.MessageText, f); err != nil {
+					t.Fatalf("write %d bytes: %v", size, err)
+				}
+				_, data, err := c.Read(ctx)
+				if want := fmt.Sprintf(`"id":"p%d"`, size); err != nil || !strings.Contains(string(data), `"pong"`) || !strings.Contains(string(data), want) {
+					t.Fatalf("answer to %d bytes: %s, %v; want a pong with %s", size, data, err, want)
+				}
+			}
+			_ = c.Write(ctx, websocket.MessageText, frame(maxFrame+1))
+			_, _, err := c.Read(ctx)
+			// gws closes a compressed frame that inflates past the bound
+			// with 1011 "gws: message too large" (as on main before issue
+			// 19), an uncompressed one with 1009.
+			if want := websocket.StatusMessageTooBig; !compression && websocket.CloseStatus(err) != want || err == nil {
+				t.Fatalf("frame over MaxFrameBytes: %v; want the connection closed (1009 uncompressed)", err)
+			}
+		})
+	}
+}
