@@ -23,8 +23,11 @@ func TestGCPercentFlag(t *testing.T) {
 		t.Fatal("--gc-percent -1 was accepted")
 	}
 	role := []string{"--nats-url", "nats://127.0.0.1:4222", "--jwt-secret", "0123456789abcdef0123456789abcdef"}
-	if cfg, err = serveConfig(role, io.Discard, "gateway"); err != nil || cfg.GCPercent != 50 {
-		t.Fatalf("gateway: %d, %v; want 50", cfg.GCPercent, err)
+	if cfg, err = serveConfig(role, io.Discard, "gateway"); err != nil || cfg.GCPercent != 0 {
+		t.Fatalf("gateway: %d, %v; want 0 (the runtime's until its latency cost is measured)", cfg.GCPercent, err)
+	}
+	if cfg, err = serveConfig(append(role, "--gc-percent", "50"), io.Discard, "gateway"); err != nil || cfg.GCPercent != 50 {
+		t.Fatalf("gateway --gc-percent 50: %d, %v; want 50", cfg.GCPercent, err)
 	}
 	if cfg, err = serveConfig(append(role, "--gc-percent", "0"), io.Discard, "gateway"); err != nil || cfg.GCPercent != 0 {
 		t.Fatalf("gateway --gc-percent 0: %d, %v; want 0", cfg.GCPercent, err)

@@ -32,16 +32,6 @@ var roles = map[string]app.Roles{
 	"pushnotify": {Push: true},
 }
 
-// defaultGatewayGCPercent is the GC target of a `natter gateway` process
-// (issue 19): its heap is mostly idle connections, and at GOGC=100 the
-// garbage allowed between two collections is as large as everything live,
-// goroutine stacks included; at 50 a gateway holds 19,000 idle
-// connections at 11.3 KiB each instead of 12.9. serve keeps the runtime's
-// target: in the all-in-one process the same setting cost about 6 % more
-// CPU per message and a higher p99 (docs/benchmarks.md, "issue 19: memory
-// per idle connection").
-const defaultGatewayGCPercent = 50
-
 // gcPercentFor is the GC percent to set: 0 (leave the runtime's) when the
 // process has no gateway, the flag is 0, or GOGC is set in the
 // environment.
@@ -91,11 +81,12 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	origins := fs.String("allowed-origins", "", `comma-separated browser origins (https://app.example.com) allowed to open WebSockets besides the same origin, or "*"`)
 	trustedProxies := fs.String("trusted-proxies", "", "comma-separated CIDR prefixes or addresses of reverse proxies whose --client-ip-header names the client for the per-IP limits (e.g. 10.0.0.0/8); none by default: the socket's address counts")
 	clientIPHeader := fs.String("client-ip-header", gateway.DefaultClientIPHeader, "header a trusted proxy puts the client address in; its right-most hop that is not a trusted proxy counts")
-	gcDefault := 0
-	if name == "gateway" {
-		gcDefault = defaultGatewayGCPercent
-	}
-	gcPercent := fs.Int("gc-percent", gcDefault, "Go GC target percent (as GOGC) of a process with the gateway role: below 100 trades some GC CPU for less memory per idle connection; 0 keeps the runtime's; the GOGC environment variable wins (default 50 for natter gateway, 0 for serve)")
+	// Off by default (issue 19): at 50 a gateway holds 19,000 idle
+	// connections at 11.3 KiB each instead of 12.9, but in the all-in-one
+	// process it cost ~6 % more CPU per message and a higher p99, and its
+	// cost on a gateway alone is not measured yet (docs/benchmarks.md,
+	// "issue 19: memory per idle connection").
+	gcPercent := fs.Int("gc-percent", 0, "Go GC target percent (as GOGC) of a process with the gateway role: below 100 trades some GC CPU for less memory per idle connection (50: about 11.3 KiB per idle connection on a natter gateway instead of 12.9); 0 keeps the runtime's; the GOGC environment variable wins")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
