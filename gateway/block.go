@@ -121,21 +121,30 @@ func (h *hub) watchBlocks(ctx context.Context) error {
 func (h *hub) blockChanged(uid string, l BlockList) {
 	h.mu.RLock()
 	e := h.users[uid]
-	var sessions []*session
-	if e != nil {
-		sessions = e.sessions
-	}
 	h.mu.RUnlock()
 	if e == nil || !e.blocks.set(l) {
 		return
 	}
+	h.pushBlocked(e, l, nil)
+}
+
+// pushBlocked tells e's connections but except the block list l. Whoever
+// first sets a new list on e pushes it (the watch, or a connection that
+// read it afresh before the watch brought it): the other cannot tell the
+// list changed, and the user's other devices must hear of it once.
+func (h *hub) pushBlocked(e *userEntry, l BlockList, except *session) {
+	h.mu.RLock()
+	sessions := slices.Clone(e.sessions)
+	h.mu.RUnlock()
 	users := l.Users
 	if users == nil {
 		users = []string{}
 	}
 	frame, _ := json.Marshal(&protocol.BlockedFrame{Type: protocol.TypeBlocked, Users: users})
 	for _, s := range sessions {
-		s.push(frame)
+		if s != except {
+			s.push(frame)
+		}
 	}
 }
 
@@ -320,8 +329,8 @@ func (sess *session) blocked(ctx context.Context, req *protocol.Request) (any, *
 	if err != nil {
 		return nil, sess.fail(err)
 	}
-	if sess.entry != nil {
-		sess.entry.blocks.set(l)
+	if sess.entry != nil && sess.entry.blocks.set(l) {
+		sess.srv.hub.pushBlocked(sess.entry, l, sess)
 	}
 	users := l.Users
 	if users == nil {

@@ -27,6 +27,9 @@ type fakeBlocks struct {
 	added    map[string]int
 	watchers []func(string, BlockList)
 	reads    atomic.Int64 // HasBlocked and Blocked calls
+	// late, when set, holds the watchers' news of each change until it
+	// is closed: a watch slower than the request that made the change.
+	late chan struct{}
 }
 
 func newFakeBlocks() *fakeBlocks {
@@ -39,10 +42,21 @@ func (f *fakeBlocks) change(uid string, fn func([]string) []string) {
 	l = BlockList{Users: fn(slices.Clone(l.Users)), Rev: l.Rev + 1}
 	f.lists[uid] = l
 	ws := slices.Clone(f.watchers)
+	late := f.late
 	f.mu.Unlock()
-	for _, w := range ws {
-		w(uid, l)
+	tell := func() {
+		for _, w := range ws {
+			w(uid, l)
+		}
 	}
+	if late != nil {
+		go func() {
+			<-late
+			tell()
+		}()
+		return
+	}
+	tell()
 }
 
 func (f *fakeBlocks) Block(_ context.Context, uid, other string) error {
@@ -116,6 +130,28 @@ func TestBlockRequests(t *testing.T) {
 // TestBlockDropsPushes: a connection gets no message, typing, read or
 // presence push from a user it blocked, and a change made on another
 // gateway (the watch) applies at once; other users' pushes still come.
+// TestBlockTellsOtherDevicesBeforeTheWatch: when the request that blocks
+// reads the new list before the watch brings it, the user's other
+// connections still hear of it, once.
+func TestBlockTellsOtherDevicesBeforeTheWatch(t *testing.T) {
+	h := newHarness(t)
+	late := make(chan struct{})
+	h.blocks.mu.Lock()
+	h.blocks.late = late
+	h.blocks.mu.Unlock()
+	phone, laptop := h.dial("alice"), h.dial("alice")
+	mustDo(t, phone, req(protocol.TypeBlock, func(r *protocol.Request) { r.User = "mallory" }), nil)
+	var f protocol.BlockedFrame
+	if err := nextEvent(t, laptop, protocol.TypeBlocked).Decode(&f); err != nil || !slices.Equal(f.Users, []string{"mallory"}) {
+		t.Fatalf("the other device got %+v, %v; want the new list", f, err)
+	}
+	close(late) // the watch comes late with the same list: nothing more
+	mustDo(t, phone, req(protocol.TypeUnblock, func(r *protocol.Request) { r.User = "mallory" }), nil)
+	if err := nextEvent(t, laptop, protocol.TypeBlocked).Decode(&f); err != nil || len(f.Users) != 0 {
+		t.Fatalf("after the unblock the other device got %+v, %v; want the empty list, with no repeat of the old one", f, err)
+	}
+}
+
 func TestBlockDropsPushes(t *testing.T) {
 	h := newHarness(t)
 	alice := h.dial("alice")
