@@ -199,9 +199,9 @@ func (s *Store) admit(ctx context.Context, actor string, users []string) ([]stri
 	return invite, nil
 }
 
-// update applies fn to conv's document with compare-and-set, like change
-// but without requiring the actor to be a member: fn decides. A missing
-// conversation is ErrForbidden.
+// update applies fn to conv's document with compare-and-set, retrying
+// when another change got in first; change is update for members only.
+// fn decides; a missing conversation is ErrForbidden.
 func (s *Store) update(ctx context.Context, conv string, fn func(*Doc) error) (*Doc, uint64, error) {
 	for attempt := 0; attempt < 20; attempt++ {
 		d, rev, err := s.get(ctx, conv)
@@ -211,7 +211,8 @@ func (s *Store) update(ctx context.Context, conv string, fn func(*Doc) error) (*
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := fn(d); errors.Is(err, errNoChange) {
+		// These answer with the document as it is: nothing to write.
+		if err := fn(d); errors.Is(err, errNoChange) || errors.Is(err, errNotListed) || errors.Is(err, ErrForbidden) {
 			return d, rev, err
 		} else if err != nil {
 			return nil, 0, err

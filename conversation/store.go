@@ -466,33 +466,12 @@ var (
 // revision. The actor must be a member: if not, the answer is ErrForbidden,
 // with the document when there is one.
 func (s *Store) change(ctx context.Context, conv, actor string, fn func(*Doc) error) (*Doc, uint64, error) {
-	for attempt := 0; attempt < 20; attempt++ {
-		d, rev, err := s.get(ctx, conv)
-		if errors.Is(err, ErrNotFound) {
-			return nil, 0, ErrForbidden
-		}
-		if err != nil {
-			return nil, 0, err
-		}
+	return s.update(ctx, conv, func(d *Doc) error {
 		if !d.IsMember(actor) {
-			return d, rev, ErrForbidden
+			return ErrForbidden
 		}
-		if err := fn(d); errors.Is(err, errNoChange) || errors.Is(err, errNotListed) {
-			return d, rev, err
-		} else if err != nil {
-			return nil, 0, err
-		}
-		val, _ := json.Marshal(d)
-		rev, err = s.kv.Update(ctx, docKey(conv), val, rev)
-		if isWrongRevision(err) {
-			continue
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("update conversation %s: %w", conv, err)
-		}
-		return d, rev, nil
-	}
-	return nil, 0, fmt.Errorf("%w: conversation %s changed too often", ErrConflict, conv)
+		return fn(d)
+	})
 }
 
 // parallelWrites bounds the KV writes one membership change has in flight:
