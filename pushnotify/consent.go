@@ -41,14 +41,7 @@ func (d *Dispatcher) request(ctx context.Context, conv string, seq uint64, data 
 		if skip {
 			continue
 		}
-		k := windowKey{u, conv}
-		d.mu.Lock()
-		p.refs++
-		d.waiting[k] = append(d.waiting[k], pendingAt{seq, p})
-		d.mu.Unlock()
-		if err := d.co.Add(Message{User: u, Conv: conv, Sender: ev.By, Seq: seq, Request: true}); err != nil {
-			d.unwait(k, seq)
-			d.release(p, false)
+		if !d.queue(p, Message{User: u, Conv: conv, Sender: ev.By, Seq: seq, Request: true}) {
 			return false
 		}
 	}

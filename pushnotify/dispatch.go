@@ -286,17 +286,25 @@ func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data 
 		if skip {
 			continue
 		}
-		k := windowKey{u, conv}
-		d.mu.Lock()
-		p.refs++
-		d.waiting[k] = append(d.waiting[k], pendingAt{seq, p})
-		d.mu.Unlock()
-		m := Message{User: u, Conv: conv, ConvTitle: doc.Title, Sender: env.Sender, Text: text, Seq: seq}
-		if err := d.co.Add(m); err != nil {
-			d.unwait(k, seq)
-			d.release(p, false)
+		if !d.queue(p, Message{User: u, Conv: conv, ConvTitle: doc.Title, Sender: env.Sender, Text: text, Seq: seq}) {
 			return false
 		}
+	}
+	return true
+}
+
+// queue hands m to the coalescer as one of p's notifications; false when
+// it could not (p is released then, and the message comes back).
+func (d *Dispatcher) queue(p *pending, m Message) bool {
+	k := windowKey{m.User, m.Conv}
+	d.mu.Lock()
+	p.refs++
+	d.waiting[k] = append(d.waiting[k], pendingAt{m.Seq, p})
+	d.mu.Unlock()
+	if err := d.co.Add(m); err != nil {
+		d.unwait(k, m.Seq)
+		d.release(p, false)
+		return false
 	}
 	return true
 }
