@@ -31,6 +31,7 @@ import (
 	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/metrics"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/retention"
 	"github.com/natter-chat/natter/nats/schema"
@@ -133,9 +134,12 @@ type App struct {
 	cfg        Config
 	log        *slog.Logger
 	nats       *natsrv.Server // nil with an external NATS
+	connsMu    sync.Mutex
 	conns      []*nats.Conn
-	store      history.Store // the history store, if this process holds one
-	closeStore func() error  // nil when the caller owns the store
+	natsStats  *metrics.NATSConns
+	storeStats atomic.Pointer[metrics.Store] // set once observed; nil without a store
+	store      history.Store                 // the history store, if this process holds one
+	closeStore func() error                  // nil when the caller owns the store
 	obs        *observer
 	gateway    *gateway.Server
 	push       *pushnotify.Dispatcher
@@ -158,6 +162,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a = &App{cfg: cfg, log: cfg.Logger, cancel: cancel}
+	a.natsStats = metrics.NewNATSConns(a.natsConns)
 	defer func() {
 		if err != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -178,6 +183,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	if a.store, a.closeStore, err = OpenHistory(ctx, cfg.History, cfg.Logger); err != nil {
 		return a, err
 	}
+	a.store = a.meteredStore(a.store)
 	if cfg.Roles.History && a.store == nil {
 		return a, ErrNoHistoryStore
 	}

@@ -127,6 +127,9 @@ func (a *App) startFanout(ctx context.Context, _ *http.ServeMux) (*part, error) 
 	if cfg.Logger == nil {
 		cfg.Logger = a.log
 	}
+	if cfg.Delay == nil {
+		cfg.Delay = metrics.NewFanoutDelay(a.obs.reg)
+	}
 	return &part{name: "fan-out", run: fanout.New(cfg, nc, js, convs, msgs).Run}, nil
 }
 

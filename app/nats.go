@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -104,7 +105,9 @@ func (a *App) connect(ctx context.Context, role, name string) (*nats.Conn, jetst
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS as %s: %w", name, err)
 	}
+	a.connsMu.Lock()
 	a.conns = append(a.conns, nc)
+	a.connsMu.Unlock()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, nil, err
@@ -120,8 +123,11 @@ func (a *App) natsError(nc *nats.Conn, sub *nats.Subscription, err error) {
 		a.log.Error("NATS refused a request of this role's user", "conn", nc.Opts.Name, "err", err)
 		return
 	}
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		a.natsStats.SlowConsumer(nc.Opts.Name)
+	}
 	// Anything else (a slow consumer, mostly) only at debug level: under
-	// load it would flood the log.
+	// load it would flood the log; slow consumers are counted instead.
 	if sub != nil {
 		a.log.Debug("NATS subscription error", "conn", nc.Opts.Name, "subject", sub.Subject, "err", err)
 		return
@@ -132,13 +138,21 @@ func (a *App) natsError(nc *nats.Conn, sub *nats.Subscription, err error) {
 // closeConns drains every connection, so what the parts published is
 // flushed, then closes them; ctx bounds the wait.
 func (a *App) closeConns(ctx context.Context) {
-	for _, nc := range a.conns {
+	conns := a.natsConns()
+	for _, nc := range conns {
 		_ = nc.Drain()
 	}
-	for _, nc := range a.conns {
+	for _, nc := range conns {
 		for !nc.IsClosed() && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
 		nc.Close()
 	}
+}
+
+// natsConns is a copy of the process's NATS connections.
+func (a *App) natsConns() []*nats.Conn {
+	a.connsMu.Lock()
+	defer a.connsMu.Unlock()
+	return slices.Clone(a.conns)
 }

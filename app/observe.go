@@ -16,6 +16,7 @@ import (
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/metrics"
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/pushnotify"
 )
 
@@ -38,7 +39,10 @@ func (a *App) observe(ctx context.Context) error {
 	}
 	a.obs = &observer{reg: metrics.NewRegistry(), js: js}
 	consumers, streams := a.observed()
-	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat, consumers, streams))
+	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat, consumers, streams), a.natsStats)
+	if a.store != nil {
+		a.storeStats.Store(metrics.NewStore(a.obs.reg))
+	}
 	return nil
 }
 
@@ -48,16 +52,16 @@ func (a *App) observe(ctx context.Context) error {
 func (a *App) observed() (consumers, streams []string) {
 	if a.nats != nil {
 		return []string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
-			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence)}
+			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence), schema.StreamDead, schema.StreamPushDead}
 	}
 	for _, role := range a.natsRoles() {
 		switch role {
 		case schema.RoleGateway:
 			consumers, streams = append(consumers, schema.ConsumerFanout), append(streams, schema.StreamChat)
 		case schema.RoleHistory:
-			consumers, streams = append(consumers, schema.ConsumerHistory), append(streams, schema.StreamChat)
+			consumers, streams = append(consumers, schema.ConsumerHistory), append(streams, schema.StreamChat, schema.StreamDead)
 		case schema.RolePush:
-			consumers, streams = append(consumers, schema.ConsumerPush), append(streams, schema.StreamChat)
+			consumers, streams = append(consumers, schema.ConsumerPush), append(streams, schema.StreamChat, schema.StreamPushDead)
 		case schema.RolePresence:
 			streams = append(streams, schema.KVStream(schema.BucketPresence))
 		}
@@ -115,20 +119,39 @@ func (a *App) MetricsAddr() string {
 func (a *App) gatewayMetrics() gateway.Metrics {
 	g := metrics.NewGateway(a.obs.reg)
 	return gateway.Metrics{FramesIn: g.FramesIn, FramesOut: g.FramesOut, SocketWrites: g.SocketWrites, SendAck: g.SendAck, PublishErrors: g.PublishErrors,
-		PublishRetries: g.PublishRetries, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped}
+		PublishRetries: g.PublishRetries, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped,
+		Closes: metrics.NewCodes(a.obs.reg, "gateway", "closes_total", "Connections the gateway closed, by WebSocket close code.", "code",
+			1001, 1002, 1008, 1009, 1011, protocol.CloseUnauthorized, protocol.CloseTokenExpired, protocol.CloseSlowOrAbusive),
+		Refused: metrics.NewReasons(a.obs.reg, "gateway", "refused_total", "Work the gateway refused: requests over the rate limit (rate), upgrades over the per-address limit (conns_per_ip), connections over the per-user limit (conns_per_user).", "reason",
+			gateway.RefusedRate, gateway.RefusedConnsPerIP, gateway.RefusedConnsPerUser)}
 }
 
-// pushMetrics publishes the dispatcher's outcome counters.
-func pushMetrics(d *pushnotify.Dispatcher) prometheus.Collector {
+// pushMetrics publishes the dispatcher's outcome counters. Every outcome
+// of every configured provider is exported from the start, at 0, so the
+// push panels and alerts have a series before the first notification.
+func pushMetrics(d *pushnotify.Dispatcher, providers []string) prometheus.Collector {
+	outcomes := []string{pushnotify.OutcomeSent, pushnotify.OutcomeInvalidToken, pushnotify.OutcomeDeadLetter,
+		pushnotify.OutcomeDuplicate, pushnotify.OutcomeRequeued}
+	read := func() map[pushnotify.Counter]uint64 {
+		m := d.Counters()
+		for _, p := range providers {
+			for _, o := range outcomes {
+				if _, ok := m[pushnotify.Counter{Provider: p, Outcome: o}]; !ok {
+					m[pushnotify.Counter{Provider: p, Outcome: o}] = 0
+				}
+			}
+		}
+		return m
+	}
 	return metrics.NewCounterSnapshot("push_total", "Push notification outcomes by provider.",
-		"provider", "outcome", d.Counters, func(c pushnotify.Counter) (string, string) { return c.Provider, c.Outcome })
+		"provider", "outcome", read, func(c pushnotify.Counter) (string, string) { return c.Provider, c.Outcome })
 }
 
 func (a *App) readyz(r *http.Request) error {
 	if !a.ready.Load() {
 		return errors.New("starting or shutting down")
 	}
-	for _, nc := range a.conns {
+	for _, nc := range a.natsConns() {
 		if !nc.IsConnected() {
 			return fmt.Errorf("NATS connection %s is %s", nc.Opts.Name, nc.Status())
 		}

@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/pushnotify"
@@ -107,6 +109,6 @@ func (a *App) startPush(ctx context.Context, _ *http.ServeMux) (*part, error) {
 		return nil, err
 	}
 	a.push = d
-	a.obs.reg.MustRegister(pushMetrics(d))
+	a.obs.reg.MustRegister(pushMetrics(d, slices.Sorted(maps.Keys(router))))
 	return &part{name: "push dispatcher", run: d.Run}, nil
 }

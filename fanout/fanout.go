@@ -37,6 +37,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock.
 	Now func() time.Time
+	// Delay, if set, observes in seconds how long each delivered message
+	// waited from its store in CHAT to its deliveries' publish: the
+	// fan-out's share of send→deliver (a prometheus.Histogram fits).
+	Delay interface{ Observe(float64) }
 }
 
 func (c Config) withDefaults() Config {
@@ -158,7 +162,13 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	origin := msg.Headers().Get(schema.HeaderOrigin)
 	// The origin session is one of the sender's: only the sender's own
 	// subject needs to carry it.
-	return f.deliverFrom(mem.msgSubj, f.buf, origin, schema.User(env.Sender, schema.EventMessage))
+	if err := f.deliverFrom(mem.msgSubj, f.buf, origin, schema.User(env.Sender, schema.EventMessage)); err != nil {
+		return err
+	}
+	if f.cfg.Delay != nil {
+		f.cfg.Delay.Observe(f.cfg.Now().Sub(meta.Timestamp).Seconds())
+	}
+	return nil
 }
 
 // deliver publishes the same frame to each subject. The bytes are copied

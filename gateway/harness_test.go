@@ -23,6 +23,10 @@ import (
 
 const testSecret = "gateway-test-secret"
 
+// harnessMetrics are the metric hooks a test's harness gateway gets (none
+// unless the test sets them before newHarness).
+var harnessMetrics = map[*testing.T]Metrics{}
+
 // harness is one gateway on an in-process JetStream, served by an httptest
 // server, with fakes of the parts behind it that tests fill and inspect.
 type harness struct {
@@ -77,6 +81,7 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
 		Presence: h.presence, Devices: h.devices, Consent: h.convs, Blocks: h.blocks,
+		Metrics: harnessMetrics[t],
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,25 @@ type Counter interface{ Inc() }
 // Observer records one observation (a prometheus.Histogram fits).
 type Observer interface{ Observe(float64) }
 
+// CodeCounter counts events by a WebSocket close code (metrics.Codes
+// fits).
+type CodeCounter interface{ Inc(code uint16) }
+
+// ReasonCounter counts events by a reason (metrics.Reasons fits).
+type ReasonCounter interface{ Inc(reason string) }
+
+// Reasons a gateway refuses work, counted by Metrics.Refused.
+const (
+	// RefusedRate is a request answered rate_limited.
+	RefusedRate = "rate"
+	// RefusedConnsPerIP is an upgrade refused with HTTP 429: too many
+	// connections from one address.
+	RefusedConnsPerIP = "conns_per_ip"
+	// RefusedConnsPerUser is a connection closed with 1008: too many
+	// connections of one user.
+	RefusedConnsPerUser = "conns_per_user"
+)
+
 // Metrics are the hooks the gateway updates on its hot path; nil fields
 // are skipped. Implementations must be safe for concurrent use and should
 // not allocate: they run once per frame.
@@ -30,10 +49,23 @@ type Metrics struct {
 	// NoticesDropped counts typing and read notices dropped because their
 	// queue was full.
 	NoticesDropped Counter
+	// Closes counts the connections the gateway closed, by close code:
+	// those it closes itself (4001, 4003, 4008, 1008, 1011, 1001 at
+	// shutdown) and those the WebSocket library closes for it (1009 for
+	// a frame over MaxFrameBytes, 1002 for a protocol error).
+	Closes CodeCounter
+	// Refused counts refused work by reason (the Refused* constants).
+	Refused ReasonCounter
 }
 
 func inc(c Counter) {
 	if c != nil {
 		c.Inc()
+	}
+}
+
+func refused(r ReasonCounter, reason string) {
+	if r != nil {
+		r.Inc(reason)
 	}
 }

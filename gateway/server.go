@@ -305,6 +305,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	case trackTooMany:
+		refused(s.metrics.Refused, RefusedConnsPerIP)
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}

@@ -71,9 +71,16 @@ func (s *Server) OnOpen(c *gws.Conn) {
 }
 
 // OnClose forgets the connection.
-func (s *Server) OnClose(c *gws.Conn, _ error) {
+func (s *Server) OnClose(c *gws.Conn, err error) {
 	sess := sessionOf(c)
-	sess.closing.Store(true)
+	if !sess.closing.Swap(true) {
+		// Not closed by closeWith: the WebSocket library closed it with a
+		// code of its own (a frame too large, a protocol error), or the
+		// client or the network ended it.
+		if code, ok := err.(interface{ Uint16() uint16 }); ok && s.metrics.Closes != nil {
+			s.metrics.Closes.Inc(code.Uint16())
+		}
+	}
 	sess.stopExpiry()
 	if sess.entry != nil {
 		s.hub.unregister(sess, sess.entry)
@@ -132,6 +139,7 @@ func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) {
 			sess.closeWith(protocol.CloseSlowOrAbusive, "rate limit exceeded far past the limit")
 			return
 		}
+		refused(s.metrics.Refused, RefusedRate)
 		e := protocol.Errorf(protocol.CodeRateLimited, "too many requests; slow down")
 		e.ID = req.ID
 		sess.reply(e)
@@ -210,6 +218,7 @@ func (sess *session) authenticate() error {
 	defer cancel()
 	e, err := sess.srv.hub.register(ctx, sess)
 	if errors.Is(err, errTooManyConns) {
+		refused(sess.srv.metrics.Refused, RefusedConnsPerUser)
 		sess.closeWith(1008, "too many connections for this user")
 		return err
 	}
@@ -280,6 +289,9 @@ func (sess *session) pushFrame(q queued) {
 func (sess *session) closeWith(code uint16, reason string) {
 	if !sess.closing.CompareAndSwap(false, true) || sess.conn == nil {
 		return
+	}
+	if m := sess.srv.metrics.Closes; m != nil {
+		m.Inc(code)
 	}
 	c := sess.conn
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))

@@ -51,3 +51,14 @@ func NewGatewayConnections(connections func() int) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "gateway",
 		Name: "connections", Help: "Open WebSocket connections."}, func() float64 { return float64(connections()) })
 }
+
+// NewFanoutDelay registers natter_fanout_delay_seconds: how long a message
+// waited from its store in CHAT to the publish of its deliveries. With
+// natter_gateway_send_ack_seconds it makes up the server's send→deliver.
+func NewFanoutDelay(reg prometheus.Registerer) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "fanout",
+		Name: "delay_seconds", Help: "From a message stored in CHAT to its deliveries published by the fan-out.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
+	reg.MustRegister(h)
+	return h
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/natter-chat/natter/metrics"
@@ -32,6 +33,15 @@ func natsMux(srv *natsrv.Server, extra ...prometheus.Collector) http.Handler {
 		}
 		return 0
 	}))
+	// Routes count connections, not nodes: a healthy 3-node cluster has
+	// several per peer, so "one node down" shows in the peers seen, not in
+	// the route count.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metrics.Namespace, Name: "nats_cluster_peers_connected", Help: "Other cluster nodes this node has a route to (distinct servers, not routes).",
+	}, func() float64 { return float64(peersConnected(ns)) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metrics.Namespace, Name: "nats_cluster_size", Help: "Nodes of the JetStream cluster as the meta group knows it (1 for a single node).",
+	}, func() float64 { return float64(clusterSize(ns)) }))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", metrics.Probe(func(*http.Request) error {
@@ -50,4 +60,29 @@ func natsMux(srv *natsrv.Server, extra ...prometheus.Collector) http.Handler {
 		return nil
 	}))
 	return mux
+}
+
+// peersConnected is how many distinct servers ns has routes to.
+func peersConnected(ns *server.Server) int {
+	rz, err := ns.Routez(nil)
+	if err != nil {
+		return 0
+	}
+	seen := map[string]bool{}
+	for _, r := range rz.Routes {
+		seen[r.RemoteID] = true
+	}
+	return len(seen)
+}
+
+// clusterSize is the JetStream meta group's size, 1 when not clustered.
+func clusterSize(ns *server.Server) int {
+	if !ns.JetStreamIsClustered() {
+		return 1
+	}
+	jsz, err := ns.Jsz(nil)
+	if err != nil || jsz.Meta == nil || jsz.Meta.Size == 0 {
+		return 1
+	}
+	return jsz.Meta.Size
 }

@@ -83,6 +83,7 @@ func accessOf(role string) (access, bool) {
 			pub:       []string{DeadWildcard},
 			sub:       []string{HistoryAPIAll, ServiceWildcard},
 			read:      []string{StreamChat},
+			lookup:    []string{StreamDead}, // its size, for the dead-letter alert
 			write:     []string{BucketLeases},
 			consume:   []string{ConsumerHistory},
 			responses: true,
@@ -96,7 +97,7 @@ func accessOf(role string) (access, bool) {
 	case RolePush:
 		return access{
 			pub:      []string{PushDeadWildcard},
-			lookup:   []string{StreamChat},
+			lookup:   []string{StreamChat, StreamPushDead}, // PUSH_DLQ: its size, for the DLQ alert
 			write:    []string{BucketPush, BucketPushSent},
 			readOnly: []string{BucketPresence, BucketConversations},
 			consume:  []string{ConsumerPush},
