@@ -48,6 +48,28 @@ type Reader struct {
 	first   uint64
 	floorAt time.Time
 	maxAge  time.Duration
+
+	// flights are the After reads in progress, by what they read.
+	fmu     sync.Mutex
+	flights map[flightKey]*flight
+	// afterHook, when set (by tests), runs at the end of each read of After.
+	afterHook func()
+}
+
+// flightKey is what an After reads.
+type flightKey struct {
+	conv  string
+	after uint64
+	limit int
+}
+
+// flight is one After read that callers asking the same share: the
+// answer is set before done is closed, and read-only from then on.
+type flight struct {
+	done chan struct{}
+	page []*protocol.Message
+	more bool
+	err  error
 }
 
 // NewReader returns a reader over store and the CHAT stream.
@@ -92,8 +114,57 @@ func (r *Reader) tail(ctx context.Context, conv string, w uint64) ([]*protocol.M
 }
 
 // After returns up to limit rows of conv with seq > after, ascending,
-// each with its Prev.
+// each with its Prev. The rows are shared with other callers: read them,
+// never change them.
+//
+// Callers asking the same at the same time share one read: a reconnect
+// storm has a thousand clients sync the same conversation from the same
+// seq. A caller never takes the answer of a read that began before it
+// asked (that read might miss a message the caller knows was sent): when
+// a read of the same is in progress, it waits for that one to end and
+// then leads or joins the next, which began after it asked.
 func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
+	k := flightKey{conv, after, limit}
+	var seen *flight // in progress when this caller asked
+	for {
+		r.fmu.Lock()
+		f := r.flights[k]
+		if f == nil {
+			f = &flight{done: make(chan struct{})}
+			if r.flights == nil {
+				r.flights = make(map[flightKey]*flight)
+			}
+			r.flights[k] = f
+			r.fmu.Unlock()
+			f.page, f.more, f.err = r.after1(ctx, conv, after, limit)
+			r.fmu.Lock()
+			delete(r.flights, k)
+			r.fmu.Unlock()
+			close(f.done)
+			return f.page[:len(f.page):len(f.page)], f.more, f.err
+		}
+		r.fmu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("read %s after %d: %w", conv, after, ctx.Err())
+		}
+		if seen == nil {
+			seen = f // began before this caller asked: not its answer
+			continue
+		}
+		// f began after seen ended, so after this caller asked. Its leader's
+		// context ending is not this caller's error: ask again.
+		if f.err != nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+			seen = nil
+			continue
+		}
+		return f.page[:len(f.page):len(f.page)], f.more, f.err
+	}
+}
+
+// after1 is After for one caller.
+func (r *Reader) after1(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
 	page, more, err := r.rowsAfter(ctx, conv, after, limit)
 	if err != nil || len(page) == 0 {
 		return page, more, err
@@ -107,6 +178,9 @@ func (r *Reader) After(ctx context.Context, conv string, after uint64, limit int
 		}
 	}
 	chainPrev(page, prev)
+	if r.afterHook != nil {
+		r.afterHook()
+	}
 	return page, more, nil
 }
 

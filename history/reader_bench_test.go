@@ -3,6 +3,8 @@ package history_test
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,4 +119,43 @@ func BenchmarkReaderBefore50(b *testing.B) {
 			b.Fatalf("%d messages, %v", len(page), err)
 		}
 	}
+}
+
+// BenchmarkReaderStorm is the read side of a reconnect storm: 1,000
+// clients that each missed the newest 100 messages of a conversation sync
+// at once, 64 at a time (each caller asks again as soon as it has its
+// answer, so no more than 64 syncs are ever in flight). One op is the
+// whole storm; ns/sync is per client.
+func BenchmarkReaderStorm(b *testing.B) {
+	r := benchReader(b)
+	ctx := context.Background()
+	const clients, callers, missed = 1000, 64, 100
+	after := uint64(2*(1000-missed) - 1) // g_bench is every other seq from 1
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, callers)
+		for range callers {
+			wg.Go(func() {
+				for next.Add(1) <= clients {
+					page, more, err := r.After(ctx, "g_bench", after, missed)
+					if err == nil && (len(page) != missed || more || page[0].Seq != after+2 || page[0].Prev != after) {
+						err = fmt.Errorf("page of %d from %d (prev %d), more %v", len(page), page[0].Seq, page[0].Prev, more)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N*clients), "ns/sync")
 }

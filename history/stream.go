@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -148,6 +147,23 @@ func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, f
 // get is scan's batch direct get: it hands each message the server sent
 // to each, with its seq.
 func (s *Stream) get(ctx context.Context, conv string, seq uint64, batch int, each func(*nats.Msg, uint64)) (int, uint64, error) {
+	subj := schema.Msg(conv)
+	req := make([]byte, 0, 64+len(subj))
+	req = append(req, `{"seq":`...)
+	req = strconv.AppendUint(req, max(seq, 1), 10)
+	req = append(req, `,"batch":`...)
+	req = strconv.AppendInt(req, int64(batch), 10)
+	req = append(req, `,"next_by_subj":`...)
+	req = protocol.AppendString(req, subj)
+	req = append(req, '}')
+	return s.request(ctx, conv, seq, req, batch, each)
+}
+
+// request sends req, a direct get request that answers with up to batch
+// messages followed by an end-of-batch sentinel (or a 404 status when
+// there are none), and hands each message to each, with its seq. conv and
+// seq only name the read in errors.
+func (s *Stream) request(ctx context.Context, conv string, seq uint64, req []byte, batch int, each func(*nats.Msg, uint64)) (int, uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
@@ -166,15 +182,6 @@ func (s *Stream) get(ctx context.Context, conv string, seq uint64, batch int, ea
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	subj := schema.Msg(conv)
-	req := make([]byte, 0, 64+len(subj))
-	req = append(req, `{"seq":`...)
-	req = strconv.AppendUint(req, max(seq, 1), 10)
-	req = append(req, `,"batch":`...)
-	req = strconv.AppendInt(req, int64(batch), 10)
-	req = append(req, `,"next_by_subj":`...)
-	req = protocol.AppendString(req, subj)
-	req = append(req, '}')
 	if err := nc.PublishRequest(s.directGet, inbox, req); err != nil {
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
@@ -302,32 +309,36 @@ func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
 
 // ItemBefore returns the seq of conv's newest item (valid envelope) below
 // seq in the stream, 0 if the stream holds none. Each step is one direct
-// get of the subject's last message up to a seq, so it reads no bodies of
-// other messages; an invalid envelope is stepped over.
+// get of the subject's last message up to a seq (multi_last with
+// up_to_seq, as jetstreamext.GetLastMsgsFor asks it, but through request:
+// natsext.RequestMany, under GetLastMsgsFor, makes a 65,536-slot channel,
+// 512 KiB, per call), so it reads no bodies of other messages; an invalid
+// envelope is stepped over.
 func (s *Stream) ItemBefore(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	subj := schema.Msg(conv)
 	for seq > 1 {
-		it, err := jetstreamext.GetLastMsgsFor(ctx, s.js, schema.StreamChat, []string{schema.Msg(conv)},
-			jetstreamext.GetLastMsgsUpToSeq(seq-1))
+		req := make([]byte, 0, 64+len(subj))
+		req = append(req, `{"multi_last":[`...)
+		req = protocol.AppendString(req, subj)
+		req = append(req, `],"up_to_seq":`...)
+		req = strconv.AppendUint(req, seq-1, 10)
+		req = append(req, '}')
+		var found uint64
+		var valid bool
+		_, _, err := s.request(ctx, conv, seq, req, 1, func(m *nats.Msg, sq uint64) {
+			_, derr := protocol.DecodeEnvelope(m.Data)
+			found, valid = sq, derr == nil
+		})
 		if err != nil {
 			return 0, fmt.Errorf("item of %s before %d: %w", conv, seq, err)
 		}
-		var found *jetstream.RawStreamMsg
-		for raw, err := range it {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
-			if err != nil {
-				return 0, fmt.Errorf("item of %s before %d: %w", conv, seq, err)
-			}
-			found = raw
-		}
-		if found == nil || found.Sequence >= seq {
+		if found == 0 || found >= seq {
 			return 0, nil
 		}
-		if decode(conv, found) != nil {
-			return found.Sequence, nil
+		if valid {
+			return found, nil
 		}
-		seq = found.Sequence
+		seq = found
 	}
 	return 0, nil
 }

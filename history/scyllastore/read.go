@@ -48,7 +48,7 @@ func (s *Store) After(ctx context.Context, conv string, after uint64, limit int)
 	if after >= maxSeq || limit < 1 {
 		return nil, false, nil
 	}
-	out, err := s.page(ctx, conv, s.bucket(after+1), true, s.q.rowsAfter, int64(after), limit+1)
+	out, err := s.page(ctx, conv, s.bucket(after+1), true, true, s.q.rowsAfter, int64(after), limit+1)
 	if err != nil {
 		return nil, false, err
 	}
@@ -62,13 +62,14 @@ func (s *Store) After(ctx context.Context, conv string, after uint64, limit int)
 // ascending, and whether older ones exist; before 0 means newest. It walks
 // conv's buckets downwards from before's.
 func (s *Store) Before(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error) {
-	if before == 0 || before > maxSeq {
+	newest := before == 0 || before > maxSeq
+	if newest {
 		before = maxSeq
 	}
 	if before == 1 || limit < 1 {
 		return nil, false, nil
 	}
-	out, err := s.page(ctx, conv, s.bucket(before-1), false, s.q.rowsBefore, int64(before), limit+1) // newest first
+	out, err := s.page(ctx, conv, s.bucket(before-1), false, !newest, s.q.rowsBefore, int64(before), limit+1) // newest first
 	if err != nil {
 		return nil, false, err
 	}
@@ -133,7 +134,27 @@ const pageWidth = 8
 // page reads up to want rows of conv beyond seq (st: rowsAfter upwards or
 // rowsBefore downwards), bucket by bucket from bucket from: the first
 // bucket alone, then pageWidth at a time in parallel, in bucket order.
-func (s *Store) page(ctx context.Context, conv string, from int64, up bool, st stmt, seq int64, want int) ([]*protocol.Message, error) {
+//
+// With guess, seq is a bound the client named (a sync's after, a
+// scroll-back's before: usually a seq of its own in the conversation), so
+// bucket from most likely holds rows of conv: its rows are read at the
+// same time as the buckets index instead of after it, one round trip
+// less. They are used only when the index says from is the first bucket,
+// where they are exactly the read the page would have made.
+func (s *Store) page(ctx context.Context, conv string, from int64, up, guess bool, st stmt, seq int64, want int) ([]*protocol.Message, error) {
+	type result struct {
+		rows []row
+		err  error
+	}
+	var early chan result // bucket from's rows, read with the index
+	if guess {
+		ch := make(chan result, 1)
+		go func() {
+			rows, err := s.rows(ctx, st, conv, from, seq, want)
+			ch <- result{rows, err}
+		}()
+		early = ch
+	}
 	var out []*protocol.Message
 	var pending []int64
 	width := 1
@@ -142,12 +163,21 @@ func (s *Store) page(ctx context.Context, conv string, from int64, up bool, st s
 		need := want - len(out)
 		g, gctx := errgroup.WithContext(ctx)
 		for i, b := range pending {
+			if early != nil && i == 0 && b == from && len(out) == 0 {
+				r := <-early
+				if r.err != nil {
+					return false, r.err
+				}
+				got[0] = r.rows
+				continue
+			}
 			g.Go(func() error {
 				var err error
 				got[i], err = s.rows(gctx, st, conv, b, seq, need)
 				return err
 			})
 		}
+		early = nil // from is the first bucket or none: no later flush reads it
 		if err := g.Wait(); err != nil {
 			return false, err
 		}

@@ -77,6 +77,9 @@ type Config struct {
 	// WriteConcurrency is how many conversations one Append writes (and
 	// how many partitions it reads) in parallel; default 128.
 	WriteConcurrency int
+
+	// observer sees every query (tests).
+	observer gocql.QueryObserver
 }
 
 // Defaults for Config.
@@ -217,6 +220,7 @@ func connect(ctx context.Context, cfg Config, keyspace string) (gocqlx.Session, 
 		fallback = gocql.DCAwareRoundRobinPolicy(cfg.LocalDC)
 	}
 	cluster.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback)
+	cluster.QueryObserver = cfg.observer
 	if err := ctx.Err(); err != nil {
 		return gocqlx.Session{}, err
 	}
