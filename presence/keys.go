@@ -122,18 +122,24 @@ func parseUserKey(key string) (uid string, legacy, ok bool) {
 	return "", false, false
 }
 
-// partitionFilters are the keys one partition's watcher reads: its
-// connections and user states, every gateway lease, and the keys of the
-// layout before partitions, which it sorts by user itself. The filters
-// differ in their number of tokens, so none overlaps another.
-func partitionFilters(part int) []string {
-	p := strconv.Itoa(part)
+// connFilters are the keys one partition's worker watches: its
+// connections, every gateway lease, and the connections of the layout
+// before partitions, which it sorts by user itself. The filters differ in
+// their number of tokens, so none overlaps another.
+func connFilters(part int) []string {
 	return []string{
-		connPrefix + p + ".*.*.*",
-		userPrefix + p + ".*",
+		connPrefix + strconv.Itoa(part) + ".*.*.*",
 		leasePrefix + "*",
 		connPrefix + "*.*.*", // before partitions
-		userPrefix + "*",     // before partitions
+	}
+}
+
+// userFilters are the user states a partition's worker reads when it
+// starts: its own, and those of the layout before partitions.
+func userFilters(part int) []string {
+	return []string{
+		userPrefix + strconv.Itoa(part) + ".*",
+		userPrefix + "*", // before partitions
 	}
 }
 

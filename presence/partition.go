@@ -28,6 +28,8 @@ type worker struct {
 	leases map[string]bool
 	states map[string]State // what was last announced
 	legacy map[string]State // u.<uid> states from before partitions
+
+	purging sync.WaitGroup // dropGateway's purges in the background
 }
 
 // connRef is what the service knows of a connection key.
@@ -53,11 +55,17 @@ func newWorker(s *Service, part int) *worker {
 // change in hand is finished after ctx ends, so that a worker that stops
 // never leaves a state recorded but unannounced.
 func (w *worker) run(ctx context.Context) error {
-	wa, err := w.s.kv.WatchFiltered(ctx, partitionFilters(w.part))
+	// The recorded states first: once the worker runs, only it writes
+	// them, so they need no watching (their echoes would be only cost).
+	if err := w.readStates(ctx); err != nil {
+		return err
+	}
+	wa, err := w.s.kv.WatchFiltered(ctx, connFilters(w.part))
 	if err != nil {
 		return fmt.Errorf("watch %s partition %d: %w", schema.BucketPresence, w.part, err)
 	}
 	defer stopWatch(wa)
+	defer w.purging.Wait()
 	work := context.WithoutCancel(ctx)
 	live := false
 	for {
@@ -81,6 +89,38 @@ func (w *worker) run(ctx context.Context) error {
 	}
 }
 
+// readStates reads the partition's recorded user states.
+func (w *worker) readStates(ctx context.Context) error {
+	wa, err := w.s.kv.WatchFiltered(ctx, userFilters(w.part), jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("read %s partition %d: %w", schema.BucketPresence, w.part, err)
+	}
+	defer stopWatch(wa)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-wa.Updates():
+			if !ok {
+				return errWatchEnded
+			}
+			if e == nil {
+				return nil
+			}
+			uid, legacy, ok := parseUserKey(e.Key())
+			var st State
+			if !ok || !w.mine(uid) || json.Unmarshal(e.Value(), &st) != nil {
+				continue
+			}
+			if legacy {
+				w.legacy[uid] = st
+			} else {
+				w.states[uid] = st
+			}
+		}
+	}
+}
+
 // mine tells whether uid is of this partition: keys of the layout before
 // partitions reach every partition's watcher.
 func (w *worker) mine(uid string) bool { return Partition(uid) == w.part }
@@ -99,25 +139,6 @@ func (w *worker) apply(ctx context.Context, e jetstream.KeyValueEntry, live bool
 		delete(w.leases, gw)
 		if live {
 			w.dropGateway(ctx, gw)
-		}
-	case len(key) > len(userPrefix) && key[:len(userPrefix)] == userPrefix:
-		// Only the start reads recorded states; once live they are this
-		// worker's own writes coming back, older than what it holds.
-		if live {
-			return
-		}
-		uid, legacy, ok := parseUserKey(key)
-		if !ok || !w.mine(uid) {
-			return
-		}
-		var st State
-		if deleted || json.Unmarshal(e.Value(), &st) != nil {
-			return
-		}
-		if legacy {
-			w.legacy[uid] = st
-		} else {
-			w.states[uid] = st
 		}
 	default:
 		uid, gw, ok := parseConnKey(key)
@@ -197,24 +218,35 @@ const purgesInFlight = 32
 // offline. Each purge is conditional on the revision the worker saw: a
 // gateway that was only cut off for a while renews its lease and writes
 // its keys again, and a rewrite that lands before this purge must win.
-// The purges run a few at a time: a gateway with thousands of users must
-// not wait for one round trip per user before the first goes offline.
+// The purges run in the background, a few at a time, while the worker
+// goes on with what comes back: a gateway with thousands of users must
+// not wait for one round trip per user before the first goes offline,
+// nor for the last purge before the first is announced.
 func (w *worker) dropGateway(ctx context.Context, gw string) {
-	var wg sync.WaitGroup
+	keys := make(map[string]uint64, len(w.gws[gw]))
 	for key, ref := range w.gws[gw] {
-		w.s.purges <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-w.s.purges }()
-			err := purgeKey(ctx, w.s.kv, key, w.s.markerTTL, jetstream.LastRevision(ref.rev))
-			if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-				w.s.cfg.Logger.Warn("stale presence key not purged", "key", key, "err", err)
-			}
-		})
+		keys[key] = ref.rev
 	}
-	wg.Wait()
-	if n := len(w.gws[gw]); n > 0 {
-		w.s.cfg.Logger.Info("gateway lease gone; its connections are offline", "gateway", gw, "partition", w.part, "connections", n)
+	if len(keys) == 0 {
+		return
 	}
+	w.s.cfg.Logger.Info("gateway lease gone; its connections go offline", "gateway", gw, "partition", w.part, "connections", len(keys))
+	w.purging.Go(func() {
+		var wg sync.WaitGroup
+		for key, rev := range keys {
+			w.s.purges <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-w.s.purges }()
+				ctx, cancel := context.WithTimeout(ctx, opTimeout)
+				defer cancel()
+				err := purgeKey(ctx, w.s.kv, key, w.s.markerTTL, jetstream.LastRevision(rev))
+				if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+					w.s.cfg.Logger.Warn("stale presence key not purged", "key", key, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+	})
 }
 
 // settle compares uid's live connections with what was last announced and
