@@ -50,9 +50,45 @@ func newSessionID() string {
 
 func sessionOf(c *gws.Conn) *session { return c.Session().(*slot).s }
 
+// The gws callbacks below run on the connection's read loop goroutine,
+// which spends the connection's life parked in conn.Read. Each hands its
+// work to onOwnStack, so that goroutine keeps the runtime's smallest
+// stack (2 KiB): a goroutine's stack only shrinks back while under a
+// quarter used, which a parked read never is, so a read loop that ran a
+// handler once (authentication, a request, a pong) kept 4 KiB for good,
+// half the memory of an idle connection's stack (issue 19). A frame
+// costs one short-lived goroutine more.
+
+// onOwnStack runs f on a goroutine of its own and waits for it; a panic
+// in f is raised again here, where it would have been raised before
+// (gws's Recovery, around OnMessage, logs it and keeps the process).
+func onOwnStack(f func()) {
+	var (
+		panicked = true
+		p        any
+		done     = make(chan struct{})
+	)
+	go func() {
+		defer func() {
+			if panicked {
+				p = recover()
+			}
+			close(done)
+		}()
+		f()
+		panicked = false
+	}()
+	<-done
+	if panicked {
+		panic(p)
+	}
+}
+
 // OnOpen starts a connection: welcome at once when the upgrade carried a
 // valid token, otherwise wait for hello.
-func (s *Server) OnOpen(c *gws.Conn) {
+func (s *Server) OnOpen(c *gws.Conn) { onOwnStack(func() { s.onOpen(c) }) }
+
+func (s *Server) onOpen(c *gws.Conn) {
 	sess := sessionOf(c)
 	if sess.headerAuth {
 		if err := sess.authenticate(); err != nil {
@@ -87,7 +123,9 @@ func (s *Server) OnClose(c *gws.Conn, _ error) {
 }
 
 // OnPing answers a WebSocket ping; it counts as activity.
-func (s *Server) OnPing(c *gws.Conn, payload []byte) {
+func (s *Server) OnPing(c *gws.Conn, payload []byte) { onOwnStack(func() { s.onPing(c, payload) }) }
+
+func (s *Server) onPing(c *gws.Conn, payload []byte) {
 	sess := sessionOf(c)
 	if sess.entry != nil {
 		sess.touch()
@@ -99,15 +137,20 @@ func (s *Server) OnPing(c *gws.Conn, payload []byte) {
 }
 
 // OnPong counts as activity.
-func (s *Server) OnPong(c *gws.Conn, _ []byte) {
+func (s *Server) OnPong(c *gws.Conn, _ []byte) { onOwnStack(func() { s.onPong(c) }) }
+
+func (s *Server) onPong(c *gws.Conn) {
 	if sess := sessionOf(c); sess.entry != nil {
 		sess.touch()
 	}
 }
 
-// OnMessage handles one frame, in the connection's read loop: requests of
-// one connection are handled in order, so its sends get seqs in send order.
-func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) {
+// OnMessage handles one frame, waited for by the connection's read loop:
+// requests of one connection are handled in order, so its sends get seqs
+// in send order.
+func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) { onOwnStack(func() { s.onMessage(c, m) }) }
+
+func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	inc(s.metrics.FramesIn)
 	sess := sessionOf(c)
