@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/nats/natstest"
 )
 
 // rawWS is a WebSocket client without a goroutine: the test reads each
@@ -161,5 +162,41 @@ func TestIdleConnectionReadLoopKeepsSmallStack(t *testing.T) {
 	}
 	if perConn > 3<<10 {
 		t.Fatalf("goroutine stacks grew %.0f bytes per idle connection; want the read loop's 2 KiB (+ noise)", perConn)
+	}
+}
+
+// The handler pool runs each callback to its end before run returns,
+// raises a callback's panic again in the caller (where gws's Recovery
+// catches OnMessage's), reuses idle goroutines, and leaves none behind
+// once closed.
+func TestHandlerPool(t *testing.T) {
+	t.Cleanup(natstest.CheckGoroutines(t))
+	var p handlerPool
+	n := 0
+	for range 3 {
+		p.run(func() { n++ })
+	}
+	if n != 3 {
+		t.Fatalf("ran %d callbacks of 3 before run returned", n)
+	}
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 1 {
+		t.Fatalf("%d idle goroutines after 3 callbacks in turn; want the one, reused", idle)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v; want the callback's panic", r)
+			}
+		}()
+		p.run(func() { panic("boom") })
+		t.Fatal("run returned after a panic")
+	}()
+	p.close()
+	p.run(func() { n++ }) // after close: a goroutine of its own, which ends
+	if n != 4 {
+		t.Fatalf("callback after close did not run")
 	}
 }
