@@ -20,7 +20,8 @@
 # gateway i, PORT+30+i its metrics, PORT+50+i its pprof (36000);
 # SETTLE (30s) and DURATION (90s), as
 # natter-bench conns; WORK, a scratch directory, emptied (/tmp/natter-conns);
-# GATEWAY_FLAGS, extra flags for every gateway (e.g. "--gc-percent 50").
+# GATEWAY_FLAGS, extra flags for every gateway (e.g. "--gc-percent 50");
+# BENCH_FLAGS, for natter-bench conns (e.g. "--dialers 16").
 # Every process it starts is stopped when it ends. Each process may hold
 # at most 20,000 open files: a gateway takes ≤ ~19,000 connections, so N
 # over 19,000 × GATEWAYS does not fit.
@@ -37,6 +38,7 @@ DURATION=${DURATION:-90s}
 WORK=${WORK:-/tmp/natter-conns}
 HOST=${HOST:-127.0.1.1}
 GATEWAY_FLAGS=${GATEWAY_FLAGS:-}
+BENCH_FLAGS=${BENCH_FLAGS:-}
 
 pids=()
 cleanup() {
@@ -93,8 +95,9 @@ url_list=$(IFS=,; echo "${urls[*]}")
 pid_list=$(IFS=,; echo "${gw_pids[*]}")
 echo "load at start: $(cat /proc/loadavg)"
 set -x
+# shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
 "$NATTER_BENCH" conns -n "$N" --procs "$PROCS" --duration "$DURATION" --settle "$SETTLE" \
-	--url "$url_list" --server-pid "$pid_list" >"$WORK/result.txt" 2>"$WORK/bench.log" &
+	--url "$url_list" --server-pid "$pid_list" $BENCH_FLAGS >"$WORK/result.txt" 2>"$WORK/bench.log" &
 { set +x; } 2>/dev/null
 bench=$!
 
