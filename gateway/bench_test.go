@@ -178,3 +178,50 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkHandlerPool is what running a handler off the read loop adds
+// per frame (issue 19), for a handler as shallow as a pong and for one
+// that needs an 8 KiB stack: "direct" calls it, "fresh" starts a goroutine
+// for it (whose stack grows from 2 KiB each time), "pool" is what the
+// gateway does.
+func BenchmarkHandlerPool(b *testing.B) {
+	for _, depth := range []int{0, 60} {
+		b.Run(fmt.Sprintf("depth=%d/direct", depth), func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				func() { deepFrames(depth) }()
+			}
+		})
+		b.Run(fmt.Sprintf("depth=%d/fresh", depth), func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					deepFrames(depth)
+				}()
+				<-done
+			}
+		})
+		b.Run(fmt.Sprintf("depth=%d/pool", depth), func(b *testing.B) {
+			b.ReportAllocs()
+			var p handlerPool
+			defer p.close()
+			for range b.N {
+				p.run(func() { deepFrames(depth) })
+			}
+		})
+	}
+}
+
+// deepFrames recurses n times with about 128 bytes per frame.
+//
+//go:noinline
+func deepFrames(n int) byte {
+	var pad [100]byte
+	pad[n%100] = byte(n)
+	if n == 0 {
+		return pad[0]
+	}
+	return deepFrames(n-1) + pad[n%100]
+}

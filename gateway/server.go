@@ -200,6 +200,7 @@ type Server struct {
 	blocks   Blocks
 	metrics  Metrics
 	upgrader *gws.Upgrader
+	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
 	own      *ownMarks
 
@@ -409,6 +410,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.nc.SetErrorHandler(s.prevError)
 	})
 	s.hub.close()
+	s.handlers.close()
 	return err
 }
 

@@ -50,9 +50,95 @@ func newSessionID() string {
 
 func sessionOf(c *gws.Conn) *session { return c.Session().(*slot).s }
 
+// The gws callbacks below run on the connection's read loop goroutine,
+// which spends the connection's life parked in conn.Read. Each hands its
+// work to s.handlers and waits, so that goroutine keeps the runtime's
+// smallest stack (2 KiB): a goroutine's stack only shrinks back while
+// under a quarter used, which a parked read never is, so a read loop that
+// ran a handler once (authentication, a request, a pong) kept 4 KiB for
+// good, half the memory of an idle connection's stack (issue 19).
+
+// maxIdleHandlers bounds the goroutines that wait for the next callback
+// with the stack their handlers grew: a fixed cost, not per connection.
+const maxIdleHandlers = 128
+
+// handlerPool runs callbacks on goroutines other than the read loops'.
+// An idle one is reused, so a handler's stack is not grown from 2 KiB
+// again for every frame (about 10 µs of CPU for 8 KiB).
+type handlerPool struct {
+	mu     sync.Mutex
+	idle   []chan func()
+	closed bool // by Shutdown: each goroutine ends after its callback
+}
+
+// run runs f on a handler goroutine and waits for it; a panic in f is
+// raised again here, where it would have been raised before (gws's
+// Recovery, around OnMessage, logs it and keeps the process).
+func (p *handlerPool) run(f func()) {
+	var (
+		panicked = true
+		pv       any
+		done     = make(chan struct{})
+	)
+	job := func() {
+		defer func() {
+			if panicked {
+				pv = recover()
+			}
+			close(done)
+		}()
+		f()
+		panicked = false
+	}
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w <- job
+	} else {
+		p.mu.Unlock()
+		go p.work(make(chan func()), job)
+	}
+	<-done
+	if panicked {
+		panic(pv)
+	}
+}
+
+// work runs job, then waits on w for the next one while the pool wants
+// an idle goroutine.
+func (p *handlerPool) work(w chan func(), job func()) {
+	for ok := true; ok; job, ok = <-w {
+		job()
+		p.mu.Lock()
+		if p.closed || len(p.idle) >= maxIdleHandlers {
+			p.mu.Unlock()
+			return
+		}
+		p.idle = append(p.idle, w)
+		p.mu.Unlock()
+	}
+}
+
+// close ends the idle goroutines; later callbacks get one each, which
+// ends after it.
+func (p *handlerPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, w := range idle {
+		close(w)
+	}
+}
+
 // OnOpen starts a connection: welcome at once when the upgrade carried a
 // valid token, otherwise wait for hello.
-func (s *Server) OnOpen(c *gws.Conn) {
+func (s *Server) OnOpen(c *gws.Conn) { s.handlers.run(func() { s.onOpen(c) }) }
+
+func (s *Server) onOpen(c *gws.Conn) {
 	sess := sessionOf(c)
 	if sess.headerAuth {
 		if err := sess.authenticate(); err != nil {
@@ -94,7 +180,9 @@ func (s *Server) OnClose(c *gws.Conn, err error) {
 }
 
 // OnPing answers a WebSocket ping; it counts as activity.
-func (s *Server) OnPing(c *gws.Conn, payload []byte) {
+func (s *Server) OnPing(c *gws.Conn, payload []byte) { s.handlers.run(func() { s.onPing(c, payload) }) }
+
+func (s *Server) onPing(c *gws.Conn, payload []byte) {
 	sess := sessionOf(c)
 	if sess.entry != nil {
 		sess.touch()
@@ -106,15 +194,20 @@ func (s *Server) OnPing(c *gws.Conn, payload []byte) {
 }
 
 // OnPong counts as activity.
-func (s *Server) OnPong(c *gws.Conn, _ []byte) {
+func (s *Server) OnPong(c *gws.Conn, _ []byte) { s.handlers.run(func() { s.onPong(c) }) }
+
+func (s *Server) onPong(c *gws.Conn) {
 	if sess := sessionOf(c); sess.entry != nil {
 		sess.touch()
 	}
 }
 
-// OnMessage handles one frame, in the connection's read loop: requests of
-// one connection are handled in order, so its sends get seqs in send order.
-func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) {
+// OnMessage handles one frame, waited for by the connection's read loop:
+// requests of one connection are handled in order, so its sends get seqs
+// in send order.
+func (s *Server) OnMessage(c *gws.Conn, m *gws.Message) { s.handlers.run(func() { s.onMessage(c, m) }) }
+
+func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	inc(s.metrics.FramesIn)
 	sess := sessionOf(c)

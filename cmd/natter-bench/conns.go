@@ -82,6 +82,11 @@ func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				firstErr = fmt.Errorf("share %d: %s", j, r.Err)
 			}
 			mu.Unlock()
+			if r.Err != "" && r.Err != old.Err {
+				// Each share's first error, and its first drop's, as they
+				// happen: the result keeps only the first of all.
+				fmt.Fprintf(stderr, "share %d: %s\n", j, r.Err)
+			}
 			p.connected.Add(r.Connected - old.Connected)
 			p.failed.Add(r.Failed - old.Failed)
 			if r.Held && !old.Held {
@@ -220,6 +225,7 @@ func connsShare(ctx context.Context, c *common, n, offset int, report func(share
 	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	dropSeen := false
 	for done := false; !done; {
 		select {
 		case <-release:
@@ -228,8 +234,13 @@ func connsShare(ctx context.Context, c *common, n, offset int, report func(share
 			done = true
 		case <-t.C:
 			r.Dropped = dropped.Load()
-			if e := dropErr.Load(); e != nil && r.Err == "" {
-				r.Err = *e
+			if e := dropErr.Load(); e != nil && !dropSeen {
+				// After a dial error, if any: both are reported.
+				dropSeen = true
+				if r.Err != "" {
+					r.Err += "; "
+				}
+				r.Err += *e
 			}
 			report(r)
 		}

@@ -86,7 +86,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	// process it cost ~6 % more CPU per message and a higher p99, and its
 	// cost on a gateway alone is not measured yet (docs/benchmarks.md,
 	// "issue 19: memory per idle connection").
-	gcPercent := fs.Int("gc-percent", 0, "Go GC target percent (as GOGC) of a process with the gateway role: below 100 trades some GC CPU for less memory per idle connection (50: about 11.3 KiB per idle connection on a natter gateway instead of 12.9); 0 keeps the runtime's; the GOGC environment variable wins")
+	gcPercent := fs.Int("gc-percent", 0, "Go GC target percent (as GOGC) of a process with the gateway role: below 100 trades some GC CPU for less memory per idle connection (50: about 9.1 KiB per idle connection on a natter gateway instead of 10.3); 0 keeps the runtime's; the GOGC environment variable wins")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
