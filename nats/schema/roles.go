@@ -56,6 +56,10 @@ type access struct {
 	// consume are the durable consumers on CHAT it pulls from, acks and
 	// hands over (unpin, rewind); peek those whose info it reads.
 	consume, peek []string
+	// partitions: it may also consume every fan-out partition's consumer
+	// (up to MaxPartitions; Check looks for those of the stream's layout
+	// only through the fan-out itself).
+	partitions bool
 	// responses lets it answer requests it received (a micro service).
 	responses bool
 }
@@ -75,8 +79,9 @@ func accessOf(role string) (access, bool) {
 			write: []string{BucketConversations, BucketPresence, BucketPush},
 			// fan-out's consumer; the history writer's ack floor tells a
 			// reader where the store ends.
-			consume: []string{ConsumerFanout},
-			peek:    []string{ConsumerHistory},
+			consume:    []string{ConsumerFanout},
+			partitions: true,
+			peek:       []string{ConsumerHistory},
 		}, true
 	case RoleHistory:
 		return access{
@@ -157,7 +162,13 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 	for _, b := range a.write {
 		p.Publish = append(p.Publish, KVWildcard(b))
 	}
-	for _, c := range a.consume {
+	consume := a.consume
+	if a.partitions {
+		for p := range MaxPartitions {
+			consume = append(consume, ConsumerFanoutPartition(p))
+		}
+	}
+	for _, c := range consume {
 		api("CONSUMER.INFO."+StreamChat+"."+c, "CONSUMER.MSG.NEXT."+StreamChat+"."+c,
 			"CONSUMER.UNPIN."+StreamChat+"."+c, "CONSUMER.RESET."+StreamChat+"."+c)
 		p.Publish = append(p.Publish, AckWildcard(StreamChat, c))
