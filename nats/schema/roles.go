@@ -56,9 +56,9 @@ type access struct {
 	// consume are the durable consumers on CHAT it pulls from, acks and
 	// hands over (unpin, rewind); peek those whose info it reads.
 	consume, peek []string
-	// partitions: it may also consume every fan-out partition's consumer
-	// (up to MaxPartitions; Check looks for those of the stream's layout
-	// only through the fan-out itself).
+	// partitions: it also consumes the fan-out consumer of every partition
+	// (permissions name MaxPartitions of them; Check does not look for
+	// them, the stream may have fewer).
 	partitions bool
 	// responses lets it answer requests it received (a micro service).
 	responses bool
@@ -73,8 +73,8 @@ func accessOf(role string) (access, bool) {
 	case RoleGateway:
 		return access{
 			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard,
-				UserEventWildcard, DeadWildcard, HistoryAPIWildcard},
-			sub:   []string{UserAllWildcard, TypingWildcard, ReadWildcard},
+				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers},
+			sub:   []string{UserAllWildcard, TypingWildcard, ReadWildcard, FanoutWorkers},
 			read:  []string{StreamChat},
 			write: []string{BucketConversations, BucketPresence, BucketPush},
 			// fan-out's consumer; the history writer's ack floor tells a

@@ -19,6 +19,9 @@ const (
 	MemberWildcard = "chat.member.*"
 	// TypingWildcard matches typing notices of every conversation.
 	TypingWildcard = "chat.conv.*.typing"
+	// FanoutWorkers is where the fan-out workers of every process announce
+	// themselves, to share the partitions out (fanout).
+	FanoutWorkers = "chat.fanout.workers"
 	// DeadWildcard matches dead letters of every conversation.
 	DeadWildcard = "chat.dead.*"
 	// ReadWildcard matches read-marker notices of every conversation.
