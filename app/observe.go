@@ -37,7 +37,10 @@ func (a *App) observe(ctx context.Context) error {
 		return err
 	}
 	a.obs = &observer{reg: metrics.NewRegistry(), js: js}
-	consumers, streams := a.observed()
+	// The schema is there by now (ensured or awaited); a layout that cannot
+	// be read leaves the partitions' consumers out of /metrics.
+	l, _ := schema.ReadLayout(ctx, js)
+	consumers, streams := a.observed(l)
 	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat, consumers, streams))
 	return nil
 }
@@ -45,15 +48,18 @@ func (a *App) observe(ctx context.Context) error {
 // observed lists the CHAT consumers and the streams whose state /metrics
 // reports: all of them in a process with the embedded server, else those
 // of the roles this process runs, which are all its NATS user may look up.
-func (a *App) observed() (consumers, streams []string) {
+// The fan-out's are one per partition of l, and the one of what was stored
+// before partitions.
+func (a *App) observed(l schema.Layout) (consumers, streams []string) {
+	fanout := append([]string{schema.ConsumerFanout}, l.FanoutConsumers()...)
 	if a.nats != nil {
-		return []string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
+		return append(fanout, schema.ConsumerHistory, schema.ConsumerPush),
 			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence)}
 	}
 	for _, role := range a.natsRoles() {
 		switch role {
 		case schema.RoleGateway:
-			consumers, streams = append(consumers, schema.ConsumerFanout), append(streams, schema.StreamChat)
+			consumers, streams = append(consumers, fanout...), append(streams, schema.StreamChat)
 		case schema.RoleHistory:
 			consumers, streams = append(consumers, schema.ConsumerHistory), append(streams, schema.StreamChat)
 		case schema.RolePush:
