@@ -123,7 +123,7 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 		_ = msg.Term()
 		return nil
 	}
-	f.prevs.saw(meta)
+	f.prevs.saw(meta, msg.Headers().Get(pinned.HeaderPinID))
 	subj := msg.Subject()
 	conv := schema.ConvFromSubject(subj)
 	if conv == "" || !protocol.ValidID(conv) {

@@ -93,21 +93,23 @@ func (l Layout) StoredMsg(conv string) string { return l.stored(msgPrefix, conv)
 func (l Layout) StoredMember(conv string) string { return l.stored(memberPrefix, conv) }
 
 // StoredMsgs lists every subject conv's messages may be stored under, the
-// current one first: the legacy one too on an upgraded stream. A lookup of
-// conv's last message takes the first that has one.
-func (l Layout) StoredMsgs(conv string) []string {
-	if l.Partitions > 0 && l.Legacy {
-		return []string{l.StoredMsg(conv), Msg(conv)}
-	}
-	return []string{l.StoredMsg(conv)}
-}
+// newer form first: the legacy one too on an upgraded stream. A lookup of
+// conv's last message takes the first that has one. On a stream read as
+// unpartitioned it also lists the partitioned form, whatever N: the
+// stream may have been upgraded since this process read its layout.
+func (l Layout) StoredMsgs(conv string) []string { return l.storedAll(msgPrefix, conv) }
 
 // StoredMembers is StoredMsgs for membership events.
-func (l Layout) StoredMembers(conv string) []string {
-	if l.Partitions > 0 && l.Legacy {
-		return []string{l.StoredMember(conv), Member(conv)}
+func (l Layout) StoredMembers(conv string) []string { return l.storedAll(memberPrefix, conv) }
+
+func (l Layout) storedAll(prefix, conv string) []string {
+	switch {
+	case l.Partitions <= 0:
+		return []string{prefix + conv + ".*", prefix + conv}
+	case l.Legacy:
+		return []string{l.stored(prefix, conv), prefix + conv}
 	}
-	return []string{l.StoredMember(conv)}
+	return []string{l.stored(prefix, conv)}
 }
 
 // IsStoredMsgOf reports whether subject is a stored message subject of
