@@ -38,8 +38,15 @@ func (a *App) observe(ctx context.Context) error {
 	}
 	a.obs = &observer{reg: metrics.NewRegistry(), js: js}
 	// The schema is there by now (ensured or awaited); a layout that cannot
-	// be read leaves the partitions' consumers out of /metrics.
-	l, _ := schema.ReadLayout(ctx, js)
+	// be read leaves the partitions' consumers out of /metrics. Only a
+	// process that watches the fan-out reads it: another's NATS user may
+	// not look at CHAT.
+	var l schema.Layout
+	if a.nats != nil || slices.Contains(a.natsRoles(), schema.RoleGateway) {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		l, _ = schema.ReadLayout(lctx, js)
+		cancel()
+	}
 	consumers, streams := a.observed(l)
 	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat, consumers, streams))
 	return nil
