@@ -38,7 +38,17 @@ func (a *App) observe(ctx context.Context) error {
 		return err
 	}
 	a.obs = &observer{reg: metrics.NewRegistry(), js: js}
-	consumers, streams := a.observed()
+	// The schema is there by now (ensured or awaited); a layout that cannot
+	// be read leaves the partitions' consumers out of /metrics. Only a
+	// process that watches the fan-out reads it: another's NATS user may
+	// not look at CHAT.
+	var l schema.Layout
+	if a.nats != nil || slices.Contains(a.natsRoles(), schema.RoleGateway) {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		l, _ = schema.ReadLayout(lctx, js)
+		cancel()
+	}
+	consumers, streams := a.observed(l)
 	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat, consumers, streams), a.natsStats)
 	if a.store != nil {
 		a.storeStats.Store(metrics.NewStore(a.obs.reg))
@@ -49,15 +59,18 @@ func (a *App) observe(ctx context.Context) error {
 // observed lists the CHAT consumers and the streams whose state /metrics
 // reports: all of them in a process with the embedded server, else those
 // of the roles this process runs, which are all its NATS user may look up.
-func (a *App) observed() (consumers, streams []string) {
+// The fan-out's are one per partition of l, and the one of what was stored
+// before partitions.
+func (a *App) observed(l schema.Layout) (consumers, streams []string) {
+	fanout := append([]string{schema.ConsumerFanout}, l.FanoutConsumers()...)
 	if a.nats != nil {
-		return []string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush},
+		return append(fanout, schema.ConsumerHistory, schema.ConsumerPush),
 			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence), schema.StreamDead, schema.StreamPushDead}
 	}
 	for _, role := range a.natsRoles() {
 		switch role {
 		case schema.RoleGateway:
-			consumers, streams = append(consumers, schema.ConsumerFanout), append(streams, schema.StreamChat)
+			consumers, streams = append(consumers, fanout...), append(streams, schema.StreamChat)
 		case schema.RoleHistory:
 			consumers, streams = append(consumers, schema.ConsumerHistory), append(streams, schema.StreamChat, schema.StreamDead)
 		case schema.RolePush:

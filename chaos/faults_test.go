@@ -65,10 +65,27 @@ func consumerPending(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	return info.NumPending + uint64(info.NumAckPending)
 }
 
-// fanoutPin is the client the fan-out consumer is pinned to, "" if none.
-func fanoutPin(t *testing.T, js jetstream.JetStream) string {
+// fanoutPin is a fan-out partition's consumer and the client it is
+// pinned to: the first partition (in order) with a pin, "" if none has.
+func fanoutPin(t *testing.T, js jetstream.JetStream) (consumer, pin string) {
 	t.Helper()
-	for _, g := range consumerInfo(t, js, schema.ConsumerFanout).PriorityGroups {
+	l, err := schema.ReadLayout(context.Background(), js)
+	if err != nil {
+		t.Errorf("layout: %v", err)
+		return "", ""
+	}
+	for _, c := range append(l.FanoutConsumers(), schema.ConsumerFanout) {
+		if pin := consumerPin(t, js, c); pin != "" {
+			return c, pin
+		}
+	}
+	return "", ""
+}
+
+// consumerPin is the client a fan-out consumer is pinned to, "" if none.
+func consumerPin(t *testing.T, js jetstream.JetStream, consumer string) string {
+	t.Helper()
+	for _, g := range consumerInfo(t, js, consumer).PriorityGroups {
 		if g.Group == schema.PriorityGroupFanout {
 			return g.PinnedClientID
 		}
@@ -76,31 +93,32 @@ func fanoutPin(t *testing.T, js jetstream.JetStream) string {
 	return ""
 }
 
-// killFanout kills -9 the gateway whose fan-out worker holds the pin
-// while messages flow, preferably with messages delivered to it and not
-// yet acked, checks the pin moved to the other gateway's worker, and
-// returns the index of the gateway it killed.
+// killFanout kills -9 the gateway whose fan-out worker holds the pin of
+// a partition while messages flow, preferably with messages delivered to
+// it and not yet acked, checks the partition's pin moved to the other
+// gateway's worker, and returns the index of the gateway it killed.
 //
-// The pin is a server-made id; the worker that holds it logs it, so the
-// holder is the gateway whose log names the consumer's current pin.
+// The pin is a server-made id; the worker that holds it logs it with the
+// partition's consumer, so the holder is the gateway whose log names the
+// consumer's current pin.
 func killFanout(t *testing.T, c *cluster, js jetstream.JetStream, r *row) int {
 	t.Helper()
-	holder, pin := -1, ""
+	holder, consumer, pin := -1, "", ""
 	for deadline := time.Now().Add(10 * time.Second); holder < 0 && time.Now().Before(deadline); {
-		if pin = fanoutPin(t, js); pin != "" {
-			holder = pinHolder(c, pin)
+		if consumer, pin = fanoutPin(t, js); pin != "" {
+			holder = pinHolder(c, consumer, pin)
 		}
 		if holder < 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	if holder < 0 {
-		t.Errorf("no gateway logged holding the fan-out pin %q", pin)
+		t.Errorf("no gateway logged holding the fan-out pin %q of %s", pin, consumer)
 		return -1
 	}
 	var unacked int
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
-		if unacked = consumerInfo(t, js, schema.ConsumerFanout).NumAckPending; unacked > 0 {
+		if unacked = consumerInfo(t, js, consumer).NumAckPending; unacked > 0 {
 			break
 		}
 	}
@@ -112,19 +130,19 @@ func killFanout(t *testing.T, c *cluster, js jetstream.JetStream, r *row) int {
 		g.start(false)
 	}()
 	for time.Now().Before(killed.Add(30 * time.Second)) {
-		if next := fanoutPin(t, js); next != "" && next != pin {
-			r.effect = fmt.Sprintf("%s held the pin; it moved after %.1f s, %d delivered unacked at the kill", g.name, time.Since(killed).Seconds(), unacked)
+		if next := consumerPin(t, js, consumer); next != "" && next != pin {
+			r.effect = fmt.Sprintf("%s held the pin of %s; it moved after %.1f s, %d delivered unacked at the kill", g.name, consumer, time.Since(killed).Seconds(), unacked)
 			return holder
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("the fan-out pin did not move within 30 s of killing %s, which held it", g.name)
+	t.Errorf("the pin of %s did not move within 30 s of killing %s, which held it", consumer, g.name)
 	return holder
 }
 
 // pinHolder is the index of the gateway whose log last named pin as the
-// fan-out pin it holds, -1 if none did.
-func pinHolder(c *cluster, pin string) int {
+// pin of the fan-out consumer it holds, -1 if none did.
+func pinHolder(c *cluster, consumer, pin string) int {
 	for i, g := range c.gateways {
 		if g.logs == nil {
 			continue
@@ -138,7 +156,7 @@ func pinHolder(c *cluster, pin string) int {
 		if end := strings.IndexByte(line, '\n'); end >= 0 {
 			line = line[:end]
 		}
-		if strings.Contains(line, schema.ConsumerFanout) {
+		if strings.Contains(line, `"consumer":"`+consumer+`"`) {
 			return i
 		}
 	}

@@ -177,7 +177,13 @@ func (s *Store) announced(ctx context.Context, conv string, rev uint64) (bool, e
 	if err != nil {
 		return false, err
 	}
-	m, err := st.GetLastMsgForSubject(ctx, schema.Member(conv))
+	// The current stored subject holds newer events than an older one.
+	var m *jetstream.RawStreamMsg
+	for _, subj := range s.layout.StoredMembers(conv) {
+		if m, err = st.GetLastMsgForSubject(ctx, subj); err == nil || !errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false, nil
 	}
@@ -202,7 +208,7 @@ func (s *Store) chat(ctx context.Context) (jetstream.Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
 	}
-	s.stream = st
+	s.stream, s.layout = st, schema.LayoutOf(st.CachedInfo().Config)
 	return st, nil
 }
 

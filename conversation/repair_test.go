@@ -178,7 +178,7 @@ func events(t *testing.T, js jetstream.JetStream, conv string) []Event {
 	}
 	var out []Event
 	for seq := uint64(1); ; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(schema.Member(conv)))
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(schema.LayoutOf(st.CachedInfo().Config).StoredMember(conv)))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return out
 		}

@@ -67,6 +67,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	stream jetstream.Stream // CHAT, opened on first use (chat)
+	layout schema.Layout    // CHAT's stored subjects, read with stream
 }
 
 // New returns a Store over the CONVERSATIONS bucket, which schema.Ensure

@@ -41,7 +41,7 @@ func lastEvent(t *testing.T, js jetstream.JetStream, conv string) (Event, uint64
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetLastMsgForSubject(ctx, schema.Member(conv))
+	m, err := st.GetLastMsgForSubject(ctx, schema.LayoutOf(st.CachedInfo().Config).StoredMember(conv))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Event{}, 0
 	}

@@ -126,7 +126,10 @@ func TestInternalServicePublish(t *testing.T) {
 		letter, err = dead.GetLastMsgForSubject(ctx, "chat.dead."+conv.Conv)
 		return err == nil
 	})
-	if string(letter.Data) != "not json" || letter.Header.Get("Natter-Reason") == "" || letter.Header.Get("Natter-Subject") != "chat.msg."+conv.Conv {
+	// Natter-Subject is the subject it is stored under in CHAT: the
+	// conversation's, with its partition (chat.msg.<conv>.<p>).
+	if subj := letter.Header.Get("Natter-Subject"); string(letter.Data) != "not json" || letter.Header.Get("Natter-Reason") == "" ||
+		!strings.HasPrefix(subj, "chat.msg."+conv.Conv) || schema.ConvFromSubject(subj) != conv.Conv {
 		t.Fatalf("dead letter = %q %v", letter.Data, letter.Header)
 	}
 	if info, _ := dead.Info(ctx); info.State.Msgs != 1 {

@@ -43,11 +43,12 @@ func streamCount(t *testing.T, e *env, conv string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := st.Info(ctxT(t), jetstream.WithSubjectFilter(schema.Msg(conv)))
+	stored := schema.LayoutOf(st.CachedInfo().Config).StoredMsg(conv)
+	info, err := st.Info(ctxT(t), jetstream.WithSubjectFilter(stored))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.State.Subjects[schema.Msg(conv)]
+	return info.State.Subjects[stored]
 }
 
 // historyCaughtUp waits until the history writer has acked everything.

@@ -109,8 +109,13 @@ func TestLargeMessagesComeInPagesThatFit(t *testing.T) {
 	}
 	defer onc.Close()
 	ojs, _ := jetstream.New(onc)
+	l, err := schema.ReadLayout(ctx, ojs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, time.Minute, func() bool {
-		c, err := ojs.Consumer(ctx, schema.StreamChat, schema.ConsumerFanout)
+		// The conversation's partition's consumer delivers it.
+		c, err := ojs.Consumer(ctx, schema.StreamChat, schema.ConsumerFanoutPartition(l.Partition(conv.Conv)))
 		if err != nil {
 			return false
 		}

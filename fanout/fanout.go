@@ -1,9 +1,11 @@
 // Package fanout turns what the CHAT stream stores into deliveries: every
 // message to every member's user subject, membership events to the members
-// concerned, and typing notices to the other members. One worker at a time
-// holds the durable consumer (a pinned priority group), so deliveries keep
-// stream order and membership changes take effect exactly between the
-// messages they came between.
+// concerned, and typing notices to the other members. The stream is split
+// into partitions by conversation (schema.Layout), each with its durable
+// consumer; one worker at a time holds each (a pinned priority group), so
+// a conversation's deliveries keep stream order and membership changes
+// take effect exactly between the messages they came between. The
+// processes that run a Fanout share the partitions out (partitions.go).
 package fanout
 
 import (
@@ -86,8 +88,9 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, convs *conversation.
 }
 
 // Run delivers until ctx ends, then stops consuming and returns once no
-// handler runs any more. Every gateway process runs one; the pinned
-// consumer lets one at a time deliver.
+// handler runs any more. Every gateway process runs one: the processes
+// share the partitions out, and each partition's pinned consumer lets one
+// worker at a time deliver it.
 func (f *Fanout) Run(ctx context.Context) error {
 	typing, err := f.nc.QueueSubscribe(schema.TypingWildcard, "fanout", f.onTyping)
 	if err != nil {
@@ -99,10 +102,19 @@ func (f *Fanout) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: reads: %w", ErrSubscribe, err)
 	}
 	defer func() { _ = reads.Unsubscribe() }()
-	return pinned.Run(ctx, f.js, pinned.Config{
-		Stream: schema.StreamChat, Consumer: schema.ConsumerFanout, Group: schema.PriorityGroupFanout,
+	l, err := f.runUnpartitioned(ctx)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	return f.runPartitions(ctx, l)
+}
+
+// pinnedConfig is the pinned runner's configuration for one consumer.
+func (f *Fanout) pinnedConfig(consumer string) pinned.Config {
+	return pinned.Config{
+		Stream: schema.StreamChat, Consumer: consumer, Group: schema.PriorityGroupFanout,
 		MaxMessages: 512, InOrder: true, Logger: f.cfg.Logger,
-	}, f.handle)
+	}
 }
 
 // handle delivers one stored message or membership event and acks it. An
@@ -115,7 +127,7 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 		_ = msg.Term()
 		return nil
 	}
-	f.prevs.saw(meta.Sequence.Stream)
+	f.prevs.saw(meta, msg.Headers().Get(pinned.HeaderPinID))
 	subj := msg.Subject()
 	conv := schema.ConvFromSubject(subj)
 	if conv == "" || !protocol.ValidID(conv) {

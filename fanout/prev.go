@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -16,29 +18,33 @@ type Messages interface {
 }
 
 // prevs remembers, per conversation, the seq of the last message item the
-// fan-out handled, which is the prev of the conversation's next item. The
-// consume loop is serial and in stream order, so while it sees every stream
-// seq one after the other nothing else can have come between. Any other
-// step (a worker that just started or got the pin back, a redelivery)
-// forgets everything: an entry is then re-read from the history, the same
-// pages' prev comes from, so the two cannot disagree.
+// fan-out handled, which is the prev of the conversation's next item. A
+// consume loop (one per partition) is serial and in stream order, so while
+// it gets every delivery of its consumer one after the other (consecutive
+// consumer seqs under one pin, each a first delivery) nothing of its
+// conversations can have come between. Any other step (a worker that just
+// started or got the pin back, a redelivery, a rewind, which restarts the
+// consumer seqs at 1) forgets everything: an entry is then re-read from
+// the history, the same pages' prev comes from, so the two cannot
+// disagree.
 type prevs struct {
 	msgs Messages
 	size int
 	last map[string]uint64
-	next uint64 // the stream seq expected next; 0 before the first
+	next uint64 // the consumer seq expected next; 0 before the first
+	pin  string // the pin the deliveries came under
 }
 
 func newPrevs(msgs Messages, size int) *prevs {
 	return &prevs{msgs: msgs, size: size, last: make(map[string]uint64)}
 }
 
-// saw records that the consume loop is at stream seq seq (any subject).
-func (p *prevs) saw(seq uint64) {
-	if seq != p.next {
+// saw records the delivery the consume loop is at, made under pin.
+func (p *prevs) saw(meta *jetstream.MsgMetadata, pin string) {
+	if meta.Sequence.Consumer != p.next || meta.NumDelivered != 1 || pin != p.pin {
 		clear(p.last)
 	}
-	p.next = seq + 1
+	p.next, p.pin = meta.Sequence.Consumer+1, pin
 }
 
 // of returns the prev of conv's item seq and remembers seq as conv's last.

@@ -40,8 +40,9 @@ func TestSendStoresAndAcks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if raw.Subject != schema.Msg("g1") {
-		t.Fatalf("subject %s", raw.Subject)
+	// Published to chat.msg.g1, stored under g1's partition.
+	if want := schema.LayoutOf(stream.CachedInfo().Config).StoredMsg("g1"); raw.Subject != want {
+		t.Fatalf("subject %s, want %s", raw.Subject, want)
 	}
 	if got := raw.Header.Get(schema.HeaderMsgID); got != "alice:g1:m-1" {
 		t.Fatalf("Nats-Msg-Id %q", got)

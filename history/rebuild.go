@@ -54,7 +54,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int
 		return st, nil
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{schema.MsgWildcard},
+		FilterSubjects: []string{schema.StoredMsgWildcard},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {

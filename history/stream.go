@@ -4,9 +4,11 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +28,9 @@ type Stream struct {
 	stream jetstream.Stream
 	// directGet is the subject of the stream's direct gets.
 	directGet string
+	// layout says which subjects a conversation's messages are stored
+	// under, read when the Stream is made.
+	layout schema.Layout
 }
 
 // NewStream returns a reader over the CHAT stream.
@@ -34,7 +39,8 @@ func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
 	}
-	return &Stream{js: js, stream: st, directGet: schema.DirectGetAPI(schema.StreamChat)}, nil
+	return &Stream{js: js, stream: st, directGet: schema.DirectGetAPI(schema.StreamChat),
+		layout: schema.LayoutOf(st.CachedInfo().Config)}, nil
 }
 
 // After returns up to limit messages of conv with seq > after, ascending,
@@ -145,9 +151,40 @@ func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, f
 }
 
 // get is scan's batch direct get: it hands each message the server sent
-// to each, with its seq.
+// to each, with its seq. On a stream upgraded to partitions whose old
+// messages are still there, conv's messages may be stored under two
+// subjects: it reads a batch of each and hands on the first batch of both
+// in seq order.
 func (s *Stream) get(ctx context.Context, conv string, seq uint64, batch int, each func(*nats.Msg, uint64)) (int, uint64, error) {
-	subj := schema.Msg(conv)
+	subjects := s.layout.StoredMsgs(conv)
+	if len(subjects) == 1 {
+		return s.getSubject(ctx, conv, subjects[0], seq, batch, each)
+	}
+	type got struct {
+		m  *nats.Msg
+		sq uint64
+	}
+	var all []got
+	for _, subj := range subjects {
+		if _, _, err := s.getSubject(ctx, conv, subj, seq, batch, func(m *nats.Msg, sq uint64) {
+			all = append(all, got{m, sq})
+		}); err != nil {
+			return 0, 0, err
+		}
+	}
+	slices.SortFunc(all, func(a, b got) int { return cmp.Compare(a.sq, b.sq) })
+	all = all[:min(len(all), batch)]
+	for _, g := range all {
+		each(g.m, g.sq)
+	}
+	if len(all) == 0 {
+		return 0, 0, nil
+	}
+	return len(all), all[len(all)-1].sq, nil
+}
+
+// getSubject is get of one stored subject.
+func (s *Stream) getSubject(ctx context.Context, conv, subj string, seq uint64, batch int, each func(*nats.Msg, uint64)) (int, uint64, error) {
 	req := make([]byte, 0, 64+len(subj))
 	req = append(req, `{"seq":`...)
 	req = strconv.AppendUint(req, max(seq, 1), 10)
@@ -258,20 +295,29 @@ func (s *Stream) span(ctx context.Context, conv string, from, upTo uint64) (n, f
 }
 
 // pending returns how many messages of conv the stream holds from seq on
-// and the seq of the first of them (0 when there are none).
+// and the seq of the first of them (0 when there are none), summed over
+// the subjects conv's messages are stored under.
 func (s *Stream) pending(ctx context.Context, conv string, seq uint64) (n, first uint64, err error) {
-	var perr error
-	_, _, err = s.get(ctx, conv, seq, 1, func(m *nats.Msg, sq uint64) {
-		after, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
-		if err != nil {
-			perr = fmt.Errorf("pending of %s from %d: %s %q: %w", conv, seq, numPendingHeader, m.Header.Get(numPendingHeader), err)
+	for _, subj := range s.layout.StoredMsgs(conv) {
+		var perr error
+		_, _, err = s.getSubject(ctx, conv, subj, seq, 1, func(m *nats.Msg, sq uint64) {
+			after, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
+			if err != nil {
+				perr = fmt.Errorf("pending of %s from %d: %s %q: %w", conv, seq, numPendingHeader, m.Header.Get(numPendingHeader), err)
+			}
+			n += after + 1
+			if first == 0 || sq < first {
+				first = sq
+			}
+		})
+		if err == nil {
+			err = perr
 		}
-		n, first = after+1, sq
-	})
-	if err == nil {
-		err = perr
+		if err != nil {
+			return 0, 0, err
+		}
 	}
-	return n, first, err
+	return n, first, nil
 }
 
 // Statuses of direct get replies.
@@ -296,15 +342,20 @@ func (s *Stream) First(ctx context.Context) (uint64, error) {
 }
 
 // Last returns the seq of conv's newest message in the stream, 0 if none.
+// The current stored subject holds conv's newer messages than any older
+// one, so the first subject that has a message has the newest.
 func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
-	raw, err := s.stream.GetLastMsgForSubject(ctx, schema.Msg(conv))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
+	for _, subj := range s.layout.StoredMsgs(conv) {
+		raw, err := s.stream.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("last of %s: %w", conv, err)
+		}
+		return raw.Sequence, nil
 	}
-	if err != nil {
-		return 0, fmt.Errorf("last of %s: %w", conv, err)
-	}
-	return raw.Sequence, nil
+	return 0, nil
 }
 
 // ItemBefore returns the seq of conv's newest item (valid envelope) below
@@ -315,19 +366,28 @@ func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
 // 512 KiB, per call), so it reads no bodies of other messages; an invalid
 // envelope is stepped over.
 func (s *Stream) ItemBefore(ctx context.Context, conv string, seq uint64) (uint64, error) {
-	subj := schema.Msg(conv)
+	subjects := s.layout.StoredMsgs(conv)
 	for seq > 1 {
-		req := make([]byte, 0, 64+len(subj))
+		req := make([]byte, 0, 64+2*len(conv))
 		req = append(req, `{"multi_last":[`...)
-		req = protocol.AppendString(req, subj)
+		for i, subj := range subjects {
+			if i > 0 {
+				req = append(req, ',')
+			}
+			req = protocol.AppendString(req, subj)
+		}
 		req = append(req, `],"up_to_seq":`...)
 		req = strconv.AppendUint(req, seq-1, 10)
 		req = append(req, '}')
 		var found uint64
 		var valid bool
-		_, _, err := s.request(ctx, conv, seq, req, 1, func(m *nats.Msg, sq uint64) {
-			_, derr := protocol.DecodeEnvelope(m.Data)
-			found, valid = sq, derr == nil
+		// On a stream upgraded to partitions conv may have a last message
+		// under each of its two subjects: the newer one counts.
+		_, _, err := s.request(ctx, conv, seq, req, len(subjects), func(m *nats.Msg, sq uint64) {
+			if sq > found {
+				_, derr := protocol.DecodeEnvelope(m.Data)
+				found, valid = sq, derr == nil
+			}
 		})
 		if err != nil {
 			return 0, fmt.Errorf("item of %s before %d: %w", conv, seq, err)
@@ -352,7 +412,7 @@ func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Me
 	if err != nil {
 		return nil, fmt.Errorf("get %s/%d: %w", conv, seq, err)
 	}
-	if raw.Subject != schema.Msg(conv) {
+	if !schema.IsStoredMsgOf(raw.Subject, conv) {
 		return nil, ErrNotFound
 	}
 	m := decode(conv, raw)

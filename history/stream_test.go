@@ -44,10 +44,15 @@ func TestStreamReadsWhatGetBatchReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// want is g1's rows after seq as the reader decoded them before.
+	// want is g1's rows after seq as the reader decoded them before, read
+	// under the subject the stream stores them.
+	l, err := schema.ReadLayout(ctxT(t), e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := func(after uint64) []*protocol.Message {
 		it, err := jetstreamext.GetBatch(ctxT(t), e.js, schema.StreamChat, 1000,
-			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(schema.Msg("g1")))
+			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(l.StoredMsg("g1")))
 		if err != nil {
 			t.Fatal(err)
 		}

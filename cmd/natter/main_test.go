@@ -158,7 +158,7 @@ func TestServeAsAProcess(t *testing.T) {
 		args   []string
 		want   string
 	}{
-		{natsURL, []string{"stream", "get", "CHAT", "--last-for", "chat.msg." + conv}, "deploy done"},
+		{natsURL, []string{"stream", "get", "CHAT", "--last-for", "chat.msg." + conv + ".*"}, "deploy done"}, // stored as chat.msg.<conv>.<partition>
 		{natsURL, []string{"kv", "get", "CONVERSATIONS", "c." + conv}, `"kind":"direct"`},
 		{natsURL, []string{"kv", "ls", "PRESENCE"}, "u.alice"},
 		{strings.TrimSpace(string(sysURL)), []string{"server", "report", "jetstream"}, "natter"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -51,13 +52,25 @@ func TestMigrateNATS(t *testing.T) {
 	if w, ok := schema.HotWindowOf(st.CachedInfo().Config); !ok || w != 2*time.Hour {
 		t.Fatalf("hot window %v, %v", w, ok)
 	}
-	for _, c := range schema.Consumers() {
+	l, err := schema.ReadLayout(context.Background(), js)
+	if err != nil || l.Partitions != schema.DefaultPartitions {
+		t.Fatalf("layout %+v, %v", l, err)
+	}
+	for _, c := range schema.Consumers(l) {
 		if _, err := js.Consumer(context.Background(), schema.StreamChat, c.Durable); err != nil {
 			t.Fatalf("consumer %s: %v", c.Durable, err)
 		}
 	}
 	if _, err := js.KeyValue(context.Background(), schema.BucketPush); err != nil {
 		t.Fatal(err)
+	}
+	// --partitions reaches the schema: another N is refused, the same kept.
+	err = run([]string{"migrate", "--nats-url", srv.OperatorURL(), "--partitions", "8"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "partition count") {
+		t.Fatalf("migrate --partitions 8 over %d: %v", l.Partitions, err)
+	}
+	if err := run([]string{"migrate", "--nats-url", srv.OperatorURL(), "--partitions", fmt.Sprint(l.Partitions)}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("migrate --partitions %d: %v", l.Partitions, err)
 	}
 }
 

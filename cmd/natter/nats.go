@@ -45,6 +45,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends")
 	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets; 0 keeps the existing ones, else 3 when --routes names ≥ 3 nodes, else 1")
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often this node trims CHAT (at least 4 times per hot window)")
+	partitions := fs.Int("partitions", 0, partitionsHelp)
 	if err := fs.Parse(args); err != nil {
 		return natsConfig{}, err
 	}
@@ -70,7 +71,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 		AuthFile:    *authFile,
 	}}
 	cfg.node = app.NodeConfig{Logger: log, NewReplicas: 1,
-		Schema:    schema.Config{HotWindow: *hotWindow, Duplicates: *dedupe, Replicas: *replicas},
+		Schema:    schema.Config{HotWindow: *hotWindow, Duplicates: *dedupe, Replicas: *replicas, Partitions: *partitions},
 		Retention: retention.Config{Interval: *trimEvery}}
 	if *cluster != "" {
 		cfg.server.ClusterName = *cluster
@@ -145,18 +146,24 @@ func natsNode(args []string, stderr io.Writer) error {
 // operator step for a NATS cluster that natter nats does not run. Roles
 // never create or change the schema.
 type migrateNATSFlags struct {
-	url, ca           *string
-	hotWindow, dedupe *time.Duration
-	replicas          *int
+	url, ca              *string
+	hotWindow, dedupe    *time.Duration
+	replicas, partitions *int
 }
+
+// partitionsHelp is the --partitions flag's help, the same on every
+// command that ensures the schema.
+var partitionsHelp = fmt.Sprintf("fan-out partitions of the CHAT stream (1 to %d); 0 keeps the stream's, or %d for a new stream or one made before partitions (upgraded in place); changing it on a partitioned stream is refused",
+	schema.MaxPartitions, schema.DefaultPartitions)
 
 func addMigrateNATSFlags(fs *flag.FlagSet) *migrateNATSFlags {
 	return &migrateNATSFlags{
-		url:       fs.String("nats-url", "", "the operator's NATS URL (<data>/nats.url, never a role's): create or update the NATS streams, buckets and consumers"),
-		ca:        fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url"),
-		hotWindow: fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (with --nats-url)"),
-		dedupe:    fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends (with --nats-url)"),
-		replicas:  fs.Int("replicas", 0, "replicas of the streams and KV buckets (with --nats-url); 0 keeps the existing ones, else 3 when the URL list names ≥ 3 servers"),
+		url:        fs.String("nats-url", "", "the operator's NATS URL (<data>/nats.url, never a role's): create or update the NATS streams, buckets and consumers"),
+		ca:         fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url"),
+		hotWindow:  fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (with --nats-url)"),
+		dedupe:     fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends (with --nats-url)"),
+		replicas:   fs.Int("replicas", 0, "replicas of the streams and KV buckets (with --nats-url); 0 keeps the existing ones, else 3 when the URL list names ≥ 3 servers"),
+		partitions: fs.Int("partitions", 0, partitionsHelp+" (with --nats-url)"),
 	}
 }
 
@@ -166,7 +173,7 @@ func (f *migrateNATSFlags) run(stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	err := app.MigrateNATS(ctx, app.MigrateConfig{URL: *f.url, RootCA: *f.ca,
-		Schema: schema.Config{HotWindow: *f.hotWindow, Duplicates: *f.dedupe, Replicas: *f.replicas}})
+		Schema: schema.Config{HotWindow: *f.hotWindow, Duplicates: *f.dedupe, Replicas: *f.replicas, Partitions: *f.partitions}})
 	if err != nil {
 		return fmt.Errorf("NATS schema: %w", err)
 	}

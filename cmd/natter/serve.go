@@ -72,6 +72,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); serve sets it, a role uses it only to create a missing stream")
 	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends; like --hot-window, a stream setting")
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often serve's embedded server trims CHAT (at least 4 times per hot window)")
+	partitions := fs.Int("partitions", 0, partitionsHelp+"; serve sets it with its embedded server only")
 	heartbeat := fs.Duration("heartbeat", 20*time.Second, "heartbeat interval announced to clients; silence for twice as long disconnects")
 	burst := fs.Int("rate-burst", 200, "per-connection request burst")
 	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
@@ -124,6 +125,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe
 	cfg.Schema.Replicas = *replicas
+	cfg.Schema.Partitions = *partitions
 	cfg.Retention.Interval = *trimEvery
 	cfg.Gateway.Heartbeat = *heartbeat
 	cfg.Gateway.RateBurst = *burst

@@ -146,7 +146,10 @@ func TestRolePermissions(t *testing.T) {
 	before := chat.CachedInfo().Config
 	shrunk := before
 	shrunk.MaxAge = 3 * time.Second
-	consumers := []string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush}
+	layout := schema.LayoutOf(before)
+	consumers := append([]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush}, layout.FanoutConsumers()...)
+	// The gateway also pulls every partition's fan-out consumer.
+	ownsPartitions := map[string]bool{schema.RoleGateway: true}
 	own := map[string]string{schema.RoleGateway: schema.ConsumerFanout, schema.RoleHistory: schema.ConsumerHistory, schema.RolePush: schema.ConsumerPush}
 	readsMessages := map[string]bool{schema.RoleGateway: true, schema.RoleHistory: true}
 	readsTokens := map[string]bool{schema.RoleGateway: true, schema.RolePush: true}
@@ -170,6 +173,13 @@ func TestRolePermissions(t *testing.T) {
 						t.Fatalf("consumer info of its own consumer %s: %v", c, err)
 					}
 				}
+				if ownsPartitions[role] {
+					for _, c := range layout.FanoutConsumers() {
+						if _, err := rc.js.Consumer(ctx, schema.StreamChat, c); err != nil {
+							t.Fatalf("consumer info of partition consumer %s: %v", c, err)
+						}
+					}
+				}
 				if readsMessages[role] {
 					st, err := rc.js.Stream(ctx, schema.StreamChat)
 					if err != nil {
@@ -178,7 +188,7 @@ func TestRolePermissions(t *testing.T) {
 					if m, err := st.GetMsg(ctx, 1); err != nil || !strings.Contains(string(m.Data), "secret") {
 						t.Fatalf("the %s role cannot read messages: %v", role, err)
 					}
-					if _, err := st.GetLastMsgForSubject(ctx, schema.Msg("c1")); err != nil {
+					if _, err := st.GetLastMsgForSubject(ctx, layout.StoredMsg("c1")); err != nil {
 						t.Fatalf("the %s role cannot read a conversation's last message: %v", role, err)
 					}
 				}
@@ -232,7 +242,7 @@ func TestRolePermissions(t *testing.T) {
 					rc.refused(t, "deleting consumer "+c, api("CONSUMER.DELETE."+schema.StreamChat+"."+c), nil)
 					rc.refused(t, "creating or updating consumer "+c, api("CONSUMER.CREATE."+schema.StreamChat+"."+c),
 						map[string]any{"stream_name": schema.StreamChat, "config": map[string]any{"durable_name": c, "ack_policy": "none"}})
-					if c != own[role] {
+					if c != own[role] && !(ownsPartitions[role] && slices.Contains(layout.FanoutConsumers(), c)) {
 						rc.refused(t, "pulling from another role's consumer "+c, api("CONSUMER.MSG.NEXT."+schema.StreamChat+"."+c),
 							map[string]any{"batch": 1, "expires": int64(200 * time.Millisecond)})
 					}

@@ -21,7 +21,12 @@ import (
 
 // headerPinID is the header in which the server names the pin of the
 // worker a message was delivered to.
-const headerPinID = "Nats-Pin-Id"
+const headerPinID = HeaderPinID
+
+// HeaderPinID is the header that names the pin a message was delivered
+// under: a handler that keeps state across messages tells by it that
+// another worker held the consumer in between.
+const HeaderPinID = "Nats-Pin-Id"
 
 // Config names the consumer a worker reads.
 type Config struct {

@@ -222,7 +222,7 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 // lag is the age of the first message at or after seq that the history
 // writer copies, 0 when there is none.
 func (t *Trimmer) lag(ctx context.Context, stream jetstream.Stream, seq uint64, now time.Time) (time.Duration, error) {
-	m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(schema.MsgWildcard))
+	m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(schema.StoredMsgWildcard))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return 0, nil

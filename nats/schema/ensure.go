@@ -18,9 +18,13 @@ func BucketConfigs(c Config) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{ConversationsBucket(c), PresenceBucket(c), LeasesBucket(c), PushBucket(c), PushSentBucket(c)}
 }
 
-// Consumers lists the durable consumers on the CHAT stream.
-func Consumers() []jetstream.ConsumerConfig {
-	return []jetstream.ConsumerConfig{FanoutConsumer(), HistoryConsumer(), PushConsumer()}
+// Consumers lists the durable consumers on the CHAT stream of layout l.
+func Consumers(l Layout) []jetstream.ConsumerConfig {
+	cs := []jetstream.ConsumerConfig{FanoutConsumer(), HistoryConsumer(), PushConsumer()}
+	for p := range l.Partitions {
+		cs = append(cs, FanoutPartitionConsumer(p))
+	}
+	return cs
 }
 
 // Ensure creates or updates every stream, bucket and consumer to c. It is
@@ -30,10 +34,33 @@ func Consumers() []jetstream.ConsumerConfig {
 // role started with other flags never changes them; a role's NATS user
 // may not create or update anything (RolePermissions), and roles only
 // Check that what they use exists.
+//
+// A CHAT stream made before partitions is partitioned here (layoutFor):
+// what it holds keeps its subjects and its consumer (FanoutConsumer), new
+// messages are stored partitioned.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
+	l, err := layoutFor(ctx, js, c)
+	if err != nil {
+		return err
+	}
+	c.layout = l
 	for _, sc := range Streams(c) {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		st, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+		if sc.Name != StreamChat || !l.Legacy {
+			continue
+		}
+		// Partitioned now: no message can be stored unpartitioned any
+		// more, so if none is, the stream needs no fallback lookups.
+		if legacy, err := hasLegacy(ctx, st); err != nil {
+			return err
+		} else if !legacy {
+			c.layout.Legacy = false
+			if _, err := js.UpdateStream(ctx, ChatStream(c)); err != nil {
+				return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+			}
 		}
 	}
 	for _, kc := range BucketConfigs(c) {
@@ -41,7 +68,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
 		}
 	}
-	for _, cc := range Consumers() {
+	for _, cc := range Consumers(c.layout) {
 		if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, cc); err != nil {
 			return fmt.Errorf("ensure consumer %s: %w", cc.Durable, err)
 		}

@@ -56,6 +56,10 @@ type access struct {
 	// consume are the durable consumers on CHAT it pulls from, acks and
 	// hands over (unpin, rewind); peek those whose info it reads.
 	consume, peek []string
+	// partitions: it also consumes the fan-out consumer of every partition
+	// (permissions name MaxPartitions of them; Check does not look for
+	// them, the stream may have fewer).
+	partitions bool
 	// responses lets it answer requests it received (a micro service).
 	responses bool
 }
@@ -69,14 +73,15 @@ func accessOf(role string) (access, bool) {
 	case RoleGateway:
 		return access{
 			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard,
-				UserEventWildcard, DeadWildcard, HistoryAPIWildcard},
-			sub:   []string{UserAllWildcard, TypingWildcard, ReadWildcard},
+				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers},
+			sub:   []string{UserAllWildcard, TypingWildcard, ReadWildcard, FanoutWorkers},
 			read:  []string{StreamChat},
 			write: []string{BucketConversations, BucketPresence, BucketPush},
 			// fan-out's consumer; the history writer's ack floor tells a
 			// reader where the store ends.
-			consume: []string{ConsumerFanout},
-			peek:    []string{ConsumerHistory},
+			consume:    []string{ConsumerFanout},
+			partitions: true,
+			peek:       []string{ConsumerHistory},
 		}, true
 	case RoleHistory:
 		return access{
@@ -158,7 +163,13 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 	for _, b := range a.write {
 		p.Publish = append(p.Publish, KVWildcard(b))
 	}
-	for _, c := range a.consume {
+	consume := a.consume
+	if a.partitions {
+		for p := range MaxPartitions {
+			consume = append(consume, ConsumerFanoutPartition(p))
+		}
+	}
+	for _, c := range consume {
 		api("CONSUMER.INFO."+StreamChat+"."+c, "CONSUMER.MSG.NEXT."+StreamChat+"."+c,
 			"CONSUMER.UNPIN."+StreamChat+"."+c, "CONSUMER.RESET."+StreamChat+"."+c)
 		p.Publish = append(p.Publish, AckWildcard(StreamChat, c))

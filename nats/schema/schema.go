@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,10 +20,14 @@ const (
 	// StreamDead holds stored messages that could not be processed (bad
 	// envelopes, unknown conversations) with the reason, for operators.
 	StreamDead = "DEAD"
-	// ConsumerFanout turns stored messages into deliveries to users.
+	// ConsumerFanout turns stored messages into deliveries to users: the
+	// consumer of an unpartitioned stream's messages, and on a partitioned
+	// one of those stored before it was partitioned. Each partition has
+	// its own, ConsumerFanoutPartition.
 	ConsumerFanout = "fanout"
-	// PriorityGroupFanout is the pinned priority group of ConsumerFanout:
-	// one fan-out worker at a time pulls, so deliveries keep stream order.
+	// PriorityGroupFanout is the pinned priority group of every fan-out
+	// consumer: one worker at a time pulls each, so deliveries keep stream
+	// order within it.
 	PriorityGroupFanout = "fanout"
 	// ConsumerHistory copies messages into the history store; its ack floor
 	// is the stream seq up to which the store has everything.
@@ -52,6 +57,14 @@ type Config struct {
 	MaxMsgSize int32
 	// MaxConversationDoc bounds one conversation document (its member list).
 	MaxConversationDoc int32
+	// Partitions is N, the number of fan-out partitions of the CHAT stream
+	// (see Layout). 0 keeps what the stream has, or DefaultPartitions for a
+	// new stream or one made before partitions. Changing it on a
+	// partitioned stream is refused (ErrRepartition).
+	Partitions int
+
+	// layout is what Ensure decided for the stream (layoutFor).
+	layout Layout
 }
 
 func (c Config) withDefaults() Config {
@@ -90,24 +103,37 @@ const MetaHotWindow = "natter.hot_window"
 // history store that is down longer than the hot window loses nothing.
 // The retention trimmer purges what the store has and is older than
 // c.HotWindow (kept in the metadata).
+//
+// Its subject transform partitions it (see Layout): N and whether it still
+// holds unpartitioned messages are in the metadata too (MetaPartitions,
+// MetaLegacy).
 func ChatStream(c Config) jetstream.StreamConfig {
 	c = c.withDefaults()
+	l := c.layout
+	if l.Partitions <= 0 {
+		l = Layout{Partitions: cmp(c.Partitions, DefaultPartitions)}
+	}
+	meta := map[string]string{MetaHotWindow: c.HotWindow.String(), MetaPartitions: strconv.Itoa(l.Partitions)}
+	if l.Legacy {
+		meta[MetaLegacy] = "true"
+	}
 	return jetstream.StreamConfig{
-		Name:         StreamChat,
-		Description:  "Natter messages and membership events (the hot window, and what the history store lacks)",
-		Subjects:     []string{MsgWildcard, MemberWildcard},
-		Retention:    jetstream.LimitsPolicy,
-		Storage:      jetstream.FileStorage,
-		Metadata:     map[string]string{MetaHotWindow: c.HotWindow.String()},
-		Duplicates:   c.Duplicates,
-		AllowDirect:  true,
-		DenyDelete:   true,
-		MaxMsgSize:   c.MaxMsgSize,
-		MaxConsumers: c.MaxConsumers,
-		Replicas:     c.Replicas,
-		Discard:      jetstream.DiscardOld,
-		MaxMsgs:      -1,
-		MaxBytes:     -1,
+		Name:             StreamChat,
+		Description:      "Natter messages and membership events (the hot window, and what the history store lacks)",
+		Subjects:         []string{MsgWildcard, MemberWildcard},
+		SubjectTransform: transform(l.Partitions),
+		Retention:        jetstream.LimitsPolicy,
+		Storage:          jetstream.FileStorage,
+		Metadata:         meta,
+		Duplicates:       c.Duplicates,
+		AllowDirect:      true,
+		DenyDelete:       true,
+		MaxMsgSize:       c.MaxMsgSize,
+		MaxConsumers:     c.MaxConsumers,
+		Replicas:         c.Replicas,
+		Discard:          jetstream.DiscardOld,
+		MaxMsgs:          -1,
+		MaxBytes:         -1,
 	}
 }
 
@@ -166,12 +192,26 @@ func PresenceBucket(c Config) jetstream.KeyValueConfig {
 // a lease are a few dozen.
 const PresenceMaxValue = 2 << 10
 
-// FanoutConsumer is the fan-out worker's durable pull consumer.
+// FanoutConsumer is the fan-out worker's durable pull consumer of what is
+// stored unpartitioned (chat.msg.<conv>, chat.member.<conv>): everything
+// on a stream of a release before partitions; nothing new once it is
+// partitioned.
 func FanoutConsumer() jetstream.ConsumerConfig {
+	return fanoutConsumer(ConsumerFanout, "delivers stored messages and membership events to members (stored unpartitioned)",
+		[]string{MsgWildcard, MemberWildcard})
+}
+
+// FanoutPartitionConsumer is the fan-out consumer of partition p.
+func FanoutPartitionConsumer(p int) jetstream.ConsumerConfig {
+	return fanoutConsumer(ConsumerFanoutPartition(p), "delivers the messages and membership events of partition "+strconv.Itoa(p),
+		PartitionFilters(p))
+}
+
+func fanoutConsumer(name, desc string, filters []string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        ConsumerFanout,
-		Description:    "delivers stored messages and membership events to members",
-		FilterSubjects: []string{MsgWildcard, MemberWildcard},
+		Durable:        name,
+		Description:    desc,
+		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
@@ -196,7 +236,7 @@ func HistoryConsumer() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:        ConsumerHistory,
 		Description:    "copies messages into the history store (the system of record)",
-		FilterSubjects: []string{MsgWildcard},
+		FilterSubjects: []string{StoredMsgWildcard},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        10 * time.Second,

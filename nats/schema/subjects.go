@@ -19,6 +19,9 @@ const (
 	MemberWildcard = "chat.member.*"
 	// TypingWildcard matches typing notices of every conversation.
 	TypingWildcard = "chat.conv.*.typing"
+	// FanoutWorkers is where the fan-out workers of every process announce
+	// themselves, to share the partitions out (fanout).
+	FanoutWorkers = "chat.fanout.workers"
 	// DeadWildcard matches dead letters of every conversation.
 	DeadWildcard = "chat.dead.*"
 	// ReadWildcard matches read-marker notices of every conversation.
@@ -88,8 +91,9 @@ func ConvRead(conv string) string { return convPrefix + conv + ".read" }
 func Presence(uid string) string { return presencePrefix + uid }
 
 // ConvFromSubject returns the conversation token of a chat.msg.<conv>,
-// chat.member.<conv> or chat.conv.<conv>.<event> subject, or "" when the
-// subject is none of those.
+// chat.member.<conv> or chat.conv.<conv>.<event> subject, or of a stored
+// chat.msg.<conv>.<p> or chat.member.<conv>.<p> (p a partition, see
+// Layout), or "" when the subject is none of those.
 func ConvFromSubject(subject string) string {
 	var rest string
 	switch {
@@ -110,13 +114,30 @@ func ConvFromSubject(subject string) string {
 	}
 	for i := 0; i < len(rest); i++ {
 		if rest[i] == '.' {
-			return ""
+			if !isPartition(rest[i+1:]) {
+				return ""
+			}
+			return rest[:i]
 		}
 	}
 	return rest
 }
 
-// IsMember reports whether subject is a membership event subject.
+// isPartition reports whether token is a partition number.
+func isPartition(token string) bool {
+	if token == "" || len(token) > 2 {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		if token[i] < '0' || token[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// IsMember reports whether subject is a membership event subject, as
+// published or as stored.
 func IsMember(subject string) bool { return hasPrefix(subject, memberPrefix) }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
