@@ -17,25 +17,32 @@ import (
 // BenchmarkDedupeWindowBytes measures what JetStream's duplicate window
 // costs per message it remembers: it stores dedupeBenchMsgs messages of
 // 1,000 direct conversations into an embedded CHAT stream, once with the
-// gateway's Nats-Msg-Id (<sender>:<conv>:<client_id>, a UUID) and once
-// without any, and reports the difference of the live heap divided by the
-// messages (B/msg-in-window). Run it with -benchtime=1x: each variant is
-// one fill of the window whatever b.N is.
+// gateway's Nats-Msg-Id (<sender>:<conv>:<client_id>, a UUID), once with
+// 22-character ids and once without any, and reports the growth of the
+// live heap divided by the messages (B/msg-live). The last variant has
+// JetStream's window (the fast one) shorter than the run: its entries are
+// gone. Run it with -benchtime=1x: each variant is one fill whatever b.N
+// is.
 func BenchmarkDedupeWindowBytes(b *testing.B) {
+	gatewayID := func(i int) string {
+		return fmt.Sprintf("bench-a1b2c3-u%d:d_%016x:%08x-4b1e-4c7d-9a57-%012x", i%2000, i%1000, i, i)
+	}
 	for _, v := range []struct {
 		name string
 		id   func(i int) string
+		fast time.Duration // JetStream's own window
 	}{
-		{"none", nil},
-		{"gateway-id", func(i int) string {
-			return fmt.Sprintf("bench-a1b2c3-u%d:d_%016x:%08x-4b1e-4c7d-9a57-%012x", i%2000, i%1000, i, i)
-		}},
+		{"none", nil, time.Hour},
+		{"gateway-id", gatewayID, time.Hour},
 		// A fixed-size id of 22 characters (128 bits, base64url), for
 		// comparison: what shorter ids would save per entry.
-		{"22-char-id", func(i int) string { return fmt.Sprintf("%022x", i) }},
+		{"22-char-id", func(i int) string { return fmt.Sprintf("%022x", i) }, time.Hour},
+		// JetStream's window shorter than the fill and the wait after it:
+		// what is left once the messages are older than it.
+		{"gateway-id-past-fast-window", gatewayID, 3 * time.Second},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			heap := dedupeFill(b, v.id)
+			heap := dedupeFill(b, v.id, v.fast)
 			b.ReportMetric(float64(heap)/dedupeBenchMsgs, "B/msg-live")
 		})
 	}
@@ -44,14 +51,14 @@ func BenchmarkDedupeWindowBytes(b *testing.B) {
 const dedupeBenchMsgs = 200_000
 
 // dedupeFill stores dedupeBenchMsgs messages into a fresh CHAT stream
-// with a window longer than the run and returns how much the live heap
-// grew.
-func dedupeFill(b *testing.B, id func(int) string) int64 {
+// with JetStream's duplicate window fast, waits 12 s and returns how much
+// the live heap grew.
+func dedupeFill(b *testing.B, id func(int) string, fast time.Duration) int64 {
 	s := natstest.Start(b)
 	_, js := natstest.Connect(b, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := schema.Ensure(ctx, js, schema.Config{Duplicates: time.Hour}); err != nil {
+	if err := schema.Ensure(ctx, js, schema.Config{Duplicates: time.Hour, FastDuplicates: fast}); err != nil {
 		b.Fatal(err)
 	}
 	body := []byte(`{"sender":"u1","client_id":"c","ts":"2026-12-02T13:00:00.000000000Z","body":{"text":"0123456789012345678901234567890123456789"}}`)
