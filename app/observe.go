@@ -132,7 +132,7 @@ func (a *App) MetricsAddr() string {
 func (a *App) gatewayMetrics() gateway.Metrics {
 	g := metrics.NewGateway(a.obs.reg)
 	return gateway.Metrics{FramesIn: g.FramesIn, FramesOut: g.FramesOut, SocketWrites: g.SocketWrites, SendAck: g.SendAck, PublishErrors: g.PublishErrors,
-		PublishRetries: g.PublishRetries, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped,
+		PublishRetries: g.PublishRetries, ResendLookups: g.ResendLookups, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped,
 		Closes: metrics.NewCodes(a.obs.reg, "gateway", "closes_total", "Connections the gateway closed, by WebSocket close code.", "code",
 			1001, 1002, 1008, 1009, 1011, protocol.CloseUnauthorized, protocol.CloseTokenExpired, protocol.CloseSlowOrAbusive),
 		Refused: metrics.NewReasons(a.obs.reg, "gateway", "refused_total", "Work the gateway refused: requests over the rate limit (rate), upgrades over the per-address limit (conns_per_ip), connections over the per-user limit (conns_per_user).", "reason",

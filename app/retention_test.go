@@ -193,7 +193,8 @@ func TestRoleNeverChangesTheSchema(t *testing.T) {
 	op := startApp(t, opCfg)
 	js := operatorJS(t, op)
 	before := streamInfo(t, js).Config
-	if w, ok := schema.HotWindowOf(before); !ok || w != time.Hour || before.MaxAge != 0 || before.Duplicates != 5*time.Minute {
+	if w, ok := schema.HotWindowOf(before); !ok || w != time.Hour || before.MaxAge != 0 || schema.DedupeWindowOf(before) != 5*time.Minute ||
+		before.Duplicates != schema.DefaultFastDuplicates {
 		t.Fatalf("CHAT as the operator made it: %+v", before)
 	}
 

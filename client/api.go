@@ -37,10 +37,24 @@ func (c *Client) Send(ctx context.Context, conv string, clientID string, body an
 	return c.SendKind(ctx, conv, clientID, protocol.KindMessage, 0, body)
 }
 
+// Resend sends again a message already sent with clientID, marked as a
+// resend ("resend": true): the server then finds its original over the
+// whole de-dup window (10 minutes by default), where an unmarked repeat
+// is caught only within JetStream's short window (2 minutes by default).
+// Use it for every attempt after the first; Session.Send does.
+func (c *Client) Resend(ctx context.Context, conv string, clientID string, body any) (*protocol.Ack, error) {
+	return c.send(ctx, conv, clientID, protocol.KindMessage, 0, body, true)
+}
+
 // SendKind sends a message of kind ("" for a plain message, or
 // protocol.KindEdit, KindDelete, KindReaction) referring to seq ref (0: no
 // ref) and returns the ack. An empty clientID gets a random UUIDv4.
 func (c *Client) SendKind(ctx context.Context, conv, clientID, kind string, ref uint64, body any) (*protocol.Ack, error) {
+	return c.send(ctx, conv, clientID, kind, ref, body, false)
+}
+
+// send is SendKind, marked as a resend or not.
+func (c *Client) send(ctx context.Context, conv, clientID, kind string, ref uint64, body any, resend bool) (*protocol.Ack, error) {
 	raw, ok := body.(json.RawMessage)
 	if !ok {
 		var err error
@@ -51,7 +65,7 @@ func (c *Client) SendKind(ctx context.Context, conv, clientID, kind string, ref 
 	if clientID == "" {
 		clientID = NewClientID()
 	}
-	req := protocol.Request{Type: protocol.TypeSend, Conv: conv, ClientID: clientID, Kind: kind, Ref: int64(ref), Body: raw}
+	req := protocol.Request{Type: protocol.TypeSend, Conv: conv, ClientID: clientID, Kind: kind, Ref: int64(ref), Resend: resend, Body: raw}
 	ack := new(protocol.Ack)
 	if err := c.call(ctx, req, protocol.TypeAck, ack); err != nil {
 		return nil, err

@@ -48,7 +48,8 @@ type SessionOptions struct {
 	// SendExpiry bounds how long Send retries one message; then it fails
 	// with ErrSendExpired. It must stay below the server's de-duplication
 	// window (10 minutes by default), inside which a retry with the same
-	// client_id is answered with the original seq. Default 5 minutes.
+	// client_id, marked as a resend as Send does, is answered with the
+	// original seq. Default 5 minutes.
 	SendExpiry time.Duration
 	// OnSendRetry, when set, is called with the error of each Send attempt
 	// that is retried (unavailable, internal, rate_limited, a dropped
@@ -422,13 +423,18 @@ func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*p
 	defer cancel()
 	backoff := s.opts.MinBackoff
 	var last error
-	for {
+	for attempt := 0; ; attempt++ {
 		c, err := s.Client(ctx)
 		if err != nil {
 			return nil, s.sendFailed(ctx, conv, clientID, err, last)
 		}
 		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		ack, err := c.Send(actx, conv, clientID, body)
+		send := c.Send
+		if attempt > 0 {
+			// Marked: found over the whole de-dup window (Client.Resend).
+			send = c.Resend
+		}
+		ack, err := send(actx, conv, clientID, body)
 		cancel()
 		if err == nil {
 			return ack, nil

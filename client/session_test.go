@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -43,6 +44,36 @@ func TestSessionSendExpires(t *testing.T) {
 	}
 	if got := f.last("send"); got["client_id"] != "c-1" {
 		t.Fatalf("retry had client_id %v, want the original c-1", got["client_id"])
+	}
+}
+
+// TestSessionSendMarksResends checks that Send marks every attempt after
+// the first as a resend (the server looks only those up past JetStream's
+// short duplicate window) and never the first.
+func TestSessionSendMarksResends(t *testing.T) {
+	f := newFakeServer(t)
+	s := newTestSession(t, f, SessionOptions{SendExpiry: 300 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.Send(ctx, "down", "c-1", map[string]any{"text": "hi"}); !errors.Is(err, ErrSendExpired) {
+		t.Fatalf("Send: %v, want ErrSendExpired", err)
+	}
+	f.mu.Lock()
+	var sends []map[string]any
+	for _, fr := range f.frames {
+		var m map[string]any
+		if json.Unmarshal(fr, &m) == nil && m["type"] == "send" {
+			sends = append(sends, m)
+		}
+	}
+	f.mu.Unlock()
+	if len(sends) < 2 {
+		t.Fatalf("%d sends, want retries", len(sends))
+	}
+	for i, m := range sends {
+		if _, marked := m["resend"]; marked != (i > 0) || (i > 0 && m["resend"] != true) {
+			t.Fatalf("attempt %d sent %v: want resend only (and true) on attempts after the first", i, m)
+		}
 	}
 }
 

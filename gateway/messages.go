@@ -59,14 +59,20 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the original sender may %s a message", env.Kind)
 		}
 	}
+	msgID := sendMsgID(sess.user, req.Conv, req.ClientID)
+	if req.Resend {
+		// Past JetStream's own window only the stream knows (resend.go).
+		if found, perr := sess.answerResend(ctx, req, msgID); found || perr != nil {
+			return nil, perr
+		}
+	}
 	now := sess.srv.cfg.Now()
 	env.TS = protocol.FormatTime(now)
 	data := appendEnvelope(make([]byte, 0, len(req.Body)+160), &env)
 	msg := &nats.Msg{
 		Subject: schema.Msg(req.Conv),
 		Header: nats.Header{
-			// The same (sender, client_id) in a conversation is one message.
-			schema.HeaderMsgID:  []string{sess.user + ":" + req.Conv + ":" + req.ClientID},
+			schema.HeaderMsgID:  []string{msgID},
 			schema.HeaderOrigin: []string{sess.id},
 		},
 		Data: data,
@@ -204,9 +210,18 @@ func (sess *session) original(ctx context.Context, conv string, seq uint64) (str
 	return m.TS, nil
 }
 
-// chatMsg reads the message at seq from the CHAT stream. The stream's
-// handle is looked up once and kept.
+// chatMsg reads the message at seq from the CHAT stream.
 func (s *Server) chatMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	st, err := s.chatStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.GetMsg(ctx, seq)
+}
+
+// chatStream returns the CHAT stream's handle, looked up once and kept
+// (with its configuration as it was then).
+func (s *Server) chatStream(ctx context.Context) (jetstream.Stream, error) {
 	s.chatMu.Lock()
 	st := s.chat
 	s.chatMu.Unlock()
@@ -219,7 +234,7 @@ func (s *Server) chatMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamM
 		s.chat = st
 		s.chatMu.Unlock()
 	}
-	return st.GetMsg(ctx, seq)
+	return st, nil
 }
 
 // appendEnvelope encodes the stored form of a message without re-encoding

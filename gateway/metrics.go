@@ -43,6 +43,9 @@ type Metrics struct {
 	// PublishRetries counts JetStream publishes of sends tried again
 	// during a leader change.
 	PublishRetries Counter
+	// ResendLookups counts sends marked as resends that were looked up in
+	// the CHAT stream past JetStream's own duplicate window.
+	ResendLookups Counter
 	// PushesDropped counts the times NATS dropped pushes for a user whose
 	// dispatcher fell behind (each is followed by a resync).
 	PushesDropped Counter

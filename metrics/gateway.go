@@ -14,6 +14,7 @@ type Gateway struct {
 	PublishErrors prometheus.Counter
 	// PublishRetries, PushesDropped and NoticesDropped: see gateway.Metrics.
 	PublishRetries prometheus.Counter
+	ResendLookups  prometheus.Counter
 	PushesDropped  prometheus.Counter
 	NoticesDropped prometheus.Counter
 }
@@ -35,12 +36,14 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 			Name: "jetstream_publish_errors_total", Help: "JetStream publishes of sends that failed (the client got an error and retries)."}),
 		PublishRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "jetstream_publish_retries_total", Help: "JetStream publishes of sends tried again by the gateway during a leader change (same Nats-Msg-Id)."}),
+		ResendLookups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "resend_lookups_total", Help: "Sends marked resend looked up in the CHAT stream over the de-dup window (first sends never are)."}),
 		PushesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "pushes_dropped_total", Help: "Times pushes for a user were dropped because its dispatcher fell behind; each is followed by a resync frame."}),
 		NoticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "notices_dropped_total", Help: "Typing and read notices dropped because their queue was full."}),
 	}
-	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.PushesDropped, g.NoticesDropped)
+	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.ResendLookups, g.PushesDropped, g.NoticesDropped)
 	return g
 }
 

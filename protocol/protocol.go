@@ -91,6 +91,10 @@ type Request struct {
 	Before   *int64          `json:"before,omitempty"`
 	Limit    int             `json:"limit,omitempty"`
 	ClientID string          `json:"client_id,omitempty"`
+	// Resend marks a send the client already sent once with this
+	// client_id (an added field): the gateway looks it up over the whole
+	// de-dup window (gateway/resend.go).
+	Resend   bool            `json:"resend,omitempty"`
 	Body     json.RawMessage `json:"body,omitempty"`
 	Ref      int64           `json:"ref,omitempty"`
 	Seq      int64           `json:"seq,omitempty"`

@@ -43,6 +43,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	logFormat := fs.String("log-format", "json", "json or text")
 	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); give every node the same")
 	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends")
+	fastDedupe := fs.Duration("dedupe-fast-window", schema.DefaultFastDuplicates, "how long JetStream itself remembers each send's Nats-Msg-Id, in memory on every replica (about 160 B per message); any repeat within it is caught at no cost, a repeat marked \"resend\" over the whole --dedupe-window")
 	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets; 0 keeps the existing ones, else 3 when --routes names ≥ 3 nodes, else 1")
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often this node trims CHAT (at least 4 times per hot window)")
 	partitions := fs.Int("partitions", 0, partitionsHelp)
@@ -71,7 +72,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 		AuthFile:    *authFile,
 	}}
 	cfg.node = app.NodeConfig{Logger: log, NewReplicas: 1,
-		Schema:    schema.Config{HotWindow: *hotWindow, Duplicates: *dedupe, Replicas: *replicas, Partitions: *partitions},
+		Schema:    schema.Config{HotWindow: *hotWindow, Duplicates: *dedupe, FastDuplicates: *fastDedupe, Replicas: *replicas, Partitions: *partitions},
 		Retention: retention.Config{Interval: *trimEvery}}
 	if *cluster != "" {
 		cfg.server.ClusterName = *cluster
@@ -146,9 +147,9 @@ func natsNode(args []string, stderr io.Writer) error {
 // operator step for a NATS cluster that natter nats does not run. Roles
 // never create or change the schema.
 type migrateNATSFlags struct {
-	url, ca              *string
-	hotWindow, dedupe    *time.Duration
-	replicas, partitions *int
+	url, ca                       *string
+	hotWindow, dedupe, fastDedupe *time.Duration
+	replicas, partitions          *int
 }
 
 // partitionsHelp is the --partitions flag's help, the same on every
@@ -162,6 +163,7 @@ func addMigrateNATSFlags(fs *flag.FlagSet) *migrateNATSFlags {
 		ca:         fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url"),
 		hotWindow:  fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (with --nats-url)"),
 		dedupe:     fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends (with --nats-url)"),
+		fastDedupe: fs.Duration("dedupe-fast-window", schema.DefaultFastDuplicates, "the part of --dedupe-window JetStream itself remembers, in memory (with --nats-url)"),
 		replicas:   fs.Int("replicas", 0, "replicas of the streams and KV buckets (with --nats-url); 0 keeps the existing ones, else 3 when the URL list names ≥ 3 servers"),
 		partitions: fs.Int("partitions", 0, partitionsHelp+" (with --nats-url)"),
 	}
@@ -173,7 +175,7 @@ func (f *migrateNATSFlags) run(stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	err := app.MigrateNATS(ctx, app.MigrateConfig{URL: *f.url, RootCA: *f.ca,
-		Schema: schema.Config{HotWindow: *f.hotWindow, Duplicates: *f.dedupe, Replicas: *f.replicas, Partitions: *f.partitions}})
+		Schema: schema.Config{HotWindow: *f.hotWindow, Duplicates: *f.dedupe, FastDuplicates: *f.fastDedupe, Replicas: *f.replicas, Partitions: *f.partitions}})
 	if err != nil {
 		return fmt.Errorf("NATS schema: %w", err)
 	}

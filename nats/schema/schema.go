@@ -45,9 +45,19 @@ type Config struct {
 	// than the window and the history store has it. ChatStream records it
 	// in the stream's metadata (MetaHotWindow), where the trimmers read it.
 	HotWindow time.Duration
-	// Duplicates is the de-duplication window for Nats-Msg-Id: a retried
-	// send within it gets the original seq.
+	// Duplicates is the de-duplication window of sends (the operator's
+	// --dedupe-window, 10 minutes by default): a retried send within it
+	// gets the original seq. JetStream itself remembers Nats-Msg-Ids only
+	// for FastDuplicates of it; a client's resend (marked "resend") is
+	// looked up in the stream over the whole window by the gateway, which
+	// reads it from the stream's metadata (MetaDedupeWindow).
 	Duplicates time.Duration
+	// FastDuplicates is the CHAT stream's own Duplicates: how long
+	// JetStream keeps each Nats-Msg-Id in memory (about 160 B per message,
+	// docs/benchmarks.md), so that any repeat within it, marked or not,
+	// is answered with the original seq at no extra cost. Default 2
+	// minutes, never above Duplicates.
+	FastDuplicates time.Duration
 	// Replicas of every stream and bucket: 1 on one node, 3 in a cluster.
 	Replicas int
 	// MaxConsumers of the CHAT stream, set explicitly since the server's
@@ -77,6 +87,10 @@ func (c Config) withDefaults() Config {
 	if c.Duplicates > c.HotWindow {
 		c.Duplicates = c.HotWindow
 	}
+	if c.FastDuplicates <= 0 {
+		c.FastDuplicates = DefaultFastDuplicates
+	}
+	c.FastDuplicates = min(c.FastDuplicates, c.Duplicates)
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
@@ -98,6 +112,15 @@ func (c Config) withDefaults() Config {
 // schema (natter serve, natter nats).
 const MetaHotWindow = "natter.hot_window"
 
+// MetaDedupeWindow is the CHAT stream's metadata key holding the
+// de-duplication window of sends (Config.Duplicates, a Go duration),
+// where the gateways read it: the stream's own Duplicates is only its
+// fast part (Config.FastDuplicates).
+const MetaDedupeWindow = "natter.dedupe_window"
+
+// DefaultFastDuplicates is Config.FastDuplicates when unset.
+const DefaultFastDuplicates = 2 * time.Minute
+
 // ChatStream is the CHAT stream's configuration. It has no MaxAge and no
 // size limit that discards: nothing leaves the stream by age alone, so a
 // history store that is down longer than the hot window loses nothing.
@@ -113,7 +136,7 @@ func ChatStream(c Config) jetstream.StreamConfig {
 	if l.Partitions <= 0 {
 		l = Layout{Partitions: cmp(c.Partitions, DefaultPartitions)}
 	}
-	meta := map[string]string{MetaHotWindow: c.HotWindow.String(), MetaPartitions: strconv.Itoa(l.Partitions)}
+	meta := map[string]string{MetaHotWindow: c.HotWindow.String(), MetaDedupeWindow: c.Duplicates.String(), MetaPartitions: strconv.Itoa(l.Partitions)}
 	if l.Legacy {
 		meta[MetaLegacy] = "true"
 	}
@@ -125,7 +148,7 @@ func ChatStream(c Config) jetstream.StreamConfig {
 		Retention:        jetstream.LimitsPolicy,
 		Storage:          jetstream.FileStorage,
 		Metadata:         meta,
-		Duplicates:       c.Duplicates,
+		Duplicates:       c.FastDuplicates,
 		AllowDirect:      true,
 		DenyDelete:       true,
 		MaxMsgSize:       c.MaxMsgSize,
@@ -254,4 +277,14 @@ func HistoryConsumer() jetstream.ConsumerConfig {
 func HotWindowOf(cfg jetstream.StreamConfig) (d time.Duration, ok bool) {
 	d, err := time.ParseDuration(cfg.Metadata[MetaHotWindow])
 	return d, err == nil && d > 0
+}
+
+// DedupeWindowOf is the de-duplication window of sends recorded in a CHAT
+// stream configuration's metadata; a stream made by an older release has
+// none, and its own Duplicates is the whole window.
+func DedupeWindowOf(cfg jetstream.StreamConfig) time.Duration {
+	if d, err := time.ParseDuration(cfg.Metadata[MetaDedupeWindow]); err == nil && d > 0 {
+		return max(d, cfg.Duplicates)
+	}
+	return cfg.Duplicates
 }

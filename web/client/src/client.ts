@@ -173,6 +173,13 @@ interface Outgoing {
   waiters: { resolve: (ack: Ack) => void; reject: (err: NatterError) => void }[];
   inFlight: boolean;
   attempt: number;
+  /**
+   * Whether the send may have gone out before: transmitted once already,
+   * or restored from storage. Such a send carries "resend": true, which the
+   * server looks up over the whole de-dup window (10 minutes by default);
+   * an unmarked repeat is caught only within its short window (2 minutes).
+   */
+  sent: boolean;
   retryTimer?: ReturnType<typeof setTimeout>;
 }
 
@@ -373,7 +380,7 @@ export class NatterClient {
     const entries = await this.opts.storage.load();
     for (const e of entries) {
       const key = e.conv + "\n" + e.client_id;
-      if (!this.outgoing.has(key)) this.outgoing.set(key, { entry: e, waiters: [], inFlight: false, attempt: 0 });
+      if (!this.outgoing.has(key)) this.outgoing.set(key, { entry: e, waiters: [], inFlight: false, attempt: 0, sent: true });
     }
   }
 
@@ -951,7 +958,7 @@ export class NatterClient {
     return new Promise<Ack>((resolve, reject) => {
       let o = this.outgoing.get(key);
       if (!o) {
-        o = { entry, waiters: [], inFlight: false, attempt: 0 };
+        o = { entry, waiters: [], inFlight: false, attempt: 0, sent: false };
         this.outgoing.set(key, o);
         this.saveOutbox();
       }
@@ -997,6 +1004,8 @@ export class NatterClient {
     const f: Record<string, unknown> & { type: string } = { type: "send", conv: e.conv, client_id: e.client_id, body: e.body };
     if (e.kind) f.kind = e.kind;
     if (e.ref !== undefined) f.ref = e.ref;
+    if (o.sent) f.resend = true;
+    o.sent = true;
     this.request<Ack>(f).then(
       (ack) => this.settle(o, ack),
       (err: NatterError) => {

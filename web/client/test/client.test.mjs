@@ -499,6 +499,11 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     const sends = rec.sent.filter((f) => f.type === "send");
     assert.ok(sends.length >= 1);
     assert.ok(sends.every((f) => f.client_id === sends[0].client_id));
+    // The first attempt is a first send; every later one is marked, so the
+    // server finds the original past its short duplicate window.
+    assert.ok(sends.length >= 2);
+    assert.equal(sends[0].resend, undefined);
+    assert.ok(sends.slice(1).every((f) => f.resend === true));
     await until(() => got.length >= 1);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(got.length, 1);
