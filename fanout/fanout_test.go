@@ -40,12 +40,18 @@ func start(t *testing.T) *harness {
 }
 
 func newHarness(t *testing.T) *harness {
+	return newHarnessPartitions(t, 0)
+}
+
+// newHarnessPartitions is newHarness with the CHAT stream in n fan-out
+// partitions (0: the default).
+func newHarnessPartitions(t *testing.T, n int) *harness {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := schema.Ensure(ctx, js, schema.Config{Replicas: 1}); err != nil {
+	if err := schema.Ensure(ctx, js, schema.Config{Replicas: 1, Partitions: n}); err != nil {
 		t.Fatal(err)
 	}
 	convs, err := conversation.New(ctx, conversation.Config{}, js)

@@ -132,9 +132,11 @@ func TestFailedMembershipEventHoldsLaterMessages(t *testing.T) {
 // A worker stopped in the middle of a backlog hands over at once: the
 // standby delivers the rest within about a second (not after PinnedTTL),
 // and every member gets every message exactly once, in order per
-// conversation, across the two workers.
+// conversation, across the two workers. One partition: with more, the
+// two workers share the partitions from the start and no single worker
+// holds the backlog (TestOrderAcrossPartitionsAndProcesses covers that).
 func TestHandOverMidBacklogKeepsOrder(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessPartitions(t, 1)
 	stopA := h.worker(t, h.js)
 	convs := []string{group(t, h, "alice", "bob"), group(t, h, "carol", "dave")}
 	// Worker A has delivered the creation events, so it holds the pin.
