@@ -50,6 +50,14 @@ func Msg(conv string) string { return msgPrefix + conv }
 // Member is the subject of conv's membership events in the CHAT stream.
 func Member(conv string) string { return memberPrefix + conv }
 
+// StoredMember is the subject conv's membership events are stored on in
+// the CHAT stream: what a read of the last event by subject and a publish's
+// Nats-Expected-Last-Subject-Sequence-Subject name (JetStream compares it
+// raw with stored subjects, after any subject transform of the stream).
+// It is Member today; a transform of the stream's subjects changes it here
+// and nowhere else.
+func StoredMember(conv string) string { return Member(conv) }
+
 // User is the subject of one event addressed to user uid.
 func User(uid, event string) string { return userPrefix + uid + "." + event }
 
