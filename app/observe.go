@@ -115,7 +115,8 @@ func (a *App) MetricsAddr() string {
 func (a *App) gatewayMetrics() gateway.Metrics {
 	g := metrics.NewGateway(a.obs.reg)
 	return gateway.Metrics{FramesIn: g.FramesIn, FramesOut: g.FramesOut, SocketWrites: g.SocketWrites, SendAck: g.SendAck, PublishErrors: g.PublishErrors,
-		PublishRetries: g.PublishRetries, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped}
+		PublishRetries: g.PublishRetries, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped,
+		MemberViewReads: g.MemberViewReads, StaleViews: g.StaleViews}
 }
 
 // pushMetrics publishes the dispatcher's outcome counters.

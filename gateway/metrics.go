@@ -24,6 +24,12 @@ type Metrics struct {
 	// PublishRetries counts JetStream publishes of sends tried again
 	// during a leader change.
 	PublishRetries Counter
+	// MemberViewReads counts the membership views sends read: a sender
+	// whose view was not kept, or was stale (memberview.go).
+	MemberViewReads Counter
+	// StaleViews counts the sends JetStream refused because membership
+	// changed since the sender's view; each is decided again.
+	StaleViews Counter
 	// PushesDropped counts the times NATS dropped pushes for a user whose
 	// dispatcher fell behind (each is followed by a resync).
 	PushesDropped Counter

@@ -16,6 +16,9 @@ type Gateway struct {
 	PublishRetries prometheus.Counter
 	PushesDropped  prometheus.Counter
 	NoticesDropped prometheus.Counter
+	// MemberViewReads and StaleViews: see gateway.Metrics.
+	MemberViewReads prometheus.Counter
+	StaleViews      prometheus.Counter
 }
 
 // NewGateway registers the gateway's metrics on reg. The gateway takes
@@ -39,8 +42,13 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 			Name: "pushes_dropped_total", Help: "Times pushes for a user were dropped because its dispatcher fell behind; each is followed by a resync frame."}),
 		NoticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "notices_dropped_total", Help: "Typing and read notices dropped because their queue was full."}),
+		MemberViewReads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "member_view_reads_total", Help: "Membership reads of sends whose sender's view was not kept or was stale; a kept view reads nothing."}),
+		StaleViews: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "member_views_stale_total", Help: "Sends JetStream refused because membership changed since the sender's view (each is decided again)."}),
 	}
-	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.PushesDropped, g.NoticesDropped)
+	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.PushesDropped, g.NoticesDropped,
+		g.MemberViewReads, g.StaleViews)
 	return g
 }
 
