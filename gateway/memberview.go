@@ -66,11 +66,16 @@ type sendView struct {
 // answers the error, and the client retries.
 const viewRetries = 3
 
-// busyRetries bounds the publishes tried again, after a short wait, while
-// a clustered stream still has another publish with a precondition on the
-// same membership subject in flight (JetStream refuses it at once rather
-// than queue it: error 10164).
-const busyRetries = 20
+// While a clustered stream still has another publish with a precondition
+// on the same membership subject in flight, JetStream refuses the next at
+// once rather than queue it (error 10164): the publish is tried again,
+// without a read, after busyWait doubling up to busyMaxWait with jitter,
+// for up to Config.PublishRetry like a leader change. One conversation's
+// sends are so serialized on the stream leader's proposals.
+const (
+	busyWait    = time.Millisecond
+	busyMaxWait = 8 * time.Millisecond
+)
 
 // jsErrWrongLastSequenceInFlight is nats-server's
 // JSStreamWrongLastSequenceConstantErr, which nats.go does not name.
@@ -196,7 +201,8 @@ func (sess *session) readView(ctx context.Context, conv string) (sendView, *prot
 // precondition of v: when membership changed since v, JetStream refuses
 // it, and the send is decided again on a view read now.
 func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv string, v sendView) (*jetstream.PubAck, *protocol.Error) {
-	stale, busy := 0, 0
+	stale := 0
+	wait, busyUntil := busyWait, time.Time{}
 	for {
 		if v.checked {
 			msg.Header.Set(schema.HeaderExpectedLastSubjectSeq, strconv.FormatUint(v.seq, 10))
@@ -217,10 +223,16 @@ func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv st
 					return nil, perr
 				}
 				continue
-			case apiErr.ErrorCode == jsErrWrongLastSequenceInFlight && busy < busyRetries:
-				busy++
-				time.Sleep(time.Duration(1+rand.IntN(2*busy)) * time.Millisecond)
-				continue
+			case apiErr.ErrorCode == jsErrWrongLastSequenceInFlight:
+				if busyUntil.IsZero() {
+					busyUntil = time.Now().Add(sess.srv.cfg.PublishRetry)
+				}
+				if time.Now().Before(busyUntil) {
+					inc(sess.srv.metrics.PublishRetries)
+					time.Sleep(wait/2 + rand.N(wait))
+					wait = min(2*wait, busyMaxWait)
+					continue
+				}
 			}
 		}
 		inc(sess.srv.metrics.PublishErrors)
