@@ -116,7 +116,7 @@ func (a *App) gatewayMetrics() gateway.Metrics {
 	g := metrics.NewGateway(a.obs.reg)
 	return gateway.Metrics{FramesIn: g.FramesIn, FramesOut: g.FramesOut, SocketWrites: g.SocketWrites, SendAck: g.SendAck, PublishErrors: g.PublishErrors,
 		PublishRetries: g.PublishRetries, PushesDropped: g.PushesDropped, NoticesDropped: g.NoticesDropped,
-		MemberViewReads: g.MemberViewReads, StaleViews: g.StaleViews}
+		MemberViewReads: g.MemberViewReads, StaleViews: g.StaleViews, BusyViews: g.BusyViews}
 }
 
 // pushMetrics publishes the dispatcher's outcome counters.

@@ -228,7 +228,7 @@ func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv st
 					busyUntil = time.Now().Add(sess.srv.cfg.PublishRetry)
 				}
 				if time.Now().Before(busyUntil) {
-					inc(sess.srv.metrics.PublishRetries)
+					inc(sess.srv.metrics.BusyViews)
 					time.Sleep(wait/2 + rand.N(wait))
 					wait = min(2*wait, busyMaxWait)
 					continue

@@ -30,6 +30,10 @@ type Metrics struct {
 	// StaleViews counts the sends JetStream refused because membership
 	// changed since the sender's view; each is decided again.
 	StaleViews Counter
+	// BusyViews counts the sends tried again because a clustered stream
+	// had another send with a precondition on the same conversation's
+	// membership subject in flight.
+	BusyViews Counter
 	// PushesDropped counts the times NATS dropped pushes for a user whose
 	// dispatcher fell behind (each is followed by a resync).
 	PushesDropped Counter

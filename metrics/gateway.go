@@ -19,6 +19,7 @@ type Gateway struct {
 	// MemberViewReads and StaleViews: see gateway.Metrics.
 	MemberViewReads prometheus.Counter
 	StaleViews      prometheus.Counter
+	BusyViews       prometheus.Counter
 }
 
 // NewGateway registers the gateway's metrics on reg. The gateway takes
@@ -46,9 +47,11 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 			Name: "member_view_reads_total", Help: "Membership reads of sends whose sender's view was not kept or was stale; a kept view reads nothing."}),
 		StaleViews: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "member_views_stale_total", Help: "Sends JetStream refused because membership changed since the sender's view (each is decided again)."}),
+		BusyViews: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "member_views_busy_total", Help: "Sends tried again because a clustered CHAT had another send of the conversation with a membership precondition in flight."}),
 	}
 	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.PushesDropped, g.NoticesDropped,
-		g.MemberViewReads, g.StaleViews)
+		g.MemberViewReads, g.StaleViews, g.BusyViews)
 	return g
 }
 
