@@ -100,9 +100,10 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 			s:         pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now}, pushKV),
 			endpoints: cfg.Push.WebPushEndpoints,
 		},
-		Consent: gatewayConsent{convs},
-		Blocks:  gatewayBlocks{convs},
-		Metrics: a.gatewayMetrics(),
+		Consent:     gatewayConsent{convs},
+		MemberViews: gatewayConsent{convs},
+		Blocks:      gatewayBlocks{convs},
+		Metrics:     a.gatewayMetrics(),
 	})
 	if err != nil {
 		return nil, nil, err

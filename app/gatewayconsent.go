@@ -7,7 +7,10 @@ import (
 	"github.com/natter-chat/natter/gateway"
 )
 
-var _ gateway.Consent = gatewayConsent{}
+var (
+	_ gateway.Consent     = gatewayConsent{}
+	_ gateway.MemberViews = gatewayConsent{}
+)
 
 // gatewayConsent is the conversation store's consent rules as the
 // gateway's Consent.
@@ -16,6 +19,13 @@ type gatewayConsent struct{ s *conversation.Store }
 func (c gatewayConsent) Membership(ctx context.Context, conv, uid string) (bool, bool, error) {
 	ok, pending, err := c.s.Membership(ctx, conv, uid)
 	return ok, pending, gatewayError(err)
+}
+
+// MemberView is the store's sound membership read, for the views the
+// gateway's sends keep.
+func (c gatewayConsent) MemberView(ctx context.Context, conv, uid string) (gateway.MemberView, error) {
+	v, err := c.s.MemberView(ctx, conv, uid)
+	return gateway.MemberView{Subject: v.Subject, Seq: v.Seq, Member: v.Member, Pending: v.Pending}, gatewayError(err)
 }
 
 func (c gatewayConsent) View(ctx context.Context, conv, uid string) (gateway.Conversation, error) {

@@ -136,7 +136,8 @@ func (a *App) gatewayMetrics() gateway.Metrics {
 		Closes: metrics.NewCodes(a.obs.reg, "gateway", "closes_total", "Connections the gateway closed, by WebSocket close code.", "code",
 			1001, 1002, 1008, 1009, 1011, protocol.CloseUnauthorized, protocol.CloseTokenExpired, protocol.CloseSlowOrAbusive),
 		Refused: metrics.NewReasons(a.obs.reg, "gateway", "refused_total", "Work the gateway refused: requests over the rate limit (rate), upgrades over the per-address limit (conns_per_ip), connections over the per-user limit (conns_per_user).", "reason",
-			gateway.RefusedRate, gateway.RefusedConnsPerIP, gateway.RefusedConnsPerUser)}
+			gateway.RefusedRate, gateway.RefusedConnsPerIP, gateway.RefusedConnsPerUser),
+		MemberViewReads: g.MemberViewReads, StaleViews: g.StaleViews, BusyViews: g.BusyViews}
 }
 
 // pushMetrics publishes the dispatcher's outcome counters. Every outcome

@@ -52,6 +52,16 @@ func (f *fakeConvs) Membership(_ context.Context, conv, uid string) (bool, bool,
 	return ok, ok && f.consent.pending[conv+"/"+uid], nil
 }
 
+// MemberView is the fake's membership as of seq 0: the fakes store no
+// membership event, so that is what the stream has too.
+func (f *fakeConvs) MemberView(_ context.Context, conv, uid string) (MemberView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.consent.count("MemberView")
+	_, ok := f.member(conv, uid)
+	return MemberView{Member: ok, Pending: ok && f.consent.pending[conv+"/"+uid]}, nil
+}
+
 func (f *fakeConvs) View(ctx context.Context, conv, uid string) (Conversation, error) {
 	return f.Get(ctx, conv, uid)
 }

@@ -77,12 +77,18 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	h.srv, err = New(cfg, Deps{
+	deps := Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
 		Presence: h.presence, Devices: h.devices, Consent: h.convs, Blocks: h.blocks,
 		Metrics: harnessMetrics[t],
-	})
+	}
+	if cfg.MemberViews > 0 {
+		// Sends keep views only when a test asks (the fakes announce no
+		// membership events, so a test that changes membership must).
+		deps.MemberViews = h.convs
+	}
+	h.srv, err = New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,15 +37,9 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 	if err := env.Check(); err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "%s", err.Error())
 	}
-	pending, perr := sess.member(ctx, req.Conv)
+	view, perr := sess.senderView(ctx, req.Conv)
 	if perr != nil {
 		return nil, perr
-	}
-	if pending {
-		// Sending in a message request accepts it.
-		if perr := sess.acceptBySending(ctx, req.Conv); perr != nil {
-			return nil, perr
-		}
 	}
 	if env.Kind != protocol.KindMessage {
 		target, err := sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
@@ -77,10 +71,9 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		},
 		Data: data,
 	}
-	ack, err := sess.publish(ctx, msg)
-	if err != nil {
-		inc(sess.srv.metrics.PublishErrors)
-		return nil, sess.fail(err)
+	ack, perr := sess.publishAsMember(ctx, msg, req.Conv, view)
+	if perr != nil {
+		return nil, perr
 	}
 	if ctx.Err() != nil {
 		// The publish retried past the request's deadline (a leader

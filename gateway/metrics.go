@@ -46,6 +46,16 @@ type Metrics struct {
 	// ResendLookups counts sends marked as resends that were looked up in
 	// the CHAT stream past JetStream's own duplicate window.
 	ResendLookups Counter
+	// MemberViewReads counts the membership views sends read: a sender
+	// whose view was not kept, or was stale (memberview.go).
+	MemberViewReads Counter
+	// StaleViews counts the sends JetStream refused because membership
+	// changed since the sender's view; each is decided again.
+	StaleViews Counter
+	// BusyViews counts the sends tried again because a clustered stream
+	// had another send with a precondition on the same conversation's
+	// membership subject in flight.
+	BusyViews Counter
 	// PushesDropped counts the times NATS dropped pushes for a user whose
 	// dispatcher fell behind (each is followed by a resync).
 	PushesDropped Counter

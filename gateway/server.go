@@ -93,6 +93,11 @@ type Config struct {
 	// header (not browsers) and same-origin requests are always allowed,
 	// so the bundled web app works without configuration.
 	AllowedOrigins []string
+	// MemberViews is how many (conversation, user) membership views the
+	// gateway keeps so that a send reads nothing (memberview.go), when
+	// Deps.MemberViews is set: an LRU of about 150 bytes an entry.
+	// Default 100,000; negative keeps none (every send reads).
+	MemberViews int
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
 	// Now is the clock.
@@ -137,6 +142,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAddedPerHour <= 0 {
 		c.MaxAddedPerHour = 100
+	}
+	if c.MemberViews == 0 {
+		c.MemberViews = 100_000
 	}
 	if c.MaxConnsPerUser <= 0 {
 		c.MaxConnsPerUser = 32
@@ -183,6 +191,11 @@ type Deps struct {
 	Blocks Blocks
 	// Metrics are optional hooks for counters and latencies.
 	Metrics Metrics
+	// MemberViews, optional, reads membership views that sends keep
+	// (memberview.go); without it every send reads Consent.Membership.
+	// Its reads must be sound (conversation.Store.MemberView) and every
+	// change of membership must store its event before it is answered.
+	MemberViews MemberViews
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -203,6 +216,10 @@ type Server struct {
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
 	own      *ownMarks
+	// memberViews reads and views keeps the send views; both nil when
+	// sends read their membership (memberview.go).
+	memberViews MemberViews
+	views       *views
 
 	chatMu sync.Mutex
 	chat   jetstream.Stream // the CHAT stream's handle, once looked up
@@ -233,6 +250,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),
+	}
+	if d.MemberViews != nil && cfg.MemberViews > 0 {
+		s.memberViews, s.views = d.MemberViews, newViews(cfg.MemberViews)
 	}
 	s.hub = newHub(s)
 	if err := s.hub.watchBlocks(s.hub.life); err != nil {

@@ -17,6 +17,10 @@ type Gateway struct {
 	ResendLookups  prometheus.Counter
 	PushesDropped  prometheus.Counter
 	NoticesDropped prometheus.Counter
+	// MemberViewReads and StaleViews: see gateway.Metrics.
+	MemberViewReads prometheus.Counter
+	StaleViews      prometheus.Counter
+	BusyViews       prometheus.Counter
 }
 
 // NewGateway registers the gateway's metrics on reg. The gateway takes
@@ -42,8 +46,15 @@ func NewGateway(reg prometheus.Registerer) *Gateway {
 			Name: "pushes_dropped_total", Help: "Times pushes for a user were dropped because its dispatcher fell behind; each is followed by a resync frame."}),
 		NoticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
 			Name: "notices_dropped_total", Help: "Typing and read notices dropped because their queue was full."}),
+		MemberViewReads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "member_view_reads_total", Help: "Membership reads of sends whose sender's view was not kept or was stale; a kept view reads nothing."}),
+		StaleViews: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "member_views_stale_total", Help: "Sends JetStream refused because membership changed since the sender's view (each is decided again)."}),
+		BusyViews: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway",
+			Name: "member_views_busy_total", Help: "Sends tried again because a clustered CHAT had another send of the conversation with a membership precondition in flight."}),
 	}
-	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.ResendLookups, g.PushesDropped, g.NoticesDropped)
+	reg.MustRegister(g.FramesIn, g.FramesOut, g.SocketWrites, g.SendAck, g.PublishErrors, g.PublishRetries, g.ResendLookups, g.PushesDropped, g.NoticesDropped,
+		g.MemberViewReads, g.StaleViews, g.BusyViews)
 	return g
 }
 

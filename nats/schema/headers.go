@@ -13,6 +13,12 @@ const (
 	// HeaderOrigin names the gateway session that sent a message, so the
 	// gateway can give that one connection the ack instead of the push.
 	HeaderOrigin = "Natter-Origin"
+	// HeaderExpectedLastSubjectSeq and HeaderExpectedLastSubjectSeqSubject
+	// make JetStream store a message only if the last message stored on
+	// the named subject has that seq (0: none): a send carries the seq of
+	// the membership event its sender's membership was read at.
+	HeaderExpectedLastSubjectSeq        = "Nats-Expected-Last-Subject-Sequence"
+	HeaderExpectedLastSubjectSeqSubject = "Nats-Expected-Last-Subject-Sequence-Subject"
 	// HeaderReason says why a message was dead-lettered.
 	HeaderReason = "Natter-Reason"
 	// HeaderSubject and HeaderSeq locate a dead letter's original.

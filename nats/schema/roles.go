@@ -161,6 +161,10 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 		p.Publish = append(p.Publish, jsFCPrefix+s+".>")
 	}
 	for _, b := range a.write {
+		// A writer also reads a key through the bucket's stream leader
+		// (STREAM.MSG.GET), which a replica behind it cannot answer: the
+		// gateway's membership views (conversation.Store.MemberView).
+		api("STREAM.MSG.GET." + KVStream(b))
 		p.Publish = append(p.Publish, KVWildcard(b))
 	}
 	consume := a.consume

@@ -1,0 +1,129 @@
+package conversation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/nats/schema"
+)
+
+// Membership views: what a gateway keeps in memory so that a send reads
+// nothing (gateway/memberview.go). A view is a user's membership of a
+// conversation together with the seq of the conversation's last
+// membership event (on Layout.StoredMember) when it was read; a send
+// publishes with Nats-Expected-Last-Subject-Sequence of that seq, so
+// JetStream stores it only if no membership event was stored since.
+//
+// Why that is sound. Every change of a document is a compare-and-set
+// that records the change (Doc.Change), and the request that makes it is
+// acknowledged only after complete has stored the change's event, after
+// the write (repair.go); a change that stops before its event is finished,
+// event included, before any retry of it is acknowledged. MemberView reads
+// the last event's seq S first, then the document, both from the leaders
+// of their streams (a replica may be behind). So the document read is at
+// least as new as every change whose event is at or below S. A change
+// acknowledged later (a remove_member) has its event above S: a publish
+// expecting S is refused, and the refreshed view reads the new seq and
+// then a document that has the change. The other order, document then
+// seq, could pair a document from before a remove with the seq of the
+// remove's event, and the removed member's publish would pass; view_test
+// makes that interleaving and checks it cannot.
+//
+// A view whose seq is older than its document (a change written but not
+// yet announced) only costs a refusal and a refresh. Messages of a stream
+// that ages out events only lower the last seq, which also refuses.
+
+// MemberView is uid's membership of a conversation as of the membership
+// event at Seq (0: none stored).
+type MemberView struct {
+	// Subject is the stored membership subject Seq is the last seq of: the
+	// one a publish names in Nats-Expected-Last-Subject-Sequence-Subject.
+	Subject string
+	Seq     uint64
+	Member  bool
+	Pending bool // a member who has yet to accept the request
+}
+
+// viewBetweenReads, when set (tests), runs between the two reads of
+// MemberView.
+var viewBetweenReads func()
+
+// MemberView reads uid's view of conv: the seq of conv's last membership
+// event, then the document, in that order (see above). A conversation
+// that does not exist is a view with Member false.
+func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, error) {
+	if _, err := s.chat(ctx); err != nil {
+		return MemberView{}, err
+	}
+	s.mu.Lock()
+	// The subject new membership events are stored on: on a stream
+	// upgraded to partitions an older event may sit under the old form,
+	// but the next change lands here and moves this subject's last seq.
+	subj := s.layout.StoredMember(conv)
+	s.mu.Unlock()
+	seq, _, err := s.leaderGet(ctx, schema.StreamChat, subj)
+	if err != nil {
+		return MemberView{}, fmt.Errorf("last membership event of %s: %w", conv, err)
+	}
+	if viewBetweenReads != nil {
+		viewBetweenReads()
+	}
+	v := MemberView{Subject: subj, Seq: seq}
+	rev, val, err := s.leaderGet(ctx, schema.KVStream(schema.BucketConversations), schema.KVKey(schema.BucketConversations, docKey(conv)))
+	if err != nil {
+		return MemberView{}, fmt.Errorf("get conversation %s: %w", conv, err)
+	}
+	if rev == 0 || len(val) == 0 {
+		return v, nil
+	}
+	d, ok := s.docs.atRevision(conv, rev)
+	if !ok {
+		d = new(Doc)
+		if err := json.Unmarshal(val, d); err != nil {
+			return MemberView{}, fmt.Errorf("decode conversation %s: %w", conv, err)
+		}
+		s.docs.put(conv, rev, d)
+	}
+	v.Member, v.Pending = d.IsMember(uid), d.IsPending(uid)
+	return v, nil
+}
+
+// leaderGet reads the last message stored on subject in stream from the
+// stream's leader (not a direct get, which any replica answers, however
+// far behind): its seq and data, or seq 0 when there is none.
+func (s *Store) leaderGet(ctx context.Context, stream, subject string) (uint64, []byte, error) {
+	req, _ := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{subject})
+	msg, err := s.js.Conn().RequestWithContext(ctx, schema.MsgGetAPI(stream), req)
+	if err != nil {
+		return 0, nil, err
+	}
+	var resp struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == int(jetstream.JSErrCodeMessageNotFound):
+		return 0, nil, nil
+	case resp.Error != nil:
+		return 0, nil, fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return 0, nil, errors.New("empty answer")
+	}
+	return resp.Message.Seq, resp.Message.Data, nil
+}
