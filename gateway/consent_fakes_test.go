@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -59,7 +60,8 @@ func (f *fakeConvs) MemberView(_ context.Context, conv, uid string) (MemberView,
 	defer f.mu.Unlock()
 	f.consent.count("MemberView")
 	_, ok := f.member(conv, uid)
-	return MemberView{Member: ok, Pending: ok && f.consent.pending[conv+"/"+uid]}, nil
+	// The subject has no event: the fakes store none.
+	return MemberView{Subject: schema.Member(conv), Member: ok, Pending: ok && f.consent.pending[conv+"/"+uid]}, nil
 }
 
 func (f *fakeConvs) View(ctx context.Context, conv, uid string) (Conversation, error) {
