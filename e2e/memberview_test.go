@@ -186,14 +186,15 @@ func TestStaleViewRefusedAcrossGateways(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, err := st.GetLastMsgForSubject(ctx, schema.Msg(conv.Conv))
+	stored := schema.LayoutOf(st.CachedInfo().Config).StoredMsg(conv.Conv)
+	last, err := st.GetLastMsgForSubject(ctx, stored)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if last.Sequence != ack.Seq {
 		t.Fatalf("last message of the conversation at %d, carol's at %d: %s", last.Sequence, ack.Seq, last.Data)
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{schema.Msg(conv.Conv)}})
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stored}})
 	if err != nil {
 		t.Fatal(err)
 	}
