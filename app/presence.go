@@ -8,8 +8,8 @@ import (
 	"github.com/natter-chat/natter/presence"
 )
 
-// startPresence runs the presence service on a NATS connection of its
-// own. Any number of processes may run it: they share the partitions.
+// startPresence runs the presence service, one per cluster, on a NATS
+// connection of its own.
 func (a *App) startPresence(ctx context.Context, _ *http.ServeMux) (*part, error) {
 	nc, js, err := a.connect(ctx, schema.RolePresence, "natter-presence")
 	if err != nil {

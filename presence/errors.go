@@ -9,7 +9,3 @@ var ErrNoGateway = errors.New("presence: tracker needs a gateway id")
 // errWatchEnded means a KV watcher closed its channel while it was still
 // needed: the connection closed or the server deleted its consumer.
 var errWatchEnded = errors.New("presence: watcher ended")
-
-// errLeaseLost means a partition lease expired or another service took
-// it: this service must stop working the partition.
-var errLeaseLost = errors.New("presence: partition lease lost")

@@ -124,11 +124,7 @@ func (t *Tracker) reconcile(ctx context.Context) error {
 
 // storedKeys lists this gateway's connection keys in the bucket.
 func (t *Tracker) storedKeys(ctx context.Context) (map[string]struct{}, error) {
-	// Keys of the layout before partitions (c.<uid>.<gateway>.<session>)
-	// are listed too: a gateway upgraded under the same id finds its old
-	// keys strays and purges them.
-	filters := []string{connPrefix + "*.*." + t.cfg.Gateway + ".*", connPrefix + "*." + t.cfg.Gateway + ".*"}
-	w, err := t.kv.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	w, err := t.kv.WatchFiltered(ctx, []string{connKey("*", t.cfg.Gateway, "*")}, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
 		return nil, fmt.Errorf("list presence keys: %w", err)
 	}

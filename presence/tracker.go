@@ -256,15 +256,10 @@ func (t *Tracker) Close(ctx context.Context) error {
 	return err
 }
 
-// Get returns the recorded state of uid; a user never seen is offline. A
-// user without a state under its partition's key yet is read from the
-// key of the layout before partitions.
+// Get returns the recorded state of uid; a user never seen is offline.
 func Get(ctx context.Context, kv jetstream.KeyValue, uid string) (State, error) {
 	var s State
 	e, err := kv.Get(ctx, userKey(uid))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		e, err = kv.Get(ctx, legacyUserKey(uid))
-	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return s, nil
 	}

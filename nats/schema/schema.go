@@ -200,7 +200,7 @@ func PresenceBucket(c Config) jetstream.KeyValueConfig {
 	c = c.withDefaults()
 	return jetstream.KeyValueConfig{
 		Bucket:         BucketPresence,
-		Description:    "Natter presence: c.<p>.<uid>.<gateway>.<session> connections, g.<gateway> leases, u.<p>.<uid> user state, o.<p> partition leases, s.<id> services",
+		Description:    "Natter presence: c.<uid>.<gateway>.<session> connections, g.<gateway> leases, u.<uid> user state",
 		History:        1,
 		Storage:        jetstream.FileStorage,
 		Replicas:       c.Replicas,
