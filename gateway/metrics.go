@@ -6,11 +6,11 @@ type Counter interface{ Inc() }
 // Observer records one observation (a prometheus.Histogram fits).
 type Observer interface{ Observe(float64) }
 
-// CodeCounter counts events by a WebSocket close code (metrics.Codes
+// CodeCounter counts events by a WebSocket close code (metrics.NewCodes
 // fits).
 type CodeCounter interface{ Inc(code uint16) }
 
-// ReasonCounter counts events by a reason (metrics.Reasons fits).
+// ReasonCounter counts events by a reason (metrics.NewReasons fits).
 type ReasonCounter interface{ Inc(reason string) }
 
 // Reasons a gateway refuses work, counted by Metrics.Refused.
