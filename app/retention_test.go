@@ -194,7 +194,7 @@ func TestRoleNeverChangesTheSchema(t *testing.T) {
 	js := operatorJS(t, op)
 	before := streamInfo(t, js).Config
 	if w, ok := schema.HotWindowOf(before); !ok || w != time.Hour || before.MaxAge != 0 || schema.DedupeWindowOf(before) != 5*time.Minute ||
-		before.Duplicates != schema.DefaultFastDuplicates {
+		before.Duplicates != 5*time.Minute {
 		t.Fatalf("CHAT as the operator made it: %+v", before)
 	}
 

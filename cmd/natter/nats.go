@@ -43,7 +43,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	logFormat := fs.String("log-format", "json", "json or text")
 	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); give every node the same")
 	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends")
-	fastDedupe := fs.Duration("dedupe-fast-window", schema.DefaultFastDuplicates, "how long JetStream itself remembers each send's Nats-Msg-Id, in memory on every replica (about 160 B per message); any repeat within it is caught at no cost, a repeat marked \"resend\" over the whole --dedupe-window")
+	fastDedupe := fs.Duration("dedupe-fast-window", 0, "how long JetStream itself remembers each send's Nats-Msg-Id, in memory on every replica (about 160 B per message); 0: the whole --dedupe-window. Shorter (e.g. 2m) bounds the memory once every client marks its resends: a repeat marked \"resend\" is caught over the whole --dedupe-window, an unmarked one only within this")
 	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets; 0 keeps the existing ones, else 3 when --routes names ≥ 3 nodes, else 1")
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often this node trims CHAT (at least 4 times per hot window)")
 	partitions := fs.Int("partitions", 0, partitionsHelp)
@@ -163,7 +163,7 @@ func addMigrateNATSFlags(fs *flag.FlagSet) *migrateNATSFlags {
 		ca:         fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url"),
 		hotWindow:  fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (with --nats-url)"),
 		dedupe:     fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends (with --nats-url)"),
-		fastDedupe: fs.Duration("dedupe-fast-window", schema.DefaultFastDuplicates, "the part of --dedupe-window JetStream itself remembers, in memory (with --nats-url)"),
+		fastDedupe: fs.Duration("dedupe-fast-window", 0, "the part of --dedupe-window JetStream itself remembers, in memory; 0: all of it (with --nats-url)"),
 		replicas:   fs.Int("replicas", 0, "replicas of the streams and KV buckets (with --nats-url); 0 keeps the existing ones, else 3 when the URL list names ≥ 3 servers"),
 		partitions: fs.Int("partitions", 0, partitionsHelp+" (with --nats-url)"),
 	}

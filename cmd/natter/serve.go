@@ -17,7 +17,6 @@ import (
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/nats/natsrv"
-	"github.com/natter-chat/natter/nats/schema"
 )
 
 // devSecretFile holds the JWT secret --dev generated, so that tokens stay
@@ -72,7 +71,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" (page cache, fsync every 2 min) or "always" (fsync per write)`)
 	hotWindow := fs.Duration("hot-window", 7*24*time.Hour, "how long messages stay in the CHAT stream at least (longer while the history store lacks them); serve sets it, a role uses it only to create a missing stream")
 	dedupe := fs.Duration("dedupe-window", 10*time.Minute, "how long a (sender, client_id) is remembered for idempotent sends; like --hot-window, a stream setting")
-	fastDedupe := fs.Duration("dedupe-fast-window", schema.DefaultFastDuplicates, "how long JetStream itself remembers each send's Nats-Msg-Id, in memory on every replica (about 160 B per message); any repeat within it is caught at no cost, a repeat marked \"resend\" over the whole --dedupe-window")
+	fastDedupe := fs.Duration("dedupe-fast-window", 0, "how long JetStream itself remembers each send's Nats-Msg-Id, in memory on every replica (about 160 B per message); 0: the whole --dedupe-window. Shorter (e.g. 2m) bounds the memory once every client marks its resends: a repeat marked \"resend\" is caught over the whole --dedupe-window, an unmarked one only within this")
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often serve's embedded server trims CHAT (at least 4 times per hot window)")
 	partitions := fs.Int("partitions", 0, partitionsHelp+"; serve sets it with its embedded server only")
 	heartbeat := fs.Duration("heartbeat", 20*time.Second, "heartbeat interval announced to clients; silence for twice as long disconnects")

@@ -88,7 +88,9 @@ func (c Config) withDefaults() Config {
 		c.Duplicates = c.HotWindow
 	}
 	if c.FastDuplicates <= 0 {
-		c.FastDuplicates = DefaultFastDuplicates
+		// The whole window in JetStream by default: the contract (any
+		// repeat within the window, marked or not) holds for every client.
+		c.FastDuplicates = c.Duplicates
 	}
 	c.FastDuplicates = min(c.FastDuplicates, c.Duplicates)
 	if c.Replicas <= 0 {
@@ -117,9 +119,6 @@ const MetaHotWindow = "natter.hot_window"
 // where the gateways read it: the stream's own Duplicates is only its
 // fast part (Config.FastDuplicates).
 const MetaDedupeWindow = "natter.dedupe_window"
-
-// DefaultFastDuplicates is Config.FastDuplicates when unset.
-const DefaultFastDuplicates = 2 * time.Minute
 
 // ChatStream is the CHAT stream's configuration. It has no MaxAge and no
 // size limit that discards: nothing leaves the stream by age alone, so a
