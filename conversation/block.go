@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -100,7 +101,13 @@ func (s *Store) Unblock(ctx context.Context, uid, other string) error {
 }
 
 func (s *Store) updateBlocks(ctx context.Context, uid string, fn func(*blockList) (bool, error)) error {
-	for range casAttempts {
+	for attempt := range casAttempts {
+		if attempt > 0 {
+			// Lost a race with another writer of the same list: a short
+			// random pause, so that several writers (a user's devices)
+			// do not keep colliding until one runs out of attempts.
+			time.Sleep(time.Duration(rand.Int64N(int64(min(attempt, 10)) * int64(time.Millisecond))))
+		}
 		users, rev, err := s.Blocked(ctx, uid)
 		if err != nil {
 			return err
