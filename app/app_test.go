@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/history/localstore"
 	"github.com/natter-chat/natter/nats/natsrv"
@@ -123,5 +125,40 @@ func TestRoleTable(t *testing.T) {
 				t.Fatalf("second Shutdown: %v", err)
 			}
 		})
+	}
+}
+
+// TestShutdownLeavesTheServerTime: a connection whose subscription cannot
+// drain (its handler is stuck behind a backlog) must not use up the whole
+// shutdown deadline, or the embedded server's shutdown fails with
+// "shutdown not complete" (seen in e2e after the 5,000-member group test).
+func TestShutdownLeavesTheServerTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Start(ctx, testConfig(t, Roles{Gateway: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _, err := a.connect(ctx, "", "stuck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	if _, err := nc.Subscribe("stuck.>", func(*nats.Msg) { <-release }); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := nc.Publish("stuck.x", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer scancel()
+	if err := a.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 }

@@ -136,8 +136,17 @@ func (a *App) natsError(nc *nats.Conn, sub *nats.Subscription, err error) {
 }
 
 // closeConns drains every connection, so what the parts published is
-// flushed, then closes them; ctx bounds the wait.
+// flushed, then closes them; ctx bounds the wait. With the embedded
+// server the drain gets half of what is left of ctx and the server's own
+// shutdown the rest: a subscription with a long backlog (a gateway behind
+// on millions of pushes) would otherwise drain until ctx ends and leave
+// the server no time to stop.
 func (a *App) closeConns(ctx context.Context) {
+	if d, ok := ctx.Deadline(); ok && a.nats != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+		defer cancel()
+	}
 	conns := a.natsConns()
 	for _, nc := range conns {
 		_ = nc.Drain()
