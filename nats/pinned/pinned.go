@@ -313,7 +313,13 @@ func (w *worker) contiguous(ctx context.Context, first jetstream.Msg) bool {
 	if err != nil {
 		return false
 	}
-	return meta.Sequence.Stream == info.AckFloor.Stream+1
+	// A filtered consumer (a fan-out partition) sees stream sequences
+	// with gaps, so the stream sequence alone says little: its own
+	// delivery sequence tells that nothing was delivered and left
+	// unacknowledged in between. The stream sequence still recognises
+	// the first message after the floor coming again (a redelivery takes
+	// a new delivery sequence).
+	return meta.Sequence.Consumer == info.AckFloor.Consumer+1 || meta.Sequence.Stream == info.AckFloor.Stream+1
 }
 
 // pinned reports whether the server still has this worker's pin.

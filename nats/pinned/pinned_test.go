@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -366,4 +367,69 @@ func TestTakeOverFromAKilledWorker(t *testing.T) {
 	}
 	// The message whose ack was cut off may come twice; nothing else.
 	inOrder(t, b, b[0], 300)
+}
+
+// warnings is a slog handler that keeps the messages of WARN and above.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	w.msgs = append(w.msgs, r.Message)
+	w.mu.Unlock()
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+// TestCleanHandOverOnAFilteredConsumer: the fan-out's consumers are
+// filtered on one partition, so the stream sequences they see have gaps
+// (other partitions' messages). A worker that takes the pin after a
+// clean hand-over must see that nothing is outstanding and go on, not
+// warn that its predecessor died and rewind (it did on every pin take
+// when continuity was judged by the stream sequence).
+func TestCleanHandOverOnAFilteredConsumer(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"t.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, FilterSubject: "t.0",
+		PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{group}, PinnedTTL: 5 * time.Second,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l := newJournal()
+	var warnA, warnB warnings
+	stopA := workerWith(js, pinned.Config{InOrder: true, Logger: slog.New(&warnA)}, l.handler("a"))
+	publish(t, js, 0, 100) // 50 on t.0, between 50 on t.1
+	l.waitTotal(t, 50, 10*time.Second)
+	stopB := workerWith(js, pinned.Config{InOrder: true, Logger: slog.New(&warnB)}, l.handler("b"))
+	defer stopB()
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, 100, 200)
+	l.waitTotal(t, 100, 10*time.Second)
+	time.Sleep(200 * time.Millisecond) // room for a duplicate to show
+	got := l.snapshot()
+	if len(got["b"]) == 0 {
+		t.Fatalf("the standby handled nothing after the hand-over: %v", got)
+	}
+	var evens []int
+	for _, n := range append(got["a"], got["b"]...) {
+		evens = append(evens, n/2)
+	}
+	inOrder(t, evens, 0, 100)
+	warnB.mu.Lock()
+	defer warnB.mu.Unlock()
+	if len(warnB.msgs) != 0 {
+		t.Errorf("after a clean hand-over the new worker warned: %q", warnB.msgs)
+	}
 }
