@@ -73,6 +73,10 @@ type Fanout struct {
 	cache cache
 	prevs *prevs // of the consume loop, which is serial
 	buf   []byte // frame buffer of the consume loop
+	// stopping closes when the consume loop is told to stop: a delivery
+	// to thousands of subjects gives up between publishes (see
+	// deliverFrom) instead of holding up the process's shutdown.
+	stopping <-chan struct{}
 }
 
 // New returns a Fanout; Run starts it. msgs is read for conversation
@@ -189,6 +193,10 @@ func (f *Fanout) deliver(subjects []string, frame []byte, origin string) error {
 	return f.deliverFrom(subjects, frame, origin, "")
 }
 
+// stopCheckMask: deliverFrom looks whether its worker is stopping once
+// every 1,024 publishes.
+const stopCheckMask = 1<<10 - 1
+
 // deliverFrom is deliver where only originSubj carries the origin header,
 // or every subject when originSubj is "". A header is encoded per publish,
 // so the members who cannot hold the origin session get none.
@@ -197,7 +205,14 @@ func (f *Fanout) deliverFrom(subjects []string, frame []byte, origin, originSubj
 	if origin != "" {
 		withOrigin = &nats.Msg{Header: nats.Header{schema.HeaderOrigin: []string{origin}}, Data: frame}
 	}
-	for _, s := range subjects {
+	for i, s := range subjects {
+		if i&stopCheckMask == stopCheckMask {
+			select {
+			case <-f.stopping:
+				return fmt.Errorf("%w after %d of %d subjects", ErrStopping, i, len(subjects))
+			default:
+			}
+		}
 		var err error
 		if withOrigin != nil && (originSubj == "" || s == originSubj) {
 			// PublishMsg copies what it needs; the Msg is reused.

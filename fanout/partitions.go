@@ -58,7 +58,9 @@ func (f *Fanout) runUnpartitioned(ctx context.Context) (schema.Layout, error) {
 		if stop == nil && err == nil {
 			wctx, cancel := context.WithCancel(ctx)
 			stop, done = cancel, make(chan error, 1)
-			go func() { done <- pinned.Run(wctx, f.js, f.pinnedConfig(schema.ConsumerFanout), f.handle) }()
+			legacy := *f
+			legacy.stopping = wctx.Done()
+			go func() { done <- pinned.Run(wctx, f.js, f.pinnedConfig(schema.ConsumerFanout), legacy.handle) }()
 		}
 		select {
 		case <-ctx.Done():
@@ -217,6 +219,7 @@ func (f *Fanout) startPartition(ctx context.Context, p int) *partWorker {
 	w.prevs = newPrevs(f.last, f.cfg.CacheSize)
 	w.buf = nil
 	wctx, stop := context.WithCancel(ctx)
+	w.stopping = wctx.Done()
 	pw := &partWorker{stop: stop, done: make(chan struct{})}
 	consumer := schema.ConsumerFanoutPartition(p)
 	go func() {

@@ -221,11 +221,14 @@ func (w *worker) handle(ctx, hctx context.Context, msg jetstream.Msg) bool {
 			}
 			return true
 		}
+		if ctx.Err() != nil {
+			// Stopping: the message goes to the next worker (a handler
+			// may give up for that very reason), no warning.
+			w.cfg.Logger.Debug("pinned handler failed while stopping", "consumer", w.cfg.Consumer, "err", err)
+			return false
+		}
 		if attempt == 1 || attempt%20 == 0 {
 			w.cfg.Logger.Warn("pinned handler failed, retrying the same message", "consumer", w.cfg.Consumer, "attempt", attempt, "err", err)
-		}
-		if ctx.Err() != nil {
-			return false
 		}
 		if !w.pause(ctx, backoff) {
 			w.lost = true
