@@ -305,8 +305,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.once.Do(func() {
 		a.ready.Store(false)
 		var errs []error
+		start, phase := time.Now(), time.Now()
+		took := func(what string) {
+			a.log.Debug("shutdown step done", "step", what, "took", time.Since(phase), "total", time.Since(start))
+			phase = time.Now()
+		}
 		if a.gateway != nil {
 			errs = append(errs, a.gateway.Shutdown(ctx))
+			took("gateway")
 		}
 		if a.http != nil {
 			errs = append(errs, a.http.Shutdown(ctx))
@@ -316,17 +322,22 @@ func (a *App) Shutdown(ctx context.Context) error {
 		errs = append(errs, a.shutdownMetrics(ctx))
 		a.cancel()
 		a.wg.Wait()
+		took("parts stopped")
 		for i := len(a.parts) - 1; i >= 0; i-- {
 			if c := a.parts[i].close; c != nil {
 				errs = append(errs, c())
 			}
 		}
+		took("parts closed")
 		a.closeConns(ctx)
+		took("NATS connections drained")
 		if a.closeStore != nil {
 			errs = append(errs, a.closeStore())
+			took("store closed")
 		}
 		if a.nats != nil {
 			errs = append(errs, a.nats.Shutdown(ctx))
+			took("embedded NATS server")
 		}
 		a.shutErr = errors.Join(errs...)
 	})

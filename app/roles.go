@@ -74,5 +74,6 @@ func (a *App) runPart(ctx context.Context, p *part) {
 		if err := p.run(ctx); err != nil {
 			a.log.Error(p.name+" stopped", "err", err)
 		}
+		a.log.Debug("part stopped", "part", p.name)
 	}()
 }
