@@ -17,6 +17,7 @@ var layers = map[string][]string{
 	"protocol":       {},
 	"nats/schema":    {},
 	"metrics":        {},
+	"tracing":        {},
 	"web":            {},
 	"auth":           {"protocol"},
 	"client":         {"protocol"},
@@ -26,18 +27,18 @@ var layers = map[string][]string{
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
 	"conversation":             {"protocol", "nats/schema"},
-	"history":                  {"protocol", "nats/schema"},
+	"history":                  {"protocol", "nats/schema", "tracing"},
 	"history/localstore":       {"history", "protocol"},
 	"history/scyllastore":      {"history", "protocol"},
 	"presence":                 {"conversation", "protocol", "nats/schema"},
-	"fanout":                   {"conversation", "protocol", "nats/schema", "nats/pinned"},
+	"fanout":                   {"conversation", "protocol", "nats/schema", "nats/pinned", "tracing"},
 	"pushnotify":               {"conversation", "presence", "protocol", "nats/schema", "nats/pinned"},
 	"pushnotify/internal/wire": {"pushnotify"},
 	"pushnotify/apns":          {"pushnotify", "pushnotify/internal/wire"},
 	"pushnotify/fcm":           {"pushnotify", "pushnotify/internal/wire"},
 	"pushnotify/webpush":       {"pushnotify", "pushnotify/internal/wire"},
 	// The gateway declares what it needs and is handed the implementations.
-	"gateway": {"protocol", "nats/schema", "auth"},
+	"gateway": {"protocol", "nats/schema", "auth", "tracing"},
 	// Wiring.
 	"app":              {"*"},
 	"cmd/natter":       {"*"},

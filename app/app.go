@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/conversation"
@@ -88,6 +89,8 @@ type Config struct {
 	History HistoryConfig
 	// Push configures the push providers and dispatcher.
 	Push PushConfig
+	// Tracing turns OpenTelemetry tracing on; off by default.
+	Tracing TracingConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
 	// Web serves the chat web app (package web) at "/".
@@ -141,6 +144,8 @@ type App struct {
 	store      history.Store                 // the history store, if this process holds one
 	closeStore func() error                  // nil when the caller owns the store
 	obs        *observer
+	tp         trace.TracerProvider        // nil: tracing is off
+	closeTP    func(context.Context) error // nil when the caller owns tp
 	gateway    *gateway.Server
 	push       *pushnotify.Dispatcher
 	parts      []*part // started parts, in start order
@@ -176,6 +181,9 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 	// until the roles run.
 	if a.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return a, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	if a.tp, a.closeTP, err = cfg.Tracing.tracerProvider(ctx, cfg.Roles); err != nil {
+		return a, err
 	}
 	if err := a.startNATS(ctx); err != nil {
 		return a, err
@@ -338,6 +346,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.nats != nil {
 			errs = append(errs, a.nats.Shutdown(ctx))
 			took("embedded NATS server")
+		}
+		if a.closeTP != nil {
+			// Last: flushes the spans of everything that stopped.
+			errs = append(errs, a.closeTP(ctx))
 		}
 		a.shutErr = errors.Join(errs...)
 	})

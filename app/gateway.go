@@ -104,6 +104,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 		MemberViews: gatewayConsent{convs},
 		Blocks:      gatewayBlocks{convs},
 		Metrics:     a.gatewayMetrics(),
+		Tracer:      tracer(a.tp, "gateway"),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -130,6 +131,9 @@ func (a *App) startFanout(ctx context.Context, _ *http.ServeMux) (*part, error) 
 	}
 	if cfg.Delay == nil {
 		cfg.Delay = metrics.NewFanoutDelay(a.obs.reg)
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = tracer(a.tp, "fanout")
 	}
 	return &part{name: "fan-out", run: fanout.New(cfg, nc, js, convs, msgs).Run}, nil
 }

@@ -78,7 +78,7 @@ func (a *App) startHistory(ctx context.Context, _ *http.ServeMux) (*part, error)
 	if err != nil {
 		return nil, err
 	}
-	wcfg := history.WriterConfig{Logger: a.log}
+	wcfg := history.WriterConfig{Logger: a.log, Tracer: tracer(a.tp, "history")}
 	if h := a.cfg.History; h.Store == nil && h.CQL == nil {
 		// An embedded store: one writer per cluster, or two processes
 		// would each hold half of the history.

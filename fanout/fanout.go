@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natter-chat/natter/conversation"
 	"github.com/natter-chat/natter/nats/pinned"
@@ -43,6 +44,10 @@ type Config struct {
 	// waited from its store in CHAT to its deliveries' publish: the
 	// fan-out's share of send→deliver (a prometheus.Histogram fits).
 	Delay interface{ Observe(float64) }
+	// Tracer, optional, records a span per stored message handled and one
+	// per message's deliveries, which carry its context to the gateways
+	// (tracing.go); nil, the default, records nothing.
+	Tracer trace.Tracer
 }
 
 func (c Config) withDefaults() Config {
@@ -125,6 +130,14 @@ func (f *Fanout) pinnedConfig(consumer string) pinned.Config {
 // error leaves it unacknowledged: the runner tries it again before any
 // later one, so a membership change is never passed over.
 func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
+	if f.cfg.Tracer != nil {
+		return f.handleTraced(ctx, msg)
+	}
+	return f.handleMsg(ctx, msg)
+}
+
+// handleMsg is handle, traced or not.
+func (f *Fanout) handleMsg(ctx context.Context, msg jetstream.Msg) error {
 	meta, err := msg.Metadata()
 	if err != nil {
 		f.cfg.Logger.Warn("fanout got a message without metadata", "err", err)
@@ -178,7 +191,13 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	origin := msg.Headers().Get(schema.HeaderOrigin)
 	// The origin session is one of the sender's: only the sender's own
 	// subject needs to carry it.
-	if err := f.deliverFrom(mem.msgSubj, f.buf, origin, schema.User(env.Sender, schema.EventMessage)); err != nil {
+	originSubj := schema.User(env.Sender, schema.EventMessage)
+	if f.cfg.Tracer != nil {
+		err = f.deliverTraced(ctx, mem.msgSubj, f.buf, origin, originSubj)
+	} else {
+		err = f.deliverFrom(mem.msgSubj, f.buf, origin, originSubj)
+	}
+	if err != nil {
 		return err
 	}
 	if f.cfg.Delay != nil {

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
+	"github.com/natter-chat/natter/tracing"
 )
 
 const (
@@ -261,18 +263,28 @@ func (h *hub) push(uid string, m *nats.Msg) {
 		return
 	}
 	var origin string
+	var span trace.Span
 	if m.Header != nil {
 		origin = m.Header.Get(schema.HeaderOrigin)
+		if h.srv.tracer != nil {
+			span = h.startPush(m)
+		}
 	}
 	q := queued{data: m.Data}
 	if len(sessions) > 1 && len(m.Data) >= deflateThreshold {
 		// Compressed at most once for all of them.
 		q.shared = new(sharedFrame)
 	}
+	pushed := 0
 	for _, s := range sessions {
 		if s.id != origin {
 			s.pushFrame(q)
+			pushed++
 		}
+	}
+	if span != nil {
+		span.SetAttributes(tracing.KeySockets.Int(pushed))
+		span.End()
 	}
 }
 

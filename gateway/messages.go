@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -17,6 +18,14 @@ import (
 // send stores a message in the CHAT stream and acknowledges it with its
 // seq once JetStream has it. The fan-out delivers it to the members.
 func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if sess.srv.tracer != nil {
+		return sess.sendTraced(ctx, req)
+	}
+	return sess.sendMessage(ctx, req)
+}
+
+// sendMessage is send, traced or not.
+func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
 	}
@@ -71,7 +80,16 @@ func (sess *session) send(ctx context.Context, req *protocol.Request) (any, *pro
 		},
 		Data: data,
 	}
-	ack, perr := sess.publishAsMember(ctx, msg, req.Conv, view)
+	pctx, pub := ctx, trace.Span(nil)
+	if sess.srv.tracer != nil {
+		// The stored message carries the trace context: bytes per
+		// message, so only when tracing is on.
+		pctx, pub = sess.startPublish(ctx, msg)
+	}
+	ack, perr := sess.publishAsMember(pctx, msg, req.Conv, view)
+	if pub != nil {
+		endPublish(pub, ack, perr)
+	}
 	if perr != nil {
 		return nil, perr
 	}

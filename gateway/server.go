@@ -18,6 +18,7 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/protocol"
@@ -196,6 +197,9 @@ type Deps struct {
 	// Its reads must be sound (conversation.Store.MemberView) and every
 	// change of membership must store its event before it is answered.
 	MemberViews MemberViews
+	// Tracer, optional, records sends and pushes (tracing.go); nil, the
+	// default, records nothing and stores no trace header.
+	Tracer trace.Tracer
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -212,6 +216,7 @@ type Server struct {
 	consent  Consent
 	blocks   Blocks
 	metrics  Metrics
+	tracer   trace.Tracer // nil: tracing is off
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
@@ -247,6 +252,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, metrics: d.Metrics,
+		tracer:   d.Tracer,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

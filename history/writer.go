@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
+	"github.com/natter-chat/natter/tracing"
 )
 
 // WriterConfig tunes the history writer.
@@ -34,6 +37,10 @@ type WriterConfig struct {
 	// LeaseTTL is how long the lease outlives a writer that died without
 	// releasing it; default 15s.
 	LeaseTTL time.Duration
+	// Tracer, optional, records a span per batch appended, linked to the
+	// trace context each message stored; nil, the default, records
+	// nothing.
+	Tracer trace.Tracer
 }
 
 // Writer copies the CHAT stream into a Store: the system of record. It
@@ -148,7 +155,7 @@ func (w *Writer) write(ctx context.Context) error {
 		if len(got) == 0 {
 			continue
 		}
-		if err := w.append(ctx, msgs, got); errors.Is(err, ErrConflict) {
+		if err := w.appendBatch(ctx, msgs, got); errors.Is(err, ErrConflict) {
 			return err
 		} else if err != nil {
 			return nil // ctx ended before the store had the batch
@@ -163,6 +170,33 @@ func (w *Writer) write(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// appendBatch is append, inside a SpanAppend span when tracing is on: a
+// trace of its own, linked to the context each message of the batch
+// stored (the gateway's SpanPublish), since one batch holds the messages
+// of many traces.
+func (w *Writer) appendBatch(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) error {
+	if w.cfg.Tracer == nil || len(msgs) == 0 {
+		return w.append(ctx, msgs, got)
+	}
+	var links []trace.Link
+	for _, m := range got {
+		if sc := tracing.Remote(m.Headers()); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx, span := w.cfg.Tracer.Start(ctx, tracing.SpanAppend, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithNewRoot(), trace.WithLinks(links...),
+		trace.WithAttributes(tracing.NATS, tracing.KeyOperation.String("process"),
+			tracing.KeyDestination.String(schema.StreamChat), tracing.KeyBatchCount.Int(len(msgs))))
+	defer span.End()
+	err := w.append(ctx, msgs, got)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "not appended")
+	}
+	return err
 }
 
 // append retries until the store has msgs or ctx ends, telling the server

@@ -89,6 +89,8 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	// cost on a gateway alone is not measured yet (docs/benchmarks.md,
 	// "issue 19: memory per idle connection").
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target percent (as GOGC) of a process with the gateway role: below 100 trades some GC CPU for less memory per idle connection (50: about 9.1 KiB per idle connection on a natter gateway instead of 10.3); 0 keeps the runtime's; the GOGC environment variable wins")
+	otlpEndpoint := fs.String("otlp-endpoint", "", "OpenTelemetry collector to export traces to over OTLP/HTTP (http://collector:4318); tracing is off without it or the OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER environment")
+	traceSample := fs.Float64("trace-sample", 1, "share of traces recorded when tracing is on (0 to 1), where no parent span decided: a sampled parent is always followed")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
@@ -144,6 +146,9 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	}
 	cfg.Gateway.ClientIPHeader = *clientIPHeader
 	cfg.GCPercent = gcPercentFor(cfg.Roles, *gcPercent, os.Getenv("GOGC"))
+	if cfg.Tracing, err = tracingConfig(*otlpEndpoint, *traceSample, os.Getenv); err != nil {
+		return cfg, err
+	}
 	if gatewayOnly {
 		if *natsURL == "" {
 			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
@@ -223,6 +228,9 @@ func serve(args []string, stderr io.Writer, name string) error {
 	cfg, err := serveConfig(args, stderr, name)
 	if err != nil {
 		return err
+	}
+	if cfg.Tracing.Export {
+		logTraceErrors(cfg.Logger)
 	}
 	ctx, stop := signalContext()
 	defer stop()
