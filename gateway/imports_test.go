@@ -9,7 +9,8 @@ import (
 
 // TestImports keeps the gateway behind the interfaces it declares: of
 // Natter's own packages it may import only the wire types, the NATS
-// schema, token checking and the trace headers. The parts behind it are adapted in app.
+// schema, token checking and the trace headers. The parts behind it are
+// adapted in app.
 func TestImports(t *testing.T) {
 	const module = "github.com/natter-chat/natter/"
 	allowed := []string{module + "protocol", module + "nats/schema", module + "auth", module + "tracing"}
