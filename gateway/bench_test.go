@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/lxzan/gws"
 	"github.com/nats-io/nats.go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
+	"github.com/natter-chat/natter/tracing"
 )
 
 // BenchmarkDecodeRequest is the decode every client frame goes through.
@@ -119,13 +122,16 @@ func benchSockets(b *testing.B, n int, tcp bool, received *atomic.Int64) []*gws.
 // session.push queues the shared frame on each socket, which gws writes.
 // One op is one message to all sockets (burst messages with burst > 1, all
 // delivered before the first is waited for, as a busy fan-out does), waited
-// for until every client has read it.
+// for until every client has read it. "traced" is the same with tracing on:
+// each push carries a traceparent and gets a recorded span (the SDK with
+// no exporter, so the cost is the gateway's, not an export's).
 func BenchmarkDeliver(b *testing.B) {
 	for _, tc := range []struct {
 		sockets int
 		tcp     bool
 		burst   int
-	}{{10_000, false, 1}, {4_000, false, 1}, {4_000, true, 1}, {4_000, true, 8}} {
+		traced  bool
+	}{{10_000, false, 1, false}, {4_000, false, 1, false}, {4_000, false, 1, true}, {4_000, true, 1, false}, {4_000, true, 8, false}} {
 		name := fmt.Sprintf("sockets=%d/pipe", tc.sockets)
 		if tc.tcp {
 			name = fmt.Sprintf("sockets=%d/tcp", tc.sockets)
@@ -133,10 +139,22 @@ func BenchmarkDeliver(b *testing.B) {
 		if tc.burst > 1 {
 			name += fmt.Sprintf("/burst=%d", tc.burst)
 		}
+		if tc.traced {
+			name += "/traced"
+		}
 		b.Run(name, func(b *testing.B) {
 			var received atomic.Int64
 			conns := benchSockets(b, tc.sockets, tc.tcp, &received)
 			srv := &Server{cfg: Config{}.withDefaults()}
+			header := nats.Header{schema.HeaderOrigin: []string{"another-session"}}
+			if tc.traced {
+				tp := sdktrace.NewTracerProvider()
+				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+				srv.tracer = tp.Tracer("bench")
+				ctx, span := tp.Tracer("fanout").Start(context.Background(), "deliver")
+				tracing.Inject(ctx, header)
+				span.End()
+			}
 			h := &hub{srv: srv, users: make(map[string]*userEntry)}
 			msgs := make([]*nats.Msg, len(conns))
 			frame := []byte(`{"type":"message","conv":"g_AbCdEfGhIjKlMnOpQrStUv","seq":123456789,"sender":"alice-0123456789","client_id":"5f0c8a6e-3b1d-4c55-9a51-2b7d1f0e9c11","ts":"2026-11-27T01:39:17.753960963Z","body":{"text":"the quick brown fox jumps over the lazy dog"}}`)
@@ -144,8 +162,7 @@ func BenchmarkDeliver(b *testing.B) {
 				uid := fmt.Sprintf("user-%d", i)
 				s := &session{srv: srv, conn: c, id: fmt.Sprintf("s%d", i), user: uid}
 				h.users[uid] = &userEntry{uid: uid, sessions: []*session{s}}
-				msgs[i] = &nats.Msg{Subject: schema.User(uid, schema.EventMessage), Data: frame,
-					Header: nats.Header{schema.HeaderOrigin: []string{"another-session"}}}
+				msgs[i] = &nats.Msg{Subject: schema.User(uid, schema.EventMessage), Data: frame, Header: header}
 			}
 			b.ReportAllocs()
 			start, cpu0 := time.Now(), cpuTime()

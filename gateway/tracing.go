@@ -65,8 +65,20 @@ func (h *hub) startPush(m *nats.Msg) trace.Span {
 		return nil
 	}
 	_, event := schema.SplitUser(m.Subject)
-	_, span := h.srv.tracer.Start(parent, tracing.SpanPush, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(tracing.NATS, tracing.KeyOperation.String("process"),
-			tracing.KeyDestinationTemplate.String(schema.UserEvent(event))))
+	opts := messagePushOpts
+	if event != schema.EventMessage {
+		opts = pushOpts(event)
+	}
+	_, span := h.srv.tracer.Start(parent, tracing.SpanPush, opts...)
 	return span
+}
+
+// messagePushOpts are the start options of a message's SpanPush, the one
+// per member and message: built once.
+var messagePushOpts = pushOpts(schema.EventMessage)
+
+func pushOpts(event string) []trace.SpanStartOption {
+	return []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.NATS, tracing.KeyOperation.String("process"),
+			tracing.KeyDestinationTemplate.String(schema.UserEvent(event)))}
 }
