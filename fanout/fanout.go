@@ -225,12 +225,8 @@ func (f *Fanout) deliverFrom(subjects []string, frame []byte, origin, originSubj
 		withOrigin = &nats.Msg{Header: nats.Header{schema.HeaderOrigin: []string{origin}}, Data: frame}
 	}
 	for i, s := range subjects {
-		if i&stopCheckMask == stopCheckMask {
-			select {
-			case <-f.stopping:
-				return fmt.Errorf("%w after %d of %d subjects", ErrStopping, i, len(subjects))
-			default:
-			}
+		if err := f.stopped(i, len(subjects)); err != nil {
+			return err
 		}
 		var err error
 		if withOrigin != nil && (originSubj == "" || s == originSubj) {
@@ -245,6 +241,20 @@ func (f *Fanout) deliverFrom(subjects []string, frame []byte, origin, originSubj
 		}
 	}
 	return nil
+}
+
+// stopped returns ErrStopping, wrapped, once the worker is told to stop,
+// looking every 1,024 publishes: i of n subjects are done.
+func (f *Fanout) stopped(i, n int) error {
+	if i&stopCheckMask != stopCheckMask {
+		return nil
+	}
+	select {
+	case <-f.stopping:
+		return fmt.Errorf("%w after %d of %d subjects", ErrStopping, i, n)
+	default:
+		return nil
+	}
 }
 
 func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) error {

@@ -56,7 +56,11 @@ func (f *Fanout) deliverTraced(ctx context.Context, subjects []string, frame []b
 		tracing.Inject(ctx, withOrigin)
 	}
 	m := &nats.Msg{Data: frame}
-	for _, s := range subjects {
+	for i, s := range subjects {
+		if err := f.stopped(i, len(subjects)); err != nil {
+			span.SetStatus(codes.Error, "stopping")
+			return err
+		}
 		// PublishMsg copies what it needs; the Msg is reused.
 		m.Subject, m.Header = s, traced
 		if s == originSubj {
