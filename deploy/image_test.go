@@ -357,6 +357,7 @@ func TestDockerfile(t *testing.T) {
 	if _, err := strconv.Atoi(gid); gid != "" && err != nil {
 		t.Errorf("runtime USER %q: group is not numeric", user)
 	}
+	checkPodUsers(t, uid, gid)
 	if installed != "/usr/local/bin/natter" {
 		t.Errorf("the binary is installed at %q, want /usr/local/bin/natter (on the PATH; the systemd units use it too)", installed)
 	}
@@ -433,4 +434,35 @@ func manifestPorts(t *testing.T) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// checkPodUsers: every Kubernetes pod that runs the image runs as its
+// user, with runAsNonRoot, and with its group as fsGroup, so the data
+// volume is writable.
+func checkPodUsers(t *testing.T, uid, gid string) {
+	t.Helper()
+	files, _ := filepath.Glob("kubernetes/*.yaml")
+	pods := 0
+	for _, file := range files {
+		for _, doc := range decodeAll(t, file) {
+			walk(doc, func(m map[string]any) {
+				cs, ok := m["containers"].([]any)
+				if !ok || !slices.ContainsFunc(cs, func(c any) bool {
+					cm, _ := c.(map[string]any)
+					img, _ := cm["image"].(string)
+					return strings.Contains(img, "natter:")
+				}) {
+					return
+				}
+				pods++
+				sc, _ := m["securityContext"].(map[string]any)
+				if sc["runAsNonRoot"] != true || toString(sc["runAsUser"]) != uid || (gid != "" && toString(sc["fsGroup"]) != gid) {
+					t.Errorf("%s: a pod runs natter with securityContext %v, want runAsNonRoot, runAsUser %s and fsGroup %s (the Dockerfile's USER)", file, sc, uid, gid)
+				}
+			})
+		}
+	}
+	if pods < 6 {
+		t.Errorf("found %d pods running natter, want ≥ 6", pods)
+	}
 }
