@@ -41,7 +41,7 @@ func (u *Unsent) Run(ctx context.Context) error {
 		"consumer", schema.ConsumerPush)
 	return pinned.Run(ctx, u.js, pinned.Config{
 		Stream: schema.StreamChat, Consumer: schema.ConsumerPush, Group: schema.PriorityGroupPush,
-		MaxMessages: 1024, InOrder: true, Logger: u.log,
+		MaxMessages: 1024, Logger: u.log,
 	}, func(ctx context.Context, msg jetstream.Msg) error {
 		if err := msg.Ack(); err != nil {
 			return err
