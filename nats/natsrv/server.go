@@ -86,8 +86,10 @@ type Config struct {
 	// these (duplicates dropped), so a role given any node's file fails
 	// over to the others and can start while that node is down. Empty in
 	// a cluster: the host of each of Routes with this node's Listen port
-	// (every node listening on the same port, as in deploy/); nothing when
-	// that port is random. Ignored without ClusterName.
+	// (every node listening on the same port, as in deploy/), but for a
+	// host that is ServerName or starts with ServerName and a dot (this
+	// node); nothing when that port is random. Ignored without
+	// ClusterName.
 	Servers []string
 	// AuthFile is the credentials file shared by every node of a cluster
 	// (the format of DataDir/nats-auth.json); empty keeps it in DataDir.
@@ -332,7 +334,8 @@ func (s *Server) urlList(user *url.Userinfo) string {
 }
 
 // peerAddrs is Config.Servers, or the routes' hosts with this node's
-// client port, without self (the address clients dial here).
+// client port, without self (the address clients dial here, or a route
+// host named like this server).
 func peerAddrs(cfg Config, opts *server.Options, self string) []string {
 	if cfg.ClusterName == "" {
 		return nil
@@ -340,7 +343,11 @@ func peerAddrs(cfg Config, opts *server.Options, self string) []string {
 	servers := cfg.Servers
 	if len(servers) == 0 && opts.Port > 0 {
 		for _, r := range opts.Routes {
-			servers = append(servers, net.JoinHostPort(r.Hostname(), strconv.Itoa(opts.Port)))
+			// This node's own route, named by its server name (nats1,
+			// natter-nats-0.natter-nats), is already first.
+			if h := r.Hostname(); h != opts.ServerName && !strings.HasPrefix(h, opts.ServerName+".") {
+				servers = append(servers, net.JoinHostPort(h, strconv.Itoa(opts.Port)))
+			}
 		}
 	}
 	var peers []string
