@@ -83,7 +83,9 @@ func TestRoleTable(t *testing.T) {
 		{"gateway", Roles{Gateway: true}, true, []string{"retention", "gateway", "fan-out"}},
 		{"presence", Roles{Presence: true}, false, []string{"retention", "presence service"}},
 		{"history", Roles{History: true}, false, []string{"retention", "history writer"}},
-		{"all", AllRoles, true, []string{"retention", "gateway", "fan-out", "presence service", "history writer"}},
+		// No push provider: the consumer is kept acknowledged.
+		{"pushnotify", Roles{Push: true}, false, []string{"retention", "push unsent"}},
+		{"all", AllRoles, true, []string{"retention", "gateway", "fan-out", "presence service", "history writer", "push unsent"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(natstest.CheckGoroutines(t))

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/natter-chat/natter/metrics"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/pushnotify"
 	"github.com/natter-chat/natter/pushnotify/apns"
@@ -35,12 +38,11 @@ func (c PushConfig) Configured() bool {
 }
 
 // startPush runs the push dispatcher on a NATS connection of its own;
-// without a configured provider there is nothing to run.
+// without a configured provider, startUnsent instead.
 func (a *App) startPush(ctx context.Context, _ *http.ServeMux) (*part, error) {
 	pc := a.cfg.Push
 	if !pc.Configured() {
-		a.log.Info("Push notifications are off: no provider is configured.")
-		return nil, nil
+		return a.startUnsent(ctx)
 	}
 	router := pushnotify.Router{}
 	if pc.APNs != nil {
@@ -111,4 +113,20 @@ func (a *App) startPush(ctx context.Context, _ *http.ServeMux) (*part, error) {
 	a.push = d
 	a.obs.reg.MustRegister(pushMetrics(d, slices.Sorted(maps.Keys(router))))
 	return &part{name: "push dispatcher", run: d.Run}, nil
+}
+
+// startUnsent keeps the pushnotify consumer acknowledged while no
+// provider is configured (pushnotify.Unsent), counted by
+// natter_push_unsent_total.
+func (a *App) startUnsent(ctx context.Context) (*part, error) {
+	_, js, err := a.connect(ctx, schema.RolePush, "natter-push")
+	if err != nil {
+		return nil, err
+	}
+	u := pushnotify.NewUnsent(js, a.log)
+	a.obs.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "push_unsent_total",
+		Help: "CHAT messages and membership events the pushnotify consumer acknowledged without notifying anyone: no push provider is configured.",
+	}, func() float64 { return float64(u.Acked()) }))
+	return &part{name: "push unsent", run: u.Run}, nil
 }

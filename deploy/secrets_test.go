@@ -32,7 +32,7 @@ func shippedFiles(t *testing.T) []string {
 			t.Fatal(err)
 		}
 	}
-	return append(files, "../README.md")
+	return append(files, "../README.md", "../Dockerfile")
 }
 
 // TestNoWeakJWTSecretShipped: no shipped file holds a JWT secret the

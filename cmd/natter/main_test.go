@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,6 +171,20 @@ func TestServeAsAProcess(t *testing.T) {
 			t.Fatalf("go tool nats %v: %v\n%s", c.args, err, out)
 		}
 	}
+	// No push provider: `consumer report CHAT` shows pushnotify with
+	// nothing unprocessed once the messages are in (docs/operations.md).
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		out, err := exec.Command("go", "tool", "nats", "--server", natsURL, "consumer", "report", "CHAT").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go tool nats consumer report CHAT: %v\n%s", err, out)
+		}
+		if n := reportColumn(string(out), "pushnotify", "Unprocessed"); n == "0" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("consumer report CHAT: pushnotify has %q unprocessed without a push provider, want 0\n%s", n, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	watch := exec.Command("go", "tool", "nats", "--server", natsURL, "kv", "watch", "PRESENCE")
 	watchOut, _ := watch.StdoutPipe()
 	if err := watch.Start(); err != nil {
@@ -225,6 +240,25 @@ func waitLine(t *testing.T, s *bufio.Scanner, want string) string {
 		return line
 	case <-time.After(60 * time.Second):
 		t.Fatalf("no line with %q in 60 s", want)
+	}
+	return ""
+}
+
+// reportColumn is the cell of column col in the row of consumer in the
+// table `nats consumer report` prints, "" when either is missing.
+func reportColumn(table, consumer, col string) string {
+	idx := -1
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, "│")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if j := slices.Index(cells, col); j >= 0 {
+			idx = j
+		}
+		if idx >= 0 && idx < len(cells) && len(cells) > 1 && cells[1] == consumer {
+			return cells[idx]
+		}
 	}
 	return ""
 }

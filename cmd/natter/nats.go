@@ -34,6 +34,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	cluster := fs.String("cluster-name", "", "cluster name; empty runs one node without routes")
 	clusterListen := fs.String("cluster-listen", "127.0.0.1:6222", "route listen address (with --cluster-name)")
 	routes := fs.String("routes", "", "comma-separated nats-route://host:port URLs of the cluster's nodes (this node's own may be listed)")
+	servers := fs.String("servers", "", "comma-separated host:port of every node's client listener as the roles reach them, listed after this node in the URL files (nats.url, nats-<role>.url) so a role fails over to them (with --cluster-name); default: each --routes host with this node's --listen port")
 	dataDir := fs.String("data", "./data", "data directory: JetStream store, nats.url and nats-sys.url of this node")
 	authFile := fs.String("auth-file", "", "credentials file shared by every node (created with fresh passwords when missing; default <data>/nats-auth.json)")
 	syncMode := fs.String("sync", "interval", `JetStream fsync: "interval" or "always"`)
@@ -82,11 +83,16 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 				cfg.server.Routes = append(cfg.server.Routes, r)
 			}
 		}
+		for _, a := range strings.Split(*servers, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.server.Servers = append(cfg.server.Servers, a)
+			}
+		}
 		if len(cfg.server.Routes) >= 3 {
 			cfg.node.NewReplicas = 3
 		}
-	} else if *routes != "" {
-		return cfg, errors.New("--routes needs --cluster-name")
+	} else if *routes != "" || *servers != "" {
+		return cfg, errors.New("--routes and --servers need --cluster-name")
 	}
 	return cfg, nil
 }

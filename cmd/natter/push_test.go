@@ -3,7 +3,10 @@ package main
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/natter-chat/natter/pushnotify/webpush"
@@ -33,5 +36,31 @@ func TestWebPushAllowHostsFlag(t *testing.T) {
 		if _, err := parse("--webpush-allow-hosts", bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// `natter pushnotify` needs a provider, or --no-provider for a cluster
+// without push notifications (it then keeps the consumer acknowledged);
+// --no-provider with a provider is a contradiction, and serve has no such
+// flag (it keeps the consumer acknowledged by itself).
+func TestNoProviderFlag(t *testing.T) {
+	role := []string{"--nats-url", "nats://127.0.0.1:4222"}
+	if _, err := serveConfig(role, io.Discard, "pushnotify"); err == nil || !strings.Contains(err.Error(), "--no-provider") {
+		t.Fatalf("pushnotify without a provider: %v, want an error naming --no-provider", err)
+	}
+	cfg, err := serveConfig(append(role, "--no-provider"), io.Discard, "pushnotify")
+	if err != nil || !cfg.Roles.Push || cfg.Push.Configured() {
+		t.Fatalf("pushnotify --no-provider: push role %v, configured %v, %v", cfg.Roles.Push, cfg.Push.Configured(), err)
+	}
+	key := filepath.Join(t.TempDir(), "vapid.key")
+	if err := os.WriteFile(key, []byte("AAAA"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withProvider := append(role, "--webpush-vapid-key-file", key, "--webpush-subject", "mailto:ops@example.com", "--no-provider")
+	if _, err := serveConfig(withProvider, io.Discard, "pushnotify"); err == nil || !strings.Contains(err.Error(), "contradicts") {
+		t.Fatalf("--no-provider with a provider: %v, want a contradiction", err)
+	}
+	if _, err := serveConfig([]string{"--data", t.TempDir(), "--dev", "--no-provider"}, io.Discard, "serve"); err == nil {
+		t.Fatal("serve accepted --no-provider")
 	}
 }

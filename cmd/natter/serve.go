@@ -95,6 +95,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
+	noProvider := new(bool)
+	if name == "pushnotify" {
+		noProvider = fs.Bool("no-provider", false, "run without a push provider: acknowledge the pushnotify consumer's messages unsent, for a cluster without push notifications (natter serve does this by itself); every pushnotify process of a cluster needs the same providers")
+	}
 	if err := fs.Parse(args); err != nil {
 		return app.Config{}, err
 	}
@@ -115,8 +119,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if cfg.Push, err = pushConfig(); err != nil {
 		return cfg, err
 	}
-	if name == "pushnotify" && !cfg.Push.Configured() {
-		return cfg, errors.New("pushnotify needs a provider: --apns-key-file, --fcm-credentials or --webpush-vapid-key-file")
+	switch {
+	case name == "pushnotify" && !cfg.Push.Configured() && !*noProvider:
+		return cfg, errors.New("pushnotify needs a provider: --apns-key-file, --fcm-credentials or --webpush-vapid-key-file (or --no-provider, for a cluster without push notifications)")
+	case *noProvider && cfg.Push.Configured():
+		return cfg, errors.New("--no-provider contradicts the provider flags given")
 	}
 	if cfg.Roles.History {
 		// The embedded history store lives with the history role.

@@ -20,7 +20,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +81,16 @@ type Config struct {
 	// node's own may be included: the server skips it). Without userinfo
 	// they get the route credentials of the shared credentials file.
 	Routes []string
+	// Servers are the host:port of every node's client listener as roles
+	// reach them. The URL files list this node's address first, then
+	// these (duplicates dropped), so a role given any node's file fails
+	// over to the others and can start while that node is down. Empty in
+	// a cluster: the host of each of Routes with this node's Listen port
+	// (every node listening on the same port, as in deploy/), but for a
+	// host that is ServerName or starts with ServerName and a dot (this
+	// node); nothing when that port is random. Ignored without
+	// ClusterName.
+	Servers []string
 	// AuthFile is the credentials file shared by every node of a cluster
 	// (the format of DataDir/nats-auth.json); empty keeps it in DataDir.
 	// Created with fresh passwords when missing: start one node first, or
@@ -96,6 +108,10 @@ type Server struct {
 	tls   bool   // the client port requires TLS
 	// routeAddr is host:port of the route listener, "" without a cluster.
 	routeAddr string
+	// peers are the other nodes' client host:port the URL files list
+	// after host (Config.Servers).
+	peers   []string
+	dataDir string
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once the server has shut down
@@ -146,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ns.SetLoggerV2(bridge, false, false, false)
 	ns.Start()
 
-	s := &Server{ns: ns, log: log, creds: creds, tls: cfg.TLSCert != "", done: make(chan struct{})}
+	s := &Server{ns: ns, log: log, creds: creds, tls: cfg.TLSCert != "", dataDir: cfg.DataDir, done: make(chan struct{})}
 	if err := s.waitReady(ctx, bridge.fatal); err != nil {
 		s.stop()
 		return nil, err
@@ -157,6 +173,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: no TCP listener", ErrNotReady)
 	}
 	s.host = net.JoinHostPort(dialHost(addr.IP), strconv.Itoa(addr.Port))
+	s.peers = peerAddrs(cfg, opts, s.host)
 	if err := s.writeURLs(cfg.DataDir); err != nil {
 		s.stop()
 		return nil, err
@@ -168,7 +185,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	log.Info("embedded NATS server started", "url", RedactURLs(s.ClientURL()), "data_dir", cfg.DataDir,
 		"sync_always", cfg.SyncAlways, "server_name", opts.ServerName, "cluster", cfg.ClusterName,
-		"route_listen", s.routeAddr, "routes", len(opts.Routes))
+		"route_listen", s.routeAddr, "routes", len(opts.Routes), "url_file_peers", s.peers)
 	return s, nil
 }
 
@@ -278,11 +295,15 @@ func (s *Server) waitReady(ctx context.Context, fatal <-chan error) error {
 }
 
 // writeURLs writes nats.url, nats-sys.url and one nats-<role>.url per role
-// user on every start: with a random port the address changes.
+// user on every start (with a random port the address changes): each a
+// comma-separated list, this node first, then the other nodes (peers).
 func (s *Server) writeURLs(dir string) error {
-	files := map[string]string{urlFile: s.OperatorURL(), sysURLFile: s.SystemURL()}
+	files := map[string]string{
+		urlFile:    s.urlList(url.UserPassword(userOperator, s.creds.Operator)),
+		sysURLFile: s.urlList(url.UserPassword(userSys, s.creds.Sys)),
+	}
 	for _, role := range Roles {
-		files[RoleURLFile(role)] = s.RoleURL(role)
+		files[RoleURLFile(role)] = s.urlList(url.UserPassword(role, s.creds.Roles[role]))
 	}
 	for name, u := range files {
 		if err := writeFileAtomic(filepath.Join(dir, name), []byte(u+"\n")); err != nil {
@@ -292,13 +313,54 @@ func (s *Server) writeURLs(dir string) error {
 	return nil
 }
 
-func (s *Server) url(user *url.Userinfo) string {
+func (s *Server) url(user *url.Userinfo) string { return s.urlOf(user, s.host) }
+
+func (s *Server) urlOf(user *url.Userinfo, host string) string {
 	scheme := "nats"
 	if s.tls {
 		scheme = "tls"
 	}
-	return (&url.URL{Scheme: scheme, User: user, Host: s.host}).String()
+	return (&url.URL{Scheme: scheme, User: user, Host: host}).String()
 }
+
+// urlList is the URL of this node and of every peer, comma-separated:
+// the form nats.Connect and --nats-url take.
+func (s *Server) urlList(user *url.Userinfo) string {
+	urls := []string{s.url(user)}
+	for _, p := range s.peers {
+		urls = append(urls, s.urlOf(user, p))
+	}
+	return strings.Join(urls, ",")
+}
+
+// peerAddrs is Config.Servers, or the routes' hosts with this node's
+// client port, without self (the address clients dial here, or a route
+// host named like this server).
+func peerAddrs(cfg Config, opts *server.Options, self string) []string {
+	if cfg.ClusterName == "" {
+		return nil
+	}
+	servers := cfg.Servers
+	if len(servers) == 0 && opts.Port > 0 {
+		for _, r := range opts.Routes {
+			// This node's own route, named by its server name (nats1,
+			// natter-nats-0.natter-nats), is already first.
+			if h := r.Hostname(); h != opts.ServerName && !strings.HasPrefix(h, opts.ServerName+".") {
+				servers = append(servers, net.JoinHostPort(h, strconv.Itoa(opts.Port)))
+			}
+		}
+	}
+	var peers []string
+	for _, a := range servers {
+		if a = strings.TrimSpace(a); a != "" && a != self && !slices.Contains(peers, a) {
+			peers = append(peers, a)
+		}
+	}
+	return peers
+}
+
+// DataDir is the directory of the JetStream store and the URL files.
+func (s *Server) DataDir() string { return s.dataDir }
 
 // ClientURL returns nats://host:port of the client listener, with the real
 // bound port and no credentials.

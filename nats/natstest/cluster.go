@@ -34,9 +34,13 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	dir := tb.TempDir()
 	routes := make([]string, n)
 	listens := make([]string, n)
+	// Client ports are chosen up front too, so that every node's URL
+	// files list every node (natsrv.Config.Servers).
+	clients := make([]string, n)
 	for i := range n {
 		listens[i] = freePort(tb)
 		routes[i] = "nats-route://" + listens[i]
+		clients[i] = freePort(tb)
 	}
 	c := &Cluster{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -44,7 +48,8 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	for i := range n {
 		// Sequential starts: the first creates the shared credentials file.
 		s, err := natsrv.Start(ctx, natsrv.Config{
-			Listen:        "127.0.0.1:-1",
+			Listen:        clients[i],
+			Servers:       clients,
 			DataDir:       filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
 			ServerName:    fmt.Sprintf("n%d", i+1),
 			ClusterName:   "natstest",
