@@ -293,8 +293,27 @@ func (s *Store) AddOrInvite(ctx context.Context, by Actor, conv string, users []
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	return s.addOrInvite(ctx, by, conv, users, toInvite, false)
+}
+
+// AddAsOperator adds users to the group conv on an operator's behalf
+// (natter admin conv add): no member needs to ask and the users'
+// add_policy is not consulted, the operator decides. Otherwise it is an
+// add like AddMembers, event and repair included; the event has no By.
+func (s *Store) AddAsOperator(ctx context.Context, conv string, users []string) (*Doc, []string, error) {
+	if len(users) == 0 || len(users) > s.cfg.MaxAddBatch {
+		return nil, nil, fmt.Errorf("%w: name 1 to %d users", ErrBadRequest, s.cfg.MaxAddBatch)
+	}
+	d, added, _, err := s.addOrInvite(ctx, Actor{}, conv, users, nil, true)
+	return d, added, err
+}
+
+// addOrInvite is the compare-and-set loop of an add: by must be a member
+// unless operator.
+func (s *Store) addOrInvite(ctx context.Context, by Actor, conv string, users, toInvite []string, operator bool) (*Doc, []string, []string, error) {
+	actor := by.User
 	var added, invited []string
-	d, rev, err := s.change(ctx, conv, actor, func(d *Doc) error {
+	d, rev, err := s.changeAs(ctx, conv, actor, operator, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
 		}
@@ -364,13 +383,24 @@ func (s *Store) repairAdd(ctx context.Context, by Actor, d *Doc, rev uint64, use
 // of a user the document does not list still deletes a key or index entry
 // left behind.
 func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (*Doc, error) {
+	return s.remove(ctx, by, conv, user, false)
+}
+
+// RemoveAsOperator removes user from the group conv on an operator's
+// behalf (natter admin conv remove): the owner's consent is not needed.
+// Otherwise it is a remove like RemoveMember; the event has no By.
+func (s *Store) RemoveAsOperator(ctx context.Context, conv, user string) (*Doc, error) {
+	return s.remove(ctx, Actor{}, conv, user, true)
+}
+
+func (s *Store) remove(ctx context.Context, by Actor, conv, user string, operator bool) (*Doc, error) {
 	actor := by.User
 	keyGone := false // the key may be deleted while the document lists user
-	d, rev, err := s.change(ctx, conv, actor, func(d *Doc) error {
+	d, rev, err := s.changeAs(ctx, conv, actor, operator, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
 		}
-		if user != actor && d.Owner != actor {
+		if !operator && user != actor && d.Owner != actor {
 			return fmt.Errorf("%w: only the owner may remove others", ErrForbidden)
 		}
 		i := slices.Index(d.Members, user)
@@ -473,6 +503,15 @@ func (s *Store) change(ctx context.Context, conv, actor string, fn func(*Doc) er
 		}
 		return fn(d)
 	})
+}
+
+// changeAs is change, or for an operator update: an operator need not
+// be a member.
+func (s *Store) changeAs(ctx context.Context, conv, actor string, operator bool, fn func(*Doc) error) (*Doc, uint64, error) {
+	if operator {
+		return s.update(ctx, conv, fn)
+	}
+	return s.change(ctx, conv, actor, fn)
 }
 
 // parallelWrites bounds the KV writes one membership change has in flight:

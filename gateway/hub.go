@@ -239,6 +239,10 @@ func (h *hub) dispatch(d *dispatcher) {
 // their own queue, and are dropped when it is full: they are ephemeral.
 func (h *hub) deliver(m *nats.Msg) {
 	uid, event := schema.SplitUser(m.Subject)
+	if event == schema.EventKick {
+		h.closeUser(uid)
+		return
+	}
 	if event == schema.EventTyping || event == schema.EventRead {
 		select {
 		case h.notices <- m:
@@ -248,6 +252,27 @@ func (h *hub) deliver(m *nats.Msg) {
 		return
 	}
 	h.push(uid, m)
+}
+
+// kickReason is the close reason of a connection an operator closed.
+const kickReason = "closed by an operator"
+
+// closeUser closes every connection of uid on this gateway with
+// protocol.CloseKicked: an operator asked for it (natter admin user kick)
+// on schema.UserKick, which only the operator's NATS user may publish.
+func (h *hub) closeUser(uid string) {
+	h.mu.RLock()
+	var sessions []*session
+	if e := h.users[uid]; e != nil {
+		sessions = e.sessions
+	}
+	h.mu.RUnlock()
+	for _, s := range sessions {
+		s.closeWith(protocol.CloseKicked, kickReason)
+	}
+	if len(sessions) > 0 {
+		h.srv.cfg.Logger.Info("an operator closed a user's connections", "user", uid, "connections", len(sessions))
+	}
 }
 
 // push writes m's frame to uid's connections but the one that caused it.

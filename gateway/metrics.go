@@ -63,7 +63,7 @@ type Metrics struct {
 	// queue was full.
 	NoticesDropped Counter
 	// Closes counts the connections the gateway closed, by close code:
-	// those it closes itself (4001, 4003, 4008, 1008, 1011, 1001 at
+	// those it closes itself (4001, 4003, 4008, 4009, 1008, 1011, 1001 at
 	// shutdown) and those the WebSocket library closes for it (1009 for
 	// a frame over MaxFrameBytes, 1002 for a protocol error).
 	Closes CodeCounter

@@ -25,6 +25,9 @@ const (
 	// CloseSlowOrAbusive ends a connection that does not read its pushes or
 	// floods far past its rate limit.
 	CloseSlowOrAbusive = 4008
+	// CloseKicked ends every connection of a user an operator closed
+	// (natter admin user kick).
+	CloseKicked = 4009
 )
 
 // Error is an error answer. It is both the frame sent to clients and a Go

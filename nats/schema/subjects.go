@@ -45,6 +45,12 @@ const (
 	EventTyping       = "typing"
 	EventRead         = "read"
 	EventPresence     = "presence"
+	// EventKick asks every gateway to close all of the user's connections
+	// (natter admin user kick). It has one token more than the events
+	// above, so UserEventWildcard, which the gateway and presence roles
+	// publish to, does not match it: only the operator user publishes it,
+	// while the gateway's subscription to UserAll(uid) receives it.
+	EventKick = "admin.kick"
 )
 
 // Msg is the subject of conv's messages in the CHAT stream.
@@ -55,6 +61,10 @@ func Member(conv string) string { return memberPrefix + conv }
 
 // User is the subject of one event addressed to user uid.
 func User(uid, event string) string { return userPrefix + uid + "." + event }
+
+// UserKick is the subject that closes every connection of uid on every
+// gateway (EventKick).
+func UserKick(uid string) string { return User(uid, EventKick) }
 
 // UserAll matches every event addressed to user uid.
 func UserAll(uid string) string { return userPrefix + uid + ".>" }

@@ -5,7 +5,7 @@ import "testing"
 // The builders and their parsers must agree: what SplitUser and
 // ConvFromSubject take apart is what User and the others build.
 func TestSubjectsRoundTrip(t *testing.T) {
-	for _, ev := range []string{EventMessage, EventMember, EventConversation, EventTyping, EventRead, EventPresence} {
+	for _, ev := range []string{EventMessage, EventMember, EventConversation, EventTyping, EventRead, EventPresence, EventKick} {
 		uid, got := SplitUser(User("u_1", ev))
 		if uid != "u_1" || got != ev {
 			t.Errorf("SplitUser(User(u_1, %s)) = %q, %q", ev, uid, got)
