@@ -39,6 +39,9 @@ var layers = map[string][]string{
 	"pushnotify/webpush":       {"pushnotify", "pushnotify/internal/wire"},
 	// The gateway declares what it needs and is handed the implementations.
 	"gateway": {"protocol", "nats/schema", "auth", "tracing"},
+	// The operator's tools read what the domain packages keep, through
+	// them.
+	"admin": {"conversation", "history", "presence", "pushnotify", "protocol", "nats/schema"},
 	// Wiring.
 	"app":              {"*"},
 	"cmd/natter":       {"*"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -270,4 +271,50 @@ func Get(ctx context.Context, kv jetstream.KeyValue, uid string) (State, error) 
 		return s, fmt.Errorf("decode presence of %s: %w", uid, err)
 	}
 	return s, nil
+}
+
+// Connection is one open connection of a user, as its gateway recorded
+// it: what an operator sees (natter admin user show).
+type Connection struct {
+	Gateway string    `json:"gateway"`
+	Session string    `json:"session"`
+	Device  string    `json:"device,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+// Connections lists uid's connection keys in kv, the PRESENCE bucket,
+// by gateway and session. A gateway that died leaves its keys until its
+// lease expires and the presence service purges them.
+func Connections(ctx context.Context, kv jetstream.KeyValue, uid string) ([]Connection, error) {
+	l, err := kv.ListKeysFiltered(ctx, connPrefix+uid+".>")
+	if err != nil {
+		return nil, fmt.Errorf("connections of %s: %w", uid, err)
+	}
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys) // a lister may repeat a key written meanwhile
+	var out []Connection
+	for _, k := range keys {
+		u, gw, ok := parseConnKey(k)
+		if !ok || u != uid {
+			continue
+		}
+		c := Connection{Gateway: gw, Session: k[len(connPrefix+uid+"."+gw+"."):]}
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // closed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: %w", k, err)
+		}
+		var v Conn
+		if json.Unmarshal(e.Value(), &v) == nil {
+			c.Device, c.Since = v.Device, v.Since
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

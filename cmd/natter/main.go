@@ -2,7 +2,8 @@
 // one process on an embedded NATS; `natter nats` runs a node of a NATS
 // cluster, and `natter gateway|history|presence|pushnotify` each run one
 // role against it. `natter migrate` creates the ScyllaDB schema (and the
-// NATS schema on a NATS that natter nats does not run), `natter
+// NATS schema on a NATS that natter nats does not run), `natter admin`
+// inspects and changes users and conversations as the operator, `natter
 // token` mints a client JWT and `natter chat` is a terminal client. The
 // usage text below lists them all.
 package main
@@ -33,6 +34,7 @@ usage:
   natter migrate [flags]   create or update the ScyllaDB/Cassandra history schema (--cql, --keyspace)
                            and the NATS streams, buckets and consumers (--nats-url, the operator's)
   natter credentials [flags]  print a role's NATS URL list from the cluster's nats-auth.json (creating it)
+  natter admin   [flags] COMMAND  inspect users, conversations and consumers; add/remove members, close a user's connections
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
 
@@ -65,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrateCmd(args[1:], stdout, stderr)
 	case "credentials":
 		return credentialsCmd(args[1:], stdout, stderr)
+	case "admin":
+		return adminCmd(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "chat":

@@ -32,6 +32,10 @@ const (
 // Roles lists the role users, in the order their URL files are written.
 var Roles = schema.Roles
 
+// OperatorURLFile is the file under DataDir holding the operator's NATS
+// URL (OperatorURL): what operator tools (natter admin) read.
+const OperatorURLFile = urlFile
+
 // RoleURLFile is the file under DataDir holding a role's NATS URL.
 func RoleURLFile(role string) string { return "nats-" + role + ".url" }
 
