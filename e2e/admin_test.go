@@ -275,7 +275,7 @@ func TestAdminStreamLag(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if r.HotWindowSeconds != (7 * 24 * time.Hour).Seconds() || r.Partitions != schema.DefaultPartitions {
+	if r.HotWindowSeconds != (7*24*time.Hour).Seconds() || r.Partitions != schema.DefaultPartitions {
 		t.Fatalf("stream %+v", r)
 	}
 	names := []string{schema.ConsumerFanout}

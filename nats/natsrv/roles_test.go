@@ -274,9 +274,27 @@ func TestRolePermissions(t *testing.T) {
 				if role != schema.RoleGateway {
 					rc.subscribeRefused(t, "chat.user.>")
 				}
+				// Closing a user's connections is the operator's alone.
+				rc.publishRefused(t, "kicking a user", schema.UserKick("alice"))
 			})
 		}
 	})
+
+	// The operator's kick reaches a gateway's subscription for the user.
+	gw := connectRole(t, s, schema.RoleGateway)
+	sub, err := gw.nc.SubscribeSync(schema.UserAll("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Publish(schema.UserKick("alice"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.NextMsg(5 * time.Second); err != nil || m.Subject != schema.UserKick("alice") {
+		t.Fatalf("the gateway did not receive the operator's kick: %v", err)
+	}
 
 	// Nothing changed.
 	chat, err = ojs.Stream(ctx, schema.StreamChat)

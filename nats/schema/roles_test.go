@@ -48,3 +48,38 @@ func TestRolePermissionsAreLeast(t *testing.T) {
 		t.Fatal("an unknown role has permissions")
 	}
 }
+
+// Only the operator closes a user's connections: no role may publish the
+// kick subject, and the gateway, which closes them, subscribes to it
+// (nats/natsrv's TestRolePermissions checks the same on a server).
+func TestKickIsTheOperators(t *testing.T) {
+	kick := UserKick("alice")
+	for _, role := range Roles {
+		p, _ := RolePermissions(role)
+		for _, s := range p.Publish {
+			if subjectMatches(s, kick) {
+				t.Errorf("%s may publish %s (by %s)", role, kick, s)
+			}
+		}
+	}
+	p, _ := RolePermissions(RoleGateway)
+	if !slices.ContainsFunc(p.Subscribe, func(s string) bool { return subjectMatches(s, kick) }) {
+		t.Errorf("the gateway may not subscribe to %s: %v", kick, p.Subscribe)
+	}
+}
+
+// subjectMatches reports whether the NATS subject pattern matches subject.
+func subjectMatches(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, tok := range p {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
