@@ -185,6 +185,44 @@ func TestServeAsAProcess(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// docs/operations.md's admin commands, as written.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "show", "bob"}, conv},
+		{[]string{"conv", "show", conv}, "MEMBERS (2)"},
+		{[]string{"stream", "lag"}, "fanout-0"},
+		{[]string{"user", "show", "alice", "--json"}, `"role": "member"`},
+	} {
+		out, err := exec.Command(bin, append([]string{"admin", "--data", data}, c.args...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Fatalf("natter admin %v: %v\n%s", c.args, err, out)
+		}
+	}
+	// The kick with the nats CLI, as documented: carol's connection
+	// closes with 4009.
+	carolTok, err := exec.Command(bin, "token", "--user", "carol", "--ttl", "1h", "--data", data).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol, err := client.Dial(ctx, url, client.Options{Token: strings.TrimSpace(string(carolTok))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	if out, err := exec.Command("go", "tool", "nats", "--server", natsURL, "pub", "chat.user.carol.admin.kick", "").CombinedOutput(); err != nil {
+		t.Fatalf("nats pub kick: %v\n%s", err, out)
+	}
+	select {
+	case <-carol.Done():
+		if st := carol.CloseStatus(); st != 4009 {
+			t.Fatalf("kicked client closed with %d, want 4009", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kick did not close carol's connection")
+	}
+
 	watch := exec.Command("go", "tool", "nats", "--server", natsURL, "kv", "watch", "PRESENCE")
 	watchOut, _ := watch.StdoutPipe()
 	if err := watch.Start(); err != nil {
