@@ -270,7 +270,7 @@ func TestAdminStreamLag(t *testing.T) {
 		if r, err = a.StreamLag(ctxT(t)); err != nil {
 			t.Fatal(err)
 		}
-		if c := find(r, schema.ConsumerHistory); c != nil && c.AckFloor == r.LastSeq || time.Now().After(deadline) {
+		if c := findConsumer(r, schema.ConsumerHistory); c != nil && c.AckFloor == r.LastSeq || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -284,7 +284,7 @@ func TestAdminStreamLag(t *testing.T) {
 	}
 	names = append(names, schema.ConsumerHistory, schema.ConsumerPush)
 	for _, n := range names {
-		c := find(r, n)
+		c := findConsumer(r, n)
 		if c == nil {
 			t.Fatalf("no consumer %s in %+v", n, r.Consumers)
 		}
@@ -292,7 +292,7 @@ func TestAdminStreamLag(t *testing.T) {
 			t.Fatalf("history caught up: %+v", c)
 		}
 	}
-	audit := find(r, "audit")
+	audit := findConsumer(r, "audit")
 	if audit == nil || audit.Pending != 1 || audit.LagSeconds <= 0 || audit.LagSeconds > 60 || audit.State != admin.StateOK {
 		t.Fatalf("a consumer nobody pulls: %+v", audit)
 	}
@@ -301,7 +301,7 @@ func TestAdminStreamLag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := find(r2, "audit"); c == nil || c.State != admin.StatePastWindow || c.OfHotWindow < 1 {
+	if c := findConsumer(r2, "audit"); c == nil || c.State != admin.StatePastWindow || c.OfHotWindow < 1 {
 		t.Fatalf("eight days on, the consumer nobody pulls: %+v", c)
 	}
 	var buf bytes.Buffer
@@ -318,7 +318,7 @@ func TestAdminStreamLag(t *testing.T) {
 	}
 }
 
-func find(r *admin.LagReport, name string) *admin.ConsumerLag {
+func findConsumer(r *admin.LagReport, name string) *admin.ConsumerLag {
 	for i := range r.Consumers {
 		if r.Consumers[i].Name == name {
 			return &r.Consumers[i]
