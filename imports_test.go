@@ -26,6 +26,7 @@ var layers = map[string][]string{
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
 	"conversation":             {"protocol", "nats/schema"},
+	"services":                 {"protocol", "nats/schema"},
 	"history":                  {"protocol", "nats/schema"},
 	"history/localstore":       {"history", "protocol"},
 	"history/scyllastore":      {"history", "protocol"},

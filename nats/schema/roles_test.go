@@ -48,3 +48,15 @@ func TestRolePermissionsAreLeast(t *testing.T) {
 		t.Fatal("an unknown role has permissions")
 	}
 }
+
+// A service's user may request its own API prefix and read its own inbox,
+// nothing else: no CHAT subject, no other service's prefix, no JetStream.
+func TestServicePermissions(t *testing.T) {
+	p := ServicePermissions("alerts")
+	if !slices.Equal(p.Publish, []string{"chat.api.svc.alerts.>"}) || !slices.Equal(p.Subscribe, []string{"_INBOX.svc-alerts.>"}) || p.AllowResponses {
+		t.Fatalf("ServicePermissions(alerts) = %+v", p)
+	}
+	if ServiceFromSubject(ServiceAPI("alerts", EndpointPost)) != "alerts" || ServiceFromSubject("chat.api.svc.Bad.post") != "" || ServiceFromSubject("chat.msg.x") != "" {
+		t.Fatal("ServiceFromSubject")
+	}
+}
