@@ -20,6 +20,7 @@ var layers = map[string][]string{
 	"web":            {},
 	"auth":           {"protocol"},
 	"client":         {"protocol"},
+	"client/service": {"protocol", "nats/schema"},
 	"nats/natsrv":    {"nats/schema"},
 	"nats/pinned":    {"nats/schema"},
 	"nats/retention": {"nats/schema"},
@@ -27,6 +28,7 @@ var layers = map[string][]string{
 	// implementations.
 	"conversation":             {"protocol", "nats/schema"},
 	"services":                 {"protocol", "nats/schema"},
+	"services/chatapi":         {"conversation", "protocol", "nats/schema"},
 	"history":                  {"protocol", "nats/schema"},
 	"history/localstore":       {"history", "protocol"},
 	"history/scyllastore":      {"history", "protocol"},

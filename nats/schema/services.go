@@ -128,3 +128,7 @@ func serviceEvents(name string) []string {
 	_ = name
 	return nil
 }
+
+// ServiceAPIEndpoint is the subject the chat service serves endpoint on,
+// for every service: chat.api.svc.*.<endpoint>.
+func ServiceAPIEndpoint(endpoint string) string { return ServiceAPIGroup + ".*." + endpoint }
