@@ -63,7 +63,11 @@ func Connect(credentials string, opts ...nats.Option) (*Client, error) {
 		return nil, ErrNoService
 	}
 	nc, err := nats.Connect(urls, append([]nats.Option{nats.Name(schema.ServiceUser(name)),
-		nats.CustomInboxPrefix(schema.ServiceInbox(name)), nats.MaxReconnects(-1)}, opts...)...)
+		nats.CustomInboxPrefix(schema.ServiceInbox(name)), nats.MaxReconnects(-1),
+		// A restarted node installs the service users a moment after it
+		// accepts connections (it reads them from the registry): keep
+		// reconnecting through the refusals of that moment.
+		nats.IgnoreAuthErrorAbort()}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("service: connect: %w", err)
 	}
