@@ -96,7 +96,7 @@ func code(t *testing.T, err error, want string) {
 func TestServiceAPI(t *testing.T) {
 	a := natter(t)
 	ctx := t.Context()
-	alerts, err := service.Connect(register(t, a, "alerts", "alert-bot"))
+	alerts, err := service.Connect(register(t, a, "alerts", "alert-bot", "ops-bot"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +107,11 @@ func TestServiceAPI(t *testing.T) {
 	}
 	defer billing.Close()
 
-	conv, err := alerts.CreateConversation(ctx, "alert-bot", protocol.ConversationGroup, "ops", "alice", "bob")
+	conv, err := alerts.CreateConversation(ctx, "alert-bot", protocol.ConversationGroup, "ops", "alice", "bob", "ops-bot")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(conv.Members, []string{"alert-bot", "alice", "bob"}) {
+	if !slices.Equal(conv.Members, []string{"alert-bot", "alice", "bob", "ops-bot"}) {
 		t.Fatalf("members %v", conv.Members)
 	}
 	body := json.RawMessage(`{"text":"disk full"}`)
@@ -140,6 +140,20 @@ func TestServiceAPI(t *testing.T) {
 	code(t, err, protocol.ServiceCodeBadRequest)
 	_, err = alerts.Post(ctx, "alert-bot", "bad.conv", "y", body)
 	code(t, err, protocol.ServiceCodeBadRequest)
+
+	// Edits and deletes by the original sender only; anyone reacts.
+	if _, err := alerts.Edit(ctx, "alert-bot", conv.ID, "e1", p1.Seq, json.RawMessage(`{"text":"disk 99% full"}`)); err != nil {
+		t.Fatalf("edit: %v", err)
+	}
+	_, err = alerts.Edit(ctx, "ops-bot", conv.ID, "e2", p1.Seq, json.RawMessage(`{"text":"x"}`))
+	code(t, err, protocol.ServiceCodeForbidden)
+	_, err = alerts.Delete(ctx, "ops-bot", conv.ID, "d1", p1.Seq)
+	code(t, err, protocol.ServiceCodeForbidden)
+	if _, err := alerts.React(ctx, "ops-bot", conv.ID, "r1", p1.Seq, json.RawMessage(`{"emoji":"+1"}`)); err != nil {
+		t.Fatalf("reaction: %v", err)
+	}
+	_, err = alerts.Edit(ctx, "alert-bot", conv.ID, "e3", 9999, json.RawMessage(`{"text":"x"}`))
+	code(t, err, protocol.ServiceCodeNotFound)
 
 	page, err := alerts.History(ctx, "alert-bot", conv.ID, 0, 10)
 	if err != nil {
