@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +32,13 @@ func natter(t *testing.T) *app.App {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := app.Start(ctx, app.Config{
-		Roles:    app.AllRoles,
-		HTTPAddr: "127.0.0.1:0",
-		Embedded: natsrv.Config{Listen: "127.0.0.1:-1", DataDir: t.TempDir()},
-		History:  app.HistoryConfig{Dir: t.TempDir(), NoSync: true},
-		Auth:     auth.Config{Secret: "test-secret"},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Roles:       app.AllRoles,
+		HTTPAddr:    "127.0.0.1:0",
+		Embedded:    natsrv.Config{Listen: "127.0.0.1:-1", DataDir: t.TempDir()},
+		History:     app.HistoryConfig{Dir: t.TempDir(), NoSync: true},
+		MetricsAddr: "127.0.0.1:0",
+		Auth:        auth.Config{Secret: "test-secret"},
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +131,9 @@ func TestServiceAPI(t *testing.T) {
 	code(t, err, protocol.ServiceCodeForbidden)
 	_, err = alerts.Post(ctx, "alice", conv.ID, "x", body)
 	code(t, err, protocol.ServiceCodeForbidden)
+	if got := refusedMetric(t, a); got != 2 {
+		t.Fatalf("natter_chatapi_refused_total = %v, want 2", got)
+	}
 	// Its own sender, not a member.
 	_, err = billing.Post(ctx, "bill-bot", conv.ID, "x", body)
 	code(t, err, protocol.ServiceCodeForbidden)
@@ -249,4 +255,27 @@ func TestChatServiceDiscovery(t *testing.T) {
 	if info.Name != "chat" || len(subjects) != len(schema.ServiceEndpoints) || !slices.Contains(subjects, "chat.api.svc.*.post") {
 		t.Fatalf("info: %s %v", info.Name, subjects)
 	}
+}
+
+// refusedMetric scrapes natter_chatapi_refused_total from the running
+// natter's /metrics.
+func refusedMetric(t *testing.T, a *app.App) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "natter_chatapi_refused_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatal("no natter_chatapi_refused_total in /metrics")
+	return 0
 }
