@@ -118,8 +118,7 @@ func TestTLS(t *testing.T) {
 	if m := nextMessage(t, alice); m.Sender != "bob" {
 		t.Fatalf("alice got %+v", m)
 	}
-	// A service user added while the server runs: the reload keeps TLS,
-	// and the service connects over it.
+	// A service user added while the server runs connects over TLS.
 	op, err := nats.Connect(e.app.NATS().OperatorURL(), nats.RootCAs(caFile))
 	if err != nil {
 		t.Fatal(err)
@@ -146,10 +145,10 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("the service over TLS: %v", err)
 		}
 	}
-	// TLS still holds after the reload.
+	// TLS still holds.
 	if nc, err := nats.Connect(plain, nats.Timeout(2*time.Second)); err == nil {
 		if _, err := nc.Request("$JS.API.INFO", nil, 2*time.Second); err == nil {
-			t.Fatal("the NATS port answered without TLS after a reload")
+			t.Fatal("the NATS port answered without TLS after a service user was added")
 		}
 		nc.Close()
 	}

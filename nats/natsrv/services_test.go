@@ -138,9 +138,8 @@ func TestServiceUsersReload(t *testing.T) {
 	}
 }
 
-// A reload rebuilds the whole configuration: random ports (client,
-// monitor) must come out the same, or the reload is refused.
-func TestServiceUsersReloadWithRandomPorts(t *testing.T) {
+// Service users on a server with random client and monitor ports.
+func TestServiceUsersWithRandomPorts(t *testing.T) {
 	s, err := natsrv.Start(t.Context(), natsrv.Config{Listen: "127.0.0.1:0", HTTPMonitor: "127.0.0.1:0", DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
