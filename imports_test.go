@@ -21,12 +21,15 @@ var layers = map[string][]string{
 	"web":            {},
 	"auth":           {"protocol"},
 	"client":         {"protocol"},
+	"client/service": {"protocol", "nats/schema"},
 	"nats/natsrv":    {"nats/schema"},
 	"nats/pinned":    {"nats/schema"},
 	"nats/retention": {"nats/schema"},
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
 	"conversation":             {"protocol", "nats/schema"},
+	"services":                 {"protocol", "nats/schema"},
+	"services/chatapi":         {"conversation", "protocol", "nats/schema"},
 	"history":                  {"protocol", "nats/schema", "tracing"},
 	"history/localstore":       {"history", "protocol"},
 	"history/scyllastore":      {"history", "protocol"},

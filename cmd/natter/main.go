@@ -33,6 +33,7 @@ usage:
   natter pushnotify [flags] run the push notification dispatcher against an external NATS
   natter migrate [flags]   create or update the ScyllaDB/Cassandra history schema (--cql, --keyspace)
                            and the NATS streams, buckets and consumers (--nats-url, the operator's)
+  natter service add|ls|rm|rotate  manage service identities: a NATS user per internal service, posting as its senders only (docs/services.md)
   natter credentials [flags]  print a role's NATS URL list from the cluster's nats-auth.json (creating it)
   natter admin   [flags] COMMAND  inspect users, conversations and consumers; add/remove members, close a user's connections
   natter token   [flags]   print a client JWT
@@ -69,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return credentialsCmd(args[1:], stdout, stderr)
 	case "admin":
 		return adminCmd(args[1:], stdout, stderr)
+	case "service":
+		return serviceCmd(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "chat":

@@ -112,6 +112,11 @@ type Server struct {
 	// after host (Config.Servers).
 	peers   []string
 	dataDir string
+	cfg     Config // what Start was given: reloads rebuild the options from it
+
+	authn     *authenticator
+	reloadMu  sync.Mutex // serializes SetServiceUsers
+	nServices int        // service users installed (SetServiceUsers)
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once the server has shut down
@@ -132,8 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts, err := options(cfg)
-	if err != nil {
+	if _, err := options(cfg); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -147,10 +151,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.ProcessConfigString(accountsConfig(creds)); err != nil {
-		return nil, fmt.Errorf("natsrv: accounts configuration: %w", err)
-	}
-	if err := clusterOptions(opts, cfg, creds); err != nil {
+	s := &Server{log: log, creds: creds, cfg: cfg, tls: cfg.TLSCert != "", dataDir: cfg.DataDir, done: make(chan struct{})}
+	opts, err := s.buildOptions()
+	if err != nil {
 		return nil, err
 	}
 
@@ -160,9 +163,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	bridge := newSlogLogger(log)
 	ns.SetLoggerV2(bridge, false, false, false)
+	s.ns = ns
+	s.authn.ns.Store(ns) // before the first client
 	ns.Start()
 
-	s := &Server{ns: ns, log: log, creds: creds, tls: cfg.TLSCert != "", dataDir: cfg.DataDir, done: make(chan struct{})}
 	if err := s.waitReady(ctx, bridge.fatal); err != nil {
 		s.stop()
 		return nil, err

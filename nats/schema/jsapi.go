@@ -34,7 +34,7 @@ func AckWildcard(stream, consumer string) string {
 
 // Buckets lists every KV bucket of the schema.
 func Buckets() []string {
-	return []string{BucketConversations, BucketPresence, BucketPush, BucketPushSent}
+	return []string{BucketConversations, BucketPresence, BucketPush, BucketPushSent, BucketServices}
 }
 
 // MsgGetAPI is the JetStream API subject that reads one message of stream

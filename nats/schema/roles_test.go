@@ -83,3 +83,32 @@ func subjectMatches(pattern, subject string) bool {
 	}
 	return len(p) == len(s)
 }
+
+// A service's user may request its own API prefix and read its own inbox,
+// nothing else: no CHAT subject, no other service's prefix, no JetStream.
+func TestServicePermissions(t *testing.T) {
+	p := ServicePermissions("alerts")
+	if !slices.Equal(p.Publish, []string{"chat.api.svc.alerts.>"}) || !slices.Equal(p.Subscribe, []string{"_INBOX.svc-alerts.>"}) || p.AllowResponses {
+		t.Fatalf("ServicePermissions(alerts) = %+v", p)
+	}
+	if ServiceFromSubject(ServiceAPI("alerts", EndpointPost)) != "alerts" || ServiceFromSubject("chat.api.svc.Bad.post") != "" || ServiceFromSubject("chat.msg.x") != "" {
+		t.Fatal("ServiceFromSubject")
+	}
+}
+
+// The gateway's user serves the chat service API (and answers micro
+// discovery); no other role does, and none may publish to it.
+func TestChatAPIServedByTheGateway(t *testing.T) {
+	for _, role := range Roles {
+		p, _ := RolePermissions(role)
+		serves := slices.Contains(p.Subscribe, ServiceAPIAll)
+		if serves != (role == RoleGateway) || (serves && !p.AllowResponses) {
+			t.Errorf("%s serves the chat API: %v (responses %v)", role, serves, p.AllowResponses)
+		}
+		for _, s := range p.Publish {
+			if strings.HasPrefix(s, ServiceAPIGroup) {
+				t.Errorf("%s may publish %s", role, s)
+			}
+		}
+	}
+}

@@ -26,7 +26,7 @@ var subjectLiteral = regexp.MustCompile(`(^|[^A-Za-z0-9_.$])(chat|\$KV|\$JS|\$SR
 // role and micro service names ("history", "pushnotify").
 var names = []string{
 	schema.StreamChat, schema.StreamDead, schema.StreamPushDead,
-	schema.BucketConversations, schema.BucketPresence, schema.BucketPush, schema.BucketPushSent,
+	schema.BucketConversations, schema.BucketPresence, schema.BucketPush, schema.BucketPushSent, schema.BucketServices,
 }
 
 // notNames are literals equal to a schema name that mean something else.
