@@ -25,8 +25,11 @@ var layers = map[string][]string{
 	"nats/retention": {"nats/schema"},
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
-	"conversation":             {"protocol", "nats/schema"},
-	"services":                 {"protocol", "nats/schema"},
+	"conversation":    {"protocol", "nats/schema"},
+	"services":        {"protocol", "nats/schema"},
+	"services/events": {"services", "conversation", "protocol", "nats/schema", "nats/pinned"},
+	// Webhooks follow Web Push's SSRF rules by its code, and its backoff.
+	"services/webhook":         {"services", "pushnotify", "pushnotify/webpush", "nats/schema"},
 	"history":                  {"protocol", "nats/schema"},
 	"history/localstore":       {"history", "protocol"},
 	"history/scyllastore":      {"history", "protocol"},

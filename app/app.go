@@ -88,6 +88,8 @@ type Config struct {
 	History HistoryConfig
 	// Push configures the push providers and dispatcher.
 	Push PushConfig
+	// Events tunes the events role (events for bots, webhooks).
+	Events EventsConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
 	// Web serves the chat web app (package web) at "/".

@@ -81,7 +81,8 @@ func TestRoleTable(t *testing.T) {
 		{"gateway", Roles{Gateway: true}, true, []string{"retention", "gateway", "fan-out"}},
 		{"presence", Roles{Presence: true}, false, []string{"retention", "presence service"}},
 		{"history", Roles{History: true}, false, []string{"retention", "history writer"}},
-		{"all", AllRoles, true, []string{"retention", "gateway", "fan-out", "presence service", "history writer"}},
+		{"events", Roles{Events: true}, false, []string{"retention", "events"}},
+		{"all", AllRoles, true, []string{"retention", "gateway", "fan-out", "presence service", "history writer", "events"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(natstest.CheckGoroutines(t))
