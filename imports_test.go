@@ -20,14 +20,16 @@ var layers = map[string][]string{
 	"web":            {},
 	"auth":           {"protocol"},
 	"client":         {"protocol"},
+	"client/service": {"protocol", "nats/schema"},
 	"nats/natsrv":    {"nats/schema"},
 	"nats/pinned":    {"nats/schema"},
 	"nats/retention": {"nats/schema"},
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
-	"conversation":    {"protocol", "nats/schema"},
-	"services":        {"protocol", "nats/schema"},
-	"services/events": {"services", "conversation", "protocol", "nats/schema", "nats/pinned"},
+	"conversation":     {"protocol", "nats/schema"},
+	"services":         {"protocol", "nats/schema"},
+	"services/chatapi": {"conversation", "protocol", "nats/schema"},
+	"services/events":  {"services", "conversation", "protocol", "nats/schema", "nats/pinned"},
 	// Webhooks follow Web Push's SSRF rules by its code, and its backoff.
 	"services/webhook":         {"services", "pushnotify", "pushnotify/webpush", "nats/schema"},
 	"history":                  {"protocol", "nats/schema"},

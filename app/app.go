@@ -198,6 +198,21 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		return a, fmt.Errorf("start retention: %w", err)
 	}
 	a.runPart(runCtx, trim)
+	if a.nats != nil {
+		_, js, err := a.connect(ctx, "", "natter-service-users")
+		if err != nil {
+			return a, err
+		}
+		a.runPart(runCtx, &part{name: "service-users", run: func(ctx context.Context) error {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = syncServiceConsumers(ctx, js, a.log)
+			}()
+			defer func() { <-done }()
+			return syncServiceUsers(ctx, a.nats, js, a.log)
+		}})
+	}
 	for _, r := range a.roles() {
 		if !r.on {
 			continue

@@ -77,12 +77,14 @@ func TestRoleTable(t *testing.T) {
 		gateway bool
 		parts   []string
 	}{
-		// Every App here holds the embedded server, so it trims CHAT.
-		{"gateway", Roles{Gateway: true}, true, []string{"retention", "gateway", "fan-out"}},
-		{"presence", Roles{Presence: true}, false, []string{"retention", "presence service"}},
-		{"history", Roles{History: true}, false, []string{"retention", "history writer"}},
-		{"events", Roles{Events: true}, false, []string{"retention", "events"}},
-		{"all", AllRoles, true, []string{"retention", "gateway", "fan-out", "presence service", "history writer", "events"}},
+		// Every App here holds the embedded server, so it trims CHAT and
+		// installs the registry's service users; the gateway role serves
+		// the chat service API.
+		{"gateway", Roles{Gateway: true}, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi"}},
+		{"presence", Roles{Presence: true}, false, []string{"retention", "service-users", "presence service"}},
+		{"history", Roles{History: true}, false, []string{"retention", "service-users", "history writer"}},
+		{"events", Roles{Events: true}, false, []string{"retention", "service-users", "events"}},
+		{"all", AllRoles, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi", "presence service", "history writer", "events"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(natstest.CheckGoroutines(t))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -24,9 +25,8 @@ type EventsConfig struct {
 }
 
 // startEvents runs the events writer and the webhook dispatcher on a NATS
-// connection of the events role. With the embedded server this process is
-// also the operator: it keeps each service's consumer on SVC_EVENTS in
-// step with the registry (schema.EnsureServiceConsumers).
+// connection of the events role. The services' consumers it reads are the
+// operator's (syncServiceConsumers).
 func (a *App) startEvents(ctx context.Context, _ *http.ServeMux) (*part, error) {
 	_, js, err := a.connect(ctx, schema.RoleEvents, "natter-events")
 	if err != nil {
@@ -55,20 +55,10 @@ func (a *App) startEvents(ctx context.Context, _ *http.ServeMux) (*part, error) 
 		cancel()
 		return nil, err
 	}
-	var reconcile func(ctx context.Context) error
-	if a.nats != nil {
-		if reconcile, err = a.serviceConsumers(ctx, wctx); err != nil {
-			cancel()
-			return nil, err
-		}
-	}
 	run := func(ctx context.Context) error {
 		var wg sync.WaitGroup
-		errs := make([]error, 3)
-		for i, f := range []func(context.Context) error{w.Run, d.Run, reconcile} {
-			if f == nil {
-				continue
-			}
+		errs := make([]error, 2)
+		for i, f := range []func(context.Context) error{w.Run, d.Run} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -81,50 +71,77 @@ func (a *App) startEvents(ctx context.Context, _ *http.ServeMux) (*part, error) 
 	return &part{name: "events", run: run, close: func() error { cancel(); <-idx.Done(); return nil }}, nil
 }
 
-// serviceConsumers returns the operator's loop that creates the consumer
-// of each added service and deletes those of removed ones, on the App's
-// own (operator) connection: a role may not create consumers.
-func (a *App) serviceConsumers(ctx, wctx context.Context) (func(context.Context) error, error) {
-	_, js, err := a.connect(ctx, "", "natter-service-consumers")
-	if err != nil {
-		return nil, err
-	}
+// syncServiceConsumers keeps the consumers of the services on SVC_EVENTS
+// equal to the registry (schema.EnsureServiceConsumers), with the
+// operator's connection js: a role may not create consumers. The operator's
+// processes run it next to syncServiceUsers, so that `natter service add`
+// gives a service its user and its consumer together. A failed update is
+// tried again every few seconds until it succeeds or ctx ends.
+func syncServiceConsumers(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
 	changed := make(chan map[string]time.Time, 1)
-	_, err = services.Watch(wctx, js, services.WatchConfig{Logger: a.log, OnChange: func(all []services.Service) {
+	onChange := func(all []services.Service) {
 		since := make(map[string]time.Time, len(all))
 		for _, s := range all {
 			since[s.Name] = s.Created
 		}
-		select { // keep only the latest
+		select { // only the latest matters
 		case <-changed:
 		default:
 		}
 		changed <- since
-	}})
-	if err != nil {
-		return nil, fmt.Errorf("service consumers: %w", err)
 	}
-	return func(ctx context.Context) error {
-		var pending map[string]time.Time
-		retry := time.NewTicker(5 * time.Second)
-		defer retry.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case pending = <-changed:
-			case <-retry.C:
-				if pending == nil {
-					continue
-				}
+	watch := func() *services.Index {
+		for ctx.Err() == nil {
+			idx, err := services.Watch(ctx, js, services.WatchConfig{Logger: log, OnChange: onChange})
+			if err == nil {
+				return idx
 			}
-			if err := ensureServiceConsumers(ctx, js, pending); err != nil {
-				a.log.Warn("Could not update the services' event consumers; trying again.", "err", err)
+			log.Warn("Watching the service registry failed; retrying.", "err", err)
+			if !sleepCtx(ctx, 2*time.Second) {
+				break
+			}
+		}
+		return nil
+	}
+	idx := watch()
+	if idx == nil {
+		return nil
+	}
+	var pending map[string]time.Time
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-idx.Done():
+			if idx = watch(); idx == nil {
+				return nil
+			}
+			continue
+		case pending = <-changed:
+		case <-retry.C:
+			if pending == nil {
 				continue
 			}
-			pending = nil
 		}
-	}, nil
+		if err := ensureServiceConsumers(ctx, js, pending); err != nil {
+			log.Warn("Updating the services' event consumers failed; retrying.", "err", err)
+			continue
+		}
+		pending = nil
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func ensureServiceConsumers(ctx context.Context, js jetstream.JetStream, since map[string]time.Time) error {

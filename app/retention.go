@@ -72,6 +72,7 @@ type Node struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	trimmer *retention.Trimmer
+	srv     *natsrv.Server
 }
 
 // NewNode connects to srv. Run does the work; it closes the connection.
@@ -94,7 +95,7 @@ func NewNode(srv *natsrv.Server, cfg NodeConfig) (*Node, error) {
 		nc.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	return &Node{cfg: cfg, nc: nc, js: js, trimmer: retention.New(cfg.Retention, js)}, nil
+	return &Node{cfg: cfg, nc: nc, js: js, srv: srv, trimmer: retention.New(cfg.Retention, js)}, nil
 }
 
 // Trimmer is the node's CHAT trimmer, for its metrics.
@@ -121,5 +122,15 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-time.After(5 * time.Second):
 		}
 	}
+	users := make(chan struct{}, 2)
+	go func() {
+		defer func() { users <- struct{}{} }()
+		_ = syncServiceUsers(ctx, n.srv, n.js, n.cfg.Logger)
+	}()
+	go func() {
+		defer func() { users <- struct{}{} }()
+		_ = syncServiceConsumers(ctx, n.js, n.cfg.Logger)
+	}()
+	defer func() { <-users; <-users }()
 	return n.trimmer.Run(ctx)
 }

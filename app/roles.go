@@ -46,6 +46,7 @@ func (a *App) roles() []role {
 	return []role{
 		{"gateway", r.Gateway, a.startGateway},
 		{"fanout", r.Gateway, a.startFanout},
+		{"chatapi", r.Gateway, a.startChatAPI},
 		{"presence", r.Presence, a.startPresence},
 		{"history", r.History, a.startHistory},
 		{"pushnotify", r.Push, a.startPush},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -210,4 +211,17 @@ func decode(data []byte) (*Service, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// HashPassword returns the bcrypt hash a record keeps of a service's
+// password. The cost is bcrypt's minimum: the passwords are 190 random
+// bits (natsrv.NewPassword), which no cost factor needs to stretch, and
+// every NATS node checks the hash on each connect of the service and on
+// each reload of the users.
+func HashPassword(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return "", fmt.Errorf("services: hash password: %w", err)
+	}
+	return string(h), nil
 }

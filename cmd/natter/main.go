@@ -33,6 +33,7 @@ usage:
   natter events [flags]     run the events for services (bots) and their webhooks against an external NATS
   natter migrate [flags]   create or update the ScyllaDB/Cassandra history schema (--cql, --keyspace)
                            and the NATS streams, buckets and consumers (--nats-url, the operator's)
+  natter service add|ls|rm|rotate  manage service identities: a NATS user per internal service, posting as its senders only (docs/services.md)
   natter credentials [flags]  print a role's NATS URL list from the cluster's nats-auth.json (creating it)
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrateCmd(args[1:], stdout, stderr)
 	case "credentials":
 		return credentialsCmd(args[1:], stdout, stderr)
+	case "service":
+		return serviceCmd(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "chat":

@@ -96,6 +96,10 @@ type Server struct {
 	tls   bool   // the client port requires TLS
 	// routeAddr is host:port of the route listener, "" without a cluster.
 	routeAddr string
+	cfg       Config // what Start was given: reloads rebuild the options from it
+
+	reloadMu sync.Mutex
+	services []ServiceUser // the service users installed, by name (SetServiceUsers)
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once the server has shut down
@@ -116,8 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts, err := options(cfg)
-	if err != nil {
+	if _, err := options(cfg); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -131,10 +134,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.ProcessConfigString(accountsConfig(creds)); err != nil {
-		return nil, fmt.Errorf("natsrv: accounts configuration: %w", err)
-	}
-	if err := clusterOptions(opts, cfg, creds); err != nil {
+	s := &Server{log: log, creds: creds, cfg: cfg, tls: cfg.TLSCert != "", done: make(chan struct{})}
+	opts, err := s.buildOptions(nil)
+	if err != nil {
 		return nil, err
 	}
 
@@ -146,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ns.SetLoggerV2(bridge, false, false, false)
 	ns.Start()
 
-	s := &Server{ns: ns, log: log, creds: creds, tls: cfg.TLSCert != "", done: make(chan struct{})}
+	s.ns = ns
 	if err := s.waitReady(ctx, bridge.fatal); err != nil {
 		s.stop()
 		return nil, err

@@ -81,14 +81,19 @@ func accessOf(role string) (access, bool) {
 		return access{
 			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard,
 				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers},
-			sub:   []string{UserAllWildcard, TypingWildcard, ReadWildcard, FanoutWorkers},
-			read:  []string{StreamChat},
-			write: []string{BucketConversations, BucketPresence, BucketPush},
+			// The chat service API (services/chatapi) runs with the
+			// gateway's user: requests of every service, micro discovery.
+			sub: []string{UserAllWildcard, TypingWildcard, ReadWildcard, FanoutWorkers,
+				ServiceAPIAll, ServiceWildcard},
+			read:     []string{StreamChat},
+			write:    []string{BucketConversations, BucketPresence, BucketPush},
+			readOnly: []string{BucketServices},
 			// fan-out's consumer; the history writer's ack floor tells a
 			// reader where the store ends.
 			consume:    []string{ConsumerFanout},
 			partitions: true,
 			peek:       []string{ConsumerHistory},
+			responses:  true,
 		}, true
 	case RoleHistory:
 		return access{

@@ -63,3 +63,20 @@ func TestServicePermissions(t *testing.T) {
 		t.Fatal("ServiceFromSubject")
 	}
 }
+
+// The gateway's user serves the chat service API (and answers micro
+// discovery); no other role does, and none may publish to it.
+func TestChatAPIServedByTheGateway(t *testing.T) {
+	for _, role := range Roles {
+		p, _ := RolePermissions(role)
+		serves := slices.Contains(p.Subscribe, ServiceAPIAll)
+		if serves != (role == RoleGateway) || (serves && !p.AllowResponses) {
+			t.Errorf("%s serves the chat API: %v (responses %v)", role, serves, p.AllowResponses)
+		}
+		for _, s := range p.Publish {
+			if strings.HasPrefix(s, ServiceAPIGroup) {
+				t.Errorf("%s may publish %s", role, s)
+			}
+		}
+	}
+}

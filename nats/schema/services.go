@@ -134,3 +134,7 @@ func serviceEvents(name string) []string {
 		AckWildcard(StreamServiceEvents, c),
 	}
 }
+
+// ServiceAPIEndpoint is the subject the chat service serves endpoint on,
+// for every service: chat.api.svc.*.<endpoint>.
+func ServiceAPIEndpoint(endpoint string) string { return ServiceAPIGroup + ".*." + endpoint }
