@@ -14,16 +14,17 @@ const module = "github.com/natter-chat/natter/"
 // (the wiring: app and the commands).
 var layers = map[string][]string{
 	// The wire and the schema sit at the bottom.
-	"protocol":       {},
-	"nats/schema":    {},
-	"metrics":        {},
-	"web":            {},
-	"auth":           {"protocol"},
-	"client":         {"protocol"},
-	"client/service": {"protocol", "nats/schema"},
-	"nats/natsrv":    {"nats/schema"},
-	"nats/pinned":    {"nats/schema"},
-	"nats/retention": {"nats/schema"},
+	"protocol":         {},
+	"nats/schema":      {},
+	"metrics":          {},
+	"web":              {},
+	"auth":             {"protocol"},
+	"client":           {"protocol"},
+	"client/service":   {"protocol", "nats/schema"},
+	"examples/echobot": {"client/service", "protocol"},
+	"nats/natsrv":      {"nats/schema"},
+	"nats/pinned":      {"nats/schema"},
+	"nats/retention":   {"nats/schema"},
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
 	"conversation":     {"protocol", "nats/schema"},

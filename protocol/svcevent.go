@@ -30,6 +30,10 @@ type ServiceEvent struct {
 	Type string `json:"type"`
 	// Service is the service the event is addressed to.
 	Service string `json:"service"`
+	// As are the service's senders who are members of the conversation
+	// (whom it may post as there); empty in the member_removed event of
+	// its own removal.
+	As []string `json:"as,omitempty"`
 	// Conv is the conversation, Seq the stream seq of the message or
 	// membership change (a message's seq, as clients see it).
 	Conv string `json:"conv"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -122,17 +123,17 @@ func (w *Writer) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	} else if err != nil {
 		return err
 	}
-	to := w.servicesOf(members)
+	to := servicesOf(w.svcs, members)
 	ev := protocol.ServiceEvent{
 		V: protocol.ServiceEventVersion, Type: protocol.ServiceEventType(env.Kind), Conv: conv, Seq: meta.Sequence.Stream,
 		TS: protocol.FormatTime(meta.Timestamp), Sender: env.Sender, ClientID: env.ClientID, Ref: env.Ref, Body: env.Body,
 	}
 	own, _ := w.svcs.ServiceOf(env.Sender)
-	for _, s := range to {
+	for _, s := range to.names() {
 		if s == own {
 			continue // a service is not told what it posted itself
 		}
-		if err := w.publish(ctx, s, ev); err != nil {
+		if err := w.publish(ctx, s, to[s], ev); err != nil {
 			return err
 		}
 	}
@@ -156,40 +157,50 @@ func (w *Writer) member(ctx context.Context, conv string, meta *jetstream.MsgMet
 		V: protocol.ServiceEventVersion, Conv: conv, Seq: meta.Sequence.Stream,
 		TS: protocol.FormatTime(meta.Timestamp), Users: ch.Users, By: ch.By,
 	}
-	to := w.servicesOf(members)
+	to := servicesOf(w.svcs, members)
 	switch ch.Action {
 	case conversation.ActionCreated, conversation.ActionAdded:
 		ev.Type = protocol.ServiceEventMemberAdded
 	case conversation.ActionRemoved, conversation.ActionDeclined:
 		ev.Type = protocol.ServiceEventMemberRemoved
 		// A removed service hears of its own removal, and nothing after.
-		to = slices.Compact(slices.Sorted(slices.Values(append(to, w.servicesOf(ch.Users)...))))
+		for s := range servicesOf(w.svcs, ch.Users) {
+			if _, ok := to[s]; !ok {
+				to[s] = nil
+			}
+		}
 	default:
 		return nil // accepted, withdrawn: no change of who reads what
 	}
 	if len(ch.Users) == 0 {
 		return nil
 	}
-	for _, s := range to {
-		if err := w.publish(ctx, s, ev); err != nil {
+	for _, s := range to.names() {
+		if err := w.publish(ctx, s, to[s], ev); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// servicesOf returns the services (sorted, once each) any of users is a
-// sender of.
-func (w *Writer) servicesOf(users []string) []string {
-	var out []string
+// interested maps each service with a sender among some users to those
+// senders.
+type interested map[string][]string
+
+// servicesOf returns the services any of users is a sender of, with
+// those senders.
+func servicesOf(svcs Services, users []string) interested {
+	out := interested{}
 	for _, u := range users {
-		if s, ok := w.svcs.ServiceOf(u); ok && !slices.Contains(out, s) {
-			out = append(out, s)
+		if s, ok := svcs.ServiceOf(u); ok {
+			out[s] = append(out[s], u)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
+
+// names returns the services, sorted: events are written in one order.
+func (in interested) names() []string { return slices.Sorted(maps.Keys(in)) }
 
 // EventID is the id of the event of CHAT seq addressed to service:
 // "<seq>.<service>". It is also its Nats-Msg-Id.
@@ -197,8 +208,9 @@ func EventID(seq uint64, service string) string {
 	return strconv.FormatUint(seq, 10) + "." + service
 }
 
-func (w *Writer) publish(ctx context.Context, service string, ev protocol.ServiceEvent) error {
+func (w *Writer) publish(ctx context.Context, service string, as []string, ev protocol.ServiceEvent) error {
 	ev.Service = service
+	ev.As = slices.Sorted(slices.Values(as))
 	ev.ID = EventID(ev.Seq, service)
 	data, err := json.Marshal(ev)
 	if err != nil {

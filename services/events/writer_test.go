@@ -133,7 +133,7 @@ func TestEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := h.next(t, "echo")
-	if ev.Type != protocol.ServiceEventMemberAdded || ev.Conv != g.Conv || !slices.Contains(ev.Users, "echo-bot") || ev.By != "alice" {
+	if !slices.Equal(ev.As, []string{"echo-bot"}) || ev.Type != protocol.ServiceEventMemberAdded || ev.Conv != g.Conv || !slices.Contains(ev.Users, "echo-bot") || ev.By != "alice" {
 		t.Fatalf("created: %+v", ev)
 	}
 	other, err := h.convs.CreateGroup(ctx, alice, "no bots", []string{"bob"})
