@@ -35,7 +35,7 @@ func (sc *serviceCtx) webhook(ctx context.Context, name, url, secret string, off
 		return err
 	}
 	if err := d.Check(ctx, url); err != nil {
-		return err
+		return fmt.Errorf("webhook %s (the rules of Web Push endpoints: https, a public address): %w", url, err)
 	}
 	printSecret := secret == ""
 	if printSecret {
