@@ -46,12 +46,22 @@ func TestEventsScoped(t *testing.T) {
 	go func() {
 		done <- alpha.Events(ectx, func(_ context.Context, ev *protocol.ServiceEvent) error { got <- ev; return nil })
 	}()
-	for ev := range got {
-		if ev.Type == protocol.ServiceEventMessage {
+	timeout := time.After(15 * time.Second)
+wait:
+	for {
+		select {
+		case ev := <-got:
+			if ev.Type != protocol.ServiceEventMessage {
+				continue
+			}
 			if ev.Sender != "beta-bot" || ev.Conv != conv.ID || ev.Service != "alpha" || string(ev.Body) != `{"text":"from beta"}` {
 				t.Fatalf("alpha got %+v", ev)
 			}
-			break
+			break wait
+		case err := <-done:
+			t.Fatalf("Events returned before the message: %v", err)
+		case <-timeout:
+			t.Fatal("alpha never got beta's message")
 		}
 	}
 	stop()
