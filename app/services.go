@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/metrics"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/services"
@@ -43,10 +43,7 @@ func (a *App) startChatAPI(ctx context.Context, _ *http.ServeMux) (*part, error)
 		stopWatch()
 		return nil, err
 	}
-	a.obs.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "natter_chatapi_refused_total",
-		Help: "Chat API requests refused because the service may not act as the sender it named.",
-	}, func() float64 { return float64(api.Stats().Refused.Load()) }))
+	a.obs.reg.MustRegister(metrics.NewChatAPIRefused(api.Stats().Refused.Load))
 	return &part{name: "chatapi", close: func() error {
 		stopWatch()
 		return api.Stop()

@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/services"
 )
 
 // testCA writes a CA and a certificate for 127.0.0.1 signed by it; it
@@ -115,5 +117,39 @@ func TestTLS(t *testing.T) {
 	}
 	if m := nextMessage(t, alice); m.Sender != "bob" {
 		t.Fatalf("alice got %+v", m)
+	}
+	// A service user added while the server runs connects over TLS.
+	op, err := nats.Connect(e.app.NATS().OperatorURL(), nats.RootCAs(caFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	js, _ := jetstream.New(op)
+	reg, err := services.Open(ctx, js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := natsrv.NewPassword()
+	h, _ := services.HashPassword(pw)
+	if err := reg.Put(ctx, &services.Service{Name: "alerts", Senders: []string{"alert-bot"}, PasswordHash: h}); err != nil {
+		t.Fatal(err)
+	}
+	svcURL := natsrv.ServiceURLs([]string{strings.TrimPrefix(e.app.NATS().ClientURL(), "tls://")}, "alerts", pw, true)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		nc, err := nats.Connect(svcURL, nats.RootCAs(caFile), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service over TLS: %v", err)
+		}
+	}
+	// TLS still holds.
+	if nc, err := nats.Connect(plain, nats.Timeout(2*time.Second)); err == nil {
+		if _, err := nc.Request("$JS.API.INFO", nil, 2*time.Second); err == nil {
+			t.Fatal("the NATS port answered without TLS after a service user was added")
+		}
+		nc.Close()
 	}
 }

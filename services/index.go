@@ -29,8 +29,8 @@ type Index struct {
 // WatchConfig configures Watch.
 type WatchConfig struct {
 	// OnChange, when set, is called with every service (by name) once the
-	// initial values are loaded and after every change after that, from
-	// the watch goroutine, one call at a time.
+	// initial values are loaded (before Watch returns) and after every
+	// change after that, from the watch goroutine, one call at a time.
 	OnChange func([]Service)
 	// Logger gets records that do not decode; nil discards.
 	Logger *slog.Logger
@@ -82,8 +82,8 @@ func (x *Index) run(ctx context.Context, w jetstream.KeyWatcher, ready chan stru
 			if e == nil { // the initial values are in
 				if !loaded {
 					loaded = true
+					x.changed() // before Watch returns: the first OnChange is done then
 					close(ready)
-					x.changed()
 				}
 				continue
 			}

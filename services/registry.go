@@ -216,8 +216,7 @@ func decode(data []byte) (*Service, error) {
 // HashPassword returns the bcrypt hash a record keeps of a service's
 // password. The cost is bcrypt's minimum: the passwords are 190 random
 // bits (natsrv.NewPassword), which no cost factor needs to stretch, and
-// every NATS node checks the hash on each connect of the service and on
-// each reload of the users.
+// every NATS node checks the hash on each connect of the service.
 func HashPassword(password string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {

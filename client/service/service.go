@@ -63,7 +63,11 @@ func Connect(credentials string, opts ...nats.Option) (*Client, error) {
 		return nil, ErrNoService
 	}
 	nc, err := nats.Connect(urls, append([]nats.Option{nats.Name(schema.ServiceUser(name)),
-		nats.CustomInboxPrefix(schema.ServiceInbox(name)), nats.MaxReconnects(-1)}, opts...)...)
+		nats.CustomInboxPrefix(schema.ServiceInbox(name)), nats.MaxReconnects(-1),
+		// A restarted node installs the service users a moment after it
+		// accepts connections (it reads them from the registry): keep
+		// reconnecting through the refusals of that moment.
+		nats.IgnoreAuthErrorAbort()}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("service: connect: %w", err)
 	}
@@ -155,7 +159,27 @@ type Posted struct {
 // "unavailable" one, with the same id until ctx ends, and every attempt
 // stores the message once.
 func (c *Client) Post(ctx context.Context, as, conv, clientID string, body json.RawMessage) (*Posted, error) {
-	req := &protocol.ServiceRequest{As: as, Conv: conv, ClientID: clientID, Body: body}
+	return c.post(ctx, &protocol.ServiceRequest{As: as, Conv: conv, ClientID: clientID, Body: body})
+}
+
+// Edit replaces the body of message ref, which as sent; idempotent like
+// Post.
+func (c *Client) Edit(ctx context.Context, as, conv, clientID string, ref uint64, body json.RawMessage) (*Posted, error) {
+	return c.post(ctx, &protocol.ServiceRequest{As: as, Conv: conv, ClientID: clientID, Kind: protocol.KindEdit, Ref: ref, Body: body})
+}
+
+// Delete deletes message ref, which as sent; idempotent like Post.
+func (c *Client) Delete(ctx context.Context, as, conv, clientID string, ref uint64) (*Posted, error) {
+	return c.post(ctx, &protocol.ServiceRequest{As: as, Conv: conv, ClientID: clientID, Kind: protocol.KindDelete, Ref: ref, Body: json.RawMessage(`{}`)})
+}
+
+// React reacts to message ref (body as a client's reaction, e.g.
+// {"emoji":"👍"}); idempotent like Post.
+func (c *Client) React(ctx context.Context, as, conv, clientID string, ref uint64, body json.RawMessage) (*Posted, error) {
+	return c.post(ctx, &protocol.ServiceRequest{As: as, Conv: conv, ClientID: clientID, Kind: protocol.KindReaction, Ref: ref, Body: body})
+}
+
+func (c *Client) post(ctx context.Context, req *protocol.ServiceRequest) (*Posted, error) {
 	wait := 100 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +32,13 @@ func natter(t *testing.T) *app.App {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, err := app.Start(ctx, app.Config{
-		Roles:    app.AllRoles,
-		HTTPAddr: "127.0.0.1:0",
-		Embedded: natsrv.Config{Listen: "127.0.0.1:-1", DataDir: t.TempDir()},
-		History:  app.HistoryConfig{Dir: t.TempDir(), NoSync: true},
-		Auth:     auth.Config{Secret: "test-secret"},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Roles:       app.AllRoles,
+		HTTPAddr:    "127.0.0.1:0",
+		Embedded:    natsrv.Config{Listen: "127.0.0.1:-1", DataDir: t.TempDir()},
+		History:     app.HistoryConfig{Dir: t.TempDir(), NoSync: true},
+		MetricsAddr: "127.0.0.1:0",
+		Auth:        auth.Config{Secret: "test-secret"},
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +99,7 @@ func code(t *testing.T, err error, want string) {
 func TestServiceAPI(t *testing.T) {
 	a := natter(t)
 	ctx := t.Context()
-	alerts, err := service.Connect(register(t, a, "alerts", "alert-bot"))
+	alerts, err := service.Connect(register(t, a, "alerts", "alert-bot", "ops-bot"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +110,11 @@ func TestServiceAPI(t *testing.T) {
 	}
 	defer billing.Close()
 
-	conv, err := alerts.CreateConversation(ctx, "alert-bot", protocol.ConversationGroup, "ops", "alice", "bob")
+	conv, err := alerts.CreateConversation(ctx, "alert-bot", protocol.ConversationGroup, "ops", "alice", "bob", "ops-bot")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(conv.Members, []string{"alert-bot", "alice", "bob"}) {
+	if !slices.Equal(conv.Members, []string{"alert-bot", "alice", "bob", "ops-bot"}) {
 		t.Fatalf("members %v", conv.Members)
 	}
 	body := json.RawMessage(`{"text":"disk full"}`)
@@ -128,6 +131,9 @@ func TestServiceAPI(t *testing.T) {
 	code(t, err, protocol.ServiceCodeForbidden)
 	_, err = alerts.Post(ctx, "alice", conv.ID, "x", body)
 	code(t, err, protocol.ServiceCodeForbidden)
+	if got := refusedMetric(t, a); got != 2 {
+		t.Fatalf("natter_chatapi_refused_total = %v, want 2", got)
+	}
 	// Its own sender, not a member.
 	_, err = billing.Post(ctx, "bill-bot", conv.ID, "x", body)
 	code(t, err, protocol.ServiceCodeForbidden)
@@ -140,6 +146,20 @@ func TestServiceAPI(t *testing.T) {
 	code(t, err, protocol.ServiceCodeBadRequest)
 	_, err = alerts.Post(ctx, "alert-bot", "bad.conv", "y", body)
 	code(t, err, protocol.ServiceCodeBadRequest)
+
+	// Edits and deletes by the original sender only; anyone reacts.
+	if _, err := alerts.Edit(ctx, "alert-bot", conv.ID, "e1", p1.Seq, json.RawMessage(`{"text":"disk 99% full"}`)); err != nil {
+		t.Fatalf("edit: %v", err)
+	}
+	_, err = alerts.Edit(ctx, "ops-bot", conv.ID, "e2", p1.Seq, json.RawMessage(`{"text":"x"}`))
+	code(t, err, protocol.ServiceCodeForbidden)
+	_, err = alerts.Delete(ctx, "ops-bot", conv.ID, "d1", p1.Seq)
+	code(t, err, protocol.ServiceCodeForbidden)
+	if _, err := alerts.React(ctx, "ops-bot", conv.ID, "r1", p1.Seq, json.RawMessage(`{"emoji":"+1"}`)); err != nil {
+		t.Fatalf("reaction: %v", err)
+	}
+	_, err = alerts.Edit(ctx, "alert-bot", conv.ID, "e3", 9999, json.RawMessage(`{"text":"x"}`))
+	code(t, err, protocol.ServiceCodeNotFound)
 
 	page, err := alerts.History(ctx, "alert-bot", conv.ID, 0, 10)
 	if err != nil {
@@ -235,4 +255,27 @@ func TestChatServiceDiscovery(t *testing.T) {
 	if info.Name != "chat" || len(subjects) != len(schema.ServiceEndpoints) || !slices.Contains(subjects, "chat.api.svc.*.post") {
 		t.Fatalf("info: %s %v", info.Name, subjects)
 	}
+}
+
+// refusedMetric scrapes natter_chatapi_refused_total from the running
+// natter's /metrics.
+func refusedMetric(t *testing.T, a *app.App) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "natter_chatapi_refused_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatal("no natter_chatapi_refused_total in /metrics")
+	return 0
 }

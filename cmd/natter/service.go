@@ -111,12 +111,18 @@ func serviceCmd(args []string, stdout, stderr io.Writer) error {
 	case "ls":
 		return sc.ls(ctx)
 	case "rm":
+		path := filepath.Join(*dataDir, natsrv.ServiceURLFile(name))
+		old, _ := os.ReadFile(path)
 		if err := reg.Delete(ctx, name); err != nil {
 			return err
 		}
-		path := filepath.Join(*dataDir, natsrv.ServiceURLFile(name))
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
+		}
+		if len(old) > 0 {
+			if err := sc.awaitRefused(ctx, strings.TrimSpace(string(old))); err != nil {
+				return fmt.Errorf("service %s removed, but: %w", name, err)
+			}
 		}
 		fmt.Fprintf(stdout, "removed service %s (NATS user %s)\n", name, schema.ServiceUser(name))
 		return nil
@@ -155,9 +161,36 @@ func (sc *serviceCtx) add(ctx context.Context, name string, senders []string) er
 	return nil
 }
 
+// awaitRefused connects with credentials that were just revoked until a
+// node refuses them (the nodes watch the registry), for up to 10 s.
+func (sc *serviceCtx) awaitRefused(ctx context.Context, oldURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	opts := []nats.Option{nats.NoReconnect(), nats.Timeout(2 * time.Second)}
+	if sc.ca != "" {
+		opts = append(opts, nats.RootCAs(sc.ca))
+	}
+	for {
+		nc, err := nats.Connect(oldURL, opts...)
+		if errors.Is(err, nats.ErrAuthorization) {
+			return nil
+		}
+		if nc != nil {
+			nc.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("a NATS node still accepted the old credentials after 10 s (is every node running?): %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // credentials gives s a new password, stores its hash, writes the
 // credentials file and waits until the server accepts it.
 func (sc *serviceCtx) credentials(ctx context.Context, s *services.Service, what string) error {
+	path := filepath.Join(sc.dataDir, natsrv.ServiceURLFile(s.Name))
+	old, _ := os.ReadFile(path)
 	pw, err := natsrv.NewPassword()
 	if err != nil {
 		return err
@@ -178,12 +211,16 @@ func (sc *serviceCtx) credentials(ctx context.Context, s *services.Service, what
 		hosts, tls = append(hosts, pu.Host), pu.Scheme == "tls"
 	}
 	svcURL := natsrv.ServiceURLs(hosts, s.Name, pw, tls)
-	path := filepath.Join(sc.dataDir, natsrv.ServiceURLFile(s.Name))
 	if err := natsrv.WriteSecretFile(path, []byte(svcURL+"\n")); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := sc.await(ctx, svcURL); err != nil {
 		return fmt.Errorf("service %s %s, credentials in %s, but: %w", s.Name, what, path, err)
+	}
+	if len(old) > 0 && strings.TrimSpace(string(old)) != svcURL {
+		if err := sc.awaitRefused(ctx, strings.TrimSpace(string(old))); err != nil {
+			return fmt.Errorf("service %s %s, credentials in %s, but: %w", s.Name, what, path, err)
+		}
 	}
 	fmt.Fprintf(sc.stdout, "service %s %s: NATS user %s, posts as %s\ncredentials: %s\n", s.Name, what,
 		schema.ServiceUser(s.Name), strings.Join(s.Senders, ","), path)

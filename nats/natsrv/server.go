@@ -98,8 +98,9 @@ type Server struct {
 	routeAddr string
 	cfg       Config // what Start was given: reloads rebuild the options from it
 
-	reloadMu sync.Mutex
-	services []ServiceUser // the service users installed, by name (SetServiceUsers)
+	authn     *authenticator
+	reloadMu  sync.Mutex // serializes SetServiceUsers
+	nServices int        // service users installed (SetServiceUsers)
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed once the server has shut down
@@ -135,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{log: log, creds: creds, cfg: cfg, tls: cfg.TLSCert != "", done: make(chan struct{})}
-	opts, err := s.buildOptions(nil)
+	opts, err := s.buildOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +147,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	bridge := newSlogLogger(log)
 	ns.SetLoggerV2(bridge, false, false, false)
+	s.ns = ns
+	s.authn.ns.Store(ns) // before the first client
 	ns.Start()
 
-	s.ns = ns
 	if err := s.waitReady(ctx, bridge.fatal); err != nil {
 		s.stop()
 		return nil, err

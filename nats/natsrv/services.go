@@ -3,7 +3,6 @@ package natsrv
 import (
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,39 +21,46 @@ type ServiceUser struct {
 }
 
 // SetServiceUsers makes users the service users of the CHAT account,
-// replacing the previous set, on the running server: a configuration
-// reload (server.ReloadOptions) with the same options but for these users.
-// The reload re-checks every connected client, so a removed user's or a
-// rotated password's connections are closed (authorization violation).
-// Unchanged sets are not reloaded. Safe for concurrent use.
+// replacing the previous set, on the running server: new connections
+// are checked against them at once, and the open connections of a user
+// that is gone or whose password changed are closed. Safe for concurrent
+// use.
 func (s *Server) SetServiceUsers(users []ServiceUser) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	users = slices.Clone(users)
-	slices.SortFunc(users, func(a, b ServiceUser) int { return strings.Compare(a.Name, b.Name) })
-	if slices.Equal(users, s.services) {
-		return nil
-	}
 	for _, u := range users {
 		if !schema.ValidServiceName(u.Name) || !strings.HasPrefix(u.PasswordHash, "$2") {
 			return fmt.Errorf("natsrv: service user %q: invalid name or password hash", u.Name)
 		}
 	}
-	opts, err := s.buildOptions(users)
-	if err != nil {
-		return err
+	revoked := s.authn.setServices(users)
+	for _, user := range revoked {
+		s.kick(user)
 	}
-	if err := s.ns.ReloadOptions(opts); err != nil {
-		return fmt.Errorf("natsrv: reload service users: %w", err)
+	if len(revoked) > 0 || len(users) != s.nServices {
+		s.log.Info("NATS service users changed.", "services", len(users), "revoked", len(revoked))
 	}
-	s.services = users
-	s.log.Info("NATS service users reloaded.", "services", len(users))
+	s.nServices = len(users)
 	return nil
 }
 
-// buildOptions is the server's whole configuration with service users:
-// what Start starts with (none) and SetServiceUsers reloads.
-func (s *Server) buildOptions(users []ServiceUser) (*server.Options, error) {
+// kick closes every connection of user. One that was authenticating
+// while the user changed is checked against the new set, or, when it got
+// through just before, listed by Connz and closed here.
+func (s *Server) kick(user string) {
+	cz, err := s.ns.Connz(&server.ConnzOptions{User: user, Limit: 1 << 20})
+	if err != nil {
+		s.log.Error("Listing a revoked service user's connections failed.", "user", user, "err", err)
+		return
+	}
+	for _, c := range cz.Conns {
+		_ = s.ns.DisconnectClientByID(c.Cid)
+	}
+}
+
+// buildOptions is the server's whole configuration: the configured users
+// go to the authenticator, which also checks the service users.
+func (s *Server) buildOptions() (*server.Options, error) {
 	opts, err := options(s.cfg)
 	if err != nil {
 		return nil, err
@@ -65,27 +71,12 @@ func (s *Server) buildOptions(users []ServiceUser) (*server.Options, error) {
 	if err := clusterOptions(opts, s.cfg, s.creds); err != nil {
 		return nil, err
 	}
-	var chat *server.Account
-	for _, a := range opts.Accounts {
-		if a.GetName() == accountChat {
-			chat = a
-		}
+	static := make(map[string]*server.User, len(opts.Users))
+	for _, u := range opts.Users {
+		static[u.Username] = u
 	}
-	if chat == nil {
-		return nil, fmt.Errorf("natsrv: no account %s in the configuration", accountChat)
-	}
-	for _, u := range users {
-		p := schema.ServicePermissions(u.Name)
-		opts.Users = append(opts.Users, &server.User{
-			Username: schema.ServiceUser(u.Name),
-			Password: u.PasswordHash,
-			Account:  chat,
-			Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: p.Publish},
-				Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
-			},
-		})
-	}
+	s.authn = &authenticator{static: static}
+	opts.CustomClientAuthentication = s.authn
 	return opts, nil
 }
 

@@ -137,3 +137,21 @@ func TestServiceUsersReload(t *testing.T) {
 		t.Fatal("a bad service name was installed")
 	}
 }
+
+// Service users on a server with random client and monitor ports.
+func TestServiceUsersWithRandomPorts(t *testing.T) {
+	s, err := natsrv.Start(t.Context(), natsrv.Config{Listen: "127.0.0.1:0", HTTPMonitor: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, s)
+	pw := "passwordpasswordpassword1"
+	if err := s.SetServiceUsers([]natsrv.ServiceUser{{Name: "alerts", PasswordHash: hash(t, pw)}}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := dial(serviceURL(s, "alerts", pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+}
