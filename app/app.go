@@ -91,6 +91,8 @@ type Config struct {
 	Push PushConfig
 	// Tracing turns OpenTelemetry tracing on; off by default.
 	Tracing TracingConfig
+	// Events tunes the events role (events for bots, webhooks).
+	Events EventsConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
 	// Web serves the chat web app (package web) at "/".
@@ -210,6 +212,12 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 			return a, err
 		}
 		a.runPart(runCtx, &part{name: "service-users", run: func(ctx context.Context) error {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = syncServiceConsumers(ctx, js, a.log)
+			}()
+			defer func() { <-done }()
 			return syncServiceUsers(ctx, a.nats, js, a.log)
 		}})
 	}

@@ -87,7 +87,8 @@ func TestRoleTable(t *testing.T) {
 		{"history", Roles{History: true}, false, []string{"retention", "service-users", "history writer"}},
 		// No push provider: the consumer is kept acknowledged.
 		{"pushnotify", Roles{Push: true}, false, []string{"retention", "service-users", "push unsent"}},
-		{"all", AllRoles, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi", "presence service", "history writer", "push unsent"}},
+		{"events", Roles{Events: true}, false, []string{"retention", "service-users", "events"}},
+		{"all", AllRoles, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi", "presence service", "history writer", "push unsent", "events"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(natstest.CheckGoroutines(t))

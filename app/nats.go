@@ -52,7 +52,7 @@ func (a *App) natsRoles() []string {
 		on   bool
 		role string
 	}{{r.Gateway, schema.RoleGateway}, {r.History, schema.RoleHistory}, {r.Presence, schema.RolePresence},
-		{r.Push && a.cfg.Push.Configured(), schema.RolePush}} {
+		{r.Push && a.cfg.Push.Configured(), schema.RolePush}, {r.Events, schema.RoleEvents}} {
 		if x.on {
 			roles = append(roles, x.role)
 		}

@@ -64,8 +64,9 @@ func (a *App) observe(ctx context.Context) error {
 func (a *App) observed(l schema.Layout) (consumers, streams []string) {
 	fanout := append([]string{schema.ConsumerFanout}, l.FanoutConsumers()...)
 	if a.nats != nil {
-		return append(fanout, schema.ConsumerHistory, schema.ConsumerPush),
-			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence), schema.StreamDead, schema.StreamPushDead}
+		return append(fanout, schema.ConsumerHistory, schema.ConsumerPush, schema.ConsumerServiceEvents),
+			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence), schema.StreamDead, schema.StreamPushDead,
+				schema.StreamServiceEvents, schema.StreamWebhookDead}
 	}
 	for _, role := range a.natsRoles() {
 		switch role {
@@ -77,6 +78,9 @@ func (a *App) observed(l schema.Layout) (consumers, streams []string) {
 			consumers, streams = append(consumers, schema.ConsumerPush), append(streams, schema.StreamChat, schema.StreamPushDead)
 		case schema.RolePresence:
 			streams = append(streams, schema.KVStream(schema.BucketPresence))
+		case schema.RoleEvents:
+			consumers = append(consumers, schema.ConsumerServiceEvents)
+			streams = append(streams, schema.StreamChat, schema.StreamServiceEvents, schema.StreamWebhookDead)
 		}
 	}
 	slices.Sort(streams)

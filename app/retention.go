@@ -122,11 +122,15 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-time.After(5 * time.Second):
 		}
 	}
-	users := make(chan struct{})
+	users := make(chan struct{}, 2)
 	go func() {
-		defer close(users)
+		defer func() { users <- struct{}{} }()
 		_ = syncServiceUsers(ctx, n.srv, n.js, n.cfg.Logger)
 	}()
-	defer func() { <-users }()
+	go func() {
+		defer func() { users <- struct{}{} }()
+		_ = syncServiceConsumers(ctx, n.js, n.cfg.Logger)
+	}()
+	defer func() { <-users; <-users }()
 	return n.trimmer.Run(ctx)
 }

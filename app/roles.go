@@ -19,10 +19,14 @@ type Roles struct {
 	// enough; more share its consumer); it starts only when a provider is
 	// configured.
 	Push bool
+	// Events writes the events for services (bots) and delivers those of
+	// services with a webhook (one per cluster is enough; more share the
+	// writer's pinned consumer).
+	Events bool
 }
 
 // AllRoles is what natter serve runs.
-var AllRoles = Roles{Gateway: true, Presence: true, History: true, Push: true}
+var AllRoles = Roles{Gateway: true, Presence: true, History: true, Push: true, Events: true}
 
 // role is one row of the table: whether it runs here and how it starts.
 type role struct {
@@ -46,6 +50,7 @@ func (a *App) roles() []role {
 		{"presence", r.Presence, a.startPresence},
 		{"history", r.History, a.startHistory},
 		{"pushnotify", r.Push, a.startPush},
+		{"events", r.Events, a.startEvents},
 		{"pprof", a.cfg.Pprof != "", a.startPprof},
 	}
 }

@@ -49,7 +49,7 @@ func TestMain(m *testing.M) { testbin.Main(m) }
 func readRoleFlags(bin string) (map[string]map[string]bool, error) {
 	flagLine := regexp.MustCompile(`^  -([a-z0-9-]+)`)
 	roles := map[string]map[string]bool{}
-	for _, role := range []string{"serve", "nats", "gateway", "history", "presence", "pushnotify", "migrate"} {
+	for _, role := range []string{"serve", "nats", "gateway", "history", "presence", "pushnotify", "events", "migrate"} {
 		out, _ := exec.Command(bin, role, "-h").CombinedOutput() // -h exits non-zero
 		flags := map[string]bool{}
 		sc := bufio.NewScanner(bytes.NewReader(out))

@@ -11,7 +11,7 @@ import (
 
 // roleCommands are the natter commands that run a role against the NATS
 // cluster, each with a NATS user of its own (nats/schema.Roles).
-var roleCommands = []string{"gateway", "history", "presence", "pushnotify"}
+var roleCommands = []string{"gateway", "history", "presence", "pushnotify", "events"}
 
 // In Kubernetes every role reads NATTER_NATS_URL from a Secret of its own,
 // only the gateway gets NATTER_JWT_SECRET, no pod gets a shared Secret,

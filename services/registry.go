@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"time"
@@ -36,6 +37,35 @@ type Service struct {
 	// NATS), so the clear password lives only in the service's
 	// credentials file.
 	PasswordHash string `json:"password_hash"`
+	// Webhook, when set, is where the service receives its events by
+	// HTTP POST (services/webhook) instead of pulling its consumer.
+	Webhook *Webhook `json:"webhook,omitempty"`
+}
+
+// Webhook is a service's webhook: the https URL its events are POSTed to
+// and the secret they are signed with (HMAC-SHA256, docs/bots.md).
+type Webhook struct {
+	URL    string `json:"url"`
+	Secret string `json:"secret"`
+}
+
+// MinWebhookSecret is the shortest webhook secret accepted.
+const MinWebhookSecret = 16
+
+// Validate checks what can be checked without the network: an https URL
+// with a host and no user info, and a secret of MinWebhookSecret bytes or
+// more. The SSRF rules (public addresses only) are the webhook
+// dispatcher's, at registration (natter service webhook) and at every
+// connection.
+func (w *Webhook) Validate() error {
+	u, err := url.Parse(w.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%w: webhook URL %q (want https://host/...)", ErrInvalid, w.URL)
+	}
+	if len(w.Secret) < MinWebhookSecret {
+		return fmt.Errorf("%w: webhook secret of %d bytes, at least %d", ErrInvalid, len(w.Secret), MinWebhookSecret)
+	}
+	return nil
 }
 
 // Allowed reports whether s may post as sender.
@@ -56,6 +86,11 @@ func (s *Service) Validate() error {
 	for _, u := range s.Senders {
 		if !protocol.ValidID(u) {
 			return fmt.Errorf("%w: sender id %q", ErrInvalid, u)
+		}
+	}
+	if s.Webhook != nil {
+		if err := s.Webhook.Validate(); err != nil {
+			return err
 		}
 	}
 	slices.Sort(s.Senders)

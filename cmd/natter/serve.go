@@ -30,6 +30,7 @@ var roles = map[string]app.Roles{
 	"presence":   {Presence: true},
 	"history":    {History: true},
 	"pushnotify": {Push: true},
+	"events":     {Events: true},
 }
 
 // gcPercentFor is the GC percent to set: 0 (leave the runtime's) when the

@@ -26,6 +26,8 @@ const serviceUsage = `usage:
   natter service ls                             list the services and their senders
   natter service rm <name>                      remove a service: its NATS user stops working at once
   natter service rotate <name>                  give a service a new password: the old one stops working at once
+  natter service webhook <name> [--secret S] <https URL>   POST the service's events to URL, signed (docs/bots.md)
+  natter service webhook <name> --off           stop POSTing: the service pulls its events consumer again
 flags (every subcommand): --data DIR, --nats-url URL (default: the operator URL in <data>/nats.url), --ca FILE`
 
 // serviceCmd manages service identities (package services): each is a
@@ -47,8 +49,18 @@ func serviceCmd(args []string, stdout, stderr io.Writer) error {
 	natsURL := fs.String("nats-url", "", "the operator's NATS URL (default: the content of <data>/nats.url)")
 	ca := fs.String("ca", "", "PEM file of the CA of a tls:// URL")
 	as := fs.String("as", "", "comma-separated sender (user) ids the service may post as (add)")
+	secret := fs.String("secret", "", "the webhook's signing secret, 16 bytes or more (webhook; default: a new random one, printed)")
+	off := fs.Bool("off", false, "remove the service's webhook (webhook)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var hookURL string
+	if sub == "webhook" && fs.NArg() > 0 {
+		// The URL may come before the flags too.
+		hookURL = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
 	}
 	if name == "" && fs.NArg() > 0 {
 		name = fs.Arg(0)
@@ -120,6 +132,8 @@ func serviceCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return sc.credentials(ctx, s, "rotated")
+	case "webhook":
+		return sc.webhook(ctx, name, hookURL, *secret, *off)
 	}
 	fmt.Fprintln(stderr, serviceUsage)
 	return fmt.Errorf("unknown subcommand %q", sub)
@@ -242,10 +256,14 @@ func (sc *serviceCtx) ls(ctx context.Context) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(sc.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tNATS USER\tSENDERS\tCREATED\tUPDATED")
+	fmt.Fprintln(tw, "NAME\tNATS USER\tSENDERS\tWEBHOOK\tCREATED\tUPDATED")
 	for _, s := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, schema.ServiceUser(s.Name), strings.Join(s.Senders, ","),
-			s.Created.Format(time.RFC3339), s.Updated.Format(time.RFC3339))
+		hook := "-"
+		if s.Webhook != nil {
+			hook = s.Webhook.URL
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, schema.ServiceUser(s.Name), strings.Join(s.Senders, ","),
+			hook, s.Created.Format(time.RFC3339), s.Updated.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

@@ -147,10 +147,11 @@ func TestRolePermissions(t *testing.T) {
 	shrunk := before
 	shrunk.MaxAge = 3 * time.Second
 	layout := schema.LayoutOf(before)
-	consumers := append([]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush}, layout.FanoutConsumers()...)
+	consumers := append([]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush, schema.ConsumerServiceEvents}, layout.FanoutConsumers()...)
 	// The gateway also pulls every partition's fan-out consumer.
 	ownsPartitions := map[string]bool{schema.RoleGateway: true}
-	own := map[string]string{schema.RoleGateway: schema.ConsumerFanout, schema.RoleHistory: schema.ConsumerHistory, schema.RolePush: schema.ConsumerPush}
+	own := map[string]string{schema.RoleGateway: schema.ConsumerFanout, schema.RoleHistory: schema.ConsumerHistory, schema.RolePush: schema.ConsumerPush,
+		schema.RoleEvents: schema.ConsumerServiceEvents}
 	readsMessages := map[string]bool{schema.RoleGateway: true, schema.RoleHistory: true}
 	readsTokens := map[string]bool{schema.RoleGateway: true, schema.RolePush: true}
 	writesConversations := map[string]bool{schema.RoleGateway: true}

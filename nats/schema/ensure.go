@@ -10,7 +10,7 @@ import (
 // Streams lists the configuration of every stream of the schema, besides
 // the buckets' own streams, in the order they are ensured.
 func Streams(c Config) []jetstream.StreamConfig {
-	return []jetstream.StreamConfig{ChatStream(c), DeadStream(c), PushDeadStream(c)}
+	return []jetstream.StreamConfig{ChatStream(c), DeadStream(c), PushDeadStream(c), ServiceEventsStream(c), WebhookDeadStream(c)}
 }
 
 // BucketConfigs lists the configuration of every KV bucket of the schema.
@@ -20,7 +20,7 @@ func BucketConfigs(c Config) []jetstream.KeyValueConfig {
 
 // Consumers lists the durable consumers on the CHAT stream of layout l.
 func Consumers(l Layout) []jetstream.ConsumerConfig {
-	cs := []jetstream.ConsumerConfig{FanoutConsumer(), HistoryConsumer(), PushConsumer()}
+	cs := []jetstream.ConsumerConfig{FanoutConsumer(), HistoryConsumer(), PushConsumer(), ServiceEventsWriterConsumer()}
 	for p := range l.Partitions {
 		cs = append(cs, FanoutPartitionConsumer(p))
 	}

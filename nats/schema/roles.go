@@ -28,10 +28,13 @@ const (
 	// RoleService is for internal services: publish messages into
 	// conversations and read history, nothing else.
 	RoleService = "service"
+	// RoleEvents writes the events for services (bots) and delivers the
+	// events of services with a webhook (svcevents.go).
+	RoleEvents = "events"
 )
 
 // Roles lists the role users.
-var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService}
+var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService, RoleEvents}
 
 // Inbox is the reply-subject prefix of role's connections: they must set
 // it (nats.CustomInboxPrefix), since a role may subscribe to its own
@@ -62,6 +65,10 @@ type access struct {
 	partitions bool
 	// responses lets it answer requests it received (a micro service).
 	responses bool
+	// serviceConsumers: it also pulls from and acks the consumer of every
+	// service on StreamServiceEvents (the webhook dispatcher). Check does
+	// not look for them: they come and go with the services.
+	serviceConsumers bool
 }
 
 // accessOf is the table of roles. The gateway's user also runs its
@@ -114,6 +121,17 @@ func accessOf(role string) (access, bool) {
 		}, true
 	case RoleService:
 		return access{pub: []string{MsgWildcard, HistoryAPIWildcard}}, true
+	case RoleEvents:
+		// Reads CHAT only through its consumer (no direct gets: it never
+		// reads a message out of order), conversation documents and the
+		// services registry, and writes SVC_EVENTS and the webhook DLQ.
+		return access{
+			pub:              []string{ServiceEventWildcard, WebhookDeadWildcard},
+			lookup:           []string{StreamChat, StreamServiceEvents, StreamWebhookDead},
+			readOnly:         []string{BucketConversations, BucketServices},
+			consume:          []string{ConsumerServiceEvents},
+			serviceConsumers: true,
+		}, true
 	}
 	return access{}, false
 }
@@ -185,6 +203,13 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 	}
 	for _, c := range a.peek {
 		api("CONSUMER.INFO." + StreamChat + "." + c)
+	}
+	if a.serviceConsumers {
+		// Every consumer of SVC_EVENTS is a service's (a wildcard is a
+		// whole token, "svc-*" would be a literal); it may not create or
+		// delete one.
+		api("CONSUMER.INFO."+StreamServiceEvents+".*", "CONSUMER.MSG.NEXT."+StreamServiceEvents+".*")
+		p.Publish = append(p.Publish, jsAckPrefix+StreamServiceEvents+".>")
 	}
 	p.Publish = dedupe(p.Publish)
 	return p, true

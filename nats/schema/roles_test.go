@@ -84,11 +84,14 @@ func subjectMatches(pattern, subject string) bool {
 	return len(p) == len(s)
 }
 
-// A service's user may request its own API prefix and read its own inbox,
-// nothing else: no CHAT subject, no other service's prefix, no JetStream.
+// A service's user may request its own API prefix, pull and ack its own
+// events consumer and read its own inbox, nothing else: no CHAT subject,
+// no other service's prefix or consumer, no other JetStream API.
 func TestServicePermissions(t *testing.T) {
 	p := ServicePermissions("alerts")
-	if !slices.Equal(p.Publish, []string{"chat.api.svc.alerts.>"}) || !slices.Equal(p.Subscribe, []string{"_INBOX.svc-alerts.>"}) || p.AllowResponses {
+	want := []string{"chat.api.svc.alerts.>", "$JS.API.CONSUMER.INFO.SVC_EVENTS.svc-alerts",
+		"$JS.API.CONSUMER.MSG.NEXT.SVC_EVENTS.svc-alerts", "$JS.ACK.SVC_EVENTS.svc-alerts.>"}
+	if !slices.Equal(p.Publish, want) || !slices.Equal(p.Subscribe, []string{"_INBOX.svc-alerts.>"}) || p.AllowResponses {
 		t.Fatalf("ServicePermissions(alerts) = %+v", p)
 	}
 	if ServiceFromSubject(ServiceAPI("alerts", EndpointPost)) != "alerts" || ServiceFromSubject("chat.api.svc.Bad.post") != "" || ServiceFromSubject("chat.msg.x") != "" {

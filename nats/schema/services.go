@@ -123,10 +123,16 @@ func ServicePermissions(name string) Permissions {
 }
 
 // serviceEvents returns the subjects service name publishes to consume its
-// events; none until the events stream exists (see ServicePermissions).
+// events: the info of its one consumer on SVC_EVENTS, pulls from it and
+// acks of it. It names no other consumer and no stream API: it cannot
+// read another service's events, CHAT or anything else.
 func serviceEvents(name string) []string {
-	_ = name
-	return nil
+	c := ServiceEventsConsumerName(name)
+	return []string{
+		jsAPIPrefix + "CONSUMER.INFO." + StreamServiceEvents + "." + c,
+		jsAPIPrefix + "CONSUMER.MSG.NEXT." + StreamServiceEvents + "." + c,
+		AckWildcard(StreamServiceEvents, c),
+	}
 }
 
 // ServiceAPIEndpoint is the subject the chat service serves endpoint on,

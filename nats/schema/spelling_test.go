@@ -25,7 +25,7 @@ var subjectLiteral = regexp.MustCompile(`(^|[^A-Za-z0-9_.$])(chat|\$KV|\$JS|\$SR
 // a name nats/schema owns. Consumer names are left out, they are also the
 // role and micro service names ("history", "pushnotify").
 var names = []string{
-	schema.StreamChat, schema.StreamDead, schema.StreamPushDead,
+	schema.StreamChat, schema.StreamDead, schema.StreamPushDead, schema.StreamServiceEvents, schema.StreamWebhookDead,
 	schema.BucketConversations, schema.BucketPresence, schema.BucketPush, schema.BucketPushSent, schema.BucketServices,
 }
 

@@ -209,6 +209,12 @@ func (p *EndpointPolicy) checkConn(c net.Conn) error {
 	return nil
 }
 
+// Client returns a copy of c guarded like the Web Push sender's (see
+// guardClient): no redirects, no proxy, every connection's address
+// checked against p. The webhook dispatcher (services/webhook) POSTs
+// through it, so webhooks follow the same SSRF rules as Web Push.
+func (p *EndpointPolicy) Client(c *http.Client) (*http.Client, error) { return p.guardClient(c) }
+
 // guardClient returns a copy of c (nil: a new client with a 30 s timeout)
 // that never follows redirects and whose every connection is checked
 // against the policy. Its Transport must be an *http.Transport (or nil).
