@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -330,7 +331,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
-	conn, err := s.upgrader.Upgrade(w, r)
+	// Hijacked here rather than by gws, so the socket under the WebSocket
+	// is a freshConn (conn.go).
+	raw, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.untrack(sess)
+		return
+	}
+	netConn := &freshConn{Conn: raw, timeout: s.cfg.WriteTimeout}
+	conn, err := s.upgrader.UpgradeFromConn(netConn, bufio.NewReaderSize(netConn, readBufferSize), r)
 	if err != nil {
 		s.untrack(sess)
 		return

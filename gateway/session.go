@@ -31,6 +31,8 @@ type session struct {
 	entry      *userEntry // set once registered in the hub
 	limiter    bucket
 	expiry     expiry // closes with 4003 when the token expires (reauth.go)
+	idle       atomic.Pointer[time.Timer] // closes the connection when silent (checkIdle)
+	lastActive atomic.Int64 // cfg.Now() of the last frame received, unix nanoseconds
 
 	// The send queue (writer.go): nil while idle.
 	qmu     sync.Mutex
@@ -168,6 +170,9 @@ func (s *Server) OnClose(c *gws.Conn, err error) {
 		}
 	}
 	sess.stopExpiry()
+	if t := sess.idle.Load(); t != nil {
+		t.Stop()
+	}
 	if sess.entry != nil {
 		s.hub.unregister(sess, sess.entry)
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
@@ -233,6 +238,9 @@ func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 			return
 		}
 		refused(s.metrics.Refused, RefusedRate)
+		if protocol.Unanswered(&req) {
+			return
+		}
 		e := protocol.Errorf(protocol.CodeRateLimited, "too many requests; slow down")
 		e.ID = req.ID
 		sess.reply(e)
@@ -324,6 +332,7 @@ func (sess *session) authenticate() error {
 	sess.authed.Store(true)
 	sess.armExpiry(sess.expiry.until)
 	sess.touch()
+	sess.idle.Store(time.AfterFunc(sess.idleAfter(), sess.checkIdle))
 	if err := sess.srv.presence.Connected(ctx, sess.user, sess.id, sess.device); err != nil {
 		sess.srv.cfg.Logger.Warn("presence not recorded", "user", sess.user, "err", err)
 	}
@@ -338,10 +347,40 @@ func (sess *session) welcome(id string) {
 	})
 }
 
+// idleGrace is how long past the idle close the read deadline is: a
+// backstop for a socket the close frame cannot reach.
+const idleGrace = 5 * time.Second
+
 // touch extends the connection's life by two heartbeats.
 func (sess *session) touch() {
-	_ = sess.conn.SetReadDeadline(sess.srv.cfg.Now().Add(2 * sess.srv.cfg.Heartbeat))
+	now := sess.srv.cfg.Now()
+	sess.lastActive.Store(now.UnixNano())
+	_ = sess.conn.SetReadDeadline(now.Add(sess.idleAfter() + idleGrace))
 }
+
+func (sess *session) idleAfter() time.Duration { return 2 * sess.srv.cfg.Heartbeat }
+
+// checkIdle runs on the idle timer: it closes a connection silent for
+// two heartbeats, with a close frame that says so, or waits for the rest
+// of the two heartbeats since the last frame. A timer rather than the
+// read deadline alone, whose expiry gws would report as a read error
+// naming both addresses.
+func (sess *session) checkIdle() {
+	if sess.closing.Load() {
+		return
+	}
+	left := time.Duration(sess.lastActive.Load()+int64(sess.idleAfter())) - time.Duration(sess.srv.cfg.Now().UnixNano())
+	if left > 0 {
+		if t := sess.idle.Load(); t != nil {
+			t.Reset(left)
+		}
+		return
+	}
+	sess.closeWith(1000, idleReason)
+}
+
+// idleReason is the close reason of an idle connection.
+const idleReason = "idle: nothing received for 2 × heartbeat_s"
 
 // reply encodes v, unless it is an encodedFrame, and queues it.
 func (sess *session) reply(v any) {
