@@ -15,6 +15,7 @@ const module = "github.com/natter-chat/natter/"
 var layers = map[string][]string{
 	// The wire and the schema sit at the bottom.
 	"protocol":       {},
+	"protocol/spec":  {},
 	"nats/schema":    {},
 	"metrics":        {},
 	"web":            {},

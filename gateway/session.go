@@ -30,9 +30,9 @@ type session struct {
 	deflate    bool       // permessage-deflate was negotiated
 	entry      *userEntry // set once registered in the hub
 	limiter    bucket
-	expiry     expiry // closes with 4003 when the token expires (reauth.go)
+	expiry     expiry                     // closes with 4003 when the token expires (reauth.go)
 	idle       atomic.Pointer[time.Timer] // closes the connection when silent (checkIdle)
-	lastActive atomic.Int64 // cfg.Now() of the last frame received, unix nanoseconds
+	lastActive atomic.Int64               // cfg.Now() of the last frame received, unix nanoseconds
 
 	// The send queue (writer.go): nil while idle.
 	qmu     sync.Mutex
