@@ -40,9 +40,10 @@ var layers = map[string][]string{
 	// The gateway declares what it needs and is handed the implementations.
 	"gateway": {"protocol", "nats/schema", "auth"},
 	// Wiring.
-	"app":              {"*"},
-	"cmd/natter":       {"*"},
-	"cmd/natter-bench": {"auth", "client", "protocol", "nats/schema"},
+	"app":                    {"*"},
+	"cmd/natter":             {"*"},
+	"cmd/natter-bench":       {"auth", "client", "protocol", "nats/schema"},
+	"cmd/natter-conformance": {"app", "auth", "nats/natsrv", "protocol/spec"},
 	// Test support: imported only by tests (checked below).
 	"nats/natstest":                  {"nats/natsrv", "nats/schema"},
 	"history/storetest":              {"history", "protocol"},

@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"encoding/json"
-	"fmt"
-	"slices"
 	"sync"
 	"testing"
 
 	"github.com/natter-chat/natter/client"
-	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/protocol/spec"
 )
 
@@ -27,23 +23,13 @@ func wireSpec(t testing.TB) *spec.Spec {
 	return s
 }
 
-// wireCheck follows one connection. A frame the schema refuses is fine
-// to send (tests send malformed input on purpose), but then its answer
-// must be an error: a frame the server accepts must be one the spec
-// allows, or the two disagree.
+// wireCheck follows one connection with a spec.Checker, not in order:
+// the client's trace sees a request before it is written, and tests
+// write from several goroutines.
 type wireCheck struct {
-	t    testing.TB
-	spec *spec.Spec
-
-	mu       sync.Mutex
-	sent     map[string]sentFrame // by id, until answered
-	problems []string
-	over     bool
-}
-
-type sentFrame struct {
-	typ     string
-	invalid error // why the schema refuses it; nil when valid
+	mu   sync.Mutex
+	c    *spec.Checker
+	over bool
 }
 
 // newWireCheck returns a checker for one connection. It reports at t's
@@ -52,70 +38,28 @@ type sentFrame struct {
 // before the report.
 func newWireCheck(t testing.TB) *wireCheck {
 	t.Helper()
-	w := &wireCheck{t: t, spec: wireSpec(t), sent: map[string]sentFrame{}}
+	w := &wireCheck{c: wireSpec(t).NewChecker(false)}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.over = true
-		for _, p := range w.problems {
+		for _, p := range w.c.Problems() {
 			t.Errorf("wire check: %s", p)
 		}
 	})
 	return w
 }
 
-func (w *wireCheck) problem(format string, args ...any) {
-	w.problems = append(w.problems, fmt.Sprintf(format, args...))
-}
-
 // trace is client.Options.Trace.
 func (w *wireCheck) trace(sent bool, frame []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.over {
-		return
-	}
-	if sent {
-		f, err := w.spec.Validate(spec.FromClient, frame)
-		if f.ID != "" {
-			w.sent[f.ID] = sentFrame{typ: f.Type, invalid: err}
-		}
-		return
-	}
-	w.received(frame)
-}
-
-func (w *wireCheck) received(frame []byte) {
-	f, err := w.spec.Validate(spec.FromServer, frame)
-	if err != nil {
-		w.problem("server frame %.400s: %v", frame, err)
-		return
-	}
-	if f.ID == "" {
-		return
-	}
-	req, ok := w.sent[f.ID]
-	if !ok {
-		return
-	}
-	delete(w.sent, f.ID)
-	if req.invalid != nil {
-		if f.Type != protocol.TypeError {
-			w.problem("the server answered %.400s to a %q frame the spec refuses (%v)", frame, req.typ, req.invalid)
-		}
-		return
-	}
-	row := w.spec.Requests[req.typ]
-	switch f.Type {
-	case row.Reply:
-	case protocol.TypeError:
-		var e protocol.Error
-		_ = json.Unmarshal(frame, &e)
-		if !slices.Contains(row.Errors, e.Code) {
-			w.problem("%q answered with error code %q, which frames.json does not list for it (%v): %.400s", req.typ, e.Code, row.Errors, frame)
-		}
+	switch {
+	case w.over:
+	case sent:
+		w.c.Sent(frame)
 	default:
-		w.problem("%q answered with %q, frames.json says %q: %.400s", req.typ, f.Type, row.Reply, frame)
+		w.c.Received(frame)
 	}
 }
 
