@@ -91,7 +91,7 @@ func TestSilentConnectionIsClosed(t *testing.T) {
 	select {
 	case <-quiet.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("a silent connection is still open after 2 s with heartbeat 0.5 s")
+		t.Fatal("a silent connection is still open after 2 s with heartbeat 0.5 s (1 s: whole seconds)")
 	}
 }
 

@@ -112,6 +112,12 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.Heartbeat, protocol.DefaultHeartbeatSecs*time.Second)
+	// welcome announces whole seconds and clients pace their pings by
+	// them: a heartbeat of 500 ms would say heartbeat_s 0. So the
+	// heartbeat is the whole seconds announced, rounded up.
+	if r := c.Heartbeat % time.Second; r != 0 {
+		c.Heartbeat += time.Second - r
+	}
 	def(&c.HelloTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
