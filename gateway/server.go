@@ -422,7 +422,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, sess := range all {
-		sess.closeWith(1001, "server shutting down")
+		sess.closeWith(protocol.CloseShutdown)
 	}
 	var err error
 	select {

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,7 +151,7 @@ func (s *Server) onOpen(c *gws.Conn) {
 	// A timer rather than a read deadline, so that the close says 4001.
 	time.AfterFunc(s.cfg.HelloTimeout, func() {
 		if !sess.authed.Load() {
-			sess.closeWith(protocol.CloseUnauthorized, "no hello with a valid token in time")
+			sess.closeWith(protocol.CloseHelloLate)
 		}
 	})
 	_ = c.SetReadDeadline(s.cfg.Now().Add(s.cfg.HelloTimeout + 5*time.Second))
@@ -234,7 +233,7 @@ func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 	}
 	if req.Type != protocol.TypePing && req.Type != protocol.TypeHello && !sess.limiter.allow(s.cfg.Now()) {
 		if sess.limiter.denied > s.cfg.AbuseLimit {
-			sess.closeWith(protocol.CloseSlowOrAbusive, "rate limit exceeded far past the limit")
+			sess.closeWith(protocol.CloseAbuse)
 			return
 		}
 		refused(s.metrics.Refused, RefusedRate)
@@ -287,21 +286,21 @@ func salvageID(data []byte) string {
 func (sess *session) hello(data []byte) {
 	var req protocol.Request
 	if err := decodeRequest(data, &req); err != nil || req.Type != protocol.TypeHello {
-		sess.closeWith(protocol.CloseUnauthorized, "first frame must be hello with a token")
+		sess.closeWith(protocol.CloseNotHello)
 		return
 	}
 	if req.Token == "" {
-		sess.closeWith(protocol.CloseUnauthorized, "hello has no token")
+		sess.closeWith(protocol.CloseHelloNoToken)
 		return
 	}
 	uid, until, err := sess.srv.verify(req.Token)
 	if err != nil {
-		sess.closeWith(protocol.CloseUnauthorized, "bad token")
+		sess.closeWith(protocol.CloseBadToken)
 		return
 	}
 	sess.expiry.until = until
 	if len(req.Device) > protocol.MaxDeviceBytes {
-		sess.closeWith(protocol.CloseUnauthorized, fmt.Sprintf("hello device label over %d bytes", protocol.MaxDeviceBytes))
+		sess.closeWith(protocol.CloseDeviceTooLong)
 		return
 	}
 	sess.user = uid
@@ -320,12 +319,12 @@ func (sess *session) authenticate() error {
 	e, err := sess.srv.hub.register(ctx, sess)
 	if errors.Is(err, errTooManyConns) {
 		refused(sess.srv.metrics.Refused, RefusedConnsPerUser)
-		sess.closeWith(1008, "too many connections for this user")
+		sess.closeWith(protocol.CloseTooManyConns)
 		return err
 	}
 	if err != nil {
 		sess.srv.cfg.Logger.Warn("register connection failed", "user", sess.user, "err", err)
-		sess.closeWith(1011, "temporarily unavailable")
+		sess.closeWith(protocol.CloseBackendDown)
 		return err
 	}
 	sess.entry = e
@@ -376,11 +375,8 @@ func (sess *session) checkIdle() {
 		}
 		return
 	}
-	sess.closeWith(1000, idleReason)
+	sess.closeWith(protocol.CloseIdle)
 }
-
-// idleReason is the close reason of an idle connection.
-const idleReason = "idle: nothing received for 2 × heartbeat_s"
 
 // reply encodes v, unless it is an encodedFrame, and queues it.
 func (sess *session) reply(v any) {
@@ -408,7 +404,7 @@ func (sess *session) pushFrame(q queued) {
 	n := int64(len(q.data))
 	if sess.pending.Add(n) > sess.srv.cfg.MaxPendingBytes {
 		sess.pending.Add(-n)
-		sess.closeWith(protocol.CloseSlowOrAbusive, "send queue full: the client does not read")
+		sess.closeWith(protocol.CloseQueueFull)
 		return
 	}
 	inc(sess.srv.metrics.FramesOut)
@@ -418,7 +414,8 @@ func (sess *session) pushFrame(q queued) {
 // closeWith closes the connection with code and reason, once. A write stuck
 // on a client that does not read is cut short first, so the close cannot
 // hang behind it.
-func (sess *session) closeWith(code uint16, reason string) {
+func (sess *session) closeWith(cl protocol.Close) {
+	code, reason := cl.Code, cl.Reason
 	if !sess.closing.CompareAndSwap(false, true) || sess.conn == nil {
 		return
 	}

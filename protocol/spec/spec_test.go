@@ -3,6 +3,7 @@ package spec_test
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -196,6 +197,33 @@ func TestDocTables(t *testing.T) {
 			if !slices.Contains(want, c) {
 				t.Errorf("frames.json names error code %q, which is not one of %v", c, want)
 			}
+		}
+	}
+}
+
+// TestDocCloses checks that docs/protocol.md's close code table has a row
+// for each close the server starts and that its reason is in a table of
+// the doc, in backticks, word for word.
+func TestDocCloses(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	sec := doc[strings.Index(doc, "\n## Close codes and HTTP statuses\n"):]
+	sec = sec[:strings.Index(sec[1:], "\n## ")+1]
+	var rows []string
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(line, "|") {
+			rows = append(rows, line)
+		}
+	}
+	for _, c := range protocol.ServerCloses {
+		if !strings.Contains(sec, fmt.Sprintf("\n| %d |", c.Code)) {
+			t.Errorf("the close code table has no row for %d", c.Code)
+		}
+		if !slices.ContainsFunc(rows, func(r string) bool { return strings.Contains(r, "`"+c.Reason+"`") }) {
+			t.Errorf("no table of docs/protocol.md gives close %d's reason `%s`", c.Code, c.Reason)
 		}
 	}
 }
