@@ -25,11 +25,22 @@ func wireSpec(t testing.TB) *spec.Spec {
 
 // wireCheck follows one connection with a spec.Checker, not in order:
 // the client's trace sees a request before it is written, and tests
-// write from several goroutines.
+// write from several goroutines. Frames are checked on a goroutine of
+// their own: validating a 1 MiB page takes long under -race, and a
+// reader that slow would make the server wait on the socket.
 type wireCheck struct {
-	mu   sync.Mutex
-	c    *spec.Checker
-	over bool
+	c *spec.Checker
+
+	mu    sync.Mutex
+	queue []traced
+	wake  chan struct{} // one token: the queue has frames
+	over  bool
+	done  chan struct{} // closed when the checking goroutine ended
+}
+
+type traced struct {
+	sent  bool
+	frame []byte
 }
 
 // newWireCheck returns a checker for one connection. It reports at t's
@@ -38,11 +49,14 @@ type wireCheck struct {
 // before the report.
 func newWireCheck(t testing.TB) *wireCheck {
 	t.Helper()
-	w := &wireCheck{c: wireSpec(t).NewChecker(false)}
+	w := &wireCheck{c: wireSpec(t).NewChecker(false), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.check()
 	t.Cleanup(func() {
 		w.mu.Lock()
-		defer w.mu.Unlock()
 		w.over = true
+		w.mu.Unlock()
+		w.signal()
+		<-w.done
 		for _, p := range w.c.Problems() {
 			t.Errorf("wire check: %s", p)
 		}
@@ -50,17 +64,42 @@ func newWireCheck(t testing.TB) *wireCheck {
 	return w
 }
 
-// trace is client.Options.Trace.
+func (w *wireCheck) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// check feeds the checker until the cleanup and the queue is empty.
+func (w *wireCheck) check() {
+	defer close(w.done)
+	for range w.wake {
+		w.mu.Lock()
+		batch, over := w.queue, w.over
+		w.queue = nil
+		w.mu.Unlock()
+		for _, f := range batch {
+			if f.sent {
+				w.c.Sent(f.frame)
+			} else {
+				w.c.Received(f.frame)
+			}
+		}
+		if over {
+			return
+		}
+	}
+}
+
+// trace is client.Options.Trace: it queues a copy of the frame.
 func (w *wireCheck) trace(sent bool, frame []byte) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case w.over:
-	case sent:
-		w.c.Sent(frame)
-	default:
-		w.c.Received(frame)
+	if !w.over {
+		w.queue = append(w.queue, traced{sent: sent, frame: append([]byte(nil), frame...)})
 	}
+	w.mu.Unlock()
+	w.signal()
 }
 
 // checkServerFrame validates one frame a test read from a raw socket.

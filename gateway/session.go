@@ -32,6 +32,7 @@ type session struct {
 	expiry     expiry                     // closes with 4003 when the token expires (reauth.go)
 	idle       atomic.Pointer[time.Timer] // closes the connection when silent (checkIdle)
 	lastActive atomic.Int64               // cfg.Now() of the last frame received, unix nanoseconds
+	busy       atomic.Bool                // a request is being handled: the connection is not idle
 
 	// The send queue (writer.go): nil while idle.
 	qmu     sync.Mutex
@@ -247,6 +248,8 @@ func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
+	sess.busy.Store(true)
+	defer sess.busy.Store(false)
 	resp := sess.handle(ctx, &req)
 	if resp != nil {
 		sess.reply(resp)
@@ -363,12 +366,17 @@ func (sess *session) idleAfter() time.Duration { return 2 * sess.srv.cfg.Heartbe
 // two heartbeats, with a close frame that says so, or waits for the rest
 // of the two heartbeats since the last frame. A timer rather than the
 // read deadline alone, whose expiry gws would report as a read error
-// naming both addresses.
+// naming both addresses. A connection whose request is still being
+// handled is not idle, however long that takes: its frames wait unread
+// (as with the read deadline, which only a read can miss).
 func (sess *session) checkIdle() {
 	if sess.closing.Load() {
 		return
 	}
 	left := time.Duration(sess.lastActive.Load()+int64(sess.idleAfter())) - time.Duration(sess.srv.cfg.Now().UnixNano())
+	if sess.busy.Load() {
+		left = sess.idleAfter()
+	}
 	if left > 0 {
 		if t := sess.idle.Load(); t != nil {
 			t.Reset(left)
