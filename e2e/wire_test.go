@@ -26,16 +26,17 @@ func wireSpec(t testing.TB) *spec.Spec {
 // wireCheck follows one connection with a spec.Checker, not in order:
 // the client's trace sees a request before it is written, and tests
 // write from several goroutines. Frames are checked on a goroutine of
-// their own: validating a 1 MiB page takes long under -race, and a
-// reader that slow would make the server wait on the socket.
+// their own, started while frames wait (none is left while the
+// connection is quiet): validating a 1 MiB page takes long under -race,
+// and a reader that slow would make the server wait on the socket.
 type wireCheck struct {
 	c *spec.Checker
 
-	mu    sync.Mutex
-	queue []traced
-	wake  chan struct{} // one token: the queue has frames
-	over  bool
-	done  chan struct{} // closed when the checking goroutine ended
+	mu      sync.Mutex
+	queue   []traced
+	running bool // a drain goroutine runs
+	over    bool
+	drained sync.WaitGroup
 }
 
 type traced struct {
@@ -49,14 +50,12 @@ type traced struct {
 // before the report.
 func newWireCheck(t testing.TB) *wireCheck {
 	t.Helper()
-	w := &wireCheck{c: wireSpec(t).NewChecker(false), wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go w.check()
+	w := &wireCheck{c: wireSpec(t).NewChecker(false)}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.over = true
 		w.mu.Unlock()
-		w.signal()
-		<-w.done
+		w.drained.Wait()
 		for _, p := range w.c.Problems() {
 			t.Errorf("wire check: %s", p)
 		}
@@ -64,20 +63,33 @@ func newWireCheck(t testing.TB) *wireCheck {
 	return w
 }
 
-func (w *wireCheck) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
+// trace is client.Options.Trace: it queues a copy of the frame.
+func (w *wireCheck) trace(sent bool, frame []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.over {
+		return
+	}
+	w.queue = append(w.queue, traced{sent: sent, frame: append([]byte(nil), frame...)})
+	if !w.running {
+		w.running = true
+		w.drained.Add(1)
+		go w.drain()
 	}
 }
 
-// check feeds the checker until the cleanup and the queue is empty.
-func (w *wireCheck) check() {
-	defer close(w.done)
-	for range w.wake {
+// drain feeds the checker, in order, until the queue is empty.
+func (w *wireCheck) drain() {
+	defer w.drained.Done()
+	for {
 		w.mu.Lock()
-		batch, over := w.queue, w.over
+		batch := w.queue
 		w.queue = nil
+		if len(batch) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
 		w.mu.Unlock()
 		for _, f := range batch {
 			if f.sent {
@@ -86,20 +98,7 @@ func (w *wireCheck) check() {
 				w.c.Received(f.frame)
 			}
 		}
-		if over {
-			return
-		}
 	}
-}
-
-// trace is client.Options.Trace: it queues a copy of the frame.
-func (w *wireCheck) trace(sent bool, frame []byte) {
-	w.mu.Lock()
-	if !w.over {
-		w.queue = append(w.queue, traced{sent: sent, frame: append([]byte(nil), frame...)})
-	}
-	w.mu.Unlock()
-	w.signal()
 }
 
 // checkServerFrame validates one frame a test read from a raw socket.
