@@ -15,6 +15,7 @@ const module = "github.com/natter-chat/natter/"
 var layers = map[string][]string{
 	// The wire and the schema sit at the bottom.
 	"protocol":         {},
+	"protocol/spec":    {},
 	"nats/schema":      {},
 	"metrics":          {},
 	"tracing":          {},
@@ -50,9 +51,10 @@ var layers = map[string][]string{
 	// them.
 	"admin": {"conversation", "history", "presence", "pushnotify", "protocol", "nats/schema"},
 	// Wiring.
-	"app":              {"*"},
-	"cmd/natter":       {"*"},
-	"cmd/natter-bench": {"auth", "client", "protocol", "nats/schema"},
+	"app":                    {"*"},
+	"cmd/natter":             {"*"},
+	"cmd/natter-bench":       {"auth", "client", "protocol", "nats/schema"},
+	"cmd/natter-conformance": {"app", "auth", "nats/natsrv", "protocol/spec"},
 	// Test support: imported only by tests (checked below).
 	"nats/natstest":                  {"nats/natsrv", "nats/schema"},
 	"history/storetest":              {"history", "protocol"},

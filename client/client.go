@@ -57,11 +57,19 @@ type Options struct {
 	// for two heartbeats). Zero means every heartbeat_s/2 from welcome;
 	// negative sends none.
 	KeepAlive time.Duration
+	// Trace, when set, sees every frame the client writes (sent true) and
+	// reads (sent false), as the bytes on the wire, in order per
+	// direction; from the reader goroutine and the writers' own. It must
+	// not keep frame past the call. Tests validate traffic with it
+	// against the protocol's schema (protocol/spec); a conformance log
+	// records it.
+	Trace func(sent bool, frame []byte)
 }
 
 // Client is one authenticated protocol v1 connection.
 type Client struct {
 	conn    *websocket.Conn
+	trace   func(sent bool, frame []byte)
 	welcome protocol.Welcome
 	nextID  atomic.Uint64
 
@@ -117,6 +125,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 	}
 	c := &Client{
 		conn:       conn,
+		trace:      opts.Trace,
 		events:     make(chan Event, buf),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
@@ -180,7 +189,14 @@ func (c *Client) writeJSON(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
+	c.traced(true, b)
 	return c.conn.Write(ctx, websocket.MessageText, b)
+}
+
+func (c *Client) traced(sent bool, frame []byte) {
+	if c.trace != nil {
+		c.trace(sent, frame)
+	}
 }
 
 // awaitWelcome reads until a welcome frame; an error frame fails the
@@ -188,6 +204,9 @@ func (c *Client) writeJSON(ctx context.Context, v any) error {
 func (c *Client) awaitWelcome(ctx context.Context) error {
 	for {
 		_, data, err := c.conn.Read(ctx)
+		if err == nil {
+			c.traced(false, data)
+		}
 		if err != nil {
 			if websocket.CloseStatus(err) == protocol.CloseUnauthorized {
 				var ce websocket.CloseError
@@ -249,6 +268,7 @@ func (c *Client) readLoop() {
 			c.end(err)
 			return
 		}
+		c.traced(false, data)
 		var h frameHead
 		if json.Unmarshal(data, &h) != nil {
 			// A malformed server frame is surfaced, not hidden: Type is "".

@@ -59,6 +59,7 @@ func (c *Client) NextEvent(ctx context.Context, types ...string) (Event, error) 
 // with it). Like every write, a ctx that ends while the frame is being
 // written closes the connection: a half-written frame cannot be taken back.
 func (c *Client) WriteRaw(ctx context.Context, frame []byte) error {
+	c.traced(true, frame)
 	if err := c.conn.Write(ctx, websocket.MessageText, frame); err != nil {
 		select {
 		case <-c.done:

@@ -39,7 +39,7 @@ func TestAuthHeader(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("status = %d, want 401", resp.StatusCode)
 			}
-			_, err = client.Dial(ctxT(t), e.app.WebSocketURL(), client.Options{Token: tok, HeaderAuth: true})
+			_, err = client.Dial(ctxT(t), e.app.WebSocketURL(), checked(t, client.Options{Token: tok, HeaderAuth: true}))
 			if !errors.Is(err, client.ErrUnauthorized) {
 				t.Fatalf("Dial = %v, want ErrUnauthorized", err)
 			}

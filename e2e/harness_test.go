@@ -107,7 +107,7 @@ func (e *env) dial(t testing.TB, user string) *client.Client {
 
 func (e *env) dialOpts(t testing.TB, opts client.Options) *client.Client {
 	t.Helper()
-	c, err := client.Dial(ctxT(t), e.app.WebSocketURL(), opts)
+	c, err := client.Dial(ctxT(t), e.app.WebSocketURL(), checked(t, opts))
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

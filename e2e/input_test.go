@@ -75,15 +75,20 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
-	if _, _, err := conn.Read(ctx); err != nil { // welcome
+	_, welcome, err := conn.Read(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	checkServerFrame(t, welcome)
 	big := `{"type":"ping","pad":"` + strings.Repeat("p", 1<<20) + `"}`
 	_ = conn.Write(ctx, websocket.MessageText, []byte(big))
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for {
-		_, _, err := conn.Read(rctx)
+		_, data, err := conn.Read(rctx)
+		if err == nil {
+			checkServerFrame(t, data)
+		}
 		if err != nil {
 			if st := websocket.CloseStatus(err); st != websocket.StatusMessageTooBig {
 				t.Fatalf("close = %v, want 1009", err)

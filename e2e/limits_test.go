@@ -91,7 +91,7 @@ func TestSilentConnectionIsClosed(t *testing.T) {
 	select {
 	case <-quiet.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("a silent connection is still open after 2 s with heartbeat 0.5 s")
+		t.Fatal("a silent connection is still open after 2 s with heartbeat 0.5 s (1 s: whole seconds)")
 	}
 }
 
@@ -103,7 +103,7 @@ func TestConnectionLimits(t *testing.T) {
 	ctx := ctxT(t)
 	e.dial(t, "alice")
 	e.dial(t, "alice")
-	_, err := client.Dial(ctx, e.app.WebSocketURL(), client.Options{Token: token(t, "alice")})
+	_, err := client.Dial(ctx, e.app.WebSocketURL(), checked(t, client.Options{Token: token(t, "alice")}))
 	if err == nil {
 		t.Fatal("a third connection of a user limited to 2 was welcomed")
 	}
@@ -114,7 +114,7 @@ func TestConnectionLimits(t *testing.T) {
 	for _, u := range []string{"bob", "carol"} {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			c, err := client.Dial(ctx, e.app.WebSocketURL(), client.Options{Token: token(t, u)})
+			c, err := client.Dial(ctx, e.app.WebSocketURL(), checked(t, client.Options{Token: token(t, u)}))
 			if err == nil {
 				t.Cleanup(func() { _ = c.Close() })
 				break
@@ -125,7 +125,7 @@ func TestConnectionLimits(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	_, err = client.Dial(ctx, e.app.WebSocketURL(), client.Options{Token: token(t, "dave")})
+	_, err = client.Dial(ctx, e.app.WebSocketURL(), checked(t, client.Options{Token: token(t, "dave")}))
 	if err == nil || !strings.Contains(err.Error(), "429") {
 		t.Fatalf("a fifth connection from one address limited to 4: %v, want HTTP 429", err)
 	}
@@ -148,7 +148,7 @@ func TestOriginAllowList(t *testing.T) {
 		if tc.origin != "" {
 			h.Set("Origin", tc.origin)
 		}
-		c, err := client.Dial(ctx, e.app.WebSocketURL(), client.Options{Token: token(t, "alice"), Header: h})
+		c, err := client.Dial(ctx, e.app.WebSocketURL(), checked(t, client.Options{Token: token(t, "alice"), Header: h}))
 		if tc.ok != (err == nil) {
 			t.Errorf("origin %q: %v, want allowed=%v", tc.origin, err, tc.ok)
 		}

@@ -279,7 +279,7 @@ func TestManyGroupsComeInPagesThatFit(t *testing.T) {
 	var found atomic.Bool
 	s, err := client.NewSession(ctx, client.SessionOptions{
 		URLs:    []string{e.app.WebSocketURL()},
-		Options: client.Options{Token: token(t, "victim")},
+		Options: checked(t, client.Options{Token: token(t, "victim")}),
 		OnMessage: func(m *protocol.Message, live bool) {
 			if m.Conv == last && m.Seq == lastAck.Seq {
 				found.Store(true)

@@ -270,7 +270,7 @@ func TestPresenceGatewayKilled(t *testing.T) {
 	gw := e.startGatewayProcess(t, "--heartbeat", "1s")
 	bob := e.dial(t, "bob")
 	contacts(t, e, bob, "alice")
-	alice, err := client.Dial(ctx, gw.url(), client.Options{Token: token(t, "alice")})
+	alice, err := client.Dial(ctx, gw.url(), checked(t, client.Options{Token: token(t, "alice")}))
 	if err != nil {
 		t.Fatal(err)
 	}

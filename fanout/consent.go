@@ -21,7 +21,7 @@ func (f *Fanout) pushConversationStates(d *conversation.Doc, c *protocol.Convers
 	for st, subjects := range byState {
 		cc := *c
 		cc.State = st
-		frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: &cc})
+		frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Push: true, Conversation: &cc})
 		if err := f.deliver(subjects, frame, origin); err != nil {
 			return err
 		}
@@ -60,7 +60,7 @@ func (f *Fanout) pushInvitedList(ctx context.Context, d *conversation.Doc, chang
 		return err
 	}
 	c.LastSeq = last
-	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: c})
+	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Push: true, Conversation: c})
 	skip := make(map[string]bool, len(except))
 	for _, u := range except {
 		skip[u] = true

@@ -327,7 +327,7 @@ func (f *Fanout) pushConversation(ctx context.Context, d *conversation.Doc, user
 	if d.HasStates() {
 		return f.pushConversationStates(d, c, users, origin)
 	}
-	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: c})
+	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Push: true, Conversation: c})
 	subjects := make([]string, len(users))
 	for i, u := range users {
 		subjects[i] = schema.User(u, schema.EventConversation)

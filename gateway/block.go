@@ -140,7 +140,7 @@ func (h *hub) pushBlocked(e *userEntry, l BlockList, except *session) {
 	if users == nil {
 		users = []string{}
 	}
-	frame, _ := json.Marshal(&protocol.BlockedFrame{Type: protocol.TypeBlocked, Users: users})
+	frame, _ := json.Marshal(&protocol.BlockedFrame{Type: protocol.TypeBlocked, Push: true, Users: users})
 	for _, s := range sessions {
 		if s != except {
 			s.push(frame)

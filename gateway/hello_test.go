@@ -48,3 +48,17 @@ func TestDeviceLabelBounded(t *testing.T) {
 		t.Fatalf("the connection stays usable: %+v, %v", w, err)
 	}
 }
+
+// TestHeartbeatWholeSeconds checks that a heartbeat that is not whole
+// seconds is rounded up to the heartbeat_s welcome announces: with 500 ms,
+// welcome said heartbeat_s 0, and a client pacing its pings by it sent none.
+func TestHeartbeatWholeSeconds(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Heartbeat = 1500 * time.Millisecond })
+	if got := h.dial("alice").Welcome().Heartbeat; got != 2 {
+		t.Fatalf("heartbeat_s %d for a 1.5 s heartbeat, want 2", got)
+	}
+	h = newHarness(t, func(c *Config) { c.Heartbeat = 500 * time.Millisecond })
+	if got := h.dial("alice").Welcome().Heartbeat; got != 1 {
+		t.Fatalf("heartbeat_s %d for a 0.5 s heartbeat, want 1", got)
+	}
+}

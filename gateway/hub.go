@@ -254,11 +254,8 @@ func (h *hub) deliver(m *nats.Msg) {
 	h.push(uid, m)
 }
 
-// kickReason is the close reason of a connection an operator closed.
-const kickReason = "closed by an operator"
-
 // closeUser closes every connection of uid on this gateway with
-// protocol.CloseKicked: an operator asked for it (natter admin user kick)
+// protocol.CloseByOperator: an operator asked for it (natter admin user kick)
 // on schema.UserKick, which only the operator's NATS user may publish.
 func (h *hub) closeUser(uid string) {
 	h.mu.RLock()
@@ -268,7 +265,7 @@ func (h *hub) closeUser(uid string) {
 	}
 	h.mu.RUnlock()
 	for _, s := range sessions {
-		s.closeWith(protocol.CloseKicked, kickReason)
+		s.closeWith(protocol.CloseByOperator)
 	}
 	if len(sessions) > 0 {
 		h.srv.cfg.Logger.Info("an operator closed a user's connections", "user", uid, "connections", len(sessions))

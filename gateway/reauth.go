@@ -46,7 +46,7 @@ func (sess *session) armExpiry(until time.Time) {
 		current := e.gen == gen && !e.done
 		e.mu.Unlock()
 		if current {
-			sess.closeWith(protocol.CloseTokenExpired, "token expired; send reauth with a fresh token before exp")
+			sess.closeWith(protocol.CloseExpired)
 		}
 	})
 }

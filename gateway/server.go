@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -112,6 +113,12 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.Heartbeat, protocol.DefaultHeartbeatSecs*time.Second)
+	// welcome announces whole seconds and clients pace their pings by
+	// them: a heartbeat of 500 ms would say heartbeat_s 0. So the
+	// heartbeat is the whole seconds announced, rounded up.
+	if r := c.Heartbeat % time.Second; r != 0 {
+		c.Heartbeat += time.Second - r
+	}
 	def(&c.HelloTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
@@ -336,7 +343,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
-	conn, err := s.upgrader.Upgrade(w, r)
+	// Hijacked here rather than by gws, so the socket under the WebSocket
+	// is a freshConn (conn.go).
+	raw, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.untrack(sess)
+		return
+	}
+	netConn := &freshConn{Conn: raw, timeout: s.cfg.WriteTimeout}
+	conn, err := s.upgrader.UpgradeFromConn(netConn, bufio.NewReaderSize(netConn, readBufferSize), r)
 	if err != nil {
 		s.untrack(sess)
 		return
@@ -413,7 +428,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, sess := range all {
-		sess.closeWith(1001, "server shutting down")
+		sess.closeWith(protocol.CloseShutdown)
 	}
 	var err error
 	select {

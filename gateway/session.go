@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +29,10 @@ type session struct {
 	deflate    bool       // permessage-deflate was negotiated
 	entry      *userEntry // set once registered in the hub
 	limiter    bucket
-	expiry     expiry // closes with 4003 when the token expires (reauth.go)
+	expiry     expiry                     // closes with 4003 when the token expires (reauth.go)
+	idle       atomic.Pointer[time.Timer] // closes the connection when silent (checkIdle)
+	lastActive atomic.Int64               // cfg.Now() of the last frame received, unix nanoseconds
+	busy       atomic.Bool                // a request is being handled: the connection is not idle
 
 	// The send queue (writer.go): nil while idle.
 	qmu     sync.Mutex
@@ -150,7 +152,7 @@ func (s *Server) onOpen(c *gws.Conn) {
 	// A timer rather than a read deadline, so that the close says 4001.
 	time.AfterFunc(s.cfg.HelloTimeout, func() {
 		if !sess.authed.Load() {
-			sess.closeWith(protocol.CloseUnauthorized, "no hello with a valid token in time")
+			sess.closeWith(protocol.CloseHelloLate)
 		}
 	})
 	_ = c.SetReadDeadline(s.cfg.Now().Add(s.cfg.HelloTimeout + 5*time.Second))
@@ -168,6 +170,9 @@ func (s *Server) OnClose(c *gws.Conn, err error) {
 		}
 	}
 	sess.stopExpiry()
+	if t := sess.idle.Load(); t != nil {
+		t.Stop()
+	}
 	if sess.entry != nil {
 		s.hub.unregister(sess, sess.entry)
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
@@ -229,10 +234,13 @@ func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 	}
 	if req.Type != protocol.TypePing && req.Type != protocol.TypeHello && !sess.limiter.allow(s.cfg.Now()) {
 		if sess.limiter.denied > s.cfg.AbuseLimit {
-			sess.closeWith(protocol.CloseSlowOrAbusive, "rate limit exceeded far past the limit")
+			sess.closeWith(protocol.CloseAbuse)
 			return
 		}
 		refused(s.metrics.Refused, RefusedRate)
+		if protocol.Unanswered(&req) {
+			return
+		}
 		e := protocol.Errorf(protocol.CodeRateLimited, "too many requests; slow down")
 		e.ID = req.ID
 		sess.reply(e)
@@ -240,6 +248,8 @@ func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
+	sess.busy.Store(true)
+	defer sess.busy.Store(false)
 	resp := sess.handle(ctx, &req)
 	if resp != nil {
 		sess.reply(resp)
@@ -279,21 +289,21 @@ func salvageID(data []byte) string {
 func (sess *session) hello(data []byte) {
 	var req protocol.Request
 	if err := decodeRequest(data, &req); err != nil || req.Type != protocol.TypeHello {
-		sess.closeWith(protocol.CloseUnauthorized, "first frame must be hello with a token")
+		sess.closeWith(protocol.CloseNotHello)
 		return
 	}
 	if req.Token == "" {
-		sess.closeWith(protocol.CloseUnauthorized, "hello has no token")
+		sess.closeWith(protocol.CloseHelloNoToken)
 		return
 	}
 	uid, until, err := sess.srv.verify(req.Token)
 	if err != nil {
-		sess.closeWith(protocol.CloseUnauthorized, "bad token")
+		sess.closeWith(protocol.CloseBadToken)
 		return
 	}
 	sess.expiry.until = until
 	if len(req.Device) > protocol.MaxDeviceBytes {
-		sess.closeWith(protocol.CloseUnauthorized, fmt.Sprintf("hello device label over %d bytes", protocol.MaxDeviceBytes))
+		sess.closeWith(protocol.CloseDeviceTooLong)
 		return
 	}
 	sess.user = uid
@@ -312,18 +322,19 @@ func (sess *session) authenticate() error {
 	e, err := sess.srv.hub.register(ctx, sess)
 	if errors.Is(err, errTooManyConns) {
 		refused(sess.srv.metrics.Refused, RefusedConnsPerUser)
-		sess.closeWith(1008, "too many connections for this user")
+		sess.closeWith(protocol.CloseTooManyConns)
 		return err
 	}
 	if err != nil {
 		sess.srv.cfg.Logger.Warn("register connection failed", "user", sess.user, "err", err)
-		sess.closeWith(1011, "temporarily unavailable")
+		sess.closeWith(protocol.CloseBackendDown)
 		return err
 	}
 	sess.entry = e
 	sess.authed.Store(true)
 	sess.armExpiry(sess.expiry.until)
 	sess.touch()
+	sess.idle.Store(time.AfterFunc(sess.idleAfter(), sess.checkIdle))
 	if err := sess.srv.presence.Connected(ctx, sess.user, sess.id, sess.device); err != nil {
 		sess.srv.cfg.Logger.Warn("presence not recorded", "user", sess.user, "err", err)
 	}
@@ -338,9 +349,41 @@ func (sess *session) welcome(id string) {
 	})
 }
 
+// idleGrace is how long past the idle close the read deadline is: a
+// backstop for a socket the close frame cannot reach.
+const idleGrace = 5 * time.Second
+
 // touch extends the connection's life by two heartbeats.
 func (sess *session) touch() {
-	_ = sess.conn.SetReadDeadline(sess.srv.cfg.Now().Add(2 * sess.srv.cfg.Heartbeat))
+	now := sess.srv.cfg.Now()
+	sess.lastActive.Store(now.UnixNano())
+	_ = sess.conn.SetReadDeadline(now.Add(sess.idleAfter() + idleGrace))
+}
+
+func (sess *session) idleAfter() time.Duration { return 2 * sess.srv.cfg.Heartbeat }
+
+// checkIdle runs on the idle timer: it closes a connection silent for
+// two heartbeats, with a close frame that says so, or waits for the rest
+// of the two heartbeats since the last frame. A timer rather than the
+// read deadline alone, whose expiry gws would report as a read error
+// naming both addresses. A connection whose request is still being
+// handled is not idle, however long that takes: its frames wait unread
+// (as with the read deadline, which only a read can miss).
+func (sess *session) checkIdle() {
+	if sess.closing.Load() {
+		return
+	}
+	left := time.Duration(sess.lastActive.Load()+int64(sess.idleAfter())) - time.Duration(sess.srv.cfg.Now().UnixNano())
+	if sess.busy.Load() {
+		left = sess.idleAfter()
+	}
+	if left > 0 {
+		if t := sess.idle.Load(); t != nil {
+			t.Reset(left)
+		}
+		return
+	}
+	sess.closeWith(protocol.CloseIdle)
 }
 
 // reply encodes v, unless it is an encodedFrame, and queues it.
@@ -369,7 +412,7 @@ func (sess *session) pushFrame(q queued) {
 	n := int64(len(q.data))
 	if sess.pending.Add(n) > sess.srv.cfg.MaxPendingBytes {
 		sess.pending.Add(-n)
-		sess.closeWith(protocol.CloseSlowOrAbusive, "send queue full: the client does not read")
+		sess.closeWith(protocol.CloseQueueFull)
 		return
 	}
 	inc(sess.srv.metrics.FramesOut)
@@ -379,7 +422,8 @@ func (sess *session) pushFrame(q queued) {
 // closeWith closes the connection with code and reason, once. A write stuck
 // on a client that does not read is cut short first, so the close cannot
 // hang behind it.
-func (sess *session) closeWith(code uint16, reason string) {
+func (sess *session) closeWith(cl protocol.Close) {
+	code, reason := cl.Code, cl.Reason
 	if !sess.closing.CompareAndSwap(false, true) || sess.conn == nil {
 		return
 	}

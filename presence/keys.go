@@ -74,8 +74,12 @@ type State struct {
 // Event is the push users get when a contact comes online or goes
 // offline, on chat.user.<uid>.presence and chat.presence.<uid>.
 type Event struct {
-	Type     string `json:"type"`
-	User     string `json:"user"`
+	Type string `json:"type"`
+	User string `json:"user"`
+	// Push is always true: presence is also the reply to a query, and
+	// clients tell the two apart by it. After User, which the gateway
+	// scans for (gateway/block.go topField).
+	Push     bool   `json:"push"`
 	Online   bool   `json:"online"`
 	Devices  int    `json:"devices,omitempty"`
 	LastSeen string `json:"last_seen,omitempty"`

@@ -232,7 +232,7 @@ func (s *Service) settle(ctx context.Context, uid string) {
 // small group with uid. Large groups are left out on purpose: presence
 // fan-out must not grow with the square of a group's size.
 func (s *Service) announce(ctx context.Context, uid string, st State) {
-	ev := Event{Type: protocol.TypePresence, User: uid, Online: st.Online}
+	ev := Event{Type: protocol.TypePresence, Push: true, User: uid, Online: st.Online}
 	if st.Online {
 		ev.Devices = st.Devices
 	} else {

@@ -24,7 +24,10 @@ const (
 // BlockedFrame answers blocked, and block or unblock that carried an id:
 // the asker's block list after the change, sorted.
 type BlockedFrame struct {
-	Type  string   `json:"type"`
-	ID    string   `json:"id,omitempty"`
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	// Push marks the push to the user's other connections (see
+	// ConversationFrame.Push).
+	Push  bool     `json:"push,omitempty"`
 	Users []string `json:"users"`
 }

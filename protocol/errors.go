@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Error codes, fixed by the contract.
 const (
@@ -46,3 +49,31 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Type: TypeError, Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// Close is a close the server starts: the code and the reason of its
+// close frame.
+type Close struct {
+	Code   uint16
+	Reason string
+}
+
+// The closes the gateway starts itself. gws closes on its own with 1009
+// (a frame too large), 1011 (one that inflates too large) and 1002 (a
+// protocol error). docs/protocol.md's close code tables list each of
+// these; protocol/spec's test checks that they do.
+var (
+	CloseIdle          = Close{1000, "idle: nothing received for 2 × heartbeat_s"}
+	CloseShutdown      = Close{1001, "server shutting down"}
+	CloseTooManyConns  = Close{1008, "too many connections for this user"}
+	CloseBackendDown   = Close{1011, "temporarily unavailable"}
+	CloseNotHello      = Close{CloseUnauthorized, "first frame must be hello with a token"}
+	CloseHelloNoToken  = Close{CloseUnauthorized, "hello has no token"}
+	CloseBadToken      = Close{CloseUnauthorized, "bad token"}
+	CloseHelloLate     = Close{CloseUnauthorized, "no hello with a valid token in time"}
+	CloseDeviceTooLong = Close{CloseUnauthorized, "hello device label over " + strconv.Itoa(MaxDeviceBytes) + " bytes"}
+	CloseExpired       = Close{CloseTokenExpired, "token expired; send reauth with a fresh token before exp"}
+	CloseQueueFull     = Close{CloseSlowOrAbusive, "send queue full: the client does not read"}
+	CloseAbuse         = Close{CloseSlowOrAbusive, "rate limit exceeded far past the limit"}
+	CloseByOperator    = Close{CloseKicked, "closed by an operator"}
+	ServerCloses       = []Close{CloseIdle, CloseShutdown, CloseTooManyConns, CloseBackendDown, CloseNotHello, CloseHelloNoToken, CloseBadToken, CloseHelloLate, CloseDeviceTooLong, CloseExpired, CloseQueueFull, CloseAbuse, CloseByOperator}
+)

@@ -139,8 +139,11 @@ type Conversation struct {
 // ConversationFrame carries one conversation: the reply to create, and the
 // push a user gets when added to a conversation.
 type ConversationFrame struct {
-	Type         string        `json:"type"`
-	ID           string        `json:"id,omitempty"`
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	// Push marks the push: conversation is also the reply to create and
+	// accept, and a client tells the two apart by it, not by the id.
+	Push         bool          `json:"push,omitempty"`
 	Conversation *Conversation `json:"conversation"`
 }
 

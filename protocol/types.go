@@ -18,3 +18,11 @@ var RequestTypes = []string{
 // it authenticated with expires; without it the connection is closed with
 // CloseTokenExpired when that token does.
 const TypeReauth = "reauth"
+
+// Unanswered reports whether req gets no frame back at all: a typing or
+// read without an id. Nothing waits for an answer to it, so not even an
+// error (rate_limited included) is sent: an error without an id would be
+// taken for the answer to the oldest request still waiting for one.
+func Unanswered(req *Request) bool {
+	return req.ID == "" && (req.Type == TypeTyping || req.Type == TypeRead)
+}
