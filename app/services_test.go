@@ -47,7 +47,10 @@ func TestServiceUsersReachEveryNode(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	var reg *services.Registry
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	// Three nodes ensure every stream and bucket at three replicas while
+	// the cluster forms: on a loaded machine (CI, with other packages'
+	// tests beside it) that took over 30 s.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		if reg, err = services.Open(t.Context(), js, nil); err == nil {
 			break
 		}
