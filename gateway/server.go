@@ -351,7 +351,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	netConn := &freshConn{Conn: raw, timeout: s.cfg.WriteTimeout}
-	conn, err := s.upgrader.UpgradeFromConn(netConn, bufio.NewReaderSize(netConn, readBufferSize), r)
+	// Reads go to the socket itself, not through freshConn: one more
+	// frame under the read loop's parked Read kept its stack from
+	// shrinking back to 2 KiB (4 KiB per idle connection instead,
+	// TestIdleConnectionReadLoopKeepsSmallStack).
+	conn, err := s.upgrader.UpgradeFromConn(netConn, bufio.NewReaderSize(raw, readBufferSize), r)
 	if err != nil {
 		s.untrack(sess)
 		return
