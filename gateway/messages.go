@@ -263,6 +263,7 @@ func appendEnvelope(dst []byte, e *protocol.Envelope) []byte {
 		dst = append(dst, `,"ref":`...)
 		dst = strconv.AppendUint(dst, e.Ref, 10)
 	}
+	dst = protocol.AppendReplyFields(dst, e.ReplyTo, e.Quote, e.Thread, e.Mentions)
 	dst = append(dst, `,"body":`...)
 	dst = append(dst, e.Body...)
 	return append(dst, '}')

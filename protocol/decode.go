@@ -6,8 +6,8 @@ import (
 )
 
 // decodeEnvelopeFast decodes the usual stored envelope without
-// encoding/json's reflection: an object whose keys are exactly sender,
-// client_id, ts, kind, ref and body, whose strings have no escapes and
+// encoding/json's reflection: an object whose keys are among sender,
+// client_id, ts, kind, ref, reply_to, thread and body, whose strings have no escapes and
 // whose ref is a plain integer. It validates all of data as JSON on the
 // way (data must be valid UTF-8 already) and, when it reports true, has
 // set e exactly as json.Unmarshal would have (the last of repeated keys
@@ -49,12 +49,20 @@ func decodeEnvelopeFast(data []byte, e *Envelope) bool {
 				e.Kind = string(s)
 			}
 			i = n
-		case "ref":
+		case "ref", "reply_to", "thread":
 			v, n, ok := plainUint(data, i)
 			if !ok {
 				return false
 			}
-			e.Ref, i = v, n
+			switch string(key) {
+			case "ref":
+				e.Ref = v
+			case "reply_to":
+				e.ReplyTo = v
+			default:
+				e.Thread = v
+			}
+			i = n
 		case "body":
 			n, ok := skipValue(data, i, 0)
 			if !ok {

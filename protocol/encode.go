@@ -44,6 +44,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 		dst = append(dst, `,"ref":`...)
 		dst = strconv.AppendUint(dst, m.Ref, 10)
 	}
+	dst = appendReplyFields(dst, m)
 	dst = append(dst, `,"body":`...)
 	dst = appendRawJSON(dst, m.Body)
 	if m.EditSeq != 0 {
@@ -53,9 +54,67 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	if m.Deleted {
 		dst = append(dst, `,"deleted":true`...)
 	}
+	if m.DeletedBy != "" {
+		dst = append(dst, `,"deleted_by":`...)
+		dst = appendJSONString(dst, m.DeletedBy)
+	}
+	if m.ThreadCount != 0 {
+		dst = append(dst, `,"thread_count":`...)
+		dst = strconv.AppendUint(dst, m.ThreadCount, 10)
+	}
+	if m.ThreadLastSeq != 0 {
+		dst = append(dst, `,"thread_last_seq":`...)
+		dst = strconv.AppendUint(dst, m.ThreadLastSeq, 10)
+	}
 	dst = append(dst, `,"prev":`...)
 	dst = strconv.AppendUint(dst, m.Prev, 10)
 	return append(dst, '}')
+}
+
+// appendReplyFields appends m's reply_to, quote, thread and mentions.
+func appendReplyFields(dst []byte, m *Message) []byte {
+	return AppendReplyFields(dst, m.ReplyTo, m.Quote, m.Thread, m.Mentions)
+}
+
+// AppendReplyFields appends ,"reply_to", ,"quote", ,"thread" and
+// ,"mentions" in this order (the order of Message's and Envelope's
+// fields), each only when set, as encoding/json with omitempty would.
+func AppendReplyFields(dst []byte, replyTo uint64, quote *Quote, thread uint64, mentions []string) []byte {
+	if replyTo != 0 {
+		dst = append(dst, `,"reply_to":`...)
+		dst = strconv.AppendUint(dst, replyTo, 10)
+	}
+	if q := quote; q != nil {
+		dst = append(dst, `,"quote":{"seq":`...)
+		dst = strconv.AppendUint(dst, q.Seq, 10)
+		dst = append(dst, `,"sender":`...)
+		dst = appendJSONString(dst, q.Sender)
+		if q.Kind != "" {
+			dst = append(dst, `,"kind":`...)
+			dst = appendJSONString(dst, q.Kind)
+		}
+		dst = append(dst, `,"snippet":`...)
+		dst = appendJSONString(dst, q.Snippet)
+		if q.Deleted {
+			dst = append(dst, `,"deleted":true`...)
+		}
+		dst = append(dst, '}')
+	}
+	if thread != 0 {
+		dst = append(dst, `,"thread":`...)
+		dst = strconv.AppendUint(dst, thread, 10)
+	}
+	if len(mentions) > 0 {
+		dst = append(dst, `,"mentions":[`...)
+		for i, u := range mentions {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, u)
+		}
+		dst = append(dst, ']')
+	}
+	return dst
 }
 
 // appendRawJSON appends raw, valid JSON, compacted.

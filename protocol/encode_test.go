@@ -55,7 +55,11 @@ func checkEncode(t testing.TB, m *Message) {
 	}
 	// Each string on its own: invalid pieces can concatenate into valid
 	// UTF-8 ("\xc3" + "\x99"), while each is still decoded to U+FFFD.
-	if allValid(m.Conv, m.Sender, m.ClientID, m.TS, m.Kind, m.Type) {
+	strs := append([]string{m.Conv, m.Sender, m.ClientID, m.TS, m.Kind, m.Type, m.DeletedBy}, m.Mentions...)
+	if m.Quote != nil {
+		strs = append(strs, m.Quote.Sender, m.Quote.Kind, m.Quote.Snippet)
+	}
+	if allValid(strs...) {
 		var compact bytes.Buffer
 		if len(m.Body) > 0 {
 			if err := json.Compact(&compact, m.Body); err != nil {
@@ -64,6 +68,9 @@ func checkEncode(t testing.TB, m *Message) {
 		}
 		exp := *m
 		exp.Body = compact.Bytes()
+		if len(exp.Mentions) == 0 {
+			exp.Mentions = nil // omitted when empty
+		}
 		if len(m.Body) == 0 {
 			exp.Body = json.RawMessage("null")
 		}
@@ -117,6 +124,19 @@ func TestAppendMessageMatchesEncodingJSON(t *testing.T) {
 			ClientID: randString(), TS: randString(), Kind: randString(), Ref: rng.Uint64N(3),
 			Body: body, EditSeq: rng.Uint64N(3), Deleted: rng.IntN(2) == 0, Prev: rng.Uint64(),
 		})
+		m := &Message{Conv: randString(), Seq: rng.Uint64(), Sender: randString(), ClientID: randString(),
+			TS: randString(), ReplyTo: rng.Uint64N(3), Thread: rng.Uint64N(3), Body: body,
+			DeletedBy: randString(), ThreadCount: rng.Uint64N(3), ThreadLastSeq: rng.Uint64N(3)}
+		if rng.IntN(2) == 0 {
+			m.Quote = &Quote{Seq: m.ReplyTo, Sender: randString(), Kind: randString(), Snippet: randString(), Deleted: rng.IntN(2) == 0}
+		}
+		switch rng.IntN(3) {
+		case 0:
+			m.Mentions = []string{}
+		case 1:
+			m.Mentions = []string{randString(), MentionAll, randString()}
+		}
+		checkEncode(t, m)
 	}
 }
 
@@ -191,6 +211,9 @@ var decodeSeeds = []string{
 	`{"sender":"u1","client_id":"1","body":1e}`,
 	`{"sender":"u1","client_id":"1","body":"a` + "\x01" + `"}`,
 	`{}`, ` { } `, `{"body":[[[[]]]]}`, `[]`, `null`, ``,
+	`{"sender":"u1","client_id":"1","reply_to":3,"thread":2,"body":{"text":"re"}}`,
+	`{"sender":"u1","client_id":"1","thread":-2,"body":{}}`,
+	`{"sender":"u1","client_id":"1","reply_to":3,"quote":{"seq":3,"sender":"u2","snippet":"hi"},"mentions":["u2","@all"],"body":{}}`,
 }
 
 func TestDecodeEnvelopeFastMatchesJSON(t *testing.T) {

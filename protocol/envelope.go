@@ -55,11 +55,32 @@ func (e *Envelope) Check() error {
 		if e.Ref == 0 {
 			return fmt.Errorf("%w: %s needs ref", ErrBadEnvelope, e.Kind)
 		}
+	case KindEvent:
+		if e.Ref != 0 {
+			return fmt.Errorf("%w: an event has no ref", ErrBadEnvelope)
+		}
 	default:
 		return fmt.Errorf("%w: unknown kind %q", ErrBadEnvelope, e.Kind)
 	}
+	if e.Kind != KindMessage && (e.ReplyTo != 0 || e.Quote != nil || e.Thread != 0 || len(e.Mentions) > 0) {
+		return fmt.Errorf("%w: reply_to, quote, thread and mentions go only with a message", ErrBadEnvelope)
+	}
+	if e.Quote != nil && e.Quote.Seq != e.ReplyTo {
+		return fmt.Errorf("%w: quote.seq must be reply_to", ErrBadEnvelope)
+	}
+	if len(e.Mentions) > MaxMentions {
+		return fmt.Errorf("%w: over %d mentions", ErrBadEnvelope, MaxMentions)
+	}
+	for _, m := range e.Mentions {
+		if m != MentionAll && !ValidID(m) {
+			return fmt.Errorf("%w: mention %q is not a user id", ErrBadEnvelope, m)
+		}
+	}
 	return nil
 }
+
+// MaxMentions bounds the mentions of one message.
+const MaxMentions = 50
 
 // IsObject reports whether raw is a JSON object (after leading space).
 func IsObject(raw json.RawMessage) bool {
@@ -73,7 +94,8 @@ func (e *Envelope) Message(conv string, seq uint64, ts string) *Message {
 	if e.TS != "" {
 		ts = e.TS
 	}
-	return &Message{Conv: conv, Seq: seq, Sender: e.Sender, ClientID: e.ClientID, TS: ts, Kind: e.Kind, Ref: e.Ref, Body: e.Body}
+	return &Message{Conv: conv, Seq: seq, Sender: e.Sender, ClientID: e.ClientID, TS: ts, Kind: e.Kind, Ref: e.Ref,
+		ReplyTo: e.ReplyTo, Quote: e.Quote, Thread: e.Thread, Mentions: e.Mentions, Body: e.Body}
 }
 
 // AppendMessageFrame appends the push frame of a message to dst, encoded
@@ -96,6 +118,7 @@ func AppendMessageFrame(dst []byte, m *Message) []byte {
 		dst = append(dst, `,"ref":`...)
 		dst = strconv.AppendUint(dst, m.Ref, 10)
 	}
+	dst = appendReplyFields(dst, m)
 	dst = append(dst, `,"prev":`...)
 	dst = strconv.AppendUint(dst, m.Prev, 10)
 	dst = append(dst, `,"body":`...)

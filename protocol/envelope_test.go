@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,82 @@ func TestDecodeEnvelope(t *testing.T) {
 				t.Fatalf("err %v is not ErrBadEnvelope", err)
 			}
 		})
+	}
+}
+
+func TestEnvelopeReplyFieldsRoundTrip(t *testing.T) {
+	m := &Message{Conv: "c", Seq: 9, Sender: "u1", ClientID: "x", TS: "t", ReplyTo: 4,
+		Quote:  &Quote{Seq: 4, Sender: "u2", Snippet: "hello <there>"},
+		Thread: 2, Mentions: []string{"u2", MentionAll}, Body: json.RawMessage(`{"text":"re"}`), Prev: 8}
+	for name, frame := range map[string][]byte{"push": AppendMessageFrame(nil, m), "page": AppendMessage(nil, m)} {
+		var got Message
+		if err := json.Unmarshal(frame, &got); err != nil {
+			t.Fatalf("%s: %s: %v", name, frame, err)
+		}
+		if got.ReplyTo != 4 || got.Quote == nil || *got.Quote != *m.Quote || got.Thread != 2 ||
+			!slices.Equal(got.Mentions, m.Mentions) {
+			t.Fatalf("%s: decoded %+v from %s", name, got, frame)
+		}
+	}
+	env, err := DecodeEnvelope([]byte(`{"sender":"u1","client_id":"1","reply_to":4,"quote":{"seq":4,"sender":"u2","snippet":"hi"},"thread":2,"mentions":["u2"],"body":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := env.Message("c", 5, "t"); msg.ReplyTo != 4 || msg.Quote.Sender != "u2" || msg.Thread != 2 || msg.Mentions[0] != "u2" {
+		t.Fatalf("message from envelope: %+v", msg)
+	}
+}
+
+func TestEnvelopeCheckIssue15Fields(t *testing.T) {
+	bad := []string{
+		`{"sender":"u1","client_id":"1","kind":"event","ref":3,"body":{}}`,
+		`{"sender":"u1","client_id":"1","kind":"edit","ref":3,"thread":2,"body":{}}`,
+		`{"sender":"u1","client_id":"1","kind":"reaction","ref":3,"mentions":["u2"],"body":{}}`,
+		`{"sender":"u1","client_id":"1","reply_to":3,"quote":{"seq":2,"sender":"u2","snippet":""},"body":{}}`,
+		`{"sender":"u1","client_id":"1","mentions":["not an id"],"body":{}}`,
+		`{"sender":"u1","client_id":"1","mentions":["@everyone"],"body":{}}`,
+	}
+	for _, s := range bad {
+		if _, err := DecodeEnvelope([]byte(s)); !errors.Is(err, ErrBadEnvelope) {
+			t.Errorf("%s: got %v, want ErrBadEnvelope", s, err)
+		}
+	}
+	many := make([]string, MaxMentions+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("u%d", i)
+	}
+	e := Envelope{Sender: "u1", ClientID: "1", Mentions: many, Body: json.RawMessage(`{}`)}
+	if err := e.Check(); !errors.Is(err, ErrBadEnvelope) {
+		t.Errorf("%d mentions: %v", len(many), err)
+	}
+	good := []string{
+		`{"sender":"u1","client_id":"1","kind":"event","body":{"action":"renamed","title":"x"}}`,
+		`{"sender":"u1","client_id":"1","reply_to":3,"quote":{"seq":3,"sender":"u2","snippet":"x"},"thread":1,"mentions":["u2","@all"],"body":{}}`,
+	}
+	for _, s := range good {
+		if _, err := DecodeEnvelope([]byte(s)); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+}
+
+func TestSnippet(t *testing.T) {
+	long := strings.Repeat("é", 200)
+	cases := []struct {
+		body, kind, want string
+	}{
+		{`{"text":"  hello \n\t world  "}`, "", "hello world"},
+		{`{"text":"` + long + `"}`, "", strings.Repeat("é", MaxSnippetRunes)},
+		{`{"text":"a\u0000b"}`, "", "ab"},
+		{`{"image":"x"}`, "", "message"},
+		{`{"text":""}`, "", "message"},
+		{`{"text":5}`, "", "message"},
+		{`{"action":"renamed"}`, KindEvent, KindEvent},
+		{`{"nested":{"text":"no"}}`, "", "message"},
+	}
+	for _, c := range cases {
+		if got := Snippet(json.RawMessage(c.body), c.kind); got != c.want {
+			t.Errorf("Snippet(%s, %q) = %q, want %q", c.body, c.kind, got, c.want)
+		}
 	}
 }

@@ -11,39 +11,43 @@ import (
 
 // Frame types sent by clients.
 const (
-	TypeHello            = "hello"
-	TypePing             = "ping"
-	TypeCreate           = "create"
-	TypeAddMember        = "add_member"
-	TypeRemoveMember     = "remove_member"
-	TypeLeave            = "leave"
-	TypeMembers          = "members"
-	TypeConversations    = "conversations"
-	TypeSend             = "send"
-	TypeSync             = "sync"
-	TypeHistory          = "history"
-	TypeTyping           = "typing"
-	TypeRead             = "read"
-	TypePresence         = "presence"
-	TypeRegisterDevice   = "register_device"
-	TypeMute             = "mute"
-	TypeWelcome          = "welcome"
-	TypePong             = "pong"
-	TypeConversation     = "conversation"
-	TypeOK               = "ok"
-	TypeAck              = "ack"
-	TypeMessage          = "message"
-	TypeMessages         = "messages"
-	TypeMember           = "member"
-	TypeError            = "error"
-	ConversationDirect   = "direct"
-	ConversationGroup    = "group"
-	MemberActionAdded    = "added"
-	MemberActionRemoved  = "removed"
-	KindMessage          = ""
-	KindEdit             = "edit"
-	KindDelete           = "delete"
-	KindReaction         = "reaction"
+	TypeHello           = "hello"
+	TypePing            = "ping"
+	TypeCreate          = "create"
+	TypeAddMember       = "add_member"
+	TypeRemoveMember    = "remove_member"
+	TypeLeave           = "leave"
+	TypeMembers         = "members"
+	TypeConversations   = "conversations"
+	TypeSend            = "send"
+	TypeSync            = "sync"
+	TypeHistory         = "history"
+	TypeTyping          = "typing"
+	TypeRead            = "read"
+	TypePresence        = "presence"
+	TypeRegisterDevice  = "register_device"
+	TypeMute            = "mute"
+	TypeWelcome         = "welcome"
+	TypePong            = "pong"
+	TypeConversation    = "conversation"
+	TypeOK              = "ok"
+	TypeAck             = "ack"
+	TypeMessage         = "message"
+	TypeMessages        = "messages"
+	TypeMember          = "member"
+	TypeError           = "error"
+	ConversationDirect  = "direct"
+	ConversationGroup   = "group"
+	MemberActionAdded   = "added"
+	MemberActionRemoved = "removed"
+	KindMessage         = ""
+	KindEdit            = "edit"
+	KindDelete          = "delete"
+	KindReaction        = "reaction"
+	// KindEvent is a conversation event stored among the messages (a
+	// rename, a role change, a ban): sender is who did it, ref is 0 and the
+	// body says what happened, {"action": ...}.
+	KindEvent            = "event"
 	DefaultHeartbeatSecs = 20
 )
 
@@ -103,6 +107,23 @@ type Request struct {
 	DeviceID string          `json:"device_id,omitempty"`
 	// AddPolicy is the setting settings writes (consent.go).
 	AddPolicy string `json:"add_policy,omitempty"`
+	// ReplyTo quotes an earlier message of the conversation (send).
+	ReplyTo uint64 `json:"reply_to,omitempty"`
+	// Thread is the root seq of a thread (send, thread).
+	Thread uint64 `json:"thread,omitempty"`
+	// Mentions names the users a message mentions, or MentionAll (send).
+	Mentions []string `json:"mentions,omitempty"`
+	// Topic, Avatar and ReadOnly are the group settings update changes;
+	// absent means unchanged.
+	Topic    *string `json:"topic,omitempty"`
+	Avatar   *string `json:"avatar,omitempty"`
+	ReadOnly *bool   `json:"read_only,omitempty"`
+	// Role is the role set_role gives.
+	Role string `json:"role,omitempty"`
+	// Ban makes remove_member a ban.
+	Ban bool `json:"ban,omitempty"`
+	// Level is the mute level of mute.
+	Level string `json:"level,omitempty"`
 }
 
 // Welcome answers hello (or a valid Authorization header).
@@ -191,20 +212,32 @@ type Ack struct {
 // Message is a stored message as clients receive it, pushed live and in
 // sync/history pages.
 type Message struct {
-	Type     string          `json:"type,omitempty"`
-	Conv     string          `json:"conv"`
-	Seq      uint64          `json:"seq"`
-	Sender   string          `json:"sender"`
-	ClientID string          `json:"client_id"`
-	TS       string          `json:"ts"`
-	Kind     string          `json:"kind,omitempty"`
-	Ref      uint64          `json:"ref,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Conv     string `json:"conv"`
+	Seq      uint64 `json:"seq"`
+	Sender   string `json:"sender"`
+	ClientID string `json:"client_id"`
+	TS       string `json:"ts"`
+	Kind     string `json:"kind,omitempty"`
+	Ref      uint64 `json:"ref,omitempty"`
+	// ReplyTo, Quote, Thread and Mentions are the envelope's.
+	ReplyTo  uint64          `json:"reply_to,omitempty"`
+	Quote    *Quote          `json:"quote,omitempty"`
+	Thread   uint64          `json:"thread,omitempty"`
+	Mentions []string        `json:"mentions,omitempty"`
 	Body     json.RawMessage `json:"body"`
 	// EditSeq is the seq of the latest edit applied to this message (pages
 	// only); Body is then the edited body.
 	EditSeq uint64 `json:"edit_seq,omitempty"`
 	// Deleted marks a tombstone: the message was deleted, Body is {}.
 	Deleted bool `json:"deleted,omitempty"`
+	// DeletedBy names who deleted it when that was not the sender (a
+	// moderator; pages only).
+	DeletedBy string `json:"deleted_by,omitempty"`
+	// ThreadCount and ThreadLastSeq describe the thread under a root
+	// message (pages only): how many replies, and the seq of the last.
+	ThreadCount   uint64 `json:"thread_count,omitempty"`
+	ThreadLastSeq uint64 `json:"thread_last_seq,omitempty"`
 	// Prev is the seq of the item before this one in the conversation's
 	// sync order (its valid message items), 0 for the first. It is the
 	// same live and in pages, so a client holding Prev knows it holds
@@ -240,12 +273,40 @@ type OK struct {
 // and Body are required. TS is set by the gateway; when absent the stream's
 // own timestamp is used.
 type Envelope struct {
-	Sender   string          `json:"sender"`
-	ClientID string          `json:"client_id"`
-	TS       string          `json:"ts,omitempty"`
-	Kind     string          `json:"kind,omitempty"`
-	Ref      uint64          `json:"ref,omitempty"`
+	Sender   string `json:"sender"`
+	ClientID string `json:"client_id"`
+	TS       string `json:"ts,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	Ref      uint64 `json:"ref,omitempty"`
+	// ReplyTo is the seq of the quoted message and Quote what the gateway
+	// copied of it when the reply was sent.
+	ReplyTo uint64 `json:"reply_to,omitempty"`
+	Quote   *Quote `json:"quote,omitempty"`
+	// Thread is the seq of the thread's root for a thread reply.
+	Thread uint64 `json:"thread,omitempty"`
+	// Mentions are user ids, or MentionAll.
+	Mentions []string        `json:"mentions,omitempty"`
 	Body     json.RawMessage `json:"body"`
+}
+
+// MentionAll in mentions mentions every member.
+const MentionAll = "@all"
+
+// Roles in a group.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Quote is what a reply shows of the message it quotes.
+type Quote struct {
+	Seq     uint64 `json:"seq"`
+	Sender  string `json:"sender"`
+	Kind    string `json:"kind,omitempty"`
+	Snippet string `json:"snippet"`
+	// Deleted says the quoted message was deleted since (pages only).
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // FormatTime renders a server timestamp the way every frame carries it.
