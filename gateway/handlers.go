@@ -83,9 +83,6 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}
 	if err != nil {
-		if protocol.Unanswered(req) {
-			return nil
-		}
 		err.Type = protocol.TypeError
 		err.ID = req.ID
 		return err

@@ -26,7 +26,7 @@ func (sess *session) typing(ctx context.Context, req *protocol.Request) (any, *p
 			return nil, sess.fail(err)
 		}
 	}
-	if protocol.Unanswered(req) {
+	if protocol.QuietOnSuccess(req) {
 		return nil, nil
 	}
 	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
@@ -62,7 +62,7 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 			return nil, sess.fail(err)
 		}
 	}
-	if protocol.Unanswered(req) {
+	if protocol.QuietOnSuccess(req) {
 		return nil, nil
 	}
 	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -163,22 +164,23 @@ func TestRead(t *testing.T) {
 	wantCode(t, do(t, alice, req(protocol.TypeRead, func(r *protocol.Request) { r.Conv, r.Seq = "g1", -1 }), nil), protocol.CodeBadRequest, "seq must be")
 }
 
-// TestUnansweredGetNoError checks that typing and read without an id get
-// no frame back, not even an error or a refusal of the rate limit: an
-// error without an id would be taken for the answer to whatever request
-// of the client is still waiting.
-func TestUnansweredGetNoError(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.RateBurst, c.RateSustained = 3, 0.001 })
+// TestIdlessTypingAndReadGetOnlyErrors checks that typing and read without
+// an id get no ok when they succeed, and their error (without an id) when
+// they are refused: a non-member's typing gets forbidden.
+func TestIdlessTypingAndReadGetOnlyErrors(t *testing.T) {
+	h := newHarness(t)
+	h.convs.add("g1", protocol.ConversationGroup, "alice", "alice", "bob")
 	h.convs.add("g2", protocol.ConversationGroup, "carol", "carol")
 	alice := h.dial("alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, f := range []string{
+		`{"type":"typing","conv":"g1"}`,         // fine: nothing back
+		`{"type":"read","conv":"g1","seq":1}`,   // fine: nothing back
 		`{"type":"typing","conv":"g2"}`,         // forbidden
 		`{"type":"read","conv":"g2","seq":1}`,   // forbidden
 		`{"type":"typing","conv":"not valid"}`,  // bad_request
-		`{"type":"read","conv":"g2","seq":-1}`,  // rate_limited by now
-		`{"type":"typing","conv":"g2","id":""}`, // an empty id is no id
+		`{"type":"typing","conv":"g2","id":""}`, // an empty id is no id: forbidden
 	} {
 		if err := alice.WriteRaw(ctx, []byte(f)); err != nil {
 			t.Fatal(err)
@@ -187,11 +189,23 @@ func TestUnansweredGetNoError(t *testing.T) {
 	if err := alice.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Replies come in order: anything answering the frames above came
-	// before the pong.
-	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancelShort()
-	if ev, err := alice.NextEvent(short); err == nil {
-		t.Fatalf("a typing or read without id was answered: %s", ev.Raw)
+	// Replies come in order: the errors came before the pong.
+	var codes []string
+	for {
+		short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+		ev, err := alice.NextEvent(short)
+		cancelShort()
+		if err != nil {
+			break
+		}
+		var e protocol.Error
+		if json.Unmarshal(ev.Raw, &e) != nil || e.Type != protocol.TypeError || e.ID != "" {
+			t.Fatalf("unexpected frame %s", ev.Raw)
+		}
+		codes = append(codes, e.Code)
+	}
+	want := []string{protocol.CodeForbidden, protocol.CodeForbidden, protocol.CodeBadRequest, protocol.CodeForbidden}
+	if !slices.Equal(codes, want) {
+		t.Fatalf("errors %v, want %v", codes, want)
 	}
 }

@@ -238,9 +238,6 @@ func (s *Server) onMessage(c *gws.Conn, m *gws.Message) {
 			return
 		}
 		refused(s.metrics.Refused, RefusedRate)
-		if protocol.Unanswered(&req) {
-			return
-		}
 		e := protocol.Errorf(protocol.CodeRateLimited, "too many requests; slow down")
 		e.ID = req.ID
 		sess.reply(e)

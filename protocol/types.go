@@ -19,10 +19,9 @@ var RequestTypes = []string{
 // CloseTokenExpired when that token does.
 const TypeReauth = "reauth"
 
-// Unanswered reports whether req gets no frame back at all: a typing or
-// read without an id. Nothing waits for an answer to it, so not even an
-// error (rate_limited included) is sent: an error without an id would be
-// taken for the answer to the oldest request still waiting for one.
-func Unanswered(req *Request) bool {
+// QuietOnSuccess reports whether req gets no ok when it succeeds: a
+// typing or read without an id. A refused one is still answered with its
+// error, without an id (a non-member's typing gets forbidden).
+func QuietOnSuccess(req *Request) bool {
 	return req.ID == "" && (req.Type == TypeTyping || req.Type == TypeRead)
 }

@@ -147,8 +147,8 @@ func scenario(ctx context.Context, url, aliceToken, bobToken string) error {
 			if _, err := alice.Request(ctx, map[string]any{"type": "nope"}); !isCode(err, protocol.CodeBadRequest) {
 				return fmt.Errorf("unknown type: %v", err)
 			}
-			// Nothing answers a typing without id, even a refused one; the
-			// ping behind it must get the next reply.
+			// A refused typing without id gets its error without an id
+			// (forbidden); the ping behind it still gets its pong.
 			if err := alice.Typing(ctx, "g_nobody"); err != nil {
 				return err
 			}

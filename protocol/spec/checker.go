@@ -11,8 +11,9 @@ import (
 // type or with an error code its request does not list, a reply to a
 // request the schema refuses that is not an error (the server accepted
 // what the spec forbids), and, when InOrder, a reply that is not the
-// answer to the oldest request still waiting for one. Requests that get
-// no answer (typing and read without an id) wait for nothing.
+// answer to the oldest request still waiting for one. Requests whose
+// success gets no answer (typing and read without an id) wait only for an
+// error: a later request's reply, in order, says they succeeded.
 type Checker struct {
 	spec *Spec
 	// InOrder checks that replies come in request order. Only for a log
@@ -27,6 +28,8 @@ type Checker struct {
 type waiting struct {
 	id, typ string
 	invalid error // why the schema refuses the request; nil when valid
+	// quiet marks a request only an error answers.
+	quiet bool
 }
 
 // NewChecker returns a Checker for one connection.
@@ -44,10 +47,9 @@ func (c *Checker) problem(format string, args ...any) {
 // an error.
 func (c *Checker) Sent(frame []byte) {
 	f, err := c.spec.Validate(FromClient, frame)
-	if row, ok := c.spec.Requests[f.Type]; ok && f.ID == "" && !row.ReplyWithoutID {
-		return
-	}
-	c.waiting = append(c.waiting, waiting{id: f.ID, typ: f.Type, invalid: err})
+	row, ok := c.spec.Requests[f.Type]
+	quiet := ok && f.ID == "" && !row.ReplyWithoutID && err == nil
+	c.waiting = append(c.waiting, waiting{id: f.ID, typ: f.Type, invalid: err, quiet: quiet})
 }
 
 // Received takes a frame the server sent.
@@ -97,6 +99,13 @@ func (c *Checker) Received(frame []byte) {
 // reply's id. -1 when there is none to check against.
 func (c *Checker) match(f Frame) int {
 	if c.InOrder {
+		if f.Type != "error" || f.ID != "" {
+			// Anything but an error without an id passed the quiet
+			// requests before the one it answers: they succeeded.
+			for len(c.waiting) > 0 && c.waiting[0].quiet {
+				c.waiting = c.waiting[1:]
+			}
+		}
 		if len(c.waiting) == 0 {
 			c.problem("a %q reply (id %q) while no request waits for one", f.Type, f.ID)
 			return -1

@@ -58,9 +58,9 @@ type Request struct {
 	Reply string `json:"reply"`
 	// Errors lists the codes an error answer to it can carry.
 	Errors []string `json:"errors"`
-	// ReplyWithoutID says whether the request is answered when it has no
-	// id. When false (typing, read) nothing at all answers it then,
-	// errors included.
+	// ReplyWithoutID says whether the request's success is answered when
+	// it has no id. When false (typing, read) only an error answers it
+	// then.
 	ReplyWithoutID bool `json:"reply_without_id"`
 }
 
@@ -218,7 +218,7 @@ func (s *Spec) RequestTable() string {
 		}
 		without := "yes"
 		if !r.ReplyWithoutID {
-			without = "no: nothing answers it, errors included"
+			without = "errors only: no `ok`"
 		}
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", t, r.Reply, strings.Join(codes, ", "), without)
 	}

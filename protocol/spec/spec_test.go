@@ -227,3 +227,40 @@ func TestDocCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckerQuietRequests checks how the checker follows typing and read
+// without an id: only an error answers them, and a later reply says they
+// succeeded.
+func TestCheckerQuietRequests(t *testing.T) {
+	s, err := spec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(frames ...string) []string {
+		c := s.NewChecker(true)
+		for _, f := range frames {
+			if f[0] == '>' {
+				c.Sent([]byte(f[1:]))
+			} else {
+				c.Received([]byte(f[1:]))
+			}
+		}
+		return c.Problems()
+	}
+	typing := `>{"type":"typing","conv":"g_1"}`
+	ping := `>{"type":"ping","id":"p"}`
+	pong := `<{"type":"pong","id":"p"}`
+	forbidden := `<{"type":"error","code":"forbidden","message":"not a member"}`
+	if p := run(typing, ping, pong); len(p) != 0 {
+		t.Errorf("a quiet success: %v", p)
+	}
+	if p := run(typing, ping, forbidden, pong); len(p) != 0 {
+		t.Errorf("a refused typing: %v", p)
+	}
+	if p := run(typing, ping, `<{"type":"error","code":"too_large","message":"x"}`, pong); len(p) != 1 {
+		t.Errorf("an error code typing cannot get: %v", p)
+	}
+	if p := run(typing, ping, pong, forbidden); len(p) != 1 {
+		t.Errorf("an error after the next reply answers nothing: %v", p)
+	}
+}
