@@ -40,6 +40,7 @@ var layers = map[string][]string{
 	"history/scyllastore":      {"history", "protocol"},
 	"presence":                 {"conversation", "protocol", "nats/schema"},
 	"fanout":                   {"conversation", "protocol", "nats/schema", "nats/pinned", "tracing"},
+	"inbox":                    {"protocol", "nats/schema"},
 	"pushnotify":               {"conversation", "presence", "protocol", "nats/schema", "nats/pinned"},
 	"pushnotify/internal/wire": {"pushnotify"},
 	"pushnotify/apns":          {"pushnotify", "pushnotify/internal/wire"},

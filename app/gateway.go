@@ -12,6 +12,7 @@ import (
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/gateway"
+	"github.com/natter-chat/natter/inbox"
 	"github.com/natter-chat/natter/metrics"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
@@ -91,6 +92,10 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 	if err != nil {
 		return nil, nil, err
 	}
+	convKV, err := gwJS.KeyValue(ctx, schema.BucketConversations)
+	if err != nil {
+		return nil, nil, err
+	}
 	gw, err := gateway.New(gwCfg, gateway.Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: gatewayConversations{convs}, ReadMarkers: gatewayConversations{convs},
@@ -105,6 +110,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 		Blocks:      gatewayBlocks{convs},
 		Metrics:     a.gatewayMetrics(),
 		Tracer:      tracer(a.tp, "gateway"),
+		Inbox:       gatewayInbox{inbox.New(convKV, gwNC)},
 	})
 	if err != nil {
 		return nil, nil, err
@@ -134,6 +140,13 @@ func (a *App) startFanout(ctx context.Context, _ *http.ServeMux) (*part, error) 
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = tracer(a.tp, "fanout")
+	}
+	if cfg.Inbox == nil {
+		kv, err := js.KeyValue(ctx, schema.BucketConversations)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Inbox = inbox.New(kv, nc)
 	}
 	return &part{name: "fan-out", run: fanout.New(cfg, nc, js, convs, msgs).Run}, nil
 }

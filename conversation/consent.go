@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -407,7 +408,58 @@ func (s *Store) Hide(ctx context.Context, conv, uid string, seq uint64) error {
 
 // UserList returns what UserConversations does and, for the conversations
 // uid hid, the seq they were hidden at, from the same read.
+//
+// The index of a user in thousands of conversations is a large JSON value:
+// it is decoded once per revision and kept (indexCache), so listing the
+// conversations of a user whose index did not change decodes nothing. The
+// caller must not modify what it returns.
 func (s *Store) UserList(ctx context.Context, uid string) ([]string, map[string]uint64, error) {
-	idx, _, err := s.getIndex(ctx, uid)
-	return idx.Convs, idx.Hidden, err
+	e, err := s.kv.Get(ctx, userKey(uid))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("get index of %s: %w", uid, err)
+	}
+	if idx, ok := s.lists.get(uid, e.Revision()); ok {
+		return idx.Convs, idx.Hidden, nil
+	}
+	var idx userIndex
+	if err := json.Unmarshal(e.Value(), &idx); err != nil {
+		return nil, nil, fmt.Errorf("decode index of %s: %w", uid, err)
+	}
+	s.lists.put(uid, e.Revision(), idx)
+	return idx.Convs, idx.Hidden, nil
+}
+
+// indexCache keeps decoded user indexes with their KV revision; a
+// revision names one value, so a hit is exact. Past max conversation ids
+// in all (about 50 bytes each) it starts again empty.
+type indexCache struct {
+	mu  sync.Mutex
+	m   map[string]cachedIndex
+	n   int // ids held
+	max int
+}
+
+type cachedIndex struct {
+	rev uint64
+	idx userIndex
+}
+
+func (c *indexCache) get(uid string, rev uint64) (userIndex, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[uid]
+	return e.idx, ok && e.rev == rev
+}
+
+func (c *indexCache) put(uid string, rev uint64, idx userIndex) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || c.n+len(idx.Convs) > c.max {
+		c.m, c.n = make(map[string]cachedIndex), 0
+	}
+	c.n += len(idx.Convs) - len(c.m[uid].idx.Convs)
+	c.m[uid] = cachedIndex{rev: rev, idx: idx}
 }

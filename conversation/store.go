@@ -64,6 +64,8 @@ type Store struct {
 	marks markerCache
 	// docs are decoded documents by revision, for GetShared.
 	docs *MemberCache[*Doc]
+	// lists are decoded user indexes by revision, for UserList.
+	lists indexCache
 
 	mu     sync.Mutex
 	stream jetstream.Stream // CHAT, opened on first use (chat)
@@ -77,7 +79,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", schema.BucketConversations, err)
 	}
-	s := &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000}}
+	s := &Store{cfg: cfg.withDefaults(), js: js, kv: kv, marks: markerCache{max: 100_000}, lists: indexCache{max: 1_000_000}}
 	s.docs = NewDocCache(CacheConfig{Size: 1_000_000, Members: 1_000_000}, s)
 	return s, nil
 }

@@ -55,11 +55,9 @@ func (f *Fanout) pushInvitedList(ctx context.Context, d *conversation.Doc, chang
 		return nil
 	}
 	c := d.Protocol(f.cfg.MembersInline)
-	last, err := f.last.Last(ctx, d.Conv)
-	if err != nil {
+	if err := f.lastOf(ctx, c); err != nil {
 		return err
 	}
-	c.LastSeq = last
 	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Push: true, Conversation: c})
 	skip := make(map[string]bool, len(except))
 	for _, u := range except {

@@ -48,6 +48,23 @@ type Config struct {
 	// per message's deliveries, which carry its context to the gateways
 	// (tracing.go); nil, the default, records nothing.
 	Tracer trace.Tracer
+	// Inbox, optional, is told every item before it is delivered, so
+	// that a member who got the push and then reads the conversation
+	// list finds it there (inbox.Store).
+	Inbox Inbox
+}
+
+// Inbox keeps the conversation lists' summaries (inbox.Store).
+type Inbox interface {
+	// Note takes m, the next item of its conversation in stream order,
+	// into the summaries; members are the conversation's.
+	Note(ctx context.Context, m *protocol.Message, members []string) (bool, error)
+	// Summary returns conv's last_seq and preview as noted so far; ok
+	// is false when nothing was noted (a conversation older than the
+	// inbox, or without messages).
+	Summary(ctx context.Context, conv string) (top uint64, last *protocol.Last, ok bool, err error)
+	// Touch puts conv in front of the users' lists: they joined it.
+	Touch(ctx context.Context, conv string, users []string) error
 }
 
 func (c Config) withDefaults() Config {
@@ -187,6 +204,13 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	if err != nil {
 		return err
 	}
+	if f.cfg.Inbox != nil {
+		// Before the deliveries: a failure retries the item with nothing
+		// delivered yet.
+		if _, err := f.cfg.Inbox.Note(ctx, m, mem.doc.Members); err != nil {
+			return err
+		}
+	}
 	f.buf = protocol.AppendMessageFrame(f.buf[:0], m)
 	origin := msg.Headers().Get(schema.HeaderOrigin)
 	// The origin session is one of the sender's: only the sender's own
@@ -270,6 +294,13 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 	if err != nil {
 		return err
 	}
+	if f.cfg.Inbox != nil && (ev.Action == conversation.ActionCreated || ev.Action == conversation.ActionAdded || ev.Action == conversation.ActionAccepted) {
+		// A conversation joined (or an invitation) enters the users'
+		// heads, whatever its activity: see inbox.Head.
+		if err := f.cfg.Inbox.Touch(ctx, conv, append(slices.Clone(ev.Users), ev.Invited...)); err != nil {
+			return err
+		}
+	}
 	switch ev.Action {
 	case conversation.ActionCreated:
 		if err := f.pushConversation(ctx, mem.doc, ev.Users, ev.Origin); err != nil {
@@ -315,15 +346,33 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 	return nil
 }
 
+// lastOf fills c's last_seq and preview. The inbox's summary is the
+// conversation as of this point of the stream, as the fan-out delivers it:
+// the message pushes that follow are each newer, so a client applies
+// them on top (docs/protocol.md "Inbox"). Without one, the stream's last.
+func (f *Fanout) lastOf(ctx context.Context, c *protocol.Conversation) error {
+	if f.cfg.Inbox != nil {
+		top, last, ok, err := f.cfg.Inbox.Summary(ctx, c.Conv)
+		if err != nil {
+			return err
+		}
+		if ok {
+			c.LastSeq, c.Last = top, last
+			return nil
+		}
+	}
+	var err error
+	c.LastSeq, err = f.last.Last(ctx, c.Conv)
+	return err
+}
+
 // pushConversation tells users they are members of d, with its current
 // state, except the connection whose request caused it (it has the reply).
 func (f *Fanout) pushConversation(ctx context.Context, d *conversation.Doc, users []string, origin string) error {
 	c := d.Protocol(f.cfg.MembersInline)
-	last, err := f.last.Last(ctx, d.Conv)
-	if err != nil {
+	if err := f.lastOf(ctx, c); err != nil {
 		return err
 	}
-	c.LastSeq = last
 	if d.HasStates() {
 		return f.pushConversationStates(d, c, users, origin)
 	}

@@ -126,11 +126,15 @@ func (sess *session) members(ctx context.Context, req *protocol.Request) (any, *
 	return &protocol.MembersFrame{Type: protocol.TypeMembers, ID: req.ID, Conv: req.Conv, Members: all[start:end], More: end < len(all)}, nil
 }
 
-// conversations answers one page of the user's conversations, by id,
-// after the cursor the request names. A page ends at the limit or before
+// conversations answers one page of the user's conversations: with an
+// Inbox newest activity first (inbox.go), else by id, after the cursor the
+// request names. A page ends at the limit or before
 // the next conversation would take the frame past its bound; then more is
 // true and next is the cursor of the following page.
 func (sess *session) conversations(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if sess.srv.inbox != nil {
+		return sess.inboxPage(ctx, req)
+	}
 	after, perr := decodeConvCursor(req.After)
 	if perr != nil {
 		return nil, perr
@@ -186,6 +190,17 @@ func (sess *session) conversations(ctx context.Context, req *protocol.Request) (
 // renderConversations renders the conversations ids of the user, several
 // at once, nil for those the user is no longer a member of.
 func (sess *session) renderConversations(ctx context.Context, ids []string, hidden map[string]uint64) ([]*protocol.Conversation, error) {
+	return sess.renderEach(ctx, ids, func(ctx context.Context, id string) (*protocol.Conversation, error) {
+		c, err := sess.conversation(ctx, id)
+		if c != nil && (isHidden(c, hidden) || sess.hiddenWithBlocked(c, hidden)) {
+			c = nil
+		}
+		return c, err
+	})
+}
+
+// renderEach renders ids with render, several at once.
+func (sess *session) renderEach(ctx context.Context, ids []string, render func(context.Context, string) (*protocol.Conversation, error)) ([]*protocol.Conversation, error) {
 	out := make([]*protocol.Conversation, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conversationsWidth)
@@ -196,10 +211,7 @@ func (sess *session) renderConversations(ctx context.Context, ids []string, hidd
 			break
 		}
 		g.Go(func() error {
-			c, err := sess.conversation(gctx, id)
-			if c != nil && (isHidden(c, hidden) || sess.hiddenWithBlocked(c, hidden)) {
-				c = nil
-			}
+			c, err := render(gctx, id)
 			out[i] = c
 			return err
 		})

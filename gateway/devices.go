@@ -66,5 +66,6 @@ func (sess *session) mute(ctx context.Context, req *protocol.Request) (any, *pro
 	if err := sess.srv.devices.Mute(ctx, sess.user, req.Conv, until); err != nil {
 		return nil, sess.fail(err)
 	}
+	sess.pushInboxItem(ctx, req.Conv)
 	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil
 }

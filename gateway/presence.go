@@ -62,6 +62,10 @@ func (sess *session) read(ctx context.Context, req *protocol.Request) (any, *pro
 			return nil, sess.fail(err)
 		}
 	}
+	if moved {
+		// The user's other devices show the conversation read.
+		sess.pushInboxItem(ctx, req.Conv)
+	}
 	if protocol.QuietOnSuccess(req) {
 		return nil, nil
 	}

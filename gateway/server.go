@@ -207,6 +207,10 @@ type Deps struct {
 	// Tracer, optional, records sends and pushes (tracing.go); nil, the
 	// default, records nothing and stores no trace header.
 	Tracer trace.Tracer
+	// Inbox, optional, reads the conversation list's summaries
+	// (inbox.go); without it conversations are listed by id and read
+	// from history one by one.
+	Inbox Inbox
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -232,6 +236,7 @@ type Server struct {
 	// sends read their membership (memberview.go).
 	memberViews MemberViews
 	views       *views
+	inbox       Inbox // nil: conversations by id
 
 	chatMu sync.Mutex
 	chat   jetstream.Stream // the CHAT stream's handle, once looked up
@@ -259,7 +264,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, metrics: d.Metrics,
-		tracer:   d.Tracer,
+		tracer: d.Tracer, inbox: d.Inbox,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

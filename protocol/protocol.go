@@ -148,7 +148,13 @@ type Conversation struct {
 	LastSeq     uint64   `json:"last_seq"`
 	ReadSeq     uint64   `json:"read_seq"`
 	Unread      uint64   `json:"unread"`
-	Created     string   `json:"created,omitempty"`
+	// MentionCount counts the messages after ReadSeq that mention the
+	// user or @all (saturating at MaxMentionCount).
+	MentionCount uint64 `json:"mention_count,omitempty"`
+	// Last previews the newest message or event (absent before any, and
+	// for an invitation).
+	Last    *Last  `json:"last,omitempty"`
+	Created string `json:"created,omitempty"`
 	// State is the user's consent state of it: "" (normal),
 	// ConvStateRequest, ConvStatePending or ConvStateInvited.
 	State string `json:"state,omitempty"`
@@ -164,7 +170,12 @@ type ConversationFrame struct {
 	ID   string `json:"id,omitempty"`
 	// Push marks the push: conversation is also the reply to create and
 	// accept, and a client tells the two apart by it, not by the id.
-	Push         bool          `json:"push,omitempty"`
+	Push bool `json:"push,omitempty"`
+	// Inbox marks a push of the user's inbox item (docs/protocol.md
+	// "Inbox"): read_seq, unread, mention_count and last are the user's
+	// as of last_seq. Other conversation pushes tell the conversation's
+	// settings and members; their counts are not the user's.
+	Inbox        bool          `json:"inbox,omitempty"`
 	Conversation *Conversation `json:"conversation"`
 }
 

@@ -179,7 +179,9 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 		// a key list) is an ordered push consumer, created (and re-created
 		// after a gap) on the bucket's stream only and deleted when it
 		// stops, with flow control answered on $JS.FC.
-		api("STREAM.INFO."+s, "DIRECT.GET."+s+"."+KVWildcard(b),
+		// The bare DIRECT.GET takes a request body: a batch of keys' last
+		// values in one multi_last read (the inbox's summaries).
+		api("STREAM.INFO."+s, "DIRECT.GET."+s, "DIRECT.GET."+s+"."+KVWildcard(b),
 			"CONSUMER.CREATE."+s, "CONSUMER.CREATE."+s+".>", "CONSUMER.INFO."+s+".*", "CONSUMER.DELETE."+s+".*")
 		p.Publish = append(p.Publish, jsFCPrefix+s+".>")
 	}

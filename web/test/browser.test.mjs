@@ -329,3 +329,59 @@ test("the owner sees pending invitations and withdraws one in the app", { timeou
   ownerApi.close();
   await p.ctx.close();
 });
+
+test("the inbox lists conversations by activity with previews and unread badges", { timeout: 60_000 }, async () => {
+  const [me, x, y] = ["ivy", "xavier", "yuri"];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const cx = new NatterClient({ url: srv.wsURL, token: srv.token(x), WebSocket });
+  const cy = new NatterClient({ url: srv.wsURL, token: srv.token(y), WebSocket });
+  await Promise.all([cx.connect(), cy.connect()]);
+  // Three groups with ivy, written to oldest first: "plans" gets the
+  // newest message, "lunch" the oldest.
+  const lunch = (await cx.create("group", [me], "lunch")).conv;
+  const plans = (await cy.create("group", [me], "plans")).conv;
+  const books = (await cx.create("group", [me, y], "books")).conv;
+  await cx.send(lunch, { text: "pizza?" });
+  await cy.send(books, { text: "reading   Dune\nagain" });
+  await cy.send(plans, { text: "meet at 6" });
+  await cy.send(plans, { text: "or 7" });
+
+  const { ctx, page } = await signIn(me, { width: 1000, height: 700 });
+  const rows = () =>
+    page.$$eval("#convs .conv", (els) =>
+      els.map((e) => [e.querySelector(".name")?.textContent, e.querySelector(".preview")?.textContent, e.querySelector(".badge:not(.mention)")?.textContent ?? ""]),
+    );
+  await page.waitForFunction(() => document.querySelectorAll("#convs .conv .preview").length === 3);
+  assert.deepEqual(await rows(), [
+    ["plans", "yuri: or 7", "2"],
+    ["books", "yuri: reading Dune again", "1"],
+    ["lunch", "xavier: pizza?", "1"],
+  ]);
+
+  // A new message moves lunch to the top live, with its preview.
+  await cx.send(lunch, { text: "@ivy 12:30" });
+  await page.waitForFunction(() => document.querySelector("#convs .conv .name")?.textContent === "lunch");
+  await page.waitForFunction(() => document.querySelector("#convs .conv .preview")?.textContent === "xavier: @ivy 12:30");
+  assert.deepEqual(
+    (await rows()).map((r) => r[0]),
+    ["lunch", "plans", "books"],
+  );
+  // Opening plans reads it: its badge goes, the order stays.
+  await page.click("#convs .conv:nth-child(2)");
+  await waitForText(page, "or 7");
+  await page.waitForFunction(() => !document.querySelector("#convs .conv:nth-child(2) .badge"));
+  // ivy answers in books: it moves to the top with her preview.
+  await page.click("#convs .conv:nth-child(3)");
+  await page.waitForFunction(() => document.querySelector("#chat-title")?.textContent === "books");
+  await page.fill("#composer-input", "me too");
+  await page.press("#composer-input", "Enter");
+  await page.waitForFunction(() => document.querySelector("#convs .conv .preview")?.textContent === "You: me too");
+  assert.deepEqual(
+    (await rows()).map((r) => r[0]),
+    ["books", "lunch", "plans"],
+  );
+  cx.close();
+  cy.close();
+  await ctx.close();
+});

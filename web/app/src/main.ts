@@ -4,6 +4,7 @@
 
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+import { byActivity, mentionBadge, previewLine, startInbox } from "./inbox.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -142,6 +143,7 @@ function start(token: string): void {
       }
     : undefined;
   client = new NatterClient({ url, token, refreshToken, device: "web", storage: webStorageOutbox(`natter.outbox.${state.me}`) });
+  startInbox(client, state.me, () => render());
   client.on("close", ({ code }) => {
     if (code !== 4003 || refreshToken) return;
     // The pasted token expired and cannot be refreshed here.
@@ -179,8 +181,10 @@ function start(token: string): void {
     state.outbox = entries;
     render();
   });
-  client.on("conversation", ({ conversation }) => {
-    upsert(conversation);
+  client.on("conversation", ({ conversation, inbox }) => {
+    const cs = upsert(conversation);
+    // My inbox item changed elsewhere (a read on another device).
+    if (inbox && !(state.open === conversation.conv && visible())) cs.unread = conversation.unread;
     void queryPresence(conversation.members ?? []);
     render();
   });
@@ -542,15 +546,16 @@ function draw(): void {
   notice.classList.toggle("hidden", !state.notice);
 
   // Conversation list, newest activity first.
-  const list = [...state.convs.values()].sort((a, b) => lastActivity(b) - lastActivity(a));
+  const list = [...state.convs.values()].sort((a, b) => byActivity(a.c, b.c) || lastActivity(b) - lastActivity(a));
   $("#convs").replaceChildren(
     ...list.map((cs) =>
       h(
         "li",
         { class: `conv${cs.c.conv === state.open ? " active" : ""}`, "data-conv": cs.c.conv, onclick: () => void openConv(cs.c.conv) },
         dot(peer(cs.c)) ?? h("span", { class: "dot group" }),
-        h("span", { class: "name" }, convTitle(cs.c)),
+        h("span", { class: "info" }, h("span", { class: "name" }, convTitle(cs.c)), previewLine(cs.c, state.me)),
         cs.c.state ? h("span", { class: `tag ${cs.c.state}` }, stateLabel(cs.c.state)) : null,
+        mentionBadge(cs.c.conv),
         cs.unread > 0 ? h("span", { class: "badge" }, String(cs.unread)) : null,
       ),
     ),

@@ -36,6 +36,10 @@ export interface Conversation {
   last_seq: number;
   read_seq: number;
   unread: number;
+  /** Messages after read_seq that mention the user or @all (≤ 32); absent when 0. */
+  mention_count?: number;
+  /** Preview of the newest message or event; absent before any. */
+  last?: Last;
   created?: string;
   /**
    * The user's consent state of it: absent when normal, "request" (an
@@ -49,6 +53,18 @@ export interface Conversation {
    * changes; a `member` push "added" takes that user off it.
    */
   invited?: string[];
+}
+
+/** The preview of a conversation's newest message or event (docs/protocol.md "The inbox"). */
+export interface Last {
+  seq: number;
+  sender: string;
+  ts: string;
+  /** "event" for an event; absent for a plain message. */
+  kind?: "event";
+  /** The body's text folded and cut to 140 characters, or the kind; "" when deleted. */
+  snippet: string;
+  deleted?: true;
 }
 
 /** Conversation.state values. */
@@ -91,7 +107,7 @@ export interface MessagesPage {
 }
 
 /**
- * One page of `conversations`, ordered by conversation id for now. While
+ * One page of `conversations`, newest activity first (last.seq, then id). While
  * `more` is true, `next` is the opaque cursor to send as `after` for the
  * following page; the last page has no `next`.
  */
@@ -146,6 +162,8 @@ export interface MemberPush {
 }
 export interface ConversationPush {
   type: "conversation";
+  /** The user's inbox item (counts and last are the user's): replace it. */
+  inbox?: true;
   conversation: Conversation;
 }
 /**

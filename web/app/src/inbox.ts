@@ -1,0 +1,56 @@
+// The conversation list's inbox parts (issue 15): order by the server's
+// activity, the preview line and the mention badge, from the client
+// library's Inbox model, which follows the pushes.
+
+import { Inbox } from "../../client/src/index.js";
+import type { Conversation, Last, NatterClient } from "../../client/src/index.js";
+
+let inbox: Inbox | null = null;
+
+/** startInbox follows client's pushes for me; redraw runs after each change. */
+export function startInbox(client: NatterClient, me: string, redraw: () => void): Inbox {
+  inbox?.close();
+  inbox = new Inbox(client, me);
+  inbox.onChange(redraw);
+  return inbox;
+}
+
+/** The inbox item of conv, when the inbox holds it. */
+export function inboxItem(conv: string): Conversation | undefined {
+  return inbox?.get(conv);
+}
+
+/** The seq that orders the list: the newest message or event. */
+export function activityOf(c: Conversation): number {
+  const item = inboxItem(c.conv);
+  return Math.max(item?.last?.seq ?? 0, c.last?.seq ?? 0);
+}
+
+/** Orders conversations as the server does: newest activity first, then by id. */
+export function byActivity(a: Conversation, b: Conversation): number {
+  return activityOf(b) - activityOf(a) || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0);
+}
+
+/** The preview line of c: "sender: snippet", "You: …", or the deletion. */
+export function previewLine(c: Conversation, me: string): HTMLElement | null {
+  const item = inboxItem(c.conv);
+  const last: Last | undefined = item?.last ?? c.last;
+  if (!last) return null;
+  const el = document.createElement("span");
+  el.className = "preview";
+  const who = last.sender === me ? "You" : last.sender;
+  el.textContent = last.deleted ? `${who}: message deleted` : last.kind === "event" ? last.snippet : `${who}: ${last.snippet}`;
+  el.title = new Date(last.ts).toLocaleString();
+  return el;
+}
+
+/** The "@n" badge of mentions not read yet. */
+export function mentionBadge(conv: string): HTMLElement | null {
+  const n = inboxItem(conv)?.mention_count ?? 0;
+  if (n === 0) return null;
+  const el = document.createElement("span");
+  el.className = "badge mention";
+  el.title = `${n} mention${n > 1 ? "s" : ""}`;
+  el.textContent = `@${n >= 32 ? "32+" : n}`;
+  return el;
+}
