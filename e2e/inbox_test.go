@@ -262,7 +262,8 @@ func TestInboxBeyondHead(t *testing.T) {
 	e := start(t, func(c *app.Config) {
 		c.Gateway.RateBurst, c.Gateway.RateSustained = 100_000, 100_000
 	})
-	ctx := ctxT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	alice := e.dial(t, "alice")
 	const n = inbox.HeadSize + 30
 	var convs []string
@@ -286,7 +287,7 @@ func TestInboxBeyondHead(t *testing.T) {
 		// fan-out noted every message (a walk while it still notes some
 		// misses those, as a message moves its conversation to the top).
 		var list []*protocol.Conversation
-		waitFor(t, 10*time.Second, func() bool {
+		waitFor(t, 30*time.Second, func() bool {
 			list = listAll(t, alice, 50)
 			noted := 0
 			for _, c := range list {

@@ -297,6 +297,7 @@ func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, me
 	}
 	c := d.Protocol(sess.srv.cfg.MembersInline)
 	c.State = d.StateFor(sess.user)
+	c.Role = d.Role(sess.user)
 	if c.State == protocol.ConvStateInvited {
 		// Not a member: what was said in it is not the user's to see.
 		return c, nil
