@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -56,6 +57,9 @@ var convRequests = map[string]func(conv string) map[string]any{
 	protocol.TypeAccept:  func(c string) map[string]any { return map[string]any{"type": "accept", "conv": c} },
 	protocol.TypeDecline: func(c string) map[string]any { return map[string]any{"type": "decline", "conv": c} },
 	protocol.TypeHide:    func(c string) map[string]any { return map[string]any{"type": "hide", "conv": c} },
+	protocol.TypeSearch: func(c string) map[string]any {
+		return map[string]any{"type": "search", "conv": c, "query": "first"}
+	},
 }
 
 // plainRequests are the types about no single conversation, with the
@@ -99,6 +103,8 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
+	case protocol.TypeSearch:
+		return protocol.TypeSearchResults
 	case protocol.TypeAccept:
 		return protocol.TypeConversation
 	case protocol.TypeDecline:
@@ -123,13 +129,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// Every case adds bob and carol to a fresh group: the hourly add
 		// bound (TestAddedTooOften) is lifted too.
 		c.Gateway.MaxAddedPerHour = 10_000
+		c.Search.Dir = filepath.Join(t.TempDir(), "search")
 	})
 	users := map[string]*client.Client{}
 	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {
 		users[u] = e.dial(t, u)
 	}
 	actor := map[string]string{roleOwner: "alice", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
-	ctx := ctxT(t)
+	// The fixtures of every case share one context: the whole matrix,
+	// a few hundred requests, not the 20 s of one exchange.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 
 	var groups []string
 	fixture := func() (group, direct string) {
