@@ -213,6 +213,9 @@ type Deps struct {
 	// (inbox.go); without it conversations are listed by id and read
 	// from history one by one.
 	Inbox Inbox
+	// Searcher, optional, answers search (search.go); without it search
+	// is answered unavailable.
+	Searcher Searcher
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -231,6 +234,7 @@ type Server struct {
 	groups   Groups
 	metrics  Metrics
 	tracer   trace.Tracer // nil: tracing is off
+	searcher Searcher     // nil: search is off
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
@@ -267,7 +271,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, groups: d.Groups, metrics: d.Metrics,
-		tracer: d.Tracer, inbox: d.Inbox,
+		tracer: d.Tracer, inbox: d.Inbox, searcher: d.Searcher,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),
