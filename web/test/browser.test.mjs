@@ -384,6 +384,8 @@ test("the inbox lists conversations by activity with previews and unread badges"
   cx.close();
   cy.close();
   await ctx.close();
+});
+
 test("group settings in the app: rename, read-only, roles, moderator delete, ban", { timeout: 90_000 }, async () => {
   const stamp = Date.now().toString(36);
   const [owner, member] = ["carol" + stamp, "dan" + stamp];
