@@ -155,6 +155,9 @@ type Conversation struct {
 	// Invited lists the users invited to a group who have not accepted
 	// (when there are at most as many as members inline).
 	Invited []string `json:"invited,omitempty"`
+	// Mute is the user's mute level of it (MuteAll or MuteMentions),
+	// omitted when not muted (mentions.go).
+	Mute string `json:"mute,omitempty"`
 }
 
 // ConversationFrame carries one conversation: the reply to create, and the
