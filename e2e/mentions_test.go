@@ -163,17 +163,21 @@ func TestPushMuteMentions(t *testing.T) {
 	p.waitCounts(t, 3, 3)
 }
 
-// TestMentionAllMatrix: who may mention @all, per role and conversation,
+// TestMentionAllMatrix: who may mention @all (a group's owner and admins),
+// per role and conversation,
 // with the exact answer; a refusal stores nothing.
 func TestMentionAllMatrix(t *testing.T) {
 	e := start(t)
 	ctx := ctxT(t)
 	users := map[string]*client.Client{}
-	for _, u := range []string{"all-alice", "all-bob", "all-carol", "all-dave", "all-mallory"} {
+	for _, u := range []string{"all-alice", "all-erin", "all-bob", "all-carol", "all-dave", "all-mallory"} {
 		users[u] = e.dial(t, u)
 	}
-	g, err := users["all-alice"].CreateGroup(ctx, "matrix", "all-bob", "all-carol")
+	g, err := users["all-alice"].CreateGroup(ctx, "matrix", "all-erin", "all-bob", "all-carol")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := users["all-alice"].SetRole(ctx, g.Conv, "all-erin", protocol.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	if err := users["all-alice"].RemoveMember(ctx, g.Conv, "all-carol"); err != nil {
@@ -190,6 +194,7 @@ func TestMentionAllMatrix(t *testing.T) {
 		role, user, conv, want string
 	}{
 		{roleOwner, "all-alice", g.Conv, protocol.TypeAck},
+		{roleAdmin, "all-erin", g.Conv, protocol.TypeAck},
 		{roleMember, "all-bob", g.Conv, protocol.CodeForbidden},
 		{roleRemoved, "all-carol", g.Conv, protocol.CodeForbidden},
 		{roleNonMember, "all-mallory", g.Conv, protocol.CodeForbidden},
@@ -207,4 +212,10 @@ func TestMentionAllMatrix(t *testing.T) {
 			}
 		})
 	}
+	// An admin made a plain member again may no longer.
+	if err := users["all-alice"].SetRole(ctx, g.Conv, "all-erin", protocol.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	_, err = users["all-erin"].SendWith(ctx, g.Conv, "", text("@all"), client.SendOptions{Mentions: []string{protocol.MentionAll}})
+	wantCode(t, err, protocol.CodeForbidden)
 }

@@ -12,13 +12,6 @@ import (
 // mentions reads the conversation's document once to check them against
 // the members; a send without any reads nothing more than before.
 
-// roles is what a conversation document says of its members' roles once
-// groups have admins (conversation.Doc.Role). Without it, only the owner
-// may mention @all.
-type roles interface {
-	Role(uid string) string
-}
-
 // checkMentions validates the mentions of req, sent by the user in conv,
 // and returns them as the envelope stores them.
 func (sess *session) checkMentions(ctx context.Context, req *protocol.Request) ([]string, *protocol.Error) {
@@ -44,14 +37,10 @@ func (sess *session) checkMentions(ctx context.Context, req *protocol.Request) (
 }
 
 // mayMentionAll reports whether uid is the owner or an admin of the group
-// d: a direct conversation has neither.
+// d: in a direct conversation both are plain members.
 func mayMentionAll(d Conversation, uid string) bool {
-	if r, ok := d.(roles); ok {
-		role := r.Role(uid)
-		return role == protocol.RoleOwner || role == protocol.RoleAdmin
-	}
-	c := d.Protocol(0)
-	return c.Kind == protocol.ConversationGroup && c.Owner == uid
+	role := d.Role(uid)
+	return role == protocol.RoleOwner || role == protocol.RoleAdmin
 }
 
 // muteRequest reads the level and the end of a mute request. A level

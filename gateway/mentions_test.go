@@ -62,21 +62,17 @@ func TestSendMentions(t *testing.T) {
 	wantCode(t, do(t, dave, send("g1", "bob"), nil), protocol.CodeForbidden, "not a member")
 }
 
-// roledDoc is a document that knows admins, as conversation.Doc does once
-// groups have roles.
+// roledDoc is a document with admins, which the fakes have not.
 type roledDoc struct {
 	*fakeDoc
 	admins []string
 }
 
 func (d roledDoc) Role(uid string) string {
-	switch {
-	case uid == d.owner:
-		return protocol.RoleOwner
-	case slices.Contains(d.admins, uid):
-		return protocol.RoleAdmin
+	if r := d.fakeDoc.Role(uid); r != protocol.RoleMember || !slices.Contains(d.admins, uid) {
+		return r
 	}
-	return protocol.RoleMember
+	return protocol.RoleAdmin
 }
 
 func TestMayMentionAll(t *testing.T) {
@@ -88,7 +84,7 @@ func TestMayMentionAll(t *testing.T) {
 		user string
 		want bool
 	}{
-		{group, "alice", true}, {group, "bob", false},
+		{group, "alice", true}, {group, "bob", false}, {group, "mallory", false},
 		{direct, "alice", false}, {direct, "bob", false},
 		{roled, "alice", true}, {roled, "bob", true}, {roled, "carol", false},
 	} {
