@@ -7,10 +7,7 @@ import type { Conversation, Message } from "../../client/src/index.js";
 
 /** Whether me may mention "@all" in c: a group's owner or admin. */
 export function mayMentionAll(c: Conversation, me: string): boolean {
-  if (c.kind !== "group") return false;
-  // role comes with group roles; until then the owner alone.
-  const role = (c as { role?: string }).role;
-  return c.owner === me || role === "owner" || role === "admin";
+  return c.kind === "group" && (c.role === "owner" || c.role === "admin" || c.owner === me);
 }
 
 /** The mentions list of text sent in c by me. */
