@@ -302,6 +302,9 @@ func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, me
 		// Not a member: what was said in it is not the user's to see.
 		return c, nil
 	}
+	if c.Mute, err = sess.muteOf(ctx, c.Conv); err != nil {
+		return nil, err
+	}
 	if sum != nil {
 		c.LastSeq = sum.Top()
 		c.Last = sum.Last()
