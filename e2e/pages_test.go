@@ -242,12 +242,16 @@ func TestManyGroupsComeInPagesThatFit(t *testing.T) {
 	// A message in one group: the list (newest activity first) starts
 	// with it, the others follow by id.
 	last := want[len(want)-1]
+	victim := e.dial(t, "victim")
 	lastAck, err := owner[last].Send(ctx, last, "", text("in the last group"))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	victim := e.dial(t, "victim")
+	// The fan-out notes the message before pushing it: once pushed, the
+	// walk below sees it first (a walk that began before would miss it,
+	// as a conversation that moves up while one pages).
+	nextMessage(t, victim)
 	bound := int(512<<10) / 4
 	var got []string
 	for after := ""; ; {
