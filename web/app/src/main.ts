@@ -6,6 +6,7 @@ import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/in
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
+import { searchPanel } from "./search.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -473,6 +474,15 @@ function buildShell(): void {
           h("input", { id: "new-title", placeholder: "group title" }),
           h("button", { id: "new-submit", type: "submit" }, "Create"),
         ),
+        searchPanel({
+          search: (q, opts) => client.search(q, opts),
+          title: (conv) => {
+            const cs = state.convs.get(conv);
+            return cs ? convTitle(cs.c) : conv;
+          },
+          open: (conv) => void openConv(conv),
+          time,
+        }),
         h("ul", { id: "convs", class: "convs" }),
         h(
           "label",
