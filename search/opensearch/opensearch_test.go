@@ -51,7 +51,7 @@ func TestConformance(t *testing.T) {
 func TestNormalize(t *testing.T) {
 	for in, want := range map[string]string{
 		"a &lt;&#x2F;b&gt; <mark>x&amp;y</mark> &quot;q&quot;": "a &lt;/b&gt; <mark>x&amp;y</mark> &#34;q&#34;",
-		"plain": "plain",
+		"plain":      "plain",
 		"<mark>open": "&lt;mark&gt;open",
 	} {
 		if got := normalize(in); got != want {
