@@ -219,6 +219,9 @@ func TestIndexerResumes(t *testing.T) {
 	}
 	slices.Reverse(seqs)
 	waitSearch(t, alice, "restart", client.SearchOptions{Limit: 100}, seqs...)
+	for deadline := time.Now().Add(5 * time.Second); e.app.Indexer().Indexed() < 30 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := e.app.Indexer().Indexed(); n < 30 {
 		t.Fatalf("indexed %d messages, want at least 30", n)
 	}
@@ -237,6 +240,10 @@ func TestIndexerResumes(t *testing.T) {
 	}
 	s := sendText(t, alice, d.Conv, "after restart")
 	waitSearch(t, alice, "after", client.SearchOptions{}, s)
+	// Found once written; counted right after.
+	for deadline := time.Now().Add(5 * time.Second); e.app.Indexer().Indexed() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := e.app.Indexer().Indexed(); n != 1 {
 		t.Fatalf("the restarted indexer indexed %d messages, want 1", n)
 	}
