@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg Config) (*Index, error) {
 		cfg.Client = &http.Client{Timeout: 30 * time.Second}
 	}
 	x := &Index{base: strings.TrimRight(cfg.URL, "/"), index: cfg.Index, client: cfg.Client}
-	status, body, err := x.do(ctx, http.MethodHead, "/"+url.PathEscape(x.index), nil)
+	status, _, err := x.do(ctx, http.MethodHead, "/"+url.PathEscape(x.index), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Index, error) {
 			},
 		},
 	}
-	status, body, err = x.do(ctx, http.MethodPut, "/"+url.PathEscape(x.index), mapping)
+	status, body, err := x.do(ctx, http.MethodPut, "/"+url.PathEscape(x.index), mapping)
 	if err != nil {
 		return nil, err
 	}
