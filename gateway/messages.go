@@ -43,11 +43,15 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "ref must be a seq")
 	}
 	env.Ref = uint64(req.Ref)
+	env.ReplyTo, env.Thread = req.ReplyTo, req.Thread
 	if err := env.Check(); err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "%s", err.Error())
 	}
 	view, perr := sess.senderView(ctx, req.Conv)
 	if perr != nil {
+		return nil, perr
+	}
+	if perr := sess.replyFields(ctx, req.Conv, &env); perr != nil {
 		return nil, perr
 	}
 	if env.Kind != protocol.KindMessage {
