@@ -17,6 +17,7 @@ import (
 // Roles a user can have towards a conversation.
 const (
 	roleOwner     = "owner"
+	roleAdmin     = "admin"
 	roleMember    = "member"
 	roleRemoved   = "removed member"
 	roleNonMember = "non-member"
@@ -58,6 +59,18 @@ var convRequests = map[string]func(conv string) map[string]any{
 	protocol.TypeAccept:  func(c string) map[string]any { return map[string]any{"type": "accept", "conv": c} },
 	protocol.TypeDecline: func(c string) map[string]any { return map[string]any{"type": "decline", "conv": c} },
 	protocol.TypeHide:    func(c string) map[string]any { return map[string]any{"type": "hide", "conv": c} },
+	// Group settings and roles (group_test.go).
+	protocol.TypeUpdate: func(c string) map[string]any {
+		return map[string]any{"type": "update", "conv": c, "title": "renamed"}
+	},
+	protocol.TypeSetRole: func(c string) map[string]any {
+		return map[string]any{"type": "set_role", "conv": c, "user": "bob", "role": "admin"}
+	},
+	protocol.TypeTransfer: func(c string) map[string]any {
+		return map[string]any{"type": "transfer", "conv": c, "user": "bob"}
+	},
+	protocol.TypeUnban:  func(c string) map[string]any { return map[string]any{"type": "unban", "conv": c, "user": "zed"} },
+	protocol.TypeBanned: func(c string) map[string]any { return map[string]any{"type": "banned", "conv": c} },
 }
 
 // plainRequests are the types about no single conversation, with the
@@ -90,9 +103,31 @@ func expect(typ, role, conv string) string {
 	}
 	if conv == convDirect {
 		switch typ {
-		case protocol.TypeAddMember, protocol.TypeRemoveMember:
+		case protocol.TypeAddMember, protocol.TypeRemoveMember,
+			protocol.TypeUpdate, protocol.TypeSetRole, protocol.TypeTransfer, protocol.TypeUnban, protocol.TypeBanned:
 			return protocol.CodeBadRequest
 		}
+	}
+	admin := role == roleOwner || role == roleAdmin
+	switch typ {
+	case protocol.TypeUpdate:
+		if admin {
+			return protocol.TypeConversation
+		}
+		return protocol.CodeForbidden
+	case protocol.TypeSetRole, protocol.TypeTransfer:
+		if role != roleOwner {
+			return protocol.CodeForbidden
+		}
+	case protocol.TypeUnban:
+		if !admin {
+			return protocol.CodeForbidden
+		}
+	case protocol.TypeBanned:
+		if admin {
+			return protocol.TypeBanned
+		}
+		return protocol.CodeForbidden
 	}
 	switch typ {
 	case protocol.TypeSend:
@@ -127,16 +162,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		c.Gateway.MaxAddedPerHour = 10_000
 	})
 	users := map[string]*client.Client{}
-	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {
-		users[u] = e.dial(t, u)
+	for _, u := range []string{"alice", "erin", "bob", "carol", "dave", "mallory"} {
+		// Nobody reads the members' pushes until the end: a full
+		// buffer would stall their replies.
+		users[u] = e.dialOpts(t, client.Options{Token: token(t, u), EventBuffer: 1 << 16})
 	}
-	actor := map[string]string{roleOwner: "alice", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
-	ctx := ctxT(t)
-
+	actor := map[string]string{roleOwner: "alice", roleAdmin: "erin", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
+	roles := []string{roleOwner, roleAdmin, roleMember, roleRemoved, roleNonMember, roleDirect}
 	var groups []string
 	firstSeq := map[string]uint64{} // each group's first message
-	fixture := func() (group, direct string) {
-		g, err := users["alice"].CreateGroup(ctx, "matrix", "bob", "carol")
+	// fixture runs in each case: its deadline is the case's, the whole
+	// matrix takes longer than one.
+	fixture := func(t *testing.T) (group, direct string) {
+		ctx := ctxT(t)
+		g, err := users["alice"].CreateGroup(ctx, "matrix", "erin", "bob", "carol")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,6 +185,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		firstSeq[g.Conv] = first.Seq
 		if err := users["alice"].RemoveMember(ctx, g.Conv, "carol"); err != nil {
+			t.Fatal(err)
+		}
+		// After carol's removal: she hears nothing of it.
+		if err := users["alice"].SetRole(ctx, g.Conv, "erin", protocol.RoleAdmin); err != nil {
 			t.Fatal(err)
 		}
 		d, err := users["alice"].CreateDirect(ctx, "dave")
@@ -159,11 +202,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// rootOf is a thread root in conv: the group's first message, or in
 	// the direct conversation one dave sends (he accepted alice's request
 	// by the send case, which comes first).
-	rootOf := func(conv string, direct bool) uint64 {
+	rootOf := func(t *testing.T, conv string, direct bool) uint64 {
 		if !direct {
 			return firstSeq[conv]
 		}
-		ack, err := users["dave"].Send(ctx, conv, "", text("root"))
+		ack, err := users["dave"].Send(ctxT(t), conv, "", text("root"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +215,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	for _, typ := range protocol.RequestTypes {
 		if p, ok := plainRequests[typ]; ok {
-			for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
+			for _, role := range roles {
 				t.Run(typ+"/"+role, func(t *testing.T) {
 					frame := maps(p.frame)
 					if typ == protocol.TypeReauth {
@@ -191,7 +234,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("request type %q is in protocol.RequestTypes but not in the matrix", typ)
 			continue
 		}
-		for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
+		for _, role := range roles {
 			for _, which := range []string{convGroup, convDirect, convMissing} {
 				if (role == roleDirect) != (which == convDirect) && which != convMissing && role != roleNonMember {
 					// Direct members are asked about their direct
@@ -200,14 +243,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 					continue
 				}
 				t.Run(typ+"/"+role+"/"+which, func(t *testing.T) {
-					group, direct := fixture()
+					group, direct := fixture(t)
 					conv := map[string]string{convGroup: group, convDirect: direct, convMissing: "g_doesnotexist0000000000"}[which]
 					frame := build(conv)
 					if typ == protocol.TypeRemoveMember && role != roleOwner {
 						frame["user"] = "alice"
 					}
 					if typ == protocol.TypeThread && which != convMissing {
-						frame["thread"] = rootOf(conv, which == convDirect)
+						frame["thread"] = rootOf(t, conv, which == convDirect)
 					}
 					reply, err := request(t, users[actor[role]], frame)
 					want := expect(typ, role, which)

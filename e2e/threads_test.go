@@ -94,6 +94,12 @@ func repliesAndThreads(t *testing.T, store func(*app.Config)) {
 		t.Fatal(err)
 	}
 
+	// The owner deletes bob's reply: a moderator delete, stored with
+	// deleted_by in both stores.
+	if _, err := alice.SendKind(ctx, g.Conv, "", protocol.KindDelete, toGone.Seq, map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Refusals.
 	_, err = bob.Reply(ctx, g.Conv, elsewhere.Seq, text("x"))
 	wantCode(t, err, protocol.CodeNotFound) // another conversation's message
@@ -173,8 +179,12 @@ func repliesAndThreads(t *testing.T, store func(*app.Config)) {
 		if m := bySeq[inThreadReply.Seq]; m == nil || m.Thread != rootAck.Seq || m.Quote == nil || *m.Quote != wantInThread {
 			t.Fatalf("%s: reply in thread in sync %+v", when, m)
 		}
-		if m := bySeq[toGone.Seq]; m == nil || m.Quote == nil || *m.Quote != (protocol.Quote{Seq: gone.Seq, Sender: "alice", Deleted: true}) {
-			t.Fatalf("%s: reply to a deleted message in sync %+v quote %+v", when, m, m.Quote)
+		if m := bySeq[toGone.Seq]; m == nil || m.Quote == nil || *m.Quote != (protocol.Quote{Seq: gone.Seq, Sender: "alice", Deleted: true}) ||
+			!m.Deleted || m.DeletedBy != "alice" {
+			t.Fatalf("%s: reply to a deleted message, deleted by a moderator, in sync %+v quote %+v", when, m, m.Quote)
+		}
+		if m := bySeq[gone.Seq]; m == nil || !m.Deleted || m.DeletedBy != "" {
+			t.Fatalf("%s: message deleted by its sender in sync %+v", when, m)
 		}
 		hist, err := bob.History(ctx, g.Conv, 0, 100)
 		if err != nil {
