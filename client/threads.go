@@ -2,47 +2,10 @@ package client
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"strconv"
 
 	"github.com/natter-chat/natter/protocol"
 )
-
-// SendOptions are the optional fields of a plain message.
-type SendOptions struct {
-	// ReplyTo quotes an earlier message of the conversation by its seq:
-	// the server copies its sender and a snippet into the message's quote.
-	ReplyTo uint64
-	// Thread posts the message into the thread under this root seq (a
-	// plain message that is not itself a thread reply).
-	Thread uint64
-	// Mentions names the members the message mentions, or
-	// protocol.MentionAll; at most protocol.MaxMentions.
-	Mentions []string
-}
-
-// SendWith sends a plain message with opts and returns the ack. An empty
-// clientID gets a random UUIDv4.
-func (c *Client) SendWith(ctx context.Context, conv, clientID string, body any, opts SendOptions) (*protocol.Ack, error) {
-	raw, ok := body.(json.RawMessage)
-	if !ok {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			return nil, fmt.Errorf("client: encode body: %w", err)
-		}
-	}
-	if clientID == "" {
-		clientID = NewClientID()
-	}
-	req := protocol.Request{Type: protocol.TypeSend, Conv: conv, ClientID: clientID, Body: raw,
-		ReplyTo: opts.ReplyTo, Thread: opts.Thread, Mentions: opts.Mentions}
-	ack := new(protocol.Ack)
-	if err := c.call(ctx, req, protocol.TypeAck, ack); err != nil {
-		return nil, err
-	}
-	return ack, nil
-}
 
 // Reply sends a plain message quoting replyTo.
 func (c *Client) Reply(ctx context.Context, conv string, replyTo uint64, body any) (*protocol.Ack, error) {

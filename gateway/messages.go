@@ -54,6 +54,9 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 	if perr != nil {
 		return nil, perr
 	}
+	if env.Mentions, perr = sess.checkMentions(ctx, req); perr != nil {
+		return nil, perr
+	}
 	if perr := sess.replyFields(ctx, req.Conv, &env); perr != nil {
 		return nil, perr
 	}

@@ -26,6 +26,7 @@ import type {
   TypingPush,
   Welcome,
 } from "./types.js";
+import type { MuteLevel } from "./mentions.js";
 import type { BannedFrame, GroupUpdate } from "./group.js";
 
 /** The part of the WebSocket API the client uses (browsers' and the `ws` package's both fit). */
@@ -77,6 +78,7 @@ export interface OutboxEntry {
   ref?: number;
   reply_to?: number;
   thread?: number;
+  /** The members a plain message mentions, or "@all". */
   mentions?: string[];
   /** When the entry was first queued, ms since the epoch. */
   queued_at: number;
@@ -1005,6 +1007,18 @@ export class NatterClient {
     });
   }
 
+  /**
+   * Sets the user's mute level of conv's push notifications: "all" (none),
+   * "mentions" (only messages mentioning the user or "@all") or "none"
+   * (unmuted); until (a Date) ends it then, without it the level holds
+   * until changed.
+   */
+  async mute(conv: string, level: MuteLevel, until?: Date): Promise<void> {
+    const f: Record<string, unknown> & { type: string } = { type: "mute", conv, level };
+    if (until) f.until = until.toISOString();
+    await this.request({ ...f });
+  }
+
   /** Edits one of the user's messages: a send of kind "edit". */
   edit(conv: string, ref: number, body: Body): Promise<Ack> {
     return this.send(conv, body, { kind: "edit", ref });
@@ -1097,7 +1111,7 @@ export class NatterClient {
     if (e.ref !== undefined) f.ref = e.ref;
     if (e.reply_to) f.reply_to = e.reply_to;
     if (e.thread) f.thread = e.thread;
-    if (e.mentions) f.mentions = e.mentions;
+    if (e.mentions?.length) f.mentions = e.mentions;
     if (o.sent) f.resend = true;
     o.sent = true;
     this.request<Ack>(f).then(

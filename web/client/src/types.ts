@@ -26,7 +26,7 @@ export interface Message {
   quote?: Quote;
   /** The root seq of the thread this message was posted in. */
   thread?: number;
-  /** Users the message mentions, or "@all". */
+  /** The user ids the message mentions, or "@all" (see mentions.ts). */
   mentions?: string[];
   body: Body;
   /** Pages only: the seq of the latest edit applied to body. */
@@ -82,6 +82,8 @@ export interface Conversation {
    * changes; a `member` push "added" takes that user off it.
    */
   invited?: string[];
+  /** The user's mute level of it (`conversations` reply); absent when not muted. */
+  mute?: "all" | "mentions";
   /** A group's topic and avatar (an https URL), absent when unset. */
   topic?: string;
   avatar?: string;
