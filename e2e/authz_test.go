@@ -41,7 +41,11 @@ var convRequests = map[string]func(conv string) map[string]any{
 	protocol.TypeMembers: func(c string) map[string]any { return map[string]any{"type": "members", "conv": c} },
 	protocol.TypeTyping:  func(c string) map[string]any { return map[string]any{"type": "typing", "conv": c} },
 	protocol.TypeRead:    func(c string) map[string]any { return map[string]any{"type": "read", "conv": c, "seq": 1} },
-	protocol.TypeMute:    func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "until": nil} },
+	protocol.TypeDelivered: func(c string) map[string]any {
+		return map[string]any{"type": "delivered", "conv": c, "seq": 1}
+	},
+	protocol.TypeReceipts: func(c string) map[string]any { return map[string]any{"type": "receipts", "conv": c} },
+	protocol.TypeMute:     func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "until": nil} },
 	protocol.TypeAddMember: func(c string) map[string]any {
 		return map[string]any{"type": "add_member", "conv": c, "user": "newbie"}
 	},
@@ -99,6 +103,8 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
+	case protocol.TypeReceipts:
+		return protocol.TypeReceipts
 	case protocol.TypeAccept:
 		return protocol.TypeConversation
 	case protocol.TypeDecline:
@@ -129,10 +135,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		users[u] = e.dial(t, u)
 	}
 	actor := map[string]string{roleOwner: "alice", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
-	ctx := ctxT(t)
 
 	var groups []string
 	fixture := func() (group, direct string) {
+		// A deadline per fixture: the whole matrix takes longer than one
+		// ctxT on a loaded machine.
+		ctx := ctxT(t)
 		g, err := users["alice"].CreateGroup(ctx, "matrix", "bob", "carol")
 		if err != nil {
 			t.Fatal(err)
