@@ -4,6 +4,7 @@
 
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+import { hasReceipts, loadReceipts, noteDelivered, noteRead, tick, tickLabel } from "./receipts.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -156,6 +157,9 @@ function start(token: string): void {
   client.on("resumed", ({ conversations }) => {
     void onConversations(conversations);
     void loadSettings();
+    // Pushes missed while offline: the open conversation's ticks are asked again.
+    const open = state.convs.get(state.open);
+    if (open && open.c.state !== "invited") void loadReceipts(client, open.c.conv, open.c.member_count).then(() => render(), () => {});
   });
   client.on("message", (m) => onMessage(m));
   client.on("sent", ({ entry, ack }) => {
@@ -217,7 +221,12 @@ function start(token: string): void {
       cs.unread = 0;
     } else {
       cs.readBy.set(e.user, Math.max(cs.readBy.get(e.user) ?? 0, e.seq));
+      noteRead(e.conv, e.user, e.seq);
     }
+    render();
+  });
+  client.on("delivered", (e) => {
+    noteDelivered(e.conv, e.user, e.seq);
     render();
   });
   client.on("presence", (p) => {
@@ -334,6 +343,7 @@ async function openConv(conv: string): Promise<void> {
   render(true);
   // An invitation is not membership: nothing to load until accepted.
   if (!cs.loaded && cs.c.state !== "invited") await loadOlder(cs);
+  if (cs.c.state !== "invited") void loadReceipts(client, conv, cs.c.member_count).then(() => render(), () => {});
   markRead();
   $<HTMLInputElement>("#composer-input").focus();
 }
@@ -619,6 +629,8 @@ function drawMessages(cs: ConvState, members: string[]): void {
   }
   const plain = sorted.filter((m) => !m.kind);
   const myLast = [...plain].reverse().find((m) => m.sender === state.me && !deleted.has(m.seq));
+  const others = members.filter((u) => u !== state.me);
+  const ticks = hasReceipts(cs.c.member_count) && others.length > 0;
   const seenBy = myLast ? [...cs.readBy].filter(([u, s]) => u !== state.me && s >= myLast.seq && members.includes(u)).map(([u]) => u) : [];
 
   const nodes: Node[] = [];
@@ -672,6 +684,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
             ? h("button", { class: "link block", type: "button", onclick: () => void toggleBlock(m.sender) }, state.blocked.has(m.sender) ? "unblock" : "block")
             : null,
           m === myLast && seenBy.length ? h("span", { class: "seen" }, cs.c.kind === "direct" ? "seen" : `seen by ${seenBy.join(", ")}`) : null,
+          mine && !isDeleted && ticks ? drawTick(cs.c.conv, m.seq, others, cs.c.kind === "group") : null,
         ),
       ),
     );
@@ -691,6 +704,12 @@ function drawMessages(cs: ConvState, members: string[]): void {
   }
   box.replaceChildren(...nodes);
   if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function drawTick(conv: string, seq: number, others: string[], group: boolean): HTMLElement {
+  const t = tick(conv, seq, others);
+  const label = tickLabel(t, group);
+  return h("span", { class: `tick tick-${t}`, "data-tick": t, title: label, "aria-label": label }, t === "sent" ? "✓" : "✓✓");
 }
 
 function time(ts: string): string {
