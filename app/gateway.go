@@ -103,6 +103,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 		Consent:     gatewayConsent{convs},
 		MemberViews: gatewayConsent{convs},
 		Blocks:      gatewayBlocks{convs},
+		Groups:      gatewayGroups{convs},
 		Metrics:     a.gatewayMetrics(),
 		Tracer:      tracer(a.tp, "gateway"),
 	})

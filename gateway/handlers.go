@@ -79,6 +79,16 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.hide(ctx, req)
 	case protocol.TypeSettings:
 		resp, err = sess.settings(ctx, req)
+	case protocol.TypeUpdate:
+		resp, err = sess.update(ctx, req)
+	case protocol.TypeSetRole:
+		resp, err = sess.setRole(ctx, req)
+	case protocol.TypeTransfer:
+		resp, err = sess.transfer(ctx, req)
+	case protocol.TypeUnban:
+		resp, err = sess.unban(ctx, req)
+	case protocol.TypeBanned:
+		resp, err = sess.banned(ctx, req)
 	case protocol.TypeDelivered:
 		resp, err = sess.delivered(ctx, req)
 	case protocol.TypeReceipts:

@@ -12,6 +12,7 @@ var RequestTypes = []string{
 	TypeReauth,
 	TypeAccept, TypeDecline, TypeHide, TypeSettings,
 	TypeBlock, TypeUnblock, TypeBlocked,
+	TypeUpdate, TypeSetRole, TypeTransfer, TypeUnban, TypeBanned,
 	TypeDelivered, TypeReceipts,
 }
 
