@@ -47,7 +47,7 @@ var convRequests = map[string]func(conv string) map[string]any{
 		return map[string]any{"type": "delivered", "conv": c, "seq": 1}
 	},
 	protocol.TypeReceipts: func(c string) map[string]any { return map[string]any{"type": "receipts", "conv": c} },
-	protocol.TypeMute:     func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "until": nil} },
+	protocol.TypeMute:     func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "level": "mentions"} },
 	protocol.TypeAddMember: func(c string) map[string]any {
 		return map[string]any{"type": "add_member", "conv": c, "user": "newbie"}
 	},
