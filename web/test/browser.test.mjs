@@ -452,6 +452,68 @@ test("group settings in the app: rename, read-only, roles, moderator delete, ban
   await p.ctx.close();
 });
 
+test("a reply quotes its message; a thread opens in the side panel", { timeout: 90_000 }, async () => {
+  const a = await signIn("rita", { width: 1200, height: 760 });
+  const b = await signIn("theo", { width: 1200, height: 760 });
+  await a.page.click("#new-toggle");
+  await a.page.selectOption("#new-kind", "group");
+  await a.page.fill("#new-members", "theo");
+  await a.page.fill("#new-title", "Threads");
+  await a.page.click("#new-submit");
+  await a.page.waitForSelector("#chat-title");
+  await a.page.fill("#composer-input", "the   root message");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(a.page, "the   root message");
+
+  // Theo replies to it: the reply shows the server's quote on both sides.
+  await b.page.click(".conv");
+  await waitForText(b.page, "the   root message");
+  const rootB = b.page.locator("#messages .msg", { hasText: "the   root message" });
+  await rootB.locator(".reply").click();
+  await b.page.waitForSelector("#replying:not(.hidden)");
+  assert.match(await b.page.textContent("#replying"), /Replying to rita: the root message/);
+  await b.page.fill("#composer-input", "a quoted reply");
+  await b.page.press("#composer-input", "Enter");
+  await b.page.waitForSelector("#replying", { state: "hidden" });
+  for (const p of [a.page, b.page]) {
+    await waitForText(p, "a quoted reply");
+    const reply = p.locator("#messages .msg", { hasText: "a quoted reply" });
+    assert.equal(await reply.locator(".quote .quote-sender").textContent(), "rita");
+    assert.equal(await reply.locator(".quote .quote-text").textContent(), "the root message");
+  }
+
+  // Rita starts a thread under the root: it opens in the side panel.
+  await a.page.locator("#messages .msg", { hasText: "the   root message" }).first().locator(".thread").click();
+  await a.page.waitForSelector("#thread-panel:not(.hidden)");
+  await a.page.fill("#thread-input", "first in thread");
+  await a.page.press("#thread-input", "Enter");
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].some((e) => e.textContent === "first in thread"));
+
+  // Theo sees "1 reply" under the root (counted from the push), not the
+  // reply in his timeline; the link opens the thread, where he answers.
+  await b.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "1 reply");
+  assert.deepEqual(await b.page.$$eval("#messages .msg .text", (els) => els.map((e) => e.textContent).filter((t) => t.includes("in thread"))), []);
+  await b.page.click("#messages .thread-link");
+  await b.page.waitForSelector("#thread-panel:not(.hidden)");
+  await b.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread");
+  assert.equal(await b.page.textContent("#thread-messages .thread-root .text"), "the   root message");
+  await b.page.fill("#thread-input", "second in thread");
+  await b.page.press("#thread-input", "Enter");
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
+  await a.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "2 replies");
+
+  // A fresh page load reads the counts from history and the replies with thread.
+  const c = await signIn("theo", { width: 1200, height: 760 });
+  await c.page.click(".conv");
+  await c.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "2 replies");
+  await c.page.click("#messages .thread-link");
+  await c.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
+  await c.page.click("#thread-close");
+  await c.page.waitForSelector("#thread-panel", { state: "hidden" });
+  await c.page.screenshot({ path: join(artifacts, "threads.png") });
+  for (const x of [a, b, c]) await x.ctx.close();
+});
+
 test("ticks under my messages: sent, delivered, seen", { timeout: 120_000 }, async () => {
   const owner = "tina", bob = "tbob", carol = "tcarol";
   const { NatterClient } = await import("../client/dist/natter.js");
