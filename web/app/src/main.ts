@@ -6,6 +6,7 @@ import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/in
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
+import { searchPanel } from "./search.js";
 import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 
@@ -494,6 +495,15 @@ function buildShell(): void {
           h("input", { id: "new-title", placeholder: "group title" }),
           h("button", { id: "new-submit", type: "submit" }, "Create"),
         ),
+        searchPanel({
+          search: (q, opts) => client.search(q, opts),
+          title: (conv) => {
+            const cs = state.convs.get(conv);
+            return cs ? convTitle(cs.c) : conv;
+          },
+          open: (conv) => void openConv(conv),
+          time,
+        }),
         h("ul", { id: "convs", class: "convs" }),
         h(
           "label",
