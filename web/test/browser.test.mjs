@@ -1,7 +1,8 @@
 // The chat web app in real headless Chromium (Debian's /usr/bin/chromium,
 // driven by playwright-core), against a real `natter serve --dev` whose
 // embedded dist/ is what is tested: two users chat both ways, see typing
-// and presence, and one catches up on 20 messages sent while offline.
+// and presence, and one catches up on 20 messages sent while offline;
+// search finds a message and opens its conversation.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -217,6 +218,43 @@ test("blocking from a direct conversation collapses the blocked user's messages"
   await a.page.click("#block-toggle");
   await a.page.waitForFunction(() => document.querySelector("#block-toggle")?.textContent === "Block");
   cm.close();
+  await a.ctx.close();
+});
+
+test("search finds a message with its highlight and opens its conversation", { timeout: 60_000 }, async () => {
+  const [u, o] = ["sid", "sol"];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
+  await co.connect();
+  const conv = (await co.create("direct", [u])).conv;
+  await co.send(conv, { text: "meet at the <b>lighthouse</b> at noon" });
+  await co.send(conv, { text: "something else" });
+
+  const a = await signIn(u, { width: 1000, height: 700 });
+  // The index is written just behind the stream: search until it is found.
+  for (let i = 0; ; i++) {
+    await a.page.fill("#search-input", "LIGHTHOUSE");
+    await a.page.click("#search-submit");
+    await a.page.waitForSelector("#search-results .hit");
+    if ((await a.page.$$("#search-results .hit:not(.empty)")).length > 0) break;
+    assert.ok(i < 50, "the message was never found");
+    await a.page.waitForTimeout(200);
+  }
+  const hit = await a.page.$eval("#search-results .hit:not(.empty)", (li) => ({
+    conv: li.dataset.conv,
+    text: li.querySelector(".hit-text").textContent,
+    marks: [...li.querySelectorAll(".hit-text mark")].map((m) => m.textContent),
+    tags: [...li.querySelectorAll(".hit-text *")].map((e) => e.tagName),
+  }));
+  assert.equal(hit.conv, conv);
+  assert.equal(hit.text, "meet at the <b>lighthouse</b> at noon");
+  assert.deepEqual(hit.marks, ["lighthouse"]);
+  assert.deepEqual(hit.tags, ["MARK"], "only <mark> elements from a highlight");
+  await a.page.screenshot({ path: join(artifacts, "search.png") });
+  await a.page.click("#search-results .hit");
+  await waitForText(a.page, "meet at the <b>lighthouse</b> at noon");
+  co.close();
   await a.ctx.close();
 });
 
@@ -510,6 +548,9 @@ test("a reply quotes its message; a thread opens in the side panel", { timeout: 
   await c.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
   await c.page.click("#thread-close");
   await c.page.waitForSelector("#thread-panel", { state: "hidden" });
+  // Rita deletes the root: quotes of it the app can see now say so.
+  await a.page.locator("#messages .msg.mine", { hasText: "the   root message" }).first().locator(".delete").click();
+  await c.page.waitForFunction(() => document.querySelector("#messages .quote .quote-text")?.textContent === "message deleted");
   await c.page.screenshot({ path: join(artifacts, "threads.png") });
   for (const x of [a, b, c]) await x.ctx.close();
 });

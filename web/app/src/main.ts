@@ -6,6 +6,7 @@ import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/in
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
+import { searchPanel } from "./search.js";
 import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 import { hasReceipts, loadReceipts, noteDelivered, noteRead, tick, tickLabel } from "./receipts.js";
@@ -504,6 +505,15 @@ function buildShell(): void {
           h("input", { id: "new-title", placeholder: "group title" }),
           h("button", { id: "new-submit", type: "submit" }, "Create"),
         ),
+        searchPanel({
+          search: (q, opts) => client.search(q, opts),
+          title: (conv) => {
+            const cs = state.convs.get(conv);
+            return cs ? convTitle(cs.c) : conv;
+          },
+          open: (conv) => void openConv(conv),
+          time,
+        }),
         h("ul", { id: "convs", class: "convs" }),
         h(
           "label",
@@ -685,7 +695,7 @@ function threadItem(m: Message, a: Applied): HTMLElement {
     "div",
     { class: `msg${m.sender === state.me ? " mine" : ""}${isDeleted ? " deleted" : ""}${m.thread ? " thread-reply" : " thread-root"}`, "data-seq": String(m.seq), "data-sender": m.sender },
     h("div", { class: "sender" }, m.sender),
-    quoteBlock(m),
+    quoteBlock(m, m.reply_to !== undefined && a.deleted.has(m.reply_to)),
     h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? (a.deletedBy.has(m.seq) ? `removed by ${a.deletedBy.get(m.seq)}` : "message deleted") : text)),
     h("div", { class: "meta" }, h("time", { datetime: m.ts }, time(m.ts))),
   );
@@ -750,7 +760,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
         "div",
         { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}${!isDeleted && mentionsMe(m, state.me) ? " mentions-me" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
-        quoteBlock(m),
+        quoteBlock(m, m.reply_to !== undefined && deleted.has(m.reply_to)),
         h("div", { class: "bubble" }, h("span", { class: "text" }, ...(isDeleted ? [deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted"] : mentionNodes(text, m, state.me)))),
         h(
           "div",
