@@ -93,6 +93,9 @@ type Config struct {
 	Tracing TracingConfig
 	// Events tunes the events role (events for bots, webhooks).
 	Events EventsConfig
+	// Attachments stores the files messages reference (gateway role);
+	// off when it names no store.
+	Attachments AttachmentsConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
 	// Web serves the chat web app (package web) at "/".

@@ -73,6 +73,11 @@ type Client struct {
 	welcome protocol.Welcome
 	nextID  atomic.Uint64
 
+	// origin (http[s]://host of the URL dialed) and hc are what upload
+	// URLs are resolved against and PUT with (attach.go).
+	origin string
+	hc     *http.Client
+
 	events chan Event
 	early  []Event // pushes that arrived before welcome; the reader sends them first
 
@@ -131,6 +136,8 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		pending:    make(map[string]chan json.RawMessage),
+		origin:     httpOrigin(url),
+		hc:         opts.HTTPClient,
 	}
 	if err := c.handshake(ctx, opts); err != nil {
 		conn.CloseNow()

@@ -79,6 +79,8 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.hide(ctx, req)
 	case protocol.TypeSettings:
 		resp, err = sess.settings(ctx, req)
+	case protocol.TypeUpload:
+		resp, err = sess.upload(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}

@@ -50,8 +50,10 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 	if perr != nil {
 		return nil, perr
 	}
+	var target *protocol.Message
 	if env.Kind != protocol.KindMessage {
-		target, err := sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
+		var err error
+		target, err = sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
 		if errors.Is(err, ErrNotFound) || (err == nil && target.Kind != protocol.KindMessage) {
 			return nil, protocol.Errorf(protocol.CodeNotFound, "ref %d is not a message of this conversation", env.Ref)
 		}
@@ -61,6 +63,10 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		if env.Kind != protocol.KindReaction && target.Sender != sess.user {
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the original sender may %s a message", env.Kind)
 		}
+	}
+	files, perr := sess.attachmentsOf(ctx, req, env.Kind)
+	if perr != nil {
+		return nil, perr
 	}
 	msgID := sendMsgID(sess.user, req.Conv, req.ClientID)
 	if req.Resend {
@@ -111,7 +117,10 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		// lost its ack is not a duplicate to the client.
 		ts, dup = orig, orig != env.TS
 	}
-	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup})
+	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files})
+	if env.Kind == protocol.KindDelete && !dup {
+		sess.deleteAttachments(ctx, req.Conv, target)
+	}
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}

@@ -207,6 +207,9 @@ type Deps struct {
 	// Tracer, optional, records sends and pushes (tracing.go); nil, the
 	// default, records nothing and stores no trace header.
 	Tracer trace.Tracer
+	// Attachments, optional, keeps the files messages reference
+	// (attach.go); without it upload is refused.
+	Attachments Attachments
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -224,6 +227,7 @@ type Server struct {
 	blocks   Blocks
 	metrics  Metrics
 	tracer   trace.Tracer // nil: tracing is off
+	attach   Attachments  // nil: no attachments
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
@@ -260,6 +264,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, metrics: d.Metrics,
 		tracer:   d.Tracer,
+		attach:   d.Attachments,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

@@ -12,6 +12,7 @@ var RequestTypes = []string{
 	TypeReauth,
 	TypeAccept, TypeDecline, TypeHide, TypeSettings,
 	TypeBlock, TypeUnblock, TypeBlocked,
+	TypeUpload,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one

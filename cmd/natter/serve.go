@@ -96,6 +96,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
+	attachConfig := attachmentFlags(fs)
 	noProvider := new(bool)
 	if name == "pushnotify" {
 		noProvider = fs.Bool("no-provider", false, "run without a push provider: acknowledge the pushnotify consumer's messages unsent, for a cluster without push notifications (natter serve does this by itself); every pushnotify process of a cluster needs the same providers")
@@ -132,6 +133,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	}
 	if err := cql.history(&cfg.History); err != nil {
 		return cfg, err
+	}
+	if cfg.Roles.Gateway {
+		if err := attachConfig(&cfg, *dataDir); err != nil {
+			return cfg, err
+		}
 	}
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe
