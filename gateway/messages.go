@@ -117,10 +117,11 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		// lost its ack is not a duplicate to the client.
 		ts, dup = orig, orig != env.TS
 	}
-	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files})
 	if env.Kind == protocol.KindDelete && !dup {
+		// Before the ack: once told, the client may rely on it.
 		sess.deleteAttachments(ctx, req.Conv, target)
 	}
+	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files})
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}

@@ -4,6 +4,7 @@
 
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+import { attachButton, drawFiles, sendFile } from "./attach.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -162,6 +163,7 @@ function start(token: string): void {
     // Built from the ack, which has no prev; the app shows messages by seq
     // and never reads prev (the client uses it to find gaps).
     const m: Message = { conv: entry.conv, seq: ack.seq, sender: state.me, client_id: entry.client_id, ts: ack.ts, body: entry.body, prev: 0 };
+    if (ack.files) m.files = ack.files;
     if (entry.kind) Object.assign(m, { kind: entry.kind, ref: entry.ref });
     onMessage(m, true);
   });
@@ -410,6 +412,19 @@ function submitComposer(ev: Event): void {
   render();
 }
 
+// pickFile sends the chosen file with the composer's text as its caption.
+function pickFile(file: File): void {
+  if (!state.open) return;
+  const input = $<HTMLInputElement>("#composer-input");
+  const text = input.value.trim();
+  input.value = "";
+  notify(`Uploading ${file.name}…`);
+  sendFile(client, state.open, file, text, newClientId()).then(
+    () => notify(""),
+    (e: Error) => notify(`Not sent: ${e.message}`),
+  );
+}
+
 async function toggleBlock(user: string): Promise<void> {
   const blocking = !state.blocked.has(user);
   if (blocking && !confirm(`Block ${user}? They will no longer be able to start a conversation with you, add you to groups, or see when you are online or typing. Their messages will be hidden.`)) return;
@@ -507,6 +522,7 @@ function buildShell(): void {
         h(
           "form",
           { id: "composer", class: "composer", onsubmit: submitComposer },
+          ...attachButton(pickFile),
           h("input", { id: "composer-input", autocomplete: "off", placeholder: "Message", oninput: onComposerInput }),
           h("button", { id: "composer-send", type: "submit" }, "Send"),
         ),
@@ -656,7 +672,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
         "div",
         { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
-        h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? "message deleted" : text)),
+        h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? "message deleted" : text), isDeleted ? null : drawFiles(client, edit ?? m)),
         h(
           "div",
           { class: "meta" },

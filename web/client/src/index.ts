@@ -1,3 +1,4 @@
 // Natter's TypeScript client: an ES module with no runtime dependencies.
 export * from "./types.js";
 export * from "./client.js";
+export * from "./attach.js";

@@ -22,6 +22,35 @@ export interface Message {
    * everything up to this item.
    */
   prev: number;
+  /** The attachments the body references, with short-lived URLs (docs/protocol.md, Attachments). */
+  files?: FileRef[];
+}
+
+/**
+ * An attachment as a member sees it: a presigned GET url valid until
+ * expires, and for a JPEG or PNG a thumbnail's. URLs may be relative to the
+ * server: resolve them with NatterClient.fileURL.
+ */
+export interface FileRef {
+  id: string;
+  url: string;
+  thumb_url?: string;
+  content_type: string;
+  size: number;
+  name?: string;
+  expires: string;
+}
+
+/** The reply to upload: PUT the bytes to url before expires. */
+export interface UploadURL {
+  type: "upload_url";
+  id?: string;
+  attachment: string;
+  url: string;
+  method: "PUT";
+  content_type: string;
+  size: number;
+  expires: string;
 }
 
 /** A conversation object (`create`, `conversations`, `conversation` push). */
@@ -80,6 +109,8 @@ export interface Ack {
   seq: number;
   ts: string;
   duplicate?: boolean;
+  /** The sent message's attachments. */
+  files?: FileRef[];
 }
 
 export interface MessagesPage {
@@ -193,6 +224,7 @@ export type ServerFrame =
   | { type: "ok"; id?: string; invited?: string[] }
   | Settings
   | Ack
+  | UploadURL
   | MessagesPage
   | MembersPage
   | ConversationsPage
