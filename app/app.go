@@ -38,6 +38,7 @@ import (
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/pushnotify"
+	"github.com/natter-chat/natter/search"
 	"github.com/natter-chat/natter/web"
 )
 
@@ -96,6 +97,8 @@ type Config struct {
 	// Attachments stores the files messages reference (gateway role);
 	// off when it names no store.
 	Attachments AttachmentsConfig
+	// Search locates the search index of the indexer role.
+	Search SearchConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
 	// Web serves the chat web app (package web) at "/".
@@ -153,6 +156,7 @@ type App struct {
 	closeTP    func(context.Context) error // nil when the caller owns tp
 	gateway    *gateway.Server
 	push       *pushnotify.Dispatcher
+	indexer    *search.Indexer
 	parts      []*part // started parts, in start order
 	http       *http.Server
 	listener   net.Listener

@@ -18,6 +18,7 @@ import (
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/pushnotify"
+	"github.com/natter-chat/natter/search"
 )
 
 // startGateway builds the WebSocket gateway on a NATS connection of its
@@ -117,9 +118,11 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier, mux *http
 		Consent:     gatewayConsent{convs},
 		MemberViews: gatewayConsent{convs},
 		Blocks:      gatewayBlocks{convs},
+		Groups:      gatewayGroups{convs},
 		Metrics:     a.gatewayMetrics(),
 		Tracer:      tracer(a.tp, "gateway"),
 		Attachments: gwFiles,
+		Searcher:    gatewaySearch{search.NewRemote(gwNC, 10*time.Second)},
 	})
 	if err != nil {
 		return nil, nil, nil, err

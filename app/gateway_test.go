@@ -52,7 +52,7 @@ func TestGatewayAdapters(t *testing.T) {
 		}{
 			{"title too long", second(convs.CreateGroup(ctx, alice, "a long title", nil)), gateway.ErrBadRequest, "title must be valid UTF-8"},
 			{"not a member", second(convs.Get(ctx, conv, "carol")), gateway.ErrForbidden, ""},
-			{"not the owner", convs.RemoveMember(ctx, gateway.Actor{User: "bob"}, conv, "alice"), gateway.ErrForbidden, "only the owner"},
+			{"not the owner", convs.RemoveMember(ctx, gateway.Actor{User: "bob"}, conv, "alice"), gateway.ErrRefused, "only the owner"},
 			{"remove a non-member", convs.RemoveMember(ctx, alice, conv, "zed"), gateway.ErrNotFound, "zed is not a member"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

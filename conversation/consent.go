@@ -76,6 +76,7 @@ func (d *Doc) HasStates() bool {
 func (d *Doc) ProtocolFor(uid string, membersInline int) *protocol.Conversation {
 	c := d.Protocol(membersInline)
 	c.State = d.StateFor(uid)
+	c.Role = d.Role(uid)
 	return c
 }
 

@@ -260,7 +260,7 @@ func TestOwnerWithdrawsAnInvitation(t *testing.T) {
 	if !slices.Equal(g.Invited, []string{"alice"}) {
 		t.Fatalf("invited %v", g.Invited)
 	}
-	if _, err := s.RemoveMember(ctx, Actor{User: "carol"}, g.Conv, "alice"); !errors.Is(err, ErrForbidden) {
+	if _, err := s.RemoveMember(ctx, Actor{User: "carol"}, g.Conv, "alice"); !errors.Is(err, ErrRefused) {
 		t.Fatalf("a member who is not the owner withdrew an invitation: %v", err)
 	}
 	d, err := s.RemoveMember(ctx, Actor{User: "bob", Session: "s1"}, g.Conv, "alice")

@@ -41,6 +41,13 @@ type Doc struct {
 	Pending  []string `json:"pending,omitempty"`
 	Invited  []string `json:"invited,omitempty"`
 	Declined []string `json:"declined,omitempty"`
+	// Group settings and roles (group.go): Admins in promotion order
+	// (bounded by protocol.MaxAdmins), Banned (bounded like Members).
+	Topic    string   `json:"topic,omitempty"`
+	Avatar   string   `json:"avatar,omitempty"`
+	ReadOnly bool     `json:"read_only,omitempty"`
+	Admins   []string `json:"admins,omitempty"`
+	Banned   []string `json:"banned,omitempty"`
 	// Change is the membership change that wrote this revision, so that a
 	// retry or a reader that finds it unfinished (member keys, indexes or
 	// its event missing) can finish it. A created change lists no users:
@@ -69,6 +76,12 @@ func (d *Doc) Protocol(membersInline int) *protocol.Conversation {
 		Owner:       d.Owner,
 		MemberCount: len(d.Members),
 		Created:     protocol.FormatTime(d.Created),
+		Topic:       d.Topic,
+		Avatar:      d.Avatar,
+		ReadOnly:    d.ReadOnly,
+	}
+	if len(d.Admins) > 0 {
+		c.Admins = slices.Sorted(slices.Values(d.Admins))
 	}
 	if len(d.Members) <= membersInline {
 		c.Members = d.SortedMembers()
@@ -110,6 +123,9 @@ type Event struct {
 	// Invited are the users a created or added change invited instead
 	// of adding (their add_policy is nobody): not members.
 	Invited []string `json:"invited,omitempty"`
+	// Items are what the change says in the conversation: each is stored
+	// as a KindEvent item before the event (group.go).
+	Items []protocol.GroupEvent `json:"items,omitempty"`
 	// By is the user who made the change.
 	By string `json:"by"`
 	// Origin is the gateway session whose request made the change; it has

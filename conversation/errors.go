@@ -16,7 +16,8 @@ var (
 	// ErrTooLarge: a limit (members per group, conversations per user) was hit.
 	ErrTooLarge = errors.New("conversation: too large")
 	// ErrRefused: the user concerned does not consent (their add_policy
-	// refuses the actor); the error's text says why, for the actor.
+	// refuses the actor), is banned, or the actor's role does not allow
+	// the change; the error's text says why, for the actor.
 	ErrRefused = errors.New("conversation: refused")
 )
 

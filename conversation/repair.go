@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -152,6 +151,9 @@ func (s *Store) complete(ctx context.Context, d *Doc, rev uint64) error {
 	if _, err := s.syncMembers(ctx, d.Conv, ev.Users, d, rev); err != nil {
 		return err
 	}
+	if err := s.publishItems(ctx, ev); err != nil {
+		return err
+	}
 	return s.announce(ctx, ev)
 }
 
@@ -243,15 +245,8 @@ func (s *Store) announce(ctx context.Context, ev Event) error {
 	if ev.Rev != 0 {
 		msg.Header.Set(schema.HeaderMsgID, eventMsgID(ev.Conv, ev.Rev))
 	}
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if _, err = s.js.PublishMsg(ctx, msg); err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	if err := s.publishRetry(ctx, msg); err != nil {
+		return fmt.Errorf("announce %s of %s: %w", ev.Action, ev.Conv, err)
 	}
-	return fmt.Errorf("announce %s of %s: %w", ev.Action, ev.Conv, err)
+	return nil
 }

@@ -319,6 +319,13 @@ func (s *Store) addOrInvite(ctx context.Context, by Actor, conv string, users, t
 		}
 		added, invited = added[:0], invited[:0]
 		for _, u := range users {
+			if d.IsBanned(u) {
+				if !operator {
+					return fmt.Errorf("%w: %s is banned from this group; an admin must unban them first", ErrRefused, u)
+				}
+				// The operator decides: adding lifts the ban.
+				d.Banned = without(d.Banned, u)
+			}
 			switch {
 			case d.IsMember(u) || slices.Contains(added, u) || slices.Contains(invited, u) || d.IsInvited(u):
 			case slices.Contains(toInvite, u):
@@ -383,31 +390,55 @@ func (s *Store) repairAdd(ctx context.Context, by Actor, d *Doc, rev uint64, use
 // of a user the document does not list still deletes a key or index entry
 // left behind.
 func (s *Store) RemoveMember(ctx context.Context, by Actor, conv, user string) (*Doc, error) {
-	return s.remove(ctx, by, conv, user, false)
+	return s.remove(ctx, by, conv, user, false, false)
 }
 
 // RemoveAsOperator removes user from the group conv on an operator's
 // behalf (natter admin conv remove): the owner's consent is not needed.
 // Otherwise it is a remove like RemoveMember; the event has no By.
 func (s *Store) RemoveAsOperator(ctx context.Context, conv, user string) (*Doc, error) {
-	return s.remove(ctx, Actor{}, conv, user, true)
+	return s.remove(ctx, Actor{}, conv, user, true, false)
 }
 
-func (s *Store) remove(ctx context.Context, by Actor, conv, user string, operator bool) (*Doc, error) {
+// remove removes user from the group conv; with ban, user is banned too
+// (group.go), whether a member or not.
+func (s *Store) remove(ctx context.Context, by Actor, conv, user string, operator, ban bool) (*Doc, error) {
 	actor := by.User
 	keyGone := false // the key may be deleted while the document lists user
 	d, rev, err := s.changeAs(ctx, conv, actor, operator, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
 		}
-		if !operator && user != actor && d.Owner != actor {
-			return fmt.Errorf("%w: only the owner may remove others", ErrForbidden)
+		if !operator && user != actor && !d.mayRemove(actor, user) {
+			return fmt.Errorf("%w: only the owner removes admins; admins remove plain members", ErrRefused)
+		}
+		var items []protocol.GroupEvent
+		if ban {
+			if user == actor {
+				return fmt.Errorf("%w: you cannot ban yourself", ErrBadRequest)
+			}
+			if !d.IsBanned(user) {
+				if len(d.Banned) >= s.cfg.MaxMembers {
+					return fmt.Errorf("%w: a group bans at most %d users", ErrTooLarge, s.cfg.MaxMembers)
+				}
+				d.Banned = append(d.Banned, user)
+				items = []protocol.GroupEvent{{Event: protocol.EventBanned, By: actor, User: user}}
+			}
 		}
 		i := slices.Index(d.Members, user)
 		if i < 0 && user != actor && d.IsInvited(user) {
 			// The owner withdraws an invitation (consent.go).
 			d.withdraw(user, by)
+			d.Change.Items = items
 			return nil
+		}
+		if i < 0 && len(items) > 0 {
+			// A ban of a user who is not a member.
+			d.Change = &Event{Action: ActionUpdated, By: actor, Origin: by.Session, Items: items}
+			return nil
+		}
+		if i < 0 && ban {
+			return errNoChange // banned already
 		}
 		if i < 0 {
 			return errNotListed
@@ -417,17 +448,25 @@ func (s *Store) remove(ctx context.Context, by Actor, conv, user string, operato
 			return err
 		}
 		d.Members = slices.Delete(d.Members, i, i+1)
+		d.Admins = without(d.Admins, user)
 		if d.Owner == user {
-			// The longest standing member becomes owner.
+			// The longest standing admin, or else member, becomes owner.
 			d.Owner = ""
-			if len(d.Members) > 0 {
+			if len(d.Admins) > 0 {
+				d.Owner, d.Admins = d.Admins[0], d.Admins[1:]
+			} else if len(d.Members) > 0 {
 				d.Owner = d.Members[0]
 			}
+			if d.Owner != "" {
+				items = append(items, protocol.GroupEvent{Event: protocol.EventTransferred, By: user, User: d.Owner})
+			}
 		}
-		d.Change = &Event{Action: ActionRemoved, Users: []string{user}, By: actor, Origin: by.Session}
+		d.Change = &Event{Action: ActionRemoved, Users: []string{user}, By: actor, Origin: by.Session, Items: items}
 		return nil
 	})
 	switch {
+	case errors.Is(err, errNoChange):
+		return d, nil
 	case err == nil:
 		if err := s.complete(ctx, d, rev); err != nil {
 			return nil, err

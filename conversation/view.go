@@ -46,6 +46,9 @@ type MemberView struct {
 	Seq     uint64
 	Member  bool
 	Pending bool // a member who has yet to accept the request
+	// Muted: a member who may not send, the group being read-only
+	// (group.go). Changing that stores an event like membership does.
+	Muted bool
 }
 
 // viewBetweenReads, when set (tests), runs between the two reads of
@@ -89,6 +92,7 @@ func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, e
 		s.docs.put(conv, rev, d)
 	}
 	v.Member, v.Pending = d.IsMember(uid), d.IsPending(uid)
+	v.Muted = v.Member && !d.MayPost(uid)
 	return v, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 // Roles a user can have towards a conversation.
 const (
 	roleOwner     = "owner"
+	roleAdmin     = "admin"
 	roleMember    = "member"
 	roleRemoved   = "removed member"
 	roleNonMember = "non-member"
@@ -56,6 +58,21 @@ var convRequests = map[string]func(conv string) map[string]any{
 	protocol.TypeAccept:  func(c string) map[string]any { return map[string]any{"type": "accept", "conv": c} },
 	protocol.TypeDecline: func(c string) map[string]any { return map[string]any{"type": "decline", "conv": c} },
 	protocol.TypeHide:    func(c string) map[string]any { return map[string]any{"type": "hide", "conv": c} },
+	// Group settings and roles (group_test.go).
+	protocol.TypeUpdate: func(c string) map[string]any {
+		return map[string]any{"type": "update", "conv": c, "title": "renamed"}
+	},
+	protocol.TypeSetRole: func(c string) map[string]any {
+		return map[string]any{"type": "set_role", "conv": c, "user": "bob", "role": "admin"}
+	},
+	protocol.TypeTransfer: func(c string) map[string]any {
+		return map[string]any{"type": "transfer", "conv": c, "user": "bob"}
+	},
+	protocol.TypeUnban:  func(c string) map[string]any { return map[string]any{"type": "unban", "conv": c, "user": "zed"} },
+	protocol.TypeBanned: func(c string) map[string]any { return map[string]any{"type": "banned", "conv": c} },
+	protocol.TypeSearch: func(c string) map[string]any {
+		return map[string]any{"type": "search", "conv": c, "query": "first"}
+	},
 }
 
 // plainRequests are the types about no single conversation, with the
@@ -91,9 +108,31 @@ func expect(typ, role, conv string) string {
 	}
 	if conv == convDirect {
 		switch typ {
-		case protocol.TypeAddMember, protocol.TypeRemoveMember:
+		case protocol.TypeAddMember, protocol.TypeRemoveMember,
+			protocol.TypeUpdate, protocol.TypeSetRole, protocol.TypeTransfer, protocol.TypeUnban, protocol.TypeBanned:
 			return protocol.CodeBadRequest
 		}
+	}
+	admin := role == roleOwner || role == roleAdmin
+	switch typ {
+	case protocol.TypeUpdate:
+		if admin {
+			return protocol.TypeConversation
+		}
+		return protocol.CodeForbidden
+	case protocol.TypeSetRole, protocol.TypeTransfer:
+		if role != roleOwner {
+			return protocol.CodeForbidden
+		}
+	case protocol.TypeUnban:
+		if !admin {
+			return protocol.CodeForbidden
+		}
+	case protocol.TypeBanned:
+		if admin {
+			return protocol.TypeBanned
+		}
+		return protocol.CodeForbidden
 	}
 	switch typ {
 	case protocol.TypeSend:
@@ -102,6 +141,8 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
+	case protocol.TypeSearch:
+		return protocol.TypeSearchResults
 	case protocol.TypeAccept:
 		return protocol.TypeConversation
 	case protocol.TypeDecline:
@@ -127,17 +168,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// bound (TestAddedTooOften) is lifted too.
 		c.Gateway.MaxAddedPerHour = 10_000
 		c.Attachments.Dir = t.TempDir()
+		c.Search.Dir = filepath.Join(t.TempDir(), "search")
 	})
 	users := map[string]*client.Client{}
-	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {
-		users[u] = e.dial(t, u)
+	for _, u := range []string{"alice", "erin", "bob", "carol", "dave", "mallory"} {
+		// Nobody reads the members' pushes until the end: a full
+		// buffer would stall their replies.
+		users[u] = e.dialOpts(t, client.Options{Token: token(t, u), EventBuffer: 1 << 16})
 	}
-	actor := map[string]string{roleOwner: "alice", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
-	ctx := ctxT(t)
-
+	actor := map[string]string{roleOwner: "alice", roleAdmin: "erin", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
+	roles := []string{roleOwner, roleAdmin, roleMember, roleRemoved, roleNonMember, roleDirect}
 	var groups []string
-	fixture := func() (group, direct string) {
-		g, err := users["alice"].CreateGroup(ctx, "matrix", "bob", "carol")
+	// fixture runs in each case: its deadline is the case's, the whole
+	// matrix takes longer than one.
+	fixture := func(t *testing.T) (group, direct string) {
+		ctx := ctxT(t)
+		g, err := users["alice"].CreateGroup(ctx, "matrix", "erin", "bob", "carol")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,6 +191,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := users["alice"].RemoveMember(ctx, g.Conv, "carol"); err != nil {
+			t.Fatal(err)
+		}
+		// After carol's removal: she hears nothing of it.
+		if err := users["alice"].SetRole(ctx, g.Conv, "erin", protocol.RoleAdmin); err != nil {
 			t.Fatal(err)
 		}
 		d, err := users["alice"].CreateDirect(ctx, "dave")
@@ -157,7 +207,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	for _, typ := range protocol.RequestTypes {
 		if p, ok := plainRequests[typ]; ok {
-			for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
+			for _, role := range roles {
 				t.Run(typ+"/"+role, func(t *testing.T) {
 					frame := maps(p.frame)
 					if typ == protocol.TypeReauth {
@@ -176,7 +226,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("request type %q is in protocol.RequestTypes but not in the matrix", typ)
 			continue
 		}
-		for _, role := range []string{roleOwner, roleMember, roleRemoved, roleNonMember, roleDirect} {
+		for _, role := range roles {
 			for _, which := range []string{convGroup, convDirect, convMissing} {
 				if (role == roleDirect) != (which == convDirect) && which != convMissing && role != roleNonMember {
 					// Direct members are asked about their direct
@@ -185,7 +235,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					continue
 				}
 				t.Run(typ+"/"+role+"/"+which, func(t *testing.T) {
-					group, direct := fixture()
+					group, direct := fixture(t)
 					conv := map[string]string{convGroup: group, convDirect: direct, convMissing: "g_doesnotexist0000000000"}[which]
 					frame := build(conv)
 					if typ == protocol.TypeRemoveMember && role != roleOwner {

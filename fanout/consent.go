@@ -10,17 +10,18 @@ import (
 )
 
 // pushConversationStates is pushConversation for a document that renders
-// differently per user (a message request, invitations): one frame per
-// consent state, each to the users in it.
+// differently per user (a message request, invitations, roles in a
+// group): one frame per consent state and role, each to the users in it.
 func (f *Fanout) pushConversationStates(d *conversation.Doc, c *protocol.Conversation, users []string, origin string) error {
-	byState := make(map[string][]string, 2)
+	type view struct{ state, role string }
+	byView := make(map[view][]string, 3)
 	for _, u := range users {
-		st := d.StateFor(u)
-		byState[st] = append(byState[st], schema.User(u, schema.EventConversation))
+		v := view{d.StateFor(u), d.Role(u)}
+		byView[v] = append(byView[v], schema.User(u, schema.EventConversation))
 	}
-	for st, subjects := range byState {
+	for v, subjects := range byView {
 		cc := *c
-		cc.State = st
+		cc.State, cc.Role = v.state, v.role
 		frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Push: true, Conversation: &cc})
 		if err := f.deliver(subjects, frame, origin); err != nil {
 			return err
@@ -47,9 +48,9 @@ func (f *Fanout) pushInvitations(ctx context.Context, d *conversation.Doc, invit
 // pushInvitedList tells the members of the group d, but those of except
 // (they got the conversation already), that its invited list changed:
 // changed names the users invited or no longer invited, none for no
-// change. One conversation push, the same frame for every member (a
-// member of a group has no consent state of it), on every connection:
-// the acting one's reply does not carry the list.
+// change. One conversation push per role (a member of a group has no
+// consent state of it), on every connection: the acting one's reply does
+// not carry the list.
 func (f *Fanout) pushInvitedList(ctx context.Context, d *conversation.Doc, changed, except []string) error {
 	if len(changed) == 0 || d.Kind != protocol.ConversationGroup {
 		return nil
@@ -60,16 +61,16 @@ func (f *Fanout) pushInvitedList(ctx context.Context, d *conversation.Doc, chang
 		return err
 	}
 	c.LastSeq = last
-	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Push: true, Conversation: c})
 	skip := make(map[string]bool, len(except))
 	for _, u := range except {
 		skip[u] = true
 	}
-	subjects := make([]string, 0, len(d.Members))
+	users := make([]string, 0, len(d.Members))
 	for _, u := range d.Members {
 		if !skip[u] {
-			subjects = append(subjects, schema.User(u, schema.EventConversation))
+			users = append(users, u)
 		}
 	}
-	return f.deliver(subjects, frame, "")
+	// One frame per role (group.go).
+	return f.pushConversationStates(d, c, users, "")
 }

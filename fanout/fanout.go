@@ -310,7 +310,20 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 	case conversation.ActionRemoved:
 		// The removed users hear of it too, then nothing more.
 		to := append(append([]string(nil), mem.doc.Members...), ev.Users...)
-		return f.pushMemberEvents(to, ev)
+		if err := f.pushMemberEvents(to, ev); err != nil {
+			return err
+		}
+		if len(ev.Items) > 0 {
+			// The change said something (a ban, a new owner after the
+			// owner left): the members get the group as it is now.
+			return f.pushConversation(ctx, mem.doc, mem.doc.Members, "")
+		}
+		return nil
+	case conversation.ActionUpdated:
+		// Settings or roles changed: every member's connections get
+		// the group as it is now, the acting one's too (set_role and
+		// the like answer only ok).
+		return f.pushConversation(ctx, mem.doc, mem.doc.Members, "")
 	}
 	return nil
 }
@@ -324,7 +337,8 @@ func (f *Fanout) pushConversation(ctx context.Context, d *conversation.Doc, user
 		return err
 	}
 	c.LastSeq = last
-	if d.HasStates() {
+	if d.HasStates() || d.Kind == protocol.ConversationGroup {
+		// Rendered per consent state and role.
 		return f.pushConversationStates(d, c, users, origin)
 	}
 	frame, _ := json.Marshal(protocol.ConversationFrame{Type: protocol.TypeConversation, Push: true, Conversation: c})

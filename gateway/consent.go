@@ -187,6 +187,7 @@ func (sess *session) settings(ctx context.Context, req *protocol.Request) (any, 
 func (sess *session) conversationFrame(ctx context.Context, id string, d Conversation) (any, *protocol.Error) {
 	c := d.Protocol(sess.srv.cfg.MembersInline)
 	c.State = d.StateFor(sess.user)
+	c.Role = d.Role(sess.user)
 	var err error
 	if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
 		return nil, sess.fail(err)

@@ -74,6 +74,9 @@ func (sess *session) removeMember(ctx context.Context, req *protocol.Request) (a
 	if !protocol.ValidID(req.Conv) || !protocol.ValidID(req.User) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv and user must be valid ids")
 	}
+	if req.Ban {
+		return sess.ok(req, sess.srv.groups.Ban(ctx, sess.actor(), req.Conv, req.User))
+	}
 	if err := sess.srv.convs.RemoveMember(ctx, sess.actor(), req.Conv, req.User); err != nil {
 		return nil, sess.fail(err)
 	}
@@ -224,6 +227,7 @@ func (sess *session) conversation(ctx context.Context, conv string) (*protocol.C
 	}
 	c := d.Protocol(sess.srv.cfg.MembersInline)
 	c.State = d.StateFor(sess.user)
+	c.Role = d.Role(sess.user)
 	if c.State == protocol.ConvStateInvited {
 		// Not a member: what was said in it is not the user's to see.
 		return c, nil

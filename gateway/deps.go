@@ -30,6 +30,10 @@ type Conversation interface {
 	// StateFor returns uid's consent state of it (protocol.ConvState*,
 	// "" when normal).
 	StateFor(uid string) string
+	// Role returns uid's role (protocol.Role*), "" for a non-member.
+	Role(uid string) string
+	// MayPost reports whether uid, a member, may send (group.go).
+	MayPost(uid string) bool
 }
 
 // Conversations reads and changes conversations and their membership.

@@ -31,6 +31,21 @@ func (d *fakeDoc) Protocol(membersInline int) *protocol.Conversation {
 	return c
 }
 
+// Role: the owner is owner, other members plain members (the fakes have
+// no admins; the group rules are tested in conversation and e2e).
+func (d *fakeDoc) Role(uid string) string {
+	switch {
+	case !slices.Contains(d.members, uid):
+		return ""
+	case uid == d.owner:
+		return protocol.RoleOwner
+	}
+	return protocol.RoleMember
+}
+
+// MayPost: the fakes have no read-only groups.
+func (d *fakeDoc) MayPost(string) bool { return true }
+
 func (d *fakeDoc) SortedMembers() []string {
 	m := slices.Clone(d.members)
 	slices.Sort(m)

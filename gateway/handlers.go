@@ -81,6 +81,18 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.settings(ctx, req)
 	case protocol.TypeUpload:
 		resp, err = sess.upload(ctx, req)
+	case protocol.TypeUpdate:
+		resp, err = sess.update(ctx, req)
+	case protocol.TypeSetRole:
+		resp, err = sess.setRole(ctx, req)
+	case protocol.TypeTransfer:
+		resp, err = sess.transfer(ctx, req)
+	case protocol.TypeUnban:
+		resp, err = sess.unban(ctx, req)
+	case protocol.TypeBanned:
+		resp, err = sess.banned(ctx, req)
+	case protocol.TypeSearch:
+		resp, err = sess.search(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}

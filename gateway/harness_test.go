@@ -80,7 +80,7 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 	deps := Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
-		Presence: h.presence, Devices: h.devices, Consent: h.convs, Blocks: h.blocks,
+		Presence: h.presence, Devices: h.devices, Consent: h.convs, Blocks: h.blocks, Groups: noGroups{},
 		Metrics: harnessMetrics[t],
 	}
 	if cfg.MemberViews > 0 {

@@ -53,6 +53,7 @@ type MemberView struct {
 	Seq     uint64
 	Member  bool
 	Pending bool // a member who has yet to accept the request
+	Muted   bool // a member who may not send: the group is read-only
 }
 
 // sendView is what a send knows of its sender's membership: when checked,
@@ -163,7 +164,7 @@ func (sess *session) senderView(ctx context.Context, conv string) (sendView, *pr
 				return sendView{}, perr
 			}
 		}
-		return sendView{}, nil
+		return sendView{}, sess.checkPosting(ctx, conv)
 	}
 	if v, ok := sess.srv.views.get(viewKey{conv, sess.user}); ok {
 		return v, nil
@@ -187,6 +188,10 @@ func (sess *session) readView(ctx context.Context, conv string) (sendView, *prot
 		case !v.Member:
 			sess.srv.views.drop(k)
 			return sendView{}, toProtocol(ErrForbidden)
+		case v.Muted:
+			// Not kept, like a non-member's: refused every time.
+			sess.srv.views.drop(k)
+			return sendView{}, errReadOnly()
 		case !v.Pending:
 			sess.srv.views.put(k, v.Subject, v.Seq)
 			return sendView{checked: true, subject: v.Subject, seq: v.Seq}, nil

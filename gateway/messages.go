@@ -43,6 +43,9 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "ref must be a seq")
 	}
 	env.Ref = uint64(req.Ref)
+	if env.Kind == protocol.KindEvent {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "events are written by the server")
+	}
 	if err := env.Check(); err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "%s", err.Error())
 	}
@@ -60,7 +63,14 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		if err != nil {
 			return nil, sess.fail(err)
 		}
-		if env.Kind != protocol.KindReaction && target.Sender != sess.user {
+		switch {
+		case env.Kind == protocol.KindReaction || target.Sender == sess.user:
+		case env.Kind == protocol.KindDelete:
+			// The owner or an admin deletes anyone's message (group.go).
+			if perr := sess.checkModerator(ctx, req.Conv); perr != nil {
+				return nil, perr
+			}
+		default:
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the original sender may %s a message", env.Kind)
 		}
 	}

@@ -86,6 +86,10 @@ func TestSendRefused(t *testing.T) {
 	h := newHarness(t)
 	h.convs.add("g1", protocol.ConversationGroup, "alice", "alice", "bob")
 	h.convs.add("g2", protocol.ConversationGroup, "carol", "carol")
+	// In g3 alice is a plain member: she may not delete bob's message (as
+	// g1's owner she may, group.go).
+	h.convs.add("g3", protocol.ConversationGroup, "bob", "bob", "alice")
+	h.msgs.put(&protocol.Message{Conv: "g3", Seq: 7, Sender: "bob", Body: json.RawMessage(`{}`)})
 	h.msgs.put(&protocol.Message{Conv: "g1", Seq: 5, Sender: "bob", Body: json.RawMessage(`{}`)})
 	h.msgs.put(&protocol.Message{Conv: "g1", Seq: 6, Sender: "alice", Kind: protocol.KindReaction, Ref: 5, Body: json.RawMessage(`{}`)})
 	alice := h.dial("alice")
@@ -113,7 +117,7 @@ func TestSendRefused(t *testing.T) {
 		{"edit of a missing message", send(func(r *protocol.Request) { r.Kind, r.Ref = protocol.KindEdit, 99 }), protocol.CodeNotFound, "ref 99"},
 		{"edit of a reaction", send(func(r *protocol.Request) { r.Kind, r.Ref = protocol.KindEdit, 6 }), protocol.CodeNotFound, "ref 6"},
 		{"edit of another's message", send(func(r *protocol.Request) { r.Kind, r.Ref = protocol.KindEdit, 5 }), protocol.CodeForbidden, "only the original sender may edit"},
-		{"delete of another's message", send(func(r *protocol.Request) { r.Kind, r.Ref = protocol.KindDelete, 5 }), protocol.CodeForbidden, "only the original sender may delete"},
+		{"delete of another's message", send(func(r *protocol.Request) { r.Conv, r.Kind, r.Ref = "g3", protocol.KindDelete, 7 }), protocol.CodeForbidden, "or an admin, may delete a message"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, do(t, alice, tc.req, nil), tc.code, tc.msg) })
 	}

@@ -197,6 +197,8 @@ type Deps struct {
 	Consent Consent
 	// Blocks keeps block lists and the add limit's counts.
 	Blocks Blocks
+	// Groups changes group settings and roles (group.go).
+	Groups Groups
 	// Metrics are optional hooks for counters and latencies.
 	Metrics Metrics
 	// MemberViews, optional, reads membership views that sends keep
@@ -210,6 +212,9 @@ type Deps struct {
 	// Attachments, optional, keeps the files messages reference
 	// (attach.go); without it upload is refused.
 	Attachments Attachments
+	// Searcher, optional, answers search (search.go); without it search
+	// is answered unavailable.
+	Searcher Searcher
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -225,9 +230,11 @@ type Server struct {
 	devices  Devices
 	consent  Consent
 	blocks   Blocks
+	groups   Groups
 	metrics  Metrics
 	tracer   trace.Tracer // nil: tracing is off
 	attach   Attachments  // nil: no attachments
+	searcher Searcher     // nil: search is off
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
@@ -255,16 +262,17 @@ type Server struct {
 // New returns a gateway; every dependency but Metrics is required.
 func New(cfg Config, d Deps) (*Server, error) {
 	if d.Verifier == nil || d.NC == nil || d.JS == nil || d.Conversations == nil || d.ReadMarkers == nil ||
-		d.Messages == nil || d.Presence == nil || d.Devices == nil || d.Consent == nil || d.Blocks == nil {
+		d.Messages == nil || d.Presence == nil || d.Devices == nil || d.Consent == nil || d.Blocks == nil || d.Groups == nil {
 		return nil, ErrMissingDep
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
-		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, metrics: d.Metrics,
+		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, groups: d.Groups, metrics: d.Metrics,
 		tracer:   d.Tracer,
 		attach:   d.Attachments,
+		searcher: d.Searcher,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

@@ -46,7 +46,7 @@ const (
 	KindReaction        = "reaction"
 	// KindEvent is a conversation event stored among the messages (a
 	// rename, a role change, a ban): sender is who did it, ref is 0 and the
-	// body says what happened, {"action": ...}.
+	// body says what happened (GroupEvent: {"event": ...}).
 	KindEvent            = "event"
 	DefaultHeartbeatSecs = 20
 )
@@ -128,6 +128,9 @@ type Request struct {
 	ContentType string `json:"content_type,omitempty"`
 	Size        int64  `json:"size,omitempty"`
 	Name        string `json:"name,omitempty"`
+	// Query and Cursor are search's (search.go).
+	Query  string `json:"query,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Welcome answers hello (or a valid Authorization header).
@@ -159,6 +162,15 @@ type Conversation struct {
 	// Invited lists the users invited to a group who have not accepted
 	// (when there are at most as many as members inline).
 	Invited []string `json:"invited,omitempty"`
+	// Topic, Avatar and ReadOnly are a group's settings (update); Admins
+	// its admins, sorted (the owner is Owner); Role the viewer's role
+	// (RoleOwner, RoleAdmin or RoleMember), absent for one who is not a
+	// member (an invitee).
+	Topic    string   `json:"topic,omitempty"`
+	Avatar   string   `json:"avatar,omitempty"`
+	ReadOnly bool     `json:"read_only,omitempty"`
+	Admins   []string `json:"admins,omitempty"`
+	Role     string   `json:"role,omitempty"`
 }
 
 // ConversationFrame carries one conversation: the reply to create, and the

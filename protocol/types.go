@@ -13,6 +13,8 @@ var RequestTypes = []string{
 	TypeAccept, TypeDecline, TypeHide, TypeSettings,
 	TypeBlock, TypeUnblock, TypeBlocked,
 	TypeUpload,
+	TypeUpdate, TypeSetRole, TypeTransfer, TypeUnban, TypeBanned,
+	TypeSearch,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one

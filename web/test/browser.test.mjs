@@ -373,4 +373,62 @@ test("attach: a file goes up from the app, an image shows as its thumbnail", { t
   await a.page.screenshot({ path: join(artifacts, "attach.png") });
   co.close();
   await a.ctx.close();
+test("group settings in the app: rename, read-only, roles, moderator delete, ban", { timeout: 90_000 }, async () => {
+  const stamp = Date.now().toString(36);
+  const [owner, member] = ["carol" + stamp, "dan" + stamp];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const dan = new NatterClient({ url: srv.wsURL, token: srv.token(member), WebSocket });
+  await dan.connect();
+
+  const p = await signIn(owner, { width: 1000, height: 700 });
+  await p.page.click("#new-toggle");
+  await p.page.selectOption("#new-kind", "group");
+  await p.page.fill("#new-title", "Crew");
+  await p.page.fill("#new-members", member);
+  await p.page.click("#new-submit");
+  await p.page.waitForSelector("#group-settings");
+  const conv = (await dan.conversations()).find((c) => c.title === "Crew").conv;
+
+  // The owner renames the group: the timeline says so, and so does the title.
+  await p.page.click("#group-settings");
+  await p.page.fill("#group-title", "Crew 2");
+  await p.page.fill("#group-topic", "launch week");
+  await p.page.click("#group-save");
+  const line = (text) => p.page.waitForFunction((t) => [...document.querySelectorAll("#messages .event")].some((e) => e.textContent === t), text);
+  await line(`${owner} renamed the group to Crew 2`);
+  await line(`${owner} changed the topic to launch week`);
+  assert.equal(await p.page.textContent("#chat-title"), "Crew 2");
+  assert.equal(await p.page.textContent("#chat-topic"), "launch week");
+  assert.equal((await dan.conversations()).find((c) => c.conv === conv).title, "Crew 2");
+
+  // Read-only: dan is refused; a plain member's app hides its composer.
+  await p.page.check("#group-readonly");
+  await p.page.click("#group-save");
+  await line(`${owner} made the group read-only`);
+  await p.page.waitForSelector("#read-only");
+  await assert.rejects(dan.send(conv, { text: "may I?" }), (e) => e.code === "forbidden");
+
+  // Roles: the owner makes dan an admin from the member list.
+  await p.page.click(`#group-members .member[data-user="${member}"] .set-role`);
+  await line(`${owner} made ${member} an admin`);
+  await p.page.waitForSelector(`#group-members .member[data-user="${member}"][data-role="admin"]`);
+  const sent = await dan.send(conv, { text: "admins may post" });
+  await waitForText(p.page, "admins may post");
+  await p.page.click(`#group-members .member[data-user="${member}"] .set-role`);
+  await p.page.waitForSelector(`#group-members .member[data-user="${member}"][data-role="member"]`);
+
+  // A moderator delete: the owner deletes dan's message, shown as removed.
+  await p.page.click(`#messages .msg[data-seq="${sent.seq}"] .delete.moderate`);
+  await waitForText(p.page, `removed by ${owner}`);
+
+  // A ban: dan is gone from the members and listed as banned until unbanned.
+  await p.page.click(`#group-members .member[data-user="${member}"] .ban`);
+  await p.page.waitForSelector(`#group-banned .banned[data-user="${member}"]`);
+  await line(`${owner} banned ${member}`);
+  await p.page.click(`#group-banned .banned[data-user="${member}"] .unban`);
+  await p.page.waitForSelector(`#group-banned .banned[data-user="${member}"]`, { state: "detached" });
+  await p.page.screenshot({ path: join(artifacts, "group-settings.png") });
+  dan.close();
+  await p.ctx.close();
 });

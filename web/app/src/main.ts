@@ -5,6 +5,8 @@
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 import { attachButton, drawFiles, sendFile } from "./attach.js";
+import { $, h } from "./dom.js";
+import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -35,25 +37,22 @@ const state = {
   blocked: new Set<string>(), // users I blocked
   revealed: new Set<string>(), // "conv seq" of blocked users' messages shown anyway
   addPolicy: "" as AddPolicy | "",
+  groupOpen: false, // the open group's settings panel is shown
 };
 
 let client: NatterClient;
+// What the group panel needs (group.ts); client is set by start.
+const groupDeps = {
+  get client() {
+    return client;
+  },
+  get me() {
+    return state.me;
+  },
+  notify: (text: string) => notify(text),
+  render: () => render(),
+};
 
-// ---- tiny DOM helpers
-
-type Attrs = Record<string, string | boolean | ((ev: any) => void) | undefined>;
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...kids: (Node | string | null | false)[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === false) continue;
-    if (typeof v === "function") el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else el.setAttribute(k, v);
-  }
-  for (const k of kids) if (k !== null && k !== false) el.append(k);
-  return el;
-}
-const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 
 // ---- sign in
 
@@ -329,6 +328,7 @@ function notify(text: string): void {
 // ---- actions
 
 async function openConv(conv: string): Promise<void> {
+  if (state.open !== conv) state.groupOpen = false;
   state.open = conv;
   state.editing = null;
   $("#shell").classList.add("show-chat");
@@ -516,6 +516,7 @@ function buildShell(): void {
           h("span", { id: "chat-head", class: "chat-head" }),
         ),
         h("div", { id: "consent", class: "consent hidden" }),
+        h("div", { id: "group-panel", class: "group-panel hidden" }),
         h("div", { id: "messages", class: "messages", onscroll: onScroll }),
         h("div", { id: "typing", class: "typing" }),
         h("div", { id: "editing", class: "editing hidden" }),
@@ -581,17 +582,27 @@ function draw(): void {
     $("#typing").textContent = "";
     $("#consent").classList.add("hidden");
     $("#composer").classList.remove("hidden");
+    groupPanel(undefined, false, groupDeps);
     return;
   }
   drawConsent(cs);
   // An invitation is not membership: nothing can be sent until accepted.
-  $("#composer").classList.toggle("hidden", cs.c.state === "invited");
+  // In a read-only group only the owner and admins send.
+  $("#composer").classList.toggle("hidden", cs.c.state === "invited" || !mayPost(cs.c));
+  const isGroup = cs.c.kind === "group" && cs.c.state !== "invited";
+  groupPanel(cs.c, state.groupOpen && isGroup, groupDeps);
   const members = cs.c.members ?? [];
   const other = peer(cs.c);
   $("#chat-head").replaceChildren(
     dot(other, "chat-dot") ?? h("span", { class: "dot group" }),
     h("span", { id: "chat-title", class: "title" }, convTitle(cs.c)),
     ...(cs.c.kind === "group" ? [h("span", { class: "muted" }, `${cs.c.member_count} members`)] : []),
+    ...(cs.c.topic ? [h("span", { id: "chat-topic", class: "muted topic" }, cs.c.topic)] : []),
+    ...(cs.c.read_only ? [h("span", { id: "read-only", class: "tag", title: "Only the owner and admins post" }, "read-only")] : []),
+    ...(isGroup ? [settingsButton(() => {
+      state.groupOpen = !state.groupOpen;
+      render();
+    })] : []),
     ...(cs.c.kind === "group" && cs.c.state !== "invited" && cs.c.invited?.length ? [drawInvited(cs.c)] : []),
     ...(other
       ? [h("button", { id: "block-toggle", class: "link block-toggle", type: "button", onclick: () => void toggleBlock(other) }, state.blocked.has(other) ? "Unblock" : "Block")]
@@ -626,14 +637,21 @@ function drawMessages(cs: ConvState, members: string[]): void {
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   const sorted = [...cs.msgs.values()].sort((a, b) => a.seq - b.seq);
   // Edits and deletions apply to their targets, only when they come from the target's sender.
+  // A delete by someone else is a moderator's (the group's owner or an
+  // admin): the server refuses it from anyone else.
   const edits = new Map<number, Message>();
   const deleted = new Set<number>();
+  const deletedBy = new Map<number, string>();
   for (const m of sorted) {
     const target = m.ref !== undefined ? cs.msgs.get(m.ref) : undefined;
     if (m.kind === "edit" && (!target || target.sender === m.sender)) edits.set(m.ref!, m);
-    if (m.kind === "delete" && (!target || target.sender === m.sender)) deleted.add(m.ref!);
+    if (m.kind === "delete") {
+      deleted.add(m.ref!);
+      if (target && target.sender !== m.sender) deletedBy.set(m.ref!, m.sender);
+    }
   }
   const plain = sorted.filter((m) => !m.kind);
+  const moderator = isAdmin(cs.c);
   const myLast = [...plain].reverse().find((m) => m.sender === state.me && !deleted.has(m.seq));
   const seenBy = myLast ? [...cs.readBy].filter(([u, s]) => u !== state.me && s >= myLast.seq && members.includes(u)).map(([u]) => u) : [];
 
@@ -641,7 +659,14 @@ function drawMessages(cs: ConvState, members: string[]): void {
   if (cs.loaded && cs.more) nodes.push(h("div", { class: "loadmore", id: "loadmore" }, cs.loading ? "Loading…" : "Scroll up for older messages"));
   if (cs.loaded && !cs.more) nodes.push(h("div", { class: "loadmore" }, plain.length ? "Beginning of the conversation" : "No messages yet. Say hi!"));
   let prevSender = "";
-  for (const m of plain) {
+  for (const m of sorted) {
+    const line = m.kind === "event" ? eventLine(m) : null;
+    if (line) {
+      nodes.push(line);
+      prevSender = "";
+      continue;
+    }
+    if (m.kind) continue;
     const mine = m.sender === state.me;
     const isDeleted = deleted.has(m.seq);
     const edit = edits.get(m.seq);
@@ -672,7 +697,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
         "div",
         { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
-        h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? "message deleted" : text), isDeleted ? null : drawFiles(client, edit ?? m)),
+        h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? (deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted") : text), isDeleted ? null : drawFiles(client, edit ?? m)),
         h(
           "div",
           { class: "meta" },
@@ -681,8 +706,8 @@ function drawMessages(cs: ConvState, members: string[]): void {
           mine && !isDeleted
             ? h("button", { class: "link edit", type: "button", onclick: () => startEdit(cs.c.conv, m.seq, text) }, "edit")
             : null,
-          mine && !isDeleted
-            ? h("button", { class: "link delete", type: "button", onclick: () => void client.delete(cs.c.conv, m.seq).catch(() => {}) }, "delete")
+          (mine || moderator) && !isDeleted
+            ? h("button", { class: `link delete${mine ? "" : " moderate"}`, type: "button", onclick: () => void client.delete(cs.c.conv, m.seq).catch(() => {}) }, "delete")
             : null,
           !mine && cs.c.kind === "group"
             ? h("button", { class: "link block", type: "button", onclick: () => void toggleBlock(m.sender) }, state.blocked.has(m.sender) ? "unblock" : "block")

@@ -28,6 +28,7 @@ import type {
   Welcome,
 } from "./types.js";
 import { dataSize, putUpload, resolveFileURL, type UploadData } from "./attach.js";
+import type { BannedFrame, GroupUpdate } from "./group.js";
 
 /** The part of the WebSocket API the client uses (browsers' and the `ws` package's both fit). */
 export interface WebSocketLike {
@@ -1004,9 +1005,47 @@ export class NatterClient {
     return this.send(conv, body, { kind: "edit", ref });
   }
 
-  /** Deletes one of the user's messages: a send of kind "delete". */
+  /**
+   * Deletes one of the user's messages, or, for a group's owner or an
+   * admin, anyone's (a moderator delete): a send of kind "delete".
+   */
   delete(conv: string, ref: number): Promise<Ack> {
     return this.send(conv, {}, { kind: "delete", ref });
+  }
+
+  // Group settings, roles and moderation (group.ts).
+
+  /**
+   * Changes a group's settings (owner and admins) and resolves with the
+   * group as the user now sees it. Each change becomes an event item.
+   */
+  async update(conv: string, u: GroupUpdate): Promise<Conversation> {
+    return (await this.request<{ conversation: Conversation }>({ type: "update", conv, ...u })).conversation;
+  }
+
+  /** Makes a member an admin or a plain member again (owner only). */
+  async setRole(conv: string, user: string, role: "admin" | "member"): Promise<void> {
+    await this.request({ type: "set_role", conv, user, role });
+  }
+
+  /** Hands the group to another member (owner only); the owner becomes an admin. */
+  async transfer(conv: string, user: string): Promise<void> {
+    await this.request({ type: "transfer", conv, user });
+  }
+
+  /** Removes a user and bans them until unban (owner; admins ban plain members). */
+  async ban(conv: string, user: string): Promise<void> {
+    await this.request({ type: "remove_member", conv, user, ban: true });
+  }
+
+  /** Lifts a ban (owner and admins). */
+  async unban(conv: string, user: string): Promise<void> {
+    await this.request({ type: "unban", conv, user });
+  }
+
+  /** The users banned from a group, sorted (owner and admins). */
+  async banned(conv: string): Promise<string[]> {
+    return (await this.request<BannedFrame>({ type: "banned", conv })).users;
   }
 
   /** Reacts to a message: a send of kind "reaction". */

@@ -6,6 +6,12 @@ export type Body = { [key: string]: unknown };
 /** Kinds of message that refer to another one by `ref`. Plain messages have none. */
 export type MessageKind = "edit" | "delete" | "reaction";
 
+/**
+ * The kind of a message as stored: a client sends a MessageKind; "event"
+ * items are the server's (a group's settings or roles changed, group.ts).
+ */
+export type StoredKind = MessageKind | "event";
+
 /** A stored message, as pushed (`message`) or paged (`sync`, `history`). */
 export interface Message {
   conv: string;
@@ -13,7 +19,7 @@ export interface Message {
   sender: string;
   client_id: string;
   ts: string;
-  kind?: MessageKind;
+  kind?: StoredKind;
   ref?: number;
   body: Body;
   /**
@@ -78,6 +84,15 @@ export interface Conversation {
    * changes; a `member` push "added" takes that user off it.
    */
   invited?: string[];
+  /** A group's topic and avatar (an https URL), absent when unset. */
+  topic?: string;
+  avatar?: string;
+  /** A read-only group: only the owner and admins send. */
+  read_only?: boolean;
+  /** The group's admins, sorted (the owner is `owner`). */
+  admins?: string[];
+  /** The user's role; absent when not a member (an invitation). */
+  role?: "owner" | "admin" | "member";
 }
 
 /** Conversation.state values. */
@@ -237,4 +252,5 @@ export type ServerFrame =
   | MemberPush
   | ResyncPush
   | BlockedFrame
+  | { type: "banned"; id?: string; conv: string; users: string[] }
   | ErrorFrame;

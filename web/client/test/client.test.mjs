@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { NatterClient, NatterError, backoffDelay, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
+import { NatterClient, NatterError, backoffDelay, describeGroupEvent, groupEvent, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -249,6 +249,41 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.equal((await cc.conversations()).find((x) => x.conv === g.conv), undefined);
     await ca.send(g.conv, { text: "back" });
     assert.ok((await cc.conversations()).find((x) => x.conv === g.conv));
+  });
+
+  test("group settings: roles, update with event items, read-only, moderator delete, bans", async () => {
+    const [a, b, c] = [uid("ga"), uid("gb"), uid("gc")];
+    const [ca, cb, cc] = [client(a), client(b), client(c)];
+    await Promise.all([ca.connect(), cb.connect(), cc.connect()]);
+    const g = await ca.create("group", [b, c], "G");
+    assert.equal(g.role, "owner");
+    await assert.rejects(cb.update(g.conv, { title: "mine" }), (e) => e.code === "forbidden");
+    const promoted = next(cb, "conversation", (p) => p.conversation.conv === g.conv && p.conversation.role === "admin");
+    await ca.setRole(g.conv, b, "admin");
+    assert.deepEqual((await promoted).conversation.admins, [b]);
+    // The admin renames the group: c sees the event item and describes it.
+    const item = next(cc, "message", (m) => groupEvent(m)?.event === "renamed");
+    const got = await cb.update(g.conv, { title: "Launch", topic: "ship it", avatar: "https://img.example/l.png" });
+    assert.equal(got.title, "Launch");
+    assert.equal(got.topic, "ship it");
+    assert.equal(got.role, "admin");
+    assert.equal(describeGroupEvent(groupEvent(await item)), `${b} renamed the group to Launch`);
+    await assert.rejects(cb.update(g.conv, { avatar: "http://img.example/l.png" }), (e) => e.code === "bad_request");
+    // Read-only: c may not send, the admin may; the admin deletes c's message.
+    const own = await cc.send(g.conv, { text: "hi" });
+    await cb.update(g.conv, { read_only: true });
+    await assert.rejects(cc.send(g.conv, { text: "may I?" }), (e) => e.code === "forbidden");
+    await cb.send(g.conv, { text: "announcement" });
+    const del = await cb.delete(g.conv, own.seq);
+    assert.ok(isModeratorDelete({ kind: "delete", sender: b }, { sender: c }) && del.seq > own.seq);
+    // Bans: c is removed and cannot be added back until unbanned.
+    await cb.ban(g.conv, c);
+    await assert.rejects(ca.addMembers(g.conv, [c]), (e) => e.code === "forbidden" && /banned/.test(e.message));
+    assert.deepEqual(await cb.banned(g.conv), [c]);
+    await ca.unban(g.conv, c);
+    assert.deepEqual(await ca.banned(g.conv), []);
+    await ca.transfer(g.conv, b);
+    assert.equal((await ca.conversations()).find((x) => x.conv === g.conv).role, "admin");
   });
 
   test("requests: errors carry the contract's code, timeouts reject", async () => {
