@@ -86,6 +86,13 @@ type Messages interface {
 	// gateway reads the target of an edit and the original of a duplicate
 	// send with it.
 	Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error)
+	// ThreadAfter returns up to limit replies of the thread under root
+	// with seq > after, oldest first, and whether more follow.
+	ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error)
+	// ThreadBefore returns the newest limit replies of the thread under
+	// root with seq < before (0: no bound), oldest first, and whether
+	// older ones exist.
+	ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error)
 	// CountAfter counts conv's plain messages (not edits, deletes or
 	// reactions) with seq > after, saturating at limit.
 	CountAfter(ctx context.Context, conv string, after uint64, limit int) (uint64, error)
@@ -132,7 +139,11 @@ type Devices interface {
 	Unregister(ctx context.Context, uid, deviceID, token string) error
 	// List returns uid's devices, oldest first.
 	List(ctx context.Context, uid string) ([]Device, error)
-	// Mute silences conv's notifications for uid until then; a zero or
-	// past time unmutes.
-	Mute(ctx context.Context, uid, conv string, until time.Time) error
+	// Mute sets uid's mute level of conv (protocol.MuteAll, MuteMentions
+	// or MuteNone) until then, zero for no end; MuteNone or a past time
+	// unmutes.
+	Mute(ctx context.Context, uid, conv, level string, until time.Time) error
+	// MuteLevel returns uid's mute level of conv now (protocol.MuteNone
+	// when not muted).
+	MuteLevel(ctx context.Context, uid, conv string) (string, error)
 }

@@ -162,6 +162,9 @@ type Conversation struct {
 	// Invited lists the users invited to a group who have not accepted
 	// (when there are at most as many as members inline).
 	Invited []string `json:"invited,omitempty"`
+	// Mute is the user's mute level of it (MuteAll or MuteMentions),
+	// omitted when not muted (mentions.go).
+	Mute string `json:"mute,omitempty"`
 	// Topic, Avatar and ReadOnly are a group's settings (update); Admins
 	// its admins, sorted (the owner is Owner); Role the viewer's role
 	// (RoleOwner, RoleAdmin or RoleMember), absent for one who is not a
@@ -269,9 +272,11 @@ type Message struct {
 
 // MessagesFrame answers sync and history: ascending by seq.
 type MessagesFrame struct {
-	Type     string     `json:"type"`
-	ID       string     `json:"id,omitempty"`
-	Conv     string     `json:"conv"`
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	Conv string `json:"conv"`
+	// Thread is the root seq of the thread a thread reply pages.
+	Thread   uint64     `json:"thread,omitempty"`
 	Messages []*Message `json:"messages"`
 	More     bool       `json:"more"`
 }

@@ -373,6 +373,68 @@ test("attach: a file goes up from the app, an image shows as its thumbnail", { t
   await a.page.screenshot({ path: join(artifacts, "attach.png") });
   co.close();
   await a.ctx.close();
+test("mentions: @ autocomplete among the members, highlighted for the one mentioned", { timeout: 60_000 }, async () => {
+  const owner = "ment-olga", member = "ment-pavel", other = "ment-pia";
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const pia = new NatterClient({ url: srv.wsURL, token: srv.token(other), WebSocket });
+  await pia.connect();
+  const got = [];
+  pia.on("message", (m) => got.push(m));
+
+  const o = await signIn(owner, { width: 1000, height: 700 });
+  const p = await signIn(member, { width: 1000, height: 700 });
+  await o.page.click("#new-toggle");
+  await o.page.selectOption("#new-kind", "group");
+  await o.page.fill("#new-title", "Mentions");
+  await o.page.fill("#new-members", `${member} ${other}`);
+  await o.page.click("#new-submit");
+  await o.page.waitForSelector("#chat-title");
+
+  // "@p" offers the two members starting with p (not the owner herself);
+  // "@all" is offered to her, the owner, once what she typed fits it.
+  await o.page.type("#composer-input", "lunch @p");
+  await o.page.waitForSelector("#mention-list li");
+  assert.deepEqual(await o.page.$$eval("#mention-list li", (els) => els.map((e) => e.dataset.user)), [member, other]);
+  await o.page.press("#composer-input", "ArrowDown");
+  await o.page.press("#composer-input", "Enter"); // picks, does not send
+  assert.equal(await o.page.inputValue("#composer-input"), `lunch @${other} `);
+  assert.ok(await o.page.$eval("#mention-list", (e) => e.classList.contains("hidden")));
+  await o.page.type("#composer-input", "and @a");
+  await o.page.waitForSelector('#mention-list li[data-user="@all"]');
+  await o.page.press("#composer-input", "Escape");
+  await o.page.type("#composer-input", "ll?");
+  await o.page.press("#composer-input", "Enter");
+  const text = `lunch @${other} and @all?`;
+  await waitForText(o.page, text);
+
+  // The message carries the mentions; pia's app-less client sees them.
+  const deadline = Date.now() + 10_000;
+  while (!got.some((m) => m.body.text === text)) {
+    assert.ok(Date.now() < deadline, "no mention pushed");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(got.find((m) => m.body.text === text).mentions, [other, "@all"]);
+
+  // Pavel is mentioned through @all: the message is highlighted for him,
+  // @all stands out, and @ment-pia is a mention but not of him.
+  await p.page.click(`.conv[data-conv]`);
+  await waitForText(p.page, text);
+  const msg = `#messages .msg[data-sender="${owner}"]`;
+  assert.ok(await p.page.$eval(msg, (e) => e.classList.contains("mentions-me")));
+  assert.deepEqual(
+    await p.page.$$eval(`${msg} .mention`, (els) => els.map((e) => [e.textContent, e.classList.contains("me")])),
+    [[`@${other}`, false], ["@all", true]],
+  );
+  // A message without a mention of him is not highlighted.
+  await pia.send((await pia.conversations())[0].conv, { text: "no mentions here" });
+  await waitForText(p.page, "no mentions here");
+  assert.equal(await p.page.$eval(`#messages .msg[data-sender="${other}"]`, (e) => e.classList.contains("mentions-me")), false);
+  pia.close();
+  await o.ctx.close();
+  await p.ctx.close();
+});
+
 test("group settings in the app: rename, read-only, roles, moderator delete, ban", { timeout: 90_000 }, async () => {
   const stamp = Date.now().toString(36);
   const [owner, member] = ["carol" + stamp, "dan" + stamp];
@@ -431,4 +493,66 @@ test("group settings in the app: rename, read-only, roles, moderator delete, ban
   await p.page.screenshot({ path: join(artifacts, "group-settings.png") });
   dan.close();
   await p.ctx.close();
+});
+
+test("a reply quotes its message; a thread opens in the side panel", { timeout: 90_000 }, async () => {
+  const a = await signIn("rita", { width: 1200, height: 760 });
+  const b = await signIn("theo", { width: 1200, height: 760 });
+  await a.page.click("#new-toggle");
+  await a.page.selectOption("#new-kind", "group");
+  await a.page.fill("#new-members", "theo");
+  await a.page.fill("#new-title", "Threads");
+  await a.page.click("#new-submit");
+  await a.page.waitForSelector("#chat-title");
+  await a.page.fill("#composer-input", "the   root message");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(a.page, "the   root message");
+
+  // Theo replies to it: the reply shows the server's quote on both sides.
+  await b.page.click(".conv");
+  await waitForText(b.page, "the   root message");
+  const rootB = b.page.locator("#messages .msg", { hasText: "the   root message" });
+  await rootB.locator(".reply").click();
+  await b.page.waitForSelector("#replying:not(.hidden)");
+  assert.match(await b.page.textContent("#replying"), /Replying to rita: the root message/);
+  await b.page.fill("#composer-input", "a quoted reply");
+  await b.page.press("#composer-input", "Enter");
+  await b.page.waitForSelector("#replying", { state: "hidden" });
+  for (const p of [a.page, b.page]) {
+    await waitForText(p, "a quoted reply");
+    const reply = p.locator("#messages .msg", { hasText: "a quoted reply" });
+    assert.equal(await reply.locator(".quote .quote-sender").textContent(), "rita");
+    assert.equal(await reply.locator(".quote .quote-text").textContent(), "the root message");
+  }
+
+  // Rita starts a thread under the root: it opens in the side panel.
+  await a.page.locator("#messages .msg", { hasText: "the   root message" }).first().locator(".thread").click();
+  await a.page.waitForSelector("#thread-panel:not(.hidden)");
+  await a.page.fill("#thread-input", "first in thread");
+  await a.page.press("#thread-input", "Enter");
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].some((e) => e.textContent === "first in thread"));
+
+  // Theo sees "1 reply" under the root (counted from the push), not the
+  // reply in his timeline; the link opens the thread, where he answers.
+  await b.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "1 reply");
+  assert.deepEqual(await b.page.$$eval("#messages .msg .text", (els) => els.map((e) => e.textContent).filter((t) => t.includes("in thread"))), []);
+  await b.page.click("#messages .thread-link");
+  await b.page.waitForSelector("#thread-panel:not(.hidden)");
+  await b.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread");
+  assert.equal(await b.page.textContent("#thread-messages .thread-root .text"), "the   root message");
+  await b.page.fill("#thread-input", "second in thread");
+  await b.page.press("#thread-input", "Enter");
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
+  await a.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "2 replies");
+
+  // A fresh page load reads the counts from history and the replies with thread.
+  const c = await signIn("theo", { width: 1200, height: 760 });
+  await c.page.click(".conv");
+  await c.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "2 replies");
+  await c.page.click("#messages .thread-link");
+  await c.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
+  await c.page.click("#thread-close");
+  await c.page.waitForSelector("#thread-panel", { state: "hidden" });
+  await c.page.screenshot({ path: join(artifacts, "threads.png") });
+  for (const x of [a, b, c]) await x.ctx.close();
 });

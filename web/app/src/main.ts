@@ -7,6 +7,8 @@ import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client
 import { attachButton, drawFiles, sendFile } from "./attach.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
+import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
+import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -51,6 +53,15 @@ const groupDeps = {
   },
   notify: (text: string) => notify(text),
   render: () => render(),
+};
+// What replies and threads need (threads.ts).
+const threadDeps = {
+  get client() {
+    return client;
+  },
+  notify: (text: string) => notify(text),
+  render: () => render(),
+  messages: (conv: string) => state.convs.get(conv)?.msgs,
 };
 
 
@@ -132,6 +143,7 @@ function signOut(): void {
 function start(token: string): void {
   state.me = tokenUser(token);
   buildShell();
+  attachMentionComplete($<HTMLInputElement>("#composer-input"), $("#mention-list"), () => state.convs.get(state.open)?.c, () => state.me);
   const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/ws`;
   const devUser = sessionStorage.getItem(DEV_USER_KEY);
   const refreshToken = devUser
@@ -164,6 +176,7 @@ function start(token: string): void {
     const m: Message = { conv: entry.conv, seq: ack.seq, sender: state.me, client_id: entry.client_id, ts: ack.ts, body: entry.body, prev: 0 };
     if (ack.files) m.files = ack.files;
     if (entry.kind) Object.assign(m, { kind: entry.kind, ref: entry.ref });
+    ownReplyFields(entry, m, threadDeps);
     onMessage(m, true);
   });
   client.on("send_failed", ({ entry, error }) => {
@@ -288,6 +301,7 @@ function onMessage(m: Message, mine = false): void {
   }
   if (cs.msgs.has(m.seq)) return;
   cs.msgs.set(m.seq, m);
+  countReply(m, threadDeps); // the root's "N replies"
   if (m.sender === state.me) {
     cs.readSeq = Math.max(cs.readSeq, m.seq); // sending moves my marker
   } else if (!mine && !m.kind && !state.blocked.has(m.sender)) {
@@ -328,7 +342,11 @@ function notify(text: string): void {
 // ---- actions
 
 async function openConv(conv: string): Promise<void> {
-  if (state.open !== conv) state.groupOpen = false;
+  if (state.open !== conv) {
+    state.groupOpen = false;
+    closeThread();
+    clearReply();
+  }
   state.open = conv;
   state.editing = null;
   $("#shell").classList.add("show-chat");
@@ -407,7 +425,10 @@ function submitComposer(ev: Event): void {
     state.editing = null;
     client.edit(conv, seq, { text }).catch(() => {});
   } else {
-    client.send(conv, { text }, { clientId: newClientId() }).catch(() => {});
+    const cs = state.convs.get(conv);
+    const mentions = cs ? mentionsOf(text, cs.c, state.me) : [];
+    client.send(conv, { text }, { clientId: newClientId(), mentions, replyTo: replyTo(conv) }).catch(() => {});
+    clearReply();
   }
   render();
 }
@@ -520,10 +541,12 @@ function buildShell(): void {
         h("div", { id: "messages", class: "messages", onscroll: onScroll }),
         h("div", { id: "typing", class: "typing" }),
         h("div", { id: "editing", class: "editing hidden" }),
+        h("div", { id: "replying", class: "editing hidden" }),
         h(
           "form",
           { id: "composer", class: "composer", onsubmit: submitComposer },
           ...attachButton(pickFile),
+          h("ul", { id: "mention-list", class: "mention-list hidden" }),
           h("input", { id: "composer-input", autocomplete: "off", placeholder: "Message", oninput: onComposerInput }),
           h("button", { id: "composer-send", type: "submit" }, "Send"),
         ),
@@ -583,6 +606,7 @@ function draw(): void {
     $("#consent").classList.add("hidden");
     $("#composer").classList.remove("hidden");
     groupPanel(undefined, false, groupDeps);
+    drawThreadPanel(undefined, threadDeps, () => h("div"));
     return;
   }
   drawConsent(cs);
@@ -625,7 +649,52 @@ function draw(): void {
         } }, "cancel")]
       : []),
   );
+  drawReplyBar(cs.c.conv, threadDeps);
   drawMessages(cs, members);
+  const applied = appliedEvents(cs);
+  drawThreadPanel(cs.c.conv, threadDeps, (m) => threadItem(m, applied));
+}
+
+/** Edits and deletions as they apply to the messages of cs. */
+interface Applied {
+  edits: Map<number, Message>;
+  deleted: Set<number>;
+  deletedBy: Map<number, string>;
+}
+
+function appliedEvents(cs: ConvState): Applied {
+  // Edits and deletions apply to their targets, only when they come from the target's sender.
+  // A delete by someone else is a moderator's (the group's owner or an
+  // admin): the server refuses it from anyone else.
+  const a: Applied = { edits: new Map(), deleted: new Set(), deletedBy: new Map() };
+  for (const m of [...cs.msgs.values()].sort((x, y) => x.seq - y.seq)) {
+    const target = m.ref !== undefined ? cs.msgs.get(m.ref) : undefined;
+    if (m.kind === "edit" && (!target || target.sender === m.sender)) a.edits.set(m.ref!, m);
+    if (m.kind === "delete") {
+      a.deleted.add(m.ref!);
+      if (target && target.sender !== m.sender) a.deletedBy.set(m.ref!, m.sender);
+    }
+  }
+  // Pages carry what the server applied (deleted, deleted_by, edit_seq).
+  for (const m of cs.msgs.values()) {
+    if (m.deleted) a.deleted.add(m.seq);
+    if (m.deleted_by) a.deletedBy.set(m.seq, m.deleted_by);
+  }
+  return a;
+}
+
+/** A message as the thread panel shows it: sender, quote, text, time. */
+function threadItem(m: Message, a: Applied): HTMLElement {
+  const isDeleted = a.deleted.has(m.seq);
+  const text = String((a.edits.get(m.seq) ?? m).body.text ?? "");
+  return h(
+    "div",
+    { class: `msg${m.sender === state.me ? " mine" : ""}${isDeleted ? " deleted" : ""}${m.thread ? " thread-reply" : " thread-root"}`, "data-seq": String(m.seq), "data-sender": m.sender },
+    h("div", { class: "sender" }, m.sender),
+    quoteBlock(m),
+    h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? (a.deletedBy.has(m.seq) ? `removed by ${a.deletedBy.get(m.seq)}` : "message deleted") : text)),
+    h("div", { class: "meta" }, h("time", { datetime: m.ts }, time(m.ts))),
+  );
 }
 
 function lastActivity(cs: ConvState): number {
@@ -635,21 +704,9 @@ function lastActivity(cs: ConvState): number {
 function drawMessages(cs: ConvState, members: string[]): void {
   const box = $("#messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  const sorted = [...cs.msgs.values()].sort((a, b) => a.seq - b.seq);
-  // Edits and deletions apply to their targets, only when they come from the target's sender.
-  // A delete by someone else is a moderator's (the group's owner or an
-  // admin): the server refuses it from anyone else.
-  const edits = new Map<number, Message>();
-  const deleted = new Set<number>();
-  const deletedBy = new Map<number, string>();
-  for (const m of sorted) {
-    const target = m.ref !== undefined ? cs.msgs.get(m.ref) : undefined;
-    if (m.kind === "edit" && (!target || target.sender === m.sender)) edits.set(m.ref!, m);
-    if (m.kind === "delete") {
-      deleted.add(m.ref!);
-      if (target && target.sender !== m.sender) deletedBy.set(m.ref!, m.sender);
-    }
-  }
+  // Thread replies are shown in the thread panel, not the timeline.
+  const sorted = [...cs.msgs.values()].filter((m) => !m.thread || m.kind).sort((a, b) => a.seq - b.seq);
+  const { edits, deleted, deletedBy } = appliedEvents(cs);
   const plain = sorted.filter((m) => !m.kind);
   const moderator = isAdmin(cs.c);
   const myLast = [...plain].reverse().find((m) => m.sender === state.me && !deleted.has(m.seq));
@@ -695,9 +752,10 @@ function drawMessages(cs: ConvState, members: string[]): void {
     nodes.push(
       h(
         "div",
-        { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
+        { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}${!isDeleted && mentionsMe(m, state.me) ? " mentions-me" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
-        h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? (deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted") : text), isDeleted ? null : drawFiles(client, edit ?? m)),
+        quoteBlock(m),
+        h("div", { class: "bubble" }, h("span", { class: "text" }, ...(isDeleted ? [deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted"] : mentionNodes(text, m, state.me))), isDeleted ? null : drawFiles(client, edit ?? m)),
         h(
           "div",
           { class: "meta" },
@@ -713,6 +771,8 @@ function drawMessages(cs: ConvState, members: string[]): void {
             ? h("button", { class: "link block", type: "button", onclick: () => void toggleBlock(m.sender) }, state.blocked.has(m.sender) ? "unblock" : "block")
             : null,
           m === myLast && seenBy.length ? h("span", { class: "seen" }, cs.c.kind === "direct" ? "seen" : `seen by ${seenBy.join(", ")}`) : null,
+          ...(!isDeleted && mayPost(cs.c) && cs.c.state !== "invited" ? messageActions(cs.c.conv, m, threadDeps) : []),
+          threadLink(cs.c.conv, m, threadDeps),
         ),
       ),
     );
@@ -720,7 +780,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
   }
   // Sends not acknowledged yet.
   for (const e of state.outbox) {
-    if (e.conv !== cs.c.conv || e.kind) continue;
+    if (e.conv !== cs.c.conv || e.kind || e.thread) continue;
     nodes.push(
       h(
         "div",

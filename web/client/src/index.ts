@@ -2,4 +2,5 @@
 export * from "./types.js";
 export * from "./client.js";
 export * from "./attach.js";
+export * from "./mentions.js";
 export * from "./group.js";

@@ -21,7 +21,23 @@ export interface Message {
   ts: string;
   kind?: StoredKind;
   ref?: number;
+  /** The seq of the message this one quotes, and what the server copied of it. */
+  reply_to?: number;
+  quote?: Quote;
+  /** The root seq of the thread this message was posted in. */
+  thread?: number;
+  /** The user ids the message mentions, or "@all" (see mentions.ts). */
+  mentions?: string[];
   body: Body;
+  /** Pages only: the seq of the latest edit applied to body. */
+  edit_seq?: number;
+  /** Pages only: a tombstone (body is {}). */
+  deleted?: true;
+  /** Pages only: who deleted it, when not its sender (a moderator). */
+  deleted_by?: string;
+  /** Pages only, on a thread's root: how many replies, and the newest one's seq. */
+  thread_count?: number;
+  thread_last_seq?: number;
   /**
    * The seq of the item before this one in the conversation (0 for the
    * first), the same live and in pages: holding it means holding
@@ -59,6 +75,17 @@ export interface UploadURL {
   expires: string;
 }
 
+/** What a reply shows of the message it quotes, copied when it was sent. */
+export interface Quote {
+  seq: number;
+  sender: string;
+  kind?: string;
+  /** The quoted text, white space folded, at most 140 characters; "" when deleted. */
+  snippet: string;
+  /** The quoted message was deleted when the reply was sent. */
+  deleted?: true;
+}
+
 /** A conversation object (`create`, `conversations`, `conversation` push). */
 export interface Conversation {
   conv: string;
@@ -84,6 +111,8 @@ export interface Conversation {
    * changes; a `member` push "added" takes that user off it.
    */
   invited?: string[];
+  /** The user's mute level of it (`conversations` reply); absent when not muted. */
+  mute?: "all" | "mentions";
   /** A group's topic and avatar (an https URL), absent when unset. */
   topic?: string;
   avatar?: string;
@@ -132,6 +161,8 @@ export interface MessagesPage {
   type: "messages";
   id?: string;
   conv: string;
+  /** Set on the answer to `thread`: the root seq of the thread paged. */
+  thread?: number;
   messages: Message[];
   more: boolean;
 }

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { NatterClient, NatterError, backoffDelay, describeGroupEvent, groupEvent, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
+import { NatterClient, NatterError, applyThreadReply, backoffDelay, describeGroupEvent, groupEvent, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -326,6 +326,58 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     const page = await c.sync(conv, first.seq);
     assert.deepEqual(page.messages.map((m) => [m.kind, m.ref, m.seq]), [["edit", seqs[0], edit.seq], ["delete", seqs[1], del.seq]]);
     c.close();
+  });
+
+  test("replies carry the server's quote; threads page and count on their root", async () => {
+    const [a, b] = [uid("ra"), uid("rb")];
+    const ca = client(a);
+    const cb = client(b);
+    await Promise.all([ca.connect(), cb.connect()]);
+    const conv = (await ca.create("group", [b], "replies")).conv;
+    // Listeners first: a push may come before the ack.
+    const gotB = collect(cb, conv);
+    const gotA = collect(ca, conv);
+    const pushOf = async (got, seq) => {
+      await until(() => got.some((m) => m.seq === seq));
+      return got.find((m) => m.seq === seq);
+    };
+    const root = await ca.send(conv, { text: "the   root" });
+    const heldRoot = await pushOf(gotB, root.seq);
+
+    const reply = await cb.reply(conv, root.seq, { text: "re" });
+    const pushed = await pushOf(gotA, reply.seq);
+    assert.equal(pushed.reply_to, root.seq);
+    assert.deepEqual(pushed.quote, { seq: root.seq, sender: a, snippet: "the root" });
+
+    const inThread = [];
+    for (let i = 0; i < 3; i++) {
+      const ack = await ca.sendInThread(conv, root.seq, { text: `t${i}` });
+      inThread.push(ack.seq);
+      const m = await pushOf(gotB, ack.seq);
+      assert.equal(m.thread, root.seq);
+      assert.equal(applyThreadReply(heldRoot, m), true);
+      assert.equal(applyThreadReply(heldRoot, m), false); // counted once
+    }
+    assert.equal(heldRoot.thread_count, 3);
+    assert.equal(heldRoot.thread_last_seq, inThread[2]);
+
+    const newest = await cb.threadBefore(conv, root.seq, 0, 2);
+    assert.equal(newest.thread, root.seq);
+    assert.deepEqual(newest.messages.map((m) => m.seq), inThread.slice(1));
+    assert.equal(newest.more, true);
+    const oldest = await cb.threadAfter(conv, root.seq, 0, 10);
+    assert.deepEqual(oldest.messages.map((m) => m.body.text), ["t0", "t1", "t2"]);
+    assert.equal(oldest.more, false);
+    const page = await cb.history(conv, 0, 50);
+    const r = page.messages.find((m) => m.seq === root.seq);
+    assert.equal(r.thread_count, 3);
+    assert.equal(r.thread_last_seq, inThread[2]);
+
+    await assert.rejects(cb.sendInThread(conv, inThread[0], { text: "nested" }), (e) => e instanceof NatterError && e.code === "bad_request");
+    await assert.rejects(cb.reply(conv, inThread[2] + 1000, { text: "?" }), (e) => e instanceof NatterError && e.code === "not_found");
+    await assert.rejects(cb.threadAfter(conv, inThread[0]), (e) => e instanceof NatterError && e.code === "bad_request");
+    ca.close();
+    cb.close();
   });
 
   test("reconnects and resumes: conversations, then sync page by page", async () => {
@@ -731,5 +783,68 @@ describe("token expiry", { timeout: 60_000 }, () => {
     assert.equal(refreshAt(0, 4_000), 3_000);
     assert.equal(refreshAt(0, 24 * 3600_000), 24 * 3600_000 - 60_000);
     assert.equal(tokenExpiry("x"), 0);
+  });
+});
+
+// Mentions and mute levels (client/src/mentions.ts).
+import { MENTION_ALL, completeMention, mentionCandidates, mentionQuery, mentionSpans, mentionsUser, parseMentions } from "../dist/natter.js";
+
+describe("mentions", { timeout: 60_000 }, () => {
+  test("send with mentions reaches the members; the server refuses outsiders and @all from a member", async () => {
+    const [a, b, c] = [uid("ma"), uid("mb"), uid("mc")];
+    const ca = client(a);
+    const cb = client(b);
+    await ca.connect();
+    await cb.connect();
+    const g = await ca.create("group", [b, c], "Team");
+    const got = next(cb, "message", (m) => m.conv === g.conv && m.sender === a);
+    const ack = await ca.send(g.conv, { text: `@${b} @${c} hi` }, { mentions: parseMentions(`@${b} @${c} hi`, g.members) });
+    const m = await got;
+    assert.equal(m.seq, ack.seq);
+    assert.deepEqual(m.mentions, [b, c]);
+    assert.ok(mentionsUser(m, b));
+    assert.ok(!mentionsUser(m, a));
+    const all = next(cb, "message", (m) => m.conv === g.conv && m.seq > ack.seq);
+    await ca.send(g.conv, { text: "@all hi" }, { mentions: [MENTION_ALL] });
+    assert.ok(mentionsUser(await all, b));
+
+    await assert.rejects(cb.send(g.conv, { text: "@all" }, { mentions: [MENTION_ALL] }), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(cb.send(g.conv, { text: "@zed" }, { mentions: ["zed"] }), (e) => e instanceof NatterError && e.code === "bad_request" && e.message.includes('"zed"'));
+    assert.equal(cb.outbox.length, 0, "a refused send leaves the outbox");
+  });
+
+  test("mute levels show in the conversation list", async () => {
+    const a = uid("mu");
+    const ca = client(a);
+    await ca.connect();
+    const g = await ca.create("group", [uid("mv")], "Quiet");
+    const level = async () => (await ca.conversations()).find((x) => x.conv === g.conv).mute;
+    assert.equal(await level(), undefined);
+    await ca.mute(g.conv, "mentions");
+    assert.equal(await level(), "mentions");
+    await ca.mute(g.conv, "all", new Date(Date.now() + 3600_000));
+    assert.equal(await level(), "all");
+    await ca.mute(g.conv, "none");
+    assert.equal(await level(), undefined);
+    await assert.rejects(ca.mute(g.conv, "loud"), (e) => e.code === "bad_request");
+  });
+
+  test("parse, find, complete and render mentions", () => {
+    const members = ["alice", "bob", "bobby", "carol"];
+    assert.deepEqual(parseMentions("@bob and @carol, @bob again, @zed, mail bob@example.org", members), ["bob", "carol"]);
+    assert.deepEqual(parseMentions("@all see @alice", members), ["alice"]);
+    assert.deepEqual(parseMentions("@all see @alice", members, true), [MENTION_ALL, "alice"]);
+    assert.deepEqual(mentionQuery("hi @bo", 6), { start: 3, query: "bo" });
+    assert.deepEqual(mentionQuery("@", 1), { start: 0, query: "" });
+    assert.equal(mentionQuery("mail bob@ex", 11), null);
+    assert.equal(mentionQuery("hi @bob there", 13), null);
+    assert.deepEqual(mentionCandidates("bo", members), ["bob", "bobby"]);
+    assert.deepEqual(mentionCandidates("o", members), ["alice", "bob", "bobby", "carol"].filter((u) => u.includes("o")).sort());
+    assert.deepEqual(mentionCandidates("a", members, true), [MENTION_ALL, "alice", "carol"]);
+    assert.deepEqual(mentionCandidates("", members, false, 2), ["alice", "bob"]);
+    assert.deepEqual(completeMention("hi @bo!", 3, 6, "bobby"), { text: "hi @bobby !", cursor: 10 });
+    assert.deepEqual(mentionSpans("hey @bob, @carol and @zed", ["bob"]), [{ text: "hey " }, { text: "@bob", mention: "bob" }, { text: ", @carol and @zed" }]);
+    assert.deepEqual(mentionSpans("@all go", [MENTION_ALL]), [{ text: "@all", mention: MENTION_ALL }, { text: " go" }]);
+    assert.deepEqual(mentionSpans("plain", undefined), [{ text: "plain" }]);
   });
 });
