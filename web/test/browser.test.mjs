@@ -1,7 +1,8 @@
 // The chat web app in real headless Chromium (Debian's /usr/bin/chromium,
 // driven by playwright-core), against a real `natter serve --dev` whose
 // embedded dist/ is what is tested: two users chat both ways, see typing
-// and presence, and one catches up on 20 messages sent while offline.
+// and presence, and one catches up on 20 messages sent while offline;
+// search finds a message and opens its conversation.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -220,6 +221,43 @@ test("blocking from a direct conversation collapses the blocked user's messages"
   await a.ctx.close();
 });
 
+test("search finds a message with its highlight and opens its conversation", { timeout: 60_000 }, async () => {
+  const [u, o] = ["sid", "sol"];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
+  await co.connect();
+  const conv = (await co.create("direct", [u])).conv;
+  await co.send(conv, { text: "meet at the <b>lighthouse</b> at noon" });
+  await co.send(conv, { text: "something else" });
+
+  const a = await signIn(u, { width: 1000, height: 700 });
+  // The index is written just behind the stream: search until it is found.
+  for (let i = 0; ; i++) {
+    await a.page.fill("#search-input", "LIGHTHOUSE");
+    await a.page.click("#search-submit");
+    await a.page.waitForSelector("#search-results .hit");
+    if ((await a.page.$$("#search-results .hit:not(.empty)")).length > 0) break;
+    assert.ok(i < 50, "the message was never found");
+    await a.page.waitForTimeout(200);
+  }
+  const hit = await a.page.$eval("#search-results .hit:not(.empty)", (li) => ({
+    conv: li.dataset.conv,
+    text: li.querySelector(".hit-text").textContent,
+    marks: [...li.querySelectorAll(".hit-text mark")].map((m) => m.textContent),
+    tags: [...li.querySelectorAll(".hit-text *")].map((e) => e.tagName),
+  }));
+  assert.equal(hit.conv, conv);
+  assert.equal(hit.text, "meet at the <b>lighthouse</b> at noon");
+  assert.deepEqual(hit.marks, ["lighthouse"]);
+  assert.deepEqual(hit.tags, ["MARK"], "only <mark> elements from a highlight");
+  await a.page.screenshot({ path: join(artifacts, "search.png") });
+  await a.page.click("#search-results .hit");
+  await waitForText(a.page, "meet at the <b>lighthouse</b> at noon");
+  co.close();
+  await a.ctx.close();
+});
+
 test("the app refreshes its dev token before it expires and stays connected", { timeout: 60_000 }, async () => {
   // Tokens live 3 s and the server allows no clock skew: without a refresh
   // the connection would be closed with 4003 after at most 3 s.
@@ -330,49 +368,6 @@ test("the owner sees pending invitations and withdraws one in the app", { timeou
   await p.ctx.close();
 });
 
-test("attach: a file goes up from the app, an image shows as its thumbnail", { timeout: 60_000 }, async () => {
-  const [u, o] = ["gail", "hal"];
-  const { NatterClient } = await import("../client/dist/natter.js");
-  const { default: WebSocket } = await import("ws");
-  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
-  await co.connect();
-  const conv = (await co.create("group", [u], "Photos")).conv;
-  // A 640x480 PNG, made by Chromium itself, sent by hal from Node.
-  const a = await signIn(u, { width: 1000, height: 700 });
-  const png = Buffer.from(
-    await a.page.evaluate(async () => {
-      const c = new OffscreenCanvas(640, 480);
-      const g = c.getContext("2d");
-      g.fillStyle = "#3a7";
-      g.fillRect(0, 0, 640, 480);
-      const b = await c.convertToBlob({ type: "image/png" });
-      return [...new Uint8Array(await b.arrayBuffer())];
-    }),
-  );
-  const id = await co.uploadFile(png, "image/png", "green.png");
-  await co.send(conv, { text: "a photo", attachments: [id] });
-  await a.page.click(".conv");
-  await waitForText(a.page, "a photo");
-  // The preview is the thumbnail (320 px wide), loaded through its signed URL under the page's CSP.
-  await a.page.waitForFunction(() => {
-    const img = document.querySelector("#messages .files img.preview");
-    return img && img.complete && img.naturalWidth === 320;
-  });
-  assert.match(await a.page.$eval("#messages .files a.file", (el) => el.href), /\/v1\/files\/att_[a-z0-9]+\?/);
-
-  // gail attaches a text file with a caption; hal receives it with a URL that serves it.
-  const got = new Promise((resolve) => co.on("message", (m) => m.conv === conv && m.sender === u && resolve(m)));
-  await a.page.fill("#composer-input", "notes attached");
-  await a.page.setInputFiles("#composer-file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("remember the milk") });
-  const m = await got;
-  assert.equal(m.body.text, "notes attached");
-  assert.equal(m.files?.[0]?.name, "notes.txt");
-  assert.equal(await (await fetch(co.fileURL(m.files[0].url))).text(), "remember the milk");
-  await waitForText(a.page, "notes attached");
-  await a.page.waitForSelector("#messages a.file:not(:has(img))");
-  await a.page.screenshot({ path: join(artifacts, "attach.png") });
-  co.close();
-  await a.ctx.close();
 test("mentions: @ autocomplete among the members, highlighted for the one mentioned", { timeout: 60_000 }, async () => {
   const owner = "ment-olga", member = "ment-pavel", other = "ment-pia";
   const { NatterClient } = await import("../client/dist/natter.js");
@@ -555,4 +550,49 @@ test("a reply quotes its message; a thread opens in the side panel", { timeout: 
   await c.page.waitForSelector("#thread-panel", { state: "hidden" });
   await c.page.screenshot({ path: join(artifacts, "threads.png") });
   for (const x of [a, b, c]) await x.ctx.close();
+});
+
+test("attach: a file goes up from the app, an image shows as its thumbnail", { timeout: 60_000 }, async () => {
+  const [u, o] = ["gail", "hal"];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
+  await co.connect();
+  const conv = (await co.create("group", [u], "Photos")).conv;
+  // A 640x480 PNG, made by Chromium itself, sent by hal from Node.
+  const a = await signIn(u, { width: 1000, height: 700 });
+  const png = Buffer.from(
+    await a.page.evaluate(async () => {
+      const c = new OffscreenCanvas(640, 480);
+      const g = c.getContext("2d");
+      g.fillStyle = "#3a7";
+      g.fillRect(0, 0, 640, 480);
+      const b = await c.convertToBlob({ type: "image/png" });
+      return [...new Uint8Array(await b.arrayBuffer())];
+    }),
+  );
+  const id = await co.uploadFile(png, "image/png", "green.png");
+  await co.send(conv, { text: "a photo", attachments: [id] });
+  await a.page.click(".conv");
+  await waitForText(a.page, "a photo");
+  // The preview is the thumbnail (320 px wide), loaded through its signed URL under the page's CSP.
+  await a.page.waitForFunction(() => {
+    const img = document.querySelector("#messages .files img.preview");
+    return img && img.complete && img.naturalWidth === 320;
+  });
+  assert.match(await a.page.$eval("#messages .files a.file", (el) => el.href), /\/v1\/files\/att_[a-z0-9]+\?/);
+
+  // gail attaches a text file with a caption; hal receives it with a URL that serves it.
+  const got = new Promise((resolve) => co.on("message", (m) => m.conv === conv && m.sender === u && resolve(m)));
+  await a.page.fill("#composer-input", "notes attached");
+  await a.page.setInputFiles("#composer-file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("remember the milk") });
+  const m = await got;
+  assert.equal(m.body.text, "notes attached");
+  assert.equal(m.files?.[0]?.name, "notes.txt");
+  assert.equal(await (await fetch(co.fileURL(m.files[0].url))).text(), "remember the milk");
+  await waitForText(a.page, "notes attached");
+  await a.page.waitForSelector("#messages a.file:not(:has(img))");
+  await a.page.screenshot({ path: join(artifacts, "attach.png") });
+  co.close();
+  await a.ctx.close();
 });
