@@ -7,6 +7,7 @@ import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client
 import { attachButton, drawFiles, sendFile } from "./attach.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
+import { searchPanel } from "./search.js";
 import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 
@@ -509,6 +510,15 @@ function buildShell(): void {
           h("input", { id: "new-title", placeholder: "group title" }),
           h("button", { id: "new-submit", type: "submit" }, "Create"),
         ),
+        searchPanel({
+          search: (q, opts) => client.search(q, opts),
+          title: (conv) => {
+            const cs = state.convs.get(conv);
+            return cs ? convTitle(cs.c) : conv;
+          },
+          open: (conv) => void openConv(conv),
+          time,
+        }),
         h("ul", { id: "convs", class: "convs" }),
         h(
           "label",

@@ -6,6 +6,8 @@ import type {
   Ack,
   AddPolicy,
   BlockedFrame,
+  SearchOptions,
+  SearchResults,
   Body,
   Conversation,
   ConversationPush,
@@ -971,6 +973,20 @@ export class NatterClient {
   /** The users this user blocked, sorted. */
   async blocked(): Promise<string[]> {
     return (await this.request<BlockedFrame>({ type: "blocked" })).users;
+  }
+
+  /**
+   * Full-text search of the user's messages: every word of `query` must
+   * match (case folded), newest first, only in conversations the user is a
+   * member of now. Hits carry HTML highlights; pass `cursor` back in
+   * `opts` for the next page.
+   */
+  async search(query: string, opts: SearchOptions = {}): Promise<SearchResults> {
+    const frame: Record<string, unknown> & { type: string } = { type: "search", query };
+    if (opts.conv) frame.conv = opts.conv;
+    if (opts.cursor) frame.cursor = opts.cursor;
+    if (opts.limit) frame.limit = opts.limit;
+    return this.request<SearchResults>(frame);
   }
 
   /** Presence of users the user shares a conversation with. */

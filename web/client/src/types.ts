@@ -234,6 +234,34 @@ export interface BlockedFrame {
   id?: string;
   users: string[];
 }
+/** One message a search found. */
+export interface SearchHit {
+  conv: string;
+  seq: number;
+  sender: string;
+  ts: string;
+  /**
+   * Fragments of the message's text as HTML: the matched words in
+   * <mark>…</mark>, everything else escaped. Safe to insert as HTML.
+   */
+  highlights: string[];
+}
+/** The answer to `search`: hits newest first; `cursor` fetches the next page. */
+export interface SearchResults {
+  type: "search_results";
+  id?: string;
+  hits: SearchHit[];
+  cursor?: string;
+}
+/** Narrows a search. */
+export interface SearchOptions {
+  /** Only this conversation (the user must be a member). */
+  conv?: string;
+  /** The `cursor` of a previous page. */
+  cursor?: string;
+  /** The most hits (the server caps it at 100, default 20). */
+  limit?: number;
+}
 /**
  * The gateway may have lost pushes for this user (its NATS connection
  * reconnected, or it fell behind): sync every conversation, or conv only.
@@ -284,4 +312,5 @@ export type ServerFrame =
   | ResyncPush
   | BlockedFrame
   | { type: "banned"; id?: string; conv: string; users: string[] }
+  | SearchResults
   | ErrorFrame;

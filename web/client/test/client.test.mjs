@@ -328,6 +328,36 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     c.close();
   });
 
+  test("search finds the user's messages with highlights, pages by cursor, refuses a non-member", async () => {
+    const [a, b, m] = [uid("sa"), uid("sb"), uid("sm")];
+    const ca = client(a);
+    const cm = client(m);
+    await Promise.all([ca.connect(), cm.connect()]);
+    const conv = (await ca.create("direct", [b])).conv;
+    const seqs = [];
+    for (const text of ["a <b>lighthouse</b> & more", "second lighthouse", "no match here", "third Lighthouse"]) {
+      seqs.push((await ca.send(conv, { text })).seq);
+    }
+    // The index is written just behind the stream.
+    let res;
+    for (let i = 0; i < 200; i++) {
+      res = await ca.search("lighthouse", { limit: 2 });
+      if (res.hits.length === 2 && res.cursor) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(res.hits.map((h) => h.seq), [seqs[3], seqs[1]]);
+    assert.equal(res.hits[0].conv, conv);
+    assert.equal(res.hits[0].sender, a);
+    assert.deepEqual(res.hits[0].highlights, ["third <mark>Lighthouse</mark>"]);
+    const older = await ca.search("lighthouse", { limit: 2, cursor: res.cursor, conv });
+    assert.deepEqual(older.hits.map((h) => h.seq), [seqs[0]]);
+    assert.equal(older.cursor, undefined);
+    assert.equal(older.hits[0].highlights[0], "a &lt;b&gt;<mark>lighthouse</mark>&lt;/b&gt; &amp; more");
+    assert.deepEqual((await cm.search("lighthouse")).hits, []);
+    await assert.rejects(cm.search("lighthouse", { conv }), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(ca.search("  "), (e) => e instanceof NatterError && e.code === "bad_request");
+  });
+
   test("replies carry the server's quote; threads page and count on their root", async () => {
     const [a, b] = [uid("ra"), uid("rb")];
     const ca = client(a);
