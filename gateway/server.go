@@ -219,6 +219,9 @@ type Deps struct {
 	// (inbox.go); without it conversations are listed by id and read
 	// from history one by one.
 	Inbox Inbox
+	// Attachments, optional, keeps the files messages reference
+	// (attach.go); without it upload is refused.
+	Attachments Attachments
 	// Searcher, optional, answers search (search.go); without it search
 	// is answered unavailable.
 	Searcher Searcher
@@ -240,6 +243,7 @@ type Server struct {
 	groups   Groups
 	metrics  Metrics
 	tracer   trace.Tracer // nil: tracing is off
+	attach   Attachments  // nil: no attachments
 	searcher Searcher     // nil: search is off
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
@@ -279,7 +283,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, groups: d.Groups, metrics: d.Metrics,
-		tracer: d.Tracer, inbox: d.Inbox, searcher: d.Searcher,
+		tracer: d.Tracer, inbox: d.Inbox, attach: d.Attachments, searcher: d.Searcher,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

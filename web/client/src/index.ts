@@ -2,5 +2,6 @@
 export * from "./types.js";
 export * from "./client.js";
 export * from "./inbox.js";
+export * from "./attach.js";
 export * from "./mentions.js";
 export * from "./group.js";
