@@ -50,6 +50,13 @@ var layers = map[string][]string{
 	// The operator's tools read what the domain packages keep, through
 	// them.
 	"admin": {"conversation", "history", "presence", "pushnotify", "protocol", "nats/schema"},
+
+	// Search applies edits by history's one rule (history.Apply); its
+	// backends know only its interface.
+	"search":            {"history", "protocol", "nats/schema"},
+	"search/bleveindex": {"search"},
+	"search/searchtest": {"search"}, // test support
+
 	// Wiring.
 	"app":                    {"*"},
 	"cmd/natter":             {"*"},
@@ -71,7 +78,7 @@ var layers = map[string][]string{
 
 // testSupport are packages that exist for tests: production code must not
 // import them.
-var testSupport = []string{"nats/natstest", "history/storetest", "history/scyllastore/scyllatest", "pushnotify/pushtest", "internal/testbin"}
+var testSupport = []string{"nats/natstest", "history/storetest", "search/searchtest", "history/scyllastore/scyllatest", "pushnotify/pushtest", "internal/testbin"}
 
 // TestImportLayers fails when a package imports one of the module's
 // packages its layer does not allow, or when production code imports a

@@ -38,6 +38,7 @@ import (
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/pushnotify"
+	"github.com/natter-chat/natter/search"
 	"github.com/natter-chat/natter/web"
 )
 
@@ -93,6 +94,8 @@ type Config struct {
 	Tracing TracingConfig
 	// Events tunes the events role (events for bots, webhooks).
 	Events EventsConfig
+	// Search locates the search index of the indexer role.
+	Search SearchConfig
 	// GatewayID names this gateway in presence keys; random by default.
 	GatewayID string
 	// Web serves the chat web app (package web) at "/".
@@ -150,6 +153,7 @@ type App struct {
 	closeTP    func(context.Context) error // nil when the caller owns tp
 	gateway    *gateway.Server
 	push       *pushnotify.Dispatcher
+	indexer    *search.Indexer
 	parts      []*part // started parts, in start order
 	http       *http.Server
 	listener   net.Listener

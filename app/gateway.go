@@ -17,6 +17,7 @@ import (
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/pushnotify"
+	"github.com/natter-chat/natter/search"
 )
 
 // startGateway builds the WebSocket gateway on a NATS connection of its
@@ -106,6 +107,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 		Groups:      gatewayGroups{convs},
 		Metrics:     a.gatewayMetrics(),
 		Tracer:      tracer(a.tp, "gateway"),
+		Searcher:    gatewaySearch{search.NewRemote(gwNC, 10*time.Second)},
 	})
 	if err != nil {
 		return nil, nil, err

@@ -52,7 +52,8 @@ func (a *App) natsRoles() []string {
 		on   bool
 		role string
 	}{{r.Gateway, schema.RoleGateway}, {r.History, schema.RoleHistory}, {r.Presence, schema.RolePresence},
-		{r.Push && a.cfg.Push.Configured(), schema.RolePush}, {r.Events, schema.RoleEvents}} {
+		{r.Push && a.cfg.Push.Configured(), schema.RolePush}, {r.Events, schema.RoleEvents},
+		{r.Indexer && a.cfg.Search.Configured(), schema.RoleIndexer}} {
 		if x.on {
 			roles = append(roles, x.role)
 		}

@@ -23,10 +23,14 @@ type Roles struct {
 	// services with a webhook (one per cluster is enough; more share the
 	// writer's pinned consumer).
 	Events bool
+	// Indexer keeps the search index and serves the search API
+	// (chat.api.search); it starts only when Config.Search names an
+	// index. With the embedded index, one per cluster.
+	Indexer bool
 }
 
 // AllRoles is what natter serve runs.
-var AllRoles = Roles{Gateway: true, Presence: true, History: true, Push: true, Events: true}
+var AllRoles = Roles{Gateway: true, Presence: true, History: true, Push: true, Events: true, Indexer: true}
 
 // role is one row of the table: whether it runs here and how it starts.
 type role struct {
@@ -51,6 +55,7 @@ func (a *App) roles() []role {
 		{"history", r.History, a.startHistory},
 		{"pushnotify", r.Push, a.startPush},
 		{"events", r.Events, a.startEvents},
+		{"indexer", r.Indexer, a.startIndexer},
 		{"pprof", a.cfg.Pprof != "", a.startPprof},
 	}
 }

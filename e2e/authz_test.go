@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +70,9 @@ var convRequests = map[string]func(conv string) map[string]any{
 	},
 	protocol.TypeUnban:  func(c string) map[string]any { return map[string]any{"type": "unban", "conv": c, "user": "zed"} },
 	protocol.TypeBanned: func(c string) map[string]any { return map[string]any{"type": "banned", "conv": c} },
+	protocol.TypeSearch: func(c string) map[string]any {
+		return map[string]any{"type": "search", "conv": c, "query": "first"}
+	},
 }
 
 // plainRequests are the types about no single conversation, with the
@@ -134,6 +138,8 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
+	case protocol.TypeSearch:
+		return protocol.TypeSearchResults
 	case protocol.TypeAccept:
 		return protocol.TypeConversation
 	case protocol.TypeDecline:
@@ -158,6 +164,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// Every case adds bob and carol to a fresh group: the hourly add
 		// bound (TestAddedTooOften) is lifted too.
 		c.Gateway.MaxAddedPerHour = 10_000
+		c.Search.Dir = filepath.Join(t.TempDir(), "search")
 	})
 	users := map[string]*client.Client{}
 	for _, u := range []string{"alice", "erin", "bob", "carol", "dave", "mallory"} {

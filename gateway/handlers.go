@@ -89,6 +89,8 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.unban(ctx, req)
 	case protocol.TypeBanned:
 		resp, err = sess.banned(ctx, req)
+	case protocol.TypeSearch:
+		resp, err = sess.search(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}

@@ -209,6 +209,9 @@ type Deps struct {
 	// Tracer, optional, records sends and pushes (tracing.go); nil, the
 	// default, records nothing and stores no trace header.
 	Tracer trace.Tracer
+	// Searcher, optional, answers search (search.go); without it search
+	// is answered unavailable.
+	Searcher Searcher
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -227,6 +230,7 @@ type Server struct {
 	groups   Groups
 	metrics  Metrics
 	tracer   trace.Tracer // nil: tracing is off
+	searcher Searcher     // nil: search is off
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
@@ -263,6 +267,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, groups: d.Groups, metrics: d.Metrics,
 		tracer:   d.Tracer,
+		searcher: d.Searcher,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

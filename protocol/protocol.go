@@ -124,6 +124,9 @@ type Request struct {
 	Ban bool `json:"ban,omitempty"`
 	// Level is the mute level of mute.
 	Level string `json:"level,omitempty"`
+	// Query and Cursor are search's (search.go).
+	Query  string `json:"query,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Welcome answers hello (or a valid Authorization header).

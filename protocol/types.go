@@ -13,6 +13,7 @@ var RequestTypes = []string{
 	TypeAccept, TypeDecline, TypeHide, TypeSettings,
 	TypeBlock, TypeUnblock, TypeBlocked,
 	TypeUpdate, TypeSetRole, TypeTransfer, TypeUnban, TypeBanned,
+	TypeSearch,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one

@@ -32,6 +32,7 @@ usage:
   natter history rebuild [flags]  refill a lost or new history store from the CHAT stream
   natter pushnotify [flags] run the push notification dispatcher against an external NATS
   natter events [flags]     run the events for services (bots) and their webhooks against an external NATS
+  natter indexer [flags]    run the search indexer and search API against an external NATS (embedded index under --data/search)
   natter migrate [flags]   create or update the ScyllaDB/Cassandra history schema (--cql, --keyspace)
                            and the NATS streams, buckets and consumers (--nats-url, the operator's)
   natter service add|ls|rm|rotate  manage service identities: a NATS user per internal service, posting as its senders only (docs/services.md)
@@ -61,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return rebuildCmd(args[2:], stdout, stderr)
 	}
 	switch args[0] {
-	case "serve", "gateway", "presence", "history", "pushnotify", "events":
+	case "serve", "gateway", "presence", "history", "pushnotify", "events", "indexer":
 		return serve(args[1:], stderr, args[0])
 	case "nats":
 		return natsNode(args[1:], stderr)

@@ -31,6 +31,7 @@ var roles = map[string]app.Roles{
 	"history":    {History: true},
 	"pushnotify": {Push: true},
 	"events":     {Events: true},
+	"indexer":    {Indexer: true},
 }
 
 // gcPercentFor is the GC percent to set: 0 (leave the runtime's) when the
@@ -129,6 +130,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if cfg.Roles.History {
 		// The embedded history store lives with the history role.
 		cfg.History.Dir = filepath.Join(*dataDir, "history")
+	}
+	if cfg.Roles.Indexer {
+		// The embedded search index lives with the indexer role.
+		cfg.Search.Dir = filepath.Join(*dataDir, "search")
 	}
 	if err := cql.history(&cfg.History); err != nil {
 		return cfg, err

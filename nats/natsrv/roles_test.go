@@ -147,11 +147,11 @@ func TestRolePermissions(t *testing.T) {
 	shrunk := before
 	shrunk.MaxAge = 3 * time.Second
 	layout := schema.LayoutOf(before)
-	consumers := append([]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush, schema.ConsumerServiceEvents}, layout.FanoutConsumers()...)
+	consumers := append([]string{schema.ConsumerFanout, schema.ConsumerHistory, schema.ConsumerPush, schema.ConsumerServiceEvents, schema.ConsumerSearch}, layout.FanoutConsumers()...)
 	// The gateway also pulls every partition's fan-out consumer.
 	ownsPartitions := map[string]bool{schema.RoleGateway: true}
 	own := map[string]string{schema.RoleGateway: schema.ConsumerFanout, schema.RoleHistory: schema.ConsumerHistory, schema.RolePush: schema.ConsumerPush,
-		schema.RoleEvents: schema.ConsumerServiceEvents}
+		schema.RoleEvents: schema.ConsumerServiceEvents, schema.RoleIndexer: schema.ConsumerSearch}
 	readsMessages := map[string]bool{schema.RoleGateway: true, schema.RoleHistory: true}
 	readsTokens := map[string]bool{schema.RoleGateway: true, schema.RolePush: true}
 	writesConversations := map[string]bool{schema.RoleGateway: true}
@@ -193,7 +193,7 @@ func TestRolePermissions(t *testing.T) {
 						t.Fatalf("the %s role cannot read a conversation's last message: %v", role, err)
 					}
 				}
-				if role != natsrv.RoleService && role != natsrv.RoleHistory {
+				if role != natsrv.RoleService && role != natsrv.RoleHistory && role != schema.RoleIndexer {
 					// A reader of a bucket may watch it (KV watchers are
 					// ordered consumers on the bucket's stream).
 					kv, err := rc.js.KeyValue(ctx, schema.BucketConversations)

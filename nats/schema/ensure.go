@@ -20,7 +20,7 @@ func BucketConfigs(c Config) []jetstream.KeyValueConfig {
 
 // Consumers lists the durable consumers on the CHAT stream of layout l.
 func Consumers(l Layout) []jetstream.ConsumerConfig {
-	cs := []jetstream.ConsumerConfig{FanoutConsumer(), HistoryConsumer(), PushConsumer(), ServiceEventsWriterConsumer()}
+	cs := []jetstream.ConsumerConfig{FanoutConsumer(), HistoryConsumer(), PushConsumer(), ServiceEventsWriterConsumer(), SearchConsumer()}
 	for p := range l.Partitions {
 		cs = append(cs, FanoutPartitionConsumer(p))
 	}

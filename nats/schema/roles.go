@@ -31,10 +31,13 @@ const (
 	// RoleEvents writes the events for services (bots) and delivers the
 	// events of services with a webhook (svcevents.go).
 	RoleEvents = "events"
+	// RoleIndexer keeps the search index and serves chat.api.search
+	// (search.go).
+	RoleIndexer = "indexer"
 )
 
 // Roles lists the role users.
-var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService, RoleEvents}
+var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService, RoleEvents, RoleIndexer}
 
 // Inbox is the reply-subject prefix of role's connections: they must set
 // it (nats.CustomInboxPrefix), since a role may subscribe to its own
@@ -80,7 +83,7 @@ func accessOf(role string) (access, bool) {
 	case RoleGateway:
 		return access{
 			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard,
-				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers},
+				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers, SearchAPIWildcard},
 			// The chat service API (services/chatapi) runs with the
 			// gateway's user: requests of every service, micro discovery.
 			sub: []string{UserAllWildcard, TypingWildcard, ReadWildcard, FanoutWorkers,
@@ -131,6 +134,15 @@ func accessOf(role string) (access, bool) {
 			readOnly:         []string{BucketConversations, BucketServices},
 			consume:          []string{ConsumerServiceEvents},
 			serviceConsumers: true,
+		}, true
+	case RoleIndexer:
+		// Reads CHAT only through its consumer, in order; answers the
+		// search API (and micro discovery). It reads no bucket: the
+		// gateway checks membership before it asks.
+		return access{
+			sub:       []string{SearchAPIAll, ServiceWildcard},
+			consume:   []string{ConsumerSearch},
+			responses: true,
 		}, true
 	}
 	return access{}, false
