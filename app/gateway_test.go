@@ -14,6 +14,7 @@ import (
 	"github.com/natter-chat/natter/history/localstore"
 	"github.com/natter-chat/natter/nats/natstest"
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/pushnotify"
 )
 
@@ -137,11 +138,11 @@ func TestGatewayAdapters(t *testing.T) {
 		if list, err := devs.List(ctx, "alice"); err != nil || len(list) != 0 {
 			t.Fatalf("after Unregister: %+v, %v", list, err)
 		}
-		if err := devs.Mute(ctx, "alice", "g1", time.Now().Add(time.Hour)); err != nil {
+		if err := devs.Mute(ctx, "alice", "g1", protocol.MuteMentions, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if muted, err := store.Muted(ctx, "alice", "g1"); err != nil || !muted {
-			t.Fatalf("Muted: %v, %v", muted, err)
+		if level, err := devs.MuteLevel(ctx, "alice", "g1"); err != nil || level != protocol.MuteMentions {
+			t.Fatalf("MuteLevel: %q, %v", level, err)
 		}
 	})
 }

@@ -211,8 +211,12 @@ func (d gatewayDevices) List(ctx context.Context, uid string) ([]gateway.Device,
 	return out, nil
 }
 
-func (d gatewayDevices) Mute(ctx context.Context, uid, conv string, until time.Time) error {
-	return d.s.Mute(ctx, uid, conv, until)
+func (d gatewayDevices) Mute(ctx context.Context, uid, conv, level string, until time.Time) error {
+	return d.s.Mute(ctx, uid, conv, level, until)
+}
+
+func (d gatewayDevices) MuteLevel(ctx context.Context, uid, conv string) (string, error) {
+	return d.s.MuteLevel(ctx, uid, conv)
 }
 
 // gatewayBlocks is the conversation store's block lists and add rings as

@@ -55,6 +55,12 @@ func (c *Client) SendKind(ctx context.Context, conv, clientID, kind string, ref 
 
 // send is SendKind, marked as a resend or not.
 func (c *Client) send(ctx context.Context, conv, clientID, kind string, ref uint64, body any, resend bool) (*protocol.Ack, error) {
+	return c.sendRequest(ctx, protocol.Request{Type: protocol.TypeSend, Conv: conv, ClientID: clientID, Kind: kind, Ref: int64(ref), Resend: resend}, body)
+}
+
+// sendRequest sends req, a send, with body and returns the ack. An empty
+// client_id gets a random UUIDv4.
+func (c *Client) sendRequest(ctx context.Context, req protocol.Request, body any) (*protocol.Ack, error) {
 	raw, ok := body.(json.RawMessage)
 	if !ok {
 		var err error
@@ -62,10 +68,10 @@ func (c *Client) send(ctx context.Context, conv, clientID, kind string, ref uint
 			return nil, fmt.Errorf("client: encode body: %w", err)
 		}
 	}
-	if clientID == "" {
-		clientID = NewClientID()
+	if req.ClientID == "" {
+		req.ClientID = NewClientID()
 	}
-	req := protocol.Request{Type: protocol.TypeSend, Conv: conv, ClientID: clientID, Kind: kind, Ref: int64(ref), Resend: resend, Body: raw}
+	req.Body = raw
 	ack := new(protocol.Ack)
 	if err := c.call(ctx, req, protocol.TypeAck, ack); err != nil {
 		return nil, err

@@ -414,6 +414,11 @@ func (s *Session) LastSeq(conv string) uint64 {
 // of a message that was stored is answered with the original seq
 // (Ack.Duplicate).
 func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*protocol.Ack, error) {
+	return s.SendWith(ctx, conv, clientID, body, SendOptions{})
+}
+
+// SendWith is Send with the options of a plain message (mentions).
+func (s *Session) SendWith(ctx context.Context, conv, clientID string, body any, opts SendOptions) (*protocol.Ack, error) {
 	if clientID == "" {
 		clientID = NewClientID()
 	}
@@ -429,12 +434,9 @@ func (s *Session) Send(ctx context.Context, conv, clientID string, body any) (*p
 			return nil, s.sendFailed(ctx, conv, clientID, err, last)
 		}
 		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		send := c.Send
-		if attempt > 0 {
-			// Marked: found over the whole de-dup window (Client.Resend).
-			send = c.Resend
-		}
-		ack, err := send(actx, conv, clientID, body)
+		// After the first attempt marked: found over the whole de-dup
+		// window (Client.Resend).
+		ack, err := c.sendWith(actx, conv, clientID, body, opts, attempt > 0)
 		cancel()
 		if err == nil {
 			return ack, nil

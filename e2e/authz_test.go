@@ -43,7 +43,7 @@ var convRequests = map[string]func(conv string) map[string]any{
 	protocol.TypeMembers: func(c string) map[string]any { return map[string]any{"type": "members", "conv": c} },
 	protocol.TypeTyping:  func(c string) map[string]any { return map[string]any{"type": "typing", "conv": c} },
 	protocol.TypeRead:    func(c string) map[string]any { return map[string]any{"type": "read", "conv": c, "seq": 1} },
-	protocol.TypeMute:    func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "until": nil} },
+	protocol.TypeMute:    func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "level": "mentions"} },
 	protocol.TypeAddMember: func(c string) map[string]any {
 		return map[string]any{"type": "add_member", "conv": c, "user": "newbie"}
 	},

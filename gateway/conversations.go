@@ -232,6 +232,9 @@ func (sess *session) conversation(ctx context.Context, conv string) (*protocol.C
 		// Not a member: what was said in it is not the user's to see.
 		return c, nil
 	}
+	if c.Mute, err = sess.muteOf(ctx, c.Conv); err != nil {
+		return nil, err
+	}
 	if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
 		return nil, err
 	}

@@ -182,7 +182,7 @@ func TestConversations(t *testing.T) {
 	}
 	for i, c := range f.Conversations[1:] {
 		want := protocol.Conversation{Conv: fmt.Sprintf("c%02d", i), Kind: protocol.ConversationDirect, MemberCount: 2,
-			Members: []string{"alice", fmt.Sprintf("u%d", i)}, LastSeq: uint64(i), Unread: uint64(i)}
+			Members: []string{"alice", fmt.Sprintf("u%d", i)}, LastSeq: uint64(i), Unread: uint64(i), Role: protocol.RoleMember}
 		if i == 3 {
 			want.LastSeq, want.ReadSeq, want.Unread = 4, 1, 2
 		}

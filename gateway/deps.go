@@ -132,7 +132,11 @@ type Devices interface {
 	Unregister(ctx context.Context, uid, deviceID, token string) error
 	// List returns uid's devices, oldest first.
 	List(ctx context.Context, uid string) ([]Device, error)
-	// Mute silences conv's notifications for uid until then; a zero or
-	// past time unmutes.
-	Mute(ctx context.Context, uid, conv string, until time.Time) error
+	// Mute sets uid's mute level of conv (protocol.MuteAll, MuteMentions
+	// or MuteNone) until then, zero for no end; MuteNone or a past time
+	// unmutes.
+	Mute(ctx context.Context, uid, conv, level string, until time.Time) error
+	// MuteLevel returns uid's mute level of conv now (protocol.MuteNone
+	// when not muted).
+	MuteLevel(ctx context.Context, uid, conv string) (string, error)
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"time"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -49,21 +48,17 @@ func (sess *session) devices(ctx context.Context, req *protocol.Request) (any, *
 	return out, nil
 }
 
-// mute silences a conversation's push notifications for the user until a
-// time; null, a missing until or a past time unmutes.
+// mute sets the user's mute level of a conversation (mentions.go decides
+// what the request means).
 func (sess *session) mute(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
 	if err := sess.checkConv(ctx, req.Conv); err != nil {
 		return nil, err
 	}
-	var until time.Time
-	if req.Until != nil {
-		t, err := time.Parse(time.RFC3339, *req.Until)
-		if err != nil {
-			return nil, protocol.Errorf(protocol.CodeBadRequest, "until must be an RFC 3339 time or null")
-		}
-		until = t
+	level, until, perr := muteRequest(req)
+	if perr != nil {
+		return nil, perr
 	}
-	if err := sess.srv.devices.Mute(ctx, sess.user, req.Conv, until); err != nil {
+	if err := sess.srv.devices.Mute(ctx, sess.user, req.Conv, level, until); err != nil {
 		return nil, sess.fail(err)
 	}
 	return &protocol.OK{Type: protocol.TypeOK, ID: req.ID}, nil

@@ -59,12 +59,12 @@ func TestMute(t *testing.T) {
 	str := func(s string) *string { return &s }
 
 	mustDo(t, alice, mute("g1", str("2026-05-06T07:08:09+02:00")), nil)
-	if got, _ := h.devices.mute("alice", "g1"); !got.Equal(time.Date(2026, 5, 6, 5, 8, 9, 0, time.UTC)) {
-		t.Fatalf("muted until %v", got)
+	if got, _ := h.devices.mute("alice", "g1"); got.level != protocol.MuteAll || !got.until.Equal(time.Date(2026, 5, 6, 5, 8, 9, 0, time.UTC)) {
+		t.Fatalf("muted %+v; want level all until 05:08:09Z", got)
 	}
 	mustDo(t, alice, mute("g1", nil), nil)
-	if got, ok := h.devices.mute("alice", "g1"); !ok || !got.IsZero() {
-		t.Fatalf("unmute stored %v, %v; want the zero time", got, ok)
+	if got, ok := h.devices.mute("alice", "g1"); !ok || got.level != protocol.MuteNone || !got.until.IsZero() {
+		t.Fatalf("unmute stored %+v, %v; want level none and the zero time", got, ok)
 	}
 	wantCode(t, do(t, alice, mute("g1", str("tomorrow")), nil), protocol.CodeBadRequest, "RFC 3339")
 	wantCode(t, do(t, alice, mute("g2", nil), nil), protocol.CodeForbidden, "")

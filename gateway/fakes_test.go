@@ -379,8 +379,13 @@ func (f *fakePresence) set(uid string, st PresenceState) {
 type fakeDevices struct {
 	mu      sync.Mutex
 	devices map[string][]fakeDevice
-	mutes   map[string]time.Time // uid/conv -> until
+	mutes   map[string]fakeMute // uid/conv -> level and until
 	now     time.Time
+}
+
+type fakeMute struct {
+	level string
+	until time.Time
 }
 
 type fakeDevice struct {
@@ -389,7 +394,7 @@ type fakeDevice struct {
 }
 
 func newFakeDevices() *fakeDevices {
-	return &fakeDevices{devices: map[string][]fakeDevice{}, mutes: map[string]time.Time{}, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	return &fakeDevices{devices: map[string][]fakeDevice{}, mutes: map[string]fakeMute{}, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
 func (f *fakeDevices) Register(_ context.Context, uid, platform, token string) (Device, error) {
@@ -427,18 +432,27 @@ func (f *fakeDevices) List(_ context.Context, uid string) ([]Device, error) {
 	return out, nil
 }
 
-func (f *fakeDevices) Mute(_ context.Context, uid, conv string, until time.Time) error {
+func (f *fakeDevices) Mute(_ context.Context, uid, conv, level string, until time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.mutes[uid+"/"+conv] = until
+	f.mutes[uid+"/"+conv] = fakeMute{level, until}
 	return nil
 }
 
-func (f *fakeDevices) mute(uid, conv string) (time.Time, bool) {
+// MuteLevel is the level stored last, MuteNone when that ended.
+func (f *fakeDevices) MuteLevel(_ context.Context, uid, conv string) (string, error) {
+	m, _ := f.mute(uid, conv)
+	if m.level == "" || m.level == protocol.MuteNone || !m.until.IsZero() && !m.until.After(f.now) {
+		return protocol.MuteNone, nil
+	}
+	return m.level, nil
+}
+
+func (f *fakeDevices) mute(uid, conv string) (fakeMute, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t, ok := f.mutes[uid+"/"+conv]
-	return t, ok
+	m, ok := f.mutes[uid+"/"+conv]
+	return m, ok
 }
 
 var (

@@ -53,6 +53,9 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 	if perr != nil {
 		return nil, perr
 	}
+	if env.Mentions, perr = sess.checkMentions(ctx, req); perr != nil {
+		return nil, perr
+	}
 	if env.Kind != protocol.KindMessage {
 		target, err := sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
 		if errors.Is(err, ErrNotFound) || (err == nil && target.Kind != protocol.KindMessage) {

@@ -158,6 +158,9 @@ type Conversation struct {
 	// Invited lists the users invited to a group who have not accepted
 	// (when there are at most as many as members inline).
 	Invited []string `json:"invited,omitempty"`
+	// Mute is the user's mute level of it (MuteAll or MuteMentions),
+	// omitted when not muted (mentions.go).
+	Mute string `json:"mute,omitempty"`
 	// Topic, Avatar and ReadOnly are a group's settings (update); Admins
 	// its admins, sorted (the owner is Owner); Role the viewer's role
 	// (RoleOwner, RoleAdmin or RoleMember), absent for one who is not a

@@ -33,7 +33,7 @@ func (d *Dispatcher) request(ctx context.Context, conv string, seq uint64, data 
 		return false
 	}
 	for _, u := range doc.Pending {
-		skip, err := d.skip(ctx, u, conv, ev.By)
+		skip, err := d.skip(ctx, u, conv, ev.By, false)
 		if err != nil {
 			d.cfg.Logger.Warn("pushnotify cannot check a recipient, will retry", "user", u, "conv", conv, "seq", seq, "err", err)
 			return false

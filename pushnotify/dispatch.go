@@ -278,7 +278,7 @@ func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data 
 			// is opened (request), not per message.
 			continue
 		}
-		skip, err := d.skip(ctx, u, conv, env.Sender)
+		skip, err := d.skip(ctx, u, conv, env.Sender, protocol.Mentions(env.Mentions, u))
 		if err != nil {
 			d.cfg.Logger.Warn("pushnotify cannot check a recipient, will retry", "user", u, "conv", conv, "seq", seq, "err", err)
 			return false
@@ -309,8 +309,9 @@ func (d *Dispatcher) queue(p *pending, m Message) bool {
 	return true
 }
 
-// skip reports whether uid is online, has muted conv or blocked sender.
-func (d *Dispatcher) skip(ctx context.Context, uid, conv, sender string) (bool, error) {
+// skip reports whether uid is online, has muted conv (at level mentions:
+// and is not mentioned) or blocked sender.
+func (d *Dispatcher) skip(ctx context.Context, uid, conv, sender string, mentioned bool) (bool, error) {
 	st, err := presence.Get(ctx, d.deps.Presence, uid)
 	if err != nil {
 		return false, err
@@ -318,9 +319,12 @@ func (d *Dispatcher) skip(ctx context.Context, uid, conv, sender string) (bool, 
 	if st.Online {
 		return true, nil
 	}
-	muted, err := d.deps.Devices.Muted(ctx, uid, conv)
-	if err != nil || muted {
-		return muted, err
+	level, err := d.deps.Devices.MuteLevel(ctx, uid, conv)
+	if err != nil {
+		return false, err
+	}
+	if level == protocol.MuteAll || level == protocol.MuteMentions && !mentioned {
+		return true, nil
 	}
 	return d.deps.Blocks.HasBlocked(ctx, uid, sender)
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/protocol"
 )
 
 // ErrTooLarge is returned by Register for a token over MaxTokenBytes.
@@ -169,40 +171,58 @@ func (s *Store) Remove(ctx context.Context, uid string, match func(Device) bool)
 	return n, err
 }
 
-// muteValue is the value of m.<uid>.<conv>.
+// muteValue is the value of m.<uid>.<conv>. A value written before mute
+// levels has no level: it silences everything (protocol.MuteAll).
 type muteValue struct {
-	Until time.Time `json:"until"`
+	Level string     `json:"level,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
 }
 
-// Mute silences conv for uid until the given time; a zero or past until
-// unmutes.
-func (s *Store) Mute(ctx context.Context, uid, conv string, until time.Time) error {
+// Mute sets uid's mute level of conv (protocol.MuteAll, MuteMentions or
+// MuteNone) until the given time, zero for no end. MuteNone, or an until
+// that is not in the future, unmutes.
+func (s *Store) Mute(ctx context.Context, uid, conv, level string, until time.Time) error {
 	key := muteKey(uid, conv)
-	if until.IsZero() || !until.After(s.now()) {
+	if level == protocol.MuteNone || !until.IsZero() && !until.After(s.now()) {
 		if err := s.kv.Delete(ctx, key); err != nil && !isNotFound(err) {
 			return fmt.Errorf("pushnotify: unmute: %w", err)
 		}
 		return nil
 	}
-	val, _ := json.Marshal(muteValue{Until: until.UTC()})
+	v := muteValue{Level: level}
+	if !until.IsZero() {
+		u := until.UTC()
+		v.Until = &u
+	}
+	val, _ := json.Marshal(v)
 	if _, err := s.kv.Put(ctx, key, val); err != nil {
 		return fmt.Errorf("pushnotify: mute: %w", err)
 	}
 	return nil
 }
 
-// Muted reports whether conv is muted for uid now.
-func (s *Store) Muted(ctx context.Context, uid, conv string) (bool, error) {
+// MuteLevel returns uid's mute level of conv now: protocol.MuteAll,
+// MuteMentions, or MuteNone when it is not muted (or the mute ended).
+func (s *Store) MuteLevel(ctx context.Context, uid, conv string) (string, error) {
 	e, err := s.kv.Get(ctx, muteKey(uid, conv))
 	if isNotFound(err) {
-		return false, nil
+		return protocol.MuteNone, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("pushnotify: mute of %s in %s: %w", uid, conv, err)
+		return "", fmt.Errorf("pushnotify: mute of %s in %s: %w", uid, conv, err)
 	}
 	var m muteValue
 	if err := json.Unmarshal(e.Value(), &m); err != nil {
-		return false, nil // an unreadable mute does not silence anyone
+		return protocol.MuteNone, nil // an unreadable mute does not silence anyone
 	}
-	return m.Until.After(s.now()), nil
+	if m.Until != nil && !m.Until.After(s.now()) {
+		return protocol.MuteNone, nil
+	}
+	switch m.Level {
+	case "":
+		return protocol.MuteAll, nil
+	case protocol.MuteAll, protocol.MuteMentions:
+		return m.Level, nil
+	}
+	return protocol.MuteNone, nil
 }

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/natter-chat/natter/nats/natstest"
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/pushnotify"
 )
 
@@ -33,5 +35,60 @@ func TestStoreFitsBucketLimit(t *testing.T) {
 	}
 	if _, err := kv.Put(t.Context(), "d.mallory", make([]byte, schema.PushMaxValue+1)); err == nil {
 		t.Fatal("the bucket took a value over PushMaxValue")
+	}
+}
+
+// Mute levels, their end, and mutes stored before levels existed (a bare
+// until, which silenced everything).
+func TestStoreMuteLevels(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s)
+	kv, err := js.CreateKeyValue(t.Context(), schema.PushBucket(schema.Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	store := pushnotify.NewStore(pushnotify.StoreConfig{Now: func() time.Time { return now }}, kv)
+	ctx := t.Context()
+	level := func() string {
+		t.Helper()
+		l, err := store.MuteLevel(ctx, "alice", "g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if got := level(); got != protocol.MuteNone {
+		t.Fatalf("never muted: %q", got)
+	}
+	for _, tc := range []struct {
+		level string
+		until time.Time
+		want  string
+	}{
+		{protocol.MuteMentions, time.Time{}, protocol.MuteMentions},
+		{protocol.MuteAll, now.Add(time.Minute), protocol.MuteAll},
+		{protocol.MuteNone, time.Time{}, protocol.MuteNone},
+		{protocol.MuteMentions, now.Add(-time.Minute), protocol.MuteNone},
+	} {
+		if err := store.Mute(ctx, "alice", "g1", tc.level, tc.until); err != nil {
+			t.Fatal(err)
+		}
+		if got := level(); got != tc.want {
+			t.Fatalf("Mute(%s, %v): level %q, want %q", tc.level, tc.until, got, tc.want)
+		}
+	}
+	if err := store.Mute(ctx, "alice", "g1", protocol.MuteMentions, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute)
+	if got := level(); got != protocol.MuteNone {
+		t.Fatalf("after its end: %q", got)
+	}
+	if _, err := kv.Put(ctx, "m.alice.g1", []byte(`{"until":"2026-03-04T06:00:00Z"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := level(); got != protocol.MuteAll {
+		t.Fatalf("a mute stored before levels: %q, want all", got)
 	}
 }

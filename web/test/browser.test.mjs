@@ -330,6 +330,68 @@ test("the owner sees pending invitations and withdraws one in the app", { timeou
   await p.ctx.close();
 });
 
+test("mentions: @ autocomplete among the members, highlighted for the one mentioned", { timeout: 60_000 }, async () => {
+  const owner = "ment-olga", member = "ment-pavel", other = "ment-pia";
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const pia = new NatterClient({ url: srv.wsURL, token: srv.token(other), WebSocket });
+  await pia.connect();
+  const got = [];
+  pia.on("message", (m) => got.push(m));
+
+  const o = await signIn(owner, { width: 1000, height: 700 });
+  const p = await signIn(member, { width: 1000, height: 700 });
+  await o.page.click("#new-toggle");
+  await o.page.selectOption("#new-kind", "group");
+  await o.page.fill("#new-title", "Mentions");
+  await o.page.fill("#new-members", `${member} ${other}`);
+  await o.page.click("#new-submit");
+  await o.page.waitForSelector("#chat-title");
+
+  // "@p" offers the two members starting with p (not the owner herself);
+  // "@all" is offered to her, the owner, once what she typed fits it.
+  await o.page.type("#composer-input", "lunch @p");
+  await o.page.waitForSelector("#mention-list li");
+  assert.deepEqual(await o.page.$$eval("#mention-list li", (els) => els.map((e) => e.dataset.user)), [member, other]);
+  await o.page.press("#composer-input", "ArrowDown");
+  await o.page.press("#composer-input", "Enter"); // picks, does not send
+  assert.equal(await o.page.inputValue("#composer-input"), `lunch @${other} `);
+  assert.ok(await o.page.$eval("#mention-list", (e) => e.classList.contains("hidden")));
+  await o.page.type("#composer-input", "and @a");
+  await o.page.waitForSelector('#mention-list li[data-user="@all"]');
+  await o.page.press("#composer-input", "Escape");
+  await o.page.type("#composer-input", "ll?");
+  await o.page.press("#composer-input", "Enter");
+  const text = `lunch @${other} and @all?`;
+  await waitForText(o.page, text);
+
+  // The message carries the mentions; pia's app-less client sees them.
+  const deadline = Date.now() + 10_000;
+  while (!got.some((m) => m.body.text === text)) {
+    assert.ok(Date.now() < deadline, "no mention pushed");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(got.find((m) => m.body.text === text).mentions, [other, "@all"]);
+
+  // Pavel is mentioned through @all: the message is highlighted for him,
+  // @all stands out, and @ment-pia is a mention but not of him.
+  await p.page.click(`.conv[data-conv]`);
+  await waitForText(p.page, text);
+  const msg = `#messages .msg[data-sender="${owner}"]`;
+  assert.ok(await p.page.$eval(msg, (e) => e.classList.contains("mentions-me")));
+  assert.deepEqual(
+    await p.page.$$eval(`${msg} .mention`, (els) => els.map((e) => [e.textContent, e.classList.contains("me")])),
+    [[`@${other}`, false], ["@all", true]],
+  );
+  // A message without a mention of him is not highlighted.
+  await pia.send((await pia.conversations())[0].conv, { text: "no mentions here" });
+  await waitForText(p.page, "no mentions here");
+  assert.equal(await p.page.$eval(`#messages .msg[data-sender="${other}"]`, (e) => e.classList.contains("mentions-me")), false);
+  pia.close();
+  await o.ctx.close();
+  await p.ctx.close();
+});
+
 test("group settings in the app: rename, read-only, roles, moderator delete, ban", { timeout: 90_000 }, async () => {
   const stamp = Date.now().toString(36);
   const [owner, member] = ["carol" + stamp, "dan" + stamp];

@@ -6,6 +6,7 @@ import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/in
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
+import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -131,6 +132,7 @@ function signOut(): void {
 function start(token: string): void {
   state.me = tokenUser(token);
   buildShell();
+  attachMentionComplete($<HTMLInputElement>("#composer-input"), $("#mention-list"), () => state.convs.get(state.open)?.c, () => state.me);
   const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/ws`;
   const devUser = sessionStorage.getItem(DEV_USER_KEY);
   const refreshToken = devUser
@@ -405,7 +407,9 @@ function submitComposer(ev: Event): void {
     state.editing = null;
     client.edit(conv, seq, { text }).catch(() => {});
   } else {
-    client.send(conv, { text }, { clientId: newClientId() }).catch(() => {});
+    const cs = state.convs.get(conv);
+    const mentions = cs ? mentionsOf(text, cs.c, state.me) : [];
+    client.send(conv, { text }, { clientId: newClientId(), mentions }).catch(() => {});
   }
   render();
 }
@@ -508,6 +512,7 @@ function buildShell(): void {
         h(
           "form",
           { id: "composer", class: "composer", onsubmit: submitComposer },
+          h("ul", { id: "mention-list", class: "mention-list hidden" }),
           h("input", { id: "composer-input", autocomplete: "off", placeholder: "Message", oninput: onComposerInput }),
           h("button", { id: "composer-send", type: "submit" }, "Send"),
         ),
@@ -679,9 +684,9 @@ function drawMessages(cs: ConvState, members: string[]): void {
     nodes.push(
       h(
         "div",
-        { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
+        { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}${!isDeleted && mentionsMe(m, state.me) ? " mentions-me" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
-        h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? (deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted") : text)),
+        h("div", { class: "bubble" }, h("span", { class: "text" }, ...(isDeleted ? [deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted"] : mentionNodes(text, m, state.me)))),
         h(
           "div",
           { class: "meta" },

@@ -26,6 +26,7 @@ import type {
   TypingPush,
   Welcome,
 } from "./types.js";
+import type { MuteLevel } from "./mentions.js";
 import type { BannedFrame, GroupUpdate } from "./group.js";
 
 /** The part of the WebSocket API the client uses (browsers' and the `ws` package's both fit). */
@@ -49,6 +50,8 @@ export interface OutboxEntry {
   body: Body;
   kind?: MessageKind;
   ref?: number;
+  /** The members a plain message mentions, or "@all". */
+  mentions?: string[];
   /** When the entry was first queued, ms since the epoch. */
   queued_at: number;
 }
@@ -951,10 +954,11 @@ export class NatterClient {
    * after a reconnect or a retryable error (the server de-duplicates), and
    * rejects only for a permanent error or close().
    */
-  send(conv: string, body: Body, opts: { kind?: MessageKind; ref?: number; clientId?: string } = {}): Promise<Ack> {
+  send(conv: string, body: Body, opts: { kind?: MessageKind; ref?: number; clientId?: string; mentions?: string[] } = {}): Promise<Ack> {
     const entry: OutboxEntry = { conv, client_id: opts.clientId ?? newClientId(), body, queued_at: Date.now() };
     if (opts.kind) entry.kind = opts.kind;
     if (opts.ref !== undefined) entry.ref = opts.ref;
+    if (opts.mentions?.length) entry.mentions = opts.mentions;
     const key = conv + "\n" + entry.client_id;
     return new Promise<Ack>((resolve, reject) => {
       let o = this.outgoing.get(key);
@@ -971,6 +975,18 @@ export class NatterClient {
       o.waiters.push({ resolve, reject });
       if (!this.resuming) this.transmit(o);
     });
+  }
+
+  /**
+   * Sets the user's mute level of conv's push notifications: "all" (none),
+   * "mentions" (only messages mentioning the user or "@all") or "none"
+   * (unmuted); until (a Date) ends it then, without it the level holds
+   * until changed.
+   */
+  async mute(conv: string, level: MuteLevel, until?: Date): Promise<void> {
+    const f: Record<string, unknown> & { type: string } = { type: "mute", conv, level };
+    if (until) f.until = until.toISOString();
+    await this.request({ ...f });
   }
 
   /** Edits one of the user's messages: a send of kind "edit". */
@@ -1043,6 +1059,7 @@ export class NatterClient {
     const f: Record<string, unknown> & { type: string } = { type: "send", conv: e.conv, client_id: e.client_id, body: e.body };
     if (e.kind) f.kind = e.kind;
     if (e.ref !== undefined) f.ref = e.ref;
+    if (e.mentions?.length) f.mentions = e.mentions;
     if (o.sent) f.resend = true;
     o.sent = true;
     this.request<Ack>(f).then(

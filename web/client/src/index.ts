@@ -1,4 +1,5 @@
 // Natter's TypeScript client: an ES module with no runtime dependencies.
 export * from "./types.js";
 export * from "./client.js";
+export * from "./mentions.js";
 export * from "./group.js";

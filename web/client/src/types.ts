@@ -21,6 +21,8 @@ export interface Message {
   ts: string;
   kind?: StoredKind;
   ref?: number;
+  /** The user ids the message mentions, or "@all" (see mentions.ts). */
+  mentions?: string[];
   body: Body;
   /**
    * The seq of the item before this one in the conversation (0 for the
@@ -55,6 +57,8 @@ export interface Conversation {
    * changes; a `member` push "added" takes that user off it.
    */
   invited?: string[];
+  /** The user's mute level of it (`conversations` reply); absent when not muted. */
+  mute?: "all" | "mentions";
   /** A group's topic and avatar (an https URL), absent when unset. */
   topic?: string;
   avatar?: string;

@@ -699,3 +699,66 @@ describe("token expiry", { timeout: 60_000 }, () => {
     assert.equal(tokenExpiry("x"), 0);
   });
 });
+
+// Mentions and mute levels (client/src/mentions.ts).
+import { MENTION_ALL, completeMention, mentionCandidates, mentionQuery, mentionSpans, mentionsUser, parseMentions } from "../dist/natter.js";
+
+describe("mentions", { timeout: 60_000 }, () => {
+  test("send with mentions reaches the members; the server refuses outsiders and @all from a member", async () => {
+    const [a, b, c] = [uid("ma"), uid("mb"), uid("mc")];
+    const ca = client(a);
+    const cb = client(b);
+    await ca.connect();
+    await cb.connect();
+    const g = await ca.create("group", [b, c], "Team");
+    const got = next(cb, "message", (m) => m.conv === g.conv && m.sender === a);
+    const ack = await ca.send(g.conv, { text: `@${b} @${c} hi` }, { mentions: parseMentions(`@${b} @${c} hi`, g.members) });
+    const m = await got;
+    assert.equal(m.seq, ack.seq);
+    assert.deepEqual(m.mentions, [b, c]);
+    assert.ok(mentionsUser(m, b));
+    assert.ok(!mentionsUser(m, a));
+    const all = next(cb, "message", (m) => m.conv === g.conv && m.seq > ack.seq);
+    await ca.send(g.conv, { text: "@all hi" }, { mentions: [MENTION_ALL] });
+    assert.ok(mentionsUser(await all, b));
+
+    await assert.rejects(cb.send(g.conv, { text: "@all" }, { mentions: [MENTION_ALL] }), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(cb.send(g.conv, { text: "@zed" }, { mentions: ["zed"] }), (e) => e instanceof NatterError && e.code === "bad_request" && e.message.includes('"zed"'));
+    assert.equal(cb.outbox.length, 0, "a refused send leaves the outbox");
+  });
+
+  test("mute levels show in the conversation list", async () => {
+    const a = uid("mu");
+    const ca = client(a);
+    await ca.connect();
+    const g = await ca.create("group", [uid("mv")], "Quiet");
+    const level = async () => (await ca.conversations()).find((x) => x.conv === g.conv).mute;
+    assert.equal(await level(), undefined);
+    await ca.mute(g.conv, "mentions");
+    assert.equal(await level(), "mentions");
+    await ca.mute(g.conv, "all", new Date(Date.now() + 3600_000));
+    assert.equal(await level(), "all");
+    await ca.mute(g.conv, "none");
+    assert.equal(await level(), undefined);
+    await assert.rejects(ca.mute(g.conv, "loud"), (e) => e.code === "bad_request");
+  });
+
+  test("parse, find, complete and render mentions", () => {
+    const members = ["alice", "bob", "bobby", "carol"];
+    assert.deepEqual(parseMentions("@bob and @carol, @bob again, @zed, mail bob@example.org", members), ["bob", "carol"]);
+    assert.deepEqual(parseMentions("@all see @alice", members), ["alice"]);
+    assert.deepEqual(parseMentions("@all see @alice", members, true), [MENTION_ALL, "alice"]);
+    assert.deepEqual(mentionQuery("hi @bo", 6), { start: 3, query: "bo" });
+    assert.deepEqual(mentionQuery("@", 1), { start: 0, query: "" });
+    assert.equal(mentionQuery("mail bob@ex", 11), null);
+    assert.equal(mentionQuery("hi @bob there", 13), null);
+    assert.deepEqual(mentionCandidates("bo", members), ["bob", "bobby"]);
+    assert.deepEqual(mentionCandidates("o", members), ["alice", "bob", "bobby", "carol"].filter((u) => u.includes("o")).sort());
+    assert.deepEqual(mentionCandidates("a", members, true), [MENTION_ALL, "alice", "carol"]);
+    assert.deepEqual(mentionCandidates("", members, false, 2), ["alice", "bob"]);
+    assert.deepEqual(completeMention("hi @bo!", 3, 6, "bobby"), { text: "hi @bobby !", cursor: 10 });
+    assert.deepEqual(mentionSpans("hey @bob, @carol and @zed", ["bob"]), [{ text: "hey " }, { text: "@bob", mention: "bob" }, { text: ", @carol and @zed" }]);
+    assert.deepEqual(mentionSpans("@all go", [MENTION_ALL]), [{ text: "@all", mention: MENTION_ALL }, { text: " go" }]);
+    assert.deepEqual(mentionSpans("plain", undefined), [{ text: "plain" }]);
+  });
+});
