@@ -55,6 +55,7 @@ var layers = map[string][]string{
 	// backends know only its interface.
 	"search":            {"history", "protocol", "nats/schema"},
 	"search/bleveindex": {"search"},
+	"search/opensearch": {"search"},
 	"search/searchtest": {"search"}, // test support
 
 	// Wiring.

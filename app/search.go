@@ -12,15 +12,19 @@ import (
 	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/search"
 	"github.com/natter-chat/natter/search/bleveindex"
+	"github.com/natter-chat/natter/search/opensearch"
 )
 
-// SearchConfig says where the search index is. The first of Index and
-// Dir that is set is used; with neither, the indexer role does not run
-// (the gateways answer search unavailable unless another process runs
-// it).
+// SearchConfig says where the search index is. The first of Index,
+// OpenSearch and Dir that is set is used; with none, the indexer role does
+// not run (the gateways answer search unavailable unless another process
+// runs it).
 type SearchConfig struct {
 	// Index is an index the caller opened (and closes).
 	Index search.Index
+	// OpenSearch keeps the index in OpenSearch (search/opensearch), which
+	// any number of indexers may share.
+	OpenSearch *opensearch.Config
 	// Dir opens the embedded Bleve index (search/bleveindex) there; the
 	// App closes it. natter serve and natter indexer put it under --data.
 	Dir string
@@ -29,14 +33,20 @@ type SearchConfig struct {
 }
 
 // Configured reports whether c names an index.
-func (c SearchConfig) Configured() bool { return c.Index != nil || c.Dir != "" }
+func (c SearchConfig) Configured() bool { return c.Index != nil || c.OpenSearch != nil || c.Dir != "" }
 
 // OpenSearch opens the index cfg names; closer is nil when the caller
 // owns it.
-func OpenSearch(cfg SearchConfig) (idx search.Index, closer func() error, err error) {
+func OpenSearch(ctx context.Context, cfg SearchConfig) (idx search.Index, closer func() error, err error) {
 	switch {
 	case cfg.Index != nil:
 		return cfg.Index, nil, nil
+	case cfg.OpenSearch != nil:
+		x, err := opensearch.New(ctx, *cfg.OpenSearch)
+		if err != nil {
+			return nil, nil, err
+		}
+		return x, x.Close, nil
 	case cfg.Dir != "":
 		x, err := bleveindex.New(bleveindex.Config{Dir: cfg.Dir})
 		if err != nil {
@@ -59,7 +69,7 @@ func (a *App) startIndexer(ctx context.Context, _ *http.ServeMux) (*part, error)
 	if err != nil {
 		return nil, err
 	}
-	idx, closeIdx, err := OpenSearch(a.cfg.Search)
+	idx, closeIdx, err := OpenSearch(ctx, a.cfg.Search)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,12 @@ type SendOptions struct {
 	// protocol.MentionAll (owners and admins of a group only); at most
 	// protocol.MaxMentions. The server drops repeats.
 	Mentions []string
+	// ReplyTo quotes an earlier message of the conversation by its seq:
+	// the server copies its sender and a snippet into the message's quote.
+	ReplyTo uint64
+	// Thread posts the message into the thread under this root seq (a
+	// plain message that is not itself a thread reply).
+	Thread uint64
 }
 
 // SendWith sends a plain message with opts and returns the ack. An empty
@@ -22,7 +28,8 @@ func (c *Client) SendWith(ctx context.Context, conv, clientID string, body any, 
 }
 
 func (c *Client) sendWith(ctx context.Context, conv, clientID string, body any, opts SendOptions, resend bool) (*protocol.Ack, error) {
-	return c.sendRequest(ctx, protocol.Request{Type: protocol.TypeSend, Conv: conv, ClientID: clientID, Resend: resend, Mentions: opts.Mentions}, body)
+	return c.sendRequest(ctx, protocol.Request{Type: protocol.TypeSend, Conv: conv, ClientID: clientID, Resend: resend, Mentions: opts.Mentions,
+		ReplyTo: opts.ReplyTo, Thread: opts.Thread}, body)
 }
 
 // Mute sets the user's mute level of conv for push notifications:

@@ -40,6 +40,8 @@ var convRequests = map[string]func(conv string) map[string]any{
 	},
 	protocol.TypeSync:    func(c string) map[string]any { return map[string]any{"type": "sync", "conv": c, "after": 0} },
 	protocol.TypeHistory: func(c string) map[string]any { return map[string]any{"type": "history", "conv": c} },
+	// The root is set per case (rootOf): the conversation's first message.
+	protocol.TypeThread:  func(c string) map[string]any { return map[string]any{"type": "thread", "conv": c, "thread": 1} },
 	protocol.TypeMembers: func(c string) map[string]any { return map[string]any{"type": "members", "conv": c} },
 	protocol.TypeTyping:  func(c string) map[string]any { return map[string]any{"type": "typing", "conv": c} },
 	protocol.TypeRead:    func(c string) map[string]any { return map[string]any{"type": "read", "conv": c, "seq": 1} },
@@ -134,7 +136,7 @@ func expect(typ, role, conv string) string {
 	switch typ {
 	case protocol.TypeSend:
 		return protocol.TypeAck
-	case protocol.TypeSync, protocol.TypeHistory:
+	case protocol.TypeSync, protocol.TypeHistory, protocol.TypeThread:
 		return protocol.TypeMessages
 	case protocol.TypeMembers:
 		return protocol.TypeMembers
@@ -175,6 +177,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	actor := map[string]string{roleOwner: "alice", roleAdmin: "erin", roleMember: "bob", roleRemoved: "carol", roleNonMember: "mallory", roleDirect: "dave"}
 	roles := []string{roleOwner, roleAdmin, roleMember, roleRemoved, roleNonMember, roleDirect}
 	var groups []string
+	firstSeq := map[string]uint64{} // each group's first message
 	// fixture runs in each case: its deadline is the case's, the whole
 	// matrix takes longer than one.
 	fixture := func(t *testing.T) (group, direct string) {
@@ -183,9 +186,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := users["alice"].Send(ctx, g.Conv, "", text("first")); err != nil {
+		first, err := users["alice"].Send(ctx, g.Conv, "", text("first"))
+		if err != nil {
 			t.Fatal(err)
 		}
+		firstSeq[g.Conv] = first.Seq
 		if err := users["alice"].RemoveMember(ctx, g.Conv, "carol"); err != nil {
 			t.Fatal(err)
 		}
@@ -199,6 +204,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		groups = append(groups, g.Conv)
 		return g.Conv, d.Conv
+	}
+
+	// rootOf is a thread root in conv: the group's first message, or in
+	// the direct conversation one dave sends (he accepted alice's request
+	// by the send case, which comes first).
+	rootOf := func(t *testing.T, conv string, direct bool) uint64 {
+		if !direct {
+			return firstSeq[conv]
+		}
+		ack, err := users["dave"].Send(ctxT(t), conv, "", text("root"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Seq
 	}
 
 	for _, typ := range protocol.RequestTypes {
@@ -236,6 +255,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 					frame := build(conv)
 					if typ == protocol.TypeRemoveMember && role != roleOwner {
 						frame["user"] = "alice"
+					}
+					if typ == protocol.TypeThread && which != convMissing {
+						frame["thread"] = rootOf(t, conv, which == convDirect)
 					}
 					reply, err := request(t, users[actor[role]], frame)
 					want := expect(typ, role, which)

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/protocol"
+	"github.com/natter-chat/natter/search/opensearch"
 )
 
 // withSearch runs the indexer role on an embedded index in a temp dir.
@@ -66,8 +70,33 @@ func sendText(t testing.TB, c *client.Client, conv, body string) uint64 {
 // another user's conversations and, after a removal, the conversation
 // left stay out; a non-member naming a conversation is refused like
 // everywhere else.
-func TestSearch(t *testing.T) {
-	e := start(t, withSearch(t))
+func TestSearch(t *testing.T) { testSearch(t, withSearch(t)) }
+
+// The same on OpenSearch (deploy/opensearch/with.sh; go tool task test runs
+// every Go test under it): fails under CI without it, skips elsewhere.
+func TestSearchOnOpenSearch(t *testing.T) {
+	u := os.Getenv("NATTER_OPENSEARCH_URL")
+	if u == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("NATTER_OPENSEARCH_URL is not set: CI runs the e2e tests under deploy/opensearch/with.sh (go tool task test)")
+		}
+		t.Skip("SKIPPED: no OpenSearch; run deploy/opensearch/with.sh go test ./e2e/ -run TestSearchOnOpenSearch")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	oc := &opensearch.Config{URL: u, Index: "natter-e2e-" + hex.EncodeToString(b)}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if x, err := opensearch.New(ctx, *oc); err == nil {
+			_ = x.Delete(ctx)
+		}
+	})
+	testSearch(t, func(c *app.Config) { c.Search.OpenSearch = oc })
+}
+
+func testSearch(t *testing.T, backend func(*app.Config)) {
+	e := start(t, backend)
 	alice, bob, carol, dave := e.dial(t, "alice"), e.dial(t, "bob"), e.dial(t, "carol"), e.dial(t, "dave")
 	ctx := ctxT(t)
 	g, err := alice.CreateGroup(ctx, "plans", "bob", "carol")
@@ -190,6 +219,9 @@ func TestIndexerResumes(t *testing.T) {
 	}
 	slices.Reverse(seqs)
 	waitSearch(t, alice, "restart", client.SearchOptions{Limit: 100}, seqs...)
+	for deadline := time.Now().Add(5 * time.Second); e.app.Indexer().Indexed() < 30 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := e.app.Indexer().Indexed(); n < 30 {
 		t.Fatalf("indexed %d messages, want at least 30", n)
 	}
@@ -208,6 +240,10 @@ func TestIndexerResumes(t *testing.T) {
 	}
 	s := sendText(t, alice, d.Conv, "after restart")
 	waitSearch(t, alice, "after", client.SearchOptions{}, s)
+	// Found once written; counted right after.
+	for deadline := time.Now().Add(5 * time.Second); e.app.Indexer().Indexed() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := e.app.Indexer().Indexed(); n != 1 {
 		t.Fatalf("the restarted indexer indexed %d messages, want 1", n)
 	}

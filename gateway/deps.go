@@ -86,6 +86,13 @@ type Messages interface {
 	// gateway reads the target of an edit and the original of a duplicate
 	// send with it.
 	Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error)
+	// ThreadAfter returns up to limit replies of the thread under root
+	// with seq > after, oldest first, and whether more follow.
+	ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error)
+	// ThreadBefore returns the newest limit replies of the thread under
+	// root with seq < before (0: no bound), oldest first, and whether
+	// older ones exist.
+	ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error)
 	// CountAfter counts conv's plain messages (not edits, deletes or
 	// reactions) with seq > after, saturating at limit.
 	CountAfter(ctx context.Context, conv string, after uint64, limit int) (uint64, error)

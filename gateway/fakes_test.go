@@ -462,3 +462,31 @@ var (
 	_ Presence      = (*fakePresence)(nil)
 	_ Devices       = (*fakeDevices)(nil)
 )
+
+func (f *fakeMessages) ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error) {
+	return f.inThread(conv, root, func(m *protocol.Message) bool { return m.Seq > after }, limit, false)
+}
+
+func (f *fakeMessages) ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error) {
+	return f.inThread(conv, root, func(m *protocol.Message) bool { return before == 0 || m.Seq < before }, limit, true)
+}
+
+// inThread returns the thread replies under root that match, the first
+// (or, with newest, the last) limit of them.
+func (f *fakeMessages) inThread(conv string, root uint64, match func(*protocol.Message) bool, limit int, newest bool) ([]*protocol.Message, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*protocol.Message
+	for _, m := range f.convs[conv] {
+		if m.Thread == root && m.Kind == protocol.KindMessage && match(m) {
+			out = append(out, m)
+		}
+	}
+	if len(out) <= limit {
+		return out, false, nil
+	}
+	if newest {
+		return out[len(out)-limit:], true, nil
+	}
+	return out[:limit], true, nil
+}

@@ -47,6 +47,8 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.send(ctx, req)
 	case protocol.TypeSync:
 		resp, err = sess.sync(ctx, req)
+	case protocol.TypeThread:
+		resp, err = sess.thread(ctx, req)
 	case protocol.TypeHistory:
 		resp, err = sess.history(ctx, req)
 	case protocol.TypeTyping:

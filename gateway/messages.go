@@ -46,6 +46,7 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 	if env.Kind == protocol.KindEvent {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "events are written by the server")
 	}
+	env.ReplyTo, env.Thread = req.ReplyTo, req.Thread
 	if err := env.Check(); err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "%s", err.Error())
 	}
@@ -54,6 +55,9 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		return nil, perr
 	}
 	if env.Mentions, perr = sess.checkMentions(ctx, req); perr != nil {
+		return nil, perr
+	}
+	if perr := sess.replyFields(ctx, req.Conv, &env); perr != nil {
 		return nil, perr
 	}
 	if env.Kind != protocol.KindMessage {

@@ -161,6 +161,10 @@ func (sess *session) messagesPage(ctx context.Context, req *protocol.Request, fr
 	head := appendHead(make([]byte, 0, 64+len(req.ID)+len(req.Conv)), protocol.TypeMessages, req.ID)
 	head = append(head, `,"conv":`...)
 	head = protocol.AppendString(head, req.Conv)
+	if req.Type == protocol.TypeThread {
+		head = append(head, `,"thread":`...)
+		head = strconv.AppendUint(head, req.Thread, 10)
+	}
 	head = append(head, `,"messages":[`...)
 	const tailMax = len(`],"more":false}`)
 	p := newPage(sess.srv.pageBytes(), len(head), tailMax)

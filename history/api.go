@@ -28,6 +28,8 @@ type APIRequest struct {
 	Before uint64 `json:"before,omitempty"`
 	Seq    uint64 `json:"seq,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
+	// Thread is the root of the thread thread_after and thread_before page.
+	Thread uint64 `json:"thread,omitempty"`
 }
 
 // APIResponse answers an APIRequest.
@@ -47,6 +49,8 @@ type Pages interface {
 	Last(ctx context.Context, conv string) (uint64, error)
 	Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error)
 	CountAfter(ctx context.Context, conv string, after uint64, limit int) (uint64, error)
+	ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error)
+	ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error)
 }
 
 var (
@@ -54,7 +58,8 @@ var (
 	_ Pages = (*Remote)(nil)
 )
 
-// StartAPI serves pages on chat.api.history.{after,before,last,get,count}
+// StartAPI serves pages on
+// chat.api.history.{after,before,last,get,count,thread_after,thread_before}
 // as a NATS micro service named "history": `nats micro ls` lists it and
 // `nats micro stats history` shows its traffic. Every instance joins one
 // queue group, so requests spread over the history services running.
@@ -117,6 +122,14 @@ func StartAPI(nc *nats.Conn, pages Pages, timeout time.Duration) (micro.Service,
 			// Limit doubles as the saturation point here, up to 10,000.
 			n, err := pages.CountAfter(ctx, q.Conv, q.After, max(q.Limit, tailCap))
 			return &APIResponse{Count: n}, err
+		}),
+		handle("thread_after", func(ctx context.Context, q *APIRequest) (*APIResponse, error) {
+			m, more, err := pages.ThreadAfter(ctx, q.Conv, q.Thread, q.After, q.Limit)
+			return &APIResponse{Messages: m, More: more}, err
+		}),
+		handle("thread_before", func(ctx context.Context, q *APIRequest) (*APIResponse, error) {
+			m, more, err := pages.ThreadBefore(ctx, q.Conv, q.Thread, q.Before, q.Limit)
+			return &APIResponse{Messages: m, More: more}, err
 		}),
 	)
 	if err != nil {
@@ -256,4 +269,22 @@ func (r *Remote) CountAfter(ctx context.Context, conv string, after uint64, limi
 		return 0, err
 	}
 	return min(resp.Count, uint64(limit)), nil
+}
+
+// ThreadAfter implements Pages.
+func (r *Remote) ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error) {
+	resp, err := r.call(ctx, "thread_after", &APIRequest{Conv: conv, Thread: root, After: after, Limit: limit})
+	if err != nil {
+		return nil, false, err
+	}
+	return resp.Messages, resp.More, nil
+}
+
+// ThreadBefore implements Pages.
+func (r *Remote) ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error) {
+	resp, err := r.call(ctx, "thread_before", &APIRequest{Conv: conv, Thread: root, Before: before, Limit: limit})
+	if err != nil {
+		return nil, false, err
+	}
+	return resp.Messages, resp.More, nil
 }

@@ -464,24 +464,43 @@ func (r *Reader) Last(ctx context.Context, conv string) (uint64, error) {
 	return max(a, b), nil
 }
 
-// Get returns the row with seq in conv, from the stream or the store, or
-// ErrNotFound.
+// Get returns the row with seq in conv, from the store or the stream,
+// with what the stream's tail changed of it applied (edits, a deletion,
+// thread replies), or ErrNotFound. A row at or below the writer's floor W
+// is read from the store, which applied the events up to W; one above it
+// from the stream, whose events after it are all in the tail.
 func (r *Reader) Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error) {
-	m, err := r.stream.Get(ctx, conv, seq)
-	if err == nil || !errors.Is(err, ErrNotFound) {
-		return m, err
-	}
 	if seq == 0 {
 		return nil, ErrNotFound
 	}
-	rows, _, err := r.store.After(ctx, conv, seq-1, 1)
+	w, _, err := r.watermark(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 || rows[0].Seq != seq {
-		return nil, ErrNotFound
+	var m *protocol.Message
+	from := seq
+	if seq <= w {
+		rows, _, err := r.store.After(ctx, conv, seq-1, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > 0 && rows[0].Seq == seq {
+			m, from = rows[0], w
+		}
 	}
-	return rows[0], nil
+	if m == nil {
+		// Above W, or a store that lacks it (lost, being rebuilt): the
+		// stream, whose rows after it are all in the tail from seq.
+		if m, err = r.stream.Get(ctx, conv, seq); err != nil {
+			return nil, err
+		}
+	}
+	tail, err := r.tail(ctx, conv, from)
+	if err != nil {
+		return nil, err
+	}
+	applyEdits([]*protocol.Message{m}, tail)
+	return m, nil
 }
 
 // CountAfter counts conv's plain messages with seq > after, saturating at
@@ -527,8 +546,9 @@ func chainPrev(page []*protocol.Message, prev uint64) {
 }
 
 // applyEdits applies the edits and deletions among events to the targets
-// in page, by Apply. Rows that came from the store already carry what the
-// store applied; applying again changes nothing.
+// in page, by Apply, and counts the thread replies among them on their
+// roots in page, by ApplyThread. Rows that came from the store already
+// carry what the store applied; applying again changes nothing.
 func applyEdits(page, events []*protocol.Message) {
 	if len(page) == 0 {
 		return
@@ -538,6 +558,12 @@ func applyEdits(page, events []*protocol.Message) {
 		bySeq[m.Seq] = m
 	}
 	for _, ev := range events {
+		if ev.Thread != 0 {
+			if t := bySeq[ev.Thread]; t != nil {
+				ApplyThread(t, ev)
+			}
+			continue
+		}
 		if t := bySeq[ev.Ref]; t != nil {
 			Apply(t, ev)
 		}

@@ -170,8 +170,12 @@ func TestReaderMergesStoreAndStream(t *testing.T) {
 			t.Fatalf("store and stream, pages of %d:\nafter  %v\nbefore %v\nwant   %v", n, fwd, back, want)
 		}
 	}
-	if got, err := e.reader().Get(ctxT(t), "c", 4); err != nil || string(got.Body) != `{"text":"d"}` {
-		t.Fatalf("Get(4) = %+v, %v (the stream's row as stored)", got, err)
+	// Get applies what the tail changed of its row, like pages.
+	if got, err := e.reader().Get(ctxT(t), "c", 4); err != nil || string(got.Body) != `{"text":"D"}` || got.EditSeq != 12 {
+		t.Fatalf("Get(4) = %+v, %v, want the edit of 12 applied", got, err)
+	}
+	if got, err := e.reader().Get(ctxT(t), "c", 3); err != nil || !got.Deleted {
+		t.Fatalf("Get(3) = %+v, %v, want deleted", got, err)
 	}
 }
 

@@ -3,6 +3,7 @@ package history
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -19,9 +20,12 @@ var tombstone = json.RawMessage(`{}`)
 // applied (Body, EditSeq, Deleted); ev must be an edit or delete (anything
 // else changes nothing). The rule:
 //   - the target must precede its event (ev.Ref < ev.Seq), be a plain
-//     message, have the event's sender and not be deleted;
+//     message and not be deleted; an edit must have the target's sender;
 //   - an edit sets Body and EditSeq unless a higher edit is applied;
-//   - a delete makes a tombstone: Deleted, Body {}, EditSeq kept.
+//   - a delete makes a tombstone: Deleted, Body {}, EditSeq kept, and
+//     DeletedBy the delete's sender when that is not the target's (a
+//     moderator's delete: the gateway decides who may, the store records
+//     who did).
 func Apply(t, ev *protocol.Message) bool {
 	if ev.Kind != protocol.KindEdit && ev.Kind != protocol.KindDelete {
 		return false
@@ -29,17 +33,46 @@ func Apply(t, ev *protocol.Message) bool {
 	if t.Conv != ev.Conv || t.Seq != ev.Ref || ev.Ref >= ev.Seq {
 		return false
 	}
-	if t.Kind != protocol.KindMessage || t.Sender != ev.Sender || t.Deleted {
+	if t.Kind != protocol.KindMessage || t.Deleted {
 		return false
 	}
 	if ev.Kind == protocol.KindDelete {
 		t.Deleted, t.Body = true, tombstone
+		if ev.Sender != t.Sender {
+			t.DeletedBy = ev.Sender
+		}
 		return true
+	}
+	if t.Sender != ev.Sender {
+		return false
 	}
 	if ev.Seq <= t.EditSeq {
 		return false // a later edit is applied already
 	}
 	t.Body, t.EditSeq = ev.Body, ev.Seq
+	return true
+}
+
+// ApplyThread counts the thread reply r on its root t (t.Seq == r.Thread)
+// and reports whether t changed: ThreadCount goes up by one and
+// ThreadLastSeq becomes r's seq. Replies are counted in seq order, so a
+// reply at or below ThreadLastSeq is counted already (a re-appended
+// batch, a page merging store rows with the stream's): applying it again
+// changes nothing. Only a plain message that precedes its reply and is
+// not itself a thread reply is a root; deleted roots and replies count
+// like any other (a deleted reply stays in its thread as a tombstone).
+func ApplyThread(t, r *protocol.Message) bool {
+	if r.Kind != protocol.KindMessage || r.Thread == 0 {
+		return false
+	}
+	if t.Conv != r.Conv || t.Seq != r.Thread || r.Thread >= r.Seq {
+		return false
+	}
+	if t.Kind != protocol.KindMessage || t.Thread != 0 || r.Seq <= t.ThreadLastSeq {
+		return false
+	}
+	t.ThreadCount++
+	t.ThreadLastSeq = r.Seq
 	return true
 }
 
@@ -50,17 +83,27 @@ func Apply(t, ev *protocol.Message) bool {
 //
 // stored carries the edits applied since, so its Body is compared only
 // while no edit or delete has replaced it; everything else a row keeps
-// (sender, client id, timestamp, kind, ref) is compared always.
+// (sender, client id, timestamp, kind, ref, reply_to, quote, thread,
+// mentions) is compared always.
 func Same(stored, m *protocol.Message) bool {
 	if stored.Conv != m.Conv || stored.Seq != m.Seq {
 		return false
 	}
 	if stored.Sender != m.Sender || stored.ClientID != m.ClientID || stored.TS != m.TS ||
-		stored.Kind != m.Kind || stored.Ref != m.Ref {
+		stored.Kind != m.Kind || stored.Ref != m.Ref ||
+		stored.ReplyTo != m.ReplyTo || stored.Thread != m.Thread ||
+		!sameQuote(stored.Quote, m.Quote) || !slices.Equal(stored.Mentions, m.Mentions) {
 		return false
 	}
 	if stored.EditSeq != 0 || stored.Deleted {
 		return true
 	}
 	return bytes.Equal(stored.Body, m.Body)
+}
+
+func sameQuote(a, b *protocol.Quote) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }

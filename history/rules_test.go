@@ -25,7 +25,7 @@ func TestApply(t *testing.T) {
 		{"edit by sender", target, ev(protocol.KindEdit, 11, "u1", 10), true, `{"text":"new"}`, 11, false},
 		{"edit by another", target, ev(protocol.KindEdit, 11, "u2", 10), false, `{"text":"hi"}`, 0, false},
 		{"delete by sender", target, ev(protocol.KindDelete, 11, "u1", 10), true, `{}`, 0, true},
-		{"delete by another", target, ev(protocol.KindDelete, 11, "u2", 10), false, `{"text":"hi"}`, 0, false},
+		{"delete by another (a moderator)", target, ev(protocol.KindDelete, 11, "u2", 10), true, `{}`, 0, true},
 		{"reaction", target, ev(protocol.KindReaction, 11, "u1", 10), false, `{"text":"hi"}`, 0, false},
 		{"plain message", target, ev(protocol.KindMessage, 11, "u1", 10), false, `{"text":"hi"}`, 0, false},
 		{"other ref", target, ev(protocol.KindEdit, 11, "u1", 9), false, `{"text":"hi"}`, 0, false},
@@ -66,6 +66,53 @@ func TestApply(t *testing.T) {
 				t.Errorf("target body/edit_seq/deleted = %s/%d/%v, want %s/%d/%v",
 					tg.Body, tg.EditSeq, tg.Deleted, tc.body, tc.editSeq, tc.deleted)
 			}
+			wantBy := ""
+			if tc.changed && tc.deleted && tc.ev.Sender != tg.Sender {
+				wantBy = tc.ev.Sender
+			}
+			if tg.DeletedBy != wantBy {
+				t.Errorf("deleted_by %q, want %q", tg.DeletedBy, wantBy)
+			}
+		})
+	}
+}
+
+func TestApplyThread(t *testing.T) {
+	root := func() *protocol.Message {
+		return &protocol.Message{Conv: "c", Seq: 10, Sender: "u1", Body: []byte(`{}`)}
+	}
+	reply := func(seq, thread uint64) *protocol.Message {
+		return &protocol.Message{Conv: "c", Seq: seq, Sender: "u2", Thread: thread, Body: []byte(`{}`)}
+	}
+	cases := []struct {
+		name        string
+		t           func() *protocol.Message
+		r           *protocol.Message
+		changed     bool
+		count, last uint64
+	}{
+		{"first reply", root, reply(11, 10), true, 1, 11},
+		{"next reply", func() *protocol.Message { m := root(); m.ThreadCount, m.ThreadLastSeq = 2, 15; return m }, reply(16, 10), true, 3, 16},
+		{"counted already", func() *protocol.Message { m := root(); m.ThreadCount, m.ThreadLastSeq = 2, 15; return m }, reply(15, 10), false, 2, 15},
+		{"older than the last", func() *protocol.Message { m := root(); m.ThreadCount, m.ThreadLastSeq = 2, 15; return m }, reply(12, 10), false, 2, 15},
+		{"other root", root, reply(11, 9), false, 0, 0},
+		{"not a thread reply", root, reply(11, 0), false, 0, 0},
+		{"reply before its root", root, reply(9, 10), false, 0, 0},
+		{"root in a thread itself", func() *protocol.Message { m := root(); m.Thread = 3; return m }, reply(11, 10), false, 0, 0},
+		{"root not a plain message", func() *protocol.Message { m := root(); m.Kind, m.Ref = protocol.KindReaction, 3; return m }, reply(11, 10), false, 0, 0},
+		{"reply not a plain message", root, func() *protocol.Message { m := reply(11, 10); m.Kind, m.Ref = protocol.KindEdit, 10; return m }(), false, 0, 0},
+		{"other conversation", root, func() *protocol.Message { m := reply(11, 10); m.Conv = "d"; return m }(), false, 0, 0},
+		{"deleted root still counts", func() *protocol.Message { m := root(); m.Deleted = true; return m }, reply(11, 10), true, 1, 11},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := tc.t()
+			if got := ApplyThread(tg, tc.r); got != tc.changed {
+				t.Errorf("ApplyThread = %v, want %v", got, tc.changed)
+			}
+			if tg.ThreadCount != tc.count || tg.ThreadLastSeq != tc.last {
+				t.Errorf("thread_count/thread_last_seq %d/%d, want %d/%d", tg.ThreadCount, tg.ThreadLastSeq, tc.count, tc.last)
+			}
 		})
 	}
 }
@@ -94,6 +141,14 @@ func TestSame(t *testing.T) {
 		{"edited, other sender offered", func(m *protocol.Message) { m.Body, m.EditSeq = []byte(`{"text":"e"}`), 9 },
 			func(m *protocol.Message) { m.Sender = "u2" }, false},
 		{"input edit seq ignored", nil, func(m *protocol.Message) { m.EditSeq = 3 }, true},
+		{"other reply_to", nil, func(m *protocol.Message) { m.ReplyTo = 2 }, false},
+		{"other thread", nil, func(m *protocol.Message) { m.Thread = 2 }, false},
+		{"other quote", func(m *protocol.Message) { m.ReplyTo, m.Quote = 2, &protocol.Quote{Seq: 2, Sender: "u2", Snippet: "a"} },
+			func(m *protocol.Message) { m.ReplyTo, m.Quote = 2, &protocol.Quote{Seq: 2, Sender: "u2", Snippet: "b"} }, false},
+		{"same quote", func(m *protocol.Message) { m.ReplyTo, m.Quote = 2, &protocol.Quote{Seq: 2, Sender: "u2", Snippet: "a"} },
+			func(m *protocol.Message) { m.ReplyTo, m.Quote = 2, &protocol.Quote{Seq: 2, Sender: "u2", Snippet: "a"} }, true},
+		{"other mentions", nil, func(m *protocol.Message) { m.Mentions = []string{"u2"} }, false},
+		{"thread counts and deleted_by ignored", func(m *protocol.Message) { m.ThreadCount, m.ThreadLastSeq, m.DeletedBy = 2, 9, "" }, nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,12 +17,18 @@ import (
 //   - an edit whose Sender is the target's Sender sets the target's Body to
 //     the edit's Body and EditSeq to the edit's Seq, unless the target
 //     already carries a higher EditSeq or is deleted;
-//   - a delete whose Sender is the target's Sender makes the target a
-//     tombstone: Deleted true, Body {} (EditSeq kept);
+//   - a delete makes the target a tombstone: Deleted true, Body {}
+//     (EditSeq kept), DeletedBy the delete's Sender when it is not the
+//     target's (a moderator's delete);
 //   - reactions are rows of their own and change nothing else;
 //   - an edit or delete whose target is not stored, is not a plain message,
-//     has another sender, or does not precede it, is stored as a row and
-//     applied to nothing.
+//     or does not precede it (or an edit with another sender) is stored as
+//     a row and applied to nothing;
+//   - a thread reply (a plain message with Thread set) counts on its root
+//     by ApplyThread: ThreadCount and ThreadLastSeq.
+//
+// Rows keep every field of the envelope: ReplyTo, Quote, Thread and
+// Mentions as appended.
 //
 // Pages return rows as stored (targets with edits applied), in ascending seq.
 type Store interface {
@@ -40,6 +46,14 @@ type Store interface {
 	Before(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error)
 	// Last returns the highest seq stored for conv, 0 if none.
 	Last(ctx context.Context, conv string) (uint64, error)
+	// ThreadAfter returns up to limit thread replies of conv under root
+	// (rows with Thread == root) with seq > after, ascending, and whether
+	// more follow. Its cost grows with the page, not the conversation.
+	ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error)
+	// ThreadBefore returns the newest limit thread replies of conv under
+	// root with seq < before (0: the newest), ascending, and whether older
+	// ones exist.
+	ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error)
 	// Count returns how many plain messages (Kind "") of conv have
 	// seq > after. Its cost grows with that count, not with the
 	// conversation's size.

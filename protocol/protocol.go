@@ -263,9 +263,11 @@ type Message struct {
 
 // MessagesFrame answers sync and history: ascending by seq.
 type MessagesFrame struct {
-	Type     string     `json:"type"`
-	ID       string     `json:"id,omitempty"`
-	Conv     string     `json:"conv"`
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	Conv string `json:"conv"`
+	// Thread is the root seq of the thread a thread reply pages.
+	Thread   uint64     `json:"thread,omitempty"`
 	Messages []*Message `json:"messages"`
 	More     bool       `json:"more"`
 }

@@ -7,6 +7,7 @@ var RequestTypes = []string{
 	TypeHello, TypePing,
 	TypeCreate, TypeAddMember, TypeRemoveMember, TypeLeave, TypeMembers, TypeConversations,
 	TypeSend, TypeSync, TypeHistory,
+	TypeThread,
 	TypeTyping, TypeRead, TypePresence,
 	TypeRegisterDevice, TypeUnregisterDevice, TypeDevices, TypeMute,
 	TypeReauth,

@@ -17,6 +17,7 @@ import (
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/nats/natsrv"
+	"github.com/natter-chat/natter/search/opensearch"
 )
 
 // devSecretFile holds the JWT secret --dev generated, so that tokens stay
@@ -97,6 +98,8 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
+	openSearchURL := fs.String("opensearch-url", "", "keep the search index in OpenSearch 2.19 at this URL (http://user:pass@host:9200) instead of the embedded one under --data (indexer role)")
+	openSearchIndex := fs.String("opensearch-index", "natter-messages", "the OpenSearch index of --opensearch-url")
 	noProvider := new(bool)
 	if name == "pushnotify" {
 		noProvider = fs.Bool("no-provider", false, "run without a push provider: acknowledge the pushnotify consumer's messages unsent, for a cluster without push notifications (natter serve does this by itself); every pushnotify process of a cluster needs the same providers")
@@ -131,7 +134,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 		// The embedded history store lives with the history role.
 		cfg.History.Dir = filepath.Join(*dataDir, "history")
 	}
-	if cfg.Roles.Indexer {
+	switch {
+	case !cfg.Roles.Indexer:
+	case *openSearchURL != "":
+		cfg.Search.OpenSearch = &opensearch.Config{URL: *openSearchURL, Index: *openSearchIndex}
+	default:
 		// The embedded search index lives with the indexer role.
 		cfg.Search.Dir = filepath.Join(*dataDir, "search")
 	}

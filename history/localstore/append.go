@@ -70,7 +70,7 @@ func (s *Store) appendOne(b *pebble.Batch, m *protocol.Message) error {
 		return err
 	}
 	row := *m
-	row.EditSeq, row.Deleted = 0, false
+	row.EditSeq, row.Deleted, row.DeletedBy, row.ThreadCount, row.ThreadLastSeq, row.Prev = 0, false, "", 0, 0, 0
 	if err := b.Set(k, encodeRow(&row), nil); err != nil {
 		return fmt.Errorf("localstore: set row: %w", err)
 	}
@@ -78,6 +78,9 @@ func (s *Store) appendOne(b *pebble.Batch, m *protocol.Message) error {
 	case protocol.KindMessage:
 		if err := b.Set(key(tagPlain, m.Conv, m.Seq), nil, nil); err != nil {
 			return fmt.Errorf("localstore: set index: %w", err)
+		}
+		if m.Thread != 0 {
+			return s.countThread(b, &row)
 		}
 	case protocol.KindEdit, protocol.KindDelete:
 		return s.apply(b, m)
@@ -103,6 +106,33 @@ func (s *Store) apply(b *pebble.Batch, m *protocol.Message) error {
 	}
 	if err := b.Set(key(tagRow, t.Conv, t.Seq), encodeRow(t), nil); err != nil {
 		return fmt.Errorf("localstore: update target: %w", err)
+	}
+	return nil
+}
+
+// countThread indexes the thread reply r under its root and counts it on
+// the root, if history.ApplyThread allows: a reply whose root is not
+// stored (or is no root) is indexed all the same, so the thread pages
+// show what was posted to it.
+func (s *Store) countThread(b *pebble.Batch, r *protocol.Message) error {
+	if r.Thread >= r.Seq {
+		return nil
+	}
+	if err := b.Set(threadKey(r.Conv, r.Thread, r.Seq), nil, nil); err != nil {
+		return fmt.Errorf("localstore: set thread index: %w", err)
+	}
+	t, err := get(b, r.Conv, r.Thread)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !history.ApplyThread(t, r) {
+		return nil
+	}
+	if err := b.Set(key(tagRow, t.Conv, t.Seq), encodeRow(t), nil); err != nil {
+		return fmt.Errorf("localstore: update thread root: %w", err)
 	}
 	return nil
 }

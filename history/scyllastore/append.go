@@ -74,7 +74,7 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 	rows := make([]*protocol.Message, 0, len(sorted)) // distinct rows, normalised copies
 	first := make(map[rowKey]*protocol.Message, len(sorted))
 	for _, m := range sorted {
-		if m.Conv == "" || m.Seq == 0 || m.Seq > maxSeq || m.Ref > maxSeq {
+		if m.Conv == "" || m.Seq == 0 || m.Seq > maxSeq || m.Ref > maxSeq || m.Thread > maxSeq || m.ReplyTo > maxSeq {
 			return fmt.Errorf("%w: conv %q seq %d ref %d", ErrInvalid, m.Conv, m.Seq, m.Ref)
 		}
 		k := rowKey{m.Conv, m.Seq}
@@ -86,7 +86,7 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 			continue
 		}
 		c := *m
-		c.EditSeq, c.Deleted, c.Prev = 0, false, 0
+		c.EditSeq, c.Deleted, c.Prev, c.DeletedBy, c.ThreadCount, c.ThreadLastSeq = 0, false, 0, "", 0, 0
 		first[k] = &c
 		rows = append(rows, &c)
 	}
@@ -128,12 +128,26 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 	}
 
 	w := newPlan()
+	var threads []*protocol.Message // thread replies, indexed before any row
 	for _, m := range fresh {
 		w.add(bucketKey{m.Conv, s.bucket(m.Seq)}, entry{
 			pos: m.Seq, sub: 1, size: len(m.Body) + len(m.Sender) + len(m.ClientID) + len(m.TS) + 64,
 			stmt: s.q.insertRowTS.cql,
-			args: []any{m.Conv, s.bucket(m.Seq), int64(m.Seq), m.Sender, m.ClientID, m.TS, m.Kind, int64(m.Ref), []byte(m.Body), int64(m.Seq)},
+			args: []any{m.Conv, s.bucket(m.Seq), int64(m.Seq), m.Sender, m.ClientID, m.TS, m.Kind, int64(m.Ref), []byte(m.Body),
+				int64(m.ReplyTo), encodeQuote(m.Quote), int64(m.Thread), m.Mentions, int64(m.Seq)},
 		})
+		if isThreadReply(m) {
+			threads = append(threads, m)
+			t := state[rowKey{m.Conv, m.Thread}]
+			if t == nil || !history.ApplyThread(t, m) {
+				continue
+			}
+			// Ahead of the reply's own row, in the root's partition, at the
+			// reply's seq: the newest reply's counts win.
+			w.add(bucketKey{t.Conv, s.bucket(t.Seq)}, entry{pos: m.Seq, sub: 0, size: 64, stmt: s.q.setThreadTS.cql,
+				args: []any{int64(m.Seq), int64(t.ThreadCount), int64(t.ThreadLastSeq), t.Conv, s.bucket(t.Seq), int64(t.Seq)}})
+			continue
+		}
 		if !isEvent(m) {
 			continue
 		}
@@ -147,7 +161,7 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 			// Above every cell of the row: the original (at the target's
 			// seq) and the latest edit (at its seq), so both bodies are gone.
 			e.stmt = s.q.setDelTS.cql
-			e.args = []any{int64(max(m.Seq, t.EditSeq)), t.Conv, s.bucket(t.Seq), int64(t.Seq)}
+			e.args = []any{int64(max(m.Seq, t.EditSeq)), nullable(t.DeletedBy), t.Conv, s.bucket(t.Seq), int64(t.Seq)}
 		} else {
 			// At the edit's seq: should an older edit be applied later
 			// (another writer), the newer cells still win.
@@ -166,6 +180,11 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 			g.Go(func() error { return s.insertBucket(gctx, k) })
 		}
 	}
+	for _, m := range threads {
+		// The thread index may name a row not written yet, never the
+		// reverse: a thread page skips a reply whose row it cannot read.
+		g.Go(func() error { return s.insertThread(gctx, m) })
+	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -178,6 +197,23 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 		g.Go(func() error { return s.writeConv(gctx, w, conv) })
 	}
 	return g.Wait()
+}
+
+// isThreadReply reports whether m is a reply under an earlier root.
+func isThreadReply(m *protocol.Message) bool {
+	return m.Kind == protocol.KindMessage && m.Thread != 0 && m.Thread < m.Seq
+}
+
+// targetOf is the seq of the row m changes: an event's target or a thread
+// reply's root; 0 for none.
+func targetOf(m *protocol.Message) uint64 {
+	switch {
+	case isEvent(m):
+		return m.Ref
+	case isThreadReply(m):
+		return m.Thread
+	}
+	return 0
 }
 
 func isEvent(m *protocol.Message) bool {
@@ -263,22 +299,27 @@ func (s *Store) storedIn(ctx context.Context, k bucketKey, ms []*protocol.Messag
 	return out, nil
 }
 
-// target is what readTargets reads of an edit's or delete's target.
+// target is what readTargets reads of an edit's or delete's target or a
+// thread reply's root.
 type target struct {
-	Sender  string `db:"sender"`
-	Kind    string `db:"kind"`
-	EditSeq int64  `db:"edit_seq"`
-	Deleted bool   `db:"deleted"`
+	Sender        string `db:"sender"`
+	Kind          string `db:"kind"`
+	EditSeq       int64  `db:"edit_seq"`
+	Deleted       bool   `db:"deleted"`
+	Thread        int64  `db:"thread"`
+	ThreadCount   int64  `db:"thread_count"`
+	ThreadLastSeq int64  `db:"thread_last_seq"`
 }
 
 // readTargets adds to state the stored targets of fresh's edits and
-// deletes that are not rows of the batch, in parallel.
+// deletes and the roots of its thread replies that are not rows of the
+// batch, in parallel.
 func (s *Store) readTargets(ctx context.Context, fresh []*protocol.Message, state map[rowKey]*protocol.Message) error {
 	var want []rowKey
 	seen := map[rowKey]bool{}
 	for _, m := range fresh {
-		k := rowKey{m.Conv, m.Ref}
-		if isEvent(m) && state[k] == nil && !seen[k] {
+		k := rowKey{m.Conv, targetOf(m)}
+		if k.seq != 0 && state[k] == nil && !seen[k] {
 			seen[k] = true
 			want = append(want, k)
 		}
@@ -303,7 +344,8 @@ func (s *Store) readTargets(ctx context.Context, fresh []*protocol.Message, stat
 			if err != nil {
 				return fmt.Errorf("scyllastore: read target (%s, %d): %w", k.conv, k.seq, err)
 			}
-			got[i] = &protocol.Message{Conv: k.conv, Seq: k.seq, Sender: r.Sender, Kind: r.Kind, EditSeq: uint64(r.EditSeq), Deleted: r.Deleted}
+			got[i] = &protocol.Message{Conv: k.conv, Seq: k.seq, Sender: r.Sender, Kind: r.Kind, EditSeq: uint64(r.EditSeq), Deleted: r.Deleted,
+				Thread: uint64(r.Thread), ThreadCount: uint64(r.ThreadCount), ThreadLastSeq: uint64(r.ThreadLastSeq)}
 			return nil
 		})
 	}
@@ -314,6 +356,17 @@ func (s *Store) readTargets(ctx context.Context, fresh []*protocol.Message, stat
 		if got[i] != nil {
 			state[k] = got[i]
 		}
+	}
+	return nil
+}
+
+func (s *Store) insertThread(ctx context.Context, m *protocol.Message) error {
+	q, err := s.query(ctx, s.q.insertThread)
+	if err != nil {
+		return err
+	}
+	if err := q.Bind(m.Conv, int64(m.Thread), int64(m.Seq)).ExecRelease(); err != nil {
+		return fmt.Errorf("scyllastore: index thread reply (%s, %d): %w", m.Conv, m.Seq, err)
 	}
 	return nil
 }

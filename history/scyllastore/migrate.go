@@ -105,6 +105,9 @@ func Migrate(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("scyllastore: migrate %s: %q: %w", cfg.Keyspace, firstLine(st), err)
 		}
 	}
+	if err := addColumns(ctx, session, cfg.Keyspace, "messages", replyColumns); err != nil {
+		return err
+	}
 	if err := session.Session.AwaitSchemaAgreement(ctx); err != nil {
 		return fmt.Errorf("scyllastore: schema agreement: %w", err)
 	}
@@ -130,6 +133,44 @@ func Migrate(ctx context.Context, cfg Config) error {
 	}
 	// Once per keyspace: the seq mark Append relies on (mark.go).
 	return newStore(session, size, cfg.WriteConcurrency).completeMark(ctx)
+}
+
+// replyColumns are the columns of messages that migrate step 2 adds
+// (replies, threads, mentions, moderator deletes): reply_to and quote (the
+// quote's JSON) of a reply, thread of a thread reply, mentions, deleted_by
+// of a moderator's delete, and the root's thread_count and
+// thread_last_seq. Rows written before have them null, read as zero.
+var replyColumns = [][2]string{
+	{"reply_to", "bigint"},
+	{"quote", "blob"},
+	{"thread", "bigint"},
+	{"mentions", "list<text>"},
+	{"deleted_by", "text"},
+	{"thread_count", "bigint"},
+	{"thread_last_seq", "bigint"},
+}
+
+// addColumns adds those of cols table lacks. ALTER TABLE ... ADD IF NOT
+// EXISTS is not in every Cassandra and Scylla version, so it asks
+// system_schema which columns exist; two Migrates racing may both add a
+// column, and the second's "already exists" is not an error.
+func addColumns(ctx context.Context, session gocqlx.Session, keyspace, table string, cols [][2]string) error {
+	var have []string
+	err := session.ContextQuery(ctx, "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?", nil).
+		Bind(keyspace, table).SelectRelease(&have)
+	if err != nil {
+		return fmt.Errorf("scyllastore: columns of %s.%s: %w", keyspace, table, err)
+	}
+	for _, c := range cols {
+		if slices.Contains(have, c[0]) {
+			continue
+		}
+		err := session.ContextQuery(ctx, fmt.Sprintf("ALTER TABLE %s ADD %s %s", table, c[0], c[1]), nil).Exec()
+		if err != nil && !strings.Contains(strings.ToLower(err.Error()), "already exist") {
+			return fmt.Errorf("scyllastore: migrate %s: add column %s: %w", keyspace, c[0], err)
+		}
+	}
+	return nil
 }
 
 // readBucketSize reads the bucket size Migrate recorded.

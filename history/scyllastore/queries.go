@@ -16,17 +16,22 @@ func build(b interface{ ToCql() (string, []string) }) stmt {
 }
 
 // rowColumns are the columns a page reads.
-var rowColumns = []string{"seq", "sender", "client_id", "ts", "kind", "ref", "body", "edit_body", "edit_seq", "deleted"}
+var rowColumns = []string{"seq", "sender", "client_id", "ts", "kind", "ref", "body", "edit_body", "edit_seq", "deleted",
+	"reply_to", "quote", "thread", "mentions", "deleted_by", "thread_count", "thread_last_seq"}
 
 // queries holds every statement the Store runs.
 type queries struct {
-	insertBucket             stmt
-	stored, target           stmt
-	insertRowTS              stmt // write timestamp first-class: batched writes
-	setEditTS, setDelTS      stmt // bind it (USING TIMESTAMP ?)
-	rowsAfter, rowsBefore    stmt
-	bucketsFrom, bucketsUpTo stmt
-	lastSeq, countPlain      stmt
+	insertBucket              stmt
+	stored, target            stmt
+	insertRowTS               stmt // write timestamp first-class: batched writes
+	setEditTS, setDelTS       stmt // bind it (USING TIMESTAMP ?)
+	setThreadTS               stmt
+	insertThread              stmt
+	threadAfter, threadBefore stmt
+	rowsIn                    stmt
+	rowsAfter, rowsBefore     stmt
+	bucketsFrom, bucketsUpTo  stmt
+	lastSeq, countPlain       stmt
 }
 
 func buildQueries() queries {
@@ -35,14 +40,25 @@ func buildQueries() queries {
 	return queries{
 		insertBucket: build(qb.Insert("buckets").Columns("conv", "bucket")),
 		insertRowTS: build(qb.Insert("messages").
-			Columns("conv", "bucket", "seq", "sender", "client_id", "ts", "kind", "ref", "body").TimestampNamed("ts_write")),
+			Columns("conv", "bucket", "seq", "sender", "client_id", "ts", "kind", "ref", "body",
+				"reply_to", "quote", "thread", "mentions").TimestampNamed("ts_write")),
 		stored: build(qb.Select("messages").Columns(rowColumns...).
 			Where(append(partition[:2:2], qb.In("seq"))...)),
-		target: build(qb.Select("messages").Columns("sender", "kind", "edit_seq", "deleted").Where(one...)),
+		target: build(qb.Select("messages").Columns("sender", "kind", "edit_seq", "deleted",
+			"thread", "thread_count", "thread_last_seq").Where(one...)),
 		setEditTS: build(qb.Update("messages").TimestampNamed("ts_write").
 			Set("edit_body", "edit_seq").Where(one...)),
 		setDelTS: build(qb.Update("messages").TimestampNamed("ts_write").SetLit("deleted", "true").
-			SetLit("body", "null").SetLit("edit_body", "null").Where(one...)),
+			SetLit("body", "null").SetLit("edit_body", "null").Set("deleted_by").Where(one...)),
+		setThreadTS: build(qb.Update("messages").TimestampNamed("ts_write").
+			Set("thread_count", "thread_last_seq").Where(one...)),
+		insertThread: build(qb.Insert("thread_replies").Columns("conv", "root", "seq")),
+		threadAfter: build(qb.Select("thread_replies").Columns("seq").
+			Where(qb.Eq("conv"), qb.Eq("root"), qb.Gt("seq")).OrderBy("seq", qb.ASC).LimitNamed("limit")),
+		threadBefore: build(qb.Select("thread_replies").Columns("seq").
+			Where(qb.Eq("conv"), qb.Eq("root"), qb.Lt("seq")).OrderBy("seq", qb.DESC).LimitNamed("limit")),
+		rowsIn: build(qb.Select("messages").Columns(rowColumns...).
+			Where(append(partition[:2:2], qb.In("seq"))...)),
 		rowsAfter: build(qb.Select("messages").Columns(rowColumns...).
 			Where(append(partition[:2:2], qb.Gt("seq"))...).OrderBy("seq", qb.ASC).LimitNamed("limit")),
 		rowsBefore: build(qb.Select("messages").Columns(rowColumns...).

@@ -26,12 +26,23 @@ type row struct {
 	EditBody []byte `db:"edit_body"`
 	EditSeq  int64  `db:"edit_seq"`
 	Deleted  bool   `db:"deleted"`
+	// The columns of replies and threads (migrate step 2).
+	ReplyTo       int64    `db:"reply_to"`
+	Quote         []byte   `db:"quote"`
+	Thread        int64    `db:"thread"`
+	Mentions      []string `db:"mentions"`
+	DeletedBy     string   `db:"deleted_by"`
+	ThreadCount   int64    `db:"thread_count"`
+	ThreadLastSeq int64    `db:"thread_last_seq"`
 }
 
 func (r *row) message(conv string) *protocol.Message {
 	m := &protocol.Message{
 		Conv: conv, Seq: uint64(r.Seq), Sender: r.Sender, ClientID: r.ClientID, TS: r.TS,
 		Kind: r.Kind, Ref: uint64(r.Ref), Body: r.Body, EditSeq: uint64(r.EditSeq), Deleted: r.Deleted,
+		ReplyTo: uint64(r.ReplyTo), Quote: decodeQuote(r.Quote, uint64(r.ReplyTo)), Thread: uint64(r.Thread),
+		Mentions: r.Mentions, DeletedBy: r.DeletedBy,
+		ThreadCount: uint64(r.ThreadCount), ThreadLastSeq: uint64(r.ThreadLastSeq),
 	}
 	switch {
 	case r.Deleted:

@@ -54,9 +54,9 @@ func testEdits(t *testing.T, s history.Store) {
 		{"delete keeps edit seq", func(c string) batches {
 			return batches{{target(c)}, {edit(c, 2, "u1", 1)}, {del(c, 3, "u1", 1)}}
 		}, tombstone, 2, true},
-		{"delete by another sender ignored", func(c string) batches {
+		{"delete by another sender is a moderator's", func(c string) batches {
 			return batches{{target(c)}, {del(c, 2, "u2", 1)}}
-		}, "", 0, false},
+		}, tombstone, 0, true},
 		{"edit after delete ignored", func(c string) batches {
 			return batches{{target(c)}, {del(c, 2, "u1", 1)}, {edit(c, 3, "u1", 1)}}
 		}, tombstone, 0, true},
@@ -122,6 +122,9 @@ func testEdits(t *testing.T, s history.Store) {
 					tgt.Body = []byte(tc.body)
 				}
 				tgt.EditSeq, tgt.Deleted = tc.editSeq, tc.deleted
+				if tc.deleted && tc.name == "delete by another sender is a moderator's" {
+					tgt.DeletedBy = "u2"
+				}
 			}
 			got, more := after(t, s, c, 0, 100)
 			if more || len(got) != len(want) {

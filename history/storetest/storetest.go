@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/natter-chat/natter/history"
@@ -43,6 +44,9 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"BigBody", testBigBody},
 		{"Unicode", testUnicode},
 		{"ConcurrentAppend", testConcurrentAppend},
+		{"ReplyFields", testReplyFields},
+		{"Threads", testThreads},
+		{"ThreadPages", testThreadPages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,8 +161,17 @@ func diff(want, got *protocol.Message) string {
 		return fmt.Sprintf("kind/ref %q/%d, want %q/%d", got.Kind, got.Ref, want.Kind, want.Ref)
 	case !bytes.Equal(want.Body, got.Body):
 		return fmt.Sprintf("body %s, want %s", clip(got.Body), clip(want.Body))
-	case want.EditSeq != got.EditSeq, want.Deleted != got.Deleted:
-		return fmt.Sprintf("edit_seq/deleted %d/%v, want %d/%v", got.EditSeq, got.Deleted, want.EditSeq, want.Deleted)
+	case want.EditSeq != got.EditSeq, want.Deleted != got.Deleted, want.DeletedBy != got.DeletedBy:
+		return fmt.Sprintf("edit_seq/deleted/deleted_by %d/%v/%q, want %d/%v/%q",
+			got.EditSeq, got.Deleted, got.DeletedBy, want.EditSeq, want.Deleted, want.DeletedBy)
+	case want.ReplyTo != got.ReplyTo, want.Thread != got.Thread, !slices.Equal(want.Mentions, got.Mentions):
+		return fmt.Sprintf("reply_to/thread/mentions %d/%d/%q, want %d/%d/%q",
+			got.ReplyTo, got.Thread, got.Mentions, want.ReplyTo, want.Thread, want.Mentions)
+	case (want.Quote == nil) != (got.Quote == nil), want.Quote != nil && *want.Quote != *got.Quote:
+		return fmt.Sprintf("quote %+v, want %+v", got.Quote, want.Quote)
+	case want.ThreadCount != got.ThreadCount, want.ThreadLastSeq != got.ThreadLastSeq:
+		return fmt.Sprintf("thread_count/thread_last_seq %d/%d, want %d/%d",
+			got.ThreadCount, got.ThreadLastSeq, want.ThreadCount, want.ThreadLastSeq)
 	}
 	return ""
 }

@@ -19,13 +19,19 @@ import (
 // NATTER_SEARCH_BENCH_N messages (1,000,000 by default) in batches of 500,
 // as the indexer writes them, then runs 2,000 queries of a user in 50
 // conversations and 500 of one in 1,000, and reports the indexing rate and
-// the queries' p50 and p99. Run it once:
+// the queries' p50 and p99. NATTER_SEARCH_BENCH_MAX (a Go duration) stops
+// the indexing early, and the queries then run on what was indexed (the
+// log says how much). Run it once:
 //
 //	go test -run '^$' -bench Search1M -benchtime 1x -timeout 2h ./search/bleveindex
 func BenchmarkSearch1M(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("NATTER_SEARCH_BENCH_N")); err == nil && v > 0 {
 		n = v
+	}
+	var budget time.Duration
+	if v, err := time.ParseDuration(os.Getenv("NATTER_SEARCH_BENCH_MAX")); err == nil {
+		budget = v
 	}
 	const convs, batch = 10_000, 500
 	dir := filepath.Join(b.TempDir(), "search")
@@ -60,6 +66,11 @@ func BenchmarkSearch1M(b *testing.B) {
 			}
 			if seq%100_000 == 0 {
 				b.Logf("%d indexed, %.0f/s", seq, float64(seq)/time.Since(start).Seconds())
+			}
+			if budget > 0 && len(docs) == 0 && time.Since(start) > budget {
+				b.Logf("stopped after %s at %d messages (NATTER_SEARCH_BENCH_MAX)", budget, seq)
+				n = seq
+				break
 			}
 		}
 		took := time.Since(start)

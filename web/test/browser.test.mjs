@@ -1,7 +1,8 @@
 // The chat web app in real headless Chromium (Debian's /usr/bin/chromium,
 // driven by playwright-core), against a real `natter serve --dev` whose
 // embedded dist/ is what is tested: two users chat both ways, see typing
-// and presence, and one catches up on 20 messages sent while offline.
+// and presence, and one catches up on 20 messages sent while offline;
+// search finds a message and opens its conversation.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -217,6 +218,43 @@ test("blocking from a direct conversation collapses the blocked user's messages"
   await a.page.click("#block-toggle");
   await a.page.waitForFunction(() => document.querySelector("#block-toggle")?.textContent === "Block");
   cm.close();
+  await a.ctx.close();
+});
+
+test("search finds a message with its highlight and opens its conversation", { timeout: 60_000 }, async () => {
+  const [u, o] = ["sid", "sol"];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
+  await co.connect();
+  const conv = (await co.create("direct", [u])).conv;
+  await co.send(conv, { text: "meet at the <b>lighthouse</b> at noon" });
+  await co.send(conv, { text: "something else" });
+
+  const a = await signIn(u, { width: 1000, height: 700 });
+  // The index is written just behind the stream: search until it is found.
+  for (let i = 0; ; i++) {
+    await a.page.fill("#search-input", "LIGHTHOUSE");
+    await a.page.click("#search-submit");
+    await a.page.waitForSelector("#search-results .hit");
+    if ((await a.page.$$("#search-results .hit:not(.empty)")).length > 0) break;
+    assert.ok(i < 50, "the message was never found");
+    await a.page.waitForTimeout(200);
+  }
+  const hit = await a.page.$eval("#search-results .hit:not(.empty)", (li) => ({
+    conv: li.dataset.conv,
+    text: li.querySelector(".hit-text").textContent,
+    marks: [...li.querySelectorAll(".hit-text mark")].map((m) => m.textContent),
+    tags: [...li.querySelectorAll(".hit-text *")].map((e) => e.tagName),
+  }));
+  assert.equal(hit.conv, conv);
+  assert.equal(hit.text, "meet at the <b>lighthouse</b> at noon");
+  assert.deepEqual(hit.marks, ["lighthouse"]);
+  assert.deepEqual(hit.tags, ["MARK"], "only <mark> elements from a highlight");
+  await a.page.screenshot({ path: join(artifacts, "search.png") });
+  await a.page.click("#search-results .hit");
+  await waitForText(a.page, "meet at the <b>lighthouse</b> at noon");
+  co.close();
   await a.ctx.close();
 });
 
@@ -450,4 +488,66 @@ test("group settings in the app: rename, read-only, roles, moderator delete, ban
   await p.page.screenshot({ path: join(artifacts, "group-settings.png") });
   dan.close();
   await p.ctx.close();
+});
+
+test("a reply quotes its message; a thread opens in the side panel", { timeout: 90_000 }, async () => {
+  const a = await signIn("rita", { width: 1200, height: 760 });
+  const b = await signIn("theo", { width: 1200, height: 760 });
+  await a.page.click("#new-toggle");
+  await a.page.selectOption("#new-kind", "group");
+  await a.page.fill("#new-members", "theo");
+  await a.page.fill("#new-title", "Threads");
+  await a.page.click("#new-submit");
+  await a.page.waitForSelector("#chat-title");
+  await a.page.fill("#composer-input", "the   root message");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(a.page, "the   root message");
+
+  // Theo replies to it: the reply shows the server's quote on both sides.
+  await b.page.click(".conv");
+  await waitForText(b.page, "the   root message");
+  const rootB = b.page.locator("#messages .msg", { hasText: "the   root message" });
+  await rootB.locator(".reply").click();
+  await b.page.waitForSelector("#replying:not(.hidden)");
+  assert.match(await b.page.textContent("#replying"), /Replying to rita: the root message/);
+  await b.page.fill("#composer-input", "a quoted reply");
+  await b.page.press("#composer-input", "Enter");
+  await b.page.waitForSelector("#replying", { state: "hidden" });
+  for (const p of [a.page, b.page]) {
+    await waitForText(p, "a quoted reply");
+    const reply = p.locator("#messages .msg", { hasText: "a quoted reply" });
+    assert.equal(await reply.locator(".quote .quote-sender").textContent(), "rita");
+    assert.equal(await reply.locator(".quote .quote-text").textContent(), "the root message");
+  }
+
+  // Rita starts a thread under the root: it opens in the side panel.
+  await a.page.locator("#messages .msg", { hasText: "the   root message" }).first().locator(".thread").click();
+  await a.page.waitForSelector("#thread-panel:not(.hidden)");
+  await a.page.fill("#thread-input", "first in thread");
+  await a.page.press("#thread-input", "Enter");
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].some((e) => e.textContent === "first in thread"));
+
+  // Theo sees "1 reply" under the root (counted from the push), not the
+  // reply in his timeline; the link opens the thread, where he answers.
+  await b.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "1 reply");
+  assert.deepEqual(await b.page.$$eval("#messages .msg .text", (els) => els.map((e) => e.textContent).filter((t) => t.includes("in thread"))), []);
+  await b.page.click("#messages .thread-link");
+  await b.page.waitForSelector("#thread-panel:not(.hidden)");
+  await b.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread");
+  assert.equal(await b.page.textContent("#thread-messages .thread-root .text"), "the   root message");
+  await b.page.fill("#thread-input", "second in thread");
+  await b.page.press("#thread-input", "Enter");
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
+  await a.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "2 replies");
+
+  // A fresh page load reads the counts from history and the replies with thread.
+  const c = await signIn("theo", { width: 1200, height: 760 });
+  await c.page.click(".conv");
+  await c.page.waitForFunction(() => document.querySelector("#messages .thread-link")?.textContent === "2 replies");
+  await c.page.click("#messages .thread-link");
+  await c.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
+  await c.page.click("#thread-close");
+  await c.page.waitForSelector("#thread-panel", { state: "hidden" });
+  await c.page.screenshot({ path: join(artifacts, "threads.png") });
+  for (const x of [a, b, c]) await x.ctx.close();
 });

@@ -6,6 +6,8 @@ import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/in
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
+import { searchPanel } from "./search.js";
+import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
@@ -51,6 +53,15 @@ const groupDeps = {
   },
   notify: (text: string) => notify(text),
   render: () => render(),
+};
+// What replies and threads need (threads.ts).
+const threadDeps = {
+  get client() {
+    return client;
+  },
+  notify: (text: string) => notify(text),
+  render: () => render(),
+  messages: (conv: string) => state.convs.get(conv)?.msgs,
 };
 
 
@@ -164,6 +175,7 @@ function start(token: string): void {
     // and never reads prev (the client uses it to find gaps).
     const m: Message = { conv: entry.conv, seq: ack.seq, sender: state.me, client_id: entry.client_id, ts: ack.ts, body: entry.body, prev: 0 };
     if (entry.kind) Object.assign(m, { kind: entry.kind, ref: entry.ref });
+    ownReplyFields(entry, m, threadDeps);
     onMessage(m, true);
   });
   client.on("send_failed", ({ entry, error }) => {
@@ -288,6 +300,7 @@ function onMessage(m: Message, mine = false): void {
   }
   if (cs.msgs.has(m.seq)) return;
   cs.msgs.set(m.seq, m);
+  countReply(m, threadDeps); // the root's "N replies"
   if (m.sender === state.me) {
     cs.readSeq = Math.max(cs.readSeq, m.seq); // sending moves my marker
   } else if (!mine && !m.kind && !state.blocked.has(m.sender)) {
@@ -328,7 +341,11 @@ function notify(text: string): void {
 // ---- actions
 
 async function openConv(conv: string): Promise<void> {
-  if (state.open !== conv) state.groupOpen = false;
+  if (state.open !== conv) {
+    state.groupOpen = false;
+    closeThread();
+    clearReply();
+  }
   state.open = conv;
   state.editing = null;
   $("#shell").classList.add("show-chat");
@@ -409,7 +426,8 @@ function submitComposer(ev: Event): void {
   } else {
     const cs = state.convs.get(conv);
     const mentions = cs ? mentionsOf(text, cs.c, state.me) : [];
-    client.send(conv, { text }, { clientId: newClientId(), mentions }).catch(() => {});
+    client.send(conv, { text }, { clientId: newClientId(), mentions, replyTo: replyTo(conv) }).catch(() => {});
+    clearReply();
   }
   render();
 }
@@ -477,6 +495,15 @@ function buildShell(): void {
           h("input", { id: "new-title", placeholder: "group title" }),
           h("button", { id: "new-submit", type: "submit" }, "Create"),
         ),
+        searchPanel({
+          search: (q, opts) => client.search(q, opts),
+          title: (conv) => {
+            const cs = state.convs.get(conv);
+            return cs ? convTitle(cs.c) : conv;
+          },
+          open: (conv) => void openConv(conv),
+          time,
+        }),
         h("ul", { id: "convs", class: "convs" }),
         h(
           "label",
@@ -509,6 +536,7 @@ function buildShell(): void {
         h("div", { id: "messages", class: "messages", onscroll: onScroll }),
         h("div", { id: "typing", class: "typing" }),
         h("div", { id: "editing", class: "editing hidden" }),
+        h("div", { id: "replying", class: "editing hidden" }),
         h(
           "form",
           { id: "composer", class: "composer", onsubmit: submitComposer },
@@ -572,6 +600,7 @@ function draw(): void {
     $("#consent").classList.add("hidden");
     $("#composer").classList.remove("hidden");
     groupPanel(undefined, false, groupDeps);
+    drawThreadPanel(undefined, threadDeps, () => h("div"));
     return;
   }
   drawConsent(cs);
@@ -614,7 +643,52 @@ function draw(): void {
         } }, "cancel")]
       : []),
   );
+  drawReplyBar(cs.c.conv, threadDeps);
   drawMessages(cs, members);
+  const applied = appliedEvents(cs);
+  drawThreadPanel(cs.c.conv, threadDeps, (m) => threadItem(m, applied));
+}
+
+/** Edits and deletions as they apply to the messages of cs. */
+interface Applied {
+  edits: Map<number, Message>;
+  deleted: Set<number>;
+  deletedBy: Map<number, string>;
+}
+
+function appliedEvents(cs: ConvState): Applied {
+  // Edits and deletions apply to their targets, only when they come from the target's sender.
+  // A delete by someone else is a moderator's (the group's owner or an
+  // admin): the server refuses it from anyone else.
+  const a: Applied = { edits: new Map(), deleted: new Set(), deletedBy: new Map() };
+  for (const m of [...cs.msgs.values()].sort((x, y) => x.seq - y.seq)) {
+    const target = m.ref !== undefined ? cs.msgs.get(m.ref) : undefined;
+    if (m.kind === "edit" && (!target || target.sender === m.sender)) a.edits.set(m.ref!, m);
+    if (m.kind === "delete") {
+      a.deleted.add(m.ref!);
+      if (target && target.sender !== m.sender) a.deletedBy.set(m.ref!, m.sender);
+    }
+  }
+  // Pages carry what the server applied (deleted, deleted_by, edit_seq).
+  for (const m of cs.msgs.values()) {
+    if (m.deleted) a.deleted.add(m.seq);
+    if (m.deleted_by) a.deletedBy.set(m.seq, m.deleted_by);
+  }
+  return a;
+}
+
+/** A message as the thread panel shows it: sender, quote, text, time. */
+function threadItem(m: Message, a: Applied): HTMLElement {
+  const isDeleted = a.deleted.has(m.seq);
+  const text = String((a.edits.get(m.seq) ?? m).body.text ?? "");
+  return h(
+    "div",
+    { class: `msg${m.sender === state.me ? " mine" : ""}${isDeleted ? " deleted" : ""}${m.thread ? " thread-reply" : " thread-root"}`, "data-seq": String(m.seq), "data-sender": m.sender },
+    h("div", { class: "sender" }, m.sender),
+    quoteBlock(m),
+    h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? (a.deletedBy.has(m.seq) ? `removed by ${a.deletedBy.get(m.seq)}` : "message deleted") : text)),
+    h("div", { class: "meta" }, h("time", { datetime: m.ts }, time(m.ts))),
+  );
 }
 
 function lastActivity(cs: ConvState): number {
@@ -624,21 +698,9 @@ function lastActivity(cs: ConvState): number {
 function drawMessages(cs: ConvState, members: string[]): void {
   const box = $("#messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  const sorted = [...cs.msgs.values()].sort((a, b) => a.seq - b.seq);
-  // Edits and deletions apply to their targets, only when they come from the target's sender.
-  // A delete by someone else is a moderator's (the group's owner or an
-  // admin): the server refuses it from anyone else.
-  const edits = new Map<number, Message>();
-  const deleted = new Set<number>();
-  const deletedBy = new Map<number, string>();
-  for (const m of sorted) {
-    const target = m.ref !== undefined ? cs.msgs.get(m.ref) : undefined;
-    if (m.kind === "edit" && (!target || target.sender === m.sender)) edits.set(m.ref!, m);
-    if (m.kind === "delete") {
-      deleted.add(m.ref!);
-      if (target && target.sender !== m.sender) deletedBy.set(m.ref!, m.sender);
-    }
-  }
+  // Thread replies are shown in the thread panel, not the timeline.
+  const sorted = [...cs.msgs.values()].filter((m) => !m.thread || m.kind).sort((a, b) => a.seq - b.seq);
+  const { edits, deleted, deletedBy } = appliedEvents(cs);
   const plain = sorted.filter((m) => !m.kind);
   const moderator = isAdmin(cs.c);
   const myLast = [...plain].reverse().find((m) => m.sender === state.me && !deleted.has(m.seq));
@@ -686,6 +748,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
         "div",
         { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}${!isDeleted && mentionsMe(m, state.me) ? " mentions-me" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
+        quoteBlock(m),
         h("div", { class: "bubble" }, h("span", { class: "text" }, ...(isDeleted ? [deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted"] : mentionNodes(text, m, state.me)))),
         h(
           "div",
@@ -702,6 +765,8 @@ function drawMessages(cs: ConvState, members: string[]): void {
             ? h("button", { class: "link block", type: "button", onclick: () => void toggleBlock(m.sender) }, state.blocked.has(m.sender) ? "unblock" : "block")
             : null,
           m === myLast && seenBy.length ? h("span", { class: "seen" }, cs.c.kind === "direct" ? "seen" : `seen by ${seenBy.join(", ")}`) : null,
+          ...(!isDeleted && mayPost(cs.c) && cs.c.state !== "invited" ? messageActions(cs.c.conv, m, threadDeps) : []),
+          threadLink(cs.c.conv, m, threadDeps),
         ),
       ),
     );
@@ -709,7 +774,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
   }
   // Sends not acknowledged yet.
   for (const e of state.outbox) {
-    if (e.conv !== cs.c.conv || e.kind) continue;
+    if (e.conv !== cs.c.conv || e.kind || e.thread) continue;
     nodes.push(
       h(
         "div",

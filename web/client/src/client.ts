@@ -6,6 +6,8 @@ import type {
   Ack,
   AddPolicy,
   BlockedFrame,
+  SearchOptions,
+  SearchResults,
   Body,
   Conversation,
   ConversationPush,
@@ -43,6 +45,32 @@ export interface WebSocketLike {
 /** A WebSocket constructor: globalThis.WebSocket in browsers, `ws` in Node. */
 export type WebSocketCtor = new (url: string) => WebSocketLike;
 
+/** Optional fields of send. */
+export interface SendOptions {
+  kind?: MessageKind;
+  ref?: number;
+  clientId?: string;
+  /** Quote the message with this seq (plain messages only). */
+  replyTo?: number;
+  /** Post into the thread under this root seq (plain messages only). */
+  thread?: number;
+  /** Users the message mentions, or "@all". */
+  mentions?: string[];
+}
+
+/**
+ * Counts m, a message pushed live, on root, a message the app holds, when m
+ * is a new reply in root's thread: thread_count + 1, thread_last_seq = m's
+ * seq, what a page would now show. A reply at or below thread_last_seq is
+ * counted already (a page read after it). Returns whether root changed.
+ */
+export function applyThreadReply(root: Message, m: Message): boolean {
+  if (!m.thread || m.thread !== root.seq || m.conv !== root.conv || m.kind || m.seq <= (root.thread_last_seq ?? 0)) return false;
+  root.thread_count = (root.thread_count ?? 0) + 1;
+  root.thread_last_seq = m.seq;
+  return true;
+}
+
 /** A send not yet acknowledged. */
 export interface OutboxEntry {
   conv: string;
@@ -50,6 +78,8 @@ export interface OutboxEntry {
   body: Body;
   kind?: MessageKind;
   ref?: number;
+  reply_to?: number;
+  thread?: number;
   /** The members a plain message mentions, or "@all". */
   mentions?: string[];
   /** When the entry was first queued, ms since the epoch. */
@@ -943,6 +973,20 @@ export class NatterClient {
     return (await this.request<BlockedFrame>({ type: "blocked" })).users;
   }
 
+  /**
+   * Full-text search of the user's messages: every word of `query` must
+   * match (case folded), newest first, only in conversations the user is a
+   * member of now. Hits carry HTML highlights; pass `cursor` back in
+   * `opts` for the next page.
+   */
+  async search(query: string, opts: SearchOptions = {}): Promise<SearchResults> {
+    const frame: Record<string, unknown> & { type: string } = { type: "search", query };
+    if (opts.conv) frame.conv = opts.conv;
+    if (opts.cursor) frame.cursor = opts.cursor;
+    if (opts.limit) frame.limit = opts.limit;
+    return this.request<SearchResults>(frame);
+  }
+
   /** Presence of users the user shares a conversation with. */
   async presence(users: string[]): Promise<Record<string, PresenceState>> {
     return (await this.request<{ users: Record<string, PresenceState> }>({ type: "presence", users })).users;
@@ -954,10 +998,12 @@ export class NatterClient {
    * after a reconnect or a retryable error (the server de-duplicates), and
    * rejects only for a permanent error or close().
    */
-  send(conv: string, body: Body, opts: { kind?: MessageKind; ref?: number; clientId?: string; mentions?: string[] } = {}): Promise<Ack> {
+  send(conv: string, body: Body, opts: SendOptions = {}): Promise<Ack> {
     const entry: OutboxEntry = { conv, client_id: opts.clientId ?? newClientId(), body, queued_at: Date.now() };
     if (opts.kind) entry.kind = opts.kind;
     if (opts.ref !== undefined) entry.ref = opts.ref;
+    if (opts.replyTo) entry.reply_to = opts.replyTo;
+    if (opts.thread) entry.thread = opts.thread;
     if (opts.mentions?.length) entry.mentions = opts.mentions;
     const key = conv + "\n" + entry.client_id;
     return new Promise<Ack>((resolve, reject) => {
@@ -1042,6 +1088,26 @@ export class NatterClient {
     return this.send(conv, body, { kind: "reaction", ref });
   }
 
+  /** Sends a message quoting replyTo; the server fills the quote. */
+  reply(conv: string, replyTo: number, body: Body): Promise<Ack> {
+    return this.send(conv, body, { replyTo });
+  }
+
+  /** Sends a message into the thread under root (a message that is not itself a thread reply). */
+  sendInThread(conv: string, root: number, body: Body): Promise<Ack> {
+    return this.send(conv, body, { thread: root });
+  }
+
+  /** The oldest `limit` replies of the thread under root with seq > after, ascending. */
+  async threadAfter(conv: string, root: number, after = 0, limit?: number): Promise<MessagesPage> {
+    return this.request<MessagesPage>({ type: "thread", conv, thread: root, after, limit });
+  }
+
+  /** The newest `limit` replies of the thread under root with seq < before (0: from the newest), ascending. */
+  async threadBefore(conv: string, root: number, before = 0, limit?: number): Promise<MessagesPage> {
+    return this.request<MessagesPage>({ type: "thread", conv, thread: root, before, limit });
+  }
+
   private flushOutbox(): void {
     for (const o of this.outgoing.values()) this.transmit(o);
   }
@@ -1059,6 +1125,8 @@ export class NatterClient {
     const f: Record<string, unknown> & { type: string } = { type: "send", conv: e.conv, client_id: e.client_id, body: e.body };
     if (e.kind) f.kind = e.kind;
     if (e.ref !== undefined) f.ref = e.ref;
+    if (e.reply_to) f.reply_to = e.reply_to;
+    if (e.thread) f.thread = e.thread;
     if (e.mentions?.length) f.mentions = e.mentions;
     if (o.sent) f.resend = true;
     o.sent = true;

@@ -21,15 +21,40 @@ export interface Message {
   ts: string;
   kind?: StoredKind;
   ref?: number;
+  /** The seq of the message this one quotes, and what the server copied of it. */
+  reply_to?: number;
+  quote?: Quote;
+  /** The root seq of the thread this message was posted in. */
+  thread?: number;
   /** The user ids the message mentions, or "@all" (see mentions.ts). */
   mentions?: string[];
   body: Body;
+  /** Pages only: the seq of the latest edit applied to body. */
+  edit_seq?: number;
+  /** Pages only: a tombstone (body is {}). */
+  deleted?: true;
+  /** Pages only: who deleted it, when not its sender (a moderator). */
+  deleted_by?: string;
+  /** Pages only, on a thread's root: how many replies, and the newest one's seq. */
+  thread_count?: number;
+  thread_last_seq?: number;
   /**
    * The seq of the item before this one in the conversation (0 for the
    * first), the same live and in pages: holding it means holding
    * everything up to this item.
    */
   prev: number;
+}
+
+/** What a reply shows of the message it quotes, copied when it was sent. */
+export interface Quote {
+  seq: number;
+  sender: string;
+  kind?: string;
+  /** The quoted text, white space folded, at most 140 characters; "" when deleted. */
+  snippet: string;
+  /** The quoted message was deleted when the reply was sent. */
+  deleted?: true;
 }
 
 /** A conversation object (`create`, `conversations`, `conversation` push). */
@@ -105,6 +130,8 @@ export interface MessagesPage {
   type: "messages";
   id?: string;
   conv: string;
+  /** Set on the answer to `thread`: the root seq of the thread paged. */
+  thread?: number;
   messages: Message[];
   more: boolean;
 }
@@ -176,6 +203,34 @@ export interface BlockedFrame {
   id?: string;
   users: string[];
 }
+/** One message a search found. */
+export interface SearchHit {
+  conv: string;
+  seq: number;
+  sender: string;
+  ts: string;
+  /**
+   * Fragments of the message's text as HTML: the matched words in
+   * <mark>…</mark>, everything else escaped. Safe to insert as HTML.
+   */
+  highlights: string[];
+}
+/** The answer to `search`: hits newest first; `cursor` fetches the next page. */
+export interface SearchResults {
+  type: "search_results";
+  id?: string;
+  hits: SearchHit[];
+  cursor?: string;
+}
+/** Narrows a search. */
+export interface SearchOptions {
+  /** Only this conversation (the user must be a member). */
+  conv?: string;
+  /** The `cursor` of a previous page. */
+  cursor?: string;
+  /** The most hits (the server caps it at 100, default 20). */
+  limit?: number;
+}
 /**
  * The gateway may have lost pushes for this user (its NATS connection
  * reconnected, or it fell behind): sync every conversation, or conv only.
@@ -225,4 +280,5 @@ export type ServerFrame =
   | ResyncPush
   | BlockedFrame
   | { type: "banned"; id?: string; conv: string; users: string[] }
+  | SearchResults
   | ErrorFrame;

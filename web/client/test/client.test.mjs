@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { NatterClient, NatterError, backoffDelay, describeGroupEvent, groupEvent, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
+import { NatterClient, NatterError, applyThreadReply, backoffDelay, describeGroupEvent, groupEvent, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -326,6 +326,88 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     const page = await c.sync(conv, first.seq);
     assert.deepEqual(page.messages.map((m) => [m.kind, m.ref, m.seq]), [["edit", seqs[0], edit.seq], ["delete", seqs[1], del.seq]]);
     c.close();
+  });
+
+  test("search finds the user's messages with highlights, pages by cursor, refuses a non-member", async () => {
+    const [a, b, m] = [uid("sa"), uid("sb"), uid("sm")];
+    const ca = client(a);
+    const cm = client(m);
+    await Promise.all([ca.connect(), cm.connect()]);
+    const conv = (await ca.create("direct", [b])).conv;
+    const seqs = [];
+    for (const text of ["a <b>lighthouse</b> & more", "second lighthouse", "no match here", "third Lighthouse"]) {
+      seqs.push((await ca.send(conv, { text })).seq);
+    }
+    // The index is written just behind the stream.
+    let res;
+    for (let i = 0; i < 200; i++) {
+      res = await ca.search("lighthouse", { limit: 2 });
+      if (res.hits.length === 2 && res.cursor) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(res.hits.map((h) => h.seq), [seqs[3], seqs[1]]);
+    assert.equal(res.hits[0].conv, conv);
+    assert.equal(res.hits[0].sender, a);
+    assert.deepEqual(res.hits[0].highlights, ["third <mark>Lighthouse</mark>"]);
+    const older = await ca.search("lighthouse", { limit: 2, cursor: res.cursor, conv });
+    assert.deepEqual(older.hits.map((h) => h.seq), [seqs[0]]);
+    assert.equal(older.cursor, undefined);
+    assert.equal(older.hits[0].highlights[0], "a &lt;b&gt;<mark>lighthouse</mark>&lt;/b&gt; &amp; more");
+    assert.deepEqual((await cm.search("lighthouse")).hits, []);
+    await assert.rejects(cm.search("lighthouse", { conv }), (e) => e instanceof NatterError && e.code === "forbidden");
+    await assert.rejects(ca.search("  "), (e) => e instanceof NatterError && e.code === "bad_request");
+  });
+
+  test("replies carry the server's quote; threads page and count on their root", async () => {
+    const [a, b] = [uid("ra"), uid("rb")];
+    const ca = client(a);
+    const cb = client(b);
+    await Promise.all([ca.connect(), cb.connect()]);
+    const conv = (await ca.create("group", [b], "replies")).conv;
+    // Listeners first: a push may come before the ack.
+    const gotB = collect(cb, conv);
+    const gotA = collect(ca, conv);
+    const pushOf = async (got, seq) => {
+      await until(() => got.some((m) => m.seq === seq));
+      return got.find((m) => m.seq === seq);
+    };
+    const root = await ca.send(conv, { text: "the   root" });
+    const heldRoot = await pushOf(gotB, root.seq);
+
+    const reply = await cb.reply(conv, root.seq, { text: "re" });
+    const pushed = await pushOf(gotA, reply.seq);
+    assert.equal(pushed.reply_to, root.seq);
+    assert.deepEqual(pushed.quote, { seq: root.seq, sender: a, snippet: "the root" });
+
+    const inThread = [];
+    for (let i = 0; i < 3; i++) {
+      const ack = await ca.sendInThread(conv, root.seq, { text: `t${i}` });
+      inThread.push(ack.seq);
+      const m = await pushOf(gotB, ack.seq);
+      assert.equal(m.thread, root.seq);
+      assert.equal(applyThreadReply(heldRoot, m), true);
+      assert.equal(applyThreadReply(heldRoot, m), false); // counted once
+    }
+    assert.equal(heldRoot.thread_count, 3);
+    assert.equal(heldRoot.thread_last_seq, inThread[2]);
+
+    const newest = await cb.threadBefore(conv, root.seq, 0, 2);
+    assert.equal(newest.thread, root.seq);
+    assert.deepEqual(newest.messages.map((m) => m.seq), inThread.slice(1));
+    assert.equal(newest.more, true);
+    const oldest = await cb.threadAfter(conv, root.seq, 0, 10);
+    assert.deepEqual(oldest.messages.map((m) => m.body.text), ["t0", "t1", "t2"]);
+    assert.equal(oldest.more, false);
+    const page = await cb.history(conv, 0, 50);
+    const r = page.messages.find((m) => m.seq === root.seq);
+    assert.equal(r.thread_count, 3);
+    assert.equal(r.thread_last_seq, inThread[2]);
+
+    await assert.rejects(cb.sendInThread(conv, inThread[0], { text: "nested" }), (e) => e instanceof NatterError && e.code === "bad_request");
+    await assert.rejects(cb.reply(conv, inThread[2] + 1000, { text: "?" }), (e) => e instanceof NatterError && e.code === "not_found");
+    await assert.rejects(cb.threadAfter(conv, inThread[0]), (e) => e instanceof NatterError && e.code === "bad_request");
+    ca.close();
+    cb.close();
   });
 
   test("reconnects and resumes: conversations, then sync page by page", async () => {
