@@ -548,6 +548,9 @@ test("a reply quotes its message; a thread opens in the side panel", { timeout: 
   await c.page.waitForFunction(() => [...document.querySelectorAll("#thread-messages .thread-reply .text")].map((e) => e.textContent).join() === "first in thread,second in thread");
   await c.page.click("#thread-close");
   await c.page.waitForSelector("#thread-panel", { state: "hidden" });
+  // Rita deletes the root: quotes of it the app can see now say so.
+  await a.page.locator("#messages .msg.mine", { hasText: "the   root message" }).first().locator(".delete").click();
+  await c.page.waitForFunction(() => document.querySelector("#messages .quote .quote-text")?.textContent === "message deleted");
   await c.page.screenshot({ path: join(artifacts, "threads.png") });
   for (const x of [a, b, c]) await x.ctx.close();
 });

@@ -685,7 +685,7 @@ function threadItem(m: Message, a: Applied): HTMLElement {
     "div",
     { class: `msg${m.sender === state.me ? " mine" : ""}${isDeleted ? " deleted" : ""}${m.thread ? " thread-reply" : " thread-root"}`, "data-seq": String(m.seq), "data-sender": m.sender },
     h("div", { class: "sender" }, m.sender),
-    quoteBlock(m),
+    quoteBlock(m, m.reply_to !== undefined && a.deleted.has(m.reply_to)),
     h("div", { class: "bubble" }, h("span", { class: "text" }, isDeleted ? (a.deletedBy.has(m.seq) ? `removed by ${a.deletedBy.get(m.seq)}` : "message deleted") : text)),
     h("div", { class: "meta" }, h("time", { datetime: m.ts }, time(m.ts))),
   );
@@ -748,7 +748,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
         "div",
         { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}${!isDeleted && mentionsMe(m, state.me) ? " mentions-me" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
-        quoteBlock(m),
+        quoteBlock(m, m.reply_to !== undefined && deleted.has(m.reply_to)),
         h("div", { class: "bubble" }, h("span", { class: "text" }, ...(isDeleted ? [deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted"] : mentionNodes(text, m, state.me)))),
         h(
           "div",

@@ -40,16 +40,21 @@ export function ownReplyFields(entry: OutboxEntry, m: Message, deps: ThreadDeps)
   if (q) m.quote = { seq: q.seq, sender: q.sender, snippet: q.deleted ? "" : snippetOf(q), ...(q.deleted ? { deleted: true as const } : {}) };
 }
 
-/** The quote block of a reply, or null. */
-export function quoteBlock(m: Message): HTMLElement | null {
+/**
+ * The quote block of a reply, or null. The quote is what the server copied
+ * when the reply was sent; gone says whether the app knows the original
+ * was deleted since, which the quote then shows instead of its snippet.
+ */
+export function quoteBlock(m: Message, gone = false): HTMLElement | null {
   const q = m.quote;
   if (!m.reply_to || !q) return null;
+  const deleted = q.deleted || gone;
   return h(
     "blockquote",
-    { class: `quote${q.deleted ? " deleted" : ""}`, "data-quote": String(q.seq) },
+    { class: `quote${deleted ? " deleted" : ""}`, "data-quote": String(q.seq) },
     h("span", { class: "quote-sender" }, q.sender),
     " ",
-    h("span", { class: "quote-text" }, q.deleted ? "message deleted" : q.snippet),
+    h("span", { class: "quote-text" }, deleted ? "message deleted" : q.snippet),
   );
 }
 
