@@ -135,6 +135,16 @@ func (c gatewayConversations) MarkRead(ctx context.Context, conv, uid string, se
 	return moved, gatewayError(err)
 }
 
+func (c gatewayConversations) MarkDelivered(ctx context.Context, conv, uid string, seq uint64) (bool, error) {
+	moved, err := c.s.MarkDelivered(ctx, conv, uid, seq)
+	return moved, gatewayError(err)
+}
+
+func (c gatewayConversations) Receipts(ctx context.Context, conv string, users []string) ([]protocol.Receipt, error) {
+	r, err := c.s.Receipts(ctx, conv, users)
+	return r, gatewayError(err)
+}
+
 // gatewayMessages is history's Pages as the gateway's Messages: only Get
 // has an error of its own to translate.
 type gatewayMessages struct{ history.Pages }

@@ -64,6 +64,12 @@ type Options struct {
 	// against the protocol's schema (protocol/spec); a conformance log
 	// records it.
 	Trace func(sent bool, frame []byte)
+	// DeliveredDelay is how long the client gathers the messages of
+	// others that reach it (pushes and sync or history pages) before it
+	// reports them with one cumulative delivered frame per conversation
+	// (delivered.go): their senders see them delivered. Zero means
+	// DefaultDeliveredDelay; negative turns the reports off.
+	DeliveredDelay time.Duration
 }
 
 // Client is one authenticated protocol v1 connection.
@@ -73,8 +79,9 @@ type Client struct {
 	welcome protocol.Welcome
 	nextID  atomic.Uint64
 
-	events chan Event
-	early  []Event // pushes that arrived before welcome; the reader sends them first
+	events    chan Event
+	early     []Event // pushes that arrived before welcome; the reader sends them first
+	delivered deliveredMarks
 
 	closeOnce  sync.Once
 	closing    chan struct{} // closed by Close: the reader stops blocking on Events
@@ -131,6 +138,10 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		pending:    make(map[string]chan json.RawMessage),
+	}
+	c.delivered = deliveredMarks{c: c, delay: opts.DeliveredDelay}
+	if c.delivered.delay == 0 {
+		c.delivered.delay = DefaultDeliveredDelay
 	}
 	if err := c.handshake(ctx, opts); err != nil {
 		conn.CloseNow()
@@ -242,10 +253,14 @@ func (c *Client) awaitWelcome(ctx context.Context) error {
 	}
 }
 
-// frameHead is the part of every frame the reader routes on.
+// frameHead is the part of every frame the reader routes on, and what a
+// message push's delivered report needs.
 type frameHead struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
+	Type   string `json:"type"`
+	ID     string `json:"id"`
+	Conv   string `json:"conv"`
+	Seq    uint64 `json:"seq"`
+	Sender string `json:"sender"`
 }
 
 // readLoop is the connection's only reader. It routes replies to pending
@@ -284,6 +299,9 @@ func (c *Client) readLoop() {
 				continue
 			}
 		}
+		if h.Type == protocol.TypeMessage && h.Sender != c.welcome.User {
+			c.delivered.note(h.Conv, h.Seq)
+		}
 		if !c.deliver(Event{Type: h.Type, Raw: data}) {
 			c.end(ErrClosed)
 			return
@@ -320,6 +338,7 @@ func (c *Client) end(cause error) {
 	c.pending = nil
 	c.mu.Unlock()
 	close(c.done)
+	c.delivered.stop()
 	// Unblocks writers, and ends the connection if the reader stopped early.
 	c.conn.CloseNow()
 }

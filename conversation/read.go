@@ -9,42 +9,49 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Read markers live under r.<conv>.<uid> as a decimal seq. They only move
-// forwards: every change is a compare-and-set, so concurrent devices of one
-// user cannot move a marker back.
+// Read markers live under r.<conv>.<uid>, delivered markers (delivered.go)
+// under d.<conv>.<uid>, each as a decimal seq. They only move forwards:
+// every change is a compare-and-set, so concurrent devices of one user, or
+// gateways, cannot move a marker back.
 
 func readKey(conv, uid string) string { return "r." + conv + "." + uid }
 
 // ReadSeq returns uid's read marker in conv, 0 before any read.
 func (s *Store) ReadSeq(ctx context.Context, conv, uid string) (uint64, error) {
-	seq, _, err := s.readSeq(ctx, conv, uid)
+	seq, _, err := s.markerAt(ctx, readKey(conv, uid))
 	return seq, err
 }
 
-func (s *Store) readSeq(ctx context.Context, conv, uid string) (uint64, uint64, error) {
-	e, err := s.kv.Get(ctx, readKey(conv, uid))
+// markerAt reads the marker under key and its revision; 0, 0 when unset.
+func (s *Store) markerAt(ctx context.Context, key string) (uint64, uint64, error) {
+	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("read marker %s/%s: %w", conv, uid, err)
+		return 0, 0, fmt.Errorf("marker %s: %w", key, err)
 	}
 	seq, err := strconv.ParseUint(string(e.Value()), 10, 64)
 	if err != nil {
-		return 0, 0, fmt.Errorf("decode read marker %s/%s: %w", conv, uid, err)
+		return 0, 0, fmt.Errorf("decode marker %s: %w", key, err)
 	}
 	return seq, e.Revision(), nil
 }
 
 // MarkRead moves uid's marker in conv to seq when that is further on, and
 // reports whether it moved. The caller checks membership and clamps seq.
+func (s *Store) MarkRead(ctx context.Context, conv, uid string, seq uint64) (bool, error) {
+	return s.advance(ctx, readKey(conv, uid), seq)
+}
+
+// advance moves the marker under key to seq when that is further on, and
+// reports whether it moved.
 //
 // A marker this process read or wrote before is moved with one
 // compare-and-set on the remembered revision (every send moves the
 // sender's marker); only when another process moved it meanwhile is it
 // read again.
-func (s *Store) MarkRead(ctx context.Context, conv, uid string, seq uint64) (bool, error) {
-	key := readKey(conv, uid)
+func (s *Store) advance(ctx context.Context, key string, seq uint64) (bool, error) {
 	val := []byte(strconv.FormatUint(seq, 10))
 	if m, ok := s.marks.get(key); ok {
 		if seq <= m.seq {
@@ -56,11 +63,11 @@ func (s *Store) MarkRead(ctx context.Context, conv, uid string, seq uint64) (boo
 			return true, nil
 		}
 		if !isWrongRevision(err) {
-			return false, fmt.Errorf("move read marker %s/%s: %w", conv, uid, err)
+			return false, fmt.Errorf("move marker %s: %w", key, err)
 		}
 	}
 	for attempt := 0; attempt < 50; attempt++ {
-		cur, rev, err := s.readSeq(ctx, conv, uid)
+		cur, rev, err := s.markerAt(ctx, key)
 		if err != nil {
 			return false, err
 		}
@@ -83,10 +90,10 @@ func (s *Store) MarkRead(ctx context.Context, conv, uid string, seq uint64) (boo
 			}
 		}
 		if err != nil {
-			return false, fmt.Errorf("move read marker %s/%s: %w", conv, uid, err)
+			return false, fmt.Errorf("move marker %s: %w", key, err)
 		}
 		s.marks.put(key, seq, newRev)
 		return true, nil
 	}
-	return false, fmt.Errorf("%w: read marker %s/%s changed too often", ErrConflict, conv, uid)
+	return false, fmt.Errorf("%w: marker %s changed too often", ErrConflict, key)
 }

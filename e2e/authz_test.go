@@ -45,7 +45,11 @@ var convRequests = map[string]func(conv string) map[string]any{
 	protocol.TypeMembers: func(c string) map[string]any { return map[string]any{"type": "members", "conv": c} },
 	protocol.TypeTyping:  func(c string) map[string]any { return map[string]any{"type": "typing", "conv": c} },
 	protocol.TypeRead:    func(c string) map[string]any { return map[string]any{"type": "read", "conv": c, "seq": 1} },
-	protocol.TypeMute:    func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "level": "mentions"} },
+	protocol.TypeDelivered: func(c string) map[string]any {
+		return map[string]any{"type": "delivered", "conv": c, "seq": 1}
+	},
+	protocol.TypeReceipts: func(c string) map[string]any { return map[string]any{"type": "receipts", "conv": c} },
+	protocol.TypeMute:     func(c string) map[string]any { return map[string]any{"type": "mute", "conv": c, "level": "mentions"} },
 	protocol.TypeAddMember: func(c string) map[string]any {
 		return map[string]any{"type": "add_member", "conv": c, "user": "newbie"}
 	},
@@ -142,6 +146,8 @@ func expect(typ, role, conv string) string {
 		return protocol.TypeMembers
 	case protocol.TypeSearch:
 		return protocol.TypeSearchResults
+	case protocol.TypeReceipts:
+		return protocol.TypeReceipts
 	case protocol.TypeAccept:
 		return protocol.TypeConversation
 	case protocol.TypeDecline:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -91,7 +92,10 @@ func TestSendOnKeptViewReadsNothing(t *testing.T) {
 	e := start(t)
 	g2 := e.metricsGateway(t)
 	ctx := ctxT(t)
-	alice := e.dial(t, "alice")
+	// alice reports no deliveries: a delivered report reads her member
+	// key (one per conversation per second, not per message); this test
+	// counts what sends read.
+	alice := e.dialOpts(t, client.Options{Token: token(t, "alice"), DeliveredDelay: -1})
 	bob := g2.dial(t, "bob")
 	conv, err := alice.CreateGroup(ctx, "views", "bob")
 	if err != nil {

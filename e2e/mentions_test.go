@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -218,4 +219,44 @@ func TestMentionAllMatrix(t *testing.T) {
 	}
 	_, err = users["all-erin"].SendWith(ctx, g.Conv, "", text("@all"), client.SendOptions{Mentions: []string{protocol.MentionAll}})
 	wantCode(t, err, protocol.CodeForbidden)
+}
+
+// TestMentionsPaged: mentions survive the history store, in both stores:
+// once the history writer has stored the messages, pages read from the
+// store carry them as the push did.
+func TestMentionsPaged(t *testing.T) { eachStore(t, mentionsPaged) }
+
+func mentionsPaged(t *testing.T, store func(*app.Config)) {
+	e := start(t, store)
+	ctx := ctxT(t)
+	owner := e.dial(t, "pg-owner")
+	g, err := owner.CreateGroup(ctx, "Paged", "pg-bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64][]string{}
+	for _, mentions := range [][]string{{"pg-bob"}, nil, {protocol.MentionAll, "pg-bob"}} {
+		ack, err := owner.SendWith(ctx, g.Conv, "", text("x"), client.SendOptions{Mentions: mentions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[ack.Seq] = mentions
+	}
+	historyCaughtUp(t, e)
+	page, err := owner.History(ctx, g.Conv, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, m := range page.Messages {
+		if w, ok := want[m.Seq]; ok {
+			seen++
+			if !slices.Equal(m.Mentions, w) {
+				t.Errorf("history item %d mentions %q, want %q", m.Seq, m.Mentions, w)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("history has %d of the %d messages: %+v", seen, len(want), page.Messages)
+	}
 }

@@ -111,6 +111,11 @@ func (f *Fanout) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: reads: %w", ErrSubscribe, err)
 	}
 	defer func() { _ = reads.Unsubscribe() }()
+	delivered, err := f.nc.QueueSubscribe(schema.DeliveredWildcard, "fanout", f.onDelivered)
+	if err != nil {
+		return fmt.Errorf("%w: delivered: %w", ErrSubscribe, err)
+	}
+	defer func() { _ = delivered.Unsubscribe() }()
 	l, err := f.runUnpartitioned(ctx)
 	if err != nil || ctx.Err() != nil {
 		return err

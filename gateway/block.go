@@ -159,8 +159,8 @@ func (h *hub) loadBlocks(ctx context.Context, e *userEntry) error {
 }
 
 // hides reports whether m, pushed to e's user, comes from a user they
-// blocked: messages by their sender, typing, read and presence by their
-// user. Users who blocked nobody pay nothing.
+// blocked: messages by their sender, typing, read, delivered and presence
+// by their user. Users who blocked nobody pay nothing.
 func (e *userEntry) hides(m *nats.Msg) bool {
 	s := e.blocks.p.Load()
 	if s == nil || len(s.users) == 0 {
@@ -170,7 +170,7 @@ func (e *userEntry) hides(m *nats.Msg) bool {
 	switch _, event := schema.SplitUser(m.Subject); event {
 	case schema.EventMessage:
 		key = "sender"
-	case schema.EventTyping, schema.EventRead, schema.EventPresence:
+	case schema.EventTyping, schema.EventRead, schema.EventDelivered, schema.EventPresence:
 		key = "user"
 	default:
 		return false

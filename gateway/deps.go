@@ -62,14 +62,21 @@ type Conversations interface {
 	Leave(ctx context.Context, by Actor, conv string) error
 }
 
-// ReadMarkers keeps how far each member has read each conversation. The
-// caller checks membership and clamps seqs to the conversation's last.
+// ReadMarkers keeps how far each member has read each conversation, and
+// how far it was delivered to them (delivered.go). The caller checks
+// membership and clamps seqs to the conversation's last.
 type ReadMarkers interface {
 	// ReadSeq returns uid's marker in conv, 0 before any read.
 	ReadSeq(ctx context.Context, conv, uid string) (uint64, error)
 	// MarkRead moves uid's marker in conv to seq when that is further on,
 	// and reports whether it moved.
 	MarkRead(ctx context.Context, conv, uid string, seq uint64) (bool, error)
+	// MarkDelivered moves uid's delivered marker in conv to seq when that
+	// is further on, and reports whether it moved.
+	MarkDelivered(ctx context.Context, conv, uid string, seq uint64) (bool, error)
+	// Receipts returns the delivered and read markers of users in conv,
+	// in the order of users; delivered is never below read.
+	Receipts(ctx context.Context, conv string, users []string) ([]protocol.Receipt, error)
 }
 
 // Messages reads the messages of conversations, in pages by seq.

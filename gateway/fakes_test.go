@@ -67,6 +67,8 @@ type fakeConvs struct {
 	actors     []Actor // who asked for each change
 	groups     int
 	consent    fakeConsent // consent_fakes_test.go
+	// deliveredWrites counts MarkDelivered calls.
+	deliveredWrites int
 }
 
 func newFakeConvs() *fakeConvs {
@@ -228,6 +230,30 @@ func (f *fakeConvs) MarkRead(_ context.Context, conv, uid string, seq uint64) (b
 	}
 	f.markers[k] = seq
 	return true, nil
+}
+
+// MarkDelivered keeps delivered markers as "d/" + conv/uid in markers.
+func (f *fakeConvs) MarkDelivered(_ context.Context, conv, uid string, seq uint64) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deliveredWrites++
+	k := "d/" + conv + "/" + uid
+	if seq <= f.markers[k] {
+		return false, nil
+	}
+	f.markers[k] = seq
+	return true, nil
+}
+
+func (f *fakeConvs) Receipts(_ context.Context, conv string, users []string) ([]protocol.Receipt, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]protocol.Receipt, len(users))
+	for i, u := range users {
+		r := f.markers[conv+"/"+u]
+		out[i] = protocol.Receipt{User: u, Read: r, Delivered: max(r, f.markers["d/"+conv+"/"+u])}
+	}
+	return out, nil
 }
 
 // fakeMessages is Messages over messages the test puts in.

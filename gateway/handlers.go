@@ -93,6 +93,10 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.banned(ctx, req)
 	case protocol.TypeSearch:
 		resp, err = sess.search(ctx, req)
+	case protocol.TypeDelivered:
+		resp, err = sess.delivered(ctx, req)
+	case protocol.TypeReceipts:
+		resp, err = sess.receipts(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}

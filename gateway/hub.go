@@ -235,15 +235,15 @@ func (h *hub) dispatch(d *dispatcher) {
 }
 
 // deliver writes one pushed frame to every local connection of its user,
-// except the connection that caused it. Typing and read notices go to
-// their own queue, and are dropped when it is full: they are ephemeral.
+// except the connection that caused it. Typing, read and delivered
+// notices go to their own queue, and are dropped when it is full: they are ephemeral.
 func (h *hub) deliver(m *nats.Msg) {
 	uid, event := schema.SplitUser(m.Subject)
 	if event == schema.EventKick {
 		h.closeUser(uid)
 		return
 	}
-	if event == schema.EventTyping || event == schema.EventRead {
+	if event == schema.EventTyping || event == schema.EventRead || event == schema.EventDelivered {
 		select {
 		case h.notices <- m:
 		default:

@@ -74,6 +74,11 @@ type Config struct {
 	// may wait to be written (marks.go): sends within it cost one write.
 	// Default 5 s.
 	OwnMarkerDelay time.Duration
+	// DeliveredDelay is how long a delivered marker a client reported may
+	// wait to be written and announced (delivered.go): the reports of a
+	// user in a conversation within it cost one write and one push.
+	// Default 1 s.
+	DeliveredDelay time.Duration
 	// MaxConnsPerUser bounds one user's open connections (devices, tabs);
 	// one more is closed with 1008. Default 32.
 	MaxConnsPerUser int
@@ -124,6 +129,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RequestTimeout, 10*time.Second)
 	def(&c.PublishRetry, 10*time.Second)
 	def(&c.OwnMarkerDelay, 5*time.Second)
+	def(&c.DeliveredDelay, time.Second)
 	if c.DispatchBacklog <= 0 {
 		c.DispatchBacklog = 1 << 16
 	}
@@ -234,7 +240,9 @@ type Server struct {
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
-	own      *ownMarks
+	own      *markQueue // senders' read markers (marks.go)
+	// delivered holds the delivered markers not yet written (delivered.go).
+	delivered *markQueue
 	// memberViews reads and views keeps the send views; both nil when
 	// sends read their membership (memberview.go).
 	memberViews MemberViews
@@ -281,6 +289,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.own = newOwnMarks(s)
+	s.delivered = newDeliveredMarks(s)
 	s.prevReconnect, s.prevError = d.NC.ReconnectHandler(), d.NC.ErrorHandler()
 	d.NC.SetReconnectHandler(func(nc *nats.Conn) {
 		s.hub.reconnected()
@@ -457,6 +466,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// written now, on a deadline of its own (ctx may be over).
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	s.own.close(octx)
+	s.delivered.close(octx)
 	cancel()
 	s.restoreOnce.Do(func() {
 		s.nc.SetReconnectHandler(s.prevReconnect)

@@ -15,6 +15,7 @@ var RequestTypes = []string{
 	TypeBlock, TypeUnblock, TypeBlocked,
 	TypeUpdate, TypeSetRole, TypeTransfer, TypeUnban, TypeBanned,
 	TypeSearch,
+	TypeDelivered, TypeReceipts,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one
@@ -23,8 +24,8 @@ var RequestTypes = []string{
 const TypeReauth = "reauth"
 
 // QuietOnSuccess reports whether req gets no ok when it succeeds: a
-// typing or read without an id. A refused one is still answered with its
+// typing, read or delivered without an id. A refused one is still answered with its
 // error, without an id (a non-member's typing gets forbidden).
 func QuietOnSuccess(req *Request) bool {
-	return req.ID == "" && (req.Type == TypeTyping || req.Type == TypeRead)
+	return req.ID == "" && (req.Type == TypeTyping || req.Type == TypeRead || req.Type == TypeDelivered)
 }

@@ -44,6 +44,7 @@ type common struct {
 	dialers     int
 	eventBuffer int
 	keepAlive   time.Duration
+	delivered   time.Duration
 
 	clients []*http.Client
 }
@@ -62,6 +63,7 @@ func (c *common) register(fs *flag.FlagSet, defDuration time.Duration) (finish f
 	fs.IntVar(&c.ips, "ips", 0, "source addresses to spread connections over (127.0.0.<ip-base>…); 0: one per 4,000 connections")
 	fs.IntVar(&c.dialers, "dialers", 64, "connections dialled concurrently")
 	fs.DurationVar(&c.keepAlive, "keepalive", 0, "WebSocket ping interval (0: heartbeat_s/2 as the server announces)")
+	fs.DurationVar(&c.delivered, "delivered-delay", 0, "how long each client gathers the messages it receives before one delivered report per conversation (0: the client library's 1 s; negative: no reports)")
 	return func() error {
 		c.urls = strings.Split(*url, ",")
 		for _, m := range strings.Split(*metrics, ",") {
@@ -144,6 +146,8 @@ func (c *common) dial(ctx context.Context, i int, uid string) (*client.Client, e
 		HTTPClient:  c.clients[i%len(c.clients)],
 		EventBuffer: c.eventBuffer,
 		KeepAlive:   ka,
+		// Reports on by default, as every client library sends them.
+		DeliveredDelay: c.delivered,
 	})
 }
 

@@ -121,6 +121,7 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	res.set("receivers_short", short)
 	res.set("receivers_extra", extra)
 	res.set("errors", p.errors.Load())
+	res.set("delivered_pushes", lr.receipts.Load())
 	res.set("deliveries_per_s", float64(del1-del0)/window.Seconds())
 	res.set("drain_after_stop_s", drained.Seconds())
 	if cpu0.ok && cpu1.ok && del1 > del0 {

@@ -34,6 +34,8 @@ type loadRun struct {
 	errOnce   sync.Once
 	firstErr  error
 	wg        sync.WaitGroup
+	// receipts counts the delivered pushes the connections got.
+	receipts atomic.Int64
 }
 
 func (lr *loadRun) fail(err error) {
@@ -83,6 +85,9 @@ func (lr *loadRun) receive(cl *client.Client, seen func(seq uint64)) {
 	h := newLatency()
 	defer lr.deliver.merge(h)
 	for ev := range cl.Events() {
+		if ev.Type == "delivered" {
+			lr.receipts.Add(1)
+		}
 		if ev.Type != "message" {
 			continue
 		}

@@ -82,6 +82,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
 	addedPerHour := fs.Int("max-added-per-hour", 100, "how many times others may add one user to groups per hour")
 	maxPerUser := fs.Int("max-conns-per-user", 32, "open connections one user may hold; one more is closed with 1008")
+	deliveredDelay := fs.Duration("delivered-delay", time.Second, "how long the gateway gathers a user's delivered reports in a conversation before it writes the marker and tells the members (one write per user, conversation and delay)")
 	maxPerIP := fs.Int("max-conns-per-ip", 10_000, "open connections from one address; one more gets HTTP 429")
 	origins := fs.String("allowed-origins", "", `comma-separated browser origins (https://app.example.com) allowed to open WebSockets besides the same origin, or "*"`)
 	trustedProxies := fs.String("trusted-proxies", "", "comma-separated CIDR prefixes or addresses of reverse proxies whose --client-ip-header names the client for the per-IP limits (e.g. 10.0.0.0/8); none by default: the socket's address counts")
@@ -157,6 +158,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	cfg.Gateway.MaxAddedPerHour = *addedPerHour
 	cfg.Gateway.Compression = true
 	cfg.Gateway.MaxConnsPerUser = *maxPerUser
+	cfg.Gateway.DeliveredDelay = *deliveredDelay
 	cfg.Gateway.MaxConnsPerIP = *maxPerIP
 	if *origins != "" {
 		cfg.Gateway.AllowedOrigins = strings.Split(*origins, ",")

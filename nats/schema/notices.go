@@ -17,3 +17,12 @@ type ReadNotice struct {
 	// Except are the users User blocked: they get no push of it.
 	Except []string `json:"except,omitempty"`
 }
+
+// DeliveredNotice is what a gateway publishes on ConvDelivered(conv) when
+// a delivered marker moved; the fan-out tells the other members.
+type DeliveredNotice struct {
+	User string `json:"user"`
+	Seq  uint64 `json:"seq"`
+	// Except are the users User blocked: they get no push of it.
+	Except []string `json:"except,omitempty"`
+}

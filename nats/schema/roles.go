@@ -82,11 +82,11 @@ func accessOf(role string) (access, bool) {
 	switch role {
 	case RoleGateway:
 		return access{
-			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard,
+			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard,
 				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers, SearchAPIWildcard},
 			// The chat service API (services/chatapi) runs with the
 			// gateway's user: requests of every service, micro discovery.
-			sub: []string{UserAllWildcard, TypingWildcard, ReadWildcard, FanoutWorkers,
+			sub: []string{UserAllWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard, FanoutWorkers,
 				ServiceAPIAll, ServiceWildcard},
 			read:     []string{StreamChat},
 			write:    []string{BucketConversations, BucketPresence, BucketPush},

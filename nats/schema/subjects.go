@@ -26,6 +26,9 @@ const (
 	DeadWildcard = "chat.dead.*"
 	// ReadWildcard matches read-marker notices of every conversation.
 	ReadWildcard = "chat.conv.*.read"
+	// DeliveredWildcard matches delivered-marker notices of every
+	// conversation.
+	DeliveredWildcard = "chat.conv.*.delivered"
 	// PresenceWildcard matches the presence transitions of every user.
 	PresenceWildcard = "chat.presence.*"
 	// UserEventWildcard matches one event of every user: what a producer of
@@ -44,6 +47,7 @@ const (
 	EventConversation = "conv"
 	EventTyping       = "typing"
 	EventRead         = "read"
+	EventDelivered    = "delivered"
 	EventPresence     = "presence"
 	// EventKick asks every gateway to close all of the user's connections
 	// (natter admin user kick). It has one token more than the events
@@ -96,6 +100,10 @@ func Dead(conv string) string { return deadPrefix + conv }
 
 // ConvRead is where a gateway publishes a moved read marker in conv.
 func ConvRead(conv string) string { return convPrefix + conv + ".read" }
+
+// ConvDelivered is where a gateway publishes a moved delivered marker in
+// conv.
+func ConvDelivered(conv string) string { return convPrefix + conv + ".delivered" }
 
 // Presence is the subject of uid's online/offline transitions.
 func Presence(uid string) string { return presencePrefix + uid }

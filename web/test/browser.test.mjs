@@ -554,3 +554,48 @@ test("a reply quotes its message; a thread opens in the side panel", { timeout: 
   await c.page.screenshot({ path: join(artifacts, "threads.png") });
   for (const x of [a, b, c]) await x.ctx.close();
 });
+
+test("ticks under my messages: sent, delivered, seen", { timeout: 120_000 }, async () => {
+  const owner = "tina", bob = "tbob", carol = "tcarol";
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  // bob's client reports deliveries on its own; carol's does not.
+  const cb = new NatterClient({ url: srv.wsURL, token: srv.token(bob), WebSocket });
+  const cc = new NatterClient({ url: srv.wsURL, token: srv.token(carol), WebSocket, deliveredDelayMs: 0 });
+  await Promise.all([cb.connect(), cc.connect()]);
+  const got = [];
+  cc.on("message", (m) => got.push(m));
+
+  const p = await signIn(owner, { width: 1000, height: 700 });
+  await p.page.click("#new-toggle");
+  await p.page.selectOption("#new-kind", "group");
+  await p.page.fill("#new-title", "Ticks");
+  await p.page.fill("#new-members", `${bob} ${carol}`);
+  await p.page.click("#new-submit");
+  await p.page.waitForSelector("#chat-title");
+  await p.page.fill("#composer-input", "tick me");
+  await p.page.press("#composer-input", "Enter");
+  await waitForText(p.page, "tick me");
+  const deadline = Date.now() + 10_000;
+  while (!got.some((m) => m.body.text === "tick me")) {
+    assert.ok(Date.now() < deadline, "carol got no message");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const m = got.find((m) => m.body.text === "tick me");
+  const tickOf = () => p.page.$eval(`.msg.mine[data-seq="${m.seq}"] .tick`, (e) => e.dataset.tick);
+  // Sent: carol's device has not reported it, however long bob's took.
+  await p.page.waitForSelector(`.msg.mine[data-seq="${m.seq}"] .tick[data-tick="sent"]`);
+  await new Promise((r) => setTimeout(r, 3000)); // bob's report: ~1 s client + 1 s gateway
+  assert.equal(await tickOf(), "sent");
+  await cc.markDelivered(m.conv, m.seq);
+  await p.page.waitForSelector(`.msg.mine[data-seq="${m.seq}"] .tick[data-tick="delivered"]`, { timeout: 10_000 });
+  await cb.read(m.conv, m.seq);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await tickOf(), "delivered", "seen by one of two is not seen");
+  await cc.read(m.conv, m.seq);
+  await p.page.waitForSelector(`.msg.mine[data-seq="${m.seq}"] .tick[data-tick="seen"]`, { timeout: 10_000 });
+  assert.equal(await p.page.getAttribute(`.msg.mine[data-seq="${m.seq}"] .tick`, "title"), "Seen by everyone");
+  cb.close();
+  cc.close();
+  await p.ctx.close();
+});

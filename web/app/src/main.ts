@@ -9,6 +9,7 @@ import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group
 import { searchPanel } from "./search.js";
 import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
+import { hasReceipts, loadReceipts, noteDelivered, noteRead, tick, tickLabel } from "./receipts.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -168,6 +169,9 @@ function start(token: string): void {
   client.on("resumed", ({ conversations }) => {
     void onConversations(conversations);
     void loadSettings();
+    // Pushes missed while offline: the open conversation's ticks are asked again.
+    const open = state.convs.get(state.open);
+    if (open && open.c.state !== "invited") void loadReceipts(client, open.c.conv, open.c.member_count).then(() => render(), () => {});
   });
   client.on("message", (m) => onMessage(m));
   client.on("sent", ({ entry, ack }) => {
@@ -230,7 +234,12 @@ function start(token: string): void {
       cs.unread = 0;
     } else {
       cs.readBy.set(e.user, Math.max(cs.readBy.get(e.user) ?? 0, e.seq));
+      noteRead(e.conv, e.user, e.seq);
     }
+    render();
+  });
+  client.on("delivered", (e) => {
+    noteDelivered(e.conv, e.user, e.seq);
     render();
   });
   client.on("presence", (p) => {
@@ -353,6 +362,7 @@ async function openConv(conv: string): Promise<void> {
   render(true);
   // An invitation is not membership: nothing to load until accepted.
   if (!cs.loaded && cs.c.state !== "invited") await loadOlder(cs);
+  if (cs.c.state !== "invited") void loadReceipts(client, conv, cs.c.member_count).then(() => render(), () => {});
   markRead();
   $<HTMLInputElement>("#composer-input").focus();
 }
@@ -704,6 +714,8 @@ function drawMessages(cs: ConvState, members: string[]): void {
   const plain = sorted.filter((m) => !m.kind);
   const moderator = isAdmin(cs.c);
   const myLast = [...plain].reverse().find((m) => m.sender === state.me && !deleted.has(m.seq));
+  const others = members.filter((u) => u !== state.me);
+  const ticks = hasReceipts(cs.c.member_count) && others.length > 0;
   const seenBy = myLast ? [...cs.readBy].filter(([u, s]) => u !== state.me && s >= myLast.seq && members.includes(u)).map(([u]) => u) : [];
 
   const nodes: Node[] = [];
@@ -767,6 +779,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
           m === myLast && seenBy.length ? h("span", { class: "seen" }, cs.c.kind === "direct" ? "seen" : `seen by ${seenBy.join(", ")}`) : null,
           ...(!isDeleted && mayPost(cs.c) && cs.c.state !== "invited" ? messageActions(cs.c.conv, m, threadDeps) : []),
           threadLink(cs.c.conv, m, threadDeps),
+          mine && !isDeleted && ticks ? drawTick(cs.c.conv, m.seq, others, cs.c.kind === "group") : null,
         ),
       ),
     );
@@ -786,6 +799,12 @@ function drawMessages(cs: ConvState, members: string[]): void {
   }
   box.replaceChildren(...nodes);
   if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function drawTick(conv: string, seq: number, others: string[], group: boolean): HTMLElement {
+  const t = tick(conv, seq, others);
+  const label = tickLabel(t, group);
+  return h("span", { class: `tick tick-${t}`, "data-tick": t, title: label, "aria-label": label }, t === "sent" ? "✓" : "✓✓");
 }
 
 function time(ts: string): string {

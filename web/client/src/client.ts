@@ -12,6 +12,7 @@ import type {
   Conversation,
   ConversationPush,
   ConversationsPage,
+  DeliveredPush,
   ErrorCode,
   ErrorFrame,
   MemberPush,
@@ -22,6 +23,8 @@ import type {
   PresencePush,
   PresenceState,
   ReadPush,
+  Receipt,
+  ReceiptsFrame,
   ResyncPush,
   ServerFrame,
   Settings,
@@ -135,6 +138,13 @@ export interface ClientOptions {
   sendExpiryMs?: number;
   /** Source of randomness for jitter; default Math.random. */
   random?: () => number;
+  /**
+   * How long the client gathers the messages of others that reach it
+   * (pushes, sync and history pages, resume) before it reports them with
+   * one cumulative `delivered` frame per conversation, so their senders
+   * see them delivered; default 1000 ms. 0 turns the reports off.
+   */
+  deliveredDelayMs?: number;
 }
 
 /** Connection state. */
@@ -151,6 +161,8 @@ export interface ClientEvents {
   message: MessageEvent;
   typing: TypingPush;
   read: ReadPush;
+  /** A member's delivered marker moved (conversations of at most 100 members). */
+  delivered: DeliveredPush;
   presence: PresencePush;
   member: MemberPush;
   conversation: ConversationPush;
@@ -294,6 +306,9 @@ export class NatterClient {
   private loaded: Promise<void> | null = null;
   private tokenExp = 0; // exp (ms) of the connection's token, 0 if unknown
   private refreshTimer?: ReturnType<typeof setTimeout>;
+  private deliveredDue = new Map<string, number>(); // conv -> seq to report
+  private deliveredSent = new Map<string, number>(); // conv -> seq last reported
+  private deliveredTimer?: ReturnType<typeof setTimeout>;
 
   constructor(options: ClientOptions) {
     const WS = options.WebSocket ?? (globalThis as any).WebSocket;
@@ -306,6 +321,7 @@ export class NatterClient {
       conversationsLimit: 0,
       sendExpiryMs: 5 * 60_000,
       random: Math.random,
+      deliveredDelayMs: 1000,
       ...options,
       WebSocket: WS,
     };
@@ -381,6 +397,8 @@ export class NatterClient {
     this.setState("closed");
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.deliveredTimer);
+    this.deliveredTimer = undefined;
     this.stopHeartbeat();
     for (const o of this.outgoing.values()) clearTimeout(o.retryTimer);
     const ws = this.ws;
@@ -564,6 +582,9 @@ export class NatterClient {
       case "read":
         this.emit("read", frame);
         break;
+      case "delivered":
+        this.emit("delivered", frame);
+        break;
       case "presence":
         this.emit("presence", frame as PresencePush);
         break;
@@ -702,6 +723,7 @@ export class NatterClient {
   // client does not hold everything up to it. The first item seen of a
   // conversation starts it at its prev: what came before is history().
   private noteItem(m: Message): boolean {
+    if (m.sender !== this.user) this.noteDelivered(m.conv, m.seq);
     let st = this.seqs.get(m.conv);
     if (!st) this.seqs.set(m.conv, (st = { held: m.prev ?? 0, above: new Map(), last: 0 }));
     else if (st.unstarted) {
@@ -713,6 +735,32 @@ export class NatterClient {
     st.above.set(m.seq, m.prev ?? 0);
     advance(st);
     return st.held < m.seq;
+  }
+
+  // noteDelivered raises conv's delivered report to seq; the reports
+  // gathered within deliveredDelayMs go out together, one frame per
+  // conversation, without an id (no reply).
+  private noteDelivered(conv: string, seq: number): void {
+    if (this.opts.deliveredDelayMs <= 0) return;
+    if (seq <= (this.deliveredSent.get(conv) ?? 0) || seq <= (this.deliveredDue.get(conv) ?? 0)) return;
+    this.deliveredDue.set(conv, seq);
+    if (this.deliveredTimer === undefined) this.deliveredTimer = setTimeout(() => this.flushDelivered(), this.opts.deliveredDelayMs);
+  }
+
+  // flushDelivered sends the gathered reports. Reports made while
+  // disconnected wait for the connection: cumulative, they lose nothing.
+  private flushDelivered(): void {
+    this.deliveredTimer = undefined;
+    const ws = this.ws;
+    if (this._state !== "open" || !ws) {
+      if (this._state !== "closed" && this.deliveredDue.size > 0) this.deliveredTimer = setTimeout(() => this.flushDelivered(), this.opts.deliveredDelayMs);
+      return;
+    }
+    for (const [conv, seq] of this.deliveredDue) {
+      ws.send(JSON.stringify({ type: "delivered", conv, seq }));
+      this.deliveredSent.set(conv, seq);
+    }
+    this.deliveredDue.clear();
   }
 
   // noteHeld records that a sync returned everything of conv up to seq.
@@ -951,6 +999,20 @@ export class NatterClient {
   /** Moves the user's read marker in conv to seq. */
   async read(conv: string, seq: number): Promise<void> {
     await this.request({ type: "read", conv, seq });
+  }
+
+  /**
+   * Moves the user's delivered marker in conv to seq. The client reports
+   * what reaches it on its own (deliveredDelayMs); this is for clients that
+   * turned that off.
+   */
+  async markDelivered(conv: string, seq: number): Promise<void> {
+    await this.request({ type: "delivered", conv, seq });
+  }
+
+  /** Every member's delivered and read markers in conv (at most 100 members, else "too_large"). */
+  async receipts(conv: string): Promise<Receipt[]> {
+    return (await this.request<ReceiptsFrame>({ type: "receipts", conv })).receipts;
   }
 
   /**

@@ -179,6 +179,26 @@ export interface ReadPush {
   user: string;
   seq: number;
 }
+/** A member's delivered marker moved: every message up to seq reached one of their devices. */
+export interface DeliveredPush {
+  type: "delivered";
+  conv: string;
+  user: string;
+  seq: number;
+}
+/** One member's markers; delivered is never below read. */
+export interface Receipt {
+  user: string;
+  delivered: number;
+  read: number;
+}
+/** The answer to receipts: every member's markers, by user id. */
+export interface ReceiptsFrame {
+  type: "receipts";
+  id?: string;
+  conv: string;
+  receipts: Receipt[];
+}
 export interface PresencePush extends PresenceState {
   type: "presence";
   user: string;
@@ -275,6 +295,7 @@ export type ServerFrame =
   | MessagePush
   | TypingPush
   | ReadPush
+  | DeliveredPush
   | PresencePush
   | MemberPush
   | ResyncPush

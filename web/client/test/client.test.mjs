@@ -8,7 +8,7 @@ import { startNatter } from "../../testutil/natter.mjs";
 let srv;
 before(async () => {
   // A short heartbeat: connections survive only if the client pings.
-  srv = await startNatter(["--heartbeat", "2s"]);
+  srv = await startNatter(["--heartbeat", "2s", "--delivered-delay", "200ms"]);
 });
 const clients = [];
 after(async () => {
@@ -712,6 +712,40 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.equal(backoffDelay(3, 500, 30_000, () => 0.5), 2000);
     assert.equal(backoffDelay(20, 500, 30_000, () => 0.5), 15_000);
     assert.equal(backoffDelay(5, 500, 30_000, () => 0), 0);
+  });
+});
+
+describe("delivery receipts", { timeout: 60_000 }, () => {
+  test("messages that reach a client are reported delivered, coalesced; receipts; reports can be turned off", async () => {
+    const [a, b, c] = [uid("a"), uid("b"), uid("c")];
+    const rec = recordingWS();
+    const ca = client(a);
+    const cb = client(b, { WebSocket: rec.WebSocket, deliveredDelayMs: 100 });
+    const cc = client(c, { deliveredDelayMs: 0 }); // off
+    await Promise.all([ca.connect(), cb.connect(), cc.connect()]);
+    const group = await ca.create("group", [b, c], "Ticks");
+    const got = collect(cb, group.conv);
+    const gotC = collect(cc, group.conv);
+    const delivered = [];
+    ca.on("delivered", (d) => d.conv === group.conv && delivered.push(d));
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = (await ca.send(group.conv, { text: `m${i}` })).seq;
+    await until(() => got.length === 5 && gotC.length === 5);
+    await until(() => delivered.some((d) => d.user === b && d.seq === last));
+    // Five messages cost b at most a couple of reports, cumulative, no ids.
+    const reports = rec.sent.filter((f) => f.type === "delivered");
+    assert.ok(reports.length >= 1 && reports.length <= 3, `b sent ${reports.length} delivered frames`);
+    assert.ok(reports.every((f) => f.conv === group.conv && f.id === undefined));
+    assert.equal(reports.at(-1).seq, last);
+    // c turned reports off: nothing from c.
+    await new Promise((r) => setTimeout(r, 800));
+    assert.ok(!delivered.some((d) => d.user === c), JSON.stringify(delivered));
+
+    const byUser = Object.fromEntries((await ca.receipts(group.conv)).map((r) => [r.user, r]));
+    assert.deepEqual(byUser[b], { user: b, delivered: last, read: 0 });
+    assert.deepEqual(byUser[c], { user: c, delivered: 0, read: 0 });
+    await cc.markDelivered(group.conv, last);
+    await until(() => delivered.some((d) => d.user === c && d.seq === last));
   });
 });
 
