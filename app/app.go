@@ -94,6 +94,9 @@ type Config struct {
 	Tracing TracingConfig
 	// Events tunes the events role (events for bots, webhooks).
 	Events EventsConfig
+	// Attachments stores the files messages reference (gateway role);
+	// off when it names no store.
+	Attachments AttachmentsConfig
 	// Search locates the search index of the indexer role.
 	Search SearchConfig
 	// GatewayID names this gateway in presence keys; random by default.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/attachments"
 	"github.com/natter-chat/natter/auth"
 	"github.com/natter-chat/natter/fanout"
 	"github.com/natter-chat/natter/gateway"
@@ -30,7 +31,7 @@ func (a *App) startGateway(ctx context.Context, mux *http.ServeMux) (*part, erro
 	if err != nil {
 		return nil, err
 	}
-	gw, tracker, err := a.newGateway(ctx, verifier)
+	gw, tracker, files, err := a.newGateway(ctx, verifier, mux)
 	if err != nil {
 		_ = verifier.Close()
 		return nil, err
@@ -40,26 +41,31 @@ func (a *App) startGateway(ctx context.Context, mux *http.ServeMux) (*part, erro
 	mux.Handle("GET /v1/ws", a.gateway)
 	// Shutdown closes the gateway's WebSockets before any part closes, so
 	// the presence lease goes only once every connection is gone.
-	return &part{name: "gateway", close: func() error {
+	p := &part{name: "gateway", close: func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return errors.Join(tracker.Close(ctx), verifier.Close())
-	}}, nil
+	}}
+	if files != nil {
+		// Every gateway sweeps abandoned uploads: deleting is idempotent.
+		p.run = files.Run
+	}
+	return p, nil
 }
 
 // newGateway builds the gateway's dependencies (the adapters in
 // gatewaydeps.go over the conversation store, the message readers, the
 // presence tracker and the push device store) and the gateway. The
 // caller closes the tracker after the gateway has shut down.
-func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gateway.Server, _ *presence.Tracker, err error) {
+func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier, mux *http.ServeMux) (_ *gateway.Server, _ *presence.Tracker, _ *attachments.Service, err error) {
 	cfg := a.cfg
 	gwNC, gwJS, err := a.connect(ctx, schema.RoleGateway, "natter-gateway")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	convs, msgs, err := a.readers(ctx, gwNC, gwJS)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	gwCfg := cfg.Gateway
 	if gwCfg.Logger == nil {
@@ -75,7 +81,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 	}
 	tracker, err := presence.NewTracker(ctx, presence.TrackerConfig{Gateway: gatewayID, LeaseTTL: 2 * heartbeat, Logger: cfg.Logger}, gwJS)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -86,11 +92,19 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 	}()
 	presenceKV, err := gwJS.KeyValue(ctx, schema.BucketPresence)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pushKV, err := gwJS.KeyValue(ctx, schema.BucketPush)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	files, err := a.openAttachments(ctx, gwJS, mux)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var gwFiles gateway.Attachments
+	if files != nil {
+		gwFiles = gatewayAttachments{files}
 	}
 	gw, err := gateway.New(gwCfg, gateway.Deps{
 		Verifier: verifier, NC: gwNC, JS: gwJS,
@@ -107,12 +121,13 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier) (_ *gatew
 		Groups:      gatewayGroups{convs},
 		Metrics:     a.gatewayMetrics(),
 		Tracer:      tracer(a.tp, "gateway"),
+		Attachments: gwFiles,
 		Searcher:    gatewaySearch{search.NewRemote(gwNC, 10*time.Second)},
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return gw, tracker, nil
+	return gw, tracker, files, nil
 }
 
 // startFanout runs a fan-out worker next to every gateway, on a NATS

@@ -79,6 +79,11 @@ type Client struct {
 	welcome protocol.Welcome
 	nextID  atomic.Uint64
 
+	// origin (http[s]://host of the URL dialed) and hc are what upload
+	// URLs are resolved against and PUT with (attach.go).
+	origin string
+	hc     *http.Client
+
 	events    chan Event
 	early     []Event // pushes that arrived before welcome; the reader sends them first
 	delivered deliveredMarks
@@ -138,6 +143,8 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		pending:    make(map[string]chan json.RawMessage),
+		origin:     httpOrigin(url),
+		hc:         opts.HTTPClient,
 	}
 	c.delivered = deliveredMarks{c: c, delay: opts.DeliveredDelay}
 	if c.delivered.delay == 0 {

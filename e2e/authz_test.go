@@ -101,6 +101,9 @@ var plainRequests = map[string]struct {
 	// The token is the asker's own (set below): reauth keeps a user.
 	protocol.TypeReauth:   {map[string]any{"type": "reauth"}, protocol.TypeOK},
 	protocol.TypeSettings: {map[string]any{"type": "settings"}, protocol.TypeSettings},
+	// Any user may upload (to their own quota); what a message may then
+	// reference is TestAttachmentsReachMembersOnly's.
+	protocol.TypeUpload: {map[string]any{"type": "upload", "content_type": "text/plain", "size": 10}, protocol.TypeUploadURL},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,
@@ -172,6 +175,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// Every case adds bob and carol to a fresh group: the hourly add
 		// bound (TestAddedTooOften) is lifted too.
 		c.Gateway.MaxAddedPerHour = 10_000
+		c.Attachments.Dir = t.TempDir()
 		c.Search.Dir = filepath.Join(t.TempDir(), "search")
 	})
 	users := map[string]*client.Client{}

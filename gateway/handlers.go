@@ -81,6 +81,8 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.hide(ctx, req)
 	case protocol.TypeSettings:
 		resp, err = sess.settings(ctx, req)
+	case protocol.TypeUpload:
+		resp, err = sess.upload(ctx, req)
 	case protocol.TypeUpdate:
 		resp, err = sess.update(ctx, req)
 	case protocol.TypeSetRole:

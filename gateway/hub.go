@@ -293,7 +293,10 @@ func (h *hub) push(uid string, m *nats.Msg) {
 		}
 	}
 	q := queued{data: m.Data}
-	if len(sessions) > 1 && len(m.Data) >= deflateThreshold {
+	if len(sessions) > 0 {
+		q.data = h.srv.pushWithFiles(m.Data)
+	}
+	if len(sessions) > 1 && len(q.data) >= deflateThreshold {
 		// Compressed at most once for all of them.
 		q.shared = new(sharedFrame)
 	}

@@ -54,6 +54,7 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 	if perr != nil {
 		return nil, perr
 	}
+	var target *protocol.Message
 	if env.Mentions, perr = sess.checkMentions(ctx, req); perr != nil {
 		return nil, perr
 	}
@@ -61,7 +62,8 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		return nil, perr
 	}
 	if env.Kind != protocol.KindMessage {
-		target, err := sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
+		var err error
+		target, err = sess.srv.msgs.Get(ctx, req.Conv, env.Ref)
 		if errors.Is(err, ErrNotFound) || (err == nil && target.Kind != protocol.KindMessage) {
 			return nil, protocol.Errorf(protocol.CodeNotFound, "ref %d is not a message of this conversation", env.Ref)
 		}
@@ -78,6 +80,10 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		default:
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the original sender may %s a message", env.Kind)
 		}
+	}
+	files, perr := sess.attachmentsOf(ctx, req, env.Kind)
+	if perr != nil {
+		return nil, perr
 	}
 	msgID := sendMsgID(sess.user, req.Conv, req.ClientID)
 	if req.Resend {
@@ -128,7 +134,11 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		// lost its ack is not a duplicate to the client.
 		ts, dup = orig, orig != env.TS
 	}
-	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup})
+	if env.Kind == protocol.KindDelete && !dup {
+		// Before the ack: once told, the client may rely on it.
+		sess.deleteAttachments(ctx, req.Conv, target)
+	}
+	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files})
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}

@@ -189,6 +189,7 @@ func (sess *session) messagesPage(ctx context.Context, req *protocol.Request, fr
 			if keepNewest {
 				i = len(msgs) - 1 - k
 			}
+			sess.srv.withFiles(ctx, msgs[i])
 			if !p.addMessage(msgs[i]) {
 				more, full = true, true
 				break

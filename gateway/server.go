@@ -215,6 +215,9 @@ type Deps struct {
 	// Tracer, optional, records sends and pushes (tracing.go); nil, the
 	// default, records nothing and stores no trace header.
 	Tracer trace.Tracer
+	// Attachments, optional, keeps the files messages reference
+	// (attach.go); without it upload is refused.
+	Attachments Attachments
 	// Searcher, optional, answers search (search.go); without it search
 	// is answered unavailable.
 	Searcher Searcher
@@ -236,6 +239,7 @@ type Server struct {
 	groups   Groups
 	metrics  Metrics
 	tracer   trace.Tracer // nil: tracing is off
+	attach   Attachments  // nil: no attachments
 	searcher Searcher     // nil: search is off
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
@@ -275,6 +279,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, groups: d.Groups, metrics: d.Metrics,
 		tracer:   d.Tracer,
+		attach:   d.Attachments,
 		searcher: d.Searcher,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),

@@ -68,6 +68,9 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	}
 	dst = append(dst, `,"prev":`...)
 	dst = strconv.AppendUint(dst, m.Prev, 10)
+	if len(m.Files) > 0 {
+		dst = AppendFiles(dst, m.Files)
+	}
 	return append(dst, '}')
 }
 

@@ -124,6 +124,10 @@ type Request struct {
 	Ban bool `json:"ban,omitempty"`
 	// Level is the mute level of mute.
 	Level string `json:"level,omitempty"`
+	// ContentType, Size and Name describe the file of upload (attach.go).
+	ContentType string `json:"content_type,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	Name        string `json:"name,omitempty"`
 	// Query and Cursor are search's (search.go).
 	Query  string `json:"query,omitempty"`
 	Cursor string `json:"cursor,omitempty"`
@@ -222,6 +226,8 @@ type Ack struct {
 	Seq       uint64 `json:"seq"`
 	TS        string `json:"ts"`
 	Duplicate bool   `json:"duplicate,omitempty"`
+	// Files are the sent message's attachments (attach.go).
+	Files []File `json:"files,omitempty"`
 }
 
 // Message is a stored message as clients receive it, pushed live and in
@@ -259,6 +265,9 @@ type Message struct {
 	// everything up to Seq; one that does not has a gap and syncs. Only
 	// pushes and pages carry it; the history API's get leaves it 0.
 	Prev uint64 `json:"prev"`
+	// Files are the attachments the body references, with URLs for
+	// this member (attach.go); not stored.
+	Files []File `json:"files,omitempty"`
 }
 
 // MessagesFrame answers sync and history: ascending by seq.

@@ -13,6 +13,7 @@ var RequestTypes = []string{
 	TypeReauth,
 	TypeAccept, TypeDecline, TypeHide, TypeSettings,
 	TypeBlock, TypeUnblock, TypeBlocked,
+	TypeUpload,
 	TypeUpdate, TypeSetRole, TypeTransfer, TypeUnban, TypeBanned,
 	TypeSearch,
 	TypeDelivered, TypeReceipts,

@@ -99,6 +99,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
 	pushConfig := pushFlags(fs)
+	attachConfig := attachmentFlags(fs)
 	openSearchURL := fs.String("opensearch-url", "", "keep the search index in OpenSearch 2.19 at this URL (http://user:pass@host:9200) instead of the embedded one under --data (indexer role)")
 	openSearchIndex := fs.String("opensearch-index", "natter-messages", "the OpenSearch index of --opensearch-url")
 	noProvider := new(bool)
@@ -145,6 +146,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	}
 	if err := cql.history(&cfg.History); err != nil {
 		return cfg, err
+	}
+	if cfg.Roles.Gateway {
+		if err := attachConfig(&cfg, *dataDir); err != nil {
+			return cfg, err
+		}
 	}
 	cfg.Schema.HotWindow = *hotWindow
 	cfg.Schema.Duplicates = *dedupe

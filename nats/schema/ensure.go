@@ -15,7 +15,7 @@ func Streams(c Config) []jetstream.StreamConfig {
 
 // BucketConfigs lists the configuration of every KV bucket of the schema.
 func BucketConfigs(c Config) []jetstream.KeyValueConfig {
-	return []jetstream.KeyValueConfig{ConversationsBucket(c), PresenceBucket(c), LeasesBucket(c), PushBucket(c), PushSentBucket(c), ServicesBucket(c)}
+	return []jetstream.KeyValueConfig{ConversationsBucket(c), PresenceBucket(c), LeasesBucket(c), PushBucket(c), PushSentBucket(c), ServicesBucket(c), AttachmentsBucket(c)}
 }
 
 // Consumers lists the durable consumers on the CHAT stream of layout l.

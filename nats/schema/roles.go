@@ -89,7 +89,7 @@ func accessOf(role string) (access, bool) {
 			sub: []string{UserAllWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard, FanoutWorkers,
 				ServiceAPIAll, ServiceWildcard},
 			read:     []string{StreamChat},
-			write:    []string{BucketConversations, BucketPresence, BucketPush},
+			write:    []string{BucketConversations, BucketPresence, BucketPush, BucketAttachments},
 			readOnly: []string{BucketServices},
 			// fan-out's consumer; the history writer's ack floor tells a
 			// reader where the store ends.

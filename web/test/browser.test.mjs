@@ -599,3 +599,48 @@ test("ticks under my messages: sent, delivered, seen", { timeout: 120_000 }, asy
   cc.close();
   await p.ctx.close();
 });
+
+test("attach: a file goes up from the app, an image shows as its thumbnail", { timeout: 60_000 }, async () => {
+  const [u, o] = ["gail", "hal"];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
+  await co.connect();
+  const conv = (await co.create("group", [u], "Photos")).conv;
+  // A 640x480 PNG, made by Chromium itself, sent by hal from Node.
+  const a = await signIn(u, { width: 1000, height: 700 });
+  const png = Buffer.from(
+    await a.page.evaluate(async () => {
+      const c = new OffscreenCanvas(640, 480);
+      const g = c.getContext("2d");
+      g.fillStyle = "#3a7";
+      g.fillRect(0, 0, 640, 480);
+      const b = await c.convertToBlob({ type: "image/png" });
+      return [...new Uint8Array(await b.arrayBuffer())];
+    }),
+  );
+  const id = await co.uploadFile(png, "image/png", "green.png");
+  await co.send(conv, { text: "a photo", attachments: [id] });
+  await a.page.click(".conv");
+  await waitForText(a.page, "a photo");
+  // The preview is the thumbnail (320 px wide), loaded through its signed URL under the page's CSP.
+  await a.page.waitForFunction(() => {
+    const img = document.querySelector("#messages .files img.preview");
+    return img && img.complete && img.naturalWidth === 320;
+  });
+  assert.match(await a.page.$eval("#messages .files a.file", (el) => el.href), /\/v1\/files\/att_[a-z0-9]+\?/);
+
+  // gail attaches a text file with a caption; hal receives it with a URL that serves it.
+  const got = new Promise((resolve) => co.on("message", (m) => m.conv === conv && m.sender === u && resolve(m)));
+  await a.page.fill("#composer-input", "notes attached");
+  await a.page.setInputFiles("#composer-file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("remember the milk") });
+  const m = await got;
+  assert.equal(m.body.text, "notes attached");
+  assert.equal(m.files?.[0]?.name, "notes.txt");
+  assert.equal(await (await fetch(co.fileURL(m.files[0].url))).text(), "remember the milk");
+  await waitForText(a.page, "notes attached");
+  await a.page.waitForSelector("#messages a.file:not(:has(img))");
+  await a.page.screenshot({ path: join(artifacts, "attach.png") });
+  co.close();
+  await a.ctx.close();
+});

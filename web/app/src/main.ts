@@ -4,6 +4,7 @@
 
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
 import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+import { attachButton, drawFiles, sendFile } from "./attach.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
 import { searchPanel } from "./search.js";
@@ -178,6 +179,7 @@ function start(token: string): void {
     // Built from the ack, which has no prev; the app shows messages by seq
     // and never reads prev (the client uses it to find gaps).
     const m: Message = { conv: entry.conv, seq: ack.seq, sender: state.me, client_id: entry.client_id, ts: ack.ts, body: entry.body, prev: 0 };
+    if (ack.files) m.files = ack.files;
     if (entry.kind) Object.assign(m, { kind: entry.kind, ref: entry.ref });
     ownReplyFields(entry, m, threadDeps);
     onMessage(m, true);
@@ -442,6 +444,19 @@ function submitComposer(ev: Event): void {
   render();
 }
 
+// pickFile sends the chosen file with the composer's text as its caption.
+function pickFile(file: File): void {
+  if (!state.open) return;
+  const input = $<HTMLInputElement>("#composer-input");
+  const text = input.value.trim();
+  input.value = "";
+  notify(`Uploading ${file.name}…`);
+  sendFile(client, state.open, file, text, newClientId()).then(
+    () => notify(""),
+    (e: Error) => notify(`Not sent: ${e.message}`),
+  );
+}
+
 async function toggleBlock(user: string): Promise<void> {
   const blocking = !state.blocked.has(user);
   if (blocking && !confirm(`Block ${user}? They will no longer be able to start a conversation with you, add you to groups, or see when you are online or typing. Their messages will be hidden.`)) return;
@@ -550,6 +565,7 @@ function buildShell(): void {
         h(
           "form",
           { id: "composer", class: "composer", onsubmit: submitComposer },
+          ...attachButton(pickFile),
           h("ul", { id: "mention-list", class: "mention-list hidden" }),
           h("input", { id: "composer-input", autocomplete: "off", placeholder: "Message", oninput: onComposerInput }),
           h("button", { id: "composer-send", type: "submit" }, "Send"),
@@ -761,7 +777,7 @@ function drawMessages(cs: ConvState, members: string[]): void {
         { class: `msg${mine ? " mine" : ""}${isDeleted ? " deleted" : ""}${!isDeleted && mentionsMe(m, state.me) ? " mentions-me" : ""}`, "data-seq": String(m.seq), "data-sender": m.sender },
         m.sender !== prevSender && !mine ? h("div", { class: "sender" }, m.sender) : null,
         quoteBlock(m, m.reply_to !== undefined && deleted.has(m.reply_to)),
-        h("div", { class: "bubble" }, h("span", { class: "text" }, ...(isDeleted ? [deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted"] : mentionNodes(text, m, state.me)))),
+        h("div", { class: "bubble" }, h("span", { class: "text" }, ...(isDeleted ? [deletedBy.has(m.seq) ? `removed by ${deletedBy.get(m.seq)}` : "message deleted"] : mentionNodes(text, m, state.me))), isDeleted ? null : drawFiles(client, edit ?? m)),
         h(
           "div",
           { class: "meta" },

@@ -29,8 +29,10 @@ import type {
   ServerFrame,
   Settings,
   TypingPush,
+  UploadURL,
   Welcome,
 } from "./types.js";
+import { dataSize, putUpload, resolveFileURL, type UploadData } from "./attach.js";
 import type { MuteLevel } from "./mentions.js";
 import type { BannedFrame, GroupUpdate } from "./group.js";
 
@@ -1083,6 +1085,31 @@ export class NatterClient {
       o.waiters.push({ resolve, reject });
       if (!this.resuming) this.transmit(o);
     });
+  }
+
+  /**
+   * Asks for an upload URL for a file of size bytes of contentType; name
+   * (optional) is shown to the other members. See uploadFile.
+   */
+  upload(contentType: string, size: number, name?: string): Promise<UploadURL> {
+    const frame: Record<string, unknown> & { type: string } = { type: "upload", content_type: contentType, size };
+    if (name) frame.name = name;
+    return this.request<UploadURL>(frame);
+  }
+
+  /**
+   * Uploads a file (a File or Blob in browsers, bytes in Node) and resolves
+   * with its attachment id, to put in a message body's "attachments".
+   */
+  async uploadFile(data: UploadData, contentType: string, name?: string): Promise<string> {
+    const up = await this.upload(contentType, dataSize(data), name);
+    await putUpload(this.opts.url, up, data);
+    return up.attachment;
+  }
+
+  /** Resolves the url or thumb_url of a FileRef (relative to the server) to an absolute URL. */
+  fileURL(url: string): string {
+    return resolveFileURL(this.opts.url, url);
   }
 
   /**

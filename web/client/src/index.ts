@@ -1,5 +1,6 @@
 // Natter's TypeScript client: an ES module with no runtime dependencies.
 export * from "./types.js";
 export * from "./client.js";
+export * from "./attach.js";
 export * from "./mentions.js";
 export * from "./group.js";

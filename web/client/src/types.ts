@@ -44,6 +44,35 @@ export interface Message {
    * everything up to this item.
    */
   prev: number;
+  /** The attachments the body references, with short-lived URLs (docs/protocol.md, Attachments). */
+  files?: FileRef[];
+}
+
+/**
+ * An attachment as a member sees it: a presigned GET url valid until
+ * expires, and for a JPEG or PNG a thumbnail's. URLs may be relative to the
+ * server: resolve them with NatterClient.fileURL.
+ */
+export interface FileRef {
+  id: string;
+  url: string;
+  thumb_url?: string;
+  content_type: string;
+  size: number;
+  name?: string;
+  expires: string;
+}
+
+/** The reply to upload: PUT the bytes to url before expires. */
+export interface UploadURL {
+  type: "upload_url";
+  id?: string;
+  attachment: string;
+  url: string;
+  method: "PUT";
+  content_type: string;
+  size: number;
+  expires: string;
 }
 
 /** What a reply shows of the message it quotes, copied when it was sent. */
@@ -124,6 +153,8 @@ export interface Ack {
   seq: number;
   ts: string;
   duplicate?: boolean;
+  /** The sent message's attachments. */
+  files?: FileRef[];
 }
 
 export interface MessagesPage {
@@ -287,6 +318,7 @@ export type ServerFrame =
   | { type: "ok"; id?: string; invited?: string[] }
   | Settings
   | Ack
+  | UploadURL
   | MessagesPage
   | MembersPage
   | ConversationsPage

@@ -694,6 +694,40 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     ca2.close();
   });
 
+  test("attachments: uploadFile PUTs the bytes, members get file URLs, others are refused", async () => {
+    const [ua, ub, uc] = [uid("att-a"), uid("att-b"), uid("att-c")];
+    const a = client(ua);
+    const b = client(ub);
+    const c = client(uc);
+    await Promise.all([a.connect(), b.connect(), c.connect()]);
+    const conv = await a.create("group", [ub], "files");
+    const bytes = new TextEncoder().encode("hello from node");
+    const id = await a.uploadFile(bytes, "text/plain", "hello.txt");
+    assert.match(id, /^att_[a-z0-9]+$/);
+    const pushed = next(b, "message", (m) => m.conv === conv.conv);
+    const ack = await a.send(conv.conv, { text: "see file", attachments: [id] });
+    assert.equal(ack.files?.[0]?.id, id);
+    const m = await pushed;
+    assert.equal(m.files?.length, 1);
+    assert.equal(m.files[0].name, "hello.txt");
+    assert.equal(m.files[0].size, bytes.byteLength);
+    const resp = await fetch(b.fileURL(m.files[0].url));
+    assert.equal(resp.status, 200);
+    assert.equal(await resp.text(), "hello from node");
+    // Tampered: the same signature for another file.
+    const other = await a.uploadFile(new TextEncoder().encode("private"), "text/plain");
+    assert.equal((await fetch(b.fileURL(m.files[0].url.replace(id, other)))).status, 403);
+    // Not a member: no page, and the id is not c's to send.
+    await assert.rejects(c.history(conv.conv), (e) => e instanceof NatterError && e.code === "forbidden");
+    const own = await c.create("group", [], "mine");
+    await assert.rejects(c.send(own.conv, { attachments: [id] }), (e) => e instanceof NatterError && e.code === "forbidden");
+    // Bounds.
+    await assert.rejects(a.upload("text/html", 10), (e) => e instanceof NatterError && e.code === "bad_request");
+    const page = await b.history(conv.conv);
+    assert.equal(page.messages.at(-1).files?.[0]?.id, id);
+    for (const x of [a, b, c]) x.close();
+  });
+
   test("heartbeat pings keep an idle connection open", async () => {
     const rec = recordingWS();
     const c = track(new NatterClient({ url: srv.wsURL, token: srv.token(uid("hb")), WebSocket: rec.WebSocket }));
