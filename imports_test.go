@@ -59,6 +59,12 @@ var layers = map[string][]string{
 	"search/opensearch": {"search"},
 	"search/searchtest": {"search"}, // test support
 
+	// Attachments know the wire; their stores know only their interface.
+	"attachments":           {"protocol"},
+	"attachments/fsstore":   {"attachments"},
+	"attachments/s3store":   {"attachments"},
+	"attachments/storetest": {"attachments"}, // test support
+
 	// Wiring.
 	"app":                    {"*"},
 	"cmd/natter":             {"*"},
@@ -80,7 +86,7 @@ var layers = map[string][]string{
 
 // testSupport are packages that exist for tests: production code must not
 // import them.
-var testSupport = []string{"nats/natstest", "history/storetest", "search/searchtest", "history/scyllastore/scyllatest", "pushnotify/pushtest", "internal/testbin"}
+var testSupport = []string{"nats/natstest", "history/storetest", "search/searchtest", "attachments/storetest", "history/scyllastore/scyllatest", "pushnotify/pushtest", "internal/testbin"}
 
 // TestImportLayers fails when a package imports one of the module's
 // packages its layer does not allow, or when production code imports a

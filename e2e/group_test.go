@@ -250,6 +250,17 @@ func TestGroupReadOnlyAndModeration(t *testing.T) {
 		}
 	}
 
+	// Pages carry the tombstone with who deleted it (the stores keep
+	// deleted_by when the delete's sender is not the message's).
+	page, err := carol.History(ctx, g.Conv, 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(page.Messages, func(m *protocol.Message) bool { return m.Seq == own.Seq })
+	if i < 0 || !page.Messages[i].Deleted || page.Messages[i].DeletedBy != "bob" {
+		t.Fatalf("moderated message in the history: %+v", page.Messages)
+	}
+
 	// Bans: an admin bans a plain member, not the owner or another admin.
 	wantCode(t, bob.Ban(ctx, g.Conv, "alice"), protocol.CodeForbidden)
 	wantCode(t, carol.Ban(ctx, g.Conv, "bob"), protocol.CodeForbidden)

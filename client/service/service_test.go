@@ -19,6 +19,7 @@ import (
 
 	"github.com/natter-chat/natter/app"
 	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/client/service"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
@@ -84,6 +85,16 @@ func register(t *testing.T, a *app.App, name string, senders ...string) string {
 			t.Fatalf("service %s never accepted: %v", name, err)
 		}
 	}
+}
+
+// userToken is a user's token for a's gateway.
+func userToken(t *testing.T, user string) string {
+	t.Helper()
+	tok, err := auth.IssueHS256("test-secret", user, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func code(t *testing.T, err error, want string) {
@@ -193,6 +204,30 @@ func TestServiceAPI(t *testing.T) {
 	if err != nil || slices.Contains(removed.Members, "carol") {
 		t.Fatalf("remove: %+v, %v", removed, err)
 	}
+	// Group settings apply to services' senders as to users: in a
+	// read-only group only the owner (alert-bot) and admins post, and they
+	// delete anyone's message.
+	owner, err := client.Dial(ctx, a.WebSocketURL(), client.Options{Token: userToken(t, "alert-bot")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	p3, err := alerts.Post(ctx, "ops-bot", conv.ID, "ops-1", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Update(ctx, conv.ID, client.GroupUpdate{ReadOnly: &[]bool{true}[0]}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = alerts.Post(ctx, "ops-bot", conv.ID, "ops-2", body)
+	code(t, err, protocol.ServiceCodeForbidden)
+	if _, err := alerts.Post(ctx, "alert-bot", conv.ID, "alert-2", body); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alerts.Delete(ctx, "alert-bot", conv.ID, "d2", p3.Seq); err != nil {
+		t.Fatalf("moderator delete: %v", err)
+	}
+
 	// billing cannot change a conversation it is not in.
 	_, err = billing.AddMember(ctx, "bill-bot", conv.ID, "mallory")
 	code(t, err, protocol.ServiceCodeForbidden)

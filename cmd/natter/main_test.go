@@ -206,7 +206,11 @@ func TestServeAsAProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	carol, err := client.Dial(ctx, url, client.Options{Token: strings.TrimSpace(string(carolTok))})
+	// A context of its own: the one above was made a minute of admin
+	// commands ago and may have run out on a loaded machine.
+	carolCtx, carolCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer carolCancel()
+	carol, err := client.Dial(carolCtx, url, client.Options{Token: strings.TrimSpace(string(carolTok))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,6 +287,16 @@ func (a *API) member(ctx context.Context, req *protocol.ServiceRequest) (convers
 	return v, nil
 }
 
+// moderates reports whether req.As may delete others' messages in req.Conv:
+// the group's owner or an admin (a moderator delete), as in the gateway.
+func (a *API) moderates(ctx context.Context, req *protocol.ServiceRequest, kind string) bool {
+	if kind != protocol.KindDelete {
+		return false
+	}
+	d, err := a.convs.Get(ctx, req.Conv)
+	return err == nil && d.IsAdmin(req.As)
+}
+
 func limit(n int) int {
 	if n <= 0 {
 		return protocol.DefaultLimit
@@ -349,12 +359,20 @@ func (a *API) post(ctx context.Context, _ string, req *protocol.ServiceRequest) 
 		return nil, errorf(protocol.ServiceCodeTooLarge, "body is %d bytes; at most %d", len(req.Body), protocol.MaxBodyBytes)
 	}
 	env := protocol.Envelope{Sender: req.As, ClientID: req.ClientID, Kind: req.Kind, Ref: req.Ref, Body: req.Body}
+	if env.Kind == protocol.KindEvent {
+		return nil, errorf(protocol.ServiceCodeBadRequest, "events are written by the server")
+	}
 	if err := env.Check(); err != nil {
 		return nil, errorf(protocol.ServiceCodeBadRequest, "%s", err.Error())
 	}
 	view, err := a.member(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	if view.Muted {
+		// As for a user's send (gateway/group.go): the view is the one
+		// the publish is checked against, so a later switch refuses it.
+		return nil, errorf(protocol.ServiceCodeForbidden, "the group is read-only: only the owner and admins send")
 	}
 	if env.Kind != protocol.KindMessage {
 		target, err := a.pages.Get(ctx, req.Conv, env.Ref)
@@ -364,8 +382,8 @@ func (a *API) post(ctx context.Context, _ string, req *protocol.ServiceRequest) 
 		if err != nil {
 			return nil, err
 		}
-		if env.Kind != protocol.KindReaction && target.Sender != req.As {
-			return nil, errorf(protocol.ServiceCodeForbidden, "only the original sender may %s a message", env.Kind)
+		if env.Kind != protocol.KindReaction && target.Sender != req.As && !a.moderates(ctx, req, env.Kind) {
+			return nil, errorf(protocol.ServiceCodeForbidden, "only the original sender may %s a message (or, deleting, the group's owner or an admin)", env.Kind)
 		}
 	}
 	env.TS = protocol.FormatTime(a.cfg.Now())
