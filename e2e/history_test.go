@@ -148,6 +148,16 @@ func answersSurviveAgeOut(t *testing.T, store func(*app.Config)) {
 		}
 	}
 	markRead(t, bob, g.Conv, seqs[9])
+	// The inbox preview is recorded by the fan-out, after the acks: wait
+	// until it shows the last edit, so that every snapshot has it.
+	waitFor(t, 30*time.Second, func() bool {
+		f, err := bob.ConversationsPage(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := f.Conversations[0].Last
+		return l != nil && l.Seq == seqs[24] && l.Snippet == "last one, edited"
+	})
 
 	fresh := takeSnapshot(t, bob, g.Conv)
 	if n := len(fresh.Sync); n != 5 { // 30 rows in pages of 7
