@@ -16,7 +16,7 @@ import (
 // Unlike After it does not check the store against the stream: a store
 // lost or being rebuilt misses replies here until natter history rebuild.
 func (r *Reader) ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, _, err := r.watermark(ctx)
+	w, _, err := r.watermark(ctx, conv)
 	if err != nil {
 		return nil, false, err
 	}
@@ -56,7 +56,7 @@ func (r *Reader) ThreadAfter(ctx context.Context, conv string, root, after uint6
 // in conv with seq < before (0: the newest), ascending, and whether older
 // ones exist; where they come from as for ThreadAfter.
 func (r *Reader) ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, _, err := r.watermark(ctx)
+	w, _, err := r.watermark(ctx, conv)
 	if err != nil {
 		return nil, false, err
 	}

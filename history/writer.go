@@ -43,7 +43,9 @@ type WriterConfig struct {
 	Tracer trace.Tracer
 }
 
-// Writer copies the CHAT stream into a Store: the system of record. It
+// Writer copies the message streams (CHAT, or each partition stream) into
+// a Store: the system of record. Each stream has its own consumer and
+// loop, so a slow or leaderless partition holds up only its own. It
 // fetches a batch, appends it, and only then acks it, so the consumer's ack
 // floor never passes a message the store lacks. While the
 // store fails it retries the same batch with backoff and fetches nothing
@@ -125,11 +127,44 @@ func (w *Writer) Run(ctx context.Context) error {
 	return err
 }
 
-// write is the consuming loop.
+// write runs the consuming loop of every message stream (schema.Layout),
+// one goroutine each, until ctx ends or one stops with an error (a
+// conflict), which stops them all.
 func (w *Writer) write(ctx context.Context) error {
-	cons, err := w.js.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory)
+	l, err := schema.ReadLayout(ctx, w.js)
 	if err != nil {
-		return fmt.Errorf("history consumer: %w", err)
+		return fmt.Errorf("history writer: %w", err)
+	}
+	streams := l.ChatStreams()
+	if len(streams) == 1 {
+		return w.writeStream(ctx, streams[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(streams))
+	for _, name := range streams {
+		go func() {
+			err := w.writeStream(ctx, name)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range streams {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// writeStream is the consuming loop of one message stream.
+func (w *Writer) writeStream(ctx context.Context, stream string) error {
+	cons, err := w.js.Consumer(ctx, stream, schema.ConsumerHistory)
+	if err != nil {
+		return fmt.Errorf("history consumer on %s: %w", stream, err)
 	}
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(w.cfg.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(schema.PriorityGroupHistory))
@@ -155,7 +190,7 @@ func (w *Writer) write(ctx context.Context) error {
 		if len(got) == 0 {
 			continue
 		}
-		if err := w.appendBatch(ctx, msgs, got); errors.Is(err, ErrConflict) {
+		if err := w.appendBatch(ctx, stream, msgs, got); errors.Is(err, ErrConflict) {
 			return err
 		} else if err != nil {
 			return nil // ctx ended before the store had the batch
@@ -176,7 +211,7 @@ func (w *Writer) write(ctx context.Context) error {
 // trace of its own, linked to the context each message of the batch
 // stored (the gateway's SpanPublish), since one batch holds the messages
 // of many traces.
-func (w *Writer) appendBatch(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) error {
+func (w *Writer) appendBatch(ctx context.Context, stream string, msgs []*protocol.Message, got []jetstream.Msg) error {
 	if w.cfg.Tracer == nil || len(msgs) == 0 {
 		return w.append(ctx, msgs, got)
 	}
@@ -189,7 +224,7 @@ func (w *Writer) appendBatch(ctx context.Context, msgs []*protocol.Message, got 
 	ctx, span := w.cfg.Tracer.Start(ctx, tracing.SpanAppend, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithNewRoot(), trace.WithLinks(links...),
 		trace.WithAttributes(tracing.NATS, tracing.KeyOperation.String("process"),
-			tracing.KeyDestination.String(schema.StreamChat), tracing.KeyBatchCount.Int(len(msgs))))
+			tracing.KeyDestination.String(stream), tracing.KeyBatchCount.Int(len(msgs))))
 	defer span.End()
 	err := w.append(ctx, msgs, got)
 	if err != nil {

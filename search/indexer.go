@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,7 @@ type Indexer struct {
 	js      jetstream.JetStream
 	idx     Index
 	indexed atomic.Uint64
+	wmu     sync.Mutex // the streams' loops write the index in turn
 }
 
 // NewIndexer returns an indexer; Run starts it.
@@ -60,10 +62,38 @@ func NewIndexer(cfg IndexerConfig, js jetstream.JetStream, idx Index) *Indexer {
 func (ix *Indexer) Indexed() uint64 { return ix.indexed.Load() }
 
 // Run indexes until ctx ends, and then returns nil.
+//
+// With partition streams (schema.Layout) it runs one loop per stream, each
+// on that stream's consumer; their writes to the index take turns.
 func (ix *Indexer) Run(ctx context.Context) error {
-	cons, err := ix.js.Consumer(ctx, schema.StreamChat, schema.ConsumerSearch)
+	l, err := schema.ReadLayout(ctx, ix.js)
 	if err != nil {
-		return fmt.Errorf("search consumer: %w", err)
+		return fmt.Errorf("search: %w", err)
+	}
+	streams := l.ChatStreams()
+	if len(streams) == 1 {
+		return ix.runStream(ctx, streams[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i, name := range streams {
+		wg.Go(func() {
+			if errs[i] = ix.runStream(ctx, name); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// runStream is Run's loop over one message stream.
+func (ix *Indexer) runStream(ctx context.Context, stream string) error {
+	cons, err := ix.js.Consumer(ctx, stream, schema.ConsumerSearch)
+	if err != nil {
+		return fmt.Errorf("search consumer on %s: %w", stream, err)
 	}
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(ix.cfg.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(schema.PriorityGroupSearch))
@@ -89,7 +119,10 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		if len(got) == 0 {
 			continue
 		}
-		if err := ix.write(ctx, msgs, got); err != nil {
+		ix.wmu.Lock()
+		err = ix.write(ctx, msgs, got)
+		ix.wmu.Unlock()
+		if err != nil {
 			return nil // ctx ended before the index had the batch
 		}
 		ix.indexed.Add(uint64(len(got)))
