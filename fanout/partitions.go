@@ -60,7 +60,9 @@ func (f *Fanout) runUnpartitioned(ctx context.Context) (schema.Layout, error) {
 			stop, done = cancel, make(chan error, 1)
 			legacy := *f
 			legacy.stopping = wctx.Done()
-			go func() { done <- pinned.Run(wctx, f.js, f.pinnedConfig(schema.StreamChat, schema.ConsumerFanout), legacy.handle) }()
+			go func() {
+				done <- pinned.Run(wctx, f.js, f.pinnedConfig(schema.StreamChat, schema.ConsumerFanout), legacy.handle)
+			}()
 		}
 		select {
 		case <-ctx.Done():

@@ -162,3 +162,18 @@ func TestStreamsRefusedOnChat(t *testing.T) {
 		t.Fatalf("layout %+v, %v", l, err)
 	}
 }
+
+// Dead letters of two partition streams' messages with the same seq are
+// two letters: their Nats-Msg-Id names the stored subject too.
+func TestDeadLetterIDsPerStream(t *testing.T) {
+	l := schema.Layout{Partitions: 4, Streams: 4}
+	a := schema.DeadLetter("a", 7, l.StoredMsg("a"), "bad", nil)
+	b := schema.DeadLetter("b", 7, l.StoredMsg("b"), "bad", nil)
+	if a.Header.Get(schema.HeaderMsgID) == b.Header.Get(schema.HeaderMsgID) {
+		t.Fatalf("two messages' dead letters share Nats-Msg-Id %s", a.Header.Get(schema.HeaderMsgID))
+	}
+	again := schema.DeadLetter("a", 7, l.StoredMsg("a"), "other stage", nil)
+	if a.Header.Get(schema.HeaderMsgID) != again.Header.Get(schema.HeaderMsgID) {
+		t.Fatal("two stages' letters of one message differ")
+	}
+}
