@@ -149,13 +149,17 @@ func ChatStream(c Config) jetstream.StreamConfig {
 		Metadata:         meta,
 		Duplicates:       c.FastDuplicates,
 		AllowDirect:      true,
-		DenyDelete:       true,
-		MaxMsgSize:       c.MaxMsgSize,
-		MaxConsumers:     c.MaxConsumers,
-		Replicas:         c.Replicas,
-		Discard:          jetstream.DiscardOld,
-		MaxMsgs:          -1,
-		MaxBytes:         -1,
+		// Disappearing messages carry Nats-TTL (HeaderTTL). An existing
+		// stream without it is updated by Ensure: JetStream allows
+		// turning it on (never off again).
+		AllowMsgTTL:  true,
+		DenyDelete:   true,
+		MaxMsgSize:   c.MaxMsgSize,
+		MaxConsumers: c.MaxConsumers,
+		Replicas:     c.Replicas,
+		Discard:      jetstream.DiscardOld,
+		MaxMsgs:      -1,
+		MaxBytes:     -1,
 	}
 }
 
