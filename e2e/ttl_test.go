@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/app"
+	"github.com/natter-chat/natter/attachments"
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/history/localstore"
 	"github.com/natter-chat/natter/history/scyllastore/scyllatest"
@@ -96,7 +98,12 @@ func TestDisappearingMessages(t *testing.T) {
 }
 
 func testDisappearing(t *testing.T, store func(*app.Config), raw rawRows) {
-	e := start(t, store, withSearch(t), func(c *app.Config) { c.Conversations.TestTTL = ttlTest })
+	files := t.TempDir()
+	e := start(t, store, withSearch(t), func(c *app.Config) {
+		c.Conversations.TestTTL = ttlTest
+		c.Attachments.Dir = files
+		c.Attachments.Service = attachments.Config{SweepEvery: 200 * time.Millisecond}
+	})
 	alice, bob := e.dial(t, "alice"), e.dial(t, "bob")
 	ctx := ctxT(t)
 	g, err := alice.CreateGroup(ctx, "ttl", "bob")
@@ -138,10 +145,17 @@ func testDisappearing(t *testing.T, store func(*app.Config), raw rawRows) {
 		}
 	}
 
-	sent := time.Now()
-	secret, err := alice.Send(ctx, conv, client.NewClientID(), text("secret"))
+	file, err := alice.UploadBytes(ctx, "text/plain", "secret.txt", []byte("secret file"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	sent := time.Now()
+	secret, err := alice.Send(ctx, conv, client.NewClientID(), map[string]any{"text": "secret", "attachments": []string{file}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secret.Files) != 1 || secret.Files[0].Expires > secret.ExpiresAt {
+		t.Fatalf("ack files %+v: want one, its URL expiring by %s", secret.Files, secret.ExpiresAt)
 	}
 	exp, ok := protocol.ParseExpiry(secret.ExpiresAt)
 	if !ok {
@@ -253,6 +267,17 @@ func testDisappearing(t *testing.T, store func(*app.Config), raw rawRows) {
 		}
 		return nil
 	})
+
+	// Its attachment is deleted with it.
+	eventually(t, "the expired message's attachment is deleted", func() error {
+		if _, err := os.Stat(filepath.Join(files, file)); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("file %s: %v", file, err)
+		}
+		return nil
+	})
+	if _, _, err := alice.Fetch(ctx, secret.Files[0].URL); err == nil {
+		t.Fatal("the expired attachment's URL still serves it")
+	}
 
 	// No request returns them.
 	notIn := func(what string, page *protocol.MessagesFrame) {

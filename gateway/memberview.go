@@ -216,7 +216,7 @@ func (sess *session) readView(ctx context.Context, conv string) (sendView, *prot
 // it, and the send is decided again on a view read now; when that view
 // has another ttl (a ttl change refused the old one), restamp stamps
 // msg with it (ttl.go).
-func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv string, v sendView, restamp func(ttl int64)) (*jetstream.PubAck, *protocol.Error) {
+func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv string, v sendView, restamp func(ttl int64) *protocol.Error) (*jetstream.PubAck, *protocol.Error) {
 	stale := 0
 	wait, busyUntil := busyWait, time.Time{}
 	for {
@@ -240,7 +240,9 @@ func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv st
 					return nil, perr
 				}
 				if v.ttl != ttl {
-					restamp(v.ttl)
+					if perr := restamp(v.ttl); perr != nil {
+						return nil, perr
+					}
 				}
 				continue
 			case apiErr.ErrorCode == jsErrWrongLastSequenceInFlight:

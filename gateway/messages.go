@@ -81,7 +81,16 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the original sender may %s a message", env.Kind)
 		}
 	}
-	files, perr := sess.attachmentsOf(ctx, req, env.Kind)
+	now := sess.srv.cfg.Now()
+	env.TS = protocol.FormatTime(now)
+	exp := msgExpiry{now: now, limit: env.ExpiresAt}
+	if target != nil {
+		// An edit, delete or reaction lives exactly as long as its
+		// target: the conversation's ttl does not apply to it.
+		exp.limit, exp.events = target.ExpiresAt, true
+	}
+	env.ExpiresAt = exp.of(view.ttl)
+	files, perr := sess.attachmentsOf(ctx, req, env.Kind, env.ExpiresAt)
 	if perr != nil {
 		return nil, perr
 	}
@@ -92,13 +101,6 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 			return nil, perr
 		}
 	}
-	now := sess.srv.cfg.Now()
-	env.TS = protocol.FormatTime(now)
-	exp := msgExpiry{now: now, limit: env.ExpiresAt}
-	if target != nil {
-		exp.limit = protocol.Earlier(exp.limit, target.ExpiresAt)
-	}
-	env.ExpiresAt = protocol.ExpiresAt(now, view.ttl, exp.limit)
 	data := appendEnvelope(make([]byte, 0, len(req.Body)+160), &env)
 	msg := &nats.Msg{
 		Subject: schema.Msg(req.Conv),
@@ -115,7 +117,16 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		// message, so only when tracing is on.
 		pctx, pub = sess.startPublish(ctx, msg)
 	}
-	ack, perr := sess.publishAsMember(pctx, msg, req.Conv, view, func(ttl int64) { exp.stamp(msg, &env, ttl) })
+	ack, perr := sess.publishAsMember(pctx, msg, req.Conv, view, func(ttl int64) *protocol.Error {
+		exp.stamp(msg, &env, ttl)
+		if len(files) == 0 {
+			return nil
+		}
+		// The files live as the message does: bind them again.
+		var perr *protocol.Error
+		files, perr = sess.attachmentsOf(ctx, req, env.Kind, env.ExpiresAt)
+		return perr
+	})
 	if pub != nil {
 		endPublish(pub, ack, perr)
 	}

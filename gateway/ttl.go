@@ -15,14 +15,25 @@ import (
 // a ttl change stores an event, which refuses every view kept from
 // before it), stamps the envelope with expires_at and the stored message
 // with Nats-TTL, and the CHAT stream removes it then. An edit, delete
-// or reaction expires no later than its target, a reply no later than
-// the message it quotes: none outlives what disappeared.
+// or reaction expires exactly with its target (not by the ttl: an edit
+// of a lasting message lasts), a reply no later than the message it
+// quotes: none outlives what disappeared.
 
 // msgExpiry is what a send's expiry derives from: when it was sent and the
-// expiry of what it refers to ("" for none).
+// expiry of what it refers to ("" for none); events (an edit, delete or
+// reaction) take exactly their target's.
 type msgExpiry struct {
-	now   time.Time
-	limit string
+	now    time.Time
+	limit  string
+	events bool
+}
+
+// of is the expires_at of the item under the conversation's ttl.
+func (e msgExpiry) of(ttl int64) string {
+	if e.events {
+		return e.limit
+	}
+	return protocol.ExpiresAt(e.now, ttl, e.limit)
 }
 
 // header sets or clears msg's Nats-TTL for an item expiring at
@@ -38,7 +49,7 @@ func (e msgExpiry) header(msg *nats.Msg, expiresAt string) {
 // stamp gives msg, the stored form of env, the expiry of ttl seconds:
 // the ttl changed between the send view and the publish.
 func (e msgExpiry) stamp(msg *nats.Msg, env *protocol.Envelope, ttl int64) {
-	env.ExpiresAt = protocol.ExpiresAt(e.now, ttl, e.limit)
+	env.ExpiresAt = e.of(ttl)
 	msg.Data = appendEnvelope(msg.Data[:0], env)
 	e.header(msg, env.ExpiresAt)
 }
