@@ -45,3 +45,9 @@ func UserErased(uid string) string { return User(uid, EventErased) }
 // MsgDeleteAPI is the JetStream API subject that deletes one message of
 // stream by seq (and overwrites it on disk).
 func MsgDeleteAPI(stream string) string { return jsAPIPrefix + "STREAM.MSG.DELETE." + stream }
+
+// ChatConsumers are the durable consumers on CHAT but the partitions'
+// fan-out consumers (Layout.FanoutConsumers).
+func ChatConsumers() []string {
+	return []string{ConsumerFanout, ConsumerHistory, ConsumerPush, ConsumerServiceEvents, ConsumerSearch}
+}

@@ -78,6 +78,11 @@ type access struct {
 	// purge are KV buckets it only deletes keys of, never reads: the
 	// eraser's of the device tokens (PUSH).
 	purge []string
+	// progress are consumers on CHAT whose info it reads if they exist
+	// (Check does not look for them), with every partition's fan-out
+	// consumer: the eraser deletes another's message from CHAT only once
+	// every consumer is past it.
+	progress []string
 }
 
 // accessOf is the table of roles. The gateway's user also runs its
@@ -89,7 +94,9 @@ func accessOf(role string) (access, bool) {
 	case RoleGateway:
 		return access{
 			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard,
-				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers, SearchAPIWildcard},
+				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers, SearchAPIWildcard,
+				// a client's delete_account and export (erase.go)
+				EraseAPI(EraseEndpointStart), EraseAPI(EraseEndpointExport)},
 			// The chat service API (services/chatapi) runs with the
 			// gateway's user: requests of every service, micro discovery.
 			sub: []string{UserAllWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard, FanoutWorkers,
@@ -165,6 +172,7 @@ func accessOf(role string) (access, bool) {
 			peek:       []string{ConsumerHistory},
 			responses:  true,
 			deleteMsgs: []string{StreamChat},
+			progress:   ChatConsumers(),
 		}, true
 	}
 	return access{}, false
@@ -227,6 +235,14 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 	}
 	for _, s := range a.deleteMsgs {
 		api("STREAM.MSG.DELETE." + s)
+	}
+	if len(a.progress) > 0 {
+		for _, c := range a.progress {
+			api("CONSUMER.INFO." + StreamChat + "." + c)
+		}
+		for p := range MaxPartitions {
+			api("CONSUMER.INFO." + StreamChat + "." + ConsumerFanoutPartition(p))
+		}
 	}
 	for _, b := range a.write {
 		// A writer also reads a key through the bucket's stream leader
