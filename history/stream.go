@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,8 @@ type Stream struct {
 	// layout says which stream and subjects a conversation's messages are
 	// stored in, read when the Stream is made.
 	layout schema.Layout
+	// now is the clock expired items are hidden by (expiry.go).
+	now func() time.Time
 }
 
 // streamPart is one message stream.
@@ -46,7 +49,7 @@ func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stream{js: js, layout: l}
+	s := &Stream{js: js, layout: l, now: time.Now}
 	for _, name := range l.ChatStreams() {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
@@ -160,7 +163,7 @@ func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, f
 		if !going {
 			return
 		}
-		if env, err := protocol.DecodeEnvelope(m.Data); err == nil {
+		if env, err := protocol.DecodeEnvelope(m.Data); err == nil && live(env, s.now) {
 			// The server writes the stream's time as FormatTime does.
 			going = fn(env.Message(conv, sq, m.Header.Get(jetstream.TimeStampHeaer)))
 		}
@@ -348,8 +351,9 @@ const (
 )
 
 // First returns the first seq of conv's stream, at least 1: the stream
-// holds every message from there on (it deletes none, DenyDelete; only
-// age removes the oldest).
+// holds every message from there on (only age removes the oldest), but
+// those the eraser deleted, which the store keeps as tombstones
+// (services/erase).
 func (s *Stream) First(ctx context.Context, conv string) (uint64, error) {
 	st := s.part(conv).stream
 	info, err := st.Info(ctx)
@@ -403,8 +407,8 @@ func (s *Stream) ItemBefore(ctx context.Context, conv string, seq uint64) (uint6
 		// under each of its two subjects: the newer one counts.
 		_, _, err := s.request(ctx, conv, seq, req, len(subjects), func(m *nats.Msg, sq uint64) {
 			if sq > found {
-				_, derr := protocol.DecodeEnvelope(m.Data)
-				found, valid = sq, derr == nil
+				env, derr := protocol.DecodeEnvelope(m.Data)
+				found, valid = sq, derr == nil && live(env, s.now)
 			}
 		})
 		if err != nil {
@@ -434,7 +438,7 @@ func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Me
 		return nil, ErrNotFound
 	}
 	m := decode(conv, raw)
-	if m == nil {
+	if m == nil || m.Expired(s.now()) {
 		return nil, ErrNotFound
 	}
 	return m, nil
