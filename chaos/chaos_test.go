@@ -51,12 +51,10 @@ type cluster struct {
 	cql *scyllastore.Config
 }
 
-// historyData is the history role's --data; its embedded store is the
-// "history" directory in it.
-func (c *cluster) historyData() string { return filepath.Join(c.dir, "history") }
-
-func startCluster(t *testing.T, bin string) *cluster {
-	c := &cluster{t: t, bin: bin, dir: t.TempDir()}
+// startNATS starts the three `natter nats` nodes n1..n3, sets c.natsURL
+// and c.sysURL, and waits for the schema (R3).
+func (c *cluster) startNATS() {
+	t, bin := c.t, c.bin
 	authFile := filepath.Join(c.dir, "nats-auth.json")
 	clients := make([]string, 3)
 	routes := make([]string, 3)
@@ -96,7 +94,26 @@ func startCluster(t *testing.T, bin string) *cluster {
 	}
 	c.natsURL = strings.Join(urls, ",")
 	c.sysURL = "nats://sys:" + a.Sys + "@" + clients[0]
+	// The natter nats nodes ensure the schema (R3) once the cluster has a
+	// leader; roles never create it and wait for it. On a loaded machine
+	// the R3 streams and buckets can take a minute: wait for them here so
+	// each role's own start is timed on its own.
+	schemaDeadline := time.Now().Add(3 * time.Minute)
+	for !slices.ContainsFunc(c.nats, func(n *proc) bool { return strings.Contains(n.logs.String(), `"msg":"schema ensured"`) }) {
+		if time.Now().After(schemaDeadline) {
+			t.Fatal("no natter nats node ensured the schema within 3 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
+// historyData is the history role's --data; its embedded store is the
+// "history" directory in it.
+func (c *cluster) historyData() string { return filepath.Join(c.dir, "history") }
+
+func startCluster(t *testing.T, bin string) *cluster {
+	c := &cluster{t: t, bin: bin, dir: t.TempDir()}
+	c.startNATS()
 	role := func(name, kind string, args ...string) *proc {
 		return newProc(t, bin, name, "/healthz", append([]string{kind, "--nats-url", c.natsURL, "--log-level", "warn"}, args...)...)
 	}
@@ -110,17 +127,6 @@ func startCluster(t *testing.T, bin string) *cluster {
 	c.presence = role("presence", "presence")
 	for i := range 2 {
 		c.gateways = append(c.gateways, gateway(fmt.Sprintf("g%d", i+1)))
-	}
-	// The natter nats nodes ensure the schema (R3) once the cluster has a
-	// leader; roles never create it and wait for it. On a loaded machine
-	// the R3 streams and buckets can take a minute: wait for them here so
-	// each role's own start is timed on its own.
-	schemaDeadline := time.Now().Add(3 * time.Minute)
-	for !slices.ContainsFunc(c.nats, func(n *proc) bool { return strings.Contains(n.logs.String(), `"msg":"schema ensured"`) }) {
-		if time.Now().After(schemaDeadline) {
-			t.Fatal("no natter nats node ensured the schema within 3 minutes")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	c.history.start(true)
 	c.presence.start(false)

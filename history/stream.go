@@ -331,8 +331,8 @@ const (
 )
 
 // First returns the stream's first seq, at least 1: the stream holds
-// every message from there on (it deletes none, DenyDelete; only age
-// removes the oldest).
+// every message from there on (only age removes the oldest), but those the
+// eraser deleted, which the store keeps as tombstones (services/erase).
 func (s *Stream) First(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {

@@ -96,7 +96,10 @@ func (w *Writer) Claim(ctx context.Context) error {
 // Run writes until ctx ends, and then returns nil. It returns early with
 // an error wrapping ErrConflict when the store holds a seq with other
 // content, ErrWriterRunning when another writer holds the lease, and
-// ErrLeaseLost when the lease is lost while running.
+// ErrLeaseLost when another writer took the lease while this one ran. A
+// lease that could not be renewed for its TTL (the LEASES bucket without a
+// leader, e.g. while the node that led it restarts) pauses the writer
+// until it has the lease again, which it keeps trying: it does not stop.
 func (w *Writer) Run(ctx context.Context) error {
 	if err := w.Claim(ctx); err != nil {
 		return err
@@ -104,14 +107,29 @@ func (w *Writer) Run(ctx context.Context) error {
 	if w.lease == nil {
 		return w.write(ctx)
 	}
-	l := w.lease
 	defer func() { w.lease = nil }()
+	for {
+		err := w.writeHeld(ctx, w.lease)
+		if !errors.Is(err, errLeaseLapsed) || ctx.Err() != nil {
+			return err
+		}
+		if err := w.retake(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// writeHeld writes while holding l, and stops when l is lost.
+func (w *Writer) writeHeld(ctx context.Context, l *lease) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	held := make(chan error, 1)
 	go func() {
 		err := l.hold(ctx)
-		if err != nil {
+		if errors.Is(err, errLeaseLapsed) {
+			w.cfg.Logger.Error("history writer pauses: its lease lapsed; it appends again once it has it back", "err", err)
+			cancel()
+		} else if err != nil {
 			w.cfg.Logger.Error("history writer stops: lease lost", "err", err)
 			cancel()
 		}
@@ -123,6 +141,31 @@ func (w *Writer) Run(ctx context.Context) error {
 		err = lerr
 	}
 	return err
+}
+
+// retake takes the lapsed lease back, trying every third of its TTL until
+// ctx ends (nil) or another writer holds it (ErrLeaseLost).
+func (w *Writer) retake(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := w.lease.retake(ctx)
+		if err == nil {
+			w.cfg.Logger.Warn("history writer has its lease back; appending again", "attempts", attempt)
+			return nil
+		}
+		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.cfg.Logger.Error("history writer stops: lease lost", "err", err)
+			return err
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			w.cfg.Logger.Warn("history writer cannot take its lease back yet; retrying", "attempt", attempt, "err", err)
+		}
+		if !sleep(ctx, w.cfg.LeaseTTL/3) {
+			return nil
+		}
+	}
 }
 
 // write is the consuming loop.
@@ -158,7 +201,13 @@ func (w *Writer) write(ctx context.Context) error {
 		if err := w.appendBatch(ctx, msgs, got); errors.Is(err, ErrConflict) {
 			return err
 		} else if err != nil {
-			return nil // ctx ended before the store had the batch
+			// ctx ended before the store had the batch (a stop, or a
+			// lapsed lease): it goes back now, not after AckWait, to
+			// whichever writer pulls next.
+			for _, m := range got {
+				_ = m.Nak()
+			}
+			return nil
 		}
 		for _, m := range got[:len(got)-1] {
 			_ = m.Ack()

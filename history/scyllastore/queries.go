@@ -32,6 +32,7 @@ type queries struct {
 	rowsAfter, rowsBefore     stmt
 	bucketsFrom, bucketsUpTo  stmt
 	lastSeq, countPlain       stmt
+	eraseRow, unquoteRow      stmt // erase.go: the server's write time
 }
 
 func buildQueries() queries {
@@ -68,6 +69,9 @@ func buildQueries() queries {
 		bucketsUpTo: build(qb.Select("buckets").Columns("bucket").
 			Where(qb.Eq("conv"), qb.LtOrEq("bucket"))),
 		lastSeq: build(qb.Select("messages").Columns("seq").Where(partition...).Limit(1)),
+		eraseRow: build(qb.Update("messages").SetLit("deleted", "true").SetLit("body", "null").
+			SetLit("edit_body", "null").Where(one...)),
+		unquoteRow: build(qb.Update("messages").Set("quote").Where(one...)),
 		// Filtering on kind inside one partition reads only that
 		// partition's rows above seq: the cost stays proportional to them.
 		countPlain: build(qb.Select("messages").CountAll().

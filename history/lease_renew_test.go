@@ -1,0 +1,73 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/nats/natstest"
+	"github.com/natter-chat/natter/nats/schema"
+)
+
+// A renewal the bucket stored but whose answer was lost (its leader died
+// after storing it) moves the lease's revision: the next renewal finds a
+// wrong last sequence and must recognise the lease as its own, not stop
+// the writer. A later claim of the same store (a takeover) is not its
+// own; a lease that expired is taken again while free.
+func TestLeaseRenewAfterLostAnswer(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := schema.Ensure(ctx, js, schema.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := claimLease(ctx, js, "host:/data", 10*time.Second, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lost renewal: stored, its revision never seen by the holder.
+	key := schema.KVKey(schema.BucketLeases, schema.LeaseHistoryWriter)
+	lostAck, err := js.Publish(ctx, key, l.value, jetstream.WithExpectLastSequencePerSubject(l.rev), jetstream.WithMsgTTL(l.ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.renew(ctx); err != nil {
+		t.Fatalf("renew after a renewal whose answer was lost: %v", err)
+	}
+	if l.rev != lostAck.Sequence {
+		t.Fatalf("revision %d, want the lost renewal's %d", l.rev, lostAck.Sequence)
+	}
+	if err := l.renew(ctx); err != nil {
+		t.Fatalf("the next renewal: %v", err)
+	}
+
+	// Expired (here: deleted) and free: lapsed, and taken again.
+	if err := l.kv.Delete(ctx, schema.LeaseHistoryWriter); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.renew(ctx); !errors.Is(err, errLeaseLapsed) {
+		t.Fatalf("renew of a deleted lease = %v, want errLeaseLapsed", err)
+	}
+	if err := l.retake(ctx); err != nil {
+		t.Fatalf("retake a free lease: %v", err)
+	}
+	if err := l.renew(ctx); err != nil {
+		t.Fatalf("renew after retake: %v", err)
+	}
+
+	// A later run on the same store takes it over: this one lost it.
+	if _, err := claimLease(ctx, js, "host:/data", 10*time.Second, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.renew(ctx); !errors.Is(err, ErrLeaseLost) || errors.Is(err, errLeaseLapsed) {
+		t.Fatalf("renew after a takeover = %v, want ErrLeaseLost, not lapsed", err)
+	}
+	if err := l.retake(ctx); !errors.Is(err, ErrLeaseLost) || errors.Is(err, errLeaseLapsed) {
+		t.Fatalf("retake after a takeover = %v, want ErrLeaseLost", err)
+	}
+}
