@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"time"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -30,8 +31,9 @@ func (r *Reader) ThreadAfter(ctx context.Context, conv string, root, after uint6
 		if err != nil {
 			return nil, false, err
 		}
+		now := time.Now()
 		for _, m := range rows {
-			if m.Seq <= w {
+			if m.Seq <= w && !m.Expired(now) {
 				page = append(page, m)
 			}
 		}
@@ -83,6 +85,7 @@ func (r *Reader) ThreadBefore(ctx context.Context, conv string, root, before uin
 	var more bool
 	if need := limit - len(newer); need > 0 {
 		older, more, err = r.store.ThreadBefore(ctx, conv, root, bound, need)
+		older = protocol.FilterExpired(older, time.Now())
 	} else {
 		var probe []*protocol.Message
 		probe, _, err = r.store.ThreadBefore(ctx, conv, root, bound, 1)
