@@ -280,6 +280,8 @@ type frameHead struct {
 	Conv   string `json:"conv"`
 	Seq    uint64 `json:"seq"`
 	Sender string `json:"sender"`
+	// ExpiresAt of a message push: one that expired is dropped (ttl.go).
+	ExpiresAt string `json:"expires_at"`
 }
 
 // readLoop is the connection's only reader. It routes replies to pending
@@ -318,6 +320,9 @@ func (c *Client) readLoop() {
 				ch <- data // buffered 1, and only this goroutine sends
 				continue
 			}
+		}
+		if expiredPush(&h) {
+			continue
 		}
 		if h.Type == protocol.TypeMessage && h.Sender != c.welcome.User {
 			c.delivered.note(h.Conv, h.Seq)

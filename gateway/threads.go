@@ -32,6 +32,9 @@ func (sess *session) replyFields(ctx context.Context, conv string, env *protocol
 			return perr
 		}
 		env.Quote = quoteOf(quoted)
+		// A reply shows a snippet of what it quotes: it disappears no
+		// later than that (ttl.go); the send lowers it to its own.
+		env.ExpiresAt = quoted.ExpiresAt
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func ApplyThread(t, r *protocol.Message) bool {
 // stored carries the edits applied since, so its Body is compared only
 // while no edit or delete has replaced it; everything else a row keeps
 // (sender, client id, timestamp, kind, ref, reply_to, quote, thread,
-// mentions) is compared always.
+// mentions, expires_at) is compared always.
 func Same(stored, m *protocol.Message) bool {
 	if stored.Conv != m.Conv || stored.Seq != m.Seq {
 		return false
@@ -92,7 +92,8 @@ func Same(stored, m *protocol.Message) bool {
 	if stored.Sender != m.Sender || stored.ClientID != m.ClientID || stored.TS != m.TS ||
 		stored.Kind != m.Kind || stored.Ref != m.Ref ||
 		stored.ReplyTo != m.ReplyTo || stored.Thread != m.Thread ||
-		!sameQuote(stored.Quote, m.Quote) || !slices.Equal(stored.Mentions, m.Mentions) {
+		!sameQuote(stored.Quote, m.Quote) || !slices.Equal(stored.Mentions, m.Mentions) ||
+		stored.ExpiresAt != m.ExpiresAt {
 		return false
 	}
 	if stored.EditSeq != 0 || stored.Deleted {

@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"time"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -54,8 +55,9 @@ func (r *Reader) threadAfter(ctx context.Context, conv string, root, after uint6
 		if err != nil {
 			return nil, false, false, err
 		}
+		now := time.Now()
 		for _, m := range rows {
-			if m.Seq <= w {
+			if m.Seq <= w && !m.Expired(now) {
 				page = append(page, m)
 			}
 		}
@@ -137,6 +139,7 @@ func (r *Reader) threadBefore(ctx context.Context, conv string, root, before uin
 		if older, more, err = r.store.ThreadBefore(ctx, conv, root, bound, need); err != nil {
 			return nil, false, false, err
 		}
+		older = protocol.FilterExpired(older, time.Now())
 		if first < bound {
 			// Every reply the stream holds from the oldest of a full page
 			// on must be in it; of a page with nothing older, every one.

@@ -37,6 +37,9 @@ type WriterConfig struct {
 	// LeaseTTL is how long the lease outlives a writer that died without
 	// releasing it; default 15s.
 	LeaseTTL time.Duration
+	// ExpireEvery is how often the writer sweeps expired rows from a
+	// store that is an Expirer (expiry.go); default 1s.
+	ExpireEvery time.Duration
 	// Tracer, optional, records a span per batch appended, linked to the
 	// trace context each message stored; nil, the default, records
 	// nothing.
@@ -74,6 +77,9 @@ func NewWriter(cfg WriterConfig, js jetstream.JetStream, store Store) *Writer {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 15 * time.Second
 	}
+	if cfg.ExpireEvery <= 0 {
+		cfg.ExpireEvery = time.Second
+	}
 	return &Writer{cfg: cfg, js: js, store: store}
 }
 
@@ -104,6 +110,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	if err := w.Claim(ctx); err != nil {
 		return err
 	}
+	defer w.startSweep(ctx)()
 	if w.lease == nil {
 		return w.write(ctx)
 	}
@@ -303,7 +310,11 @@ func (w *Writer) toMessage(m jetstream.Msg) *protocol.Message {
 		_ = w.js.Conn().PublishMsg(schema.DeadLetter(conv, meta.Sequence.Stream, m.Subject(), err.Error(), m.Data()))
 		return nil
 	}
-	return env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+	pm := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+	if pm.ExpiresAt != "" && pm.Expired(time.Now()) {
+		return nil // gone already (expiry.go): no store keeps it
+	}
+	return pm
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

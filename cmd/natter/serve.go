@@ -96,6 +96,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target percent (as GOGC) of a process with the gateway role: below 100 trades some GC CPU for less memory per idle connection (50: about 9.1 KiB per idle connection on a natter gateway instead of 10.3); 0 keeps the runtime's; the GOGC environment variable wins")
 	otlpEndpoint := fs.String("otlp-endpoint", "", "OpenTelemetry collector to export traces to over OTLP/HTTP (http://collector:4318); tracing is off without it or the OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER environment")
 	traceSample := fs.Float64("trace-sample", 1, "share of traces recorded when tracing is on (0 to 1), where no parent span decided: a sampled parent is always followed")
+	testTTL := fs.Duration("test-ttl", 0, "one more disappearing-messages ttl clients may set besides 1h, 24h, 168h and 2160h, in whole seconds (e.g. 2s): for tests and trials, off by default; set it on every gateway alike")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
@@ -124,6 +125,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 		return app.Config{}, errors.New("--gc-percent must not be negative")
 	}
 	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, MetricsAddr: *metricsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
+	if *testTTL < 0 || *testTTL%time.Second != 0 {
+		return cfg, errors.New("--test-ttl must be whole seconds, 0 for none")
+	}
+	cfg.Conversations.TestTTL = int64(*testTTL / time.Second)
 	if cfg.Push, err = pushConfig(); err != nil {
 		return cfg, err
 	}

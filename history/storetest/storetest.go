@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"ReplyFields", testReplyFields},
 		{"Threads", testThreads},
 		{"ThreadPages", testThreadPages},
+		{"Expiry", testExpiry},
 		{"Erase", testErase},
 	}
 	for _, tc := range tests {

@@ -152,12 +152,16 @@ func ChatStream(c Config) jetstream.StreamConfig {
 		Metadata:         meta,
 		Duplicates:       c.FastDuplicates,
 		AllowDirect:      true,
-		MaxMsgSize:       c.MaxMsgSize,
-		MaxConsumers:     c.MaxConsumers,
-		Replicas:         c.Replicas,
-		Discard:          jetstream.DiscardOld,
-		MaxMsgs:          -1,
-		MaxBytes:         -1,
+		// Disappearing messages carry Nats-TTL (HeaderTTL). An existing
+		// stream without it is updated by Ensure: JetStream allows
+		// turning it on (never off again).
+		AllowMsgTTL:  true,
+		MaxMsgSize:   c.MaxMsgSize,
+		MaxConsumers: c.MaxConsumers,
+		Replicas:     c.Replicas,
+		Discard:      jetstream.DiscardOld,
+		MaxMsgs:      -1,
+		MaxBytes:     -1,
 	}
 }
 
