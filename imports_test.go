@@ -32,6 +32,7 @@ var layers = map[string][]string{
 	"conversation":     {"protocol", "nats/schema"},
 	"services":         {"protocol", "nats/schema"},
 	"services/chatapi": {"conversation", "protocol", "nats/schema"},
+	"services/erase":   {"conversation", "history", "protocol", "nats/schema"},
 	"services/events":  {"services", "conversation", "protocol", "nats/schema", "nats/pinned"},
 	// Webhooks follow Web Push's SSRF rules by its code, and its backoff.
 	"services/webhook":         {"services", "pushnotify", "pushnotify/webpush", "nats/schema"},

@@ -65,6 +65,12 @@ type Config struct {
 	// NATSURL names an external NATS (credentials in the URL); empty runs
 	// the embedded server.
 	NATSURL string
+	// EraserNATSURL is the eraser role's URL on that external NATS, for
+	// a process running the history role: it serves the erase API
+	// (services/erase) next to the store. Empty there: this process
+	// erases nothing. With the embedded NATS the eraser connects as its
+	// own user by itself.
+	EraserNATSURL string
 	// Embedded configures the embedded NATS server when NATSURL is empty.
 	Embedded natsrv.Config
 	// Auth verifies client tokens (gateway role).

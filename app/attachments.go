@@ -97,8 +97,8 @@ func (g gatewayAttachments) Upload(ctx context.Context, uid, contentType string,
 	return gateway.Upload{ID: up.ID, URL: up.URL, Expires: up.Expires}, attachmentsError(err)
 }
 
-func (g gatewayAttachments) Attach(ctx context.Context, uid, conv string, ids []string) ([]protocol.File, error) {
-	files, err := g.s.Attach(ctx, uid, conv, ids)
+func (g gatewayAttachments) Attach(ctx context.Context, uid, conv string, ids []string, expiresAt string) ([]protocol.File, error) {
+	files, err := g.s.Attach(ctx, uid, conv, ids, expiresAt)
 	return files, attachmentsError(err)
 }
 

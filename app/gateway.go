@@ -129,6 +129,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier, mux *http
 		Inbox:       gatewayInbox{inbox.New(convKV, gwNC)},
 		Attachments: gwFiles,
 		Searcher:    gatewaySearch{search.NewRemote(gwNC, 10*time.Second)},
+		Accounts:    gatewayAccounts{convs: convs, nc: gwNC},
 	})
 	if err != nil {
 		return nil, nil, nil, err

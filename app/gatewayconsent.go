@@ -25,7 +25,7 @@ func (c gatewayConsent) Membership(ctx context.Context, conv, uid string) (bool,
 // gateway's sends keep.
 func (c gatewayConsent) MemberView(ctx context.Context, conv, uid string) (gateway.MemberView, error) {
 	v, err := c.s.MemberView(ctx, conv, uid)
-	return gateway.MemberView{Subject: v.Subject, Seq: v.Seq, Member: v.Member, Pending: v.Pending, Muted: v.Muted}, gatewayError(err)
+	return gateway.MemberView{Subject: v.Subject, Seq: v.Seq, Member: v.Member, Pending: v.Pending, Muted: v.Muted, TTL: v.TTL}, gatewayError(err)
 }
 
 func (c gatewayConsent) View(ctx context.Context, conv, uid string) (gateway.Conversation, error) {

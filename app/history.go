@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -89,7 +90,18 @@ func (a *App) startHistory(ctx context.Context, _ *http.ServeMux) (*part, error)
 		_ = api.Stop()
 		return nil, err
 	}
-	return &part{name: "history writer", run: w.Run, close: api.Stop}, nil
+	eraser, err := a.startEraser(ctx)
+	if err != nil {
+		_ = api.Stop()
+		return nil, err
+	}
+	return &part{name: "history writer", run: w.Run, close: func() error {
+		var err error
+		if eraser != nil {
+			err = eraser.Stop()
+		}
+		return errors.Join(err, api.Stop())
+	}}, nil
 }
 
 func (a *App) conversations(ctx context.Context, js jetstream.JetStream) (*conversation.Store, error) {

@@ -73,6 +73,12 @@ func (a *App) natsRoles() []string {
 // metrics, retention): the embedded server's internal user, or against
 // an external NATS the user of the App's first role.
 func (a *App) connect(ctx context.Context, role, name string) (*nats.Conn, jetstream.JetStream, error) {
+	return a.connectURL(ctx, role, name, a.cfg.NATSURL)
+}
+
+// connectURL is connect with the URL of an external NATS given: a role
+// user other than the process's own (the eraser's, Config.EraserNATSURL).
+func (a *App) connectURL(ctx context.Context, role, name, url string) (*nats.Conn, jetstream.JetStream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS as %s: %w", name, err)
 	}
@@ -101,7 +107,7 @@ func (a *App) connect(ctx context.Context, role, name string) (*nats.Conn, jetst
 		if a.cfg.NATSRootCA != "" {
 			opts = append(opts, nats.RootCAs(a.cfg.NATSRootCA))
 		}
-		nc, err = nats.Connect(a.cfg.NATSURL, append(opts, nats.Name(name))...)
+		nc, err = nats.Connect(url, append(opts, nats.Name(name))...)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS as %s: %w", name, err)

@@ -115,6 +115,9 @@ type record struct {
 	// empty while it is an upload no message references yet.
 	Conv  string `json:"conv,omitempty"`
 	Thumb bool   `json:"thumb,omitempty"`
+	// ExpiresAt is the expires_at of the disappearing message that
+	// referenced it (expiry.go): it goes with the message.
+	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
 func recordKey(id string) string { return "a." + id }
@@ -214,7 +217,10 @@ func (s *Service) checkContentType(contentType string) (string, error) {
 // not referenced in another conversation. The first reference binds it to
 // conv (the sweeper no longer touches it) and makes an image's thumbnail.
 // It returns the files with GET URLs for the sender.
-func (s *Service) Attach(ctx context.Context, uid, conv string, ids []string) ([]protocol.File, error) {
+//
+// expiresAt is the message's expires_at ("" when it does not disappear):
+// an attachment first bound by a disappearing message disappears with it.
+func (s *Service) Attach(ctx context.Context, uid, conv string, ids []string, expiresAt string) ([]protocol.File, error) {
 	if len(ids) > s.cfg.MaxPerMessage {
 		return nil, fmt.Errorf("%w: a message references at most %d attachments", ErrBadRequest, s.cfg.MaxPerMessage)
 	}
@@ -228,7 +234,7 @@ func (s *Service) Attach(ctx context.Context, uid, conv string, ids []string) ([
 	}
 	recs := make([]record, len(ids))
 	for i, id := range ids {
-		rec, err := s.bind(ctx, uid, conv, id)
+		rec, err := s.bind(ctx, uid, conv, id, expiresAt)
 		if err != nil {
 			return nil, err
 		}
@@ -238,7 +244,7 @@ func (s *Service) Attach(ctx context.Context, uid, conv string, ids []string) ([
 }
 
 // bind checks one attachment and binds it to conv.
-func (s *Service) bind(ctx context.Context, uid, conv, id string) (record, error) {
+func (s *Service) bind(ctx context.Context, uid, conv, id, expiresAt string) (record, error) {
 	notYours := fmt.Errorf("%w: attachment %s is not an upload of yours", ErrForbidden, id)
 	for {
 		e, err := s.kv.Get(ctx, recordKey(id))
@@ -255,8 +261,21 @@ func (s *Service) bind(ctx context.Context, uid, conv, id string) (record, error
 		if rec.Owner != uid {
 			return record{}, notYours
 		}
-		if rec.Conv == conv {
+		if rec.Conv == conv && rec.ExpiresAt == expiresAt {
 			return rec, nil // a retry, or an edit keeping it
+		}
+		if rec.Conv == conv {
+			// Referenced again with another expiry (expiry.go): it lives
+			// as the latest message referencing it does.
+			rec.ExpiresAt = expiresAt
+			data, _ := json.Marshal(rec)
+			if _, err := s.kv.Update(ctx, recordKey(id), data, e.Revision()); err != nil {
+				if isConflict(err) {
+					continue
+				}
+				return record{}, fmt.Errorf("bind attachment %s: %w", id, err)
+			}
+			return rec, nil
 		}
 		if rec.Conv != "" {
 			return record{}, fmt.Errorf("%w: attachment %s belongs to a message of another conversation", ErrForbidden, id)
@@ -274,7 +293,7 @@ func (s *Service) bind(ctx context.Context, uid, conv, id string) (record, error
 		if ct, _, _ := mime.ParseMediaType(obj.ContentType); ct != rec.ContentType {
 			return record{}, fmt.Errorf("%w: attachment %s was stored as %q, not the %s its upload declared", ErrBadRequest, id, obj.ContentType, rec.ContentType)
 		}
-		rec.Conv = conv
+		rec.Conv, rec.ExpiresAt = conv, expiresAt
 		if isImage(rec.ContentType) && rec.Size <= s.cfg.MaxThumbSource && !rec.Thumb {
 			rec.Thumb = s.makeThumb(ctx, id, rec.ContentType)
 		}
@@ -308,7 +327,7 @@ func (s *Service) Files(ctx context.Context, conv string, ids []string) ([]proto
 		if err != nil {
 			return nil, err
 		}
-		if ok && rec.Conv == conv {
+		if ok && rec.Conv == conv && !s.expired(rec) {
 			keep = append(keep, id)
 			recs = append(recs, rec)
 		}
@@ -320,16 +339,17 @@ func (s *Service) files(ctx context.Context, ids []string, recs []record) ([]pro
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	expires := protocol.FormatTime(s.cfg.Now().Add(s.cfg.GetExpiry))
 	out := make([]protocol.File, len(ids))
 	for i, id := range ids {
-		url, err := s.store.PresignGet(ctx, id, s.cfg.GetExpiry)
+		valid, until := s.getExpiry(recs[i])
+		expires := protocol.FormatTime(until)
+		url, err := s.store.PresignGet(ctx, id, valid)
 		if err != nil {
 			return nil, fmt.Errorf("presign %s: %w", id, err)
 		}
 		f := protocol.File{ID: id, URL: url, ContentType: recs[i].ContentType, Size: recs[i].Size, Name: recs[i].Name, Expires: expires}
 		if recs[i].Thumb {
-			if f.ThumbURL, err = s.store.PresignGet(ctx, ThumbKey(id), s.cfg.GetExpiry); err != nil {
+			if f.ThumbURL, err = s.store.PresignGet(ctx, ThumbKey(id), valid); err != nil {
 				return nil, fmt.Errorf("presign %s: %w", ThumbKey(id), err)
 			}
 		}
@@ -474,6 +494,7 @@ func isConflict(err error) bool {
 }
 
 // Sweep deletes the uploads no message referenced within Abandoned and
+// the attachments of disappearing messages that expired (expiry.go), and
 // reports how many it deleted.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	lister, err := s.kv.ListKeysFiltered(ctx, "a.>")
@@ -490,7 +511,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	for _, k := range keys {
 		deleted := false
 		err := s.remove(ctx, idOfKey(k), func(r record) bool {
-			deleted = r.Conv == "" && r.Created.Before(cutoff)
+			deleted = (r.Conv == "" && r.Created.Before(cutoff)) || s.expired(r)
 			return deleted
 		})
 		if err != nil {

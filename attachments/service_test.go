@@ -66,7 +66,7 @@ func TestQuotaCountsUploadsAndComesBack(t *testing.T) {
 	if _, err := s.NewUpload(ctx, "bob", "text/plain", 10, ""); err != nil {
 		t.Fatalf("bob's quota is his own: %v", err)
 	}
-	if _, err := s.Attach(ctx, "alice", "c1", []string{a}); err != nil {
+	if _, err := s.Attach(ctx, "alice", "c1", []string{a}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Delete(ctx, "c2", []string{a}); err != nil {
@@ -112,19 +112,19 @@ func TestAttachChecks(t *testing.T) {
 		{"stored as another type", "alice", "c1", []string{lying.ID}, attachments.ErrBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := s.Attach(ctx, tc.uid, tc.conv, tc.ids); !errors.Is(err, tc.want) {
+			if _, err := s.Attach(ctx, tc.uid, tc.conv, tc.ids, ""); !errors.Is(err, tc.want) {
 				t.Fatalf("Attach = %v; want %v", err, tc.want)
 			}
 		})
 	}
-	files, err := s.Attach(ctx, "alice", "c1", []string{a, b})
+	files, err := s.Attach(ctx, "alice", "c1", []string{a, b}, "")
 	if err != nil || len(files) != 2 || files[0].ID != a || files[0].URL == "" || files[0].ThumbURL != "" {
 		t.Fatalf("Attach = %+v, %v", files, err)
 	}
-	if _, err := s.Attach(ctx, "alice", "c1", []string{a}); err != nil {
+	if _, err := s.Attach(ctx, "alice", "c1", []string{a}, ""); err != nil {
 		t.Fatalf("again in the same conversation: %v", err)
 	}
-	if _, err := s.Attach(ctx, "alice", "c2", []string{a}); !errors.Is(err, attachments.ErrForbidden) {
+	if _, err := s.Attach(ctx, "alice", "c2", []string{a}, ""); !errors.Is(err, attachments.ErrForbidden) {
 		t.Fatalf("in another conversation: %v; want ErrForbidden", err)
 	}
 	if got, _ := s.Files(ctx, "c2", []string{a, b}); len(got) != 0 {
@@ -139,7 +139,7 @@ func TestSweepDeletesOnlyAbandonedUploads(t *testing.T) {
 	s, store, clk := newService(t, attachments.Config{Abandoned: time.Hour})
 	ctx := t.Context()
 	kept := upload(t, s, store, "alice", "text/plain", []byte("kept"))
-	if _, err := s.Attach(ctx, "alice", "c1", []string{kept}); err != nil {
+	if _, err := s.Attach(ctx, "alice", "c1", []string{kept}, ""); err != nil {
 		t.Fatal(err)
 	}
 	old := upload(t, s, store, "alice", "text/plain", []byte("old"))

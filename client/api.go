@@ -201,6 +201,7 @@ func (c *Client) messages(ctx context.Context, req protocol.Request) (*protocol.
 	if err := c.call(ctx, req, protocol.TypeMessages, f); err != nil {
 		return nil, err
 	}
+	dropExpired(f)
 	c.delivered.noteMessages(f)
 	return f, nil
 }

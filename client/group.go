@@ -16,12 +16,14 @@ import (
 type GroupUpdate struct {
 	Title, Topic, Avatar *string
 	ReadOnly             *bool
+	// TTL is the disappearing-messages setting in seconds (SetTTL).
+	TTL *int64
 }
 
 // Update changes group conv's settings (owner and admins) and returns the
 // group as it is now. Each change becomes an event item in the group.
 func (c *Client) Update(ctx context.Context, conv string, u GroupUpdate) (*protocol.Conversation, error) {
-	req := protocol.Request{Type: protocol.TypeUpdate, Conv: conv, Topic: u.Topic, Avatar: u.Avatar, ReadOnly: u.ReadOnly}
+	req := protocol.Request{Type: protocol.TypeUpdate, Conv: conv, Topic: u.Topic, Avatar: u.Avatar, ReadOnly: u.ReadOnly, TTL: u.TTL}
 	if u.Title != nil {
 		if *u.Title == "" {
 			return nil, fmt.Errorf("client: a group's title cannot be emptied")

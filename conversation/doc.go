@@ -48,6 +48,9 @@ type Doc struct {
 	ReadOnly bool     `json:"read_only,omitempty"`
 	Admins   []string `json:"admins,omitempty"`
 	Banned   []string `json:"banned,omitempty"`
+	// TTL is the disappearing-messages setting in seconds, 0 when off
+	// (ttl.go): groups and direct conversations.
+	TTL int64 `json:"ttl,omitempty"`
 	// Change is the membership change that wrote this revision, so that a
 	// retry or a reader that finds it unfinished (member keys, indexes or
 	// its event missing) can finish it. A created change lists no users:
@@ -79,6 +82,7 @@ func (d *Doc) Protocol(membersInline int) *protocol.Conversation {
 		Topic:       d.Topic,
 		Avatar:      d.Avatar,
 		ReadOnly:    d.ReadOnly,
+		TTL:         d.TTL,
 	}
 	if len(d.Admins) > 0 {
 		c.Admins = slices.Sorted(slices.Values(d.Admins))

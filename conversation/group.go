@@ -87,18 +87,26 @@ type GroupSettings struct {
 	Topic    *string
 	Avatar   *string
 	ReadOnly *bool
+	// TTL is the disappearing-messages setting in seconds (ttl.go).
+	TTL *int64
 }
 
 // changeGroup applies fn to the group conv, whose member by.User must be,
 // with the role fn checks, and completes the change fn records; fn
 // returning errNoChange leaves the document as it is.
 func (s *Store) changeGroup(ctx context.Context, by Actor, conv string, fn func(d *Doc) error) (*Doc, error) {
-	d, rev, err := s.change(ctx, conv, by.User, func(d *Doc) error {
+	return s.changeSettings(ctx, by, conv, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: only groups have settings and roles", ErrBadRequest)
 		}
 		return fn(d)
 	})
+}
+
+// changeSettings is changeGroup for any kind of conversation: fn checks
+// the kind.
+func (s *Store) changeSettings(ctx context.Context, by Actor, conv string, fn func(d *Doc) error) (*Doc, error) {
+	d, rev, err := s.change(ctx, conv, by.User, fn)
 	if errors.Is(err, errNoChange) {
 		// Nothing changed, unless the change that wrote d is unfinished.
 		return d, s.finish(ctx, d, rev)
@@ -111,9 +119,15 @@ func (s *Store) changeGroup(ctx context.Context, by Actor, conv string, fn func(
 
 // Update changes the settings of the group conv: the owner or an admin
 // may. Changing nothing (the values it has) succeeds without an event.
+// A direct conversation has one setting, ttl, which either member
+// changes (ttl.go).
 func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSettings) (*Doc, error) {
-	if set.Title == nil && set.Topic == nil && set.Avatar == nil && set.ReadOnly == nil {
-		return nil, fmt.Errorf("%w: name at least one of title, topic, avatar and read_only", ErrBadRequest)
+	groupOnly := set.Title != nil || set.Topic != nil || set.Avatar != nil || set.ReadOnly != nil
+	if !groupOnly && set.TTL == nil {
+		return nil, fmt.Errorf("%w: name at least one of title, topic, avatar, read_only and ttl", ErrBadRequest)
+	}
+	if err := s.checkTTL(set.TTL); err != nil {
+		return nil, err
 	}
 	if t := set.Title; t != nil && (*t == "" || len(*t) > s.cfg.MaxTitleBytes || !utf8.ValidString(*t)) {
 		return nil, fmt.Errorf("%w: title must be valid UTF-8 of 1 to %d bytes", ErrBadRequest, s.cfg.MaxTitleBytes)
@@ -129,9 +143,12 @@ func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSett
 		}
 	}
 	u := by.User
-	return s.changeGroup(ctx, by, conv, func(d *Doc) error {
-		if !d.IsAdmin(u) {
+	return s.changeSettings(ctx, by, conv, func(d *Doc) error {
+		switch {
+		case d.Kind == protocol.ConversationGroup && !d.IsAdmin(u):
 			return fmt.Errorf("%w: only the owner and admins change the group's settings", ErrRefused)
+		case d.Kind != protocol.ConversationGroup && groupOnly:
+			return fmt.Errorf("%w: only groups have settings besides ttl", ErrBadRequest)
 		}
 		var items []protocol.GroupEvent
 		if t := set.Title; t != nil && *t != d.Title {
@@ -149,6 +166,10 @@ func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSett
 		if r := set.ReadOnly; r != nil && *r != d.ReadOnly {
 			d.ReadOnly = *r
 			items = append(items, protocol.GroupEvent{Event: protocol.EventReadOnly, By: u, ReadOnly: r})
+		}
+		if t := set.TTL; t != nil && *t != d.TTL {
+			d.TTL = *t
+			items = append(items, protocol.GroupEvent{Event: protocol.EventTTL, By: u, TTL: t})
 		}
 		if len(items) == 0 {
 			return errNoChange

@@ -28,6 +28,11 @@ type Config struct {
 	MaxAddBatch int
 	// MaxTitleBytes bounds a group title.
 	MaxTitleBytes int
+	// TestTTL, when positive, is one more ttl value clients may set
+	// besides protocol.TTLs, in seconds (e.g. 2): for tests and
+	// operators' trials, so that disappearing messages disappear in
+	// seconds (ttl.go). Off by default.
+	TestTTL int64
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Logger; slog.Default by default.

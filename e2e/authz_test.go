@@ -104,6 +104,8 @@ var plainRequests = map[string]struct {
 	// Any user may upload (to their own quota); what a message may then
 	// reference is TestAttachmentsReachMembersOnly's.
 	protocol.TypeUpload: {map[string]any{"type": "upload", "content_type": "text/plain", "size": 10}, protocol.TypeUploadURL},
+	// Anyone exports their own data, and only theirs (TestExport).
+	protocol.TypeExport: {map[string]any{"type": "export"}, protocol.TypeExportReady},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,
@@ -231,6 +233,25 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 
 	for _, typ := range protocol.RequestTypes {
+		if typ == protocol.TypeDeleteAccount {
+			// Nobody deletes another's account, whatever their role; a
+			// user of their own (one of their own, dialled for it: the
+			// roles' users must stay) does.
+			for _, role := range roles {
+				t.Run(typ+"/"+role, func(t *testing.T) {
+					_, err := request(t, users[actor[role]], map[string]any{"type": typ, "user": "zed"})
+					wantCode(t, err, protocol.CodeBadRequest)
+				})
+			}
+			t.Run(typ+"/self", func(t *testing.T) {
+				self := e.dial(t, "leaver")
+				reply, err := request(t, self, map[string]any{"type": typ, "user": "leaver"})
+				if err != nil || reply["type"] != protocol.TypeAccountDeleted {
+					t.Fatalf("delete_account of oneself → %v, %v", reply, err)
+				}
+			})
+			continue
+		}
 		if p, ok := plainRequests[typ]; ok {
 			for _, role := range roles {
 				t.Run(typ+"/"+role, func(t *testing.T) {

@@ -201,6 +201,12 @@ func (f *Fanout) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 	if m.Prev, err = f.prevs.of(ctx, conv, m.Seq); err != nil {
 		return err
 	}
+	if m.ExpiresAt != "" && m.Expired(f.cfg.Now()) {
+		// Disappeared before it was delivered (a fan-out far behind):
+		// nobody gets it; the next item's prev names it, which a client
+		// lacking it syncs over (docs/protocol.md).
+		return nil
+	}
 	mem, err := f.cache.get(ctx, conv)
 	if errors.Is(err, conversation.ErrNotFound) {
 		f.cfg.Logger.Warn("fanout skips a message to a conversation that does not exist", "conv", conv, "seq", meta.Sequence.Stream)

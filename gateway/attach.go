@@ -19,7 +19,8 @@ type Attachments interface {
 	// Attach checks that each id is an upload of uid, stored as declared
 	// and not referenced in another conversation, binds them to conv and
 	// returns their files for the sender.
-	Attach(ctx context.Context, uid, conv string, ids []string) ([]protocol.File, error)
+	// expiresAt is the message's (ttl.go): they disappear with it.
+	Attach(ctx context.Context, uid, conv string, ids []string, expiresAt string) ([]protocol.File, error)
 	// Files returns fresh GET URLs of ids bound to conv, for a member of
 	// conv; others are left out.
 	Files(ctx context.Context, conv string, ids []string) ([]protocol.File, error)
@@ -51,7 +52,7 @@ func (sess *session) upload(ctx context.Context, req *protocol.Request) (any, *p
 
 // attachmentsOf checks the attachments a send's body references, before
 // it is stored: only a message or an edit references any.
-func (sess *session) attachmentsOf(ctx context.Context, req *protocol.Request, kind string) ([]protocol.File, *protocol.Error) {
+func (sess *session) attachmentsOf(ctx context.Context, req *protocol.Request, kind, expiresAt string) ([]protocol.File, *protocol.Error) {
 	ids, ok := protocol.AttachmentIDs(req.Body)
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "body.attachments must be an array of attachment ids")
@@ -65,7 +66,7 @@ func (sess *session) attachmentsOf(ctx context.Context, req *protocol.Request, k
 	if sess.srv.attach == nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "this server stores no attachments")
 	}
-	files, err := sess.srv.attach.Attach(ctx, sess.user, req.Conv, ids)
+	files, err := sess.srv.attach.Attach(ctx, sess.user, req.Conv, ids, expiresAt)
 	if err != nil {
 		return nil, sess.fail(err)
 	}

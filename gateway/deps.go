@@ -34,6 +34,9 @@ type Conversation interface {
 	Role(uid string) string
 	// MayPost reports whether uid, a member, may send (group.go).
 	MayPost(uid string) bool
+	// MessageTTL is the disappearing-messages setting in seconds, 0 when
+	// off (ttl.go).
+	MessageTTL() int64
 }
 
 // Conversations reads and changes conversations and their membership.

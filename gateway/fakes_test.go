@@ -45,6 +45,7 @@ func (d *fakeDoc) Role(uid string) string {
 
 // MayPost: the fakes have no read-only groups.
 func (d *fakeDoc) MayPost(string) bool { return true }
+func (d *fakeDoc) MessageTTL() int64   { return 0 }
 
 func (d *fakeDoc) SortedMembers() []string {
 	m := slices.Clone(d.members)

@@ -18,6 +18,8 @@ import (
 type GroupSettings struct {
 	Title, Topic, Avatar *string
 	ReadOnly             *bool
+	// TTL is the disappearing-messages setting in seconds (ttl.go).
+	TTL *int64
 }
 
 // Groups changes a group's settings and roles. Refusals by role are
@@ -42,7 +44,7 @@ func (sess *session) update(ctx context.Context, req *protocol.Request) (any, *p
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
 	}
-	set := GroupSettings{Topic: req.Topic, Avatar: req.Avatar, ReadOnly: req.ReadOnly}
+	set := GroupSettings{Topic: req.Topic, Avatar: req.Avatar, ReadOnly: req.ReadOnly, TTL: req.TTL}
 	if req.Title != "" {
 		set.Title = &req.Title
 	}
@@ -114,16 +116,16 @@ func errReadOnly() *protocol.Error {
 
 // checkPosting refuses, when sends keep no views, the send of a member
 // who may not post (a read-only group): one document read per send, the
-// price of running without views.
-func (sess *session) checkPosting(ctx context.Context, conv string) *protocol.Error {
+// price of running without views. It returns the conversation's ttl.
+func (sess *session) checkPosting(ctx context.Context, conv string) (int64, *protocol.Error) {
 	d, err := sess.srv.convs.Get(ctx, conv, sess.user)
 	if err != nil {
-		return sess.fail(err)
+		return 0, sess.fail(err)
 	}
 	if !d.MayPost(sess.user) {
-		return errReadOnly()
+		return 0, errReadOnly()
 	}
-	return nil
+	return d.MessageTTL(), nil
 }
 
 // checkModerator allows a delete of another's message by the owner or an

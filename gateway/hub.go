@@ -243,6 +243,10 @@ func (h *hub) deliver(m *nats.Msg) {
 		h.closeUser(uid)
 		return
 	}
+	if event == schema.EventErased {
+		h.closeErased(uid)
+		return
+	}
 	if event == schema.EventTyping || event == schema.EventRead || event == schema.EventDelivered {
 		select {
 		case h.notices <- m:

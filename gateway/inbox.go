@@ -307,7 +307,12 @@ func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, me
 	}
 	if sum != nil {
 		c.LastSeq = sum.Top()
-		c.Last = sum.Last()
+		if c.Last = sum.Last(); c.Last == nil && c.LastSeq > 0 {
+			// The preview disappeared (ttl.go): the newest item left.
+			if c.Last, err = sess.lastLive(ctx, c.Conv); err != nil {
+				return nil, err
+			}
+		}
 	} else if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
 		return nil, err
 	}

@@ -52,8 +52,9 @@ type MemberView struct {
 	Subject string // the stored membership subject Seq is the last of
 	Seq     uint64
 	Member  bool
-	Pending bool // a member who has yet to accept the request
-	Muted   bool // a member who may not send: the group is read-only
+	Pending bool  // a member who has yet to accept the request
+	Muted   bool  // a member who may not send: the group is read-only
+	TTL     int64 // the conversation's ttl in seconds (ttl.go)
 }
 
 // sendView is what a send knows of its sender's membership: when checked,
@@ -62,6 +63,7 @@ type sendView struct {
 	checked bool
 	subject string
 	seq     uint64
+	ttl     int64 // the conversation's ttl as of the view (ttl.go)
 }
 
 // viewRetries bounds how often one send reads its view again after
@@ -99,6 +101,7 @@ type viewEntry struct {
 	key     viewKey
 	subject string
 	seq     uint64
+	ttl     int64
 }
 
 func newViews(max int) *views {
@@ -114,19 +117,19 @@ func (c *views) get(k viewKey) (sendView, bool) {
 	}
 	c.lru.MoveToFront(e)
 	v := e.Value.(*viewEntry)
-	return sendView{checked: true, subject: v.subject, seq: v.seq}, true
+	return sendView{checked: true, subject: v.subject, seq: v.seq, ttl: v.ttl}, true
 }
 
-func (c *views) put(k viewKey, subject string, seq uint64) {
+func (c *views) put(k viewKey, subject string, seq uint64, ttl int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[k]; ok {
 		v := e.Value.(*viewEntry)
-		v.subject, v.seq = subject, seq
+		v.subject, v.seq, v.ttl = subject, seq, ttl
 		c.lru.MoveToFront(e)
 		return
 	}
-	c.m[k] = c.lru.PushFront(&viewEntry{key: k, subject: subject, seq: seq})
+	c.m[k] = c.lru.PushFront(&viewEntry{key: k, subject: subject, seq: seq, ttl: ttl})
 	for c.lru.Len() > c.max {
 		old := c.lru.Back()
 		c.lru.Remove(old)
@@ -164,7 +167,8 @@ func (sess *session) senderView(ctx context.Context, conv string) (sendView, *pr
 				return sendView{}, perr
 			}
 		}
-		return sendView{}, sess.checkPosting(ctx, conv)
+		ttl, perr := sess.checkPosting(ctx, conv)
+		return sendView{ttl: ttl}, perr
 	}
 	if v, ok := sess.srv.views.get(viewKey{conv, sess.user}); ok {
 		return v, nil
@@ -193,12 +197,12 @@ func (sess *session) readView(ctx context.Context, conv string) (sendView, *prot
 			sess.srv.views.drop(k)
 			return sendView{}, errReadOnly()
 		case !v.Pending:
-			sess.srv.views.put(k, v.Subject, v.Seq)
-			return sendView{checked: true, subject: v.Subject, seq: v.Seq}, nil
+			sess.srv.views.put(k, v.Subject, v.Seq, v.TTL)
+			return sendView{checked: true, subject: v.Subject, seq: v.Seq, ttl: v.TTL}, nil
 		case accepted:
 			// Accepted, and the document still says request: a
 			// change raced it. Send as a member without keeping it.
-			return sendView{checked: true, subject: v.Subject, seq: v.Seq}, nil
+			return sendView{checked: true, subject: v.Subject, seq: v.Seq, ttl: v.TTL}, nil
 		}
 		if perr := sess.acceptBySending(ctx, conv); perr != nil {
 			return sendView{}, perr
@@ -209,8 +213,10 @@ func (sess *session) readView(ctx context.Context, conv string) (sendView, *prot
 
 // publishAsMember publishes msg, a send of the user in conv, under the
 // precondition of v: when membership changed since v, JetStream refuses
-// it, and the send is decided again on a view read now.
-func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv string, v sendView) (*jetstream.PubAck, *protocol.Error) {
+// it, and the send is decided again on a view read now; when that view
+// has another ttl (a ttl change refused the old one), restamp stamps
+// msg with it (ttl.go).
+func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv string, v sendView, restamp func(ttl int64) *protocol.Error) (*jetstream.PubAck, *protocol.Error) {
 	stale := 0
 	wait, busyUntil := busyWait, time.Time{}
 	for {
@@ -228,9 +234,15 @@ func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv st
 			case apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence && stale < viewRetries:
 				stale++
 				inc(sess.srv.metrics.StaleViews)
+				ttl := v.ttl
 				var perr *protocol.Error
 				if v, perr = sess.readView(ctx, conv); perr != nil {
 					return nil, perr
+				}
+				if v.ttl != ttl {
+					if perr := restamp(v.ttl); perr != nil {
+						return nil, perr
+					}
 				}
 				continue
 			case apiErr.ErrorCode == jsErrWrongLastSequenceInFlight:

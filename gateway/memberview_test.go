@@ -19,13 +19,13 @@ func TestViewsBounded(t *testing.T) {
 	c := newViews(max)
 	k := func(i int) viewKey { return viewKey{"c" + strconv.Itoa(i), "u"} }
 	for i := range max {
-		c.put(k(i), "chat.member.c", uint64(i))
+		c.put(k(i), "chat.member.c", uint64(i), 0)
 	}
 	if _, ok := c.get(k(0)); !ok {
 		t.Fatal("a kept view is missing")
 	}
 	for i := max; i < 3*max; i++ {
-		c.put(k(i), "chat.member.c", uint64(i))
+		c.put(k(i), "chat.member.c", uint64(i), 0)
 		if n := c.len(); n > max {
 			t.Fatalf("%d views kept, bound %d", n, max)
 		}
@@ -39,7 +39,7 @@ func TestViewsBounded(t *testing.T) {
 	if _, ok := c.get(k(1)); ok {
 		t.Error("the least recently used view was kept")
 	}
-	c.put(k(0), "chat.member.c", 7)
+	c.put(k(0), "chat.member.c", 7, 0)
 	if v, _ := c.get(k(0)); v.seq != 7 || v.subject != "chat.member.c" {
 		t.Errorf("a view read again kept %+v, want seq 7", v)
 	}

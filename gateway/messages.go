@@ -81,7 +81,16 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the original sender may %s a message", env.Kind)
 		}
 	}
-	files, perr := sess.attachmentsOf(ctx, req, env.Kind)
+	now := sess.srv.cfg.Now()
+	env.TS = protocol.FormatTime(now)
+	exp := msgExpiry{now: now, limit: env.ExpiresAt}
+	if target != nil {
+		// An edit, delete or reaction lives exactly as long as its
+		// target: the conversation's ttl does not apply to it.
+		exp.limit, exp.events = target.ExpiresAt, true
+	}
+	env.ExpiresAt = exp.of(view.ttl)
+	files, perr := sess.attachmentsOf(ctx, req, env.Kind, env.ExpiresAt)
 	if perr != nil {
 		return nil, perr
 	}
@@ -92,8 +101,6 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 			return nil, perr
 		}
 	}
-	now := sess.srv.cfg.Now()
-	env.TS = protocol.FormatTime(now)
 	data := appendEnvelope(make([]byte, 0, len(req.Body)+160), &env)
 	msg := &nats.Msg{
 		Subject: schema.Msg(req.Conv),
@@ -103,13 +110,23 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		},
 		Data: data,
 	}
+	exp.header(msg, env.ExpiresAt)
 	pctx, pub := ctx, trace.Span(nil)
 	if sess.srv.tracer != nil {
 		// The stored message carries the trace context: bytes per
 		// message, so only when tracing is on.
 		pctx, pub = sess.startPublish(ctx, msg)
 	}
-	ack, perr := sess.publishAsMember(pctx, msg, req.Conv, view)
+	ack, perr := sess.publishAsMember(pctx, msg, req.Conv, view, func(ttl int64) *protocol.Error {
+		exp.stamp(msg, &env, ttl)
+		if len(files) == 0 {
+			return nil
+		}
+		// The files live as the message does: bind them again.
+		var perr *protocol.Error
+		files, perr = sess.attachmentsOf(ctx, req, env.Kind, env.ExpiresAt)
+		return perr
+	})
 	if pub != nil {
 		endPublish(pub, ack, perr)
 	}
@@ -123,22 +140,22 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), sess.srv.cfg.RequestTimeout)
 		defer cancel()
 	}
-	ts, dup := env.TS, ack.Duplicate
+	ts, dup, expiresAt := env.TS, ack.Duplicate, env.ExpiresAt
 	if dup {
 		// A retry: answer with the original message's seq and time.
-		orig, err := sess.original(ctx, req.Conv, ack.Sequence)
+		orig, origExpiry, err := sess.original(ctx, req.Conv, ack.Sequence)
 		if err != nil {
 			return nil, sess.fail(err)
 		}
 		// An attempt of this very request that stored the message but
 		// lost its ack is not a duplicate to the client.
-		ts, dup = orig, orig != env.TS
+		ts, dup, expiresAt = orig, orig != env.TS, origExpiry
 	}
 	if env.Kind == protocol.KindDelete && !dup {
 		// Before the ack: once told, the client may rely on it.
 		sess.deleteAttachments(ctx, req.Conv, target)
 	}
-	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files})
+	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files, ExpiresAt: expiresAt})
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}
@@ -221,31 +238,35 @@ const (
 	jsErrClusterNoPeers  jetstream.ErrorCode = 10005
 )
 
-// original returns the time of the message stored at seq in the CHAT
-// stream, read from the stream itself (a direct get, answered by any
-// replica) so that an outage of the history API cannot turn a retried
-// send into an error; only a message the stream no longer holds is read
-// from Messages.
-func (sess *session) original(ctx context.Context, conv string, seq uint64) (string, error) {
+// original returns the time and expiry of the message stored at seq in
+// the CHAT stream, read from the stream itself (a direct get, answered
+// by any replica) so that an outage of the history API cannot turn a
+// retried send into an error; only a message the stream no longer holds
+// is read from Messages. A message that disappeared (ttl.go) is
+// not_found: a retry after its expiry cannot be answered with it.
+func (sess *session) original(ctx context.Context, conv string, seq uint64) (string, string, error) {
 	raw, err := sess.srv.chatMsg(ctx, seq)
 	if err == nil {
 		env, derr := protocol.DecodeEnvelope(raw.Data)
 		if derr != nil {
-			return "", fmt.Errorf("original of a duplicate at %d: %w", seq, derr)
+			return "", "", fmt.Errorf("original of a duplicate at %d: %w", seq, derr)
+		}
+		if env.Expired(sess.srv.cfg.Now()) {
+			return "", "", ErrNotFound
 		}
 		if env.TS != "" {
-			return env.TS, nil
+			return env.TS, env.ExpiresAt, nil
 		}
-		return protocol.FormatTime(raw.Time), nil
+		return protocol.FormatTime(raw.Time), env.ExpiresAt, nil
 	}
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return "", fmt.Errorf("original of a duplicate at %d: %w", seq, err)
+		return "", "", fmt.Errorf("original of a duplicate at %d: %w", seq, err)
 	}
 	m, err := sess.srv.msgs.Get(ctx, conv, seq)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return m.TS, nil
+	return m.TS, m.ExpiresAt, nil
 }
 
 // chatMsg reads the message at seq from the CHAT stream.
@@ -291,6 +312,7 @@ func appendEnvelope(dst []byte, e *protocol.Envelope) []byte {
 		dst = strconv.AppendUint(dst, e.Ref, 10)
 	}
 	dst = protocol.AppendReplyFields(dst, e.ReplyTo, e.Quote, e.Thread, e.Mentions)
+	dst = protocol.AppendExpiresAt(dst, e.ExpiresAt)
 	dst = append(dst, `,"body":`...)
 	dst = append(dst, e.Body...)
 	return append(dst, '}')

@@ -225,6 +225,9 @@ type Deps struct {
 	// Searcher, optional, answers search (search.go); without it search
 	// is answered unavailable.
 	Searcher Searcher
+	// Accounts, optional, refuses erased users and answers delete_account
+	// (account.go); without it delete_account is unavailable.
+	Accounts Accounts
 }
 
 // Server is one gateway: an http.Handler for GET /v1/ws.
@@ -245,6 +248,7 @@ type Server struct {
 	tracer   trace.Tracer // nil: tracing is off
 	attach   Attachments  // nil: no attachments
 	searcher Searcher     // nil: search is off
+	accounts Accounts     // nil: delete_account is off
 	upgrader *gws.Upgrader
 	handlers handlerPool // runs the gws callbacks off the read loops (session.go)
 	hub      *hub
@@ -283,7 +287,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, verifier: d.Verifier, nc: d.NC, js: d.JS,
 		convs: d.Conversations, markers: d.ReadMarkers, msgs: d.Messages,
 		presence: d.Presence, devices: d.Devices, consent: d.Consent, blocks: d.Blocks, groups: d.Groups, metrics: d.Metrics,
-		tracer: d.Tracer, inbox: d.Inbox, attach: d.Attachments, searcher: d.Searcher,
+		tracer: d.Tracer, inbox: d.Inbox, attach: d.Attachments, searcher: d.Searcher, accounts: d.Accounts,
 		sessions: make(map[*session]struct{}),
 		perIP:    make(map[string]int),
 		drained:  make(chan struct{}),

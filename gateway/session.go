@@ -25,6 +25,7 @@ type session struct {
 	user       string
 	device     string
 	ip         string
+	deleting   atomic.Bool
 	headerAuth bool
 	deflate    bool       // permessage-deflate was negotiated
 	entry      *userEntry // set once registered in the hub
@@ -316,6 +317,9 @@ func (sess *session) hello(data []byte) {
 func (sess *session) authenticate() error {
 	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.cfg.RequestTimeout)
 	defer cancel()
+	if err := sess.refuseErased(ctx); err != nil {
+		return err
+	}
 	e, err := sess.srv.hub.register(ctx, sess)
 	if errors.Is(err, errTooManyConns) {
 		refused(sess.srv.metrics.Refused, RefusedConnsPerUser)

@@ -240,8 +240,9 @@ func (r *Reader) after(ctx context.Context, conv string, after uint64, limit int
 		if err != nil {
 			return nil, false, false, err
 		}
+		now := time.Now()
 		for _, m := range rows {
-			if m.Seq <= w {
+			if m.Seq <= w && !m.Expired(now) {
 				page = append(page, m)
 			}
 		}
@@ -426,6 +427,7 @@ func (r *Reader) before(ctx context.Context, conv string, before uint64, limit i
 		if older, more, err = r.store.Before(ctx, conv, bound, need); err != nil {
 			return nil, false, false, err
 		}
+		older = protocol.FilterExpired(older, time.Now())
 		if first < bound {
 			// Every stream row from the oldest of a full page on must be
 			// in it; of a page with nothing older, every one.
@@ -485,6 +487,9 @@ func (r *Reader) Get(ctx context.Context, conv string, seq uint64) (*protocol.Me
 			return nil, err
 		}
 		if len(rows) > 0 && rows[0].Seq == seq {
+			if rows[0].Expired(time.Now()) {
+				return nil, ErrNotFound
+			}
 			m, from = rows[0], w
 		}
 	}

@@ -84,7 +84,7 @@ func ApplyThread(t, r *protocol.Message) bool {
 // stored carries the edits applied since, so its Body is compared only
 // while no edit or delete has replaced it; everything else a row keeps
 // (sender, client id, timestamp, kind, ref, reply_to, quote, thread,
-// mentions) is compared always.
+// mentions, expires_at) is compared always.
 func Same(stored, m *protocol.Message) bool {
 	if stored.Conv != m.Conv || stored.Seq != m.Seq {
 		return false
@@ -92,7 +92,8 @@ func Same(stored, m *protocol.Message) bool {
 	if stored.Sender != m.Sender || stored.ClientID != m.ClientID || stored.TS != m.TS ||
 		stored.Kind != m.Kind || stored.Ref != m.Ref ||
 		stored.ReplyTo != m.ReplyTo || stored.Thread != m.Thread ||
-		!sameQuote(stored.Quote, m.Quote) || !slices.Equal(stored.Mentions, m.Mentions) {
+		!sameQuote(stored.Quote, m.Quote) || !slices.Equal(stored.Mentions, m.Mentions) ||
+		stored.ExpiresAt != m.ExpiresAt {
 		return false
 	}
 	if stored.EditSeq != 0 || stored.Deleted {
@@ -101,9 +102,16 @@ func Same(stored, m *protocol.Message) bool {
 	return bytes.Equal(stored.Body, m.Body)
 }
 
+// sameQuote compares a stored quote a with an appended one b. A stored
+// quote whose snippet was erased (Eraser: Deleted, no snippet) is the
+// same as the original: a rebuild appending the stream's copy again
+// must not conflict with it.
 func sameQuote(a, b *protocol.Quote) bool {
 	if a == nil || b == nil {
 		return a == b
+	}
+	if a.Deleted && a.Snippet == "" && a.Seq == b.Seq && a.Sender == b.Sender && a.Kind == b.Kind {
+		return true
 	}
 	return *a == *b
 }

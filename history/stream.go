@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,8 @@ type Stream struct {
 	// layout says which subjects a conversation's messages are stored
 	// under, read when the Stream is made.
 	layout schema.Layout
+	// now is the clock expired items are hidden by (expiry.go).
+	now func() time.Time
 }
 
 // NewStream returns a reader over the CHAT stream.
@@ -40,7 +43,7 @@ func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
 		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
 	}
 	return &Stream{js: js, stream: st, directGet: schema.DirectGetAPI(schema.StreamChat),
-		layout: schema.LayoutOf(st.CachedInfo().Config)}, nil
+		layout: schema.LayoutOf(st.CachedInfo().Config), now: time.Now}, nil
 }
 
 // After returns up to limit messages of conv with seq > after, ascending,
@@ -143,7 +146,7 @@ func (s *Stream) scan(ctx context.Context, conv string, seq uint64, batch int, f
 		if !going {
 			return
 		}
-		if env, err := protocol.DecodeEnvelope(m.Data); err == nil {
+		if env, err := protocol.DecodeEnvelope(m.Data); err == nil && live(env, s.now) {
 			// The server writes the stream's time as FormatTime does.
 			going = fn(env.Message(conv, sq, m.Header.Get(jetstream.TimeStampHeaer)))
 		}
@@ -331,8 +334,8 @@ const (
 )
 
 // First returns the stream's first seq, at least 1: the stream holds
-// every message from there on (it deletes none, DenyDelete; only age
-// removes the oldest).
+// every message from there on (only age removes the oldest), but those the
+// eraser deleted, which the store keeps as tombstones (services/erase).
 func (s *Stream) First(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
@@ -385,8 +388,8 @@ func (s *Stream) ItemBefore(ctx context.Context, conv string, seq uint64) (uint6
 		// under each of its two subjects: the newer one counts.
 		_, _, err := s.request(ctx, conv, seq, req, len(subjects), func(m *nats.Msg, sq uint64) {
 			if sq > found {
-				_, derr := protocol.DecodeEnvelope(m.Data)
-				found, valid = sq, derr == nil
+				env, derr := protocol.DecodeEnvelope(m.Data)
+				found, valid = sq, derr == nil && live(env, s.now)
 			}
 		})
 		if err != nil {
@@ -416,7 +419,7 @@ func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Me
 		return nil, ErrNotFound
 	}
 	m := decode(conv, raw)
-	if m == nil {
+	if m == nil || m.Expired(s.now()) {
 		return nil, ErrNotFound
 	}
 	return m, nil

@@ -39,6 +39,9 @@ type WriterConfig struct {
 	// LeaseTTL is how long the lease outlives a writer that died without
 	// releasing it; default 15s.
 	LeaseTTL time.Duration
+	// ExpireEvery is how often the writer sweeps expired rows from a
+	// store that is an Expirer (expiry.go); default 1s.
+	ExpireEvery time.Duration
 	// Tracer, optional, records a span per batch appended, linked to the
 	// trace context each message stored; nil, the default, records
 	// nothing.
@@ -76,6 +79,9 @@ func NewWriter(cfg WriterConfig, js jetstream.JetStream, store Store) *Writer {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 15 * time.Second
 	}
+	if cfg.ExpireEvery <= 0 {
+		cfg.ExpireEvery = time.Second
+	}
 	return &Writer{cfg: cfg, js: js, store: store}
 }
 
@@ -110,6 +116,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	if err := w.Claim(ctx); err != nil {
 		return err
 	}
+	defer w.startSweep(ctx)()
 	if w.lease == nil {
 		return w.write(ctx)
 	}
@@ -218,6 +225,9 @@ func (w *Writer) toMessage(m jetstream.Msg) *protocol.Message {
 		w.cfg.Logger.Warn("history skips a bad envelope", "conv", conv, "seq", seq, "err", err)
 		_ = w.js.Conn().PublishMsg(schema.DeadLetter(conv, seq, m.Subject(), err.Error(), m.Data()))
 		return nil
+	}
+	if msg.ExpiresAt != "" && msg.Expired(time.Now()) {
+		return nil // gone already (expiry.go): no store keeps it
 	}
 	return msg
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -32,14 +33,19 @@ type Summary struct {
 	// Top is the highest seq noted, of any kind: the conversation's
 	// last_seq.
 	Top uint64
+	// Expires is the preview's expires_at ("" when it does not
+	// disappear); Volatile says Recent may hold messages that disappear,
+	// so its unread count is not to be trusted (ttl.go).
+	Expires  string
+	Volatile bool
 }
 
 // Last renders the preview.
 func (s *Summary) Last() *protocol.Last {
-	if s == nil || s.Seq == 0 {
-		return nil
+	if s == nil || s.Seq == 0 || (s.Expires != "" && protocol.Expired(s.Expires, time.Now())) {
+		return nil // an expired preview is no preview (ttl.go)
 	}
-	return &protocol.Last{Seq: s.Seq, Sender: s.Sender, TS: s.TS, Kind: s.Kind, Snippet: s.Snippet, Deleted: s.Deleted}
+	return &protocol.Last{Seq: s.Seq, Sender: s.Sender, TS: s.TS, Kind: s.Kind, Snippet: s.Snippet, Deleted: s.Deleted, ExpiresAt: s.Expires}
 }
 
 // Unread counts the plain messages after readSeq; exact is false when
@@ -47,6 +53,11 @@ func (s *Summary) Last() *protocol.Last {
 func (s *Summary) Unread(readSeq uint64) (n uint64, exact bool) {
 	if s == nil {
 		return 0, true
+	}
+	if s.Volatile {
+		// Some of Recent may have disappeared: the history counts what
+		// is still there.
+		return 0, false
 	}
 	i, _ := slices.BinarySearch(s.Recent, readSeq+1)
 	n = uint64(len(s.Recent) - i)
@@ -65,8 +76,9 @@ func (s *Summary) apply(m *protocol.Message) bool {
 	switch m.Kind {
 	case protocol.KindMessage, protocol.KindEvent:
 		s.Seq, s.TS, s.Sender, s.Kind = m.Seq, m.TS, m.Sender, m.Kind
-		s.Snippet, s.Deleted = protocol.Snippet(m.Body, m.Kind), false
+		s.Snippet, s.Deleted, s.Expires = protocol.Snippet(m.Body, m.Kind), false, m.ExpiresAt
 		if m.Kind == protocol.KindMessage {
+			s.Volatile = s.Volatile || m.ExpiresAt != ""
 			s.Recent = append(s.Recent, m.Seq)
 			if len(s.Recent) > MaxRecent {
 				s.Recent = slices.Delete(s.Recent, 0, len(s.Recent)-MaxRecent)
@@ -91,6 +103,8 @@ const summaryVersion = 1
 const (
 	flagDeleted = 1 << iota
 	flagFull
+	flagExpires  // Expires follows the flags
+	flagVolatile // Volatile
 )
 
 var errBadSummary = errors.New("inbox: bad summary encoding")
@@ -112,7 +126,17 @@ func (s *Summary) encode(dst []byte) []byte {
 	if s.Full {
 		flags |= flagFull
 	}
+	if s.Expires != "" {
+		flags |= flagExpires
+	}
+	if s.Volatile {
+		flags |= flagVolatile
+	}
 	dst = append(dst, flags)
+	if s.Expires != "" {
+		dst = binary.AppendUvarint(dst, uint64(len(s.Expires)))
+		dst = append(dst, s.Expires...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.Recent)))
 	prev := s.Seq
 	for i := len(s.Recent) - 1; i >= 0; i-- {
@@ -131,7 +155,10 @@ func decodeSummary(b []byte) (*Summary, error) {
 	s.Seq = d.uvarint()
 	s.TS, s.Sender, s.Kind, s.Snippet = d.str(), d.str(), d.str(), d.str()
 	flags := d.byte()
-	s.Deleted, s.Full = flags&flagDeleted != 0, flags&flagFull != 0
+	s.Deleted, s.Full, s.Volatile = flags&flagDeleted != 0, flags&flagFull != 0, flags&flagVolatile != 0
+	if flags&flagExpires != 0 {
+		s.Expires = d.str()
+	}
 	n := d.uvarint()
 	if d.err || n > MaxRecent {
 		return nil, errBadSummary

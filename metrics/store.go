@@ -7,7 +7,7 @@ import (
 )
 
 // StoreOps are the history store operations timed by Store.
-var StoreOps = []string{"append", "after", "before", "last", "count"}
+var StoreOps = []string{"append", "after", "before", "last", "count", "expire"}
 
 // Store times the history store's operations and counts their errors,
 // per operation: what the store latency panel and the store error alert
@@ -21,7 +21,7 @@ type Store struct {
 // natter_history_store_errors_total{op} on reg.
 func NewStore(reg prometheus.Registerer) *Store {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "history",
-		Name: "store_seconds", Help: "History store operations by kind: append is one batch of the writer, the others one read.",
+		Name: "store_seconds", Help: "History store operations by kind: append is one batch of the writer, expire one expiry sweep of the embedded store, the others one read.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"op"})
 	e := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "history",
 		Name: "store_errors_total", Help: "History store operations that failed (the writer retries appends; a failed read is an error to a client)."}, []string{"op"})

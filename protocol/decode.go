@@ -7,7 +7,7 @@ import (
 
 // decodeEnvelopeFast decodes the usual stored envelope without
 // encoding/json's reflection: an object whose keys are among sender,
-// client_id, ts, kind, ref, reply_to, thread and body, whose strings have no escapes and
+// client_id, ts, kind, expires_at, ref, reply_to, thread and body, whose strings have no escapes and
 // whose ref is a plain integer. It validates all of data as JSON on the
 // way (data must be valid UTF-8 already) and, when it reports true, has
 // set e exactly as json.Unmarshal would have (the last of repeated keys
@@ -33,7 +33,7 @@ func decodeEnvelopeFast(data []byte, e *Envelope) bool {
 		}
 		i = skipSpace(data, i+1)
 		switch string(key) {
-		case "sender", "client_id", "ts", "kind":
+		case "sender", "client_id", "ts", "kind", "expires_at":
 			s, n, ok := plainString(data, i)
 			if !ok {
 				return false
@@ -45,6 +45,8 @@ func decodeEnvelopeFast(data []byte, e *Envelope) bool {
 				e.ClientID = string(s)
 			case "ts":
 				e.TS = string(s)
+			case "expires_at":
+				e.ExpiresAt = string(s)
 			default:
 				e.Kind = string(s)
 			}

@@ -45,6 +45,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 		dst = strconv.AppendUint(dst, m.Ref, 10)
 	}
 	dst = appendReplyFields(dst, m)
+	dst = AppendExpiresAt(dst, m.ExpiresAt)
 	dst = append(dst, `,"body":`...)
 	dst = appendRawJSON(dst, m.Body)
 	if m.EditSeq != 0 {

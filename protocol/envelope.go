@@ -95,7 +95,7 @@ func (e *Envelope) Message(conv string, seq uint64, ts string) *Message {
 		ts = e.TS
 	}
 	return &Message{Conv: conv, Seq: seq, Sender: e.Sender, ClientID: e.ClientID, TS: ts, Kind: e.Kind, Ref: e.Ref,
-		ReplyTo: e.ReplyTo, Quote: e.Quote, Thread: e.Thread, Mentions: e.Mentions, Body: e.Body}
+		ReplyTo: e.ReplyTo, Quote: e.Quote, Thread: e.Thread, Mentions: e.Mentions, ExpiresAt: e.ExpiresAt, Body: e.Body}
 }
 
 // AppendMessageFrame appends the push frame of a message to dst, encoded
@@ -119,6 +119,7 @@ func AppendMessageFrame(dst []byte, m *Message) []byte {
 		dst = strconv.AppendUint(dst, m.Ref, 10)
 	}
 	dst = appendReplyFields(dst, m)
+	dst = AppendExpiresAt(dst, m.ExpiresAt)
 	dst = append(dst, `,"prev":`...)
 	dst = strconv.AppendUint(dst, m.Prev, 10)
 	dst = append(dst, `,"body":`...)

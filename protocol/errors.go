@@ -75,5 +75,5 @@ var (
 	CloseQueueFull     = Close{CloseSlowOrAbusive, "send queue full: the client does not read"}
 	CloseAbuse         = Close{CloseSlowOrAbusive, "rate limit exceeded far past the limit"}
 	CloseByOperator    = Close{CloseKicked, "closed by an operator"}
-	ServerCloses       = []Close{CloseIdle, CloseShutdown, CloseTooManyConns, CloseBackendDown, CloseNotHello, CloseHelloNoToken, CloseBadToken, CloseHelloLate, CloseDeviceTooLong, CloseExpired, CloseQueueFull, CloseAbuse, CloseByOperator}
+	ServerCloses       = []Close{CloseIdle, CloseShutdown, CloseTooManyConns, CloseBackendDown, CloseNotHello, CloseHelloNoToken, CloseBadToken, CloseHelloLate, CloseDeviceTooLong, CloseExpired, CloseQueueFull, CloseAbuse, CloseByOperator, CloseAccountErased}
 )

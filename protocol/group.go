@@ -56,7 +56,7 @@ const (
 // of its kind of event are set: title (renamed), topic (topic_changed, ""
 // when cleared), avatar (avatar_changed), read_only (read_only), user and
 // role (role_changed), user (transferred: the new owner; banned,
-// unbanned).
+// unbanned), ttl (ttl_changed, ttl.go).
 type GroupEvent struct {
 	Event    string  `json:"event"`
 	By       string  `json:"by"`
@@ -66,6 +66,9 @@ type GroupEvent struct {
 	ReadOnly *bool   `json:"read_only,omitempty"`
 	User     string  `json:"user,omitempty"`
 	Role     string  `json:"role,omitempty"`
+	// TTL is the new disappearing-messages setting of ttl_changed, in
+	// seconds (0: off).
+	TTL *int64 `json:"ttl,omitempty"`
 }
 
 // CheckTopic reports why topic cannot be a group's topic, or nil.

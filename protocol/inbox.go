@@ -15,6 +15,9 @@ type Last struct {
 	Snippet string `json:"snippet"`
 	// Deleted says the message was deleted since.
 	Deleted bool `json:"deleted,omitempty"`
+	// ExpiresAt is when the previewed message disappears (ttl.go): a
+	// client drops the preview then.
+	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
 // MaxMentionCount is where a conversation's mention count saturates: the

@@ -118,6 +118,9 @@ type Request struct {
 	Topic    *string `json:"topic,omitempty"`
 	Avatar   *string `json:"avatar,omitempty"`
 	ReadOnly *bool   `json:"read_only,omitempty"`
+	// TTL is the disappearing-messages setting update changes, in
+	// seconds (0: off; ttl.go); absent means unchanged.
+	TTL *int64 `json:"ttl,omitempty"`
 	// Role is the role set_role gives.
 	Role string `json:"role,omitempty"`
 	// Ban makes remove_member a ban.
@@ -180,6 +183,9 @@ type Conversation struct {
 	ReadOnly bool     `json:"read_only,omitempty"`
 	Admins   []string `json:"admins,omitempty"`
 	Role     string   `json:"role,omitempty"`
+	// TTL is the disappearing-messages setting in seconds, omitted when
+	// off (ttl.go).
+	TTL int64 `json:"ttl,omitempty"`
 }
 
 // ConversationFrame carries one conversation: the reply to create, and the
@@ -239,6 +245,9 @@ type Ack struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 	// Files are the sent message's attachments (attach.go).
 	Files []File `json:"files,omitempty"`
+	// ExpiresAt is when the message disappears (ttl.go), omitted when it
+	// does not.
+	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
 // Message is a stored message as clients receive it, pushed live and in
@@ -253,11 +262,14 @@ type Message struct {
 	Kind     string `json:"kind,omitempty"`
 	Ref      uint64 `json:"ref,omitempty"`
 	// ReplyTo, Quote, Thread and Mentions are the envelope's.
-	ReplyTo  uint64          `json:"reply_to,omitempty"`
-	Quote    *Quote          `json:"quote,omitempty"`
-	Thread   uint64          `json:"thread,omitempty"`
-	Mentions []string        `json:"mentions,omitempty"`
-	Body     json.RawMessage `json:"body"`
+	ReplyTo  uint64   `json:"reply_to,omitempty"`
+	Quote    *Quote   `json:"quote,omitempty"`
+	Thread   uint64   `json:"thread,omitempty"`
+	Mentions []string `json:"mentions,omitempty"`
+	// ExpiresAt is when the item disappears (ttl.go), omitted when it
+	// does not.
+	ExpiresAt string          `json:"expires_at,omitempty"`
+	Body      json.RawMessage `json:"body"`
 	// EditSeq is the seq of the latest edit applied to this message (pages
 	// only); Body is then the edited body.
 	EditSeq uint64 `json:"edit_seq,omitempty"`
@@ -287,7 +299,10 @@ type MessagesFrame struct {
 	ID   string `json:"id,omitempty"`
 	Conv string `json:"conv"`
 	// Thread is the root seq of the thread a thread reply pages.
-	Thread   uint64     `json:"thread,omitempty"`
+	Thread uint64 `json:"thread,omitempty"`
+	// Root is the thread's root as it reads now (edits, a deletion and
+	// its thread_count and thread_last_seq applied), in a thread reply.
+	Root     *Message   `json:"root,omitempty"`
 	Messages []*Message `json:"messages"`
 	More     bool       `json:"more"`
 }
@@ -322,8 +337,11 @@ type Envelope struct {
 	// Thread is the seq of the thread's root for a thread reply.
 	Thread uint64 `json:"thread,omitempty"`
 	// Mentions are user ids, or MentionAll.
-	Mentions []string        `json:"mentions,omitempty"`
-	Body     json.RawMessage `json:"body"`
+	Mentions []string `json:"mentions,omitempty"`
+	// ExpiresAt is when the item disappears (ttl.go): the stream drops it
+	// then (Nats-TTL), the stores and readers too.
+	ExpiresAt string          `json:"expires_at,omitempty"`
+	Body      json.RawMessage `json:"body"`
 }
 
 // MentionAll in mentions mentions every member.

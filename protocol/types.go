@@ -17,6 +17,7 @@ var RequestTypes = []string{
 	TypeUpdate, TypeSetRole, TypeTransfer, TypeUnban, TypeBanned,
 	TypeSearch,
 	TypeDelivered, TypeReceipts,
+	TypeDeleteAccount, TypeExport,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one

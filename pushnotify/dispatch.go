@@ -263,6 +263,9 @@ func (d *Dispatcher) message(ctx context.Context, conv string, seq uint64, data 
 	if err != nil || env.Kind != protocol.KindMessage {
 		return true // edits, deletions, reactions and garbage notify nobody
 	}
+	if env.ExpiresAt != "" && env.Expired(time.Now()) {
+		return true // disappeared already: no push shows it (protocol/ttl.go)
+	}
 	doc, err := d.members.Get(ctx, conv)
 	if errors.Is(err, conversation.ErrNotFound) {
 		return true

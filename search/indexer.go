@@ -46,7 +46,8 @@ type IndexerConfig struct {
 // consumer schema.ConsumerSearch: it fetches a batch, writes what it
 // changes to the index as one commit, and only then acks it, so a
 // restarted indexer goes on where the index ends and re-indexes nothing
-// but the batch it was writing. Plain messages are indexed; edits and
+// but the batch it was writing. Plain messages are indexed, except
+// disappearing ones (expires_at set), which no index keeps; edits and
 // deletes change their target by history.Apply, the rule the history
 // store follows; other kinds change nothing. While the index fails it
 // retries the same batch with backoff.
@@ -189,6 +190,11 @@ func changes(ctx context.Context, idx Index, msgs []*protocol.Message) ([]Doc, [
 	for _, m := range msgs {
 		switch m.Kind {
 		case protocol.KindMessage:
+			if m.ExpiresAt != "" {
+				// A disappearing message is never indexed: no copy of
+				// it outlives its expires_at (docs/protocol.md).
+				continue
+			}
 			set(Key{m.Conv, m.Seq}, &Doc{Conv: m.Conv, Seq: m.Seq, Sender: m.Sender, TS: m.TS, Text: protocol.BodyText(m.Body)})
 		case protocol.KindEdit, protocol.KindDelete:
 			k := Key{m.Conv, m.Ref}

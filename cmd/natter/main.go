@@ -38,6 +38,8 @@ usage:
   natter service add|ls|rm|rotate  manage service identities: a NATS user per internal service, posting as its senders only (docs/services.md)
   natter credentials [flags]  print a role's NATS URL list from the cluster's nats-auth.json (creating it)
   natter admin   [flags] COMMAND  inspect users, conversations and consumers; add/remove members, close a user's connections
+  natter user    [flags] erase UID  erase a user (GDPR): conversations, devices, markers, attachments; messages become tombstones
+  natter user    [flags] export UID write a user's archive (NDJSON): conversations, their messages, attachment ids
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
 
@@ -72,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return credentialsCmd(args[1:], stdout, stderr)
 	case "admin":
 		return adminCmd(args[1:], stdout, stderr)
+	case "user":
+		return userCmd(args[1:], stdout, stderr)
 	case "service":
 		return serviceCmd(args[1:], stdout, stderr)
 	case "token":

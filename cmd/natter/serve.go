@@ -60,6 +60,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	natsTLSKey := fs.String("nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	natsCA := fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
+	eraserURL := fs.String("eraser-nats-url", os.Getenv("NATTER_ERASER_NATS_URL"), "natter history against an external NATS: the eraser role's NATS URL (natter credentials --role eraser), to serve the erase API next to the store (env NATTER_ERASER_NATS_URL)")
 	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, or a comma-separated list of them (one per cluster node), e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
 	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets: 1, or 3 in a cluster; 0 keeps the existing ones, else picks 3 when the NATS URL list or cluster names ≥ 3 servers")
 	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials, the embedded history store")
@@ -95,6 +96,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target percent (as GOGC) of a process with the gateway role: below 100 trades some GC CPU for less memory per idle connection (50: about 9.1 KiB per idle connection on a natter gateway instead of 10.3); 0 keeps the runtime's; the GOGC environment variable wins")
 	otlpEndpoint := fs.String("otlp-endpoint", "", "OpenTelemetry collector to export traces to over OTLP/HTTP (http://collector:4318); tracing is off without it or the OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER environment")
 	traceSample := fs.Float64("trace-sample", 1, "share of traces recorded when tracing is on (0 to 1), where no parent span decided: a sampled parent is always followed")
+	testTTL := fs.Duration("test-ttl", 0, "one more disappearing-messages ttl clients may set besides 1h, 24h, 168h and 2160h, in whole seconds (e.g. 2s): for tests and trials, off by default; set it on every gateway alike")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
@@ -123,6 +125,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 		return app.Config{}, errors.New("--gc-percent must not be negative")
 	}
 	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, MetricsAddr: *metricsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
+	if *testTTL < 0 || *testTTL%time.Second != 0 {
+		return cfg, errors.New("--test-ttl must be whole seconds, 0 for none")
+	}
+	cfg.Conversations.TestTTL = int64(*testTTL / time.Second)
 	if cfg.Push, err = pushConfig(); err != nil {
 		return cfg, err
 	}
@@ -182,6 +188,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 			return cfg, fmt.Errorf("%s needs --nats-url (or NATTER_NATS_URL)", name)
 		}
 		cfg.NATSURL = strings.TrimSpace(*natsURL)
+		cfg.EraserNATSURL = strings.TrimSpace(*eraserURL)
 	} else {
 		switch *syncMode {
 		case "interval", "always":

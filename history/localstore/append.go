@@ -74,6 +74,11 @@ func (s *Store) appendOne(b *pebble.Batch, m *protocol.Message) error {
 	if err := b.Set(k, encodeRow(&row), nil); err != nil {
 		return fmt.Errorf("localstore: set row: %w", err)
 	}
+	if m.ExpiresAt != "" {
+		if err := b.Set(expiryKey(m.ExpiresAt, m.Conv, m.Seq), nil, nil); err != nil {
+			return fmt.Errorf("localstore: set expiry index: %w", err)
+		}
+	}
 	switch m.Kind {
 	case protocol.KindMessage:
 		if err := b.Set(key(tagPlain, m.Conv, m.Seq), nil, nil); err != nil {

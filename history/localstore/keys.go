@@ -75,11 +75,12 @@ const (
 	flagDeleted       = 1 << 0
 	flagQuote         = 1 << 1
 	flagQuoteDeleted  = 1 << 2
+	flagExpires       = 1 << 3  // format 2: ExpiresAt follows the mentions (expiry.go)
 	maxDecodedMention = 1 << 10 // far above protocol.MaxMentions: a corrupt count fails
 )
 
 func encodeRow(m *protocol.Message) []byte {
-	n := 2 + 6*binary.MaxVarintLen64 + 9*binary.MaxVarintLen16 +
+	n := 2 + 6*binary.MaxVarintLen64 + 10*binary.MaxVarintLen16 + len(m.ExpiresAt) +
 		len(m.Sender) + len(m.ClientID) + len(m.TS) + len(m.Kind) + len(m.DeletedBy) + len(m.Body)
 	if q := m.Quote; q != nil {
 		n += len(q.Sender) + len(q.Kind) + len(q.Snippet)
@@ -98,6 +99,9 @@ func encodeRow(m *protocol.Message) []byte {
 			flags |= flagQuoteDeleted
 		}
 	}
+	if m.ExpiresAt != "" {
+		flags |= flagExpires
+	}
 	b = append(b, rowFormat, flags)
 	for _, x := range []uint64{m.EditSeq, m.Ref, m.ReplyTo, m.Thread, m.ThreadCount, m.ThreadLastSeq} {
 		b = binary.AppendUvarint(b, x)
@@ -112,6 +116,9 @@ func encodeRow(m *protocol.Message) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m.Mentions)))
 	for _, u := range m.Mentions {
 		b = appendString(b, u)
+	}
+	if m.ExpiresAt != "" {
+		b = appendString(b, m.ExpiresAt)
 	}
 	return append(b, m.Body...)
 }
@@ -167,6 +174,11 @@ func decodeRow(conv string, seq uint64, v []byte) (*protocol.Message, error) {
 		for i := range m.Mentions {
 			if m.Mentions[i], v, ok = readString(v); !ok {
 				return nil, fmt.Errorf("%w: (%s, %d): mention", ErrCorrupt, conv, seq)
+			}
+		}
+		if flags&flagExpires != 0 {
+			if m.ExpiresAt, v, ok = readString(v); !ok {
+				return nil, fmt.Errorf("%w: (%s, %d): expires_at", ErrCorrupt, conv, seq)
 			}
 		}
 	}

@@ -39,6 +39,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -65,6 +66,8 @@ type Config struct {
 	NoSync bool
 	// Logger receives Pebble's log lines; default slog.Default().
 	Logger *slog.Logger
+	// Now is the clock rows expire by (expiry.go); time.Now by default.
+	Now func() time.Time
 }
 
 // Defaults for Config.
@@ -93,6 +96,8 @@ type Store struct {
 	// call reaches a closed Pebble (which panics).
 	mu     sync.RWMutex
 	closed bool
+
+	now func() time.Time
 }
 
 // New opens (or creates) the store in cfg.Dir.
@@ -133,7 +138,10 @@ func New(cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("localstore: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, sync: pebble.Sync, seed: maphash.MakeSeed()}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{db: db, sync: pebble.Sync, seed: maphash.MakeSeed(), now: cfg.Now}
 	if cfg.NoSync {
 		s.sync = pebble.NoSync
 	}

@@ -18,6 +18,7 @@ func (s *Store) After(ctx context.Context, conv string, after uint64, limit int)
 		return nil, false, nil
 	}
 	lo, hi := bounds(tagRow, conv, after+1, math.MaxUint64)
+	now := s.now() // expired rows the sweep has not removed yet are skipped
 	var out []*protocol.Message
 	more := false
 	err := s.scan(ctx, lo, hi, func(it *pebble.Iterator) error {
@@ -30,7 +31,9 @@ func (s *Store) After(ctx context.Context, conv string, after uint64, limit int)
 			if err != nil {
 				return err
 			}
-			out = append(out, m)
+			if !m.Expired(now) {
+				out = append(out, m)
+			}
 		}
 		return nil
 	})
@@ -47,6 +50,7 @@ func (s *Store) Before(ctx context.Context, conv string, before uint64, limit in
 		return nil, false, nil
 	}
 	lo, hi := bounds(tagRow, conv, 0, before-1)
+	now := s.now()
 	var out []*protocol.Message
 	more := false
 	err := s.scan(ctx, lo, hi, func(it *pebble.Iterator) error {
@@ -59,7 +63,9 @@ func (s *Store) Before(ctx context.Context, conv string, before uint64, limit in
 			if err != nil {
 				return err
 			}
-			out = append(out, m)
+			if !m.Expired(now) {
+				out = append(out, m)
+			}
 		}
 		return nil
 	})

@@ -66,6 +66,7 @@ func (s *Store) thread(ctx context.Context, conv string, root, from, to uint64, 
 	}
 	defer s.release()
 	out := make([]*protocol.Message, 0, len(seqs))
+	now := s.now()
 	for _, seq := range seqs {
 		v, closer, err := s.db.Get(key(tagRow, conv, seq))
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -79,7 +80,9 @@ func (s *Store) thread(ctx context.Context, conv string, root, from, to uint64, 
 		if err != nil {
 			return nil, false, err
 		}
-		out = append(out, m)
+		if !m.Expired(now) {
+			out = append(out, m)
+		}
 	}
 	return out, more, nil
 }

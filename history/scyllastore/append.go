@@ -134,7 +134,7 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 			pos: m.Seq, sub: 1, size: len(m.Body) + len(m.Sender) + len(m.ClientID) + len(m.TS) + 64,
 			stmt: s.q.insertRowTS.cql,
 			args: []any{m.Conv, s.bucket(m.Seq), int64(m.Seq), m.Sender, m.ClientID, m.TS, m.Kind, int64(m.Ref), []byte(m.Body),
-				int64(m.ReplyTo), encodeQuote(m.Quote), int64(m.Thread), m.Mentions, int64(m.Seq)},
+				int64(m.ReplyTo), encodeQuote(m.Quote), int64(m.Thread), m.Mentions, m.ExpiresAt, s.ttlOf(m), int64(m.Seq)},
 		})
 		if isThreadReply(m) {
 			threads = append(threads, m)
@@ -145,7 +145,7 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 			// Ahead of the reply's own row, in the root's partition, at the
 			// reply's seq: the newest reply's counts win.
 			w.add(bucketKey{t.Conv, s.bucket(t.Seq)}, entry{pos: m.Seq, sub: 0, size: 64, stmt: s.q.setThreadTS.cql,
-				args: []any{int64(m.Seq), int64(t.ThreadCount), int64(t.ThreadLastSeq), t.Conv, s.bucket(t.Seq), int64(t.Seq)}})
+				args: []any{s.ttlOf(t), int64(m.Seq), int64(t.ThreadCount), int64(t.ThreadLastSeq), t.Conv, s.bucket(t.Seq), int64(t.Seq)}})
 			continue
 		}
 		if !isEvent(m) {
@@ -161,12 +161,12 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 			// Above every cell of the row: the original (at the target's
 			// seq) and the latest edit (at its seq), so both bodies are gone.
 			e.stmt = s.q.setDelTS.cql
-			e.args = []any{int64(max(m.Seq, t.EditSeq)), nullable(t.DeletedBy), t.Conv, s.bucket(t.Seq), int64(t.Seq)}
+			e.args = []any{s.ttlOf(t), int64(max(m.Seq, t.EditSeq)), nullable(t.DeletedBy), t.Conv, s.bucket(t.Seq), int64(t.Seq)}
 		} else {
 			// At the edit's seq: should an older edit be applied later
 			// (another writer), the newer cells still win.
 			e.stmt, e.size = s.q.setEditTS.cql, 64+len(t.Body)
-			e.args = []any{int64(t.EditSeq), []byte(t.Body), int64(t.EditSeq), t.Conv, s.bucket(t.Seq), int64(t.Seq)}
+			e.args = []any{s.ttlOf(t), int64(t.EditSeq), []byte(t.Body), int64(t.EditSeq), t.Conv, s.bucket(t.Seq), int64(t.Seq)}
 		}
 		w.add(bucketKey{t.Conv, s.bucket(t.Seq)}, e)
 	}
@@ -309,6 +309,7 @@ type target struct {
 	Thread        int64  `db:"thread"`
 	ThreadCount   int64  `db:"thread_count"`
 	ThreadLastSeq int64  `db:"thread_last_seq"`
+	ExpiresAt     string `db:"expires_at"`
 }
 
 // readTargets adds to state the stored targets of fresh's edits and
@@ -345,7 +346,8 @@ func (s *Store) readTargets(ctx context.Context, fresh []*protocol.Message, stat
 				return fmt.Errorf("scyllastore: read target (%s, %d): %w", k.conv, k.seq, err)
 			}
 			got[i] = &protocol.Message{Conv: k.conv, Seq: k.seq, Sender: r.Sender, Kind: r.Kind, EditSeq: uint64(r.EditSeq), Deleted: r.Deleted,
-				Thread: uint64(r.Thread), ThreadCount: uint64(r.ThreadCount), ThreadLastSeq: uint64(r.ThreadLastSeq)}
+				Thread: uint64(r.Thread), ThreadCount: uint64(r.ThreadCount), ThreadLastSeq: uint64(r.ThreadLastSeq),
+				ExpiresAt: r.ExpiresAt}
 			return nil
 		})
 	}
@@ -365,7 +367,7 @@ func (s *Store) insertThread(ctx context.Context, m *protocol.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := q.Bind(m.Conv, int64(m.Thread), int64(m.Seq)).ExecRelease(); err != nil {
+	if err := q.Bind(m.Conv, int64(m.Thread), int64(m.Seq), s.ttlOf(m)).ExecRelease(); err != nil {
 		return fmt.Errorf("scyllastore: index thread reply (%s, %d): %w", m.Conv, m.Seq, err)
 	}
 	return nil

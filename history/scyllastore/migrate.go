@@ -108,6 +108,9 @@ func Migrate(ctx context.Context, cfg Config) error {
 	if err := addColumns(ctx, session, cfg.Keyspace, "messages", replyColumns); err != nil {
 		return err
 	}
+	if err := addColumns(ctx, session, cfg.Keyspace, "messages", expiryColumns); err != nil {
+		return err
+	}
 	if err := session.Session.AwaitSchemaAgreement(ctx); err != nil {
 		return fmt.Errorf("scyllastore: schema agreement: %w", err)
 	}

@@ -34,6 +34,8 @@ type row struct {
 	DeletedBy     string   `db:"deleted_by"`
 	ThreadCount   int64    `db:"thread_count"`
 	ThreadLastSeq int64    `db:"thread_last_seq"`
+	// ExpiresAt (migrate step 3): a disappearing message's (expiry.go).
+	ExpiresAt string `db:"expires_at"`
 }
 
 func (r *row) message(conv string) *protocol.Message {
@@ -43,6 +45,7 @@ func (r *row) message(conv string) *protocol.Message {
 		ReplyTo: uint64(r.ReplyTo), Quote: decodeQuote(r.Quote, uint64(r.ReplyTo)), Thread: uint64(r.Thread),
 		Mentions: r.Mentions, DeletedBy: r.DeletedBy,
 		ThreadCount: uint64(r.ThreadCount), ThreadLastSeq: uint64(r.ThreadLastSeq),
+		ExpiresAt: r.ExpiresAt,
 	}
 	switch {
 	case r.Deleted:

@@ -110,8 +110,9 @@ type Store struct {
 	q          queries
 	bucketSize uint64
 	writeConc  int
-	known      *bucketCache // buckets registered by this Store
-	res        reservation  // this Store's share of the seq mark
+	known      *bucketCache     // buckets registered by this Store
+	res        reservation      // this Store's share of the seq mark
+	now        func() time.Time // the clock of USING TTL (expiry.go)
 
 	closeOnce sync.Once
 }
@@ -142,7 +143,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 
 func newStore(session gocqlx.Session, bucketSize uint64, writeConc int) *Store {
 	return &Store{session: session, q: buildQueries(), bucketSize: bucketSize, writeConc: writeConc,
-		known: newBucketCache(knownBuckets)}
+		known: newBucketCache(knownBuckets), now: time.Now}
 }
 
 // Close closes the session. Calling it again does nothing.

@@ -47,6 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"ReplyFields", testReplyFields},
 		{"Threads", testThreads},
 		{"ThreadPages", testThreadPages},
+		{"Expiry", testExpiry},
+		{"Erase", testErase},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -129,6 +129,10 @@ func TestRolePermissions(t *testing.T) {
 	if _, err := ojs.Publish(ctx, schema.Msg("c1"), []byte(`{"sender":"alice","body":{"text":"secret"}}`)); err != nil {
 		t.Fatal(err)
 	}
+	// Seq 2: the eraser's to delete.
+	if _, err := ojs.Publish(ctx, schema.Msg("c2"), []byte(`{"sender":"bob","body":{"text":"erase me"}}`)); err != nil {
+		t.Fatal(err)
+	}
 	for bucket, key := range map[string]string{schema.BucketPush: "d.alice", schema.BucketConversations: "c.c1",
 		schema.BucketPresence: "u.alice", schema.BucketPushSent: "s.1", schema.BucketLeases: "l"} {
 		kv, err := ojs.KeyValue(ctx, bucket)
@@ -152,9 +156,9 @@ func TestRolePermissions(t *testing.T) {
 	ownsPartitions := map[string]bool{schema.RoleGateway: true}
 	own := map[string]string{schema.RoleGateway: schema.ConsumerFanout, schema.RoleHistory: schema.ConsumerHistory, schema.RolePush: schema.ConsumerPush,
 		schema.RoleEvents: schema.ConsumerServiceEvents, schema.RoleIndexer: schema.ConsumerSearch}
-	readsMessages := map[string]bool{schema.RoleGateway: true, schema.RoleHistory: true}
+	readsMessages := map[string]bool{schema.RoleGateway: true, schema.RoleHistory: true, schema.RoleEraser: true}
 	readsTokens := map[string]bool{schema.RoleGateway: true, schema.RolePush: true}
-	writesConversations := map[string]bool{schema.RoleGateway: true}
+	writesConversations := map[string]bool{schema.RoleGateway: true, schema.RoleEraser: true}
 	api := func(s string) string { return "$JS.API." + s }
 
 	t.Run("roles", func(t *testing.T) {
@@ -232,6 +236,18 @@ func TestRolePermissions(t *testing.T) {
 				rc.refused(t, "shrinking CHAT to 3 s", api("STREAM.UPDATE."+schema.StreamChat), shrunk)
 				rc.refused(t, "deleting CHAT", api("STREAM.DELETE."+schema.StreamChat), nil)
 				rc.refused(t, "purging CHAT", api("STREAM.PURGE."+schema.StreamChat), nil)
+				// Deleting one message of CHAT is the eraser's alone.
+				if role == schema.RoleEraser {
+					st, err := rc.js.Stream(ctx, schema.StreamChat)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := st.SecureDeleteMsg(ctx, 2); err != nil {
+						t.Fatalf("the eraser cannot delete a message of CHAT: %v", err)
+					}
+				} else {
+					rc.refused(t, "deleting a message of CHAT", api("STREAM.MSG.DELETE."+schema.StreamChat), map[string]any{"seq": 2})
+				}
 				rc.refused(t, "updating a bucket", api("STREAM.UPDATE."+schema.KVStream(schema.BucketPresence)), nil)
 				rc.refused(t, "an ephemeral consumer on CHAT", api("CONSUMER.CREATE."+schema.StreamChat),
 					map[string]any{"stream_name": schema.StreamChat, "config": map[string]any{"ack_policy": "none"}})
@@ -305,7 +321,7 @@ func TestRolePermissions(t *testing.T) {
 	if after := chat.CachedInfo().Config; after.MaxAge != before.MaxAge || !slices.Equal(after.Subjects, before.Subjects) {
 		t.Fatalf("CHAT changed: %+v", after)
 	}
-	if info := chat.CachedInfo(); info.State.Msgs != 1 {
+	if info := chat.CachedInfo(); info.State.Msgs != 1 { // the eraser deleted seq 2
 		t.Fatalf("CHAT holds %d messages", info.State.Msgs)
 	}
 	if _, err := ojs.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -45,6 +45,15 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	}
 	c.layout = l
 	for _, sc := range Streams(c) {
+		if sc.Name == StreamChat {
+			// A CHAT made before erasure (issue 16) denies deletes, which
+			// no update can undo: it keeps denying them, and the eraser
+			// leaves erased messages to the retention trimmer there
+			// (services/erase, docs/operations.md).
+			if old, err := js.Stream(ctx, StreamChat); err == nil && old.CachedInfo().Config.DenyDelete {
+				sc.DenyDelete = true
+			}
+		}
 		st, err := js.CreateOrUpdateStream(ctx, sc)
 		if err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
@@ -58,7 +67,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 			return err
 		} else if !legacy {
 			c.layout.Legacy = false
-			if _, err := js.UpdateStream(ctx, ChatStream(c)); err != nil {
+			cfg := ChatStream(c)
+			cfg.DenyDelete = sc.DenyDelete
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
 				return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 			}
 		}

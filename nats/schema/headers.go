@@ -24,6 +24,10 @@ const (
 	// HeaderSubject and HeaderSeq locate a dead letter's original.
 	HeaderSubject = "Natter-Subject"
 	HeaderSeq     = "Natter-Seq"
+	// HeaderTTL is JetStream's per-message TTL (whole seconds): a
+	// disappearing message carries it, and the CHAT stream, which
+	// allows it (AllowMsgTTL), removes the message then.
+	HeaderTTL = "Nats-TTL"
 )
 
 // DeadLetter builds the copy of stored message seq (on subject, of conv)

@@ -37,7 +37,7 @@ const (
 )
 
 // Roles lists the role users.
-var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService, RoleEvents, RoleIndexer}
+var Roles = []string{RoleGateway, RoleHistory, RolePresence, RolePush, RoleService, RoleEvents, RoleIndexer, RoleEraser}
 
 // Inbox is the reply-subject prefix of role's connections: they must set
 // it (nats.CustomInboxPrefix), since a role may subscribe to its own
@@ -72,6 +72,17 @@ type access struct {
 	// service on StreamServiceEvents (the webhook dispatcher). Check does
 	// not look for them: they come and go with the services.
 	serviceConsumers bool
+	// deleteMsgs are streams it deletes single messages of by seq
+	// (STREAM.MSG.DELETE): only the eraser's, of CHAT.
+	deleteMsgs []string
+	// purge are KV buckets it only deletes keys of, never reads: the
+	// eraser's of the device tokens (PUSH).
+	purge []string
+	// progress are consumers on CHAT whose info it reads if they exist
+	// (Check does not look for them), with every partition's fan-out
+	// consumer: the eraser deletes another's message from CHAT only once
+	// every consumer is past it.
+	progress []string
 }
 
 // accessOf is the table of roles. The gateway's user also runs its
@@ -83,7 +94,9 @@ func accessOf(role string) (access, bool) {
 	case RoleGateway:
 		return access{
 			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard,
-				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers, SearchAPIWildcard},
+				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers, SearchAPIWildcard,
+				// a client's delete_account and export (erase.go)
+				EraseAPI(EraseEndpointStart), EraseAPI(EraseEndpointExport)},
 			// The chat service API (services/chatapi) runs with the
 			// gateway's user: requests of every service, micro discovery.
 			sub: []string{UserAllWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard, FanoutWorkers,
@@ -146,6 +159,23 @@ func accessOf(role string) (access, bool) {
 			consume:   []string{ConsumerSearch},
 			responses: true,
 		}, true
+	case RoleEraser:
+		// Removes a user from their conversations (membership events,
+		// like the gateway's), publishes the deletions of their messages,
+		// closes their connections (chat.user.<uid>.account.erased), reads
+		// CHAT and the history writer's floor to find their messages, and
+		// deletes them from CHAT: the one role that may.
+		return access{
+			pub:        []string{MsgWildcard, MemberWildcard, UserEventWildcard, UserErased("*")},
+			sub:        []string{EraseAPIAll, ServiceWildcard},
+			read:       []string{StreamChat},
+			write:      []string{BucketConversations, BucketPresence, BucketAttachments},
+			purge:      []string{BucketPush},
+			peek:       []string{ConsumerHistory},
+			responses:  true,
+			deleteMsgs: []string{StreamChat},
+			progress:   ChatConsumers(),
+		}, true
 	}
 	return access{}, false
 }
@@ -198,6 +228,23 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 		api("STREAM.INFO."+s, "DIRECT.GET."+s, "DIRECT.GET."+s+"."+KVWildcard(b),
 			"CONSUMER.CREATE."+s, "CONSUMER.CREATE."+s+".>", "CONSUMER.INFO."+s+".*", "CONSUMER.DELETE."+s+".*")
 		p.Publish = append(p.Publish, jsFCPrefix+s+".>")
+	}
+	for _, b := range a.purge {
+		// kv.Delete and kv.Purge publish on the key's subject; opening the
+		// bucket looks up its stream.
+		api("STREAM.INFO." + KVStream(b))
+		p.Publish = append(p.Publish, KVWildcard(b))
+	}
+	for _, s := range a.deleteMsgs {
+		api("STREAM.MSG.DELETE." + s)
+	}
+	if len(a.progress) > 0 {
+		for _, c := range a.progress {
+			api("CONSUMER.INFO." + StreamChat + "." + c)
+		}
+		for p := range MaxPartitions {
+			api("CONSUMER.INFO." + StreamChat + "." + ConsumerFanoutPartition(p))
+		}
 	}
 	for _, b := range a.write {
 		// A writer also reads a key through the bucket's stream leader
@@ -269,7 +316,7 @@ func Check(ctx context.Context, js jetstream.JetStream, roles ...string) error {
 				return fmt.Errorf("look up stream %s: %w", s, err)
 			}
 		}
-		for _, b := range slices.Concat(a.write, a.readOnly) {
+		for _, b := range slices.Concat(a.write, a.readOnly, a.purge) {
 			if _, err := js.KeyValue(ctx, b); errors.Is(err, jetstream.ErrBucketNotFound) {
 				return fmt.Errorf("%w: KV bucket %s (role %s); %s", ErrMissing, b, role, OperatorStep)
 			} else if err != nil {

@@ -31,10 +31,13 @@ func TestRolePermissionsAreLeast(t *testing.T) {
 				t.Errorf("%s may publish %s", role, s)
 			}
 			readsChat := strings.HasPrefix(s, "$JS.API.DIRECT.GET."+StreamChat) || strings.HasPrefix(s, "$JS.API.STREAM.MSG.GET."+StreamChat)
-			if readsChat && role != RoleGateway && role != RoleHistory {
+			if readsChat && role != RoleGateway && role != RoleHistory && role != RoleEraser {
 				t.Errorf("%s may read messages: %s", role, s)
 			}
-			if strings.Contains(s, KVStream(BucketPush)+".") || strings.Contains(s, kvPrefix+BucketPush+".") {
+			// The eraser deletes a user's devices (publishes on their keys)
+			// but reads none.
+			if strings.Contains(s, KVStream(BucketPush)+".") && !strings.HasPrefix(s, "$JS.API.STREAM.INFO.") ||
+				strings.Contains(s, kvPrefix+BucketPush+".") && role != RoleEraser {
 				if role != RoleGateway && role != RolePush {
 					t.Errorf("%s may touch device tokens: %s", role, s)
 				}
@@ -46,6 +49,31 @@ func TestRolePermissionsAreLeast(t *testing.T) {
 	}
 	if _, ok := RolePermissions("operator"); ok {
 		t.Fatal("an unknown role has permissions")
+	}
+}
+
+// Only the eraser may delete a message of CHAT: JetStream's MSG.DELETE
+// of any other stream is nobody's, and no other role names CHAT's
+// (nats/natsrv's TestRolePermissions checks the same on a server).
+func TestOnlyTheEraserDeletesMessages(t *testing.T) {
+	del := MsgDeleteAPI(StreamChat)
+	for _, role := range Roles {
+		p, _ := RolePermissions(role)
+		may := false
+		for _, s := range p.Publish {
+			if subjectMatches(s, del) {
+				may = true
+			}
+			if strings.Contains(s, "MSG.DELETE.") && s != del {
+				t.Errorf("%s may delete messages of another stream: %s", role, s)
+			}
+		}
+		if may != (role == RoleEraser) {
+			t.Errorf("%s may delete a message of CHAT: %v", role, may)
+		}
+	}
+	if ChatStream(Config{}).DenyDelete {
+		t.Fatal("CHAT denies deletes: the eraser cannot erase")
 	}
 }
 

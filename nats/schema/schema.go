@@ -126,6 +126,9 @@ const MetaDedupeWindow = "natter.dedupe_window"
 // The retention trimmer purges what the store has and is older than
 // c.HotWindow (kept in the metadata).
 //
+// It allows deleting single messages (no DenyDelete): only the eraser's
+// user may (erase.go, STREAM.MSG.DELETE.CHAT), to erase a user.
+//
 // Its subject transform partitions it (see Layout): N and whether it still
 // holds unpartitioned messages are in the metadata too (MetaPartitions,
 // MetaLegacy).
@@ -149,13 +152,16 @@ func ChatStream(c Config) jetstream.StreamConfig {
 		Metadata:         meta,
 		Duplicates:       c.FastDuplicates,
 		AllowDirect:      true,
-		DenyDelete:       true,
-		MaxMsgSize:       c.MaxMsgSize,
-		MaxConsumers:     c.MaxConsumers,
-		Replicas:         c.Replicas,
-		Discard:          jetstream.DiscardOld,
-		MaxMsgs:          -1,
-		MaxBytes:         -1,
+		// Disappearing messages carry Nats-TTL (HeaderTTL). An existing
+		// stream without it is updated by Ensure: JetStream allows
+		// turning it on (never off again).
+		AllowMsgTTL:  true,
+		MaxMsgSize:   c.MaxMsgSize,
+		MaxConsumers: c.MaxConsumers,
+		Replicas:     c.Replicas,
+		Discard:      jetstream.DiscardOld,
+		MaxMsgs:      -1,
+		MaxBytes:     -1,
 	}
 }
 
