@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -372,12 +373,22 @@ func TestChaosPartitionLeaderKill(t *testing.T) {
 		}
 	}
 	// Nothing acknowledged is lost: a sync reads every partition's acks.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for p := range parts {
 		var seqs []uint64
 		for after := uint64(0); ; {
-			page, err := readers[p].Sync(ctx, convs[p], after, 200)
+			// Right after the election the partition's consumers may
+			// still be electing: unavailable says retry, and so it does.
+			var page *protocol.MessagesFrame
+			var err error
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+				page, err = readers[p].Sync(ctx, convs[p], after, 200)
+				var pe *protocol.Error
+				if !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable || time.Now().After(deadline) {
+					break
+				}
+			}
 			if err != nil {
 				t.Fatalf("sync partition %d after %d: %v", p, after, err)
 			}
