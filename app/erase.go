@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,7 @@ import (
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/services/erase"
 )
 
@@ -58,7 +60,11 @@ func (a *App) startEraser(ctx context.Context) (*erase.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := erase.New(ctx, erase.Config{JS: js, Convs: convs, Pages: pages, Store: eraser, Attachments: files, Logger: a.log})
+	cfg := erase.Config{JS: js, Convs: convs, Pages: pages, Store: eraser, Logger: a.log}
+	if files != nil {
+		cfg.Attachments, cfg.Exports = files, files
+	}
+	e, err := erase.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +74,7 @@ func (a *App) startEraser(ctx context.Context) (*erase.Service, error) {
 // eraserAttachments is an attachments service over this process's
 // attachment store (the one the gateway serves), for deleting; nil when
 // attachments are off.
-func (a *App) eraserAttachments(ctx context.Context, js jetstream.JetStream) (erase.Attachments, error) {
+func (a *App) eraserAttachments(ctx context.Context, js jetstream.JetStream) (*attachments.Service, error) {
 	cfg := a.cfg.Attachments
 	if !cfg.enabled() {
 		return nil, nil
@@ -125,3 +131,16 @@ func (m *storeMeter) Erase(ctx context.Context, conv string, seqs, unquote []uin
 
 // errNoErase: the history store cannot erase rows.
 var errNoErase = errors.New("the history store cannot erase rows")
+
+func (g gatewayAccounts) Export(ctx context.Context, uid string) (*protocol.ExportReady, error) {
+	res, err := erase.RequestExport(ctx, g.nc, uid)
+	switch {
+	case errors.Is(err, erase.ErrExportTooLarge):
+		return nil, fmt.Errorf("%w: your archive is over the server's bound; ask the operator (natter user export)", gateway.ErrTooLarge)
+	case errors.Is(err, erase.ErrNoExports):
+		return nil, fmt.Errorf("%w: %w", gateway.ErrExportsOff, err)
+	case err != nil:
+		return nil, err
+	}
+	return &protocol.ExportReady{File: res.File, Conversations: res.Counts.Conversations, Messages: res.Counts.Messages, Files: res.Counts.Files}, nil
+}

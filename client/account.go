@@ -20,3 +20,15 @@ func (c *Client) DeleteAccount(ctx context.Context) (*protocol.AccountDeleted, e
 	}
 	return &res, nil
 }
+
+// Export asks for the caller's archive (export): their conversations
+// (metadata and members), their own messages and their attachments'
+// URLs, as NDJSON. The answer carries a short-lived signed URL of it
+// (File.URL, valid until File.Expires); Fetch downloads it.
+func (c *Client) Export(ctx context.Context) (*protocol.ExportReady, error) {
+	var res protocol.ExportReady
+	if err := c.call(ctx, protocol.Request{Type: protocol.TypeExport}, protocol.TypeExportReady, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}

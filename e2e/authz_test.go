@@ -104,6 +104,8 @@ var plainRequests = map[string]struct {
 	// Any user may upload (to their own quota); what a message may then
 	// reference is TestAttachmentsReachMembersOnly's.
 	protocol.TypeUpload: {map[string]any{"type": "upload", "content_type": "text/plain", "size": 10}, protocol.TypeUploadURL},
+	// Anyone exports their own data, and only theirs (TestExport).
+	protocol.TypeExport: {map[string]any{"type": "export"}, protocol.TypeExportReady},
 }
 
 // expect says what (type, role, conversation) must answer: a reply type,

@@ -18,6 +18,34 @@ type Accounts interface {
 	// carries out in the background. Once it returns, uid cannot log in
 	// and every gateway closes uid's connections.
 	Delete(ctx context.Context, uid string) error
+	// Export builds uid's archive and returns it with a signed URL. An
+	// archive over the bound is an error wrapping ErrTooLarge; a server
+	// without an attachment store answers one wrapping ErrExportsOff.
+	Export(ctx context.Context, uid string) (*protocol.ExportReady, error)
+}
+
+// ErrExportsOff: the server has no attachment store to put archives in.
+var ErrExportsOff = errors.New("gateway: exports are off")
+
+// exportTimeout bounds building an archive: a user's whole history.
+const exportTimeout = 2 * time.Minute
+
+// export answers export with the archive's signed URL.
+func (sess *session) export(ctx context.Context, req *protocol.Request) (any, *protocol.Error) {
+	if sess.srv.accounts == nil {
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "export is not enabled on this server")
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exportTimeout)
+	defer cancel()
+	res, err := sess.srv.accounts.Export(ctx, sess.user)
+	if errors.Is(err, ErrExportsOff) {
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "export needs the attachment store, which this server does not have")
+	}
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	res.Type, res.ID = protocol.TypeExportReady, req.ID
+	return res, nil
 }
 
 // refuseErased closes the connection of an erased user with

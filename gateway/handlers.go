@@ -101,6 +101,8 @@ func (sess *session) handle(ctx context.Context, req *protocol.Request) any {
 		resp, err = sess.receipts(ctx, req)
 	case protocol.TypeDeleteAccount:
 		resp, err = sess.deleteAccount(ctx, req)
+	case protocol.TypeExport:
+		resp, err = sess.export(ctx, req)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown type %q", req.Type)
 	}

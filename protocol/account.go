@@ -10,7 +10,24 @@ const (
 	// TypeAccountDeleted answers it; the server then closes every
 	// connection of the user with CloseAccountErased.
 	TypeAccountDeleted = "account_deleted"
+	// TypeExport asks for the user's archive: their conversations
+	// (metadata, members), their own messages and their attachments' URLs.
+	TypeExport = "export"
+	// TypeExportReady answers it with a short-lived signed URL of the
+	// archive (NDJSON).
+	TypeExportReady = "export_ready"
 )
+
+// ExportReady answers export: File is the archive (NDJSON) with a signed
+// URL valid until File.Expires; the counts say what it holds.
+type ExportReady struct {
+	Type          string `json:"type"`
+	ID            string `json:"id,omitempty"`
+	File          File   `json:"file"`
+	Conversations int    `json:"conversations"`
+	Messages      int    `json:"messages"`
+	Files         int    `json:"files"`
+}
 
 // AccountDeleted answers delete_account: the erasure is recorded (the
 // user can no longer log in) and runs on in the background.

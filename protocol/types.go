@@ -17,7 +17,7 @@ var RequestTypes = []string{
 	TypeUpdate, TypeSetRole, TypeTransfer, TypeUnban, TypeBanned,
 	TypeSearch,
 	TypeDelivered, TypeReceipts,
-	TypeDeleteAccount,
+	TypeDeleteAccount, TypeExport,
 }
 
 // TypeReauth hands a connection a fresh token for its user before the one

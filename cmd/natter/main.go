@@ -39,6 +39,7 @@ usage:
   natter credentials [flags]  print a role's NATS URL list from the cluster's nats-auth.json (creating it)
   natter admin   [flags] COMMAND  inspect users, conversations and consumers; add/remove members, close a user's connections
   natter user    [flags] erase UID  erase a user (GDPR): conversations, devices, markers, attachments; messages become tombstones
+  natter user    [flags] export UID write a user's archive (NDJSON): conversations, their messages, attachment ids
   natter token   [flags]   print a client JWT
   natter chat    [flags]   chat from a terminal (a small client for trying it out)
 

@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/natter-chat/natter/conversation"
+	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -26,6 +29,8 @@ const userUsage = `usage: natter user [flags] COMMAND
                make every message they sent a tombstone in the history store, the search
                index and the CHAT stream. The user can no longer log in. Idempotent: run it
                again to finish an erasure that stopped half-way; prints what it did.
+  export UID   write the user's archive as NDJSON to --out (default stdout): their conversations
+               (metadata, members), their own messages, their attachments' ids; paged, any size
 flags (before or after the command):
 `
 
@@ -43,6 +48,7 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 	natsCA := fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url")
 	dataDir := fs.String("data", "./data", "data directory of natter serve or natter nats, holding "+natsrv.OperatorURLFile)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	out := fs.String("out", "", "export: the file to write (default stdout)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up waiting after this long (the erasure goes on where it is; run again to finish it)")
 	var words []string
 	for {
@@ -55,9 +61,9 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 		words = append(words, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(words) != 2 || words[0] != "erase" {
+	if len(words) != 2 || words[0] != "erase" && words[0] != "export" {
 		fs.Usage()
-		return errors.New("user: want erase UID")
+		return errors.New("user: want erase UID or export UID")
 	}
 	uid := words[1]
 	if !protocol.ValidID(uid) {
@@ -84,6 +90,9 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("connect to NATS as the operator: %w", err)
 	}
 	defer nc.Close()
+	if words[0] == "export" {
+		return exportUser(ctx, nc, uid, *out, stdout, stderr)
+	}
 	rep, err := erase.Request(ctx, nc, schema.EraseEndpointRun, uid)
 	if err != nil {
 		return err
@@ -116,4 +125,40 @@ func skipped(b bool) string {
 		return " (some skipped: the erase service has no attachment store)"
 	}
 	return ""
+}
+
+// exportUser writes uid's archive (services/erase.Exporter) as the
+// operator: conversations from the CONVERSATIONS bucket, messages through
+// the history API a page at a time, attachments by id (the operator reads
+// them in the attachment store).
+func exportUser(ctx context.Context, nc *nats.Conn, uid, out string, stdout, stderr io.Writer) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	convs, err := conversation.New(ctx, conversation.Config{}, js)
+	if err != nil {
+		return err
+	}
+	x := &erase.Exporter{Convs: convs, Pages: history.NewRemote(nc, 30*time.Second), Now: func() string { return protocol.FormatTime(time.Now()) }}
+	w := stdout
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	n, err := x.Export(ctx, w, uid)
+	if err != nil {
+		return err
+	}
+	if out != "" {
+		if err := w.(*os.File).Close(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stderr, "exported %s: %d conversations, %d messages, %d attachments\n", uid, n.Conversations, n.Messages, n.Files)
+	return nil
 }

@@ -69,6 +69,25 @@ func StartAPI(nc *nats.Conn, e *Eraser, timeout time.Duration) (*Service, error)
 			rep, err := s.run(ctx, uid)
 			respond(r, rep, err)
 		})),
+		g.AddEndpoint(schema.EraseEndpointExport, micro.HandlerFunc(func(r micro.Request) {
+			uid, ok := userOf(r)
+			if !ok {
+				return
+			}
+			ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+			defer cancel()
+			res, err := e.Export(ctx, uid)
+			switch {
+			case errors.Is(err, ErrExportTooLarge):
+				_ = r.Error("413", err.Error(), nil)
+			case errors.Is(err, ErrNoExports):
+				_ = r.Error("503", err.Error(), nil)
+			case err != nil:
+				_ = r.Error("500", err.Error(), nil)
+			default:
+				_ = r.RespondJSON(res)
+			}
+		})),
 		g.AddEndpoint(schema.EraseEndpointStart, micro.HandlerFunc(func(r micro.Request) {
 			uid, ok := userOf(r)
 			if !ok {
@@ -178,6 +197,30 @@ func respond(r micro.Request, rep *Report, err error) {
 		return
 	}
 	_ = r.RespondJSON(rep)
+}
+
+// RequestExport asks the erase service for uid's archive. Its errors wrap
+// ErrExportTooLarge and ErrNoExports as the service answered them.
+func RequestExport(ctx context.Context, nc *nats.Conn, uid string) (*ExportResult, error) {
+	b, _ := json.Marshal(APIRequest{User: uid})
+	msg, err := nc.RequestWithContext(ctx, schema.EraseAPI(schema.EraseEndpointExport), b)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", uid, err)
+	}
+	switch code := msg.Header.Get(micro.ErrorCodeHeader); code {
+	case "":
+	case "413":
+		return nil, fmt.Errorf("%w: %s", ErrExportTooLarge, msg.Header.Get(micro.ErrorHeader))
+	case "503":
+		return nil, fmt.Errorf("%w: %s", ErrNoExports, msg.Header.Get(micro.ErrorHeader))
+	default:
+		return nil, fmt.Errorf("export %s: %s %s", uid, code, msg.Header.Get(micro.ErrorHeader))
+	}
+	var res ExportResult
+	if err := json.Unmarshal(msg.Data, &res); err != nil {
+		return nil, fmt.Errorf("export %s: decode: %w", uid, err)
+	}
+	return &res, nil
 }
 
 // Request asks the erase service for op (schema.EraseEndpointRun or

@@ -39,6 +39,9 @@ import (
 type Attachments interface {
 	// Delete deletes the attachments ids of a message of conv.
 	Delete(ctx context.Context, conv string, ids []string) error
+	// DeleteOwned deletes every attachment uid still owns (uploads no
+	// message references, export archives) and counts them.
+	DeleteOwned(ctx context.Context, uid string) (int, error)
 }
 
 // Config is what an Eraser works with.
@@ -54,6 +57,9 @@ type Config struct {
 	// Attachments, optional: without it attachments are not deleted and
 	// the report says so (Report.AttachmentsSkipped).
 	Attachments Attachments
+	// Exports, optional, stores export archives and signs attachment
+	// URLs (attachments.Service); without it the export API is refused.
+	Exports ExportStore
 	// FloorWait bounds the wait for the history writer to store the
 	// deletions published; default 2 minutes.
 	FloorWait time.Duration
@@ -488,6 +494,16 @@ func (e *Eraser) leave(ctx context.Context, r *Report, conv string) error {
 // and user index.
 func (e *Eraser) userKeys(ctx context.Context, r *Report) error {
 	uid := r.User
+	// First: giving their bytes back writes the quota key, deleted below.
+	if e.cfg.Attachments != nil {
+		n, err := e.cfg.Attachments.DeleteOwned(ctx, uid)
+		if err != nil {
+			return fmt.Errorf("erase: attachments owned by %s: %w", uid, err)
+		}
+		r.Attachments += n
+	} else {
+		r.AttachmentsSkipped = true
+	}
 	keys := []struct {
 		kv  jetstream.KeyValue
 		key string
