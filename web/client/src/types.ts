@@ -130,6 +130,8 @@ export interface Conversation {
   role?: "owner" | "admin" | "member";
   /** Disappearing messages: the ttl in seconds (ttl.ts); absent when off. */
   ttl?: number;
+  /** Retention: days messages sent now are kept (ttl.ts); absent when for ever. */
+  retention_days?: number;
 }
 
 /** The preview of a conversation's newest message or event (docs/protocol.md "The inbox"). */

@@ -953,5 +953,7 @@ describe("disappearing messages", { timeout: 60_000 }, () => {
     assert.equal(isExpired({ expires_at: "2026-12-03T10:00:00Z" }, now), true);
     assert.equal(isExpired({}, now), false);
     assert.equal(describeTTL(86400), "1 day");
+    assert.equal(describeGroupEvent({ event: "retention_changed", by: "carol", retention_days: 30 }), "carol keeps messages 30 days");
+    assert.equal(describeGroupEvent({ event: "ttl_changed", by: "carol", ttl: 0 }), "carol turned off disappearing messages");
   });
 });
