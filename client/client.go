@@ -49,6 +49,13 @@ type Options struct {
 	// EventBuffer is the capacity of the Events channel, DefaultEventBuffer
 	// when zero or negative.
 	EventBuffer int
+	// MaxEventBacklog bounds the bytes of pushes held beyond EventBuffer
+	// while the consumer of Events is behind (DefaultMaxEventBacklog when
+	// zero). Replies never wait behind unread pushes; a connection whose
+	// backlog would grow over the bound ends with ErrEventBacklog (its
+	// pending requests fail with it), so a consumer that stopped reading
+	// costs bounded memory and surfaces as an error, not as a hang.
+	MaxEventBacklog int
 	// HTTPClient, when set, is used for the upgrade request. Its Timeout
 	// must be zero (coder/websocket refuses it); use the Dial context.
 	HTTPClient *http.Client
@@ -85,6 +92,7 @@ type Client struct {
 	hc     *http.Client
 
 	events    chan Event
+	backlog   eventBacklog
 	early     []Event // pushes that arrived before welcome; the reader sends them first
 	delivered deliveredMarks
 
@@ -145,6 +153,10 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		pending:    make(map[string]chan json.RawMessage),
 		origin:     httpOrigin(url),
 		hc:         opts.HTTPClient,
+	}
+	c.backlog.max = opts.MaxEventBacklog
+	if c.backlog.max == 0 {
+		c.backlog.max = DefaultMaxEventBacklog
 	}
 	c.delivered = deliveredMarks{c: c, delay: opts.DeliveredDelay}
 	if c.delivered.delay == 0 {
@@ -273,13 +285,14 @@ type frameHead struct {
 }
 
 // readLoop is the connection's only reader. It routes replies to pending
-// requests and everything else to Events, blocking when Events is full.
+// requests and everything else to Events, through the backlog while Events
+// is full (backlog.go): it never waits for the consumer.
 func (c *Client) readLoop() {
 	defer close(c.readerDone)
-	defer close(c.events)
+	defer c.readerEnd()
 	for _, ev := range c.early {
-		if !c.deliver(ev) {
-			c.end(ErrClosed)
+		if err := c.deliver(ev); err != nil {
+			c.end(err)
 			return
 		}
 	}
@@ -314,20 +327,10 @@ func (c *Client) readLoop() {
 		if h.Type == protocol.TypeMessage && h.Sender != c.welcome.User {
 			c.delivered.note(h.Conv, h.Seq)
 		}
-		if !c.deliver(Event{Type: h.Type, Raw: data}) {
-			c.end(ErrClosed)
+		if err := c.deliver(Event{Type: h.Type, Raw: data}); err != nil {
+			c.end(err)
 			return
 		}
-	}
-}
-
-// deliver sends ev on Events, waiting for room unless Close is called.
-func (c *Client) deliver(ev Event) bool {
-	select {
-	case c.events <- ev:
-		return true
-	case <-c.closing:
-		return false
 	}
 }
 

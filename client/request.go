@@ -26,9 +26,12 @@ type Event struct {
 func (e Event) Decode(v any) error { return json.Unmarshal(e.Raw, v) }
 
 // Events delivers every server push in arrival order. When the consumer falls
-// behind and the buffer is full, the reader waits (and so do replies behind
-// the push): nothing is dropped. The channel is closed when the connection
-// ends.
+// behind and the buffer is full, the pushes wait in a bounded backlog
+// (Options.MaxEventBacklog) and replies are still routed to their requests:
+// a reply can then be returned before the pushes that preceded it on the
+// wire are in Events (they follow, in order). Nothing is dropped: a backlog
+// over its bound ends the connection with ErrEventBacklog. The channel is
+// closed when the connection has ended and the backlog is handed over.
 func (c *Client) Events() <-chan Event { return c.events }
 
 // NextEvent waits for the next event whose Type is one of types (any type

@@ -103,23 +103,21 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 }
 
-// TestEventsOrderAndBackpressure pushes more events than the buffer holds:
-// none may be dropped or reordered, and the reply behind them still arrives.
+// TestEventsOrderAndBackpressure pushes more events than the buffer holds
+// while nobody reads Events: the reply behind them still arrives (a reader
+// that waited for room in Events held it back for good: a benchmark that
+// created groups without reading its pushes hung), and then every event
+// comes in order, none dropped.
 func TestEventsOrderAndBackpressure(t *testing.T) {
 	c := dial(t, newFakeServer(t), Options{EventBuffer: 8})
 	ctx := testCtx(t)
 	const n = 500
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Request(ctx, map[string]any{"type": "push", "event": "tick", "n": n})
-		done <- err
-	}()
-	// Let the reader fill the buffer and block before consuming.
-	waitFor(t, func() bool { return len(c.Events()) == cap(c.Events()) })
-	select {
-	case err := <-done:
-		t.Fatalf("reply overtook %d undelivered events (err %v)", n, err)
-	case <-time.After(20 * time.Millisecond):
+	if _, err := c.Request(ctx, map[string]any{"type": "push", "event": "tick", "n": n}); err != nil {
+		t.Fatal(err)
+	}
+	// A second request behind the first's pushes is answered too.
+	if _, err := c.Request(ctx, protocol.Request{Type: protocol.TypePing}); err != nil {
+		t.Fatal(err)
 	}
 	for i := range n {
 		ev, err := c.NextEvent(ctx, "tick")
@@ -131,8 +129,32 @@ func TestEventsOrderAndBackpressure(t *testing.T) {
 			t.Fatalf("event %d = %s", i, ev.Raw)
 		}
 	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
+}
+
+// TestEventBacklogBound: a consumer that never reads costs bounded memory;
+// over the bound the connection ends with ErrEventBacklog and the pending
+// request fails with it instead of hanging.
+func TestEventBacklogBound(t *testing.T) {
+	c := dial(t, newFakeServer(t), Options{EventBuffer: 4, MaxEventBacklog: 2000})
+	ctx := testCtx(t)
+	_, err := c.Request(ctx, map[string]any{"type": "push", "event": "tick", "n": 500})
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, ErrEventBacklog) {
+		t.Fatalf("Request = %v, want ErrClosed wrapping ErrEventBacklog", err)
+	}
+	if !errors.Is(c.Err(), ErrEventBacklog) {
+		t.Fatalf("Err() = %v, want ErrEventBacklog", c.Err())
+	}
+	// What was held is still delivered, in order, then Events closes.
+	got := 0
+	for ev := range c.Events() {
+		var e struct{ N int }
+		if err := ev.Decode(&e); err != nil || e.N != got {
+			t.Fatalf("event %d = %s", got, ev.Raw)
+		}
+		got++
+	}
+	if got < 4 {
+		t.Fatalf("%d events delivered before the end, want at least the buffer's 4", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -119,6 +120,19 @@ func repliesAndThreads(t *testing.T, store func(*app.Config)) {
 	_, err = request(t, bob, map[string]any{"type": "thread", "id": "t", "conv": g.Conv, "thread": rootAck.Seq, "after": 0, "before": 5})
 	wantCode(t, err, protocol.CodeBadRequest)
 
+	// Every thread page carries the root as it reads now, with its counts.
+	checkRoot := func(when string, page *protocol.MessagesFrame, thread []uint64) {
+		t.Helper()
+		r := page.Root
+		var body struct{ Text string }
+		if r != nil {
+			_ = json.Unmarshal(r.Body, &body)
+		}
+		if r == nil || r.Seq != rootAck.Seq || r.Sender != "alice" || r.Thread != 0 || r.Deleted || body.Text != "the  root\n message" ||
+			r.ThreadCount != uint64(len(thread)) || r.ThreadLastSeq != thread[len(thread)-1] {
+			t.Fatalf("%s: thread page root %+v, want seq %d with thread_count %d", when, r, rootAck.Seq, len(thread))
+		}
+	}
 	check := func(when string, thread []uint64) {
 		t.Helper()
 		for _, limit := range []int{1, 2, 50} {
@@ -132,6 +146,7 @@ func repliesAndThreads(t *testing.T, store func(*app.Config)) {
 				if page.Thread != rootAck.Seq || len(page.Messages) > limit {
 					t.Fatalf("%s: page thread %d, %d messages", when, page.Thread, len(page.Messages))
 				}
+				checkRoot(when, page, thread)
 				for _, m := range page.Messages {
 					fwd = append(fwd, m.Seq)
 				}
@@ -146,6 +161,7 @@ func repliesAndThreads(t *testing.T, store func(*app.Config)) {
 				if err != nil {
 					t.Fatalf("%s: %v", when, err)
 				}
+				checkRoot(when, page, thread)
 				var seqs []uint64
 				for _, m := range page.Messages {
 					seqs = append(seqs, m.Seq)

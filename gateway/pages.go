@@ -158,12 +158,22 @@ type messageReader func(ctx context.Context, conv string, from uint64, limit int
 // newest messages are kept for history, whose more then says older ones
 // exist, the oldest for sync.
 func (sess *session) messagesPage(ctx context.Context, req *protocol.Request, from uint64, keepNewest bool, read messageReader) (any, *protocol.Error) {
+	return sess.messagesPageRoot(ctx, req, nil, from, keepNewest, read)
+}
+
+// messagesPageRoot is messagesPage with the root of the thread a thread
+// request pages, which the frame carries ahead of the page.
+func (sess *session) messagesPageRoot(ctx context.Context, req *protocol.Request, root *protocol.Message, from uint64, keepNewest bool, read messageReader) (any, *protocol.Error) {
 	head := appendHead(make([]byte, 0, 64+len(req.ID)+len(req.Conv)), protocol.TypeMessages, req.ID)
 	head = append(head, `,"conv":`...)
 	head = protocol.AppendString(head, req.Conv)
 	if req.Type == protocol.TypeThread {
 		head = append(head, `,"thread":`...)
 		head = strconv.AppendUint(head, req.Thread, 10)
+		if root != nil {
+			head = append(head, `,"root":`...)
+			head = protocol.AppendMessage(head, root)
+		}
 	}
 	head = append(head, `,"messages":[`...)
 	const tailMax = len(`],"more":false}`)

@@ -95,13 +95,20 @@ func (sess *session) thread(ctx context.Context, req *protocol.Request) (any, *p
 	if root.Thread != 0 {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "thread %d is a reply in thread %d, not a root", req.Thread, root.Thread)
 	}
+	// The frame carries the root as it reads now (edits, a deletion and
+	// its thread counts applied), so a client that opens a thread from a
+	// link or a notification needs no second read.
+	r := *root
+	r.Type = "" // an item, as in pages
+	root = &r
+	sess.srv.withFiles(ctx, root)
 	msgs := sess.srv.msgs
 	if forward {
-		return sess.messagesPage(ctx, req, after, false, func(ctx context.Context, conv string, from uint64, limit int) ([]*protocol.Message, bool, error) {
+		return sess.messagesPageRoot(ctx, req, root, after, false, func(ctx context.Context, conv string, from uint64, limit int) ([]*protocol.Message, bool, error) {
 			return msgs.ThreadAfter(ctx, conv, req.Thread, from, limit)
 		})
 	}
-	return sess.messagesPage(ctx, req, before, true, func(ctx context.Context, conv string, from uint64, limit int) ([]*protocol.Message, bool, error) {
+	return sess.messagesPageRoot(ctx, req, root, before, true, func(ctx context.Context, conv string, from uint64, limit int) ([]*protocol.Message, bool, error) {
 		return msgs.ThreadBefore(ctx, conv, req.Thread, from, limit)
 	})
 }

@@ -305,7 +305,10 @@ type MessagesFrame struct {
 	ID   string `json:"id,omitempty"`
 	Conv string `json:"conv"`
 	// Thread is the root seq of the thread a thread reply pages.
-	Thread   uint64     `json:"thread,omitempty"`
+	Thread uint64 `json:"thread,omitempty"`
+	// Root is the thread's root as it reads now (edits, a deletion and
+	// its thread_count and thread_last_seq applied), in a thread reply.
+	Root     *Message   `json:"root,omitempty"`
 	Messages []*Message `json:"messages"`
 	More     bool       `json:"more"`
 }

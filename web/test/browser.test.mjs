@@ -483,6 +483,42 @@ test("mentions: @ autocomplete among the members, highlighted for the one mentio
   await pia.send((await pia.conversations())[0].conv, { text: "no mentions here" });
   await waitForText(p.page, "no mentions here");
   assert.equal(await p.page.$eval(`#messages .msg[data-sender="${other}"]`, (e) => e.classList.contains("mentions-me")), false);
+
+  // Pavel's notification control shows his mute level. He picks @mentions
+  // only, then off for an hour: the server holds each (his conversations
+  // reply says so) and his list marks the conversation. Unmuted from his
+  // other device, the app follows the pushed mute field.
+  const pavel = new NatterClient({ url: srv.wsURL, token: srv.token(member), WebSocket });
+  await pavel.connect();
+  const mine = async () => (await pavel.conversations())[0];
+  const until = async (pred) => {
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const c = await mine();
+      if (pred(c.mute)) return c;
+      assert.ok(Date.now() < end, `mute stayed ${c.mute}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  assert.equal(await p.page.inputValue("#mute-level"), "none");
+  assert.ok(await p.page.$eval("#mute-for", (e) => e.disabled));
+  assert.equal(await p.page.$$eval(".conv .muted-mark", (els) => els.length), 0);
+  await p.page.selectOption("#mute-level", "mentions");
+  await p.page.waitForSelector('#mute[data-level="mentions"]');
+  await until((m) => m === "mentions");
+  await p.page.waitForSelector('.conv .muted-mark[data-level="mentions"]');
+  await p.page.selectOption("#mute-level", "all");
+  await p.page.waitForSelector('#mute[data-level="all"]');
+  await until((m) => m === "all");
+  assert.ok(!(await p.page.$eval("#mute-for", (e) => e.disabled)));
+  await p.page.selectOption("#mute-for", "1");
+  await p.page.waitForSelector('#mute[data-level="all"]');
+  await until((m) => m === "all");
+  await pavel.mute((await mine()).conv, "none");
+  await p.page.waitForSelector('#mute[data-level="none"]');
+  assert.equal(await p.page.inputValue("#mute-level"), "none");
+  assert.equal(await p.page.$$eval(".conv .muted-mark", (els) => els.length), 0);
+  pavel.close();
   pia.close();
   await o.ctx.close();
   await p.ctx.close();

@@ -3,13 +3,14 @@
 // parts only: inputs are built once and keep their focus and text).
 
 import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
-import type { AddPolicy, Conversation, Message, OutboxEntry } from "../../client/src/index.js";
+import type { AddPolicy, Conversation, Message, MuteLevel, OutboxEntry } from "../../client/src/index.js";
 import { byActivity, mentionBadge, previewLine, startInbox } from "./inbox.js";
 import { attachButton, drawFiles, sendFile } from "./attach.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
 import { searchPanel } from "./search.js";
 import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
+import { muteControl, mutedMark } from "./mute.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 import { hasReceipts, loadReceipts, noteDelivered, noteRead, tick, tickLabel } from "./receipts.js";
 import { ttlControl, watchExpiry } from "./ttl.js";
@@ -203,6 +204,10 @@ function start(token: string): void {
     render();
   });
   client.on("conversation", ({ conversation, inbox }) => {
+    // Only my own inbox item (and the conversations reply) says my mute
+    // level; a change of the group pushed to every member keeps it.
+    const old = state.convs.get(conversation.conv);
+    if (!inbox && old?.c.mute && conversation.mute === undefined) conversation.mute = old.c.mute;
     const cs = upsert(conversation);
     // My inbox item changed elsewhere (a read on another device).
     if (inbox && !(state.open === conversation.conv && visible())) cs.unread = conversation.unread;
@@ -617,6 +622,7 @@ function draw(): void {
         dot(peer(cs.c)) ?? h("span", { class: "dot group" }),
         h("span", { class: "info" }, h("span", { class: "name" }, convTitle(cs.c)), previewLine(cs.c, state.me)),
         cs.c.state ? h("span", { class: `tag ${cs.c.state}` }, stateLabel(cs.c.state)) : null,
+        mutedMark(cs.c),
         mentionBadge(cs.c.conv),
         cs.unread > 0 ? h("span", { class: "badge" }, String(cs.unread)) : null,
       ),
@@ -659,6 +665,7 @@ function draw(): void {
     ...(other
       ? [h("button", { id: "block-toggle", class: "link block-toggle", type: "button", onclick: () => void toggleBlock(other) }, state.blocked.has(other) ? "Unblock" : "Block")]
       : []),
+    ...(cs.c.state !== "invited" ? [muteControl(cs.c, (level, until) => void setMute(cs, level, until))] : []),
     ...(cs.c.state !== "invited"
       ? [h("button", { id: "hide-conv", class: "link", type: "button", title: "Hide until a new message arrives", onclick: () => void hideConv(cs.c.conv) }, "Hide")]
       : []),
@@ -947,6 +954,18 @@ async function withdraw(conv: string, user: string): Promise<void> {
   } catch (err) {
     notify(`Could not withdraw: ${(err as Error).message}`);
   }
+}
+
+async function setMute(cs: ConvState, level: MuteLevel, until?: Date): Promise<void> {
+  try {
+    await client.mute(cs.c.conv, level, until);
+    // The server's answer is ok: the level shows what it now holds (a
+    // mute's end is not part of the conversation frame).
+    cs.c = { ...cs.c, mute: level === "none" ? undefined : level };
+  } catch (err) {
+    notify(`Could not change notifications: ${(err as Error).message}`);
+  }
+  render();
 }
 
 async function hideConv(conv: string): Promise<void> {

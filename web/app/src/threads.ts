@@ -18,7 +18,7 @@ export interface ThreadDeps {
 /** The message the composer replies to, if any. */
 let replying: { conv: string; seq: number; sender: string; snippet: string } | null = null;
 /** The thread shown in the side panel, if any. */
-let open: { conv: string; root: number; loaded: boolean; loading: boolean } | null = null;
+let open: { conv: string; root: number; loaded: boolean; loading: boolean; rootMsg?: Message } | null = null;
 
 /** The text a message shows, for a reply bar. */
 function snippetOf(m: Message): string {
@@ -133,6 +133,18 @@ async function openThread(conv: string, root: number, deps: ThreadDeps): Promise
     let after = 0;
     for (;;) {
       const page = await deps.client.threadAfter(conv, root, after, 100);
+      // The page carries the root: shown even when the timeline has not
+      // loaded it (a thread opened from far back), with its counts.
+      // The timeline's copy stays the one drawn when it has it (it follows
+      // edits and live replies); counts newer than it are taken.
+      if (page.root && open?.root === root && open.conv === conv) {
+        open.rootMsg = page.root;
+        const held = msgs?.get(root);
+        if (held && (page.root.thread_last_seq ?? 0) > (held.thread_last_seq ?? 0)) {
+          held.thread_count = page.root.thread_count;
+          held.thread_last_seq = page.root.thread_last_seq;
+        }
+      }
       for (const m of page.messages) msgs?.set(m.seq, msgs.get(m.seq) ?? m);
       if (!page.more || page.messages.length === 0) break;
       after = page.messages[page.messages.length - 1].seq;
@@ -182,7 +194,8 @@ export function drawThreadPanel(conv: string | undefined, deps: ThreadDeps, rend
   $("#shell")?.classList.toggle("has-thread", !!t);
   if (!t) return;
   const msgs = deps.messages(t.conv);
-  const root = msgs?.get(t.root);
+  // The root from the timeline, else as the thread page carried it.
+  const root = msgs?.get(t.root) ?? t.rootMsg;
   const replies = [...(msgs?.values() ?? [])].filter((m) => m.thread === t.root && !m.kind).sort((a, b) => a.seq - b.seq);
   $("#thread-messages").replaceChildren(
     ...(root ? [render(root)] : []),

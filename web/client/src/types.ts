@@ -189,6 +189,11 @@ export interface MessagesPage {
   conv: string;
   /** Set on the answer to `thread`: the root seq of the thread paged. */
   thread?: number;
+  /**
+   * Set on the answer to `thread`: the thread's root as it reads now (edits,
+   * a deletion, thread_count and thread_last_seq applied).
+   */
+  root?: Message;
   messages: Message[];
   more: boolean;
 }

@@ -398,6 +398,14 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     const oldest = await cb.threadAfter(conv, root.seq, 0, 10);
     assert.deepEqual(oldest.messages.map((m) => m.body.text), ["t0", "t1", "t2"]);
     assert.equal(oldest.more, false);
+    // Both directions carry the root as it reads now, with its counts.
+    for (const p of [newest, oldest]) {
+      assert.equal(p.root.seq, root.seq);
+      assert.equal(p.root.sender, a);
+      assert.deepEqual(p.root.body, { text: "the   root" });
+      assert.equal(p.root.thread_count, 3);
+      assert.equal(p.root.thread_last_seq, inThread[2]);
+    }
     const page = await cb.history(conv, 0, 50);
     const r = page.messages.find((m) => m.seq === root.seq);
     assert.equal(r.thread_count, 3);
