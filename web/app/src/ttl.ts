@@ -71,14 +71,15 @@ export function ttlControl(c: Conversation, client: NatterClient, notify: (text:
     "select",
     {
       id: "chat-ttl-select",
-      title: "Disappearing messages",
+      class: "ttl",
+      title: "Disappearing messages: new messages disappear after this",
       onchange: (ev: Event) => {
         const v = Number((ev.target as HTMLSelectElement).value);
         client.setTTL(c.conv, v).catch((e: Error) => notify(`Could not change disappearing messages: ${e.message}`));
       },
     },
     ...values.map((v) => {
-      const o = h("option", { value: String(v) }, v ? `disappear after ${describeTTL(v)}` : "messages stay");
+      const o = h("option", { value: String(v) }, v ? `⏱ ${describeTTL(v)}` : "⏱ off");
       o.selected = v === ttl;
       return o;
     }),
