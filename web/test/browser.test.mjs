@@ -758,9 +758,10 @@ test("a disappearing message vanishes from the open conversation on time", { tim
 
   // Either member of a direct conversation sets it: yan from the chat head.
   await p.page.selectOption("#chat-ttl-select", "3600");
-  await p.page.waitForFunction(() => document.querySelector("#chat-ttl")?.textContent === "disappearing: 1 hour");
+  await p.page.waitForFunction(() => (document.querySelector("#chat-ttl-select")?.value ?? "") === "3600");
+  assert.equal((await zoe.conversations()).find((c) => c.conv === conv).ttl, 3600);
   await zoe.setTTL(conv, 6);
-  await p.page.waitForFunction(() => document.querySelector("#chat-ttl")?.textContent === "disappearing: 6 seconds");
+  await p.page.waitForFunction(() => (document.querySelector("#chat-ttl-select")?.value ?? "") === "6");
   await p.page.waitForFunction(() => [...document.querySelectorAll("#messages .event")].some((e) => /turned on disappearing messages \(6 seconds\)/.test(e.textContent)));
 
   const ack = await zoe.send(conv, { text: "this vanishes" });

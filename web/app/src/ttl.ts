@@ -57,14 +57,16 @@ function mayChange(c: Conversation): boolean {
 }
 
 /**
- * The chat head's part: a tag "disappearing: 1 day" when set, and for
- * those who may change it a select of the allowed values.
+ * The chat head's part: for those who may change the ttl a select of the
+ * allowed values showing it, for the others a tag "disappearing: 1 day"
+ * when set.
  */
 export function ttlControl(c: Conversation, client: NatterClient, notify: (text: string) => void): HTMLElement[] {
   const ttl = c.ttl ?? 0;
+  if (!mayChange(c)) {
+    return ttl ? [h("span", { id: "chat-ttl", class: "tag", title: "Messages sent now disappear after this" }, `disappearing: ${describeTTL(ttl)}`)] : [];
+  }
   const out: HTMLElement[] = [];
-  if (ttl) out.push(h("span", { id: "chat-ttl", class: "tag", title: "Messages sent now disappear after this" }, `disappearing: ${describeTTL(ttl)}`));
-  if (!mayChange(c)) return out;
   const values = [0, ...TTLS];
   if (!values.includes(ttl)) values.push(ttl); // a server's test value
   const select = h(
@@ -79,7 +81,7 @@ export function ttlControl(c: Conversation, client: NatterClient, notify: (text:
       },
     },
     ...values.map((v) => {
-      const o = h("option", { value: String(v) }, v ? `⏱ ${describeTTL(v)}` : "⏱ off");
+      const o = h("option", { value: String(v) }, v ? describeTTL(v) : "no expiry");
       o.selected = v === ttl;
       return o;
     }),
