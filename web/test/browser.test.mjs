@@ -788,3 +788,42 @@ test("a disappearing message vanishes from the open conversation on time", { tim
   zoe.close();
   await p.ctx.close();
 });
+
+test("account settings: export downloads my archive; delete asks to type my id, then erases", { timeout: 90_000 }, async () => {
+  const [u, o] = ["acct", "acco"];
+  const { NatterClient, NatterError } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
+  await co.connect();
+  const conv = (await co.create("group", [u], "acct group")).conv;
+  const a = await signIn(u, { width: 1000, height: 700 });
+  await a.page.waitForSelector(`#convs [data-conv="${conv}"]`);
+  await a.page.click(`#convs [data-conv="${conv}"]`);
+  await a.page.fill("#composer-input", "mine to export");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(a.page, "mine to export");
+
+  await a.page.click("#export-data");
+  await a.page.waitForSelector("#export-link:not(.hidden)");
+  const href = await a.page.$eval("#export-link", (el) => el.href);
+  const archive = await a.page.evaluate(async (u) => (await fetch(u)).text(), href);
+  const lines = archive.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.type), ["export", "conversation", "message", "end"]);
+  assert.equal(lines[2].message.body.text, "mine to export");
+
+  // The delete button stays disabled until the id is typed.
+  await a.page.click("#delete-account");
+  assert.equal(await a.page.$eval("#delete-account-confirm", (b) => b.disabled), true);
+  await a.page.fill("#delete-confirm", "someone");
+  assert.equal(await a.page.$eval("#delete-account-confirm", (b) => b.disabled), true);
+  const left = new Promise((resolve) => co.on("member", (m) => m.user === u && m.action === "removed" && resolve()));
+  await a.page.fill("#delete-confirm", u);
+  await a.page.click("#delete-account-confirm");
+  await a.page.waitForFunction(() => document.querySelector("#account-status")?.textContent === "Your account was deleted.");
+  await a.page.screenshot({ path: join(artifacts, "account-deleted.png") });
+  await left;
+  const again = new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket });
+  await assert.rejects(again.connect(), (e) => e instanceof NatterError && e.code === "unauthorized");
+  co.close();
+  await a.ctx.close();
+});

@@ -9,6 +9,7 @@ import { attachButton, drawFiles, sendFile } from "./attach.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
 import { searchPanel } from "./search.js";
+import { accountPanel } from "./account.js";
 import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
 import { muteControl, mutedMark } from "./mute.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
@@ -553,6 +554,16 @@ function buildShell(): void {
             h("option", { value: "nobody" }, "Nobody (ask me)"),
           ),
         ),
+        accountPanel({
+          me: state.me,
+          exportData: () => client.exportData(),
+          fileURL: (url) => client.fileURL(url),
+          deleteAccount: () => client.deleteAccount(),
+          deleted: () => {
+            forgetToken();
+            setTimeout(() => location.reload(), 1500);
+          },
+        }),
       ),
       h(
         "main",

@@ -36,6 +36,7 @@ import { dataSize, putUpload, resolveFileURL, type UploadData } from "./attach.j
 import type { MuteLevel } from "./mentions.js";
 import type { BannedFrame, GroupUpdate } from "./group.js";
 import { dropExpired, isExpired } from "./ttl.js";
+import { ACCOUNT_ERASED, type AccountDeleted, type ExportReady } from "./account.js";
 
 /** The part of the WebSocket API the client uses (browsers' and the `ws` package's both fit). */
 export interface WebSocketLike {
@@ -502,7 +503,7 @@ export class NatterClient {
     this.failPending(new NatterError("disconnected", `connection closed (${code}${reason ? " " + reason : ""})`), false);
     for (const o of this.outgoing.values()) o.inFlight = false;
     if (this._state === "closed") return;
-    if ((code === 4001 || code === 4003) && !this.tokenSource()) {
+    if (((code === 4001 || code === 4003) && !this.tokenSource()) || (code === 4001 && reason === ACCOUNT_ERASED)) {
       // The same token would be refused again: stop instead of looping.
       const err = new NatterError("unauthorized", reason || "token refused");
       this.setState("closed");
@@ -1051,6 +1052,30 @@ export class NatterClient {
     if (opts.cursor) frame.cursor = opts.cursor;
     if (opts.limit) frame.limit = opts.limit;
     return this.request<SearchResults>(frame);
+  }
+
+  /**
+   * Erases the user's account (delete_account, naming the user as the
+   * confirmation): removes them from every conversation and makes every
+   * message they sent a tombstone. It cannot be undone. Resolves once the
+   * erasure is recorded; the server then closes the connection (4001
+   * "account erased") and this client closes for good.
+   */
+  async deleteAccount(): Promise<AccountDeleted> {
+    const user = this.user;
+    if (!user) throw new NatterError("disconnected", "not connected");
+    const res = await this.request<AccountDeleted>({ type: "delete_account", user });
+    this.close();
+    return res;
+  }
+
+  /**
+   * Asks for the user's archive (export): their conversations, their own
+   * messages and their attachments' URLs, as NDJSON behind a short-lived
+   * signed URL (resolve it with fileURL; parseExport reads the text).
+   */
+  async exportData(): Promise<ExportReady> {
+    return this.request<ExportReady>({ type: "export" });
   }
 
   /** Presence of users the user shares a conversation with. */

@@ -6,3 +6,4 @@ export * from "./attach.js";
 export * from "./mentions.js";
 export * from "./group.js";
 export * from "./ttl.js";
+export * from "./account.js";

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { NatterClient, NatterError, applyThreadReply, backoffDelay, describeGroupEvent, describeTTL, dropExpired, groupEvent, isExpired, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
+import { ACCOUNT_ERASED, NatterClient, NatterError, parseExport, applyThreadReply, backoffDelay, describeGroupEvent, describeTTL, dropExpired, groupEvent, isExpired, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -700,6 +700,37 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.deepEqual(sends.map((f) => f.body.text), ["fresh"]);
     assert.deepEqual(saved, []);
     ca2.close();
+  });
+
+  test("account: exportData gives an archive of the user's own data; deleteAccount erases and closes for good", async () => {
+    const [ua, ub] = [uid("acc-a"), uid("acc-b")];
+    const a = client(ua);
+    const b = client(ub);
+    await Promise.all([a.connect(), b.connect()]);
+    const conv = await a.create("group", [ub], "export me");
+    const id = await a.uploadFile(new TextEncoder().encode("a's file"), "text/plain", "f.txt");
+    const mine = await a.send(conv.conv, { text: "a's words", attachments: [id] });
+    await b.send(conv.conv, { text: "b's words" });
+    const ready = await a.exportData();
+    assert.equal(ready.type, "export_ready");
+    assert.equal(ready.conversations, 1);
+    assert.equal(ready.messages, 1);
+    const resp = await fetch(a.fileURL(ready.file.url));
+    assert.equal(resp.status, 200);
+    const lines = parseExport(await resp.text());
+    assert.deepEqual(lines.map((l) => l.type), ["export", "conversation", "message", "end"]);
+    assert.equal(lines[2].message.seq, mine.seq);
+    assert.equal(lines[2].message.sender, ua);
+    assert.equal((await fetch(a.fileURL(lines[2].message.files[0].url))).status, 200);
+    // Deleting: b sees a leave; a is closed and its token refused.
+    const left = next(b, "member", (m) => m.user === ua && m.action === "removed");
+    const res = await a.deleteAccount();
+    assert.equal(res.user, ua);
+    assert.equal(a.state, "closed");
+    await left;
+    const again = client(ua);
+    await assert.rejects(again.connect(), (e) => e instanceof NatterError && e.code === "unauthorized" && e.message.includes(ACCOUNT_ERASED));
+    b.close();
   });
 
   test("attachments: uploadFile PUTs the bytes, members get file URLs, others are refused", async () => {
