@@ -62,7 +62,8 @@ var viewBetweenReads func()
 // event, then the document, in that order (see above). A conversation
 // that does not exist is a view with Member false.
 func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, error) {
-	if _, err := s.chat(ctx); err != nil {
+	st, err := s.chat(ctx, conv)
+	if err != nil {
 		return MemberView{}, err
 	}
 	s.mu.Lock()
@@ -71,7 +72,7 @@ func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, e
 	// but the next change lands here and moves this subject's last seq.
 	subj := s.layout.StoredMember(conv)
 	s.mu.Unlock()
-	seq, _, err := s.leaderGet(ctx, schema.StreamChat, subj)
+	seq, _, err := s.leaderGet(ctx, st.CachedInfo().Config.Name, subj)
 	if err != nil {
 		return MemberView{}, fmt.Errorf("last membership event of %s: %w", conv, err)
 	}
