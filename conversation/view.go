@@ -49,8 +49,9 @@ type MemberView struct {
 	// Muted: a member who may not send, the group being read-only
 	// (group.go). Changing that stores an event like membership does.
 	Muted bool
-	// TTL is the conversation's disappearing-messages setting in
-	// seconds (ttl.go); changing it stores an event too.
+	// TTL is the ttl in seconds messages sent now get: the shorter of
+	// the conversation's ttl and retention (ttl.go); changing either
+	// stores an event too.
 	TTL int64
 }
 
@@ -97,7 +98,7 @@ func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, e
 	}
 	v.Member, v.Pending = d.IsMember(uid), d.IsPending(uid)
 	v.Muted = v.Member && !d.MayPost(uid)
-	v.TTL = d.TTL
+	v.TTL = d.MessageTTL()
 	return v, nil
 }
 

@@ -35,6 +35,7 @@ import type {
 import { dataSize, putUpload, resolveFileURL, type UploadData } from "./attach.js";
 import type { MuteLevel } from "./mentions.js";
 import type { BannedFrame, GroupUpdate } from "./group.js";
+import { dropExpired, isExpired } from "./ttl.js";
 import { ACCOUNT_ERASED, type AccountDeleted, type ExportReady } from "./account.js";
 
 /** The part of the WebSocket API the client uses (browsers' and the `ws` package's both fit). */
@@ -574,7 +575,8 @@ export class NatterClient {
       case "message": {
         const gap = this.noteItem(frame);
         this.reconcile(frame);
-        this.emit("message", { ...frame, source: "push" });
+        // Expired on the way (ttl.ts): held, for prev, but not shown.
+        if (!isExpired(frame)) this.emit("message", { ...frame, source: "push" });
         // A push whose prev is not held: one was lost. Fetch it now.
         if (gap) this.fillGap(frame.conv);
         break;
@@ -685,7 +687,7 @@ export class NatterClient {
         if (this.holds(m)) continue;
         this.noteItem(m);
         this.reconcile(m);
-        this.emit("message", { ...m, source: "sync" });
+        if (!isExpired(m)) this.emit("message", { ...m, source: "sync" });
       }
       const n = page.messages.length;
       if (n > 0) this.noteHeld(conv, page.messages[n - 1].seq);
@@ -984,14 +986,14 @@ export class NatterClient {
   async sync(conv: string, after = 0, limit?: number): Promise<MessagesPage> {
     const page = await this.request<MessagesPage>({ type: "sync", conv, after, limit });
     for (const m of page.messages) this.noteItem(m);
-    return page;
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   /** The newest `limit` messages with seq < before (0: from the newest), ascending. */
   async history(conv: string, before = 0, limit?: number): Promise<MessagesPage> {
     const page = await this.request<MessagesPage>({ type: "history", conv, before, limit });
     for (const m of page.messages) this.noteItem(m);
-    return page;
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   /** Tells the other members that the user is typing. Best effort: never rejects. */
@@ -1172,6 +1174,15 @@ export class NatterClient {
     return (await this.request<{ conversation: Conversation }>({ type: "update", conv, ...u })).conversation;
   }
 
+  /**
+   * Sets the conversation's disappearing-messages ttl in seconds (0: off;
+   * see TTLS): a group's owner and admins, either member of a direct
+   * conversation. Resolves with the conversation as the user now sees it.
+   */
+  async setTTL(conv: string, seconds: number): Promise<Conversation> {
+    return this.update(conv, { ttl: seconds });
+  }
+
   /** Makes a member an admin or a plain member again (owner only). */
   async setRole(conv: string, user: string, role: "admin" | "member"): Promise<void> {
     await this.request({ type: "set_role", conv, user, role });
@@ -1214,12 +1225,14 @@ export class NatterClient {
 
   /** The oldest `limit` replies of the thread under root with seq > after, ascending. */
   async threadAfter(conv: string, root: number, after = 0, limit?: number): Promise<MessagesPage> {
-    return this.request<MessagesPage>({ type: "thread", conv, thread: root, after, limit });
+    const page = await this.request<MessagesPage>({ type: "thread", conv, thread: root, after, limit });
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   /** The newest `limit` replies of the thread under root with seq < before (0: from the newest), ascending. */
   async threadBefore(conv: string, root: number, before = 0, limit?: number): Promise<MessagesPage> {
-    return this.request<MessagesPage>({ type: "thread", conv, thread: root, before, limit });
+    const page = await this.request<MessagesPage>({ type: "thread", conv, thread: root, before, limit });
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   private flushOutbox(): void {

@@ -2,13 +2,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { ACCOUNT_ERASED, NatterClient, NatterError, parseExport, applyThreadReply, backoffDelay, describeGroupEvent, groupEvent, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
+import { ACCOUNT_ERASED, NatterClient, NatterError, parseExport, applyThreadReply, backoffDelay, describeGroupEvent, describeTTL, dropExpired, groupEvent, isExpired, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
 before(async () => {
   // A short heartbeat: connections survive only if the client pings.
-  srv = await startNatter(["--heartbeat", "2s", "--delivered-delay", "200ms"]);
+  srv = await startNatter(["--heartbeat", "2s", "--delivered-delay", "200ms", "--test-ttl", "4s"]);
 });
 const clients = [];
 after(async () => {
@@ -949,5 +949,50 @@ describe("mentions", { timeout: 60_000 }, () => {
     assert.deepEqual(mentionSpans("hey @bob, @carol and @zed", ["bob"]), [{ text: "hey " }, { text: "@bob", mention: "bob" }, { text: ", @carol and @zed" }]);
     assert.deepEqual(mentionSpans("@all go", [MENTION_ALL]), [{ text: "@all", mention: MENTION_ALL }, { text: " go" }]);
     assert.deepEqual(mentionSpans("plain", undefined), [{ text: "plain" }]);
+  });
+});
+
+describe("disappearing messages", { timeout: 60_000 }, () => {
+  test("a ttl set on a group stamps messages with expires_at; once expired the client shows them nowhere", async () => {
+    const [a, b] = [uid("ta"), uid("tb")];
+    const ca = client(a);
+    const cb = client(b);
+    await ca.connect();
+    await cb.connect();
+    const g = await ca.create("group", [b], "Vanishing");
+    await assert.rejects(ca.setTTL(g.conv, 5), (e) => e instanceof NatterError && e.code === "bad_request");
+    await assert.rejects(cb.setTTL(g.conv, 4), (e) => e instanceof NatterError && e.code === "forbidden");
+    const keep = await ca.send(g.conv, { text: "before" });
+    assert.equal(keep.expires_at, undefined);
+    const item = next(cb, "message", (m) => m.conv === g.conv && m.kind === "event");
+    const c = await ca.setTTL(g.conv, 4);
+    assert.equal(c.ttl, 4);
+    const ev = groupEvent(await item);
+    assert.equal(describeGroupEvent(ev), `${a} turned on disappearing messages (${describeTTL(4)})`);
+    const ack = await ca.send(g.conv, { text: "vanishing" });
+    assert.ok(ack.expires_at, "the ack carries expires_at");
+    assert.equal(Date.parse(ack.expires_at) - Date.parse(ack.ts), 4000);
+    await ca.setTTL(g.conv, 0);
+    const after = await ca.send(g.conv, { text: "after" });
+    assert.equal(after.expires_at, undefined);
+    // Past expires_at: pages leave it out, chained over it.
+    await until(() => isExpired(ack), 30_000);
+    const page = await cb.sync(g.conv, 0, 100);
+    assert.ok(!page.messages.some((m) => m.seq === ack.seq), "sync returns the expired message");
+    const texts = page.messages.filter((m) => !m.kind).map((m) => m.body.text);
+    assert.deepEqual(texts, ["before", "after"]);
+    const hist = await cb.history(g.conv, 0, 100);
+    assert.ok(!hist.messages.some((m) => m.seq === ack.seq), "history returns the expired message");
+  });
+
+  test("isExpired and dropExpired", () => {
+    const now = Date.parse("2026-12-03T10:00:00Z");
+    const items = [{ seq: 1 }, { seq: 2, expires_at: "2026-12-03T09:59:59Z" }, { seq: 3, expires_at: "2026-12-03T10:00:01Z" }];
+    assert.deepEqual(dropExpired(items, now).map((m) => m.seq), [1, 3]);
+    assert.equal(isExpired({ expires_at: "2026-12-03T10:00:00Z" }, now), true);
+    assert.equal(isExpired({}, now), false);
+    assert.equal(describeTTL(86400), "1 day");
+    assert.equal(describeGroupEvent({ event: "retention_changed", by: "carol", retention_days: 30 }), "carol keeps messages 30 days");
+    assert.equal(describeGroupEvent({ event: "ttl_changed", by: "carol", ttl: 0 }), "carol turned off disappearing messages");
   });
 });
