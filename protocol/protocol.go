@@ -360,7 +360,8 @@ type Quote struct {
 	Sender  string `json:"sender"`
 	Kind    string `json:"kind,omitempty"`
 	Snippet string `json:"snippet"`
-	// Deleted says the quoted message was deleted since (pages only).
+	// Deleted says the quoted message is deleted: it was when the reply
+	// was sent, or (pages, resolved when read) was deleted since.
 	Deleted bool `json:"deleted,omitempty"`
 }
 

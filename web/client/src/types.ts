@@ -82,7 +82,7 @@ export interface Quote {
   kind?: string;
   /** The quoted text, white space folded, at most 140 characters; "" when deleted. */
   snippet: string;
-  /** The quoted message was deleted when the reply was sent. */
+  /** The quoted message is deleted: when the reply was sent, or (in pages) since. */
   deleted?: true;
 }
 
