@@ -93,7 +93,19 @@ func (a *App) startIndexer(ctx context.Context, _ *http.ServeMux) (*part, error)
 	if icfg.Logger == nil {
 		icfg.Logger = a.log
 	}
+	if s := a.cfg.Search; s.Index == nil && s.OpenSearch == nil {
+		// An embedded index: one indexer per cluster, or two processes
+		// would each hold part of the messages.
+		icfg.SingleIndexer = search.IndexName(s.Dir)
+	}
 	ix := search.NewIndexer(icfg, js, idx)
+	if err := ix.Claim(ctx); err != nil {
+		_ = api.Stop()
+		if closeIdx != nil {
+			_ = closeIdx()
+		}
+		return nil, err
+	}
 	a.indexer = ix
 	return &part{name: "indexer", run: ix.Run, close: func() error {
 		err := api.Stop()

@@ -161,20 +161,48 @@ func fetchUpTo(ctx context.Context, cons jetstream.Consumer, batch int, last uin
 // is unknown, so a rebuild cannot go on past it.
 var errUnplaced = errors.New("a message without stream metadata")
 
-// decodeStored turns a CHAT message into a row as the writer would; nil
-// for one the writer does not store.
-func decodeStored(m jetstream.Msg) *protocol.Message {
+// ErrUnplaced and ErrNoConversation are why DecodeStored returns no row,
+// besides a bad envelope's own error.
+var (
+	// ErrUnplaced: a message without JetStream metadata.
+	ErrUnplaced = errors.New("history: a message without stream metadata")
+	// ErrNoConversation: its subject names no valid conversation id.
+	ErrNoConversation = errors.New("history: subject holds no valid conversation id")
+)
+
+// DecodeStored turns a CHAT message into the row the history store keeps
+// (and the search index indexes): its conversation from the subject, its
+// seq and time from the metadata, the rest from the envelope. It fails
+// with ErrUnplaced, ErrNoConversation, or the envelope's decoding error
+// for a message the writer does not store.
+func DecodeStored(m jetstream.Msg) (*protocol.Message, error) {
 	meta, err := m.Metadata()
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("%w: %w", ErrUnplaced, err)
 	}
 	conv := schema.ConvFromSubject(m.Subject())
 	if !protocol.ValidID(conv) {
-		return nil
+		return nil, ErrNoConversation
 	}
 	env, err := protocol.DecodeEnvelope(m.Data())
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
+	return env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp)), nil
+}
+
+// Seq is a CHAT message's stream seq, 0 without metadata.
+func Seq(m jetstream.Msg) uint64 {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return meta.Sequence.Stream
+}
+
+// decodeStored is DecodeStored's row, nil for one the writer does not
+// store.
+func decodeStored(m jetstream.Msg) *protocol.Message {
+	row, _ := DecodeStored(m)
+	return row
 }

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/natter-chat/natter/nats/lease"
+	"github.com/natter-chat/natter/nats/pinned"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/tracing"
@@ -60,7 +62,7 @@ type Writer struct {
 	cfg   WriterConfig
 	js    jetstream.JetStream
 	store Store
-	lease *lease // held between Claim and the end of Run
+	lease *lease.Lease // held between Claim and the end of Run
 }
 
 // NewWriter returns a writer; Run starts it.
@@ -91,7 +93,11 @@ func (w *Writer) Claim(ctx context.Context) error {
 	if w.cfg.SingleWriter == "" || w.lease != nil {
 		return nil
 	}
-	l, err := claimLease(ctx, w.js, w.cfg.SingleWriter, w.cfg.LeaseTTL, w.cfg.Logger)
+	l, err := lease.Claim(ctx, w.js, lease.Config{Key: schema.LeaseHistoryWriter, Owner: w.cfg.SingleWriter,
+		TTL: w.cfg.LeaseTTL, What: "history writer", Logger: w.cfg.Logger})
+	if errors.Is(err, lease.ErrHeld) {
+		return fmt.Errorf("%w: one embedded history store per cluster (use --cql for several writers): %w", ErrWriterRunning, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -115,117 +121,28 @@ func (w *Writer) Run(ctx context.Context) error {
 		return w.write(ctx)
 	}
 	defer func() { w.lease = nil }()
-	for {
-		err := w.writeHeld(ctx, w.lease)
-		if !errors.Is(err, errLeaseLapsed) || ctx.Err() != nil {
-			return err
-		}
-		if err := w.retake(ctx); err != nil || ctx.Err() != nil {
-			return err
-		}
-	}
-}
-
-// writeHeld writes while holding l, and stops when l is lost.
-func (w *Writer) writeHeld(ctx context.Context, l *lease) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	held := make(chan error, 1)
-	go func() {
-		err := l.hold(ctx)
-		if errors.Is(err, errLeaseLapsed) {
-			w.cfg.Logger.Error("history writer pauses: its lease lapsed; it appends again once it has it back", "err", err)
-			cancel()
-		} else if err != nil {
-			w.cfg.Logger.Error("history writer stops: lease lost", "err", err)
-			cancel()
-		}
-		held <- err
-	}()
-	err := w.write(ctx)
-	cancel()
-	if lerr := <-held; err == nil {
-		err = lerr
+	err := lease.Run(ctx, w.lease, w.write)
+	if errors.Is(err, lease.ErrLost) {
+		return fmt.Errorf("%w: %w", ErrLeaseLost, err)
 	}
 	return err
 }
 
-// retake takes the lapsed lease back, trying every third of its TTL until
-// ctx ends (nil) or another writer holds it (ErrLeaseLost).
-func (w *Writer) retake(ctx context.Context) error {
-	for attempt := 1; ; attempt++ {
-		err := w.lease.retake(ctx)
-		if err == nil {
-			w.cfg.Logger.Warn("history writer has its lease back; appending again", "attempts", attempt)
-			return nil
-		}
-		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			w.cfg.Logger.Error("history writer stops: lease lost", "err", err)
-			return err
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			w.cfg.Logger.Warn("history writer cannot take its lease back yet; retrying", "attempt", attempt, "err", err)
-		}
-		if !sleep(ctx, w.cfg.LeaseTTL/3) {
-			return nil
-		}
-	}
-}
-
-// write is the consuming loop.
+// write is the consuming loop: a batch is acked once the store has it; a
+// batch whose append ended with ctx goes back at once (a stop, or a
+// lapsed lease) to whichever writer pulls next.
 func (w *Writer) write(ctx context.Context) error {
-	cons, err := w.js.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory)
-	if err != nil {
-		return fmt.Errorf("history consumer: %w", err)
-	}
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(w.cfg.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(schema.PriorityGroupHistory))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			w.cfg.Logger.Warn("history fetch failed", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		var msgs []*protocol.Message
-		var got []jetstream.Msg
-		for m := range batch.Messages() {
-			got = append(got, m)
-			if pm := w.toMessage(m); pm != nil {
-				msgs = append(msgs, pm)
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			w.cfg.Logger.Debug("history fetch ended early", "err", err)
-		}
-		if len(got) == 0 {
-			continue
-		}
-		if err := w.appendBatch(ctx, msgs, got); errors.Is(err, ErrConflict) {
-			return err
-		} else if err != nil {
-			// ctx ended before the store had the batch (a stop, or a
-			// lapsed lease): it goes back now, not after AckWait, to
-			// whichever writer pulls next.
+	return pinned.RunBatches(ctx, w.js, pinned.BatchConfig{Stream: schema.StreamChat, Consumer: schema.ConsumerHistory,
+		Group: schema.PriorityGroupHistory, Batch: w.cfg.Batch, Logger: w.cfg.Logger},
+		func(ctx context.Context, got []jetstream.Msg) error {
+			msgs := make([]*protocol.Message, 0, len(got))
 			for _, m := range got {
-				_ = m.Nak()
+				if pm := w.toMessage(m); pm != nil {
+					msgs = append(msgs, pm)
+				}
 			}
-			return nil
-		}
-		for _, m := range got[:len(got)-1] {
-			_ = m.Ack()
-		}
-		// The last ack waits for the server, so the next fetch cannot
-		// overtake the acks of this batch.
-		if err := got[len(got)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
-			w.cfg.Logger.Warn("history ack failed; the batch will be appended again", "err", err)
-		}
-	}
-	return nil
+			return w.appendBatch(ctx, msgs, got)
+		})
 }
 
 // appendBatch is append, inside a SpanAppend span when tracing is on: a
@@ -295,26 +212,24 @@ func (w *Writer) append(ctx context.Context, msgs []*protocol.Message, got []jet
 // envelope, which goes to the DEAD stream instead (internal services may
 // publish anything to chat.msg.*).
 func (w *Writer) toMessage(m jetstream.Msg) *protocol.Message {
-	meta, err := m.Metadata()
-	if err != nil {
+	msg, err := DecodeStored(m)
+	switch {
+	case errors.Is(err, ErrUnplaced):
+		return nil
+	case errors.Is(err, ErrNoConversation):
+		seq := Seq(m)
+		_ = w.js.Conn().PublishMsg(schema.DeadLetter("", seq, m.Subject(), "subject holds no valid conversation id", m.Data()))
+		return nil
+	case err != nil:
+		conv, seq := schema.ConvFromSubject(m.Subject()), Seq(m)
+		w.cfg.Logger.Warn("history skips a bad envelope", "conv", conv, "seq", seq, "err", err)
+		_ = w.js.Conn().PublishMsg(schema.DeadLetter(conv, seq, m.Subject(), err.Error(), m.Data()))
 		return nil
 	}
-	conv := schema.ConvFromSubject(m.Subject())
-	if !protocol.ValidID(conv) {
-		_ = w.js.Conn().PublishMsg(schema.DeadLetter("", meta.Sequence.Stream, m.Subject(), "subject holds no valid conversation id", m.Data()))
-		return nil
-	}
-	env, err := protocol.DecodeEnvelope(m.Data())
-	if err != nil {
-		w.cfg.Logger.Warn("history skips a bad envelope", "conv", conv, "seq", meta.Sequence.Stream, "err", err)
-		_ = w.js.Conn().PublishMsg(schema.DeadLetter(conv, meta.Sequence.Stream, m.Subject(), err.Error(), m.Data()))
-		return nil
-	}
-	pm := env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
-	if pm.ExpiresAt != "" && pm.Expired(time.Now()) {
+	if msg.ExpiresAt != "" && msg.Expired(time.Now()) {
 		return nil // gone already (expiry.go): no store keeps it
 	}
-	return pm
+	return msg
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -12,7 +12,7 @@ type RetentionSample struct {
 	// HistoryLag is the age of the oldest message the history store lacks.
 	HistoryLag time.Duration
 	// Held is how many stream seqs older than the hot window the stream
-	// keeps because the history store lacks them.
+	// keeps because the history store or the search index lacks them.
 	Held uint64
 	// Purged counts the seqs the trimmer removed since it started.
 	Purged uint64
@@ -41,7 +41,7 @@ func NewRetention(read func() RetentionSample) *Retention {
 	}
 	return &Retention{read: read,
 		lag:      d("history_lag_seconds", "Age of the oldest message in CHAT that the history store does not have yet; 0 when it has everything."),
-		held:     d("retention_held_messages", "Messages older than the hot window that CHAT keeps because the history store lacks them."),
+		held:     d("retention_held_messages", "Messages older than the hot window that CHAT keeps because the history store or the search index lacks them."),
 		purged:   d("retention_purged_total", "Messages the retention trimmer removed from CHAT (the history store had them and they were older than the hot window)."),
 		errors:   d("retention_errors_total", "Retention passes that failed (CHAT is not trimmed while they fail)."),
 		lastPass: d("retention_last_success_timestamp_seconds", "When a retention pass last succeeded (Unix time); 0 before the first."),

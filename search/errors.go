@@ -10,4 +10,8 @@ var (
 	// ErrBadQuery says a query is not one the API takes (too long, no
 	// valid conversation).
 	ErrBadQuery = errors.New("search: bad query")
+	// ErrIndexerRunning is returned by Indexer.Claim and Indexer.Run when
+	// another indexer holds the lease of an embedded (single-indexer)
+	// index.
+	ErrIndexerRunning = errors.New("search: another indexer holds the search indexer lease")
 )

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/history"
+	"github.com/natter-chat/natter/nats/lease"
+	"github.com/natter-chat/natter/nats/pinned"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
@@ -24,6 +28,18 @@ type IndexerConfig struct {
 	MaxBackoff time.Duration
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
+	// SingleIndexer, when set, makes this the cluster's only indexer: it
+	// holds the indexer lease (schema.LeaseSearchIndexer) under this name
+	// while it runs, and Claim and Run fail with ErrIndexerRunning while
+	// another name holds it. Set it for an embedded index (Bleve), which
+	// only this process sees (two would each get part of the messages),
+	// to a name that stays the same across restarts of the same index
+	// (IndexName). Leave it empty for a shared index (OpenSearch), which
+	// takes any number of indexers.
+	SingleIndexer string
+	// LeaseTTL is how long the lease outlives an indexer that died
+	// without releasing it; default 15s.
+	LeaseTTL time.Duration
 }
 
 // Indexer keeps an Index from the CHAT stream through the durable
@@ -40,6 +56,7 @@ type Indexer struct {
 	js      jetstream.JetStream
 	idx     Index
 	indexed atomic.Uint64
+	lease   *lease.Lease // held between Claim and the end of Run
 }
 
 // NewIndexer returns an indexer; Run starts it.
@@ -53,6 +70,9 @@ func NewIndexer(cfg IndexerConfig, js jetstream.JetStream, idx Index) *Indexer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
 	return &Indexer{cfg: cfg, js: js, idx: idx}
 }
 
@@ -60,48 +80,74 @@ func NewIndexer(cfg IndexerConfig, js jetstream.JetStream, idx Index) *Indexer {
 // index since it started (every kind, also those that changed nothing).
 func (ix *Indexer) Indexed() uint64 { return ix.indexed.Load() }
 
-// Run indexes until ctx ends, and then returns nil.
-func (ix *Indexer) Run(ctx context.Context) error {
-	cons, err := ix.js.Consumer(ctx, schema.StreamChat, schema.ConsumerSearch)
+// IndexName names an embedded index for IndexerConfig.SingleIndexer: the
+// host and the index's absolute directory.
+func IndexName(dir string) string {
+	host, err := os.Hostname()
 	if err != nil {
-		return fmt.Errorf("search consumer: %w", err)
+		host = "unknown-host"
 	}
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(ix.cfg.Batch, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(schema.PriorityGroupSearch))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			ix.cfg.Logger.Warn("search fetch failed", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		var msgs []*protocol.Message
-		var got []jetstream.Msg
-		for m := range batch.Messages() {
-			got = append(got, m)
-			if pm := toMessage(m); pm != nil {
-				msgs = append(msgs, pm)
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			ix.cfg.Logger.Debug("search fetch ended early", "err", err)
-		}
-		if len(got) == 0 {
-			continue
-		}
-		if err := ix.write(ctx, msgs, got); err != nil {
-			return nil // ctx ended before the index had the batch
-		}
-		ix.indexed.Add(uint64(len(got)))
-		for _, m := range got[:len(got)-1] {
-			_ = m.Ack()
-		}
-		if err := got[len(got)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
-			ix.cfg.Logger.Warn("search ack failed; the batch will be indexed again", "err", err)
-		}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
+	return host + ":" + dir
+}
+
+// Claim takes the single-indexer lease, if the config asks for one, so a
+// second indexer fails at start with ErrIndexerRunning rather than in the
+// background; Run takes it itself otherwise. Call it before Run, not
+// concurrently.
+func (ix *Indexer) Claim(ctx context.Context) error {
+	if ix.cfg.SingleIndexer == "" || ix.lease != nil {
+		return nil
+	}
+	l, err := lease.Claim(ctx, ix.js, lease.Config{Key: schema.LeaseSearchIndexer, Owner: ix.cfg.SingleIndexer,
+		TTL: ix.cfg.LeaseTTL, What: "search indexer", Logger: ix.cfg.Logger})
+	if errors.Is(err, lease.ErrHeld) {
+		return fmt.Errorf("%w: one embedded search index per cluster (use --opensearch-url for several indexers): %w", ErrIndexerRunning, err)
+	}
+	if err != nil {
+		return err
+	}
+	ix.lease = l
 	return nil
+}
+
+// Run indexes until ctx ends, and then returns nil. With SingleIndexer it
+// returns ErrIndexerRunning when another indexer holds the lease, and an
+// error wrapping lease.ErrLost when another one took it meanwhile; a
+// lease that lapsed (the LEASES bucket had no leader for its TTL) pauses
+// it until it has the lease back.
+func (ix *Indexer) Run(ctx context.Context) error {
+	if err := ix.Claim(ctx); err != nil {
+		return err
+	}
+	if ix.lease == nil {
+		return ix.run(ctx)
+	}
+	defer func() { ix.lease = nil }()
+	return lease.Run(ctx, ix.lease, ix.run)
+}
+
+// run is the consuming loop: a batch is acked once the index committed
+// it.
+func (ix *Indexer) run(ctx context.Context) error {
+	return pinned.RunBatches(ctx, ix.js, pinned.BatchConfig{Stream: schema.StreamChat, Consumer: schema.ConsumerSearch,
+		Group: schema.PriorityGroupSearch, Batch: ix.cfg.Batch, Logger: ix.cfg.Logger},
+		func(ctx context.Context, got []jetstream.Msg) error {
+			msgs := make([]*protocol.Message, 0, len(got))
+			for _, m := range got {
+				// The history writer dead-letters what does not decode.
+				if pm, err := history.DecodeStored(m); err == nil {
+					msgs = append(msgs, pm)
+				}
+			}
+			if err := ix.write(ctx, msgs, got); err != nil {
+				return err // ctx ended before the index had the batch
+			}
+			ix.indexed.Add(uint64(len(got)))
+			return nil
+		})
 }
 
 // write applies msgs to the index, retrying until it succeeds or ctx ends.
@@ -187,24 +233,6 @@ func changes(ctx context.Context, idx Index, msgs []*protocol.Message) ([]Doc, [
 		}
 	}
 	return put, del, nil
-}
-
-// toMessage decodes a stored message; nil for one that is not a valid
-// envelope (the history writer dead-letters those).
-func toMessage(m jetstream.Msg) *protocol.Message {
-	meta, err := m.Metadata()
-	if err != nil {
-		return nil
-	}
-	conv := schema.ConvFromSubject(m.Subject())
-	if !protocol.ValidID(conv) {
-		return nil
-	}
-	env, err := protocol.DecodeEnvelope(m.Data())
-	if err != nil {
-		return nil
-	}
-	return env.Message(conv, meta.Sequence.Stream, protocol.FormatTime(meta.Timestamp))
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

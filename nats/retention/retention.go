@@ -1,6 +1,8 @@
 // Package retention trims the CHAT stream. The stream has no MaxAge: a
 // message leaves it only once the history store has it (the history
-// consumer's ack floor is past it) and it is older than the hot window
+// consumer's ack floor is past it), the search index has it (the search
+// consumer's ack floor is past it, once an indexer has ever read that
+// consumer) and it is older than the hot window
 // (schema.MetaHotWindow in the stream's metadata). So a history store that
 // is down longer than the window loses nothing; the stream grows instead,
 // and the trimmer reports by how much (State.Held, State.HistoryLag) so an
@@ -76,12 +78,19 @@ type State struct {
 	// Stored is the history consumer's ack floor: the store has every
 	// message up to this stream seq.
 	Stored uint64
+	// Search reports whether the search consumer holds messages too: an
+	// indexer has read it (it delivered something). A search consumer no
+	// indexer ever read (search is off) holds nothing.
+	Search bool
+	// Indexed is the search consumer's ack floor when Search: the index
+	// has every message up to this stream seq.
+	Indexed uint64
 	// FirstSeq is the stream's first seq after the pass.
 	FirstSeq uint64
 	// Purged is how many seqs the pass removed.
 	Purged uint64
 	// Held is how many seqs older than the window the stream keeps because
-	// the history store lacks them.
+	// the history store or the search index lacks them.
 	Held uint64
 	// HistoryLag is the age of the oldest message the history store lacks,
 	// 0 when it has everything.
@@ -138,8 +147,8 @@ func (t *Trimmer) Run(ctx context.Context) error {
 		case err != nil:
 			t.cfg.Logger.Warn("retention: trimming CHAT failed; retrying", "err", err)
 		case st.Held > 0:
-			t.cfg.Logger.Warn("retention: CHAT keeps messages older than the hot window because the history store lacks them",
-				"held", st.Held, "history_lag", st.HistoryLag.Round(time.Second), "hot_window", st.Window)
+			t.cfg.Logger.Warn("retention: CHAT keeps messages older than the hot window because the history store or the search index lacks them",
+				"held", st.Held, "history_lag", st.HistoryLag.Round(time.Second), "stored", st.Stored, "indexed", st.Indexed, "search", st.Search, "hot_window", st.Window)
 		}
 		wait = t.interval(st.Window)
 	}
@@ -198,6 +207,13 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 	if st.HistoryLag, err = t.lag(ctx, stream, st.Stored+1, now); err != nil {
 		return st, err
 	}
+	floor := st.Stored
+	if st.Search, st.Indexed, err = t.indexed(ctx); err != nil {
+		return st, err
+	}
+	if st.Search {
+		floor = min(floor, st.Indexed)
+	}
 	if info.State.Msgs == 0 {
 		return st, nil
 	}
@@ -205,7 +221,7 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 	if err != nil {
 		return st, err
 	}
-	keep := min(st.Stored+1, cut)
+	keep := min(floor+1, cut)
 	if cut > keep {
 		st.Held = cut - max(keep, first)
 	}
@@ -217,6 +233,28 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 	}
 	st.Purged, st.FirstSeq = keep-first, keep
 	return st, nil
+}
+
+// indexed reads the search consumer's ack floor; used reports whether an
+// indexer ever read the consumer (it delivered something), without which
+// the floor holds nothing back: search is off. A missing consumer is
+// search off too (a stream made before search; Ensure adds it).
+func (t *Trimmer) indexed(ctx context.Context) (used bool, floor uint64, err error) {
+	cons, err := t.js.Consumer(ctx, schema.StreamChat, schema.ConsumerSearch)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false, 0, nil
+	}
+	if err != nil {
+		// Unknown: keep everything rather than purge what the index lacks.
+		return false, 0, fmt.Errorf("retention: consumer %s: %w", schema.ConsumerSearch, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return false, 0, fmt.Errorf("retention: consumer %s: %w", schema.ConsumerSearch, err)
+	}
+	// The consumer sequence counts deliveries only; a purge moves the
+	// stream floors of a consumer nobody reads.
+	return info.Delivered.Consumer > 0, info.AckFloor.Stream, nil
 }
 
 // lag is the age of the first message at or after seq that the history

@@ -199,3 +199,70 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// index acks the next n messages on the search consumer without acking
+// the last one's successors, as the indexer does once the index has them;
+// n == 0 only takes one message and leaves it unacked (an indexer that
+// read the consumer and has indexed nothing yet).
+func (e *env) index(t *testing.T, n int) {
+	t.Helper()
+	cons, err := e.js.Consumer(ctxT(t), schema.StreamChat, schema.ConsumerSearch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(max(n, 1), jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(schema.PriorityGroupSearch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if n == 0 {
+			continue
+		}
+		if err := m.DoubleAck(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Once an indexer reads the search consumer, nothing leaves the stream
+// before the index has it either, however old it is and although the
+// history store has it; a search consumer nobody reads (search off) holds
+// nothing back.
+func TestTrimWaitsForTheSearchIndex(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	seqs := e.publish(t, "c1", 10)
+	e.store(t, 10)
+	e.index(t, 0) // an indexer took the first message, not indexed yet
+	tr := retention.New(retention.Config{Now: later}, e.js)
+	st, err := tr.Trim(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Purged != 0 || e.first(t) != 1 || !st.Search || st.Indexed != 0 || st.Stored != seqs[9] || st.Held == 0 {
+		t.Fatalf("purged before the index had anything: first seq %d; state %+v", e.first(t), st)
+	}
+
+	e = newEnv(t, time.Minute)
+	seqs = e.publish(t, "c1", 10)
+	e.store(t, 10)
+	e.index(t, 4)
+	tr = retention.New(retention.Config{Now: later}, e.js)
+	if st, err = tr.Trim(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.first(t); got != seqs[3]+1 || st.Indexed != seqs[3] || st.Held != 20-seqs[3] {
+		t.Fatalf("first seq %d with 4 indexed and all stored (want %d); state %+v", got, seqs[3]+1, st)
+	}
+
+	// Search off: the untouched search consumer holds nothing.
+	e = newEnv(t, time.Minute)
+	seqs = e.publish(t, "c1", 10)
+	e.store(t, 10)
+	tr = retention.New(retention.Config{Now: later}, e.js)
+	if st, err = tr.Trim(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.first(t); got != seqs[9]+1 || st.Search {
+		t.Fatalf("first seq %d with search off (want %d); state %+v", got, seqs[9]+1, st)
+	}
+}

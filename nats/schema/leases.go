@@ -24,7 +24,7 @@ func LeasesBucket(c Config) jetstream.KeyValueConfig {
 	c = c.withDefaults()
 	return jetstream.KeyValueConfig{
 		Bucket:         BucketLeases,
-		Description:    "Natter leases of once-per-cluster parts: history.writer",
+		Description:    "Natter leases of once-per-cluster parts: history.writer, search.indexer",
 		History:        1,
 		Storage:        jetstream.FileStorage,
 		Replicas:       c.Replicas,

@@ -150,10 +150,12 @@ func accessOf(role string) (access, bool) {
 		}, true
 	case RoleIndexer:
 		// Reads CHAT only through its consumer, in order; answers the
-		// search API (and micro discovery). It reads no bucket: the
-		// gateway checks membership before it asks.
+		// search API (and micro discovery). It reads no bucket but
+		// LEASES (the lease of an embedded index): the gateway checks
+		// membership before it asks.
 		return access{
 			sub:       []string{SearchAPIAll, ServiceWildcard},
+			write:     []string{BucketLeases},
 			consume:   []string{ConsumerSearch},
 			responses: true,
 		}, true

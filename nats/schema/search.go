@@ -30,6 +30,10 @@ const (
 	// SearchAPIAll matches every subject of the search API: what an
 	// indexer subscribes to.
 	SearchAPIAll = SearchAPIGroup + ".>"
+	// LeaseSearchIndexer is the lease (in BucketLeases) of the indexer of
+	// an embedded search index: only one such indexer may consume the
+	// search consumer, or each index would hold part of the messages.
+	LeaseSearchIndexer = "search.indexer"
 	// SearchEndpointQuery is the endpoint that answers a query.
 	SearchEndpointQuery = "query"
 )

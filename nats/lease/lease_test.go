@@ -1,9 +1,8 @@
-package history
+package lease
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -26,13 +25,13 @@ func TestLeaseRenewAfterLostAnswer(t *testing.T) {
 	if err := schema.Ensure(ctx, js, schema.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := claimLease(ctx, js, "host:/data", 10*time.Second, slog.Default())
+	l, err := Claim(ctx, js, Config{Key: schema.LeaseHistoryWriter, Owner: "host:/data", TTL: 10 * time.Second, What: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The lost renewal: stored, its revision never seen by the holder.
 	key := schema.KVKey(schema.BucketLeases, schema.LeaseHistoryWriter)
-	lostAck, err := js.Publish(ctx, key, l.value, jetstream.WithExpectLastSequencePerSubject(l.rev), jetstream.WithMsgTTL(l.ttl))
+	lostAck, err := js.Publish(ctx, key, l.value, jetstream.WithExpectLastSequencePerSubject(l.rev), jetstream.WithMsgTTL(l.cfg.TTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +49,10 @@ func TestLeaseRenewAfterLostAnswer(t *testing.T) {
 	if err := l.kv.Delete(ctx, schema.LeaseHistoryWriter); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.renew(ctx); !errors.Is(err, errLeaseLapsed) {
-		t.Fatalf("renew of a deleted lease = %v, want errLeaseLapsed", err)
+	if err := l.renew(ctx); !errors.Is(err, ErrLapsed) {
+		t.Fatalf("renew of a deleted lease = %v, want ErrLapsed", err)
 	}
-	if err := l.retake(ctx); err != nil {
+	if err := l.Retake(ctx); err != nil {
 		t.Fatalf("retake a free lease: %v", err)
 	}
 	if err := l.renew(ctx); err != nil {
@@ -61,13 +60,13 @@ func TestLeaseRenewAfterLostAnswer(t *testing.T) {
 	}
 
 	// A later run on the same store takes it over: this one lost it.
-	if _, err := claimLease(ctx, js, "host:/data", 10*time.Second, slog.Default()); err != nil {
+	if _, err := Claim(ctx, js, Config{Key: schema.LeaseHistoryWriter, Owner: "host:/data", TTL: 10 * time.Second, What: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.renew(ctx); !errors.Is(err, ErrLeaseLost) || errors.Is(err, errLeaseLapsed) {
-		t.Fatalf("renew after a takeover = %v, want ErrLeaseLost, not lapsed", err)
+	if err := l.renew(ctx); !errors.Is(err, ErrLost) || errors.Is(err, ErrLapsed) {
+		t.Fatalf("renew after a takeover = %v, want ErrLost, not lapsed", err)
 	}
-	if err := l.retake(ctx); !errors.Is(err, ErrLeaseLost) || errors.Is(err, errLeaseLapsed) {
-		t.Fatalf("retake after a takeover = %v, want ErrLeaseLost", err)
+	if err := l.Retake(ctx); !errors.Is(err, ErrLost) || errors.Is(err, ErrLapsed) {
+		t.Fatalf("retake after a takeover = %v, want ErrLost", err)
 	}
 }

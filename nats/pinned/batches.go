@@ -1,0 +1,95 @@
+package pinned
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BatchConfig names the consumer RunBatches reads.
+type BatchConfig struct {
+	// Stream and Consumer name the durable pull consumer; Group is its
+	// pinned priority group.
+	Stream, Consumer, Group string
+	// Batch is the most messages one fetch takes: at most the consumer's
+	// MaxAckPending, so that after a crash the batch is redelivered
+	// before anything newer.
+	Batch int
+	// Wait is how long one fetch waits for messages (default 1 s).
+	Wait time.Duration
+	// Logger; slog.Default by default.
+	Logger *slog.Logger
+}
+
+// BatchHandler takes one fetched batch, in delivery order. Nil means
+// done: RunBatches acks every message of it. An error while RunBatches'
+// context is live stops RunBatches with that error, the batch left as the
+// handler left it (nak'd, or unacked for an operator to look at); an
+// error once the context ended (the handler gave up) sends the batch back
+// at once (nak) to whichever worker pulls next, and RunBatches returns
+// nil. It retries transient failures itself.
+type BatchHandler func(ctx context.Context, batch []jetstream.Msg) error
+
+// RunBatches is the loop of the workers that handle a consumer batch by
+// batch and ack a batch only once it is done (the history writer, the
+// search indexer): fetch up to Batch messages, hand them to h, ack them,
+// the last one synchronously so the next fetch cannot overtake the acks
+// of this batch. A fetch that fails (a consumer leader changing) is tried
+// again after Wait. It runs until ctx ends (nil) or h fails (h's error).
+func RunBatches(ctx context.Context, js jetstream.JetStream, cfg BatchConfig, h BatchHandler) error {
+	if cfg.Stream == "" || cfg.Consumer == "" || cfg.Group == "" || cfg.Batch <= 0 {
+		return ErrConfig
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
+	if err != nil {
+		return fmt.Errorf("%s consumer: %w", cfg.Consumer, err)
+	}
+	var got []jetstream.Msg
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(cfg.Batch, jetstream.FetchMaxWait(cfg.Wait), jetstream.FetchPriorityGroup(cfg.Group))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			cfg.Logger.Warn("consumer fetch failed", "consumer", cfg.Consumer, "err", err)
+			sleep(ctx, cfg.Wait)
+			continue
+		}
+		got = got[:0]
+		for m := range batch.Messages() {
+			got = append(got, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			cfg.Logger.Debug("consumer fetch ended early", "consumer", cfg.Consumer, "err", err)
+		}
+		if len(got) == 0 {
+			continue
+		}
+		if err := h(ctx, got); err != nil {
+			if ctx.Err() == nil {
+				return err
+			}
+			for _, m := range got {
+				_ = m.Nak()
+			}
+			return nil
+		}
+		for _, m := range got[:len(got)-1] {
+			_ = m.Ack()
+		}
+		if err := got[len(got)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("consumer ack failed; the batch will be handled again", "consumer", cfg.Consumer, "err", err)
+		}
+	}
+	return nil
+}
