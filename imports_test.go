@@ -26,6 +26,7 @@ var layers = map[string][]string{
 	"examples/echobot": {"client/service", "protocol"},
 	"nats/natsrv":      {"nats/schema"},
 	"nats/pinned":      {"nats/schema"},
+	"nats/lease":       {"nats/schema"},
 	"nats/retention":   {"nats/schema"},
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
@@ -36,7 +37,7 @@ var layers = map[string][]string{
 	"services/events":  {"services", "conversation", "protocol", "nats/schema", "nats/pinned"},
 	// Webhooks follow Web Push's SSRF rules by its code, and its backoff.
 	"services/webhook":         {"services", "pushnotify", "pushnotify/webpush", "nats/schema"},
-	"history":                  {"protocol", "nats/schema", "tracing"},
+	"history":                  {"protocol", "nats/schema", "nats/lease", "nats/pinned", "tracing"},
 	"history/localstore":       {"history", "protocol"},
 	"history/scyllastore":      {"history", "protocol"},
 	"presence":                 {"conversation", "protocol", "nats/schema"},
@@ -55,7 +56,7 @@ var layers = map[string][]string{
 
 	// Search applies edits by history's one rule (history.Apply); its
 	// backends know only its interface.
-	"search":            {"history", "protocol", "nats/schema"},
+	"search":            {"history", "protocol", "nats/schema", "nats/lease", "nats/pinned"},
 	"search/bleveindex": {"search"},
 	"search/opensearch": {"search"},
 	"search/searchtest": {"search"}, // test support

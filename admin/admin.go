@@ -244,6 +244,9 @@ type ConvReport struct {
 	// FanoutConsumer; -1 on an unpartitioned stream.
 	Partition      int    `json:"partition"`
 	FanoutConsumer string `json:"fanout_consumer"`
+	// Stream is the message stream holding it: CHAT, or its partition's
+	// CHAT_<p>.
+	Stream string `json:"stream"`
 	// Members are the members in join order, then the invited and the
 	// declined, each with their read marker.
 	Members []Member `json:"members"`
@@ -267,7 +270,7 @@ func (a *Admin) Conv(ctx context.Context, id string) (*ConvReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Partition, r.FanoutConsumer = -1, schema.ConsumerFanout
+	r.Partition, r.FanoutConsumer, r.Stream = -1, schema.ConsumerFanout, layout.StreamOf(id)
 	if layout.Partitions > 0 {
 		r.Partition = layout.Partition(id)
 		r.FanoutConsumer = schema.ConsumerFanoutPartition(r.Partition)

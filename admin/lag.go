@@ -45,6 +45,9 @@ type LagReport struct {
 	Bytes            uint64        `json:"bytes"`
 	Partitions       int           `json:"partitions"`
 	Consumers        []ConsumerLag `json:"consumers"`
+	// Streams are the reports of the other partition streams, CHAT_1 …,
+	// when the messages are in several (this one is CHAT_0's).
+	Streams []*LagReport `json:"streams,omitempty"`
 }
 
 // ConsumerLag is one durable consumer of CHAT.
@@ -73,17 +76,41 @@ type ConsumerLag struct {
 
 // StreamLag reports every durable consumer of CHAT (fan-out per
 // partition, history, pushnotify, any other) against the hot window.
+//
+// With partition streams (schema.Layout) the report is CHAT_0's, and
+// Streams has the others'.
 func (a *Admin) StreamLag(ctx context.Context) (*LagReport, error) {
-	st, err := a.js.Stream(ctx, schema.StreamChat)
+	layout, err := schema.ReadLayout(ctx, a.js)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", schema.StreamChat, err)
+		return nil, err
+	}
+	var first *LagReport
+	for _, name := range layout.ChatStreams() {
+		r, err := a.streamLag(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if first == nil {
+			first = r
+		} else {
+			first.Streams = append(first.Streams, r)
+		}
+	}
+	return first, nil
+}
+
+// streamLag is StreamLag of one message stream.
+func (a *Admin) streamLag(ctx context.Context, name string) (*LagReport, error) {
+	st, err := a.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", schema.StreamChat, err)
+		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
 	window, _ := schema.HotWindowOf(info.Config)
-	r := &LagReport{Stream: schema.StreamChat, HotWindowSeconds: window.Seconds(), FirstSeq: info.State.FirstSeq,
+	r := &LagReport{Stream: name, HotWindowSeconds: window.Seconds(), FirstSeq: info.State.FirstSeq,
 		LastSeq: info.State.LastSeq, Messages: info.State.Msgs, Bytes: info.State.Bytes,
 		Partitions: schema.LayoutOf(info.Config).Partitions, Consumers: []ConsumerLag{}}
 	l := st.ListConsumers(ctx)
@@ -95,7 +122,7 @@ func (a *Admin) StreamLag(ctx context.Context) (*LagReport, error) {
 		r.Consumers = append(r.Consumers, c)
 	}
 	if err := l.Err(); err != nil {
-		return nil, fmt.Errorf("consumers of %s: %w", schema.StreamChat, err)
+		return nil, fmt.Errorf("consumers of %s: %w", name, err)
 	}
 	slices.SortFunc(r.Consumers, func(x, y ConsumerLag) int { return compareNames(x.Name, y.Name) })
 	return r, nil

@@ -86,6 +86,7 @@ func (r *ConvReport) WriteTable(w io.Writer) error {
 		part = fmt.Sprint(r.Partition)
 	}
 	row(tw, "partition", fmt.Sprintf("%s (consumer %s)", part, r.FanoutConsumer))
+	row(tw, "stream", r.Stream)
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "MEMBERS (%d)\n", len(r.Members))
 	row(tw, "USER", "ROLE", "READ SEQ", "UNREAD")
@@ -138,5 +139,13 @@ func (r *LagReport) WriteTable(w io.Writer) error {
 		row(tw, c.Name, c.Pending, c.AckPending, c.Redelivered, c.Waiting, c.LastDelivered, c.AckFloor,
 			age(c.LagSeconds), fmt.Sprintf("%.1f%%", 100*c.OfHotWindow), c.State)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, o := range r.Streams {
+		if err := o.WriteTable(w); err != nil {
+			return err
+		}
+	}
+	return nil
 }

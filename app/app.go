@@ -264,7 +264,11 @@ func (a *App) baseMux(ctx context.Context) (*http.ServeMux, error) {
 		return nil, err
 	}
 	if a.cfg.Web {
-		mux.Handle("GET /", web.Handler())
+		origins, err := a.mediaOrigins(ctx)
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("GET /", web.Handler(origins...))
 	}
 	if a.cfg.DevTokens != nil {
 		mux.Handle("GET /dev/token", web.DevTokenHandler(a.cfg.DevTokens))

@@ -111,3 +111,27 @@ func (g gatewayAttachments) Delete(ctx context.Context, conv string, ids []strin
 	defer cancel()
 	return g.s.Delete(ctx, conv, ids)
 }
+
+// originer is an attachments store whose presigned URLs point at another
+// origin (s3store): the web app's policy must allow it.
+type originer interface {
+	Origin(ctx context.Context) (string, error)
+}
+
+// mediaOrigins are the origins the bundled web app must be allowed to
+// load attachments from and PUT uploads to, besides its own: the S3
+// bucket's, and the filesystem store's PublicURL when set.
+func (a *App) mediaOrigins(ctx context.Context) ([]string, error) {
+	cfg := a.cfg.Attachments
+	var origins []string
+	if o, ok := cfg.Store.(originer); ok {
+		origin, err := o.Origin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		origins = append(origins, origin)
+	} else if cfg.Store == nil && cfg.Dir != "" && cfg.PublicURL != "" {
+		origins = append(origins, cfg.PublicURL)
+	}
+	return origins, nil
+}

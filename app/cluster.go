@@ -99,7 +99,7 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, cfg schema.Config, 
 		}
 		cfg.Replicas = r
 		if newReplicas > 0 {
-			if _, err := js.Stream(ctx, schema.StreamChat); errors.Is(err, jetstream.ErrStreamNotFound) {
+			if _, err := schema.ReadLayout(ctx, js); errors.Is(err, jetstream.ErrStreamNotFound) {
 				cfg.Replicas = newReplicas
 			}
 		}

@@ -37,7 +37,22 @@ func (a *App) startNATS(ctx context.Context) error {
 	if a.nats == nil {
 		return awaitSchema(ctx, js, a.natsRoles(), a.cfg.SchemaWait, a.log)
 	}
-	return ensureSchema(ctx, js, a.cfg.Schema, 0, a.log)
+	if err := ensureSchema(ctx, js, a.cfg.Schema, 0, a.log); err != nil {
+		return err
+	}
+	return applyStreams(ctx, a.nats, js)
+}
+
+// applyStreams gives srv the subject mapping of the message streams the
+// schema records (schema.Layout): a server started without
+// natsrv.Config.Streams, or with another N, partitions publishes as the
+// streams are.
+func applyStreams(ctx context.Context, srv *natsrv.Server, js jetstream.JetStream) error {
+	l, err := schema.ReadLayout(ctx, js)
+	if err != nil {
+		return err
+	}
+	return srv.SetStreams(l.Streams)
 }
 
 // defaultDialTimeout is nats.go's own default, kept when ctx allows more.

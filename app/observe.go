@@ -40,47 +40,65 @@ func (a *App) observe(ctx context.Context) error {
 	a.obs = &observer{reg: metrics.NewRegistry(), js: js}
 	// The schema is there by now (ensured or awaited); a layout that cannot
 	// be read leaves the partitions' consumers out of /metrics. Only a
-	// process that watches the fan-out reads it: another's NATS user may
-	// not look at CHAT.
-	var l schema.Layout
-	if a.nats != nil || slices.Contains(a.natsRoles(), schema.RoleGateway) {
+	// process that watches a consumer of the message streams reads it:
+	// another's NATS user may not look at them.
+	l := schema.Layout{Streams: 1}
+	roles := a.natsRoles()
+	if a.nats != nil || slices.ContainsFunc(roles, func(r string) bool {
+		return r == schema.RoleGateway || r == schema.RoleHistory || r == schema.RolePush || r == schema.RoleEvents
+	}) {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		l, _ = schema.ReadLayout(lctx, js)
 		cancel()
 	}
 	consumers, streams := a.observed(l)
-	a.obs.reg.MustRegister(metrics.NewJetStream(js, schema.StreamChat, consumers, streams), a.natsStats)
+	a.obs.reg.MustRegister(metrics.NewJetStream(js, consumers, streams), a.natsStats)
 	if a.store != nil {
 		a.storeStats.Store(metrics.NewStore(a.obs.reg))
 	}
 	return nil
 }
 
-// observed lists the CHAT consumers and the streams whose state /metrics
-// reports: all of them in a process with the embedded server, else those
-// of the roles this process runs, which are all its NATS user may look up.
-// The fan-out's are one per partition of l, and the one of what was stored
-// before partitions.
-func (a *App) observed(l schema.Layout) (consumers, streams []string) {
-	fanout := append([]string{schema.ConsumerFanout}, l.FanoutConsumers()...)
+// observed lists the consumers of the message streams and the streams
+// whose state /metrics reports: all of them in a process with the embedded
+// server, else those of the roles this process runs, which are all its
+// NATS user may look up. The fan-out's are one per partition of l, and on
+// CHAT the one of what was stored before partitions; every other consumer
+// has one per message stream of l (schema.Layout).
+func (a *App) observed(l schema.Layout) (consumers []metrics.Consumer, streams []string) {
+	chat := l.ChatStreams()
+	var fanout []metrics.Consumer
+	if !l.Split() {
+		fanout = append(fanout, metrics.Consumer{Stream: schema.StreamChat, Name: schema.ConsumerFanout})
+	}
+	for p, name := range l.FanoutConsumers() {
+		fanout = append(fanout, metrics.Consumer{Stream: l.StreamOfPartition(p), Name: name})
+	}
+	each := func(name string) []metrics.Consumer {
+		var out []metrics.Consumer
+		for _, s := range chat {
+			out = append(out, metrics.Consumer{Stream: s, Name: name})
+		}
+		return out
+	}
 	if a.nats != nil {
-		return append(fanout, schema.ConsumerHistory, schema.ConsumerPush, schema.ConsumerServiceEvents),
-			[]string{schema.StreamChat, schema.KVStream(schema.BucketPresence), schema.StreamDead, schema.StreamPushDead,
-				schema.StreamServiceEvents, schema.StreamWebhookDead}
+		return slices.Concat(fanout, each(schema.ConsumerHistory), each(schema.ConsumerPush), each(schema.ConsumerServiceEvents)),
+			append(slices.Clone(chat), schema.KVStream(schema.BucketPresence), schema.StreamDead, schema.StreamPushDead,
+				schema.StreamServiceEvents, schema.StreamWebhookDead)
 	}
 	for _, role := range a.natsRoles() {
 		switch role {
 		case schema.RoleGateway:
-			consumers, streams = append(consumers, fanout...), append(streams, schema.StreamChat)
+			consumers, streams = append(consumers, fanout...), append(streams, chat...)
 		case schema.RoleHistory:
-			consumers, streams = append(consumers, schema.ConsumerHistory), append(streams, schema.StreamChat, schema.StreamDead)
+			consumers, streams = append(consumers, each(schema.ConsumerHistory)...), append(append(streams, chat...), schema.StreamDead)
 		case schema.RolePush:
-			consumers, streams = append(consumers, schema.ConsumerPush), append(streams, schema.StreamChat, schema.StreamPushDead)
+			consumers, streams = append(consumers, each(schema.ConsumerPush)...), append(append(streams, chat...), schema.StreamPushDead)
 		case schema.RolePresence:
 			streams = append(streams, schema.KVStream(schema.BucketPresence))
 		case schema.RoleEvents:
-			consumers = append(consumers, schema.ConsumerServiceEvents)
-			streams = append(streams, schema.StreamChat, schema.StreamServiceEvents, schema.StreamWebhookDead)
+			consumers = append(consumers, each(schema.ConsumerServiceEvents)...)
+			streams = append(append(streams, chat...), schema.StreamServiceEvents, schema.StreamWebhookDead)
 		}
 	}
 	slices.Sort(streams)

@@ -112,6 +112,9 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		}
 		if err == nil {
+			err = applyStreams(ctx, n.srv, n.js)
+		}
+		if err == nil {
 			n.cfg.Logger.Info("schema ensured", "hot_window", n.cfg.Schema.HotWindow, "replicas", n.cfg.Schema.Replicas)
 			break
 		}

@@ -49,6 +49,8 @@ type cluster struct {
 	// cql, once set, is the Cassandra store the history role writes
 	// instead of the embedded one in historyDir.
 	cql *scyllastore.Config
+	// natsArgs are more flags of every `natter nats` node.
+	natsArgs []string
 }
 
 // startNATS starts the three `natter nats` nodes n1..n3, sets c.natsURL
@@ -64,11 +66,12 @@ func (c *cluster) startNATS() {
 	}
 	for i := range 3 {
 		name := fmt.Sprintf("n%d", i+1)
-		c.nats = append(c.nats, newProc(t, bin, name, "/readyz", "nats",
+		args := []string{"nats",
 			"--name", name, "--listen", clients[i], "--cluster-name", "chaos",
 			"--cluster-listen", strings.TrimPrefix(routes[i], "nats-route://"),
 			"--routes", strings.Join(routes, ","), "--data", filepath.Join(c.dir, name),
-			"--auth-file", authFile, "--trim-interval", "1s"))
+			"--auth-file", authFile, "--trim-interval", "1s"}
+		c.nats = append(c.nats, newProc(t, bin, name, "/readyz", append(args, c.natsArgs...)...))
 	}
 	// The first node writes the shared credentials file; then the others.
 	c.nats[0].start(false)

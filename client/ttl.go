@@ -22,6 +22,13 @@ func (c *Client) SetTTL(ctx context.Context, conv string, seconds int64) (*proto
 	return c.create(ctx, protocol.Request{Type: protocol.TypeUpdate, Conv: conv, TTL: &seconds})
 }
 
+// SetRetention keeps conv's messages retentionDays days (0: for ever):
+// who may is as for SetTTL. A message sent under a retention of N days
+// disappears N days after it was sent; messages sent before keep theirs.
+func (c *Client) SetRetention(ctx context.Context, conv string, retentionDays int64) (*protocol.Conversation, error) {
+	return c.create(ctx, protocol.Request{Type: protocol.TypeUpdate, Conv: conv, RetentionDays: &retentionDays})
+}
+
 // Expired reports whether m has disappeared by now.
 func Expired(m *protocol.Message, now time.Time) bool { return m.ExpiresAt != "" && m.Expired(now) }
 

@@ -51,6 +51,8 @@ type Doc struct {
 	// TTL is the disappearing-messages setting in seconds, 0 when off
 	// (ttl.go): groups and direct conversations.
 	TTL int64 `json:"ttl,omitempty"`
+	// RetentionDays keeps messages that many days, 0 for ever (ttl.go).
+	RetentionDays int64 `json:"retention_days,omitempty"`
 	// Change is the membership change that wrote this revision, so that a
 	// retry or a reader that finds it unfinished (member keys, indexes or
 	// its event missing) can finish it. A created change lists no users:
@@ -83,6 +85,8 @@ func (d *Doc) Protocol(membersInline int) *protocol.Conversation {
 		Avatar:      d.Avatar,
 		ReadOnly:    d.ReadOnly,
 		TTL:         d.TTL,
+
+		RetentionDays: d.RetentionDays,
 	}
 	if len(d.Admins) > 0 {
 		c.Admins = slices.Sorted(slices.Values(d.Admins))

@@ -89,6 +89,8 @@ type GroupSettings struct {
 	ReadOnly *bool
 	// TTL is the disappearing-messages setting in seconds (ttl.go).
 	TTL *int64
+	// RetentionDays keeps messages that many days, 0 for ever (ttl.go).
+	RetentionDays *int64
 }
 
 // changeGroup applies fn to the group conv, whose member by.User must be,
@@ -123,11 +125,14 @@ func (s *Store) changeSettings(ctx context.Context, by Actor, conv string, fn fu
 // changes (ttl.go).
 func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSettings) (*Doc, error) {
 	groupOnly := set.Title != nil || set.Topic != nil || set.Avatar != nil || set.ReadOnly != nil
-	if !groupOnly && set.TTL == nil {
-		return nil, fmt.Errorf("%w: name at least one of title, topic, avatar, read_only and ttl", ErrBadRequest)
+	if !groupOnly && set.TTL == nil && set.RetentionDays == nil {
+		return nil, fmt.Errorf("%w: name at least one of title, topic, avatar, read_only, ttl and retention_days", ErrBadRequest)
 	}
 	if err := s.checkTTL(set.TTL); err != nil {
 		return nil, err
+	}
+	if r := set.RetentionDays; r != nil && !protocol.ValidRetention(*r) {
+		return nil, fmt.Errorf("%w: retention_days must be 0 (for ever) to %d", ErrBadRequest, protocol.MaxRetentionDays)
 	}
 	if t := set.Title; t != nil && (*t == "" || len(*t) > s.cfg.MaxTitleBytes || !utf8.ValidString(*t)) {
 		return nil, fmt.Errorf("%w: title must be valid UTF-8 of 1 to %d bytes", ErrBadRequest, s.cfg.MaxTitleBytes)
@@ -148,7 +153,7 @@ func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSett
 		case d.Kind == protocol.ConversationGroup && !d.IsAdmin(u):
 			return fmt.Errorf("%w: only the owner and admins change the group's settings", ErrRefused)
 		case d.Kind != protocol.ConversationGroup && groupOnly:
-			return fmt.Errorf("%w: only groups have settings besides ttl", ErrBadRequest)
+			return fmt.Errorf("%w: only groups have settings besides ttl and retention_days", ErrBadRequest)
 		}
 		var items []protocol.GroupEvent
 		if t := set.Title; t != nil && *t != d.Title {
@@ -170,6 +175,10 @@ func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSett
 		if t := set.TTL; t != nil && *t != d.TTL {
 			d.TTL = *t
 			items = append(items, protocol.GroupEvent{Event: protocol.EventTTL, By: u, TTL: t})
+		}
+		if r := set.RetentionDays; r != nil && *r != d.RetentionDays {
+			d.RetentionDays = *r
+			items = append(items, protocol.GroupEvent{Event: protocol.EventRetention, By: u, RetentionDays: r})
 		}
 		if len(items) == 0 {
 			return errNoChange

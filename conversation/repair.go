@@ -175,7 +175,7 @@ func (s *Store) finish(ctx context.Context, d *Doc, rev uint64) error {
 // out of order; then the change is announced again, which the stream
 // drops as a duplicate within its de-duplication window.
 func (s *Store) announced(ctx context.Context, conv string, rev uint64) (bool, error) {
-	st, err := s.chat(ctx)
+	st, err := s.chat(ctx, conv)
 	if err != nil {
 		return false, err
 	}
@@ -199,18 +199,30 @@ func (s *Store) announced(ctx context.Context, conv string, rev uint64) (bool, e
 	return ev.Rev >= rev, nil
 }
 
-// chat returns the CHAT stream, opened on first use.
-func (s *Store) chat(ctx context.Context) (jetstream.Stream, error) {
+// chat returns the message stream holding conv (schema.Layout.StreamOf),
+// the layout read and the stream opened on first use.
+func (s *Store) chat(ctx context.Context, conv string) (jetstream.Stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stream != nil {
-		return s.stream, nil
+	if !s.layoutRead {
+		l, err := schema.ReadLayout(ctx, s.js)
+		if err != nil {
+			return nil, err
+		}
+		s.layout, s.layoutRead = l, true
 	}
-	st, err := s.js.Stream(ctx, schema.StreamChat)
+	name := s.layout.StreamOf(conv)
+	if st := s.streams[name]; st != nil {
+		return st, nil
+	}
+	st, err := s.js.Stream(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
+		return nil, fmt.Errorf("open stream %s: %w", name, err)
 	}
-	s.stream, s.layout = st, schema.LayoutOf(st.CachedInfo().Config)
+	if s.streams == nil {
+		s.streams = map[string]jetstream.Stream{}
+	}
+	s.streams[name] = st
 	return st, nil
 }
 

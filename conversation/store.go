@@ -72,9 +72,10 @@ type Store struct {
 	// lists are decoded user indexes by revision, for UserList.
 	lists indexCache
 
-	mu     sync.Mutex
-	stream jetstream.Stream // CHAT, opened on first use (chat)
-	layout schema.Layout    // CHAT's stored subjects, read with stream
+	mu         sync.Mutex
+	streams    map[string]jetstream.Stream // message streams, opened on first use (chat)
+	layout     schema.Layout               // the message streams' layout
+	layoutRead bool                        // layout is read
 }
 
 // New returns a Store over the CONVERSATIONS bucket, which schema.Ensure

@@ -18,8 +18,8 @@ import (
 // changing the ttl does not change messages sent before.
 
 // MessageTTL returns the ttl messages sent now get, in seconds, 0 for
-// none.
-func (d *Doc) MessageTTL() int64 { return d.TTL }
+// none: the shorter of the ttl and the retention (protocol.EffectiveTTL).
+func (d *Doc) MessageTTL() int64 { return protocol.EffectiveTTL(d.TTL, d.RetentionDays) }
 
 // checkTTL refuses a ttl that is neither off, one of protocol.TTLs nor
 // the configured test value.

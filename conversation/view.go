@@ -49,8 +49,9 @@ type MemberView struct {
 	// Muted: a member who may not send, the group being read-only
 	// (group.go). Changing that stores an event like membership does.
 	Muted bool
-	// TTL is the conversation's disappearing-messages setting in
-	// seconds (ttl.go); changing it stores an event too.
+	// TTL is the ttl in seconds messages sent now get: the shorter of
+	// the conversation's ttl and retention (ttl.go); changing either
+	// stores an event too.
 	TTL int64
 }
 
@@ -62,7 +63,8 @@ var viewBetweenReads func()
 // event, then the document, in that order (see above). A conversation
 // that does not exist is a view with Member false.
 func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, error) {
-	if _, err := s.chat(ctx); err != nil {
+	st, err := s.chat(ctx, conv)
+	if err != nil {
 		return MemberView{}, err
 	}
 	s.mu.Lock()
@@ -71,7 +73,7 @@ func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, e
 	// but the next change lands here and moves this subject's last seq.
 	subj := s.layout.StoredMember(conv)
 	s.mu.Unlock()
-	seq, _, err := s.leaderGet(ctx, schema.StreamChat, subj)
+	seq, _, err := s.leaderGet(ctx, st.CachedInfo().Config.Name, subj)
 	if err != nil {
 		return MemberView{}, fmt.Errorf("last membership event of %s: %w", conv, err)
 	}
@@ -96,7 +98,7 @@ func (s *Store) MemberView(ctx context.Context, conv, uid string) (MemberView, e
 	}
 	v.Member, v.Pending = d.IsMember(uid), d.IsPending(uid)
 	v.Muted = v.Member && !d.MayPost(uid)
-	v.TTL = d.TTL
+	v.TTL = d.MessageTTL()
 	return v, nil
 }
 

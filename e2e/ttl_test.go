@@ -441,3 +441,72 @@ func pebbleRows(t *testing.T, dir, conv string) []uint64 {
 	}
 	return seqs
 }
+
+// TestRetention: a group's owner keeps messages N days; a message sent
+// under it carries expires_at N days after its ts, or the ttl's when that
+// is shorter; a message sent before keeps none; a plain member may not
+// set it, and a value out of range is refused.
+func TestRetention(t *testing.T) {
+	e := start(t)
+	alice, bob := e.dial(t, "alice"), e.dial(t, "bob")
+	ctx := ctxT(t)
+	g, err := alice.CreateGroup(ctx, "kept", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := alice.Send(ctx, g.Conv, client.NewClientID(), text("before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bob.SetRetention(ctx, g.Conv, 30)
+	wantCode(t, err, protocol.CodeForbidden)
+	_, err = alice.SetRetention(ctx, g.Conv, protocol.MaxRetentionDays+1)
+	wantCode(t, err, protocol.CodeBadRequest)
+	c, err := alice.SetRetention(ctx, g.Conv, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RetentionDays != 30 {
+		t.Fatalf("retention_days %d after set", c.RetentionDays)
+	}
+	lifetime := func(a *protocol.Ack) time.Duration {
+		t.Helper()
+		exp, ok := protocol.ParseExpiry(a.ExpiresAt)
+		ts, _ := time.Parse(time.RFC3339Nano, a.TS)
+		if !ok {
+			t.Fatalf("ack %+v has no expires_at", a)
+		}
+		return exp.Sub(ts)
+	}
+	kept, err := alice.Send(ctx, g.Conv, client.NewClientID(), text("kept 30 days"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := lifetime(kept); d != 30*24*time.Hour {
+		t.Fatalf("a message under 30 days' retention lives %v", d)
+	}
+	if _, err := alice.SetTTL(ctx, g.Conv, 3600); err != nil {
+		t.Fatal(err)
+	}
+	short, err := alice.Send(ctx, g.Conv, client.NewClientID(), text("an hour"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := lifetime(short); d != time.Hour {
+		t.Fatalf("ttl 1h under 30 days' retention: lives %v", d)
+	}
+	page, err := bob.Sync(ctx, g.Conv, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range page.Messages {
+		if m.Seq == before.Seq && m.ExpiresAt != "" {
+			t.Fatalf("a message sent before the retention got expires_at %q", m.ExpiresAt)
+		}
+		if m.Kind == protocol.KindEvent {
+			if ev, _ := client.GroupEvent(m); ev != nil && ev.Event == protocol.EventRetention && (ev.RetentionDays == nil || *ev.RetentionDays != 30) {
+				t.Fatalf("retention item %+v", ev)
+			}
+		}
+	}
+}

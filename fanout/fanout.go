@@ -140,10 +140,11 @@ func (f *Fanout) Run(ctx context.Context) error {
 	return f.runPartitions(ctx, l)
 }
 
-// pinnedConfig is the pinned runner's configuration for one consumer.
-func (f *Fanout) pinnedConfig(consumer string) pinned.Config {
+// pinnedConfig is the pinned runner's configuration for one consumer on
+// stream.
+func (f *Fanout) pinnedConfig(stream, consumer string) pinned.Config {
 	return pinned.Config{
-		Stream: schema.StreamChat, Consumer: consumer, Group: schema.PriorityGroupFanout,
+		Stream: stream, Consumer: consumer, Group: schema.PriorityGroupFanout,
 		MaxMessages: 512, InOrder: true, Logger: f.cfg.Logger,
 	}
 }

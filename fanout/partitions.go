@@ -60,7 +60,9 @@ func (f *Fanout) runUnpartitioned(ctx context.Context) (schema.Layout, error) {
 			stop, done = cancel, make(chan error, 1)
 			legacy := *f
 			legacy.stopping = wctx.Done()
-			go func() { done <- pinned.Run(wctx, f.js, f.pinnedConfig(schema.ConsumerFanout), legacy.handle) }()
+			go func() {
+				done <- pinned.Run(wctx, f.js, f.pinnedConfig(schema.StreamChat, schema.ConsumerFanout), legacy.handle)
+			}()
 		}
 		select {
 		case <-ctx.Done():
@@ -83,6 +85,9 @@ func (f *Fanout) unpartitionedDone(ctx context.Context) (schema.Layout, bool, er
 	l, err := schema.ReadLayout(ctx, f.js)
 	if err != nil || l.Partitions == 0 {
 		return l, false, err
+	}
+	if l.Split() {
+		return l, true, nil // partition streams were never unpartitioned
 	}
 	c, err := f.js.Consumer(ctx, schema.StreamChat, schema.ConsumerFanout)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -157,7 +162,7 @@ func (f *Fanout) runPartitions(ctx context.Context, l schema.Layout) error {
 		}
 		for _, p := range mine {
 			if running[p] == nil {
-				running[p] = f.startPartition(ctx, p)
+				running[p] = f.startPartition(ctx, l.StreamOfPartition(p), p)
 			}
 		}
 	}
@@ -212,9 +217,10 @@ func (f *Fanout) runPartitions(ctx context.Context, l schema.Layout) error {
 	}
 }
 
-// startPartition runs the worker of partition p, with its own consume
-// state (prevs, frame buffer) over the shared member cache.
-func (f *Fanout) startPartition(ctx context.Context, p int) *partWorker {
+// startPartition runs the worker of partition p, on stream (CHAT, or the
+// partition's own stream), with its own consume state (prevs, frame
+// buffer) over the shared member cache.
+func (f *Fanout) startPartition(ctx context.Context, stream string, p int) *partWorker {
 	w := *f
 	w.prevs = newPrevs(f.last, f.cfg.CacheSize)
 	w.buf = nil
@@ -225,11 +231,11 @@ func (f *Fanout) startPartition(ctx context.Context, p int) *partWorker {
 	go func() {
 		defer close(pw.done)
 		for wctx.Err() == nil {
-			err := pinned.Run(wctx, f.js, f.pinnedConfig(consumer), w.handle)
+			err := pinned.Run(wctx, f.js, f.pinnedConfig(stream, consumer), w.handle)
 			if wctx.Err() != nil {
 				return
 			}
-			f.cfg.Logger.Warn("fanout partition worker stopped; starting it again", "consumer", consumer, "err", err)
+			f.cfg.Logger.Warn("fanout partition worker stopped; starting it again", "stream", stream, "consumer", consumer, "err", err)
 			select {
 			case <-wctx.Done():
 			case <-time.After(time.Second):

@@ -20,6 +20,8 @@ type GroupSettings struct {
 	ReadOnly             *bool
 	// TTL is the disappearing-messages setting in seconds (ttl.go).
 	TTL *int64
+	// RetentionDays keeps messages that many days, 0 for ever.
+	RetentionDays *int64
 }
 
 // Groups changes a group's settings and roles. Refusals by role are
@@ -44,7 +46,7 @@ func (sess *session) update(ctx context.Context, req *protocol.Request) (any, *p
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
 	}
-	set := GroupSettings{Topic: req.Topic, Avatar: req.Avatar, ReadOnly: req.ReadOnly, TTL: req.TTL}
+	set := GroupSettings{Topic: req.Topic, Avatar: req.Avatar, ReadOnly: req.ReadOnly, TTL: req.TTL, RetentionDays: req.RetentionDays}
 	if req.Title != "" {
 		set.Title = &req.Title
 	}

@@ -24,7 +24,7 @@ func TestSendMentions(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		raw, err := h.srv.chatMsg(ctx, seq)
+		raw, err := h.srv.chatMsg(ctx, "g1", seq)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -165,7 +165,7 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 	return nil, nil
 }
 
-// publish stores msg in the CHAT stream. While the stream has no leader (a
+// publish stores msg in its conversation's message stream. While the stream has no leader (a
 // node died, an election is under way) it tries again with the same
 // Nats-Msg-Id, which makes the attempts one message, for up to
 // Config.PublishRetry; then the error is errUnavailable. Any other error
@@ -176,10 +176,16 @@ func (sess *session) publish(ctx context.Context, msg *nats.Msg) (*jetstream.Pub
 	// request's timeout, and the client would only send again.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.PublishRetry)
 	defer cancel()
+	l, err := sess.srv.chatLayout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The stream the account's mapping stores msg in (schema.Mappings).
+	stream := l.StreamOf(schema.ConvFromSubject(msg.Subject))
 	wait := publishRetryWait
 	for {
 		actx, acancel := context.WithTimeout(ctx, publishAttemptTimeout)
-		ack, err := sess.srv.js.PublishMsg(actx, msg, jetstream.WithExpectStream(schema.StreamChat))
+		ack, err := sess.srv.js.PublishMsg(actx, msg, jetstream.WithExpectStream(stream))
 		acancel()
 		if err == nil {
 			return ack, nil
@@ -190,7 +196,7 @@ func (sess *session) publish(ctx context.Context, msg *nats.Msg) (*jetstream.Pub
 		inc(sess.srv.metrics.PublishRetries)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: publish to %s for %s: %w", errUnavailable, schema.StreamChat, cfg.PublishRetry, err)
+			return nil, fmt.Errorf("%w: publish to %s for %s: %w", errUnavailable, stream, cfg.PublishRetry, err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, publishRetryMaxWait)
@@ -239,13 +245,13 @@ const (
 )
 
 // original returns the time and expiry of the message stored at seq in
-// the CHAT stream, read from the stream itself (a direct get, answered
+// its message stream, read from the stream itself (a direct get, answered
 // by any replica) so that an outage of the history API cannot turn a
 // retried send into an error; only a message the stream no longer holds
 // is read from Messages. A message that disappeared (ttl.go) is
 // not_found: a retry after its expiry cannot be answered with it.
 func (sess *session) original(ctx context.Context, conv string, seq uint64) (string, string, error) {
-	raw, err := sess.srv.chatMsg(ctx, seq)
+	raw, err := sess.srv.chatMsg(ctx, conv, seq)
 	if err == nil {
 		env, derr := protocol.DecodeEnvelope(raw.Data)
 		if derr != nil {
@@ -269,31 +275,13 @@ func (sess *session) original(ctx context.Context, conv string, seq uint64) (str
 	return m.TS, m.ExpiresAt, nil
 }
 
-// chatMsg reads the message at seq from the CHAT stream.
-func (s *Server) chatMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
-	st, err := s.chatStream(ctx)
+// chatMsg reads the message at seq from the stream of conv.
+func (s *Server) chatMsg(ctx context.Context, conv string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	st, err := s.chatStream(ctx, conv)
 	if err != nil {
 		return nil, err
 	}
 	return st.GetMsg(ctx, seq)
-}
-
-// chatStream returns the CHAT stream's handle, looked up once and kept
-// (with its configuration as it was then).
-func (s *Server) chatStream(ctx context.Context) (jetstream.Stream, error) {
-	s.chatMu.Lock()
-	st := s.chat
-	s.chatMu.Unlock()
-	if st == nil {
-		var err error
-		if st, err = s.js.Stream(ctx, schema.StreamChat); err != nil {
-			return nil, err
-		}
-		s.chatMu.Lock()
-		s.chat = st
-		s.chatMu.Unlock()
-	}
-	return st, nil
 }
 
 // appendEnvelope encodes the stored form of a message without re-encoding

@@ -62,7 +62,7 @@ const resendSkew = 30 * time.Second
 // stream's metadata, schema.DedupeWindowOf). When the stream's own
 // Duplicates covers the whole window there is nothing to look up.
 func (s *Server) findSent(ctx context.Context, conv, msgID string) (seq uint64, ts string, found bool, err error) {
-	st, err := s.chatStream(ctx)
+	st, err := s.chatStream(ctx, conv)
 	if err != nil {
 		return 0, "", false, err
 	}
@@ -76,7 +76,7 @@ func (s *Server) findSent(ctx context.Context, conv, msgID string) (seq uint64, 
 	// The stored subjects of conv: its partition's, and on a stream
 	// upgraded to partitions the old form too (schema.Layout).
 	for _, subj := range schema.LayoutOf(sc).StoredMsgs(conv) {
-		if seq, ts, found, err = s.findSentIn(ctx, conv, subj, msgID, since); err != nil || found {
+		if seq, ts, found, err = s.findSentIn(ctx, st.CachedInfo().Config.Name, conv, subj, msgID, since); err != nil || found {
 			return seq, ts, found, err
 		}
 	}
@@ -84,10 +84,10 @@ func (s *Server) findSent(ctx context.Context, conv, msgID string) (seq uint64, 
 }
 
 // findSentIn is findSent over one stored subject of conv.
-func (s *Server) findSentIn(ctx context.Context, conv, subj, msgID string, since time.Time) (seq uint64, ts string, found bool, err error) {
+func (s *Server) findSentIn(ctx context.Context, stream, conv, subj, msgID string, since time.Time) (seq uint64, ts string, found bool, err error) {
 	var from uint64 // 0: from since
 	for {
-		n, last, err := s.scanSent(ctx, conv, subj, since, from, func(m *nats.Msg, sq uint64) bool {
+		n, last, err := s.scanSent(ctx, stream, conv, subj, since, from, func(m *nats.Msg, sq uint64) bool {
 			if m.Header.Get(schema.HeaderMsgID) != msgID {
 				return true
 			}
@@ -113,7 +113,7 @@ const resendBatch = 256
 // scanSent is one batch direct get of conv's messages, from seq from, or
 // from time since when from is 0; each is handed to fn until it returns
 // false. It returns how many the server sent and the last seq.
-func (s *Server) scanSent(ctx context.Context, conv, subj string, since time.Time, from uint64, fn func(*nats.Msg, uint64) bool) (int, uint64, error) {
+func (s *Server) scanSent(ctx context.Context, stream, conv, subj string, since time.Time, from uint64, fn func(*nats.Msg, uint64) bool) (int, uint64, error) {
 	nc := s.js.Conn()
 	ch := make(chan *nats.Msg, resendBatch+2) // the batch, end of batch, a status
 	inbox := nc.NewRespInbox()
@@ -134,7 +134,7 @@ func (s *Server) scanSent(ctx context.Context, conv, subj string, since time.Tim
 	req = append(req, `,"next_by_subj":`...)
 	req = protocol.AppendString(req, subj)
 	req = append(req, '}')
-	if err := nc.PublishRequest(schema.DirectGetAPI(schema.StreamChat), inbox, req); err != nil {
+	if err := nc.PublishRequest(schema.DirectGetAPI(stream), inbox, req); err != nil {
 		return 0, 0, fmt.Errorf("resend lookup in %s: %w", conv, err)
 	}
 	n, last, going := 0, uint64(0), true

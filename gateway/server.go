@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natter-chat/natter/auth"
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -261,8 +263,9 @@ type Server struct {
 	views       *views
 	inbox       Inbox // nil: conversations by id
 
+	layout atomic.Pointer[schema.Layout] // the message streams' layout, once read (streams.go)
 	chatMu sync.Mutex
-	chat   jetstream.Stream // the CHAT stream's handle, once looked up
+	chat   map[string]jetstream.Stream // message streams' handles, once looked up
 
 	// The NATS connection's handlers before New chained its own.
 	prevReconnect nats.ConnHandler

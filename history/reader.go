@@ -38,16 +38,16 @@ const tailCap = 10_000
 // answers that page as if W were F-1: rows from F on come from the
 // stream. A store that lacks an edit row amid rows it has still shows
 // that edit's target unedited, until natter history rebuild.
+//
+// With several message streams (schema.Layout) each has its own writer
+// consumer, W and F: a conversation's are its stream's.
 type Reader struct {
 	store  Store
 	stream *Stream
-	cons   jetstream.Consumer
-
-	mu      sync.Mutex
-	floor   uint64
-	first   uint64
-	floorAt time.Time
-	maxAge  time.Duration
+	// marks are the watermarks of the message streams, by
+	// schema.Layout.StreamIndex.
+	marks  []watermark
+	maxAge time.Duration
 
 	// flights are the After reads in progress, by what they read.
 	fmu     sync.Mutex
@@ -72,38 +72,54 @@ type flight struct {
 	err  error
 }
 
-// NewReader returns a reader over store and the CHAT stream.
-func NewReader(ctx context.Context, js jetstream.JetStream, store Store, stream *Stream) (*Reader, error) {
-	cons, err := js.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory)
-	if err != nil {
-		return nil, fmt.Errorf("history consumer: %w", err)
-	}
-	return &Reader{store: store, stream: stream, cons: cons, maxAge: 250 * time.Millisecond}, nil
+// watermark is one message stream's history consumer and its W and F,
+// as last read.
+type watermark struct {
+	cons    jetstream.Consumer
+	mu      sync.Mutex
+	floor   uint64
+	first   uint64
+	floorAt time.Time
 }
 
-// watermark returns W and the stream's first seq F (at least 1), refreshed
-// at most every maxAge. A stale W is safe: it only makes more of a page
-// come from the stream; so is a stale F, which only widens the check
-// against the stream.
-func (r *Reader) watermark(ctx context.Context) (w, first uint64, err error) {
-	r.mu.Lock()
-	if time.Since(r.floorAt) < r.maxAge {
-		w, first := r.floor, r.first
-		r.mu.Unlock()
+// NewReader returns a reader over store and the message streams.
+func NewReader(ctx context.Context, js jetstream.JetStream, store Store, stream *Stream) (*Reader, error) {
+	r := &Reader{store: store, stream: stream, maxAge: 250 * time.Millisecond}
+	r.marks = make([]watermark, len(stream.parts))
+	for i, name := range stream.layout.ChatStreams() {
+		cons, err := js.Consumer(ctx, name, schema.ConsumerHistory)
+		if err != nil {
+			return nil, fmt.Errorf("history consumer on %s: %w", name, err)
+		}
+		r.marks[i].cons = cons
+	}
+	return r, nil
+}
+
+// watermark returns W and the stream's first seq F (at least 1) of conv's
+// stream, refreshed at most every maxAge. A stale W is safe: it only makes
+// more of a page come from the stream; so is a stale F, which only widens
+// the check against the stream.
+func (r *Reader) watermark(ctx context.Context, conv string) (w, first uint64, err error) {
+	m := &r.marks[r.stream.layout.StreamIndex(conv)]
+	m.mu.Lock()
+	if time.Since(m.floorAt) < r.maxAge {
+		w, first := m.floor, m.first
+		m.mu.Unlock()
 		return w, first, nil
 	}
-	r.mu.Unlock()
-	info, err := r.cons.Info(ctx)
+	m.mu.Unlock()
+	info, err := m.cons.Info(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("history watermark: %w", err)
 	}
-	first, err = r.stream.First(ctx)
+	first, err = r.stream.First(ctx, conv)
 	if err != nil {
 		return 0, 0, fmt.Errorf("history watermark: %w", err)
 	}
-	r.mu.Lock()
-	r.floor, r.first, r.floorAt = info.AckFloor.Stream, first, time.Now()
-	r.mu.Unlock()
+	m.mu.Lock()
+	m.floor, m.first, m.floorAt = info.AckFloor.Stream, first, time.Now()
+	m.mu.Unlock()
 	return info.AckFloor.Stream, first, nil
 }
 
@@ -207,7 +223,7 @@ func (r *Reader) prevOf(ctx context.Context, conv string, seq uint64) (uint64, e
 
 // rowsAfter is After without Prev.
 func (r *Reader) rowsAfter(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, first, err := r.watermark(ctx)
+	w, first, err := r.watermark(ctx, conv)
 	if err != nil {
 		return nil, false, err
 	}
@@ -378,7 +394,7 @@ func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit i
 
 // rowsBefore is Before without Prev.
 func (r *Reader) rowsBefore(ctx context.Context, conv string, before uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, first, err := r.watermark(ctx)
+	w, first, err := r.watermark(ctx, conv)
 	if err != nil {
 		return nil, false, err
 	}
@@ -481,7 +497,7 @@ func (r *Reader) Get(ctx context.Context, conv string, seq uint64) (*protocol.Me
 	if seq == 0 {
 		return nil, ErrNotFound
 	}
-	w, _, err := r.watermark(ctx)
+	w, _, err := r.watermark(ctx, conv)
 	if err != nil {
 		return nil, err
 	}

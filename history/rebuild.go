@@ -14,8 +14,12 @@ import (
 
 // RebuildStats reports what Rebuild did.
 type RebuildStats struct {
-	// First and Last are the stream seqs Rebuild read from and up to.
+	// First and Last are the stream seqs Rebuild read from and up to, of
+	// the last message stream it read (of the only one, CHAT, unless the
+	// messages are in partition streams: then Streams has each).
 	First, Last uint64
+	// Streams are the seq ranges read of each message stream.
+	Streams []StreamRange
 	// Read is how many messages of chat.msg.* it read.
 	Read int
 	// Appended is how many rows it handed the store; rows the store had
@@ -36,29 +40,54 @@ type RebuildStats struct {
 //
 // It reads with an ordered consumer, so it leaves the history consumer
 // and its ack floor alone.
+//
+// With partition streams (schema.Layout) it rebuilds from each in turn.
 func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int) (RebuildStats, error) {
 	var st RebuildStats
 	if batch <= 0 {
 		batch = schema.HistoryBatch
 	}
-	stream, err := js.Stream(ctx, schema.StreamChat)
-	if err != nil {
-		return st, fmt.Errorf("rebuild: open stream %s: %w", schema.StreamChat, err)
-	}
-	info, err := stream.Info(ctx)
+	l, err := schema.ReadLayout(ctx, js)
 	if err != nil {
 		return st, fmt.Errorf("rebuild: %w", err)
 	}
+	for _, name := range l.ChatStreams() {
+		err := rebuildStream(ctx, js, name, store, batch, &st)
+		st.Streams = append(st.Streams, StreamRange{Stream: name, First: st.First, Last: st.Last})
+		if err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// StreamRange is the seq range Rebuild read of one message stream.
+type StreamRange struct {
+	Stream      string
+	First, Last uint64
+}
+
+// rebuildStream is Rebuild of one message stream, adding to st.
+func rebuildStream(ctx context.Context, js jetstream.JetStream, name string, store Store, batch int, st *RebuildStats) error {
+	st.First, st.Last = 0, 0
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("rebuild: open stream %s: %w", name, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
 	st.First, st.Last = info.State.FirstSeq, info.State.LastSeq
 	if info.State.Msgs == 0 {
-		return st, nil
+		return nil
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{schema.StoredMsgWildcard},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return st, fmt.Errorf("rebuild: consumer: %w", err)
+		return fmt.Errorf("rebuild: consumer: %w", err)
 	}
 	failed := 0
 	for {
@@ -74,7 +103,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int
 		}
 		if len(rows) > 0 {
 			if err := store.Append(ctx, rows); err != nil {
-				return st, fmt.Errorf("rebuild: append %d rows from seq %d: %w", len(rows), rows[0].Seq, err)
+				return fmt.Errorf("rebuild: append %d rows from seq %d: %w", len(rows), rows[0].Seq, err)
 			}
 			st.Appended += len(rows)
 		}
@@ -85,21 +114,21 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store Store, batch int
 			// responders, a timeout) is tried again rather than ending
 			// the rebuild.
 			if failed++; errors.Is(ferr, errUnplaced) || ctx.Err() != nil || failed > rebuildRetries {
-				return st, fmt.Errorf("rebuild: %w", ferr)
+				return fmt.Errorf("rebuild: %w", ferr)
 			}
 			select {
 			case <-ctx.Done():
-				return st, fmt.Errorf("rebuild: %w", ctx.Err())
+				return fmt.Errorf("rebuild: %w", ctx.Err())
 			case <-time.After(rebuildRetryWait):
 			}
 			continue
 		}
 		failed = 0
 		if done {
-			return st, nil
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return st, err
+			return err
 		}
 	}
 }

@@ -22,29 +22,46 @@ import (
 // batchSize is how many messages one batch direct get asks for.
 const batchSize = 256
 
-// Stream reads pages of one conversation from the CHAT stream with direct
-// gets: no consumer is created per request.
+// Stream reads pages of one conversation from its message stream (CHAT,
+// or its partition stream, schema.Layout) with direct gets: no consumer is
+// created per request.
 type Stream struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	// directGet is the subject of the stream's direct gets.
-	directGet string
-	// layout says which subjects a conversation's messages are stored
-	// under, read when the Stream is made.
+	js jetstream.JetStream
+	// parts are the message streams, by schema.Layout.StreamIndex.
+	parts []streamPart
+	// layout says which stream and subjects a conversation's messages are
+	// stored in, read when the Stream is made.
 	layout schema.Layout
 	// now is the clock expired items are hidden by (expiry.go).
 	now func() time.Time
 }
 
-// NewStream returns a reader over the CHAT stream.
-func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
-	st, err := js.Stream(ctx, schema.StreamChat)
-	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", schema.StreamChat, err)
-	}
-	return &Stream{js: js, stream: st, directGet: schema.DirectGetAPI(schema.StreamChat),
-		layout: schema.LayoutOf(st.CachedInfo().Config), now: time.Now}, nil
+// streamPart is one message stream.
+type streamPart struct {
+	stream jetstream.Stream
+	// directGet is the subject of the stream's direct gets.
+	directGet string
 }
+
+// NewStream returns a reader over the message streams.
+func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
+	l, err := schema.ReadLayout(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stream{js: js, layout: l, now: time.Now}
+	for _, name := range l.ChatStreams() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("open stream %s: %w", name, err)
+		}
+		s.parts = append(s.parts, streamPart{stream: st, directGet: schema.DirectGetAPI(name)})
+	}
+	return s, nil
+}
+
+// part is the stream holding conv.
+func (s *Stream) part(conv string) *streamPart { return &s.parts[s.layout.StreamIndex(conv)] }
 
 // After returns up to limit messages of conv with seq > after, ascending,
 // and whether more follow.
@@ -222,7 +239,7 @@ func (s *Stream) request(ctx context.Context, conv string, seq uint64, req []byt
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(s.directGet, inbox, req); err != nil {
+	if err := nc.PublishRequest(s.part(conv).directGet, inbox, req); err != nil {
 		return 0, 0, fmt.Errorf("read %s from %d: %w", conv, seq, err)
 	}
 	n, last := 0, uint64(0)
@@ -333,13 +350,15 @@ const (
 	statusNoResponders = "503"
 )
 
-// First returns the stream's first seq, at least 1: the stream holds
-// every message from there on (only age removes the oldest), but those the
-// eraser deleted, which the store keeps as tombstones (services/erase).
-func (s *Stream) First(ctx context.Context) (uint64, error) {
-	info, err := s.stream.Info(ctx)
+// First returns the first seq of conv's stream, at least 1: the stream
+// holds every message from there on (only age removes the oldest), but
+// those the eraser deleted, which the store keeps as tombstones
+// (services/erase).
+func (s *Stream) First(ctx context.Context, conv string) (uint64, error) {
+	st := s.part(conv).stream
+	info, err := st.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("info of %s: %w", schema.StreamChat, err)
+		return 0, fmt.Errorf("info of %s: %w", st.CachedInfo().Config.Name, err)
 	}
 	return max(info.State.FirstSeq, 1), nil
 }
@@ -349,7 +368,7 @@ func (s *Stream) First(ctx context.Context) (uint64, error) {
 // one, so the first subject that has a message has the newest.
 func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
 	for _, subj := range s.layout.StoredMsgs(conv) {
-		raw, err := s.stream.GetLastMsgForSubject(ctx, subj)
+		raw, err := s.part(conv).stream.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
@@ -408,7 +427,7 @@ func (s *Stream) ItemBefore(ctx context.Context, conv string, seq uint64) (uint6
 
 // Get returns the message with seq in conv, or ErrNotFound.
 func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error) {
-	raw, err := s.stream.GetMsg(ctx, seq)
+	raw, err := s.part(conv).stream.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrNotFound
 	}

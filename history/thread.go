@@ -21,7 +21,7 @@ import (
 // were the stream's first seq minus one: replies from there on come from
 // the stream.
 func (r *Reader) ThreadAfter(ctx context.Context, conv string, root, after uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, first, err := r.watermark(ctx)
+	w, first, err := r.watermark(ctx, conv)
 	if err != nil {
 		return nil, false, err
 	}
@@ -95,7 +95,7 @@ func (r *Reader) threadAfter(ctx context.Context, conv string, root, after uint6
 // ones exist; where they come from, and the check of the store against
 // the stream, as for ThreadAfter.
 func (r *Reader) ThreadBefore(ctx context.Context, conv string, root, before uint64, limit int) ([]*protocol.Message, bool, error) {
-	w, first, err := r.watermark(ctx)
+	w, first, err := r.watermark(ctx, conv)
 	if err != nil {
 		return nil, false, err
 	}

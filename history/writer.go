@@ -48,7 +48,8 @@ type WriterConfig struct {
 	Tracer trace.Tracer
 }
 
-// Writer copies the CHAT stream into a Store: the system of record. It
+// Writer copies the message streams (CHAT, or each partition stream) into
+// a Store: the system of record. It
 // fetches a batch, appends it, and only then acks it, so the consumer's ack
 // floor never passes a message the store lacks. While the
 // store fails it retries the same batch with backoff and fetches nothing
@@ -130,18 +131,26 @@ func (w *Writer) Run(ctx context.Context) error {
 
 // write is the consuming loop: a batch is acked once the store has it; a
 // batch whose append ended with ctx goes back at once (a stop, or a
-// lapsed lease) to whichever writer pulls next.
+// lapsed lease) to whichever writer pulls next. With partition streams
+// (schema.Layout) each stream has its own consumer and loop, so a slow or
+// leaderless partition holds up only its own.
 func (w *Writer) write(ctx context.Context) error {
-	return pinned.RunBatches(ctx, w.js, pinned.BatchConfig{Stream: schema.StreamChat, Consumer: schema.ConsumerHistory,
-		Group: schema.PriorityGroupHistory, Batch: w.cfg.Batch, Logger: w.cfg.Logger},
-		func(ctx context.Context, got []jetstream.Msg) error {
-			msgs := make([]*protocol.Message, 0, len(got))
-			for _, m := range got {
-				if pm := w.toMessage(m); pm != nil {
-					msgs = append(msgs, pm)
+	l, err := schema.ReadLayout(ctx, w.js)
+	if err != nil {
+		return fmt.Errorf("history writer: %w", err)
+	}
+	return pinned.RunBatchesStreams(ctx, w.js, pinned.BatchConfig{Consumer: schema.ConsumerHistory,
+		Group: schema.PriorityGroupHistory, Batch: w.cfg.Batch, Logger: w.cfg.Logger}, l.ChatStreams(),
+		func(stream string) pinned.BatchHandler {
+			return func(ctx context.Context, got []jetstream.Msg) error {
+				msgs := make([]*protocol.Message, 0, len(got))
+				for _, m := range got {
+					if pm := w.toMessage(m); pm != nil {
+						msgs = append(msgs, pm)
+					}
 				}
+				return w.appendBatch(ctx, stream, msgs, got)
 			}
-			return w.appendBatch(ctx, msgs, got)
 		})
 }
 
@@ -149,7 +158,7 @@ func (w *Writer) write(ctx context.Context) error {
 // trace of its own, linked to the context each message of the batch
 // stored (the gateway's SpanPublish), since one batch holds the messages
 // of many traces.
-func (w *Writer) appendBatch(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) error {
+func (w *Writer) appendBatch(ctx context.Context, stream string, msgs []*protocol.Message, got []jetstream.Msg) error {
 	if w.cfg.Tracer == nil || len(msgs) == 0 {
 		return w.append(ctx, msgs, got)
 	}
@@ -162,7 +171,7 @@ func (w *Writer) appendBatch(ctx context.Context, msgs []*protocol.Message, got 
 	ctx, span := w.cfg.Tracer.Start(ctx, tracing.SpanAppend, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithNewRoot(), trace.WithLinks(links...),
 		trace.WithAttributes(tracing.NATS, tracing.KeyOperation.String("process"),
-			tracing.KeyDestination.String(schema.StreamChat), tracing.KeyBatchCount.Int(len(msgs))))
+			tracing.KeyDestination.String(stream), tracing.KeyBatchCount.Int(len(msgs))))
 	defer span.End()
 	err := w.append(ctx, msgs, got)
 	if err != nil {

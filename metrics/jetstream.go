@@ -18,8 +18,7 @@ const scrapeTimeout = 2 * time.Second
 // writes per second and the same on CHAT the message rate.
 type JetStream struct {
 	js        jetstream.JetStream
-	stream    string
-	consumers []string
+	consumers []Consumer
 	streams   []string
 
 	pending, ackPending, redelivered, lastSeq, up *prometheus.Desc
@@ -27,16 +26,20 @@ type JetStream struct {
 
 var _ prometheus.Collector = (*JetStream)(nil)
 
-// NewJetStream returns a collector for consumers of stream and for
-// streams.
-func NewJetStream(js jetstream.JetStream, stream string, consumers, streams []string) *JetStream {
+// Consumer names a durable consumer: its stream and its name.
+type Consumer struct{ Stream, Name string }
+
+// NewJetStream returns a collector for consumers and for streams. The
+// consumer series have a stream label too: with partition streams each
+// has a consumer of the same name.
+func NewJetStream(js jetstream.JetStream, consumers []Consumer, streams []string) *JetStream {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
 	}
-	return &JetStream{js: js, stream: stream, consumers: consumers, streams: streams,
-		pending:     d("consumer_pending", "Messages of the stream the consumer has not been delivered yet (its lag).", "consumer"),
-		ackPending:  d("consumer_ack_pending", "Messages delivered to the consumer and not acknowledged yet.", "consumer"),
-		redelivered: d("consumer_redelivered", "Messages being redelivered to the consumer.", "consumer"),
+	return &JetStream{js: js, consumers: consumers, streams: streams,
+		pending:     d("consumer_pending", "Messages of the stream the consumer has not been delivered yet (its lag).", "consumer", "stream"),
+		ackPending:  d("consumer_ack_pending", "Messages delivered to the consumer and not acknowledged yet.", "consumer", "stream"),
+		redelivered: d("consumer_redelivered", "Messages being redelivered to the consumer.", "consumer", "stream"),
 		lastSeq:     d("stream_last_seq", "Last sequence of the stream: a counter of writes.", "stream"),
 		up:          d("jetstream_up", "1 when the last scrape's JetStream requests answered."),
 	}
@@ -54,8 +57,9 @@ func (c *JetStream) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	up := 1.0
-	for _, name := range c.consumers {
-		cons, err := c.js.Consumer(ctx, c.stream, name)
+	for _, cn := range c.consumers {
+		name := cn.Name
+		cons, err := c.js.Consumer(ctx, cn.Stream, name)
 		if err != nil {
 			up = 0
 			continue
@@ -65,9 +69,9 @@ func (c *JetStream) Collect(ch chan<- prometheus.Metric) {
 			up = 0
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), name)
-		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending), name)
-		ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered), name)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), name, cn.Stream)
+		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending), name, cn.Stream)
+		ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered), name, cn.Stream)
 	}
 	for _, name := range c.streams {
 		st, err := c.js.Stream(ctx, name)

@@ -69,6 +69,9 @@ type GroupEvent struct {
 	// TTL is the new disappearing-messages setting of ttl_changed, in
 	// seconds (0: off).
 	TTL *int64 `json:"ttl,omitempty"`
+	// RetentionDays is the new retention of retention_changed, in days
+	// (0: for ever).
+	RetentionDays *int64 `json:"retention_days,omitempty"`
 }
 
 // CheckTopic reports why topic cannot be a group's topic, or nil.

@@ -121,6 +121,9 @@ type Request struct {
 	// TTL is the disappearing-messages setting update changes, in
 	// seconds (0: off; ttl.go); absent means unchanged.
 	TTL *int64 `json:"ttl,omitempty"`
+	// RetentionDays is the retention setting update changes (ttl.go):
+	// days a message is kept, 0 for ever; absent means unchanged.
+	RetentionDays *int64 `json:"retention_days,omitempty"`
 	// Role is the role set_role gives.
 	Role string `json:"role,omitempty"`
 	// Ban makes remove_member a ban.
@@ -186,6 +189,9 @@ type Conversation struct {
 	// TTL is the disappearing-messages setting in seconds, omitted when
 	// off (ttl.go).
 	TTL int64 `json:"ttl,omitempty"`
+	// RetentionDays is how many days messages are kept, omitted when
+	// for ever (ttl.go).
+	RetentionDays int64 `json:"retention_days,omitempty"`
 }
 
 // ConversationFrame carries one conversation: the reply to create, and the

@@ -20,6 +20,33 @@ var TTLs = []int64{3600, 86400, 7 * 86400, 90 * 86400}
 // value, 0 for off).
 const EventTTL = "ttl_changed"
 
+// Retention: a conversation may keep its messages only so many days
+// (retention_days, 1 to MaxRetentionDays; 0 keeps them for ever). It is
+// enforced like the ttl: a message sent under retention N carries
+// expires_at = ts + N days (the earlier of that and the ttl's).
+// Messages sent before it was set keep the expiry they were sent with.
+const (
+	EventRetention   = "retention_changed"
+	MaxRetentionDays = 3650
+)
+
+// ValidRetention reports whether days is a retention a client may set.
+func ValidRetention(days int64) bool { return days >= 0 && days <= MaxRetentionDays }
+
+// EffectiveTTL is the ttl in seconds a message sent now gets from a
+// conversation's ttl (seconds) and retention (days): the shorter of the
+// two that are set, 0 when neither is.
+func EffectiveTTL(ttl, retentionDays int64) int64 {
+	r := retentionDays * 86400
+	switch {
+	case r == 0:
+		return ttl
+	case ttl == 0:
+		return r
+	}
+	return min(ttl, r)
+}
+
 // ValidTTL reports whether ttl seconds is off, one of TTLs or extra (a
 // server's test value, 0 for none).
 func ValidTTL(ttl, extra int64) bool {

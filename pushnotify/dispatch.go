@@ -135,14 +135,22 @@ type Dispatcher struct {
 	sendCtx context.Context
 
 	mu       sync.Mutex
-	inflight map[uint64]*pending       // by stream seq
+	inflight map[streamSeq]*pending    // by message stream and seq
 	waiting  map[windowKey][]pendingAt // messages in open windows
 	counters map[Counter]uint64
 }
 
 // pending is a CHAT message held until all its batches are done.
+// streamSeq names a stored message: with partition streams a seq alone
+// is not unique.
+type streamSeq struct {
+	stream string
+	seq    uint64
+}
+
 type pending struct {
 	msg    jetstream.Msg
+	key    streamSeq
 	seq    uint64
 	refs   int
 	failed bool
@@ -169,7 +177,7 @@ func NewDispatcher(cfg DispatcherConfig, deps DispatcherDeps) (*Dispatcher, erro
 		jobs: make(chan job, cfg.Queue),
 		members: conversation.NewDocCache(conversation.CacheConfig{
 			Size: cfg.MemberCacheSize, TTL: cfg.MemberCacheTTL, Now: cfg.Clock.Now}, deps.Convs),
-		inflight: make(map[uint64]*pending),
+		inflight: make(map[streamSeq]*pending),
 		waiting:  make(map[windowKey][]pendingAt),
 		counters: make(map[Counter]uint64),
 	}
@@ -202,10 +210,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	err := pinned.Run(ctx, d.deps.JS, pinned.Config{
-		Stream: schema.StreamChat, Consumer: schema.ConsumerPush, Group: schema.PriorityGroupPush,
-		MaxMessages: 256, Logger: d.cfg.Logger,
-	}, d.handle)
+	l, err := schema.ReadLayout(ctx, d.deps.JS)
+	if err == nil {
+		err = pinned.RunStreams(ctx, d.deps.JS, pinned.Config{
+			Consumer: schema.ConsumerPush, Group: schema.PriorityGroupPush,
+			MaxMessages: 256, Logger: d.cfg.Logger,
+		}, l.ChatStreams(), d.handle)
+	}
 	stop := time.AfterFunc(d.cfg.DrainTimeout, cancelSend)
 	defer stop.Stop()
 	d.co.Stop() // flushes every open window into the queue
@@ -239,12 +250,13 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	seq := meta.Sequence.Stream
 	d.mu.Lock()
-	if _, held := d.inflight[seq]; held {
+	key := streamSeq{meta.Stream, seq}
+	if _, held := d.inflight[key]; held {
 		d.mu.Unlock() // redelivered while its batches are still under way
 		return nil
 	}
-	p := &pending{msg: msg, seq: seq, refs: 1}
-	d.inflight[seq] = p
+	p := &pending{msg: msg, key: key, seq: seq, refs: 1}
+	d.inflight[key] = p
 	d.mu.Unlock()
 	var ok bool
 	if member {
@@ -382,7 +394,7 @@ func (d *Dispatcher) release(p *pending, ok bool) {
 	p.refs--
 	done := p.refs == 0
 	if done {
-		delete(d.inflight, p.seq)
+		delete(d.inflight, p.key)
 	}
 	d.mu.Unlock()
 	if !done {

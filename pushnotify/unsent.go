@@ -39,10 +39,14 @@ func NewUnsent(js jetstream.JetStream, log *slog.Logger) *Unsent {
 func (u *Unsent) Run(ctx context.Context) error {
 	u.log.Info("Push notifications are off: no provider is configured, so the pushnotify consumer's messages are acknowledged unsent.",
 		"consumer", schema.ConsumerPush)
-	return pinned.Run(ctx, u.js, pinned.Config{
-		Stream: schema.StreamChat, Consumer: schema.ConsumerPush, Group: schema.PriorityGroupPush,
+	l, err := schema.ReadLayout(ctx, u.js)
+	if err != nil {
+		return err
+	}
+	return pinned.RunStreams(ctx, u.js, pinned.Config{
+		Consumer: schema.ConsumerPush, Group: schema.PriorityGroupPush,
 		MaxMessages: 1024, Logger: u.log,
-	}, func(ctx context.Context, msg jetstream.Msg) error {
+	}, l.ChatStreams(), func(ctx context.Context, msg jetstream.Msg) error {
 		if err := msg.Ack(); err != nil {
 			return err
 		}

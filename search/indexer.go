@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,7 @@ type Indexer struct {
 	idx     Index
 	indexed atomic.Uint64
 	lease   *lease.Lease // held between Claim and the end of Run
+	wmu     sync.Mutex   // the message streams' loops write the index in turn
 }
 
 // NewIndexer returns an indexer; Run starts it.
@@ -130,24 +132,35 @@ func (ix *Indexer) Run(ctx context.Context) error {
 }
 
 // run is the consuming loop: a batch is acked once the index committed
-// it.
+// it. With partition streams (schema.Layout) it runs one loop per stream,
+// each on that stream's consumer; their writes to the index take turns.
 func (ix *Indexer) run(ctx context.Context) error {
-	return pinned.RunBatches(ctx, ix.js, pinned.BatchConfig{Stream: schema.StreamChat, Consumer: schema.ConsumerSearch,
-		Group: schema.PriorityGroupSearch, Batch: ix.cfg.Batch, Logger: ix.cfg.Logger},
-		func(ctx context.Context, got []jetstream.Msg) error {
-			msgs := make([]*protocol.Message, 0, len(got))
-			for _, m := range got {
-				// The history writer dead-letters what does not decode.
-				if pm, err := history.DecodeStored(m); err == nil {
-					msgs = append(msgs, pm)
-				}
-			}
-			if err := ix.write(ctx, msgs, got); err != nil {
-				return err // ctx ended before the index had the batch
-			}
-			ix.indexed.Add(uint64(len(got)))
-			return nil
-		})
+	l, err := schema.ReadLayout(ctx, ix.js)
+	if err != nil {
+		return fmt.Errorf("search: %w", err)
+	}
+	return pinned.RunBatchesStreams(ctx, ix.js, pinned.BatchConfig{Consumer: schema.ConsumerSearch,
+		Group: schema.PriorityGroupSearch, Batch: ix.cfg.Batch, Logger: ix.cfg.Logger}, l.ChatStreams(),
+		func(string) pinned.BatchHandler { return ix.handle })
+}
+
+// handle indexes one batch of a message stream.
+func (ix *Indexer) handle(ctx context.Context, got []jetstream.Msg) error {
+	msgs := make([]*protocol.Message, 0, len(got))
+	for _, m := range got {
+		// The history writer dead-letters what does not decode.
+		if pm, err := history.DecodeStored(m); err == nil {
+			msgs = append(msgs, pm)
+		}
+	}
+	ix.wmu.Lock()
+	err := ix.write(ctx, msgs, got)
+	ix.wmu.Unlock()
+	if err != nil {
+		return err // ctx ended before the index had the batch
+	}
+	ix.indexed.Add(uint64(len(got)))
+	return nil
 }
 
 // write applies msgs to the index, retrying until it succeeds or ctx ends.

@@ -15,7 +15,9 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,9 +35,13 @@ type file struct {
 
 // Handler serves the web app: index.html at "/" (revalidated on every load)
 // and the hashed assets under /assets/ (cached for a year). Anything else
-// is 404.
-func Handler() http.Handler {
+// is 404. mediaOrigins (scheme://host[:port], e.g. an S3 bucket's) are
+// added to the policy's img-src and connect-src, so the app may show
+// attachments from there and PUT uploads to it; PolicyWith says which are
+// taken.
+func Handler(mediaOrigins ...string) http.Handler {
 	files := load()
+	csp := PolicyWith(mediaOrigins...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 		if name == "" {
@@ -48,6 +54,7 @@ func Handler() http.Handler {
 		}
 		h := w.Header()
 		setSecurityHeaders(h)
+		h.Set("Content-Security-Policy", csp)
 		h.Set("Content-Type", f.contentType)
 		h.Set("ETag", f.etag)
 		if f.immutable {
@@ -68,6 +75,40 @@ func Handler() http.Handler {
 // favicon; no site may frame the app (clickjacking).
 const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// PolicyWith is ContentSecurityPolicy with origins allowed as image
+// sources and connection targets (attachments' presigned GET and PUT
+// URLs). An origin is taken only as scheme://host[:port] of an http or
+// https URL with nothing else (no path, user, query, wildcard): anything
+// that could widen the policy or add a directive is left out.
+func PolicyWith(origins ...string) string {
+	var extra []string
+	for _, o := range origins {
+		if o = cleanOrigin(o); o != "" && !slices.Contains(extra, o) {
+			extra = append(extra, o)
+		}
+	}
+	if len(extra) == 0 {
+		return ContentSecurityPolicy
+	}
+	add := " " + strings.Join(extra, " ")
+	p := strings.Replace(ContentSecurityPolicy, "img-src 'self' data:;", "img-src 'self' data:"+add+";", 1)
+	return strings.Replace(p, "connect-src 'self';", "connect-src 'self'"+add+";", 1)
+}
+
+// cleanOrigin returns o as scheme://host[:port], or "" when o is not
+// exactly an http(s) origin.
+func cleanOrigin(o string) string {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return ""
+	}
+	if strings.ContainsAny(u.Host, " ;,'*\"\\") {
+		return ""
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host)
+}
 
 // setSecurityHeaders sets what every response of the web app carries.
 func setSecurityHeaders(h http.Header) {

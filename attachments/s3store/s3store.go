@@ -100,6 +100,17 @@ func (s *Store) PresignPut(ctx context.Context, key, contentType string, _ int64
 	return u.String(), nil
 }
 
+// Origin is the scheme://host[:port] the presigned URLs point at (the
+// bucket's host when the endpoint takes virtual-host-style requests): the
+// origin a browser app must be allowed to PUT to and load images from.
+func (s *Store) Origin(ctx context.Context) (string, error) {
+	u, err := s.c.PresignedGetObject(ctx, s.bucket, s.key("origin"), time.Minute, nil)
+	if err != nil {
+		return "", fmt.Errorf("s3store: origin: %w", err)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
 // PresignGet implements attachments.Store.
 func (s *Store) PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error) {
 	u, err := s.c.PresignedGetObject(ctx, s.bucket, s.key(key), expiry, nil)

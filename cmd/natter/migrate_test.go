@@ -56,7 +56,7 @@ func TestMigrateNATS(t *testing.T) {
 	if err != nil || l.Partitions != schema.DefaultPartitions {
 		t.Fatalf("layout %+v, %v", l, err)
 	}
-	for _, c := range schema.Consumers(l) {
+	for _, c := range schema.Consumers(l, schema.StreamChat) {
 		if _, err := js.Consumer(context.Background(), schema.StreamChat, c.Durable); err != nil {
 			t.Fatalf("consumer %s: %v", c.Durable, err)
 		}

@@ -48,6 +48,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets; 0 keeps the existing ones, else 3 when --routes names ≥ 3 nodes, else 1")
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often this node trims CHAT (at least 4 times per hot window)")
 	partitions := fs.Int("partitions", 0, partitionsHelp)
+	streams := fs.Int("streams", 0, streamsHelp+"; give every node the same")
 	if err := fs.Parse(args); err != nil {
 		return natsConfig{}, err
 	}
@@ -71,9 +72,10 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 		HTTPMonitor: *monitor,
 		Logger:      log,
 		AuthFile:    *authFile,
+		Streams:     *streams,
 	}}
 	cfg.node = app.NodeConfig{Logger: log, NewReplicas: 1,
-		Schema:    schema.Config{HotWindow: *hotWindow, Duplicates: *dedupe, FastDuplicates: *fastDedupe, Replicas: *replicas, Partitions: *partitions},
+		Schema:    schema.Config{HotWindow: *hotWindow, Duplicates: *dedupe, FastDuplicates: *fastDedupe, Replicas: *replicas, Partitions: *partitions, Streams: *streams},
 		Retention: retention.Config{Interval: *trimEvery}}
 	if *cluster != "" {
 		cfg.server.ClusterName = *cluster
@@ -155,13 +157,18 @@ func natsNode(args []string, stderr io.Writer) error {
 type migrateNATSFlags struct {
 	url, ca                       *string
 	hotWindow, dedupe, fastDedupe *time.Duration
-	replicas, partitions          *int
+	replicas, partitions, streams *int
 }
 
 // partitionsHelp is the --partitions flag's help, the same on every
 // command that ensures the schema.
 var partitionsHelp = fmt.Sprintf("fan-out partitions of the CHAT stream (1 to %d); 0 keeps the stream's, or %d for a new stream or one made before partitions (upgraded in place); changing it on a partitioned stream is refused",
 	schema.MaxPartitions, schema.DefaultPartitions)
+
+// streamsHelp is the --streams flag's help, the same on every command
+// that ensures the schema.
+var streamsHelp = fmt.Sprintf("message streams (1 to %d): 1 is the one CHAT stream; N > 1 makes CHAT_0 … CHAT_{N-1}, a conversation always in partition(N) of its id, each stream its own Raft group (and fan-out partition); 0 keeps the schema's, or 1 for a new one; set when the schema is created, never changed in place",
+	schema.MaxStreams)
 
 func addMigrateNATSFlags(fs *flag.FlagSet) *migrateNATSFlags {
 	return &migrateNATSFlags{
@@ -172,6 +179,7 @@ func addMigrateNATSFlags(fs *flag.FlagSet) *migrateNATSFlags {
 		fastDedupe: fs.Duration("dedupe-fast-window", 0, "the part of --dedupe-window JetStream itself remembers, in memory; 0: all of it (with --nats-url)"),
 		replicas:   fs.Int("replicas", 0, "replicas of the streams and KV buckets (with --nats-url); 0 keeps the existing ones, else 3 when the URL list names ≥ 3 servers"),
 		partitions: fs.Int("partitions", 0, partitionsHelp+" (with --nats-url)"),
+		streams:    fs.Int("streams", 0, streamsHelp+" (with --nats-url); every NATS server of an external NATS needs the account mapping of docs/scaling.md"),
 	}
 }
 
@@ -181,7 +189,7 @@ func (f *migrateNATSFlags) run(stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	err := app.MigrateNATS(ctx, app.MigrateConfig{URL: *f.url, RootCA: *f.ca,
-		Schema: schema.Config{HotWindow: *f.hotWindow, Duplicates: *f.dedupe, FastDuplicates: *f.fastDedupe, Replicas: *f.replicas, Partitions: *f.partitions}})
+		Schema: schema.Config{HotWindow: *f.hotWindow, Duplicates: *f.dedupe, FastDuplicates: *f.fastDedupe, Replicas: *f.replicas, Partitions: *f.partitions, Streams: *f.streams}})
 	if err != nil {
 		return fmt.Errorf("NATS schema: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -90,8 +91,12 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 
 	start := time.Now()
 	st, err := history.Rebuild(ctx, js, store, *batch)
-	fmt.Fprintf(stdout, "rebuild of %s from CHAT seqs %d..%d: read %d messages, appended %d rows (rows already stored left as they were), skipped %d invalid, in %s\n",
-		where, st.First, st.Last, st.Read, st.Appended, st.Skipped, time.Since(start).Round(time.Millisecond))
+	var ranges []string
+	for _, r := range st.Streams {
+		ranges = append(ranges, fmt.Sprintf("%s seqs %d..%d", r.Stream, r.First, r.Last))
+	}
+	fmt.Fprintf(stdout, "rebuild of %s from %s: read %d messages, appended %d rows (rows already stored left as they were), skipped %d invalid, in %s\n",
+		where, strings.Join(ranges, ", "), st.Read, st.Appended, st.Skipped, time.Since(start).Round(time.Millisecond))
 	if errors.Is(err, history.ErrConflict) {
 		return fmt.Errorf("%w\nthe store holds rows of another stream at these seqs; rebuild into an empty store instead", err)
 	}

@@ -78,6 +78,7 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	fastDedupe := fs.Duration("dedupe-fast-window", 0, "how long JetStream itself remembers each send's Nats-Msg-Id, in memory on every replica (about 160 B per message); 0: the whole --dedupe-window. Shorter (e.g. 2m) bounds the memory once every client marks its resends: a repeat marked \"resend\" is caught over the whole --dedupe-window, an unmarked one only within this")
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often serve's embedded server trims CHAT (at least 4 times per hot window)")
 	partitions := fs.Int("partitions", 0, partitionsHelp+"; serve sets it with its embedded server only")
+	streams := fs.Int("streams", 0, streamsHelp+"; serve sets it with its embedded server only")
 	heartbeat := fs.Duration("heartbeat", 20*time.Second, "heartbeat interval announced to clients; silence for twice as long disconnects")
 	burst := fs.Int("rate-burst", 200, "per-connection request burst")
 	rate := fs.Float64("rate", 100, "per-connection sustained requests per second")
@@ -163,6 +164,8 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	cfg.Schema.FastDuplicates = *fastDedupe
 	cfg.Schema.Replicas = *replicas
 	cfg.Schema.Partitions = *partitions
+	cfg.Schema.Streams = *streams
+	cfg.Embedded.Streams = *streams
 	cfg.Retention.Interval = *trimEvery
 	cfg.Gateway.Heartbeat = *heartbeat
 	cfg.Gateway.RateBurst = *burst

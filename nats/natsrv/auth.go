@@ -6,8 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/natter-chat/natter/nats/schema"
 )
 
 // Names of the accounts, users and files this package manages.
@@ -170,12 +175,16 @@ func writeFileAtomic(path string, data []byte) (err error) {
 // goes through the configuration parser because enabling JetStream on an
 // account before the server starts is only possible from configuration.
 // Passwords are base62 (checked by validPassword), so quoting is safe.
-func accountsConfig(c credentials) string {
+//
+// streams > 1 adds the CHAT account's subject mapping of the partition
+// streams (schema.Mappings), before permissions and JetStream see a
+// publish.
+func accountsConfig(c credentials, streams int) string {
 	return fmt.Sprintf(`
 accounts {
   %s {
     jetstream: enabled
-    users: [
+%s    users: [
       {user: %q, password: %q}
       {user: %q, password: %q}
 %s    ]
@@ -187,6 +196,22 @@ accounts {
   }
 }
 system_account: %s
-`, accountChat, userNatter, c.Natter, userOperator, c.Operator, roleUsersConfig(c),
+`, accountChat, mappingsConfig(streams), userNatter, c.Natter, userOperator, c.Operator, roleUsersConfig(c),
 		accountSys, userSys, c.Sys, accountSys)
+}
+
+// mappingsConfig is the mappings block of n partition streams, "" for one.
+func mappingsConfig(n int) string {
+	m := schema.Mappings(n)
+	if m == nil {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	b.WriteString("    mappings {\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "      %q: %q\n", k, m[k])
+	}
+	b.WriteString("    }\n")
+	return b.String()
 }

@@ -28,6 +28,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/natter-chat/natter/nats/schema"
 )
 
 // Defaults applied by Start to zero Config fields.
@@ -96,6 +98,12 @@ type Config struct {
 	// Created with fresh passwords when missing: start one node first, or
 	// copy the file to every node.
 	AuthFile string
+	// Streams is the number of message streams of the schema
+	// (schema.Config.Streams): above 1 the CHAT account maps
+	// chat.msg.<conv> and chat.member.<conv> to the conversation's
+	// partition (schema.Mappings). Every node of a cluster needs the same;
+	// 0 or 1 maps nothing (the one CHAT stream).
+	Streams int
 }
 
 // Server is a running embedded NATS server. Its methods are safe for
@@ -439,4 +447,28 @@ func (s *Server) stop() {
 		s.ns.WaitForShutdown()
 		close(s.done)
 	})
+}
+
+// SetStreams installs the CHAT account's subject mapping of n partition
+// streams (schema.Mappings), or removes it for n ≤ 1: what the schema's
+// recorded layout says (schema.ReadLayout), applied by the processes that
+// run this server once they have read it, so a node started without
+// Config.Streams still partitions publishes as the schema does. Clients
+// connected already see it from their next read.
+func (s *Server) SetStreams(n int) error {
+	acc, err := s.ns.LookupAccount(accountChat)
+	if err != nil {
+		return fmt.Errorf("natsrv: account %s: %w", accountChat, err)
+	}
+	if n <= 1 {
+		acc.RemoveMapping(schema.MsgWildcard)
+		acc.RemoveMapping(schema.MemberWildcard)
+		return nil
+	}
+	for src, dest := range schema.Mappings(n) {
+		if err := acc.AddMapping(src, dest); err != nil {
+			return fmt.Errorf("natsrv: mapping %s: %w", src, err)
+		}
+	}
+	return nil
 }

@@ -65,7 +65,7 @@ func (s *Server) buildOptions() (*server.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.ProcessConfigString(accountsConfig(s.creds)); err != nil {
+	if err := opts.ProcessConfigString(accountsConfig(s.creds, s.cfg.Streams)); err != nil {
 		return nil, fmt.Errorf("natsrv: accounts configuration: %w", err)
 	}
 	if err := clusterOptions(opts, s.cfg, s.creds); err != nil {

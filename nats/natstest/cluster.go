@@ -28,6 +28,14 @@ type Cluster struct {
 // nodes are shut down by tb.Cleanup.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
+	return StartClusterStreams(tb, n, 0)
+}
+
+// StartClusterStreams is StartCluster with every node's subject mapping
+// for streams partition streams (natsrv.Config.Streams): the cluster for
+// a schema ensured with schema.Config{Streams: streams}.
+func StartClusterStreams(tb testing.TB, n, streams int) *Cluster {
+	tb.Helper()
 	w := &tbWriter{tb: tb}
 	tb.Cleanup(w.close)
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -57,6 +65,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 			Routes:        routes,
 			AuthFile:      filepath.Join(dir, "nats-auth.json"),
 			Logger:        log,
+			Streams:       streams,
 		})
 		if err != nil {
 			tb.Fatalf("natstest: start cluster node %d: %v", i+1, err)

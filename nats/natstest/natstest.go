@@ -25,6 +25,13 @@ const shutdownTimeout = 30 * time.Second
 // tb.Cleanup.
 func Start(tb testing.TB) *natsrv.Server {
 	tb.Helper()
+	return StartStreams(tb, 0)
+}
+
+// StartStreams is Start with the subject mapping of streams partition
+// streams (natsrv.Config.Streams).
+func StartStreams(tb testing.TB, streams int) *natsrv.Server {
+	tb.Helper()
 	w := &tbWriter{tb: tb}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -33,6 +40,7 @@ func Start(tb testing.TB) *natsrv.Server {
 		Listen:  "127.0.0.1:-1",
 		DataDir: tb.TempDir(),
 		Logger:  log,
+		Streams: streams,
 	})
 	if err != nil {
 		tb.Fatalf("natstest: start NATS server: %v", err)

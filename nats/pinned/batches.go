@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -92,4 +93,31 @@ func RunBatches(ctx context.Context, js jetstream.JetStream, cfg BatchConfig, h 
 		}
 	}
 	return nil
+}
+
+// RunBatchesStreams is RunBatches of the consumer cfg names (cfg.Stream is
+// ignored) on each of streams at once, one loop per stream (a consumer of
+// every message stream, schema.Layout), with the handler h gives for that
+// stream. The first loop that fails stops the others; it returns once all
+// have stopped, with their errors.
+func RunBatchesStreams(ctx context.Context, js jetstream.JetStream, cfg BatchConfig, streams []string, h func(stream string) BatchHandler) error {
+	if len(streams) == 1 {
+		cfg.Stream = streams[0]
+		return RunBatches(ctx, js, cfg, h(streams[0]))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i, name := range streams {
+		c := cfg
+		c.Stream = name
+		wg.Go(func() {
+			if errs[i] = RunBatches(ctx, js, c, h(name)); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -383,4 +384,40 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// RunStreams is Run of the consumer cfg names (cfg.Stream is ignored) on
+// each of streams at once: one worker, pin and handover per stream, as a
+// consumer that reads every message stream (schema.Layout) has one durable
+// per partition stream. The calls of h stay serial (a mutex), in delivery
+// order within each stream, so a handler written for Run needs no change;
+// partitions interleave. A worker that could not start stops the others:
+// it returns once every worker has stopped, with the errors of those that
+// could not start.
+func RunStreams(ctx context.Context, js jetstream.JetStream, cfg Config, streams []string, h Handler) error {
+	if len(streams) == 1 {
+		cfg.Stream = streams[0]
+		return Run(ctx, js, cfg, h)
+	}
+	var mu sync.Mutex
+	serial := func(ctx context.Context, msg jetstream.Msg) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return h(ctx, msg)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i, name := range streams {
+		c := cfg
+		c.Stream = name
+		wg.Go(func() {
+			if errs[i] = Run(ctx, js, c, serial); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

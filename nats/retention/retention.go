@@ -95,6 +95,10 @@ type State struct {
 	// HistoryLag is the age of the oldest message the history store lacks,
 	// 0 when it has everything.
 	HistoryLag time.Duration
+	// When the messages are in several partition streams (schema.Layout)
+	// a pass trims each: Purged and Held are their sums, HistoryLag their
+	// largest, Search whether any has a search consumer in use, and
+	// Stored, FirstSeq and Indexed, seqs of one stream, are 0.
 }
 
 // Stats are a Trimmer's totals since it started, for /metrics.
@@ -182,10 +186,36 @@ func (t *Trimmer) Trim(ctx context.Context) (State, error) {
 
 func (t *Trimmer) trim(ctx context.Context) (State, error) {
 	now := t.cfg.Now()
-	st := State{At: now, Window: t.cfg.Window}
-	stream, err := t.js.Stream(ctx, schema.StreamChat)
+	l, err := schema.ReadLayout(ctx, t.js)
 	if err != nil {
-		return st, fmt.Errorf("retention: stream %s: %w", schema.StreamChat, err)
+		return State{At: now, Window: t.cfg.Window}, fmt.Errorf("retention: %w", err)
+	}
+	if !l.Split() {
+		return t.trimStream(ctx, schema.StreamChat, now)
+	}
+	// Each partition stream on its own: its seqs, its writer's floor.
+	all := State{At: now, Window: t.cfg.Window}
+	var errs []error
+	for _, name := range l.ChatStreams() {
+		st, err := t.trimStream(ctx, name, now)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		all.Window = st.Window
+		all.Purged += st.Purged
+		all.Held += st.Held
+		all.HistoryLag = max(all.HistoryLag, st.HistoryLag)
+		all.Search = all.Search || st.Search
+	}
+	return all, errors.Join(errs...)
+}
+
+// trimStream is one pass over the message stream name.
+func (t *Trimmer) trimStream(ctx context.Context, name string, now time.Time) (State, error) {
+	st := State{At: now, Window: t.cfg.Window}
+	stream, err := t.js.Stream(ctx, name)
+	if err != nil {
+		return st, fmt.Errorf("retention: stream %s: %w", name, err)
 	}
 	info := stream.CachedInfo()
 	if w, ok := schema.HotWindowOf(info.Config); ok {
@@ -193,11 +223,11 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 	}
 	first, last := info.State.FirstSeq, info.State.LastSeq
 	st.FirstSeq = first
-	cons, err := t.js.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory)
+	cons, err := t.js.Consumer(ctx, name, schema.ConsumerHistory)
 	if err != nil {
 		// Without the history consumer nothing says what the store has:
 		// keep everything.
-		return st, fmt.Errorf("retention: consumer %s: %w", schema.ConsumerHistory, err)
+		return st, fmt.Errorf("retention: consumer %s on %s: %w", schema.ConsumerHistory, name, err)
 	}
 	ci, err := cons.Info(ctx)
 	if err != nil {
@@ -208,7 +238,7 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 		return st, err
 	}
 	floor := st.Stored
-	if st.Search, st.Indexed, err = t.indexed(ctx); err != nil {
+	if st.Search, st.Indexed, err = t.indexed(ctx, name); err != nil {
 		return st, err
 	}
 	if st.Search {
@@ -217,7 +247,7 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 	if info.State.Msgs == 0 {
 		return st, nil
 	}
-	cut, err := t.firstSince(ctx, now.Add(-st.Window), last)
+	cut, err := t.firstSince(ctx, name, now.Add(-st.Window), last)
 	if err != nil {
 		return st, err
 	}
@@ -229,18 +259,18 @@ func (t *Trimmer) trim(ctx context.Context) (State, error) {
 		return st, nil
 	}
 	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(keep)); err != nil {
-		return st, fmt.Errorf("retention: purge %s below %d: %w", schema.StreamChat, keep, err)
+		return st, fmt.Errorf("retention: purge %s below %d: %w", name, keep, err)
 	}
 	st.Purged, st.FirstSeq = keep-first, keep
 	return st, nil
 }
 
-// indexed reads the search consumer's ack floor; used reports whether an
+// indexed reads the search consumer's ack floor on stream; used reports whether an
 // indexer ever read the consumer (it delivered something), without which
 // the floor holds nothing back: search is off. A missing consumer is
 // search off too (a stream made before search; Ensure adds it).
-func (t *Trimmer) indexed(ctx context.Context) (used bool, floor uint64, err error) {
-	cons, err := t.js.Consumer(ctx, schema.StreamChat, schema.ConsumerSearch)
+func (t *Trimmer) indexed(ctx context.Context, stream string) (used bool, floor uint64, err error) {
+	cons, err := t.js.Consumer(ctx, stream, schema.ConsumerSearch)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return false, 0, nil
 	}
@@ -289,12 +319,12 @@ type msgGetResponse struct {
 
 // firstSince is the seq of the first message stored at or after since,
 // last+1 when every message is older.
-func (t *Trimmer) firstSince(ctx context.Context, since time.Time, last uint64) (uint64, error) {
+func (t *Trimmer) firstSince(ctx context.Context, stream string, since time.Time, last uint64) (uint64, error) {
 	req, err := json.Marshal(msgGetRequest{StartTime: since.UTC()})
 	if err != nil {
 		return 0, err
 	}
-	msg, err := t.js.Conn().RequestWithContext(ctx, schema.MsgGetAPI(schema.StreamChat), req)
+	msg, err := t.js.Conn().RequestWithContext(ctx, schema.MsgGetAPI(stream), req)
 	if err != nil {
 		return 0, fmt.Errorf("retention: first message since %s: %w", since.Format(time.RFC3339), err)
 	}

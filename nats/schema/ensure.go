@@ -8,9 +8,10 @@ import (
 )
 
 // Streams lists the configuration of every stream of the schema, besides
-// the buckets' own streams, in the order they are ensured.
+// the buckets' own streams, in the order they are ensured: the message
+// streams of c's layout (ChatStreamConfigs) first.
 func Streams(c Config) []jetstream.StreamConfig {
-	return []jetstream.StreamConfig{ChatStream(c), DeadStream(c), PushDeadStream(c), ServiceEventsStream(c), WebhookDeadStream(c)}
+	return append(ChatStreamConfigs(c, c.layout), DeadStream(c), PushDeadStream(c), ServiceEventsStream(c), WebhookDeadStream(c))
 }
 
 // BucketConfigs lists the configuration of every KV bucket of the schema.
@@ -18,9 +19,21 @@ func BucketConfigs(c Config) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{ConversationsBucket(c), PresenceBucket(c), LeasesBucket(c), PushBucket(c), PushSentBucket(c), ServicesBucket(c), AttachmentsBucket(c)}
 }
 
-// Consumers lists the durable consumers on the CHAT stream of layout l.
-func Consumers(l Layout) []jetstream.ConsumerConfig {
-	cs := []jetstream.ConsumerConfig{FanoutConsumer(), HistoryConsumer(), PushConsumer(), ServiceEventsWriterConsumer(), SearchConsumer()}
+// Consumers lists the durable consumers on message stream stream of
+// layout l: on CHAT every fan-out partition's, on a partition stream its
+// own; and on each the history writer's, pushnotify's, the events
+// writer's and the indexer's.
+func Consumers(l Layout, stream string) []jetstream.ConsumerConfig {
+	cs := []jetstream.ConsumerConfig{HistoryConsumer(), PushConsumer(), ServiceEventsWriterConsumer(), SearchConsumer()}
+	if l.Split() {
+		for p, s := range l.ChatStreams() {
+			if s == stream {
+				cs = append(cs, FanoutPartitionConsumer(p))
+			}
+		}
+		return cs
+	}
+	cs = append(cs, FanoutConsumer())
 	for p := range l.Partitions {
 		cs = append(cs, FanoutPartitionConsumer(p))
 	}
@@ -79,9 +92,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
 		}
 	}
-	for _, cc := range Consumers(c.layout) {
-		if _, err := js.CreateOrUpdateConsumer(ctx, StreamChat, cc); err != nil {
-			return fmt.Errorf("ensure consumer %s: %w", cc.Durable, err)
+	for _, stream := range c.layout.ChatStreams() {
+		for _, cc := range Consumers(c.layout, stream) {
+			if _, err := js.CreateOrUpdateConsumer(ctx, stream, cc); err != nil {
+				return fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, stream, err)
+			}
 		}
 	}
 	return nil

@@ -32,13 +32,14 @@ const (
 
 // DeadLetter builds the copy of stored message seq (on subject, of conv)
 // for the DEAD stream. Its Nats-Msg-Id makes every stage that gives up on
-// the same message leave one letter, not one each.
+// the same message leave one letter, not one each; it names the stored
+// subject too, since with partition streams a seq alone is not unique.
 func DeadLetter(conv string, seq uint64, subject, reason string, data []byte) *nats.Msg {
 	if conv == "" {
 		conv = "_"
 	}
 	m := nats.NewMsg(Dead(conv))
-	m.Header.Set(HeaderMsgID, "dead:"+strconv.FormatUint(seq, 10))
+	m.Header.Set(HeaderMsgID, "dead:"+strconv.FormatUint(seq, 10)+":"+subject)
 	m.Header.Set(HeaderReason, reason)
 	m.Header.Set(HeaderSubject, subject)
 	m.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))

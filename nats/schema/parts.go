@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,6 +61,10 @@ type Layout struct {
 	// Legacy says the stream may still hold messages stored unpartitioned
 	// (it was upgraded): lookups try both forms.
 	Legacy bool
+	// Streams is the number of message streams (streams.go): 0 or 1 for
+	// the one CHAT stream, N > 1 for CHAT_0 … CHAT_{N-1}, one per
+	// partition (then Partitions is N too).
+	Streams int
 }
 
 // Partition is conv's partition: what the server's partition(N,2) mapping
@@ -70,9 +73,7 @@ func (l Layout) Partition(conv string) int {
 	if l.Partitions <= 0 {
 		return 0
 	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(conv))
-	return int(h.Sum32() % uint32(l.Partitions))
+	return partitionOf(conv, l.Partitions)
 }
 
 func (l Layout) stored(prefix, conv string) string {
@@ -154,6 +155,9 @@ func transform(n int) *jetstream.SubjectTransformConfig {
 
 // LayoutOf is the layout recorded in a CHAT stream configuration.
 func LayoutOf(cfg jetstream.StreamConfig) Layout {
+	if l, ok := streamsOf(cfg); ok {
+		return l
+	}
 	n, err := strconv.Atoi(cfg.Metadata[MetaPartitions])
 	if err != nil || n <= 0 || cfg.SubjectTransform == nil {
 		return Layout{}
@@ -161,9 +165,19 @@ func LayoutOf(cfg jetstream.StreamConfig) Layout {
 	return Layout{Partitions: n, Legacy: cfg.Metadata[MetaLegacy] == "true"}
 }
 
-// ReadLayout reads the CHAT stream's layout.
+// ReadLayout reads the message streams' layout: CHAT's, or when there is
+// none the partition streams' (recorded in each, read from CHAT_0).
 func ReadLayout(ctx context.Context, js jetstream.JetStream) (Layout, error) {
 	st, err := js.Stream(ctx, StreamChat)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, l, serr := streamsLayout(ctx, js)
+		if serr == nil {
+			return l, nil
+		}
+		if !errors.Is(serr, jetstream.ErrStreamNotFound) {
+			err = serr
+		}
+	}
 	if err != nil {
 		return Layout{}, fmt.Errorf("layout of %s: %w", StreamChat, err)
 	}
@@ -183,12 +197,35 @@ func layoutFor(ctx context.Context, js jetstream.JetStream, c Config) (Layout, e
 	if c.Partitions < 0 || c.Partitions > MaxPartitions {
 		return Layout{}, fmt.Errorf("schema: %d partitions: want 1 to %d", c.Partitions, MaxPartitions)
 	}
+	if c.Streams < 0 || c.Streams > MaxStreams {
+		return Layout{}, fmt.Errorf("schema: %d streams: want 1 to %d", c.Streams, MaxStreams)
+	}
+	if c.Streams > 1 && c.Partitions != 0 && c.Partitions != c.Streams {
+		return Layout{}, fmt.Errorf("schema: %d streams have %d partitions, one each, not %d", c.Streams, c.Streams, c.Partitions)
+	}
 	st, err := js.Stream(ctx, StreamChat)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return Layout{Partitions: cmp(c.Partitions, DefaultPartitions)}, nil
+		_, l, serr := streamsLayout(ctx, js)
+		switch {
+		case errors.Is(serr, jetstream.ErrStreamNotFound):
+			if c.Streams > 1 {
+				return Layout{Partitions: c.Streams, Streams: c.Streams}, nil
+			}
+			return Layout{Partitions: cmp(c.Partitions, DefaultPartitions)}, nil
+		case serr != nil:
+			return Layout{}, fmt.Errorf("look up stream %s: %w", PartitionStream(0), serr)
+		case c.Streams != 0 && c.Streams != l.Streams:
+			return Layout{}, fmt.Errorf("%w: the messages are in %d streams, asked for %d", ErrRepartition, l.Streams, c.Streams)
+		case c.Partitions != 0 && c.Partitions != l.Partitions:
+			return Layout{}, fmt.Errorf("%w: the messages are in %d streams of one partition each, asked for %d partitions", ErrRepartition, l.Streams, c.Partitions)
+		}
+		return l, nil
 	}
 	if err != nil {
 		return Layout{}, fmt.Errorf("look up stream %s: %w", StreamChat, err)
+	}
+	if c.Streams > 1 {
+		return Layout{}, fmt.Errorf("%w: the messages are in the one stream %s, asked for %d streams", ErrRepartition, StreamChat, c.Streams)
 	}
 	info := st.CachedInfo()
 	old := LayoutOf(info.Config)

@@ -50,7 +50,8 @@ func Inbox(role string) string { return inboxPrefix + role }
 type access struct {
 	// pub and sub are the plain subjects it publishes and subscribes to.
 	pub, sub []string
-	// read are streams it reads any message of (direct gets).
+	// read are streams it reads any message of (direct gets). StreamChat
+	// here and in lookup stands for every message stream (chatStreams).
 	read []string
 	// lookup are streams it only looks up (their info).
 	lookup []string
@@ -59,8 +60,10 @@ type access struct {
 	// ordered consumers of its own on the bucket's stream): permissions
 	// are per bucket, not per key, so a new key prefix needs no change.
 	write, readOnly []string
-	// consume are the durable consumers on CHAT it pulls from, acks and
-	// hands over (unpin, rewind); peek those whose info it reads.
+	// consume are the durable consumers on every message stream it pulls
+	// from, acks and hands over (unpin, rewind); peek those whose info it
+	// reads. A role with any of them may look up every message stream,
+	// to read the layout.
 	consume, peek []string
 	// partitions: it also consumes the fan-out consumer of every partition
 	// (permissions name MaxPartitions of them; Check does not look for
@@ -93,7 +96,7 @@ func accessOf(role string) (access, bool) {
 	switch role {
 	case RoleGateway:
 		return access{
-			pub: []string{MsgWildcard, MemberWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard,
+			pub: []string{MsgWildcard, MemberWildcard, MappedMsgWildcard, MappedMemberWildcard, TypingWildcard, ReadWildcard, DeliveredWildcard,
 				UserEventWildcard, DeadWildcard, HistoryAPIWildcard, FanoutWorkers, SearchAPIWildcard,
 				// a client's delete_account and export (erase.go)
 				EraseAPI(EraseEndpointStart), EraseAPI(EraseEndpointExport)},
@@ -136,7 +139,7 @@ func accessOf(role string) (access, bool) {
 			consume:  []string{ConsumerPush},
 		}, true
 	case RoleService:
-		return access{pub: []string{MsgWildcard, HistoryAPIWildcard}}, true
+		return access{pub: []string{MsgWildcard, MappedMsgWildcard, HistoryAPIWildcard}}, true
 	case RoleEvents:
 		// Reads CHAT only through its consumer (no direct gets: it never
 		// reads a message out of order), conversation documents and the
@@ -166,7 +169,7 @@ func accessOf(role string) (access, bool) {
 		// CHAT and the history writer's floor to find their messages, and
 		// deletes them from CHAT: the one role that may.
 		return access{
-			pub:        []string{MsgWildcard, MemberWildcard, UserEventWildcard, UserErased("*")},
+			pub:        []string{MsgWildcard, MemberWildcard, MappedMsgWildcard, MappedMemberWildcard, UserEventWildcard, UserErased("*")},
 			sub:        []string{EraseAPIAll, ServiceWildcard},
 			read:       []string{StreamChat},
 			write:      []string{BucketConversations, BucketPresence, BucketAttachments},
@@ -211,10 +214,15 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 		return p, true // publishes with acks, requests history; no JetStream API
 	}
 	api("INFO") // account info: the readiness check
-	for _, s := range a.lookup {
+	if len(a.consume) > 0 || len(a.peek) > 0 || a.partitions {
+		for _, s := range AllChatStreams() {
+			api("STREAM.INFO." + s) // the layout (ReadLayout)
+		}
+	}
+	for _, s := range chatStreams(a.lookup, AllChatStreams()) {
 		api("STREAM.INFO." + s)
 	}
-	for _, s := range a.read {
+	for _, s := range chatStreams(a.read, AllChatStreams()) {
 		api("STREAM.INFO."+s, "STREAM.MSG.GET."+s, "DIRECT.GET."+s, "DIRECT.GET."+s+".>")
 	}
 	for _, b := range slices.Concat(a.write, a.readOnly) {
@@ -235,15 +243,20 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 		api("STREAM.INFO." + KVStream(b))
 		p.Publish = append(p.Publish, KVWildcard(b))
 	}
-	for _, s := range a.deleteMsgs {
+	for _, s := range chatStreams(a.deleteMsgs, AllChatStreams()) {
 		api("STREAM.MSG.DELETE." + s)
 	}
 	if len(a.progress) > 0 {
-		for _, c := range a.progress {
-			api("CONSUMER.INFO." + StreamChat + "." + c)
+		for _, st := range AllChatStreams() {
+			for _, c := range a.progress {
+				api("CONSUMER.INFO." + st + "." + c)
+			}
 		}
 		for p := range MaxPartitions {
 			api("CONSUMER.INFO." + StreamChat + "." + ConsumerFanoutPartition(p))
+		}
+		for p := range MaxStreams {
+			api("CONSUMER.INFO." + PartitionStream(p) + "." + ConsumerFanoutPartition(p))
 		}
 	}
 	for _, b := range a.write {
@@ -253,19 +266,33 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 		api("STREAM.MSG.GET." + KVStream(b))
 		p.Publish = append(p.Publish, KVWildcard(b))
 	}
-	consume := a.consume
-	if a.partitions {
-		for p := range MaxPartitions {
-			consume = append(consume, ConsumerFanoutPartition(p))
+	type streamConsumer struct{ stream, consumer string }
+	var consume []streamConsumer
+	for _, st := range AllChatStreams() {
+		for _, c := range a.consume {
+			consume = append(consume, streamConsumer{st, c})
 		}
 	}
-	for _, c := range consume {
-		api("CONSUMER.INFO."+StreamChat+"."+c, "CONSUMER.MSG.NEXT."+StreamChat+"."+c,
-			"CONSUMER.UNPIN."+StreamChat+"."+c, "CONSUMER.RESET."+StreamChat+"."+c)
-		p.Publish = append(p.Publish, AckWildcard(StreamChat, c))
+	if a.partitions {
+		// Every fan-out partition's consumer on CHAT; partition p's
+		// own on CHAT_p.
+		for p := range MaxPartitions {
+			consume = append(consume, streamConsumer{StreamChat, ConsumerFanoutPartition(p)})
+		}
+		for p := range MaxStreams {
+			consume = append(consume, streamConsumer{PartitionStream(p), ConsumerFanoutPartition(p)})
+		}
 	}
-	for _, c := range a.peek {
-		api("CONSUMER.INFO." + StreamChat + "." + c)
+	for _, sc := range consume {
+		st, c := sc.stream, sc.consumer
+		api("CONSUMER.INFO."+st+"."+c, "CONSUMER.MSG.NEXT."+st+"."+c,
+			"CONSUMER.UNPIN."+st+"."+c, "CONSUMER.RESET."+st+"."+c)
+		p.Publish = append(p.Publish, AckWildcard(st, c))
+	}
+	for _, st := range AllChatStreams() {
+		for _, c := range a.peek {
+			api("CONSUMER.INFO." + st + "." + c)
+		}
 	}
 	if a.serviceConsumers {
 		// Every consumer of SVC_EVENTS is a service's (a wildcard is a
@@ -276,6 +303,20 @@ func RolePermissions(role string) (p Permissions, ok bool) {
 	}
 	p.Publish = dedupe(p.Publish)
 	return p, true
+}
+
+// chatStreams is streams with StreamChat replaced by chat, the message
+// streams.
+func chatStreams(streams, chat []string) []string {
+	var out []string
+	for _, s := range streams {
+		if s == StreamChat {
+			out = append(out, chat...)
+		} else {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func dedupe(s []string) []string {
@@ -304,12 +345,26 @@ const OperatorStep = "the operator creates and updates the NATS schema: start th
 // the operator's step; other errors (no JetStream leader yet) are
 // returned as they are.
 func Check(ctx context.Context, js jetstream.JetStream, roles ...string) error {
+	var layout *Layout
 	for _, role := range roles {
 		a, ok := accessOf(role)
 		if !ok {
 			return fmt.Errorf("schema: unknown role %q", role)
 		}
-		for _, s := range slices.Concat(a.read, a.lookup) {
+		if layout == nil && (len(a.read)+len(a.lookup)+len(a.consume)+len(a.peek) > 0 || a.partitions) {
+			l, err := ReadLayout(ctx, js)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("%w: stream %s (role %s); %s", ErrMissing, StreamChat, role, OperatorStep)
+			} else if err != nil {
+				return err
+			}
+			layout = &l
+		}
+		var chat []string
+		if layout != nil {
+			chat = layout.ChatStreams()
+		}
+		for _, s := range chatStreams(slices.Concat(a.read, a.lookup), chat) {
 			if _, err := js.Stream(ctx, s); errors.Is(err, jetstream.ErrStreamNotFound) {
 				return fmt.Errorf("%w: stream %s (role %s); %s", ErrMissing, s, role, OperatorStep)
 			} else if err != nil {
@@ -323,11 +378,16 @@ func Check(ctx context.Context, js jetstream.JetStream, roles ...string) error {
 				return fmt.Errorf("look up KV bucket %s: %w", b, err)
 			}
 		}
-		for _, c := range slices.Concat(a.consume, a.peek) {
-			if _, err := js.Consumer(ctx, StreamChat, c); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("%w: consumer %s on stream %s (role %s); %s", ErrMissing, c, StreamChat, role, OperatorStep)
-			} else if err != nil {
-				return fmt.Errorf("look up consumer %s: %w", c, err)
+		for _, st := range chat {
+			for _, c := range slices.Concat(a.consume, a.peek) {
+				if c == ConsumerFanout && layout.Split() {
+					continue // partition streams have only their partition's
+				}
+				if _, err := js.Consumer(ctx, st, c); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+					return fmt.Errorf("%w: consumer %s on stream %s (role %s); %s", ErrMissing, c, st, role, OperatorStep)
+				} else if err != nil {
+					return fmt.Errorf("look up consumer %s: %w", c, err)
+				}
 			}
 		}
 	}

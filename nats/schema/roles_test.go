@@ -52,24 +52,30 @@ func TestRolePermissionsAreLeast(t *testing.T) {
 	}
 }
 
-// Only the eraser may delete a message of CHAT: JetStream's MSG.DELETE
-// of any other stream is nobody's, and no other role names CHAT's
-// (nats/natsrv's TestRolePermissions checks the same on a server).
+// Only the eraser may delete a message of CHAT (or of a partition stream,
+// CHAT_<p>): JetStream's MSG.DELETE of any other stream is nobody's, and
+// no other role names a message stream's (nats/natsrv's
+// TestRolePermissions checks the same on a server).
 func TestOnlyTheEraserDeletesMessages(t *testing.T) {
-	del := MsgDeleteAPI(StreamChat)
+	var dels []string
+	for _, st := range AllChatStreams() {
+		dels = append(dels, MsgDeleteAPI(st))
+	}
 	for _, role := range Roles {
 		p, _ := RolePermissions(role)
-		may := false
+		may := 0
 		for _, s := range p.Publish {
-			if subjectMatches(s, del) {
-				may = true
+			for _, del := range dels {
+				if subjectMatches(s, del) {
+					may++
+				}
 			}
-			if strings.Contains(s, "MSG.DELETE.") && s != del {
+			if strings.Contains(s, "MSG.DELETE.") && !slices.Contains(dels, s) {
 				t.Errorf("%s may delete messages of another stream: %s", role, s)
 			}
 		}
-		if may != (role == RoleEraser) {
-			t.Errorf("%s may delete a message of CHAT: %v", role, may)
+		if want := map[bool]int{true: len(dels)}[role == RoleEraser]; may != want {
+			t.Errorf("%s may delete messages of %d message streams, want %d", role, may, want)
 		}
 	}
 	if ChatStream(Config{}).DenyDelete {

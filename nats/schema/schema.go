@@ -72,6 +72,12 @@ type Config struct {
 	// new stream or one made before partitions. Changing it on a
 	// partitioned stream is refused (ErrRepartition).
 	Partitions int
+	// Streams is the number of message streams (streams.go): 0 keeps what
+	// the schema has, 1 for a new one (the one CHAT stream); N > 1 makes
+	// CHAT_0 … CHAT_{N-1}, one partition each (Partitions must then be 0
+	// or N), and needs the account's subject mapping (Mappings) on every
+	// NATS server. Changing it is refused (ErrRepartition).
+	Streams int
 
 	// layout is what Ensure decided for the stream (layoutFor).
 	layout Layout

@@ -72,6 +72,8 @@ type API struct {
 	senders Senders
 	svc     micro.Service
 	stats   Stats
+	// layout is the message streams' layout, read on the first publish.
+	layout atomic.Pointer[schema.Layout]
 }
 
 // Start serves the API on nc (a connection allowed to subscribe to
@@ -399,7 +401,7 @@ func (a *API) post(ctx context.Context, _ string, req *protocol.ServiceRequest) 
 	}
 	ts, dup := env.TS, ack.Duplicate
 	if dup {
-		raw, err := a.js.Stream(ctx, schema.StreamChat)
+		raw, err := a.js.Stream(ctx, ack.Stream)
 		if err == nil {
 			var m *jetstream.RawStreamMsg
 			if m, err = raw.GetMsg(ctx, ack.Sequence); err == nil {
@@ -416,15 +418,26 @@ func (a *API) post(ctx context.Context, _ string, req *protocol.ServiceRequest) 
 // publish stores msg if As is still the member view says it is (the
 // membership event's seq as an expected last subject seq, as the gateway
 // does), reading the view again when a membership change came between,
-// and retrying with the same Nats-Msg-Id while CHAT has no leader.
+// and retrying with the same Nats-Msg-Id while its conversation's message
+// stream has no leader.
 func (a *API) publish(ctx context.Context, msg *nats.Msg, req *protocol.ServiceRequest, v conversation.MemberView) (*jetstream.PubAck, error) {
 	deadline := time.Now().Add(a.cfg.PublishRetry)
 	wait := 50 * time.Millisecond
+	l := a.layout.Load()
+	if l == nil {
+		rl, err := schema.ReadLayout(ctx, a.js)
+		if err != nil {
+			return nil, errorf(protocol.ServiceCodeUnavailable, "the message streams are unavailable: %v", err)
+		}
+		a.layout.Store(&rl)
+		l = &rl
+	}
+	stream := l.StreamOf(req.Conv)
 	for stale := 0; ; {
 		msg.Header.Set(schema.HeaderExpectedLastSubjectSeq, strconv.FormatUint(v.Seq, 10))
 		msg.Header.Set(schema.HeaderExpectedLastSubjectSeqSubject, v.Subject)
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		ack, err := a.js.PublishMsg(actx, msg, jetstream.WithExpectStream(schema.StreamChat))
+		ack, err := a.js.PublishMsg(actx, msg, jetstream.WithExpectStream(stream))
 		cancel()
 		if err == nil {
 			return ack, nil

@@ -146,8 +146,11 @@ type Eraser struct {
 	push  jetstream.KeyValue
 	pres  jetstream.KeyValue
 	att   jetstream.KeyValue
-	chat  jetstream.Stream
-	hist  jetstream.Consumer
+	// layout is the message streams' (schema.Layout); chats and hists
+	// are each stream and its history consumer, by Layout.StreamIndex.
+	layout schema.Layout
+	chats  []jetstream.Stream
+	hists  []jetstream.Consumer
 }
 
 // New returns an Eraser.
@@ -171,11 +174,19 @@ func New(ctx context.Context, cfg Config) (*Eraser, error) {
 			return nil, fmt.Errorf("erase: bucket %s: %w", b.name, err)
 		}
 	}
-	if e.chat, err = cfg.JS.Stream(ctx, schema.StreamChat); err != nil {
-		return nil, fmt.Errorf("erase: stream: %w", err)
+	if e.layout, err = schema.ReadLayout(ctx, cfg.JS); err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
 	}
-	if e.hist, err = cfg.JS.Consumer(ctx, schema.StreamChat, schema.ConsumerHistory); err != nil {
-		return nil, fmt.Errorf("erase: history consumer: %w", err)
+	for _, name := range e.layout.ChatStreams() {
+		st, err := cfg.JS.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("erase: stream %s: %w", name, err)
+		}
+		hist, err := cfg.JS.Consumer(ctx, name, schema.ConsumerHistory)
+		if err != nil {
+			return nil, fmt.Errorf("erase: history consumer on %s: %w", name, err)
+		}
+		e.chats, e.hists = append(e.chats, st), append(e.hists, hist)
 	}
 	return e, nil
 }
@@ -348,7 +359,7 @@ func (e *Eraser) conv(ctx context.Context, r *Report, conv string) error {
 		after = page[len(page)-1].Seq
 	}
 	r.Deletions += len(deletions)
-	if err := e.waitFloor(ctx, top); err != nil {
+	if err := e.waitFloor(ctx, conv, top); err != nil {
 		return err
 	}
 	if err := e.cfg.Store.Erase(ctx, conv, own, unquote); err != nil {
@@ -356,8 +367,9 @@ func (e *Eraser) conv(ctx context.Context, r *Report, conv string) error {
 	}
 	r.Messages += len(own)
 	r.Quotes += len(unquote)
+	chat := e.chats[e.layout.StreamIndex(conv)]
 	for _, seq := range own {
-		switch err := e.chat.SecureDeleteMsg(ctx, seq); {
+		switch err := chat.SecureDeleteMsg(ctx, seq); {
 		case err == nil:
 			r.StreamDeleted++
 		case isNotFound(err):
@@ -365,10 +377,10 @@ func (e *Eraser) conv(ctx context.Context, r *Report, conv string) error {
 		case isDenied(err):
 			r.StreamDenied++
 		default:
-			return fmt.Errorf("erase: delete %s seq %d from %s: %w", conv, seq, schema.StreamChat, err)
+			return fmt.Errorf("erase: delete %s seq %d from %s: %w", conv, seq, e.layout.StreamOf(conv), err)
 		}
 	}
-	if err := e.dropQuotes(ctx, r, unquote); err != nil {
+	if err := e.dropQuotes(ctx, r, conv, unquote); err != nil {
 		return err
 	}
 	return e.leave(ctx, r, conv)
@@ -382,26 +394,27 @@ func (e *Eraser) conv(ctx context.Context, r *Report, conv string) error {
 // quoteWait: a fan-out or push that has not seen the reply must not lose
 // it. What it cannot delete yet it leaves to the retention trimmer
 // (Counts.QuotesLeft).
-func (e *Eraser) dropQuotes(ctx context.Context, r *Report, seqs []uint64) error {
+func (e *Eraser) dropQuotes(ctx context.Context, r *Report, conv string, seqs []uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
 	top := slices.Max(seqs)
-	if ok, err := e.consumersPast(ctx, top); err != nil {
+	if ok, err := e.consumersPast(ctx, conv, top); err != nil {
 		return err
 	} else if !ok {
 		r.QuotesLeft += len(seqs)
 		return nil
 	}
+	chat := e.chats[e.layout.StreamIndex(conv)]
 	for _, seq := range seqs {
-		switch err := e.chat.SecureDeleteMsg(ctx, seq); {
+		switch err := chat.SecureDeleteMsg(ctx, seq); {
 		case err == nil:
 			r.StreamDeleted++
 		case isNotFound(err):
 		case isDenied(err):
 			r.StreamDenied++
 		default:
-			return fmt.Errorf("erase: delete quoting seq %d from %s: %w", seq, schema.StreamChat, err)
+			return fmt.Errorf("erase: delete quoting seq %d from %s: %w", seq, e.layout.StreamOf(conv), err)
 		}
 	}
 	return nil
@@ -413,17 +426,21 @@ const quoteWait = 10 * time.Second
 // consumersPast reports whether every working consumer of CHAT is past
 // seq, waiting up to quoteWait. A consumer nobody pulls from (a role not
 // running here) does not count.
-func (e *Eraser) consumersPast(ctx context.Context, seq uint64) (bool, error) {
-	info, err := e.chat.Info(ctx)
+//
+// The consumers are those of conv's message stream (schema.Layout).
+func (e *Eraser) consumersPast(ctx context.Context, conv string, seq uint64) (bool, error) {
+	chat := e.chats[e.layout.StreamIndex(conv)]
+	info, err := chat.Info(ctx)
 	if err != nil {
 		return false, fmt.Errorf("erase: stream info: %w", err)
 	}
+	stream := info.Config.Name
 	names := append(schema.ChatConsumers(), schema.LayoutOf(info.Config).FanoutConsumers()...)
 	deadline := time.Now().Add(quoteWait)
 	for {
 		past := true
 		for _, name := range names {
-			c, err := e.cfg.JS.Consumer(ctx, schema.StreamChat, name)
+			c, err := e.cfg.JS.Consumer(ctx, stream, name)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				continue
 			}
@@ -596,12 +613,13 @@ func (e *Eraser) publishDelete(ctx context.Context, conv, uid string, seq uint64
 	return ack.Sequence, nil
 }
 
-// waitFloor waits until the history writer's ack floor reaches seq: the
-// store has every row up to it, deletions applied.
-func (e *Eraser) waitFloor(ctx context.Context, seq uint64) error {
+// waitFloor waits until the history writer's ack floor on conv's stream
+// reaches seq: the store has every row up to it, deletions applied.
+func (e *Eraser) waitFloor(ctx context.Context, conv string, seq uint64) error {
 	deadline := time.Now().Add(e.cfg.FloorWait)
+	hist := e.hists[e.layout.StreamIndex(conv)]
 	for {
-		info, err := e.hist.Info(ctx)
+		info, err := hist.Info(ctx)
 		if err != nil {
 			return fmt.Errorf("erase: history writer's floor: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,11 +75,18 @@ func New(cfg Config, js jetstream.JetStream, convs conversation.Source, svcs Ser
 
 // Run writes events until ctx ends. Every process of the events role may
 // run one: the pinned consumer lets one at a time write, in stream order.
+//
+// With partition streams (schema.Layout) it consumes each stream's
+// consumer, one worker per stream.
 func (w *Writer) Run(ctx context.Context) error {
-	return pinned.Run(ctx, w.js, pinned.Config{
-		Stream: schema.StreamChat, Consumer: schema.ConsumerServiceEvents, Group: schema.PriorityGroupServiceEvents,
+	l, err := schema.ReadLayout(ctx, w.js)
+	if err != nil {
+		return err
+	}
+	return pinned.RunStreams(ctx, w.js, pinned.Config{
+		Consumer: schema.ConsumerServiceEvents, Group: schema.PriorityGroupServiceEvents,
 		MaxMessages: 256, InOrder: true, Logger: w.cfg.Logger,
-	}, w.handle)
+	}, l.ChatStreams(), w.handle)
 }
 
 // handle writes the events of one stored message or membership event and
@@ -133,7 +141,7 @@ func (w *Writer) message(ctx context.Context, conv string, meta *jetstream.MsgMe
 		if s == own {
 			continue // a service is not told what it posted itself
 		}
-		if err := w.publish(ctx, s, to[s], ev); err != nil {
+		if err := w.publish(ctx, meta.Stream, s, to[s], ev); err != nil {
 			return err
 		}
 	}
@@ -176,7 +184,7 @@ func (w *Writer) member(ctx context.Context, conv string, meta *jetstream.MsgMet
 		return nil
 	}
 	for _, s := range to.names() {
-		if err := w.publish(ctx, s, to[s], ev); err != nil {
+		if err := w.publish(ctx, meta.Stream, s, to[s], ev); err != nil {
 			return err
 		}
 	}
@@ -208,10 +216,20 @@ func EventID(seq uint64, service string) string {
 	return strconv.FormatUint(seq, 10) + "." + service
 }
 
-func (w *Writer) publish(ctx context.Context, service string, as []string, ev protocol.ServiceEvent) error {
+// EventIDIn is the id of the event of seq in message stream stream: EventID
+// for CHAT; for partition stream CHAT_<p> (schema.Layout), whose seqs
+// other partitions repeat, "<p>-<seq>.<service>".
+func EventIDIn(stream string, seq uint64, service string) string {
+	if p, ok := strings.CutPrefix(stream, schema.StreamChat+"_"); ok {
+		return p + "-" + EventID(seq, service)
+	}
+	return EventID(seq, service)
+}
+
+func (w *Writer) publish(ctx context.Context, stream, service string, as []string, ev protocol.ServiceEvent) error {
 	ev.Service = service
 	ev.As = slices.Sorted(slices.Values(as))
-	ev.ID = EventID(ev.Seq, service)
+	ev.ID = EventIDIn(stream, ev.Seq, service)
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return err

@@ -2,7 +2,8 @@
 // driven by playwright-core), against a real `natter serve --dev` whose
 // embedded dist/ is what is tested: two users chat both ways, see typing
 // and presence, and one catches up on 20 messages sent while offline;
-// search finds a message and opens its conversation.
+// search finds a message and opens its conversation; a disappearing
+// message vanishes from the open conversation on time.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -19,7 +20,8 @@ let srv;
 let browser;
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
-  srv = await startNatter();
+  // --test-ttl: a disappearing message disappears within the test.
+  srv = await startNatter(["--test-ttl", "6s"]);
   browser = await chromium.launch({ executablePath, args, headless: true });
 });
 after(async () => {
@@ -733,6 +735,95 @@ test("attach: a file goes up from the app, an image shows as its thumbnail", { t
   await waitForText(a.page, "notes attached");
   await a.page.waitForSelector("#messages a.file:not(:has(img))");
   await a.page.screenshot({ path: join(artifacts, "attach.png") });
+  co.close();
+  await a.ctx.close();
+});
+
+test("a disappearing message vanishes from the open conversation on time", { timeout: 90_000 }, async () => {
+  const stamp = Date.now().toString(36);
+  const [user, other] = ["yan" + stamp, "zoe" + stamp];
+  const { NatterClient } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const zoe = new NatterClient({ url: srv.wsURL, token: srv.token(other), WebSocket });
+  await zoe.connect();
+  const p = await signIn(user, { width: 1000, height: 700 });
+  await p.page.click("#new-toggle");
+  await p.page.selectOption("#new-kind", "direct");
+  await p.page.fill("#new-members", other);
+  await p.page.click("#new-submit");
+  await p.page.waitForSelector("#chat-title");
+  const conv = (await zoe.conversations()).find((c) => c.kind === "direct").conv;
+  await zoe.send(conv, { text: "this stays" }); // accepts the request
+  await waitForText(p.page, "this stays");
+
+  // Either member of a direct conversation sets it: yan from the chat head.
+  await p.page.selectOption("#chat-ttl-select", "3600");
+  await p.page.waitForFunction(() => (document.querySelector("#chat-ttl-select")?.value ?? "") === "3600");
+  assert.equal((await zoe.conversations()).find((c) => c.conv === conv).ttl, 3600);
+  await zoe.setTTL(conv, 6);
+  await p.page.waitForFunction(() => (document.querySelector("#chat-ttl-select")?.value ?? "") === "6");
+  await p.page.waitForFunction(() => [...document.querySelectorAll("#messages .event")].some((e) => /turned on disappearing messages \(6 seconds\)/.test(e.textContent)));
+
+  const ack = await zoe.send(conv, { text: "this vanishes" });
+  assert.ok(ack.expires_at, "the ack carries expires_at");
+  await waitForText(p.page, "this vanishes");
+  await p.page.screenshot({ path: join(artifacts, "disappearing-before.png") });
+  await p.page.waitForFunction(
+    (t) => ![...document.querySelectorAll("#messages .msg .text")].some((e) => e.textContent === t),
+    "this vanishes",
+    { timeout: 30_000, polling: 100 },
+  );
+  const goneAt = Date.now();
+  // On time: not before expires_at (same machine's clock), and the
+  // sweep runs every second (the wait above allows for a loaded machine).
+  assert.ok(goneAt >= Date.parse(ack.expires_at) - 50, `vanished ${Date.parse(ack.expires_at) - goneAt} ms early`);
+  assert.ok((await texts(p.page)).includes("this stays"), "the lasting message went too");
+  // Reloading finds it nowhere either: the server pages leave it out.
+  await p.page.reload();
+  await p.page.waitForSelector("#shell");
+  await p.page.click(`.conv[data-conv="${conv}"]`);
+  await waitForText(p.page, "this stays");
+  assert.ok(!(await texts(p.page)).includes("this vanishes"));
+  await p.page.screenshot({ path: join(artifacts, "disappearing-after.png") });
+  zoe.close();
+  await p.ctx.close();
+});
+
+test("account settings: export downloads my archive; delete asks to type my id, then erases", { timeout: 90_000 }, async () => {
+  const [u, o] = ["acct", "acco"];
+  const { NatterClient, NatterError } = await import("../client/dist/natter.js");
+  const { default: WebSocket } = await import("ws");
+  const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
+  await co.connect();
+  const conv = (await co.create("group", [u], "acct group")).conv;
+  const a = await signIn(u, { width: 1000, height: 700 });
+  await a.page.waitForSelector(`#convs [data-conv="${conv}"]`);
+  await a.page.click(`#convs [data-conv="${conv}"]`);
+  await a.page.fill("#composer-input", "mine to export");
+  await a.page.press("#composer-input", "Enter");
+  await waitForText(a.page, "mine to export");
+
+  await a.page.click("#export-data");
+  await a.page.waitForSelector("#export-link:not(.hidden)");
+  const href = await a.page.$eval("#export-link", (el) => el.href);
+  const archive = await a.page.evaluate(async (u) => (await fetch(u)).text(), href);
+  const lines = archive.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.type), ["export", "conversation", "message", "end"]);
+  assert.equal(lines[2].message.body.text, "mine to export");
+
+  // The delete button stays disabled until the id is typed.
+  await a.page.click("#delete-account");
+  assert.equal(await a.page.$eval("#delete-account-confirm", (b) => b.disabled), true);
+  await a.page.fill("#delete-confirm", "someone");
+  assert.equal(await a.page.$eval("#delete-account-confirm", (b) => b.disabled), true);
+  const left = new Promise((resolve) => co.on("member", (m) => m.user === u && m.action === "removed" && resolve()));
+  await a.page.fill("#delete-confirm", u);
+  await a.page.click("#delete-account-confirm");
+  await a.page.waitForFunction(() => document.querySelector("#account-status")?.textContent === "Your account was deleted.");
+  await a.page.screenshot({ path: join(artifacts, "account-deleted.png") });
+  await left;
+  const again = new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket });
+  await assert.rejects(again.connect(), (e) => e instanceof NatterError && e.code === "unauthorized");
   co.close();
   await a.ctx.close();
 });

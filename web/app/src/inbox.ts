@@ -2,7 +2,7 @@
 // activity, the preview line and the mention badge, from the client
 // library's Inbox model, which follows the pushes.
 
-import { Inbox } from "../../client/src/index.js";
+import { Inbox, isExpired } from "../../client/src/index.js";
 import type { Conversation, Last, NatterClient } from "../../client/src/index.js";
 
 let inbox: Inbox | null = null;
@@ -35,7 +35,7 @@ export function byActivity(a: Conversation, b: Conversation): number {
 export function previewLine(c: Conversation, me: string): HTMLElement | null {
   const item = inboxItem(c.conv);
   const last: Last | undefined = item?.last ?? c.last;
-  if (!last) return null;
+  if (!last || isExpired(last)) return null; // disappeared (ttl.ts)
   const el = document.createElement("span");
   el.className = "preview";
   const who = last.sender === me ? "You" : last.sender;

@@ -9,10 +9,12 @@ import { attachButton, drawFiles, sendFile } from "./attach.js";
 import { $, h } from "./dom.js";
 import { eventLine, groupPanel, isAdmin, mayPost, settingsButton } from "./group.js";
 import { searchPanel } from "./search.js";
+import { accountPanel } from "./account.js";
 import { clearReply, closeThread, countReply, ownReplyFields, drawReplyBar, drawThreadPanel, messageActions, quoteBlock, replyTo, threadLink } from "./threads.js";
 import { muteControl, mutedMark } from "./mute.js";
 import { attachMentionComplete, mentionNodes, mentionsMe, mentionsOf } from "./mentions.js";
 import { hasReceipts, loadReceipts, noteDelivered, noteRead, tick, tickLabel } from "./receipts.js";
+import { ttlControl, watchExpiry } from "./ttl.js";
 
 const PAGE = Number(new URLSearchParams(location.search).get("page")) || 50;
 const TYPING_SEND_MS = 3000; // at most one typing notice per this
@@ -159,6 +161,7 @@ function start(token: string): void {
     : undefined;
   client = new NatterClient({ url, token, refreshToken, device: "web", storage: webStorageOutbox(`natter.outbox.${state.me}`) });
   startInbox(client, state.me, () => render());
+  watchExpiry(state, () => render());
   client.on("close", ({ code }) => {
     if (code !== 4003 || refreshToken) return;
     // The pasted token expired and cannot be refreshed here.
@@ -551,6 +554,16 @@ function buildShell(): void {
             h("option", { value: "nobody" }, "Nobody (ask me)"),
           ),
         ),
+        accountPanel({
+          me: state.me,
+          exportData: () => client.exportData(),
+          fileURL: (url) => client.fileURL(url),
+          deleteAccount: () => client.deleteAccount(),
+          deleted: () => {
+            forgetToken();
+            setTimeout(() => location.reload(), 1500);
+          },
+        }),
       ),
       h(
         "main",
@@ -654,6 +667,7 @@ function draw(): void {
     ...(cs.c.kind === "group" ? [h("span", { class: "muted" }, `${cs.c.member_count} members`)] : []),
     ...(cs.c.topic ? [h("span", { id: "chat-topic", class: "muted topic" }, cs.c.topic)] : []),
     ...(cs.c.read_only ? [h("span", { id: "read-only", class: "tag", title: "Only the owner and admins post" }, "read-only")] : []),
+    ...ttlControl(cs.c, client, notify),
     ...(isGroup ? [settingsButton(() => {
       state.groupOpen = !state.groupOpen;
       render();

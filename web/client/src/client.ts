@@ -35,6 +35,8 @@ import type {
 import { dataSize, putUpload, resolveFileURL, type UploadData } from "./attach.js";
 import type { MuteLevel } from "./mentions.js";
 import type { BannedFrame, GroupUpdate } from "./group.js";
+import { dropExpired, isExpired } from "./ttl.js";
+import { ACCOUNT_ERASED, type AccountDeleted, type ExportReady } from "./account.js";
 
 /** The part of the WebSocket API the client uses (browsers' and the `ws` package's both fit). */
 export interface WebSocketLike {
@@ -501,7 +503,7 @@ export class NatterClient {
     this.failPending(new NatterError("disconnected", `connection closed (${code}${reason ? " " + reason : ""})`), false);
     for (const o of this.outgoing.values()) o.inFlight = false;
     if (this._state === "closed") return;
-    if ((code === 4001 || code === 4003) && !this.tokenSource()) {
+    if (((code === 4001 || code === 4003) && !this.tokenSource()) || (code === 4001 && reason === ACCOUNT_ERASED)) {
       // The same token would be refused again: stop instead of looping.
       const err = new NatterError("unauthorized", reason || "token refused");
       this.setState("closed");
@@ -573,7 +575,8 @@ export class NatterClient {
       case "message": {
         const gap = this.noteItem(frame);
         this.reconcile(frame);
-        this.emit("message", { ...frame, source: "push" });
+        // Expired on the way (ttl.ts): held, for prev, but not shown.
+        if (!isExpired(frame)) this.emit("message", { ...frame, source: "push" });
         // A push whose prev is not held: one was lost. Fetch it now.
         if (gap) this.fillGap(frame.conv);
         break;
@@ -684,7 +687,7 @@ export class NatterClient {
         if (this.holds(m)) continue;
         this.noteItem(m);
         this.reconcile(m);
-        this.emit("message", { ...m, source: "sync" });
+        if (!isExpired(m)) this.emit("message", { ...m, source: "sync" });
       }
       const n = page.messages.length;
       if (n > 0) this.noteHeld(conv, page.messages[n - 1].seq);
@@ -983,14 +986,14 @@ export class NatterClient {
   async sync(conv: string, after = 0, limit?: number): Promise<MessagesPage> {
     const page = await this.request<MessagesPage>({ type: "sync", conv, after, limit });
     for (const m of page.messages) this.noteItem(m);
-    return page;
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   /** The newest `limit` messages with seq < before (0: from the newest), ascending. */
   async history(conv: string, before = 0, limit?: number): Promise<MessagesPage> {
     const page = await this.request<MessagesPage>({ type: "history", conv, before, limit });
     for (const m of page.messages) this.noteItem(m);
-    return page;
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   /** Tells the other members that the user is typing. Best effort: never rejects. */
@@ -1049,6 +1052,30 @@ export class NatterClient {
     if (opts.cursor) frame.cursor = opts.cursor;
     if (opts.limit) frame.limit = opts.limit;
     return this.request<SearchResults>(frame);
+  }
+
+  /**
+   * Erases the user's account (delete_account, naming the user as the
+   * confirmation): removes them from every conversation and makes every
+   * message they sent a tombstone. It cannot be undone. Resolves once the
+   * erasure is recorded; the server then closes the connection (4001
+   * "account erased") and this client closes for good.
+   */
+  async deleteAccount(): Promise<AccountDeleted> {
+    const user = this.user;
+    if (!user) throw new NatterError("disconnected", "not connected");
+    const res = await this.request<AccountDeleted>({ type: "delete_account", user });
+    this.close();
+    return res;
+  }
+
+  /**
+   * Asks for the user's archive (export): their conversations, their own
+   * messages and their attachments' URLs, as NDJSON behind a short-lived
+   * signed URL (resolve it with fileURL; parseExport reads the text).
+   */
+  async exportData(): Promise<ExportReady> {
+    return this.request<ExportReady>({ type: "export" });
   }
 
   /** Presence of users the user shares a conversation with. */
@@ -1147,6 +1174,15 @@ export class NatterClient {
     return (await this.request<{ conversation: Conversation }>({ type: "update", conv, ...u })).conversation;
   }
 
+  /**
+   * Sets the conversation's disappearing-messages ttl in seconds (0: off;
+   * see TTLS): a group's owner and admins, either member of a direct
+   * conversation. Resolves with the conversation as the user now sees it.
+   */
+  async setTTL(conv: string, seconds: number): Promise<Conversation> {
+    return this.update(conv, { ttl: seconds });
+  }
+
   /** Makes a member an admin or a plain member again (owner only). */
   async setRole(conv: string, user: string, role: "admin" | "member"): Promise<void> {
     await this.request({ type: "set_role", conv, user, role });
@@ -1189,12 +1225,14 @@ export class NatterClient {
 
   /** The oldest `limit` replies of the thread under root with seq > after, ascending. */
   async threadAfter(conv: string, root: number, after = 0, limit?: number): Promise<MessagesPage> {
-    return this.request<MessagesPage>({ type: "thread", conv, thread: root, after, limit });
+    const page = await this.request<MessagesPage>({ type: "thread", conv, thread: root, after, limit });
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   /** The newest `limit` replies of the thread under root with seq < before (0: from the newest), ascending. */
   async threadBefore(conv: string, root: number, before = 0, limit?: number): Promise<MessagesPage> {
-    return this.request<MessagesPage>({ type: "thread", conv, thread: root, before, limit });
+    const page = await this.request<MessagesPage>({ type: "thread", conv, thread: root, before, limit });
+    return { ...page, messages: dropExpired(page.messages) };
   }
 
   private flushOutbox(): void {

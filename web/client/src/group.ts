@@ -1,6 +1,7 @@
 // Group settings, roles and moderation (docs/protocol.md, "Group settings,
 // roles and moderation"): wire types and how to show event items.
 import type { Message } from "./types.js";
+import { describeTTL } from "./ttl.js";
 
 /** A member's role in a group; both members of a direct conversation are "member". */
 export type Role = "owner" | "admin" | "member";
@@ -12,6 +13,10 @@ export interface GroupUpdate {
   /** An https URL, or "" to clear it. */
   avatar?: string;
   read_only?: boolean;
+  /** Disappearing messages in seconds, 0 for off (ttl.ts); either member of a direct conversation may set it. */
+  ttl?: number;
+  /** Days messages sent from now on are kept, 0 for ever. */
+  retention_days?: number;
 }
 
 /** The answer to `banned`. */
@@ -28,7 +33,7 @@ export interface BannedFrame {
  * kind of event are set.
  */
 export interface GroupEvent {
-  event: "renamed" | "topic_changed" | "avatar_changed" | "read_only" | "role_changed" | "transferred" | "banned" | "unbanned" | string;
+  event: "renamed" | "topic_changed" | "avatar_changed" | "read_only" | "role_changed" | "transferred" | "banned" | "unbanned" | "ttl_changed" | "retention_changed" | string;
   by: string;
   title?: string;
   topic?: string;
@@ -36,6 +41,10 @@ export interface GroupEvent {
   read_only?: boolean;
   user?: string;
   role?: Role;
+  /** ttl_changed: the new ttl in seconds, 0 for off. */
+  ttl?: number;
+  /** retention_changed: the new retention in days, 0 for ever. */
+  retention_days?: number;
 }
 
 /** The group event a message carries, or undefined when it is not an event item. */
@@ -69,6 +78,10 @@ export function describeGroupEvent(ev: GroupEvent, name: (uid: string) => string
       return `${by} banned ${user}`;
     case "unbanned":
       return `${by} lifted ${user}'s ban`;
+    case "ttl_changed":
+      return ev.ttl ? `${by} turned on disappearing messages (${describeTTL(ev.ttl)})` : `${by} turned off disappearing messages`;
+    case "retention_changed":
+      return ev.retention_days ? `${by} keeps messages ${ev.retention_days} day${ev.retention_days === 1 ? "" : "s"}` : `${by} keeps messages for ever`;
   }
   return `${by} changed the group`;
 }

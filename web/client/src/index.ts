@@ -5,3 +5,5 @@ export * from "./inbox.js";
 export * from "./attach.js";
 export * from "./mentions.js";
 export * from "./group.js";
+export * from "./ttl.js";
+export * from "./account.js";

@@ -28,6 +28,8 @@ export interface Message {
   thread?: number;
   /** The user ids the message mentions, or "@all" (see mentions.ts). */
   mentions?: string[];
+  /** When the item disappears (ttl.ts); absent when it does not. */
+  expires_at?: string;
   body: Body;
   /** Pages only: the seq of the latest edit applied to body. */
   edit_seq?: number;
@@ -126,6 +128,10 @@ export interface Conversation {
   admins?: string[];
   /** The user's role; absent when not a member (an invitation). */
   role?: "owner" | "admin" | "member";
+  /** Disappearing messages: the ttl in seconds (ttl.ts); absent when off. */
+  ttl?: number;
+  /** Retention: days messages sent now are kept (ttl.ts); absent when for ever. */
+  retention_days?: number;
 }
 
 /** The preview of a conversation's newest message or event (docs/protocol.md "The inbox"). */
@@ -138,6 +144,8 @@ export interface Last {
   /** The body's text folded and cut to 140 characters, or the kind; "" when deleted. */
   snippet: string;
   deleted?: true;
+  /** When the previewed message disappears: drop the preview then. */
+  expires_at?: string;
 }
 
 /** Conversation.state values. */
@@ -171,6 +179,8 @@ export interface Ack {
   duplicate?: boolean;
   /** The sent message's attachments. */
   files?: FileRef[];
+  /** When the sent message disappears (ttl.ts). */
+  expires_at?: string;
 }
 
 export interface MessagesPage {

@@ -2,13 +2,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { NatterClient, NatterError, applyThreadReply, backoffDelay, describeGroupEvent, groupEvent, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
+import { ACCOUNT_ERASED, NatterClient, NatterError, parseExport, applyThreadReply, backoffDelay, describeGroupEvent, describeTTL, dropExpired, groupEvent, isExpired, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
 before(async () => {
   // A short heartbeat: connections survive only if the client pings.
-  srv = await startNatter(["--heartbeat", "2s", "--delivered-delay", "200ms"]);
+  srv = await startNatter(["--heartbeat", "2s", "--delivered-delay", "200ms", "--test-ttl", "4s"]);
 });
 const clients = [];
 after(async () => {
@@ -702,6 +702,37 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     ca2.close();
   });
 
+  test("account: exportData gives an archive of the user's own data; deleteAccount erases and closes for good", async () => {
+    const [ua, ub] = [uid("acc-a"), uid("acc-b")];
+    const a = client(ua);
+    const b = client(ub);
+    await Promise.all([a.connect(), b.connect()]);
+    const conv = await a.create("group", [ub], "export me");
+    const id = await a.uploadFile(new TextEncoder().encode("a's file"), "text/plain", "f.txt");
+    const mine = await a.send(conv.conv, { text: "a's words", attachments: [id] });
+    await b.send(conv.conv, { text: "b's words" });
+    const ready = await a.exportData();
+    assert.equal(ready.type, "export_ready");
+    assert.equal(ready.conversations, 1);
+    assert.equal(ready.messages, 1);
+    const resp = await fetch(a.fileURL(ready.file.url));
+    assert.equal(resp.status, 200);
+    const lines = parseExport(await resp.text());
+    assert.deepEqual(lines.map((l) => l.type), ["export", "conversation", "message", "end"]);
+    assert.equal(lines[2].message.seq, mine.seq);
+    assert.equal(lines[2].message.sender, ua);
+    assert.equal((await fetch(a.fileURL(lines[2].message.files[0].url))).status, 200);
+    // Deleting: b sees a leave; a is closed and its token refused.
+    const left = next(b, "member", (m) => m.user === ua && m.action === "removed");
+    const res = await a.deleteAccount();
+    assert.equal(res.user, ua);
+    assert.equal(a.state, "closed");
+    await left;
+    const again = client(ua);
+    await assert.rejects(again.connect(), (e) => e instanceof NatterError && e.code === "unauthorized" && e.message.includes(ACCOUNT_ERASED));
+    b.close();
+  });
+
   test("attachments: uploadFile PUTs the bytes, members get file URLs, others are refused", async () => {
     const [ua, ub, uc] = [uid("att-a"), uid("att-b"), uid("att-c")];
     const a = client(ua);
@@ -918,5 +949,50 @@ describe("mentions", { timeout: 60_000 }, () => {
     assert.deepEqual(mentionSpans("hey @bob, @carol and @zed", ["bob"]), [{ text: "hey " }, { text: "@bob", mention: "bob" }, { text: ", @carol and @zed" }]);
     assert.deepEqual(mentionSpans("@all go", [MENTION_ALL]), [{ text: "@all", mention: MENTION_ALL }, { text: " go" }]);
     assert.deepEqual(mentionSpans("plain", undefined), [{ text: "plain" }]);
+  });
+});
+
+describe("disappearing messages", { timeout: 60_000 }, () => {
+  test("a ttl set on a group stamps messages with expires_at; once expired the client shows them nowhere", async () => {
+    const [a, b] = [uid("ta"), uid("tb")];
+    const ca = client(a);
+    const cb = client(b);
+    await ca.connect();
+    await cb.connect();
+    const g = await ca.create("group", [b], "Vanishing");
+    await assert.rejects(ca.setTTL(g.conv, 5), (e) => e instanceof NatterError && e.code === "bad_request");
+    await assert.rejects(cb.setTTL(g.conv, 4), (e) => e instanceof NatterError && e.code === "forbidden");
+    const keep = await ca.send(g.conv, { text: "before" });
+    assert.equal(keep.expires_at, undefined);
+    const item = next(cb, "message", (m) => m.conv === g.conv && m.kind === "event");
+    const c = await ca.setTTL(g.conv, 4);
+    assert.equal(c.ttl, 4);
+    const ev = groupEvent(await item);
+    assert.equal(describeGroupEvent(ev), `${a} turned on disappearing messages (${describeTTL(4)})`);
+    const ack = await ca.send(g.conv, { text: "vanishing" });
+    assert.ok(ack.expires_at, "the ack carries expires_at");
+    assert.equal(Date.parse(ack.expires_at) - Date.parse(ack.ts), 4000);
+    await ca.setTTL(g.conv, 0);
+    const after = await ca.send(g.conv, { text: "after" });
+    assert.equal(after.expires_at, undefined);
+    // Past expires_at: pages leave it out, chained over it.
+    await until(() => isExpired(ack), 30_000);
+    const page = await cb.sync(g.conv, 0, 100);
+    assert.ok(!page.messages.some((m) => m.seq === ack.seq), "sync returns the expired message");
+    const texts = page.messages.filter((m) => !m.kind).map((m) => m.body.text);
+    assert.deepEqual(texts, ["before", "after"]);
+    const hist = await cb.history(g.conv, 0, 100);
+    assert.ok(!hist.messages.some((m) => m.seq === ack.seq), "history returns the expired message");
+  });
+
+  test("isExpired and dropExpired", () => {
+    const now = Date.parse("2026-12-03T10:00:00Z");
+    const items = [{ seq: 1 }, { seq: 2, expires_at: "2026-12-03T09:59:59Z" }, { seq: 3, expires_at: "2026-12-03T10:00:01Z" }];
+    assert.deepEqual(dropExpired(items, now).map((m) => m.seq), [1, 3]);
+    assert.equal(isExpired({ expires_at: "2026-12-03T10:00:00Z" }, now), true);
+    assert.equal(isExpired({}, now), false);
+    assert.equal(describeTTL(86400), "1 day");
+    assert.equal(describeGroupEvent({ event: "retention_changed", by: "carol", retention_days: 30 }), "carol keeps messages 30 days");
+    assert.equal(describeGroupEvent({ event: "ttl_changed", by: "carol", ttl: 0 }), "carol turned off disappearing messages");
   });
 });
