@@ -35,7 +35,7 @@ func (r *Reader) resolveQuotes(ctx context.Context, conv string, page []*protoco
 	if pending == 0 {
 		return nil
 	}
-	w, _, err := r.watermark(ctx)
+	w, _, err := r.watermark(ctx, conv)
 	if err != nil {
 		return err
 	}
