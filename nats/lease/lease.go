@@ -237,7 +237,10 @@ func (l *Lease) runHeld(ctx context.Context, work func(ctx context.Context) erro
 	}()
 	err := work(ctx)
 	cancel()
-	if lerr := <-held; err == nil {
+	// A lease that lapsed or was lost ended work's context: whatever work
+	// returned then (often its context's error, wrapped) is the lease's
+	// doing, and the lease's error decides what Run does next.
+	if lerr := <-held; lerr != nil || err == nil {
 		err = lerr
 	}
 	return err

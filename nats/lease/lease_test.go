@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -68,5 +69,45 @@ func TestLeaseRenewAfterLostAnswer(t *testing.T) {
 	}
 	if err := l.Retake(ctx); !errors.Is(err, ErrLost) || errors.Is(err, ErrLapsed) {
 		t.Fatalf("retake after a takeover = %v, want ErrLost", err)
+	}
+}
+
+// Work that returns its context's error, wrapped, when a lapse cancels it
+// (the history writer reading the stream layout as the lease's bucket
+// loses its leader) must pause and go on, not stop: Run takes the lease
+// back and runs work again.
+func TestRunGoesOnAfterLapseWhateverWorkReturns(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := schema.Ensure(ctx, js, schema.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Claim(ctx, js, Config{Key: schema.LeaseHistoryWriter, Owner: "host:/data", TTL: time.Second, What: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	err = Run(runCtx, l, func(wctx context.Context) error {
+		runs++
+		if runs == 1 {
+			// Expired (deleted): renewals fail until Hold says lapsed.
+			if err := l.kv.Delete(ctx, schema.LeaseHistoryWriter); err != nil {
+				return err
+			}
+			<-wctx.Done()
+			return fmt.Errorf("history writer: layout of CHAT: %w", wctx.Err())
+		}
+		stop() // the second run: the lease was taken back
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Run = %v after a lapse, want it to go on", err)
+	}
+	if runs != 2 {
+		t.Fatalf("work ran %d times, want 2 (again after the lapse)", runs)
 	}
 }
