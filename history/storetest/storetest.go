@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"Expiry", testExpiry},
 		{"Erase", testErase},
 		{"Drop", testDrop},
+		{"Rows", testRows},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
