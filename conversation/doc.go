@@ -55,6 +55,10 @@ type Doc struct {
 	TTL int64 `json:"ttl,omitempty"`
 	// RetentionDays keeps messages that many days, 0 for ever (ttl.go).
 	RetentionDays int64 `json:"retention_days,omitempty"`
+	// Erased lists the members of a direct conversation whose account
+	// was erased (erased.go): the other keeps the conversation, and
+	// nobody may send in it any more.
+	Erased []string `json:"erased,omitempty"`
 	// Change is the membership change that wrote this revision, so that a
 	// retry or a reader that finds it unfinished (member keys, indexes or
 	// its event missing) can finish it. A created change lists no users:
@@ -90,6 +94,7 @@ func (d *Doc) Protocol(membersInline int) *protocol.Conversation {
 
 		RetentionDays: d.RetentionDays,
 		OnlyAdminsAdd: d.OnlyAdminsAdd,
+		Erased:        slices.Clone(d.Erased),
 	}
 	if len(d.Admins) > 0 {
 		c.Admins = slices.Sorted(slices.Values(d.Admins))

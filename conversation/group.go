@@ -62,7 +62,9 @@ func (d *Doc) IsAdmin(uid string) bool {
 
 // MayPost reports whether uid, a member, may send in d: anyone but in a
 // read-only group, where only the owner and admins do.
-func (d *Doc) MayPost(uid string) bool { return !d.ReadOnly || d.IsAdmin(uid) }
+func (d *Doc) MayPost(uid string) bool {
+	return len(d.Erased) == 0 && (!d.ReadOnly || d.IsAdmin(uid)) // erased.go
+}
 
 // IsBanned reports whether uid is banned from d.
 func (d *Doc) IsBanned(uid string) bool { return slices.Contains(d.Banned, uid) }

@@ -213,10 +213,13 @@ func TestDeleteAccount(t *testing.T) {
 			if c.Conv == g.Conv && (slices.Contains(c.Members, "alice") || c.Owner != "bob") {
 				t.Fatalf("group after the erasure: %+v", c)
 			}
-			if c.Conv == d.Conv && !slices.Contains(c.Members, "alice") {
-				t.Fatalf("the direct conversation lost alice: %+v", c)
+			if c.Conv == d.Conv && (!slices.Contains(c.Members, "alice") || !slices.Equal(c.Erased, []string{"alice"})) {
+				t.Fatalf("the direct conversation should keep alice, as a deleted account: %+v", c)
 			}
 		}
+		// Nobody can message the deleted account any more.
+		_, err = bob.Send(ctx, d.Conv, client.NewClientID(), text("anyone there?"))
+		wantCode(t, err, protocol.CodeForbidden)
 
 		// The store, read directly: alice's rows are tombstones, nothing
 		// holds the secret, bob's rows stay.

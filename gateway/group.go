@@ -115,7 +115,7 @@ func (sess *session) ok(req *protocol.Request, err error) (any, *protocol.Error)
 
 // errReadOnly refuses a send of a plain member in a read-only group.
 func errReadOnly() *protocol.Error {
-	return protocol.Errorf(protocol.CodeForbidden, "the group is read-only: only the owner and admins send")
+	return protocol.Errorf(protocol.CodeForbidden, "you may not send here: the group is read-only (only the owner and admins send), or the other member's account was deleted")
 }
 
 // checkPosting refuses, when sends keep no views, the send of a member

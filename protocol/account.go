@@ -16,6 +16,11 @@ const (
 	// TypeExportReady answers it with a short-lived signed URL of the
 	// archive (NDJSON).
 	TypeExportReady = "export_ready"
+	// EventAccountDeleted is the GroupEvent of a direct conversation
+	// whose other member's account was erased (user: theirs): the
+	// conversation stays, with that user in its "erased", and nobody may
+	// send in it any more.
+	EventAccountDeleted = "account_deleted"
 )
 
 // ExportReady answers export: File is the archive (NDJSON) with a signed

@@ -198,6 +198,10 @@ type Conversation struct {
 	// RetentionDays is how many days messages are kept, omitted when
 	// for ever (ttl.go).
 	RetentionDays int64 `json:"retention_days,omitempty"`
+	// Erased lists the members of a direct conversation whose account
+	// was deleted (erase.go): shown as a deleted account; nobody may
+	// send in it any more.
+	Erased []string `json:"erased,omitempty"`
 }
 
 // ConversationFrame carries one conversation: the reply to create, and the

@@ -478,6 +478,11 @@ func (e *Eraser) leave(ctx context.Context, r *Report, conv string) error {
 	case err != nil:
 		return fmt.Errorf("erase: read %s: %w", conv, err)
 	case d.Kind == protocol.ConversationDirect:
+		// The other member keeps it, showing a deleted account; nobody
+		// may send in it any more (conversation.Store.MarkErased).
+		if _, err := e.cfg.Convs.MarkErased(ctx, conv, uid); err != nil {
+			return fmt.Errorf("erase: mark %s erased in %s: %w", uid, conv, err)
+		}
 		r.DirectKept++
 	default:
 		_, err := e.cfg.Convs.RemoveAsOperator(ctx, conv, uid)
