@@ -144,7 +144,11 @@ func (s *Store) Append(ctx context.Context, msgs []*protocol.Message) error {
 			}
 			// Ahead of the reply's own row, in the root's partition, at the
 			// reply's seq: the newest reply's counts win.
-			w.add(bucketKey{t.Conv, s.bucket(t.Seq)}, entry{pos: m.Seq, sub: 0, size: 64, stmt: s.q.setThreadTS.cql,
+			st := s.q.setThreadTS.cql
+			if m.ExpiresAt != "" {
+				st = s.q.setThreadExpTS.cql // the root recounts on reads (expiry.go)
+			}
+			w.add(bucketKey{t.Conv, s.bucket(t.Seq)}, entry{pos: m.Seq, sub: 0, size: 64, stmt: st,
 				args: []any{s.ttlOf(t), int64(m.Seq), int64(t.ThreadCount), int64(t.ThreadLastSeq), t.Conv, s.bucket(t.Seq), int64(t.Seq)}})
 			continue
 		}

@@ -17,7 +17,7 @@ func build(b interface{ ToCql() (string, []string) }) stmt {
 
 // rowColumns are the columns a page reads.
 var rowColumns = []string{"seq", "sender", "client_id", "ts", "kind", "ref", "body", "edit_body", "edit_seq", "deleted",
-	"reply_to", "quote", "thread", "mentions", "deleted_by", "thread_count", "thread_last_seq", "expires_at"}
+	"reply_to", "quote", "thread", "mentions", "deleted_by", "thread_count", "thread_last_seq", "expires_at", "thread_expiring"}
 
 // queries holds every statement the Store runs.
 type queries struct {
@@ -26,6 +26,8 @@ type queries struct {
 	insertRowTS               stmt // write timestamp first-class: batched writes
 	setEditTS, setDelTS       stmt // bind it (USING TIMESTAMP ?)
 	setThreadTS               stmt
+	setThreadExpTS            stmt // expiry.go: a reply that expires
+	countThread               stmt // expiry.go
 	insertThread              stmt
 	threadAfter, threadBefore stmt
 	rowsIn                    stmt
@@ -56,6 +58,9 @@ func buildQueries() queries {
 			SetLit("body", "null").SetLit("edit_body", "null").Set("deleted_by").Where(one...)),
 		setThreadTS: build(qb.Update("messages").TTLNamed("ttl").TimestampNamed("ts_write").
 			Set("thread_count", "thread_last_seq").Where(one...)),
+		setThreadExpTS: build(qb.Update("messages").TTLNamed("ttl").TimestampNamed("ts_write").
+			Set("thread_count", "thread_last_seq").SetLit("thread_expiring", "true").Where(one...)),
+		countThread: build(qb.Select("thread_replies").CountAll().Where(qb.Eq("conv"), qb.Eq("root"))),
 		insertThread: build(qb.Insert("thread_replies").Columns("conv", "root", "seq").TTLNamed("ttl")),
 		threadAfter: build(qb.Select("thread_replies").Columns("seq").
 			Where(qb.Eq("conv"), qb.Eq("root"), qb.Gt("seq")).OrderBy("seq", qb.ASC).LimitNamed("limit")),

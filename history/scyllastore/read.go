@@ -36,6 +36,9 @@ type row struct {
 	ThreadLastSeq int64    `db:"thread_last_seq"`
 	// ExpiresAt (migrate step 3): a disappearing message's (expiry.go).
 	ExpiresAt string `db:"expires_at"`
+	// ThreadExpiring (migrate step 3): a root some of whose replies
+	// expire; reads recount its thread (expiry.go).
+	ThreadExpiring bool `db:"thread_expiring"`
 }
 
 func (r *row) message(conv string) *protocol.Message {
@@ -258,5 +261,5 @@ func (s *Store) rows(ctx context.Context, st stmt, conv string, bucket, seq int6
 	if err := q.Bind(conv, bucket, seq, limit).SelectRelease(&rows); err != nil {
 		return nil, fmt.Errorf("scyllastore: rows of (%s, %d): %w", conv, bucket, err)
 	}
-	return rows, nil
+	return rows, s.recount(ctx, conv, rows)
 }

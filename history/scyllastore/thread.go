@@ -87,7 +87,7 @@ func (s *Store) Rows(ctx context.Context, conv string, seqs []uint64) ([]*protoc
 			if err := q.Bind(conv, b, byBucket[b]).SelectRelease(&got[i]); err != nil {
 				return fmt.Errorf("scyllastore: rows of (%s, %d): %w", conv, b, err)
 			}
-			return nil
+			return s.recount(gctx, conv, got[i])
 		})
 	}
 	if err := g.Wait(); err != nil {
