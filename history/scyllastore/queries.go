@@ -60,7 +60,7 @@ func buildQueries() queries {
 			Set("thread_count", "thread_last_seq").Where(one...)),
 		setThreadExpTS: build(qb.Update("messages").TTLNamed("ttl").TimestampNamed("ts_write").
 			Set("thread_count", "thread_last_seq").SetLit("thread_expiring", "true").Where(one...)),
-		countThread: build(qb.Select("thread_replies").CountAll().Where(qb.Eq("conv"), qb.Eq("root"))),
+		countThread:  build(qb.Select("thread_replies").CountAll().Where(qb.Eq("conv"), qb.Eq("root"))),
 		insertThread: build(qb.Insert("thread_replies").Columns("conv", "root", "seq").TTLNamed("ttl")),
 		threadAfter: build(qb.Select("thread_replies").Columns("seq").
 			Where(qb.Eq("conv"), qb.Eq("root"), qb.Gt("seq")).OrderBy("seq", qb.ASC).LimitNamed("limit")),
