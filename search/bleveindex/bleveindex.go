@@ -53,7 +53,7 @@ const (
 	// precision term Bleve indexes a number under (16 per document, for
 	// its range queries), decompressed for each matching document; this
 	// one holds one short term.
-	fOrder = "order"
+	fOrder   = "order"
 	analyzer = "natter"
 )
 
