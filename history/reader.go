@@ -199,6 +199,9 @@ func (r *Reader) after1(ctx context.Context, conv string, after uint64, limit in
 		}
 	}
 	chainPrev(page, prev)
+	if err := r.resolveQuotes(ctx, conv, page); err != nil {
+		return nil, false, err
+	}
 	if r.afterHook != nil {
 		r.afterHook()
 	}
@@ -388,6 +391,9 @@ func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit i
 		}
 	}
 	chainPrev(rows, prev)
+	if err := r.resolveQuotes(ctx, conv, rows); err != nil {
+		return nil, false, err
+	}
 	return rows, more, nil
 }
 
