@@ -71,6 +71,13 @@ type Config struct {
 	// erases nothing. With the embedded NATS the eraser connects as its
 	// own user by itself.
 	EraserNATSURL string
+	// RetentionSweep is how often the retention sweeper (next to the
+	// erase service) removes what conversations' retention_days no
+	// longer keep; 1 minute by default.
+	RetentionSweep time.Duration
+	// RetentionNow, when set, is the retention sweeper's clock (tests
+	// move it days ahead); time.Now otherwise.
+	RetentionNow func() time.Time
 	// Embedded configures the embedded NATS server when NATSURL is empty.
 	Embedded natsrv.Config
 	// Auth verifies client tokens (gateway role).
