@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"ThreadPages", testThreadPages},
 		{"Expiry", testExpiry},
 		{"Erase", testErase},
+		{"Drop", testDrop},
 		{"Rows", testRows},
 	}
 	for _, tc := range tests {
