@@ -178,6 +178,10 @@ type App struct {
 	wg         sync.WaitGroup
 	once       sync.Once
 	shutErr    error
+	// relayout is closed when the App stopped because the message
+	// streams were re-partitioned (relayout.go).
+	relayout     chan struct{}
+	relayoutOnce sync.Once
 }
 
 // Start brings the configured roles up and returns once the App takes
@@ -188,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a = &App{cfg: cfg, log: cfg.Logger, cancel: cancel}
+	a = &App{cfg: cfg, log: cfg.Logger, cancel: cancel, relayout: make(chan struct{})}
 	a.natsStats = metrics.NewNATSConns(a.natsConns)
 	defer func() {
 		if err != nil {
@@ -251,6 +255,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		}
 		a.runPart(runCtx, p)
 	}
+	follow, err := a.startLayoutFollow(ctx)
+	if err != nil {
+		return a, fmt.Errorf("follow the message streams' layout: %w", err)
+	}
+	a.runPart(runCtx, follow)
 	if err := a.serveHTTP(mux); err != nil {
 		return a, err
 	}

@@ -281,11 +281,16 @@ func serve(args []string, stderr io.Writer, name string) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	var relayout error
+	select {
+	case <-ctx.Done():
+	case <-a.Relayout():
+		relayout = app.ErrRelayout
+	}
 	cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return a.Shutdown(sctx)
+	return errors.Join(relayout, a.Shutdown(sctx))
 }
 
 // token prints a JWT for --user, signed with the HS256 secret.
