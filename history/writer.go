@@ -115,6 +115,9 @@ func (w *Writer) Claim(ctx context.Context) error {
 // until it has the lease again, which it keeps trying: it does not stop.
 func (w *Writer) Run(ctx context.Context) error {
 	if err := w.Claim(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while claiming: a stop, not a failure
+		}
 		return err
 	}
 	defer w.startSweep(ctx)()
