@@ -23,7 +23,11 @@ func (s *Server) retiredStreams(ctx context.Context) ([]schema.Retired, error) {
 	if r := s.retired.Load(); r != nil {
 		return *r, nil
 	}
-	r, err := schema.RetiredStreams(ctx, s.js)
+	l, err := s.chatLayout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := schema.RetiredBeside(ctx, s.js, l)
 	if err != nil {
 		return nil, err
 	}

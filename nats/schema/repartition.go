@@ -265,6 +265,30 @@ func RetiredStreams(ctx context.Context, js jetstream.JetStream) ([]Retired, err
 	return out, nil
 }
 
+// RetiredBeside lists the retired message streams beside the layout l
+// with as few look-ups as a send path can afford once: beside partition
+// streams only CHAT can be retired (a move to M > 1 is from 1), beside
+// CHAT the partition streams CHAT_0 … up to the first that is missing.
+func RetiredBeside(ctx context.Context, js jetstream.JetStream, l Layout) ([]Retired, error) {
+	names := []string{StreamChat}
+	if !l.Split() {
+		names = chatStreamNames[:]
+	}
+	var out []Retired
+	for _, name := range names {
+		st, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("look up stream %s: %w", name, err)
+		}
+		if r, ok := retiredOf(st.CachedInfo().Config); ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 func retiredOf(cfg jetstream.StreamConfig) (Retired, bool) {
 	at, err := time.Parse(time.RFC3339Nano, cfg.Metadata[MetaRetired])
 	if err != nil {

@@ -142,6 +142,10 @@ func TestRepartition(t *testing.T) {
 				t.Fatalf("retired %s: subjects %v, %d consumers", r.Name, st.CachedInfo().Config.Subjects, st.CachedInfo().State.Consumers)
 			}
 		}
+		beside, err := schema.RetiredBeside(ctx, js, after)
+		if err != nil || len(beside) != len(retired) {
+			t.Fatalf("retired beside %+v: %+v, %v; all: %+v", after, beside, err, retired)
+		}
 		slices.Sort(names)
 		if want := slices.Sorted(slices.Values(before.ChatStreams())); !slices.Equal(names, want) {
 			t.Fatalf("retired %v, want %v", names, want)
