@@ -13,8 +13,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/app"
+	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/nats/natsrv"
 	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/protocol"
 )
 
 // The e2e suite runs against one of two NATS topologies, chosen by
@@ -177,4 +179,26 @@ func messageLayout(t testing.TB, js jetstream.JetStream) schema.Layout {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// groupInStreamOf has c create groups with members until one is in the
+// message stream of conv (the first, in the one-stream topology): seqs of
+// different partition streams repeat each other, so only a message of a
+// conversation of the same stream is surely no message of conv's at its
+// seq.
+func (e *env) groupInStreamOf(t testing.TB, c *client.Client, conv, title string, members ...string) *protocol.Conversation {
+	t.Helper()
+	_, js := e.operatorJS(t)
+	l := messageLayout(t, js)
+	for range 100 {
+		g, err := c.CreateGroup(ctxT(t), title, members...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.StreamOf(g.Conv) == l.StreamOf(conv) {
+			return g
+		}
+	}
+	t.Fatalf("100 groups, none in the stream of %s", conv)
+	return nil
 }
