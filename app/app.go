@@ -71,6 +71,13 @@ type Config struct {
 	// erases nothing. With the embedded NATS the eraser connects as its
 	// own user by itself.
 	EraserNATSURL string
+	// RetentionSweep is how often the retention sweeper (next to the
+	// erase service) removes what conversations' retention_days no
+	// longer keep; 1 minute by default.
+	RetentionSweep time.Duration
+	// RetentionNow, when set, is the retention sweeper's clock (tests
+	// move it days ahead); time.Now otherwise.
+	RetentionNow func() time.Time
 	// Embedded configures the embedded NATS server when NATSURL is empty.
 	Embedded natsrv.Config
 	// Auth verifies client tokens (gateway role).
@@ -171,6 +178,10 @@ type App struct {
 	wg         sync.WaitGroup
 	once       sync.Once
 	shutErr    error
+	// relayout is closed when the App stopped because the message
+	// streams were re-partitioned (relayout.go).
+	relayout     chan struct{}
+	relayoutOnce sync.Once
 }
 
 // Start brings the configured roles up and returns once the App takes
@@ -181,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a = &App{cfg: cfg, log: cfg.Logger, cancel: cancel}
+	a = &App{cfg: cfg, log: cfg.Logger, cancel: cancel, relayout: make(chan struct{})}
 	a.natsStats = metrics.NewNATSConns(a.natsConns)
 	defer func() {
 		if err != nil {
@@ -244,6 +255,11 @@ func Start(ctx context.Context, cfg Config) (a *App, err error) {
 		}
 		a.runPart(runCtx, p)
 	}
+	follow, err := a.startLayoutFollow(ctx)
+	if err != nil {
+		return a, fmt.Errorf("follow the message streams' layout: %w", err)
+	}
+	a.runPart(runCtx, follow)
 	if err := a.serveHTTP(mux); err != nil {
 		return a, err
 	}

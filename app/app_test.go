@@ -81,14 +81,14 @@ func TestRoleTable(t *testing.T) {
 	}{
 		// Every App here holds the embedded server, so it trims CHAT and
 		// installs the registry's service users; the gateway role serves
-		// the chat service API.
-		{"gateway", Roles{Gateway: true}, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi"}},
-		{"presence", Roles{Presence: true}, false, []string{"retention", "service-users", "presence service"}},
-		{"history", Roles{History: true}, false, []string{"retention", "service-users", "history writer"}},
+		// the chat service API; each follows the message streams' layout.
+		{"gateway", Roles{Gateway: true}, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi", "layout"}},
+		{"presence", Roles{Presence: true}, false, []string{"retention", "service-users", "presence service", "layout"}},
+		{"history", Roles{History: true}, false, []string{"retention", "service-users", "history writer", "layout"}},
 		// No push provider: the consumer is kept acknowledged.
-		{"pushnotify", Roles{Push: true}, false, []string{"retention", "service-users", "push unsent"}},
-		{"events", Roles{Events: true}, false, []string{"retention", "service-users", "events"}},
-		{"all", AllRoles, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi", "presence service", "history writer", "push unsent", "events"}},
+		{"pushnotify", Roles{Push: true}, false, []string{"retention", "service-users", "push unsent", "layout"}},
+		{"events", Roles{Events: true}, false, []string{"retention", "service-users", "events", "layout"}},
+		{"all", AllRoles, true, []string{"retention", "service-users", "gateway", "fan-out", "chatapi", "presence service", "history writer", "push unsent", "events", "layout"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(natstest.CheckGoroutines(t))

@@ -16,6 +16,7 @@ import (
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
+	"github.com/natter-chat/natter/search"
 	"github.com/natter-chat/natter/services/erase"
 )
 
@@ -68,7 +69,29 @@ func (a *App) startEraser(ctx context.Context) (*erase.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return erase.StartAPI(nc, e, eraseRunTimeout)
+	svc, err := erase.StartAPI(nc, e, eraseRunTimeout)
+	if err != nil {
+		return nil, err
+	}
+	// Retention (services/erase/retain.go) runs where erasing does: next
+	// to the store, with the one role that may delete from CHAT.
+	if dropper, ok := a.store.(history.Dropper); ok {
+		svc.StartRetention(erase.RetainConfig{Store: dropper, Search: search.NewRemote(nc, 30*time.Second), Every: a.cfg.RetentionSweep, Now: a.cfg.RetentionNow})
+	}
+	return svc, nil
+}
+
+// Drop drops rows of the store under it (history.Dropper), timed like
+// the other operations.
+func (m *storeMeter) Drop(ctx context.Context, conv string, seqs []uint64) error {
+	dr, ok := m.Store.(history.Dropper)
+	if !ok {
+		return errors.New("the history store cannot drop rows")
+	}
+	start := time.Now()
+	err := dr.Drop(ctx, conv, seqs)
+	m.done(ctx, "drop", start, err)
+	return err
 }
 
 // eraserAttachments is an attachments service over this process's

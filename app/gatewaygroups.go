@@ -15,7 +15,7 @@ type gatewayGroups struct{ s *conversation.Store }
 
 func (g gatewayGroups) Update(ctx context.Context, by gateway.Actor, conv string, set gateway.GroupSettings) (gateway.Conversation, error) {
 	return doc(g.s.Update(ctx, actor(by), conv, conversation.GroupSettings{
-		Title: set.Title, Topic: set.Topic, Avatar: set.Avatar, ReadOnly: set.ReadOnly, TTL: set.TTL, RetentionDays: set.RetentionDays,
+		Title: set.Title, Topic: set.Topic, Avatar: set.Avatar, ReadOnly: set.ReadOnly, OnlyAdminsAdd: set.OnlyAdminsAdd, TTL: set.TTL, RetentionDays: set.RetentionDays,
 	}))
 }
 

@@ -125,7 +125,11 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-time.After(5 * time.Second):
 		}
 	}
-	users := make(chan struct{}, 2)
+	users := make(chan struct{}, 3)
+	go func() {
+		defer func() { users <- struct{}{} }()
+		FollowStreams(ctx, n.srv, n.js, n.cfg.Logger)
+	}()
 	go func() {
 		defer func() { users <- struct{}{} }()
 		_ = syncServiceUsers(ctx, n.srv, n.js, n.cfg.Logger)
@@ -134,6 +138,6 @@ func (n *Node) Run(ctx context.Context) error {
 		defer func() { users <- struct{}{} }()
 		_ = syncServiceConsumers(ctx, n.js, n.cfg.Logger)
 	}()
-	defer func() { <-users; <-users }()
+	defer func() { <-users; <-users; <-users }()
 	return n.trimmer.Run(ctx)
 }

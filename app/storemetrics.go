@@ -79,3 +79,14 @@ func (m *storeMeter) Expire(ctx context.Context, now time.Time) (int, error) {
 	m.done(ctx, "expire", start, err)
 	return n, err
 }
+
+// Rows reads rows by seq from the store under it (history.RowsGetter,
+// which both stores are); a store without it knows none, and quotes then
+// read as they were sent.
+func (m *storeMeter) Rows(ctx context.Context, conv string, seqs []uint64) ([]*protocol.Message, error) {
+	g, ok := m.Store.(history.RowsGetter)
+	if !ok {
+		return nil, nil
+	}
+	return g.Rows(ctx, conv, seqs)
+}

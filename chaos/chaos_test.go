@@ -124,7 +124,7 @@ func startCluster(t *testing.T, bin string) *cluster {
 	// which is how the fan-out phase knows whom to kill.
 	gateway := func(name string) *proc {
 		return newProc(t, bin, name, "/healthz", "gateway", "--nats-url", c.natsURL, "--log-level", "info",
-			"--jwt-secret", secret, "--heartbeat", "2s", "--rate", "1000", "--rate-burst", "1000")
+			"--jwt-secret", secret, "--heartbeat", "2s", "--rate", "1000", "--rate-burst", "1000", "--data", t.TempDir())
 	}
 	c.history = role("history", "history", "--data", c.historyData())
 	c.presence = role("presence", "presence")

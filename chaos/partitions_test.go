@@ -62,7 +62,7 @@ func startPartsCluster(t *testing.T, bin string) *partsCluster {
 	hist.start(false)
 	for i := range 2 {
 		g := newProc(t, bin, fmt.Sprintf("g%d", i+1), "/healthz", "gateway", "--nats-url", roleURL, "--log-level", "warn",
-			"--jwt-secret", secret, "--rate", "1000", "--rate-burst", "1000")
+			"--jwt-secret", secret, "--rate", "1000", "--rate-burst", "1000", "--data", t.TempDir())
 		g.start(false)
 		c.gateways = append(c.gateways, g)
 	}

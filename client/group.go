@@ -16,6 +16,9 @@ import (
 type GroupUpdate struct {
 	Title, Topic, Avatar *string
 	ReadOnly             *bool
+	// OnlyAdminsAdd lets only the owner and admins add members (true) or
+	// every member again (false).
+	OnlyAdminsAdd *bool
 	// TTL is the disappearing-messages setting in seconds (SetTTL).
 	TTL *int64
 }
@@ -23,7 +26,7 @@ type GroupUpdate struct {
 // Update changes group conv's settings (owner and admins) and returns the
 // group as it is now. Each change becomes an event item in the group.
 func (c *Client) Update(ctx context.Context, conv string, u GroupUpdate) (*protocol.Conversation, error) {
-	req := protocol.Request{Type: protocol.TypeUpdate, Conv: conv, Topic: u.Topic, Avatar: u.Avatar, ReadOnly: u.ReadOnly, TTL: u.TTL}
+	req := protocol.Request{Type: protocol.TypeUpdate, Conv: conv, Topic: u.Topic, Avatar: u.Avatar, ReadOnly: u.ReadOnly, OnlyAdminsAdd: u.OnlyAdminsAdd, TTL: u.TTL}
 	if u.Title != nil {
 		if *u.Title == "" {
 			return nil, fmt.Errorf("client: a group's title cannot be emptied")

@@ -48,6 +48,8 @@ type Doc struct {
 	ReadOnly bool     `json:"read_only,omitempty"`
 	Admins   []string `json:"admins,omitempty"`
 	Banned   []string `json:"banned,omitempty"`
+	// OnlyAdminsAdd: only the owner and admins add members (group.go).
+	OnlyAdminsAdd bool `json:"only_admins_add,omitempty"`
 	// TTL is the disappearing-messages setting in seconds, 0 when off
 	// (ttl.go): groups and direct conversations.
 	TTL int64 `json:"ttl,omitempty"`
@@ -87,6 +89,7 @@ func (d *Doc) Protocol(membersInline int) *protocol.Conversation {
 		TTL:         d.TTL,
 
 		RetentionDays: d.RetentionDays,
+		OnlyAdminsAdd: d.OnlyAdminsAdd,
 	}
 	if len(d.Admins) > 0 {
 		c.Admins = slices.Sorted(slices.Values(d.Admins))

@@ -24,7 +24,9 @@ import (
 //     banned, and delete any message (the gateway's send);
 //   - only the owner makes and unmakes admins, removes admins and hands the
 //     group over (the old owner becomes an admin);
-//   - any member adds members, as before roles existed, unless banned;
+//   - any member adds members, as before roles existed, unless the group
+//     lets only the owner and admins (OnlyAdminsAdd); nobody adds a
+//     banned user;
 //   - in a read-only group only the owner and admins send (MayPost).
 //
 // Each change is a compare-and-set of the document recorded as its change,
@@ -87,6 +89,8 @@ type GroupSettings struct {
 	Topic    *string
 	Avatar   *string
 	ReadOnly *bool
+	// OnlyAdminsAdd lets only the owner and admins add members.
+	OnlyAdminsAdd *bool
 	// TTL is the disappearing-messages setting in seconds (ttl.go).
 	TTL *int64
 	// RetentionDays keeps messages that many days, 0 for ever (ttl.go).
@@ -124,9 +128,9 @@ func (s *Store) changeSettings(ctx context.Context, by Actor, conv string, fn fu
 // A direct conversation has one setting, ttl, which either member
 // changes (ttl.go).
 func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSettings) (*Doc, error) {
-	groupOnly := set.Title != nil || set.Topic != nil || set.Avatar != nil || set.ReadOnly != nil
+	groupOnly := set.Title != nil || set.Topic != nil || set.Avatar != nil || set.ReadOnly != nil || set.OnlyAdminsAdd != nil
 	if !groupOnly && set.TTL == nil && set.RetentionDays == nil {
-		return nil, fmt.Errorf("%w: name at least one of title, topic, avatar, read_only, ttl and retention_days", ErrBadRequest)
+		return nil, fmt.Errorf("%w: name at least one of title, topic, avatar, read_only, only_admins_add, ttl and retention_days", ErrBadRequest)
 	}
 	if err := s.checkTTL(set.TTL); err != nil {
 		return nil, err
@@ -171,6 +175,10 @@ func (s *Store) Update(ctx context.Context, by Actor, conv string, set GroupSett
 		if r := set.ReadOnly; r != nil && *r != d.ReadOnly {
 			d.ReadOnly = *r
 			items = append(items, protocol.GroupEvent{Event: protocol.EventReadOnly, By: u, ReadOnly: r})
+		}
+		if a := set.OnlyAdminsAdd; a != nil && *a != d.OnlyAdminsAdd {
+			d.OnlyAdminsAdd = *a
+			items = append(items, protocol.GroupEvent{Event: protocol.EventOnlyAdminsAdd, By: u, OnlyAdminsAdd: a})
 		}
 		if t := set.TTL; t != nil && *t != d.TTL {
 			d.TTL = *t

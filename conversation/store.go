@@ -302,7 +302,8 @@ func (s *Store) CreateGroup(ctx context.Context, by Actor, title string, others 
 	return d, nil
 }
 
-// AddMembers adds users to the group conv; any member may add. It returns
+// AddMembers adds users to the group conv; any member may add, or only
+// the owner and admins when the group says so (OnlyAdminsAdd). It returns
 // the document after the change and the users that were not members before.
 //
 // A retry of an add that stopped half-way finds its users listed already:
@@ -352,6 +353,9 @@ func (s *Store) addOrInvite(ctx context.Context, by Actor, conv string, users, t
 	d, rev, err := s.changeAs(ctx, conv, actor, operator, func(d *Doc) error {
 		if d.Kind != protocol.ConversationGroup {
 			return fmt.Errorf("%w: direct conversations have no add or remove", ErrBadRequest)
+		}
+		if d.OnlyAdminsAdd && !operator && !d.IsAdmin(actor) {
+			return fmt.Errorf("%w: only the owner and admins add members to this group", ErrRefused)
 		}
 		added, invited = added[:0], invited[:0]
 		for _, u := range users {

@@ -154,7 +154,7 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	}
 	targets := []string{natsHTTP}
 	roles := [][]string{
-		{"gateway", "--jwt-secret", "monitoring-test-secret-0123456789abcdef"},
+		{"gateway", "--jwt-secret", "monitoring-test-secret-0123456789abcdef", "--data", filepath.Join(dir, "gateway")},
 		{"history", "--data", filepath.Join(dir, "history")},
 		{"presence"},
 		{"pushnotify", "--webpush-vapid-key-file", vapid, "--webpush-subject", "mailto:ops@example.invalid"},

@@ -178,3 +178,49 @@ func TestNoCredentialsShipped(t *testing.T) {
 		}
 	}
 }
+
+// The history role serves the erase API only with the eraser role's URL
+// (NATTER_ERASER_NATS_URL, docs/operations.md "Erasing a user"): every
+// deployment gives its history process one, from the eraser's own NATS
+// user, and tells the operator how to write it.
+func TestHistoryGetsEraserURL(t *testing.T) {
+	const v = "NATTER_ERASER_NATS_URL"
+	seen := false
+	for _, doc := range decodeAll(t, "kubernetes/roles.yaml") {
+		walk(doc, func(c map[string]any) {
+			cmd := append(strs(c["command"]), strs(c["args"])...)
+			if len(cmd) < 2 || cmd[0] != "natter" || cmd[1] != "history" {
+				return
+			}
+			seen = true
+			envList, _ := c["env"].([]any)
+			for _, e := range envList {
+				em, _ := e.(map[string]any)
+				vf, _ := em["valueFrom"].(map[string]any)
+				ref, _ := vf["secretKeyRef"].(map[string]any)
+				if toString(em["name"]) == v && toString(ref["key"]) == v {
+					return
+				}
+			}
+			t.Errorf("kubernetes: natter history gets no %s from its Secret", v)
+		})
+	}
+	if !seen {
+		t.Error("kubernetes: no natter history container")
+	}
+	writes := regexp.MustCompile(v + `=\$\(natter credentials [^)]*--user eraser\)`)
+	for _, file := range []string{"kubernetes/kustomization.yaml", "systemd/natter-history.service"} {
+		if b, err := os.ReadFile(file); err != nil || !writes.Match(b) {
+			t.Errorf("%s does not tell the operator to write %s from natter credentials --user eraser (%v)", file, v, err)
+		}
+	}
+	services, _ := decodeAll(t, "compose/compose.yaml")[0].(map[string]any)["services"].(map[string]any)
+	hist, _ := services["history"].(map[string]any)
+	env, _ := hist["environment"].(map[string]any)
+	if !strings.Contains(toString(env[v]), "${NATTER_NATS_URL_ERASER:?") {
+		t.Errorf("compose: history's %s is %q, not the eraser role's own variable", v, toString(env[v]))
+	}
+	if b, _ := os.ReadFile("compose/compose.yaml"); !regexp.MustCompile(`for r in [a-z ]*\beraser\b`).Match(b) {
+		t.Error("compose.yaml's credentials loop does not write NATTER_NATS_URL_ERASER")
+	}
+}

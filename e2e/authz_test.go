@@ -317,6 +317,31 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 
+	// add_member in a group whose adds only the owner and admins make
+	// (only_admins_add): the one request whose answer depends on a setting
+	// rather than on the role alone.
+	for _, role := range []string{roleOwner, roleAdmin, roleMember, roleRemoved, roleNonMember} {
+		t.Run(protocol.TypeAddMember+"/"+role+"/only_admins_add group", func(t *testing.T) {
+			group, _ := fixture(t)
+			if _, err := users["alice"].Update(ctxT(t), group, client.GroupUpdate{OnlyAdminsAdd: ptr(true)}); err != nil {
+				t.Fatal(err)
+			}
+			frame := convRequests[protocol.TypeAddMember](group)
+			reply, err := request(t, users[actor[role]], frame)
+			want := protocol.CodeForbidden
+			if role == roleOwner || role == roleAdmin {
+				want = protocol.TypeOK
+			}
+			got := code(err)
+			if got == "" && reply != nil {
+				got, _ = reply["type"].(string)
+			}
+			if got != want {
+				t.Fatalf("%v as %s → %v (%v); want %s", frame, role, reply, err, want)
+			}
+		})
+	}
+
 	// Nothing about a group reached mallory, and after her removal nothing
 	// but the removal itself reached carol.
 	time.Sleep(500 * time.Millisecond)

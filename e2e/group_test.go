@@ -296,3 +296,78 @@ func TestGroupReadOnlyAndModeration(t *testing.T) {
 	}
 	noEvent(t, dave, 200*time.Millisecond, protocol.TypeConversation)
 }
+
+// TestGroupOnlyAdminsAdd: with only_admins_add set (by an admin; a plain
+// member may not set it) a plain member's add_member is refused and adds
+// nobody, while the owner and admins still add; the change is an event
+// item and in every member's conversation push; unset, members add again.
+func TestGroupOnlyAdminsAdd(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t)
+	alice, bob, carol := e.dial(t, "alice"), e.dial(t, "bob"), e.dial(t, "carol")
+	g, err := alice.CreateGroup(ctx, "team", "bob", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SetRole(ctx, g.Conv, "bob", protocol.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.AddMembers(ctx, g.Conv, "dave"); err != nil {
+		t.Fatalf("a plain member adds by default: %v", err)
+	}
+	_, err = carol.Update(ctx, g.Conv, client.GroupUpdate{OnlyAdminsAdd: ptr(true)})
+	wantCode(t, err, protocol.CodeForbidden)
+
+	got, err := bob.Update(ctx, g.Conv, client.GroupUpdate{OnlyAdminsAdd: ptr(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.OnlyAdminsAdd {
+		t.Fatalf("update reply %+v: want only_admins_add", got)
+	}
+	if ev := nextItem(t, carol, protocol.EventOnlyAdminsAdd, "bob"); ev.OnlyAdminsAdd == nil || !*ev.OnlyAdminsAdd {
+		t.Fatalf("only_admins_add item %+v", ev)
+	}
+	if c := nextConversation(t, carol, g.Conv); !c.OnlyAdminsAdd {
+		t.Fatalf("carol's conversation push %+v: want only_admins_add", c)
+	}
+
+	err = carol.AddMembers(ctx, g.Conv, "erin")
+	wantCode(t, err, protocol.CodeForbidden)
+	if _, err := carol.AddOrInvite(ctx, g.Conv, "erin"); err == nil {
+		t.Fatal("a plain member's add_member succeeded in an only_admins_add group")
+	}
+	if err := bob.AddMembers(ctx, g.Conv, "erin"); err != nil {
+		t.Fatalf("an admin adds: %v", err)
+	}
+	if err := alice.AddMembers(ctx, g.Conv, "frank"); err != nil {
+		t.Fatalf("the owner adds: %v", err)
+	}
+	page, err := alice.Members(ctx, g.Conv, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"alice", "bob", "carol", "dave", "erin", "frank"}
+	if !slices.Equal(page.Members, want) {
+		t.Fatalf("members %v, want %v (carol's refused add added nobody)", page.Members, want)
+	}
+
+	if _, err := alice.Update(ctx, g.Conv, client.GroupUpdate{OnlyAdminsAdd: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextItem(t, carol, protocol.EventOnlyAdminsAdd, "alice"); ev.OnlyAdminsAdd == nil || *ev.OnlyAdminsAdd {
+		t.Fatalf("only_admins_add item %+v: want false", ev)
+	}
+	if err := carol.AddMembers(ctx, g.Conv, "gina"); err != nil {
+		t.Fatalf("members add again once unset: %v", err)
+	}
+	list, err := carol.Conversations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if c.Conv == g.Conv && c.OnlyAdminsAdd {
+			t.Fatalf("conversation %+v still says only_admins_add", c)
+		}
+	}
+}

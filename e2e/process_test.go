@@ -24,7 +24,7 @@ func (e *env) startGatewayProcess(t *testing.T, args ...string) *gatewayProcess 
 	t.Helper()
 	bin := testbin.Natter(t)
 	addr := testbin.FreeAddr(t)
-	cmd := exec.Command(bin, append([]string{"gateway", "--nats-url", e.app.NATS().RoleURL(natsrv.RoleGateway), "--http", addr, "--jwt-secret", secret}, args...)...)
+	cmd := exec.Command(bin, append([]string{"gateway", "--nats-url", e.app.NATS().RoleURL(natsrv.RoleGateway), "--http", addr, "--jwt-secret", secret, "--data", t.TempDir()}, args...)...)
 	logs := &strings.Builder{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

@@ -18,6 +18,8 @@ import (
 type GroupSettings struct {
 	Title, Topic, Avatar *string
 	ReadOnly             *bool
+	// OnlyAdminsAdd lets only the owner and admins add members.
+	OnlyAdminsAdd *bool
 	// TTL is the disappearing-messages setting in seconds (ttl.go).
 	TTL *int64
 	// RetentionDays keeps messages that many days, 0 for ever.
@@ -46,7 +48,7 @@ func (sess *session) update(ctx context.Context, req *protocol.Request) (any, *p
 	if !protocol.ValidID(req.Conv) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conv must match [A-Za-z0-9_-]{1,64}")
 	}
-	set := GroupSettings{Topic: req.Topic, Avatar: req.Avatar, ReadOnly: req.ReadOnly, TTL: req.TTL, RetentionDays: req.RetentionDays}
+	set := GroupSettings{Topic: req.Topic, Avatar: req.Avatar, ReadOnly: req.ReadOnly, OnlyAdminsAdd: req.OnlyAdminsAdd, TTL: req.TTL, RetentionDays: req.RetentionDays}
 	if req.Title != "" {
 		set.Title = &req.Title
 	}

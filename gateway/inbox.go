@@ -307,11 +307,13 @@ func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, me
 	}
 	if sum != nil {
 		c.LastSeq = sum.Top()
-		if c.Last = sum.Last(); c.Last == nil && c.LastSeq > 0 {
-			// The preview disappeared (ttl.go): the newest item left.
+		if c.Last = keptLast(c, sum.Last()); c.Last == nil && c.LastSeq > 0 {
+			// The preview disappeared (ttl.go) or is older than the
+			// retention (retain.go): the newest item left.
 			if c.Last, err = sess.lastLive(ctx, c.Conv); err != nil {
 				return nil, err
 			}
+			c.Last = keptLast(c, c.Last)
 		}
 	} else if c.LastSeq, err = sess.srv.msgs.Last(ctx, c.Conv); err != nil {
 		return nil, err
@@ -327,11 +329,12 @@ func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, me
 		return c, nil
 	}
 	exact := false
-	if sum != nil {
+	if sum != nil && c.RetentionDays == 0 {
 		c.Unread, exact = sum.Unread(c.ReadSeq)
 	}
 	if !exact {
-		// More unread than the summary holds, or none yet: count them.
+		// More unread than the summary holds, none yet, some that may
+		// have disappeared (ttl) or a retention (retain.go): count them.
 		if c.Unread, err = sess.srv.msgs.CountAfter(ctx, c.Conv, c.ReadSeq, maxUnread); err != nil {
 			return nil, err
 		}
@@ -339,6 +342,12 @@ func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, me
 	for _, s := range mentions {
 		if s > c.ReadSeq {
 			c.MentionCount++
+		}
+	}
+	if c.MentionCount > 0 && !exact {
+		// Where messages may have disappeared, so may mentions.
+		if c.MentionCount, err = sess.liveMentions(ctx, c, mentions); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil

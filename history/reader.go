@@ -117,10 +117,15 @@ func (r *Reader) watermark(ctx context.Context, conv string) (w, first uint64, e
 	if err != nil {
 		return 0, 0, fmt.Errorf("history watermark: %w", err)
 	}
+	// The store has every message below the stream's first seq: the
+	// trimmer purges only what it has, and a re-partitioned stream starts
+	// above every seq of the old streams, which the writer had stored
+	// (schema.Repartition), while its fresh consumer's floor says 0.
+	floor := max(info.AckFloor.Stream, first-1)
 	m.mu.Lock()
-	m.floor, m.first, m.floorAt = info.AckFloor.Stream, first, time.Now()
+	m.floor, m.first, m.floorAt = floor, first, time.Now()
 	m.mu.Unlock()
-	return info.AckFloor.Stream, first, nil
+	return floor, first, nil
 }
 
 // tail returns conv's stream rows with seq > w, up to tailCap.
@@ -194,6 +199,9 @@ func (r *Reader) after1(ctx context.Context, conv string, after uint64, limit in
 		}
 	}
 	chainPrev(page, prev)
+	if err := r.resolveQuotes(ctx, conv, page); err != nil {
+		return nil, false, err
+	}
 	if r.afterHook != nil {
 		r.afterHook()
 	}
@@ -383,6 +391,9 @@ func (r *Reader) Before(ctx context.Context, conv string, before uint64, limit i
 		}
 	}
 	chainPrev(rows, prev)
+	if err := r.resolveQuotes(ctx, conv, rows); err != nil {
+		return nil, false, err
+	}
 	return rows, more, nil
 }
 

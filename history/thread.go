@@ -39,6 +39,9 @@ func (r *Reader) ThreadAfter(ctx context.Context, conv string, root, after uint6
 	if gap {
 		page, more, _, err = r.threadAfter(ctx, conv, root, after, limit, first-1, first)
 	}
+	if err == nil {
+		err = r.resolveQuotes(ctx, conv, page)
+	}
 	return page, more, err
 }
 
@@ -107,6 +110,9 @@ func (r *Reader) ThreadBefore(ctx context.Context, conv string, root, before uin
 	}
 	if gap {
 		page, more, _, err = r.threadBefore(ctx, conv, root, before, limit, first-1, first)
+	}
+	if err == nil {
+		err = r.resolveQuotes(ctx, conv, page)
 	}
 	return page, more, err
 }

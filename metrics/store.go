@@ -7,7 +7,7 @@ import (
 )
 
 // StoreOps are the history store operations timed by Store.
-var StoreOps = []string{"append", "after", "before", "last", "count", "expire"}
+var StoreOps = []string{"append", "after", "before", "last", "count", "expire", "erase", "drop"}
 
 // Store times the history store's operations and counts their errors,
 // per operation: what the store latency panel and the store error alert

@@ -41,14 +41,16 @@ type BannedFrame struct {
 
 // Events of a group: the "event" of a KindEvent item's body (GroupEvent).
 const (
-	EventRenamed     = "renamed"
-	EventTopic       = "topic_changed"
-	EventAvatar      = "avatar_changed"
-	EventReadOnly    = "read_only"
-	EventRoleChanged = "role_changed"
-	EventTransferred = "transferred"
-	EventBanned      = "banned"
-	EventUnbanned    = "unbanned"
+	EventRenamed  = "renamed"
+	EventTopic    = "topic_changed"
+	EventAvatar   = "avatar_changed"
+	EventReadOnly = "read_only"
+	// EventOnlyAdminsAdd: who may add members changed (only_admins_add).
+	EventOnlyAdminsAdd = "only_admins_add"
+	EventRoleChanged   = "role_changed"
+	EventTransferred   = "transferred"
+	EventBanned        = "banned"
+	EventUnbanned      = "unbanned"
 )
 
 // GroupEvent is the body of a KindEvent item: one change of a group's
@@ -56,7 +58,7 @@ const (
 // of its kind of event are set: title (renamed), topic (topic_changed, ""
 // when cleared), avatar (avatar_changed), read_only (read_only), user and
 // role (role_changed), user (transferred: the new owner; banned,
-// unbanned), ttl (ttl_changed, ttl.go).
+// unbanned), only_admins_add (only_admins_add), ttl (ttl_changed, ttl.go).
 type GroupEvent struct {
 	Event    string  `json:"event"`
 	By       string  `json:"by"`
@@ -64,8 +66,10 @@ type GroupEvent struct {
 	Topic    *string `json:"topic,omitempty"`
 	Avatar   *string `json:"avatar,omitempty"`
 	ReadOnly *bool   `json:"read_only,omitempty"`
-	User     string  `json:"user,omitempty"`
-	Role     string  `json:"role,omitempty"`
+	// OnlyAdminsAdd is the new setting of only_admins_add.
+	OnlyAdminsAdd *bool  `json:"only_admins_add,omitempty"`
+	User          string `json:"user,omitempty"`
+	Role          string `json:"role,omitempty"`
 	// TTL is the new disappearing-messages setting of ttl_changed, in
 	// seconds (0: off).
 	TTL *int64 `json:"ttl,omitempty"`

@@ -118,6 +118,9 @@ type Request struct {
 	Topic    *string `json:"topic,omitempty"`
 	Avatar   *string `json:"avatar,omitempty"`
 	ReadOnly *bool   `json:"read_only,omitempty"`
+	// OnlyAdminsAdd is the group setting update changes that lets only
+	// the owner and admins add members; absent means unchanged.
+	OnlyAdminsAdd *bool `json:"only_admins_add,omitempty"`
 	// TTL is the disappearing-messages setting update changes, in
 	// seconds (0: off; ttl.go); absent means unchanged.
 	TTL *int64 `json:"ttl,omitempty"`
@@ -186,6 +189,9 @@ type Conversation struct {
 	ReadOnly bool     `json:"read_only,omitempty"`
 	Admins   []string `json:"admins,omitempty"`
 	Role     string   `json:"role,omitempty"`
+	// OnlyAdminsAdd says only the owner and admins add members (update),
+	// omitted when any member may.
+	OnlyAdminsAdd bool `json:"only_admins_add,omitempty"`
 	// TTL is the disappearing-messages setting in seconds, omitted when
 	// off (ttl.go).
 	TTL int64 `json:"ttl,omitempty"`
@@ -366,7 +372,8 @@ type Quote struct {
 	Sender  string `json:"sender"`
 	Kind    string `json:"kind,omitempty"`
 	Snippet string `json:"snippet"`
-	// Deleted says the quoted message was deleted since (pages only).
+	// Deleted says the quoted message is deleted: it was when the reply
+	// was sent, or (pages, resolved when read) was deleted since.
 	Deleted bool `json:"deleted,omitempty"`
 }
 

@@ -69,6 +69,9 @@ func StartAPI(nc *nats.Conn, idx Index, timeout time.Duration) (micro.Service, e
 		}
 		_ = r.RespondJSON(resp)
 	}))
+	if err == nil {
+		err = addForget(svc, idx, timeout) // forget.go
+	}
 	if err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("start search API: %w", err)

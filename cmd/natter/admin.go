@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,8 @@ const adminUsage = `usage: natter admin [flags] COMMAND
   conv add ID UID      add UID to the group ID (as the operator: no member or add_policy needed)
   conv remove ID UID   remove UID from the group ID
   stream lag           each consumer of CHAT: pending, ack pending, last delivered, lag against the hot window
+  streams repartition M  move the messages to M message streams (1 = the one CHAT stream; docs/scaling.md):
+                       a short write fence, new streams above every old seq; give it --timeout 5m
 flags (before or after the command):
 `
 
@@ -105,7 +108,7 @@ func adminCmd(args []string, stdout, stderr io.Writer) error {
 // adminAction picks the admin call the command words name.
 func adminAction(w []string) (func(context.Context, *admin.Admin) (reporter, error), error) {
 	cmd := strings.Join(w[:min(len(w), 2)], " ")
-	want := map[string]int{"user show": 3, "user kick": 3, "conv show": 3, "conv add": 4, "conv remove": 4, "stream lag": 2}
+	want := map[string]int{"user show": 3, "user kick": 3, "conv show": 3, "conv add": 4, "conv remove": 4, "stream lag": 2, "streams repartition": 3}
 	n, ok := want[cmd]
 	if !ok {
 		if len(w) == 0 {
@@ -127,6 +130,12 @@ func adminAction(w []string) (func(context.Context, *admin.Admin) (reporter, err
 		return func(ctx context.Context, a *admin.Admin) (reporter, error) { return a.AddMember(ctx, w[2], w[3]) }, nil
 	case "conv remove":
 		return func(ctx context.Context, a *admin.Admin) (reporter, error) { return a.RemoveMember(ctx, w[2], w[3]) }, nil
+	case "streams repartition":
+		to, err := strconv.Atoi(w[2])
+		if err != nil {
+			return nil, fmt.Errorf("admin streams repartition: %q is not a number of streams", w[2])
+		}
+		return func(ctx context.Context, a *admin.Admin) (reporter, error) { return a.Repartition(ctx, to, nil) }, nil
 	default:
 		return func(ctx context.Context, a *admin.Admin) (reporter, error) { return a.StreamLag(ctx) }, nil
 	}

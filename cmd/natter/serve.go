@@ -60,7 +60,8 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	natsTLSKey := fs.String("nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	natsCA := fs.String("nats-ca", "", "PEM CA file to trust for a tls:// --nats-url")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "embedded NATS client listen address (serve only)")
-	eraserURL := fs.String("eraser-nats-url", os.Getenv("NATTER_ERASER_NATS_URL"), "natter history against an external NATS: the eraser role's NATS URL (natter credentials --role eraser), to serve the erase API next to the store (env NATTER_ERASER_NATS_URL)")
+	eraserURL := fs.String("eraser-nats-url", os.Getenv("NATTER_ERASER_NATS_URL"), "natter history against an external NATS: the eraser role's NATS URL (natter credentials --user eraser), to serve the erase API next to the store (env NATTER_ERASER_NATS_URL)")
+	retentionSweep := fs.Duration("retention-sweep", time.Minute, "how often the history role (with the erase service) removes what conversations' retention_days no longer keep, from the store, CHAT, the search index and attachments")
 	natsURL := fs.String("nats-url", os.Getenv("NATTER_NATS_URL"), "external NATS URL with credentials, or a comma-separated list of them (one per cluster node), e.g. the content of <data>/nats.url (roles other than serve; env NATTER_NATS_URL)")
 	replicas := fs.Int("replicas", 0, "replicas of the streams and KV buckets: 1, or 3 in a cluster; 0 keeps the existing ones, else picks 3 when the NATS URL list or cluster names ≥ 3 servers")
 	dataDir := fs.String("data", "./data", "data directory: JetStream store, credentials, the embedded history store")
@@ -167,6 +168,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	cfg.Schema.Streams = *streams
 	cfg.Embedded.Streams = *streams
 	cfg.Retention.Interval = *trimEvery
+	if *retentionSweep <= 0 {
+		return cfg, errors.New("--retention-sweep must be positive")
+	}
+	cfg.RetentionSweep = *retentionSweep
 	cfg.Gateway.Heartbeat = *heartbeat
 	cfg.Gateway.RateBurst = *burst
 	cfg.Gateway.RateSustained = *rate
@@ -276,11 +281,16 @@ func serve(args []string, stderr io.Writer, name string) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	var relayout error
+	select {
+	case <-ctx.Done():
+	case <-a.Relayout():
+		relayout = app.ErrRelayout
+	}
 	cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return a.Shutdown(sctx)
+	return errors.Join(relayout, a.Shutdown(sctx))
 }
 
 // token prints a JWT for --user, signed with the HS256 secret.

@@ -116,14 +116,9 @@ func (s *Store) expire(due []expiring) (int, error) {
 			case err != nil:
 				return 0, err
 			default:
-				dels := [][]byte{key(tagRow, e.conv, e.seq), key(tagPlain, e.conv, e.seq)}
-				if row.Thread != 0 {
-					dels = append(dels, threadKey(e.conv, row.Thread, e.seq))
-				}
-				for _, k := range dels {
-					if err := b.Delete(k, nil); err != nil {
-						return 0, fmt.Errorf("localstore: expire (%s, %d): %w", e.conv, e.seq, err)
-					}
+				// A reply leaves its root's thread count (retain.go).
+				if err := dropRow(b, e.conv, e.seq, row); err != nil {
+					return 0, err
 				}
 				n++
 			}

@@ -61,30 +61,8 @@ func (s *Store) thread(ctx context.Context, conv string, root, from, to uint64, 
 	if err != nil || len(seqs) == 0 {
 		return nil, false, err
 	}
-	if err := s.acquire(); err != nil {
-		return nil, false, err
-	}
-	defer s.release()
-	out := make([]*protocol.Message, 0, len(seqs))
-	now := s.now()
-	for _, seq := range seqs {
-		v, closer, err := s.db.Get(key(tagRow, conv, seq))
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue // written with its index entry in one batch: not expected
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("localstore: get (%s, %d): %w", conv, seq, err)
-		}
-		m, err := decodeRow(conv, seq, v)
-		closer.Close()
-		if err != nil {
-			return nil, false, err
-		}
-		if !m.Expired(now) {
-			out = append(out, m)
-		}
-	}
-	return out, more, nil
+	out, err := s.Rows(ctx, conv, seqs)
+	return out, more, err
 }
 
 func step(it *pebble.Iterator, forward bool) bool {
@@ -92,4 +70,38 @@ func step(it *pebble.Iterator, forward bool) bool {
 		return it.Next()
 	}
 	return it.Prev()
+}
+
+// Rows returns the rows of conv with the given seqs, ascending as seqs
+// are, leaving out those it does not hold (or that expired): one point
+// read each, for the rows of a thread page and the originals of a page's
+// quotes (history.RowsGetter).
+func (s *Store) Rows(_ context.Context, conv string, seqs []uint64) ([]*protocol.Message, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	out := make([]*protocol.Message, 0, len(seqs))
+	now := s.now()
+	for _, seq := range seqs {
+		v, closer, err := s.db.Get(key(tagRow, conv, seq))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("localstore: get (%s, %d): %w", conv, seq, err)
+		}
+		m, err := decodeRow(conv, seq, v)
+		closer.Close()
+		if err != nil {
+			return nil, err
+		}
+		if !m.Expired(now) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }

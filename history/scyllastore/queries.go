@@ -33,6 +33,7 @@ type queries struct {
 	bucketsFrom, bucketsUpTo  stmt
 	lastSeq, countPlain       stmt
 	eraseRow, unquoteRow      stmt // erase.go: the server's write time
+	dropRows, dropThread      stmt // retain.go: the server's write time
 }
 
 func buildQueries() queries {
@@ -74,6 +75,8 @@ func buildQueries() queries {
 		eraseRow: build(qb.Update("messages").SetLit("deleted", "true").SetLit("body", "null").
 			SetLit("edit_body", "null").Where(one...)),
 		unquoteRow: build(qb.Update("messages").Set("quote").Where(one...)),
+		dropRows:   build(qb.Delete("messages").Where(append(partition[:2:2], qb.In("seq"))...)),
+		dropThread: build(qb.Delete("thread_replies").Where(qb.Eq("conv"), qb.Eq("root"), qb.Eq("seq"))),
 		// Filtering on kind inside one partition reads only that
 		// partition's rows above seq: the cost stays proportional to them.
 		countPlain: build(qb.Select("messages").CountAll().

@@ -50,15 +50,30 @@ func (s *Store) thread(ctx context.Context, st stmt, conv string, root, seq uint
 	if more {
 		seqs = seqs[:limit]
 	}
-	slices.Sort(seqs)
+	useqs := make([]uint64, len(seqs))
+	for i, n := range seqs {
+		useqs[i] = uint64(n)
+	}
+	out, err := s.Rows(ctx, conv, useqs)
+	return out, more, err
+}
+
+// Rows returns the rows of conv with the given seqs, ascending, leaving
+// out those it does not hold: one query per bucket the seqs fall in, for
+// the rows of a thread page and the originals of a page's quotes
+// (history.RowsGetter).
+func (s *Store) Rows(ctx context.Context, conv string, seqs []uint64) ([]*protocol.Message, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
 	byBucket := map[int64][]int64{}
 	var buckets []int64
 	for _, n := range seqs {
-		b := s.bucket(uint64(n))
+		b := s.bucket(n)
 		if byBucket[b] == nil {
 			buckets = append(buckets, b)
 		}
-		byBucket[b] = append(byBucket[b], n)
+		byBucket[b] = append(byBucket[b], int64(n))
 	}
 	got := make([][]row, len(buckets))
 	g, gctx := errgroup.WithContext(ctx)
@@ -70,13 +85,13 @@ func (s *Store) thread(ctx context.Context, st stmt, conv string, root, seq uint
 				return err
 			}
 			if err := q.Bind(conv, b, byBucket[b]).SelectRelease(&got[i]); err != nil {
-				return fmt.Errorf("scyllastore: thread rows of (%s, %d): %w", conv, b, err)
+				return fmt.Errorf("scyllastore: rows of (%s, %d): %w", conv, b, err)
 			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	out := make([]*protocol.Message, 0, len(seqs))
 	for _, rows := range got {
@@ -87,7 +102,7 @@ func (s *Store) thread(ctx context.Context, st stmt, conv string, root, seq uint
 	// A reply indexed but not written yet (an Append under way) is
 	// missing; the rest in seq order.
 	slices.SortFunc(out, func(a, b *protocol.Message) int { return cmp.Compare(a.Seq, b.Seq) })
-	return out, more, nil
+	return out, nil
 }
 
 // encodeQuote is the quote column: the quote's JSON, null for none.

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"ThreadPages", testThreadPages},
 		{"Expiry", testExpiry},
 		{"Erase", testErase},
+		{"Drop", testDrop},
+		{"Rows", testRows},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,12 +51,52 @@ func Natter(t testing.TB) string {
 // tests call Natter runs it from TestMain:
 //
 //	func TestMain(m *testing.M) { testbin.Main(m) }
+//
+// It fails the run when the tests left a directory ./data that was not
+// there before (StrayData): a natter process started without --data
+// writes there, into the source tree.
 func Main(m *testing.M) {
+	before := dataExists()
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
+	if err := StrayData(before); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
+}
+
+// strayDir is the default --data of natter's commands, relative to the
+// directory a test runs in (its package's, in the source tree).
+const strayDir = "data"
+
+func dataExists() bool {
+	_, err := os.Stat(strayDir)
+	return err == nil
+}
+
+// StrayData returns an error naming ./data and what it holds when it
+// exists now but did not before (existed false): a process a test
+// started wrote into the source tree, because it was given no --data (or
+// --attachments-dir) of a temporary directory. It removes that
+// directory, so one bad run does not make the next pass unnoticed.
+func StrayData(existed bool) error {
+	if existed || !dataExists() {
+		return nil
+	}
+	var files []string
+	_ = filepath.WalkDir(strayDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(strayDir)
+	wd, _ := os.Getwd()
+	return fmt.Errorf("testbin: the tests wrote %s into the source tree (%s): give every natter process a --data of t.TempDir()",
+		strings.Join(files, ", "), filepath.Join(wd, strayDir))
 }
 
 // FreeAddr returns a loopback host:port whose port was free a moment ago,

@@ -167,14 +167,17 @@ func accessOf(role string) (access, bool) {
 		// like the gateway's), publishes the deletions of their messages,
 		// closes their connections (chat.user.<uid>.account.erased), reads
 		// CHAT and the history writer's floor to find their messages, and
-		// deletes them from CHAT: the one role that may.
+		// deletes them from CHAT: the one role that may. It also runs
+		// the conversations' retention (services/erase/retain.go): it
+		// deletes old messages from CHAT and asks the indexer to forget
+		// them once the search consumer is past them.
 		return access{
-			pub:        []string{MsgWildcard, MemberWildcard, MappedMsgWildcard, MappedMemberWildcard, UserEventWildcard, UserErased("*")},
+			pub:        []string{MsgWildcard, MemberWildcard, MappedMsgWildcard, MappedMemberWildcard, UserEventWildcard, UserErased("*"), SearchForget()},
 			sub:        []string{EraseAPIAll, ServiceWildcard},
 			read:       []string{StreamChat},
 			write:      []string{BucketConversations, BucketPresence, BucketAttachments},
 			purge:      []string{BucketPush},
-			peek:       []string{ConsumerHistory},
+			peek:       []string{ConsumerHistory, ConsumerSearch},
 			responses:  true,
 			deleteMsgs: []string{StreamChat},
 			progress:   ChatConsumers(),

@@ -38,6 +38,19 @@ const (
 	SearchEndpointQuery = "query"
 )
 
+// SearchAdminGroup is the subject group of the search API's endpoints
+// that change the index: below SearchAPIGroup, so an indexer serves
+// them, and out of SearchAPIWildcard's reach, so a gateway may not call
+// them. SearchEndpointForget removes messages a conversation's retention
+// dropped (the eraser role calls it, services/erase/retain.go).
+const (
+	SearchAdminGroup     = SearchAPIGroup + ".admin"
+	SearchEndpointForget = "forget"
+)
+
+// SearchForget is the subject of the search API's forget endpoint.
+func SearchForget() string { return SearchAdminGroup + "." + SearchEndpointForget }
+
 // SearchAPI is the subject of the search API's endpoint op.
 func SearchAPI(op string) string { return SearchAPIGroup + "." + op }
 

@@ -560,6 +560,17 @@ test("group settings in the app: rename, read-only, roles, moderator delete, ban
   await p.page.waitForSelector("#read-only");
   await assert.rejects(dan.send(conv, { text: "may I?" }), (e) => e.code === "forbidden");
 
+  // Only admins add: the owner turns it on and adds a member from the
+  // panel; dan, a plain member, is refused.
+  const extra = "eve" + stamp;
+  await p.page.check("#group-onlyadminsadd");
+  await p.page.click("#group-save");
+  await line(`${owner} let only admins add members`);
+  await assert.rejects(dan.addMembers(conv, ["zoe" + stamp]), (e) => e.code === "forbidden");
+  await p.page.fill("#group-add-users", extra);
+  await p.page.click("#group-add-submit");
+  await p.page.waitForSelector(`#group-members .member[data-user="${extra}"]`);
+
   // Roles: the owner makes dan an admin from the member list.
   await p.page.click(`#group-members .member[data-user="${member}"] .set-role`);
   await line(`${owner} made ${member} an admin`);

@@ -24,6 +24,11 @@ export function mayPost(c: Conversation): boolean {
   return !c.read_only || isAdmin(c);
 }
 
+/** Whether the user may add members: any member, or only the owner and admins when the group says so. */
+export function mayAdd(c: Conversation): boolean {
+  return !c.only_admins_add || isAdmin(c);
+}
+
 /** The timeline line of an event item, or null when m is not one. */
 export function eventLine(m: Message): HTMLElement | null {
   const ev = groupEvent(m);
@@ -56,12 +61,14 @@ export function groupPanel(c: Conversation | undefined, open: boolean, deps: Gro
   }
   if (panel.getAttribute("data-conv") !== c.conv) {
     panel.setAttribute("data-conv", c.conv);
-    panel.replaceChildren(settingsForm(c, deps), h("ul", { id: "group-members", class: "group-members" }), h("div", { id: "group-banned" }));
+    panel.replaceChildren(settingsForm(c, deps), addForm(c.conv, deps), h("ul", { id: "group-members", class: "group-members" }), h("div", { id: "group-banned" }));
     banned = null;
     if (isAdmin(c)) void loadBanned(c.conv, deps);
   }
   $<HTMLElement>("#group-form-note").textContent = isAdmin(c) ? "" : "Only the owner and admins change the settings.";
   for (const el of panel.querySelectorAll<HTMLInputElement>("#group-form input, #group-form button")) el.disabled = !isAdmin(c);
+  for (const el of panel.querySelectorAll<HTMLInputElement>("#group-add input, #group-add button")) el.disabled = !mayAdd(c);
+  $<HTMLElement>("#group-add-note").textContent = mayAdd(c) ? "" : "Only the owner and admins add members to this group.";
   $("#group-members").replaceChildren(...(c.members ?? []).map((u) => memberRow(c, u, deps)));
   const list = banned?.conv === c.conv ? banned.users : [];
   $("#group-banned").replaceChildren(
@@ -88,11 +95,13 @@ function settingsForm(c: Conversation, deps: GroupDeps): HTMLElement {
     const topic = $<HTMLInputElement>("#group-topic").value.trim();
     const avatar = $<HTMLInputElement>("#group-avatar").value.trim();
     const ro = $<HTMLInputElement>("#group-readonly").checked;
+    const oaa = $<HTMLInputElement>("#group-onlyadminsadd").checked;
     c = current?.conv === c.conv ? current : c;
     if (title && title !== c.title) u.title = title;
     if (topic !== (c.topic ?? "")) u.topic = topic;
     if (avatar !== (c.avatar ?? "")) u.avatar = avatar;
     if (ro !== !!c.read_only) u.read_only = ro;
+    if (oaa !== !!c.only_admins_add) u.only_admins_add = oaa;
     if (Object.keys(u).length === 0) return;
     try {
       c = await deps.client.update(c.conv, u);
@@ -108,8 +117,34 @@ function settingsForm(c: Conversation, deps: GroupDeps): HTMLElement {
     h("label", {}, "Topic ", h("input", { id: "group-topic", value: c.topic ?? "", maxlength: "1024" })),
     h("label", {}, "Avatar URL ", h("input", { id: "group-avatar", value: c.avatar ?? "", placeholder: "https://…", type: "url" })),
     h("label", {}, h("input", { id: "group-readonly", type: "checkbox", checked: !!c.read_only }), " Read-only: only admins post"),
+    h("label", {}, h("input", { id: "group-onlyadminsadd", type: "checkbox", checked: !!c.only_admins_add }), " Only admins add members"),
     h("button", { id: "group-save", type: "submit" }, "Save"),
     h("span", { id: "group-form-note", class: "muted" }),
+  );
+}
+
+/** The panel's "add members" form: user ids separated by commas or spaces; those whose add_policy asks for it are invited. */
+function addForm(conv: string, deps: GroupDeps): HTMLElement {
+  const add = async (ev: Event) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("#group-add-users");
+    const users = input.value.split(/[\s,]+/).filter((u) => u !== "");
+    if (users.length === 0) return;
+    try {
+      const invited = await deps.client.addOrInvite(conv, users);
+      input.value = "";
+      const added = users.filter((u) => !invited.includes(u));
+      deps.notify([added.length ? `Added ${added.join(", ")}.` : "", invited.length ? `Invited ${invited.join(", ")}: they join once they accept.` : ""].join(" ").trim());
+    } catch (err) {
+      deps.notify(`Could not add: ${(err as Error).message}`);
+    }
+  };
+  return h(
+    "form",
+    { id: "group-add", class: "group-form", onsubmit: (ev: Event) => void add(ev) },
+    h("label", {}, "Add members ", h("input", { id: "group-add-users", placeholder: "user ids" })),
+    h("button", { id: "group-add-submit", type: "submit" }, "Add"),
+    h("span", { id: "group-add-note", class: "muted" }),
   );
 }
 

@@ -13,6 +13,8 @@ export interface GroupUpdate {
   /** An https URL, or "" to clear it. */
   avatar?: string;
   read_only?: boolean;
+  /** true: only the owner and admins add members; false: every member again. */
+  only_admins_add?: boolean;
   /** Disappearing messages in seconds, 0 for off (ttl.ts); either member of a direct conversation may set it. */
   ttl?: number;
   /** Days messages sent from now on are kept, 0 for ever. */
@@ -33,12 +35,14 @@ export interface BannedFrame {
  * kind of event are set.
  */
 export interface GroupEvent {
-  event: "renamed" | "topic_changed" | "avatar_changed" | "read_only" | "role_changed" | "transferred" | "banned" | "unbanned" | "ttl_changed" | "retention_changed" | string;
+  event: "renamed" | "topic_changed" | "avatar_changed" | "read_only" | "only_admins_add" | "role_changed" | "transferred" | "banned" | "unbanned" | "ttl_changed" | "retention_changed" | string;
   by: string;
   title?: string;
   topic?: string;
   avatar?: string;
   read_only?: boolean;
+  /** only_admins_add: the new setting. */
+  only_admins_add?: boolean;
   user?: string;
   role?: Role;
   /** ttl_changed: the new ttl in seconds, 0 for off. */
@@ -70,6 +74,8 @@ export function describeGroupEvent(ev: GroupEvent, name: (uid: string) => string
       return ev.avatar ? `${by} changed the group's picture` : `${by} removed the group's picture`;
     case "read_only":
       return ev.read_only ? `${by} made the group read-only` : `${by} let everyone post again`;
+    case "only_admins_add":
+      return ev.only_admins_add ? `${by} let only admins add members` : `${by} let every member add members`;
     case "role_changed":
       return ev.role === "admin" ? `${by} made ${user} an admin` : `${by} made ${user} a member`;
     case "transferred":

@@ -84,7 +84,7 @@ export interface Quote {
   kind?: string;
   /** The quoted text, white space folded, at most 140 characters; "" when deleted. */
   snippet: string;
-  /** The quoted message was deleted when the reply was sent. */
+  /** The quoted message is deleted: when the reply was sent, or (in pages) since. */
   deleted?: true;
 }
 
@@ -124,6 +124,8 @@ export interface Conversation {
   avatar?: string;
   /** A read-only group: only the owner and admins send. */
   read_only?: boolean;
+  /** Only the owner and admins add members (`update`); absent when every member may. */
+  only_admins_add?: boolean;
   /** The group's admins, sorted (the owner is `owner`). */
   admins?: string[];
   /** The user's role; absent when not a member (an invitation). */

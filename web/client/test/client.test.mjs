@@ -269,6 +269,12 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.equal(got.role, "admin");
     assert.equal(describeGroupEvent(groupEvent(await item)), `${b} renamed the group to Launch`);
     await assert.rejects(cb.update(g.conv, { avatar: "http://img.example/l.png" }), (e) => e.code === "bad_request");
+    // Only admins add: c may not add, the admin may; then every member again.
+    const oaa = next(cc, "message", (m) => groupEvent(m)?.event === "only_admins_add");
+    assert.equal((await cb.update(g.conv, { only_admins_add: true })).only_admins_add, true);
+    assert.equal(describeGroupEvent(groupEvent(await oaa)), `${b} let only admins add members`);
+    await assert.rejects(cc.addMembers(g.conv, [uid("gd")]), (e) => e.code === "forbidden" && /only the owner and admins add/.test(e.message));
+    assert.equal((await cb.update(g.conv, { only_admins_add: false })).only_admins_add, undefined);
     // Read-only: c may not send, the admin may; the admin deletes c's message.
     const own = await cc.send(g.conv, { text: "hi" });
     await cb.update(g.conv, { read_only: true });
