@@ -57,15 +57,6 @@ var topology = sync.OnceValue(func() string {
 // clustered reports whether this run uses the 3-node, 4-stream cluster.
 func clustered() bool { return topology() == topologyCluster }
 
-// skipInCluster skips t in the cluster topology only; why says what of the
-// one-node case the test is about.
-func skipInCluster(t testing.TB, why string) {
-	t.Helper()
-	if clustered() {
-		t.Skipf("not run with %s=%s: %s", topologyEnv, topologyCluster, why)
-	}
-}
-
 // clusterPeers are the two in-process nodes that join an App's embedded
 // NATS (n1) in the cluster topology, with what n1 needs to join them.
 // n1's own ports are random: it solicits the routes of n2 and n3, and
