@@ -99,7 +99,14 @@ func TestLeaderChecksSeePastAReplicaWithoutTheKey(t *testing.T) {
 		if err := s.Block(ctx, "bob", "mallory"); err != nil {
 			t.Fatal(err)
 		}
-		s.kv = newKV{KeyValue: s.kv, missing: map[string]bool{docKey(d.Conv): true, memberKey(d.Conv, "alice"): true, blockKey("bob"): true}}
+		s.kv = newKV{KeyValue: s.kv, missing: map[string]bool{docKey(d.Conv): true, memberKey(d.Conv, "alice"): true, blockKey("bob"): true, userKey("bob"): true}}
+		convs, err := s.UserConversations(ctx, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if listed := slices.Equal(convs, []string{d.Conv}); listed != checks {
+			t.Fatalf("LeaderChecks %v: bob's conversations %v", checks, convs)
+		}
 		got, gerr := s.Get(ctx, d.Conv)
 		member, merr := s.IsMember(ctx, d.Conv, "alice")
 		m2, _, m2err := s.Membership(ctx, d.Conv, "alice")

@@ -188,17 +188,17 @@ func (s *Store) UserConversations(ctx context.Context, uid string) ([]string, er
 
 func (s *Store) getIndex(ctx context.Context, uid string) (userIndex, uint64, error) {
 	var idx userIndex
-	e, err := s.kv.Get(ctx, userKey(uid))
+	val, rev, err := s.getKey(ctx, userKey(uid))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return idx, 0, nil
 	}
 	if err != nil {
 		return idx, 0, fmt.Errorf("get index of %s: %w", uid, err)
 	}
-	if err := json.Unmarshal(e.Value(), &idx); err != nil {
+	if err := json.Unmarshal(val, &idx); err != nil {
 		return idx, 0, fmt.Errorf("decode index of %s: %w", uid, err)
 	}
-	return idx, e.Revision(), nil
+	return idx, rev, nil
 }
 
 // CreateDirect returns the direct conversation of a and b, creating it on
