@@ -32,16 +32,16 @@ type providers struct {
 	sub  string // u2's browser subscription
 }
 
-func newProviders(t *testing.T) *providers {
+func newProviders(t testing.TB) *providers {
 	return newProvidersFrom(t, pushtest.NewAPNs(t, pushtest.APNsConfig{TeamID: "TEAM123456", KeyID: "KEY1234567", Topic: apnsTopic}), pushtest.NewWebPush(t, nil))
 }
 
-func newProvidersFrom(t *testing.T, a *pushtest.APNs, w *pushtest.WebPush) *providers {
+func newProvidersFrom(t testing.TB, a *pushtest.APNs, w *pushtest.WebPush) *providers {
 	return &providers{apns: a, web: w, sub: w.Subscribe()}
 }
 
 // config points Natter's push at the fakes.
-func (p *providers) config(t *testing.T, private bool) func(*app.Config) {
+func (p *providers) config(t testing.TB, private bool) func(*app.Config) {
 	vapid, _, err := webpush.GenerateVAPIDKey()
 	if err != nil {
 		t.Fatal(err)

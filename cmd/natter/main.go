@@ -30,6 +30,7 @@ usage:
   natter presence [flags]  run the presence service (one per cluster) against an external NATS
   natter history [flags]   run the history writer and API against an external NATS
   natter history rebuild [flags]  refill a lost or new history store from the CHAT stream
+  natter search rebuild [flags]   refill a lost or new search index from the history store
   natter pushnotify [flags] run the push notification dispatcher against an external NATS
   natter events [flags]     run the events for services (bots) and their webhooks against an external NATS
   natter indexer [flags]    run the search indexer and search API against an external NATS (embedded index under --data/search)
@@ -62,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 1 && args[0] == "history" && args[1] == "rebuild" {
 		return rebuildCmd(args[2:], stdout, stderr)
+	}
+	if len(args) > 1 && args[0] == "search" && args[1] == "rebuild" {
+		return searchRebuildCmd(args[2:], stdout, stderr)
 	}
 	switch args[0] {
 	case "serve", "gateway", "presence", "history", "pushnotify", "events", "indexer":

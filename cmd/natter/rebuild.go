@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,34 +47,11 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 
-	var nc *nats.Conn
-	if *natsURL != "" {
-		opts := []nats.Option{nats.Name("natter-history-rebuild")}
-		if *natsCA != "" {
-			opts = append(opts, nats.RootCAs(*natsCA))
-		}
-		if nc, err = nats.Connect(*natsURL, opts...); err != nil {
-			return fmt.Errorf("connect to NATS: %w", err)
-		}
-	} else {
-		srv, err := natsrv.Start(ctx, natsrv.Config{Listen: "127.0.0.1:-1", DataDir: *dataDir, Logger: log})
-		if err != nil {
-			return fmt.Errorf("open the JetStream store in %s (is natter serve still running?): %w", *dataDir, err)
-		}
-		defer func() {
-			sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer scancel()
-			_ = srv.Shutdown(sctx)
-		}()
-		if nc, err = srv.Connect("natter-history-rebuild"); err != nil {
-			return err
-		}
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, closeNATS, err := operatorJetStream(ctx, *natsURL, *natsCA, *dataDir, log, "natter-history-rebuild")
 	if err != nil {
 		return err
 	}
+	defer closeNATS()
 
 	h := app.HistoryConfig{Dir: filepath.Join(*dataDir, "history")}
 	if err := cql.history(&h); err != nil {
@@ -101,4 +79,47 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w\nthe store holds rows of another stream at these seqs; rebuild into an empty store instead", err)
 	}
 	return err
+}
+
+// operatorJetStream connects a rebuild to NATS as the operator: to
+// natsURL, or, without one, to the JetStream store in dataDir of a
+// stopped natter serve, which it opens itself. closeNATS closes both.
+func operatorJetStream(ctx context.Context, natsURL, natsCA, dataDir string, log *slog.Logger, name string) (js jetstream.JetStream, closeNATS func(), err error) {
+	var nc *nats.Conn
+	var srv *natsrv.Server
+	if natsURL != "" {
+		opts := []nats.Option{nats.Name(name)}
+		if natsCA != "" {
+			opts = append(opts, nats.RootCAs(natsCA))
+		}
+		if nc, err = nats.Connect(natsURL, opts...); err != nil {
+			return nil, nil, fmt.Errorf("connect to NATS: %w", err)
+		}
+	} else {
+		srv, err = natsrv.Start(ctx, natsrv.Config{Listen: "127.0.0.1:-1", DataDir: dataDir, Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open the JetStream store in %s (is natter serve still running?): %w", dataDir, err)
+		}
+		if nc, err = srv.Connect(name); err != nil {
+			shutdown(srv)
+			return nil, nil, err
+		}
+	}
+	closeNATS = func() {
+		nc.Close()
+		if srv != nil {
+			shutdown(srv)
+		}
+	}
+	if js, err = jetstream.New(nc); err != nil {
+		closeNATS()
+		return nil, nil, err
+	}
+	return js, closeNATS, nil
+}
+
+func shutdown(srv *natsrv.Server) {
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
 }

@@ -21,7 +21,10 @@ import (
 // conversations and 500 of one in 1,000, and reports the indexing rate and
 // the queries' p50 and p99. NATTER_SEARCH_BENCH_MAX (a Go duration) stops
 // the indexing early, and the queries then run on what was indexed (the
-// log says how much). Run it once:
+// log says how much). NATTER_SEARCH_BENCH_DIR keeps the index in that
+// directory, and a later run with the same directory (and N) skips the
+// indexing and only queries (the same queries: they have a generator of
+// their own). Run it once:
 //
 //	go test -run '^$' -bench Search1M -benchtime 1x -timeout 2h ./search/bleveindex
 func BenchmarkSearch1M(b *testing.B) {
@@ -35,6 +38,12 @@ func BenchmarkSearch1M(b *testing.B) {
 	}
 	const convs, batch = 10_000, 500
 	dir := filepath.Join(b.TempDir(), "search")
+	reuse := false
+	if d := os.Getenv("NATTER_SEARCH_BENCH_DIR"); d != "" {
+		dir = d
+		_, err := os.Stat(filepath.Join(dir, "index_meta.json"))
+		reuse = err == nil
+	}
 	x, err := New(Config{Dir: dir})
 	if err != nil {
 		b.Fatal(err)
@@ -55,6 +64,14 @@ func BenchmarkSearch1M(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		docs := make([]search.Doc, 0, batch)
+		if reuse {
+			c, err := x.b.DocCount()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("querying the index in %s (%d messages) without indexing", dir, c)
+			n = 0 // skips the loop
+		}
 		for seq := 1; seq <= n; seq++ {
 			docs = append(docs, search.Doc{Conv: fmt.Sprintf("c%05d", rng.IntN(convs)), Seq: uint64(seq),
 				Sender: fmt.Sprintf("u%04d", rng.IntN(5000)), TS: "2026-12-03T07:00:00Z", Text: text()})
@@ -74,8 +91,13 @@ func BenchmarkSearch1M(b *testing.B) {
 			}
 		}
 		took := time.Since(start)
-		b.ReportMetric(float64(n)/took.Seconds(), "msgs/s")
-		b.Logf("indexed %d messages in %s: %.0f/s; index %s", n, took.Round(time.Second), float64(n)/took.Seconds(), dirSize(dir))
+		if !reuse {
+			b.ReportMetric(float64(n)/took.Seconds(), "msgs/s")
+			b.Logf("indexed %d messages in %s: %.0f/s; index %s", n, took.Round(time.Second), float64(n)/took.Seconds(), dirSize(dir))
+		}
+		b.Logf("segments: %v", segments(x))
+		qrng := rand.New(rand.NewPCG(7, 8))
+		qzipf := rand.NewZipf(rand.New(rand.NewPCG(9, 10)), 1.1, 1, uint64(len(words)-1))
 		for _, tc := range []struct {
 			name    string
 			convs   int
@@ -86,12 +108,12 @@ func BenchmarkSearch1M(b *testing.B) {
 			for q := 0; q < tc.queries; q++ {
 				mine := make([]string, tc.convs)
 				for j := range mine {
-					mine[j] = fmt.Sprintf("c%05d", rng.IntN(convs))
+					mine[j] = fmt.Sprintf("c%05d", qrng.IntN(convs))
 				}
 				// One or two words, of the common and the rare ones.
-				query := words[zipf.Uint64()]
+				query := words[qzipf.Uint64()]
 				if q%2 == 1 {
-					query += " " + words[rng.IntN(len(words))]
+					query += " " + words[qrng.IntN(len(words))]
 				}
 				t0 := time.Now()
 				p, err := x.Search(ctx, search.Query{Text: query, Convs: mine, Limit: 20})
@@ -108,6 +130,12 @@ func BenchmarkSearch1M(b *testing.B) {
 				p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), lat[len(lat)-1].Round(time.Millisecond), float64(hits)/float64(tc.queries))
 		}
 	}
+}
+
+// segments is how many segments the index has in memory and on disk.
+func segments(x *Index) string {
+	st, _ := x.b.StatsMap()["index"].(map[string]any)
+	return fmt.Sprintf("%v in memory, %v on disk", st["num_root_memorysegments"], st["num_root_filesegments"])
 }
 
 // vocabulary returns n distinct pronounceable words.

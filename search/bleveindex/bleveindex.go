@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
@@ -30,7 +31,11 @@ type Config struct {
 
 // Index is a Bleve index of messages.
 type Index struct {
-	b bleve.Index
+	b  bleve.Index
+	an analysis.Analyzer // the text's
+	// sort is the field hits are sorted by, descending: fOrder, or fSeq
+	// in an index made before fOrder was.
+	sort string
 }
 
 var _ search.Index = (*Index)(nil)
@@ -43,6 +48,12 @@ const (
 	fTS      = "ts"
 	fText    = "text"
 	fEditSeq = "edit_seq"
+	// fOrder is the seq as 16 hex digits, a keyword: the sort. Sorting
+	// by the numeric seq would read its doc values, which hold every
+	// precision term Bleve indexes a number under (16 per document, for
+	// its range queries), decompressed for each matching document; this
+	// one holds one short term.
+	fOrder   = "order"
 	analyzer = "natter"
 )
 
@@ -56,7 +67,7 @@ func New(cfg Config) (*Index, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open search index %s: %w", cfg.Dir, err)
 		}
-		return &Index{b: b}, nil
+		return wrap(b)
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Dir), 0o755); err != nil {
 		return nil, err
@@ -65,15 +76,42 @@ func New(cfg Config) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := bleve.New(cfg.Dir, m)
+	return create(cfg.Dir, m)
+}
+
+func create(dir string, m mapping.IndexMapping) (*Index, error) {
+	b, err := bleve.New(dir, m)
 	if err != nil {
-		return nil, fmt.Errorf("create search index %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("create search index %s: %w", dir, err)
 	}
-	return &Index{b: b}, nil
+	return wrap(b)
+}
+
+func wrap(b bleve.Index) (*Index, error) {
+	an := b.Mapping().AnalyzerNamed(analyzer)
+	if an == nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("search index: its mapping has no analyzer %q", analyzer)
+	}
+	x := &Index{b: b, an: an, sort: fSeq}
+	if dm, ok := b.Mapping().(*mapping.IndexMappingImpl); ok && dm.DefaultMapping != nil && dm.DefaultMapping.Properties[fOrder] != nil {
+		x.sort = fOrder
+	}
+	return x, nil
 }
 
 // indexMapping analyzes text by Unicode word boundaries, lower-cased, with
 // no stop words (as OpenSearch's standard analyzer): "the" is findable.
+//
+// It indexes only what a query reads: the words of the text (without
+// term vectors: the highlights are made from the stored text, see
+// highlights), the conversation (a keyword, for the filter), the seq (a
+// number: the cursor's range) and fOrder (a keyword with doc values: the
+// sort). The
+// sender, time and edit seq are stored only, and no field goes into
+// Bleve's composite _all field, which would index the text a second time.
+// Indexes made before (with term vectors and everything indexed) are read
+// the same way.
 func indexMapping() (mapping.IndexMapping, error) {
 	im := bleve.NewIndexMapping()
 	if err := im.AddCustomAnalyzer(analyzer, map[string]any{
@@ -82,20 +120,32 @@ func indexMapping() (mapping.IndexMapping, error) {
 		return nil, err
 	}
 	im.DefaultAnalyzer = analyzer
+	im.StoreDynamic, im.IndexDynamic, im.DocValuesDynamic = false, false, false
 	dm := bleve.NewDocumentStaticMapping()
 	text := bleve.NewTextFieldMapping()
 	text.Analyzer = analyzer
-	text.IncludeTermVectors = true // term locations: the highlights
+	text.IncludeTermVectors = false
+	text.IncludeInAll = false
 	text.DocValues = false
+	text.SkipFreqNorm = true // never scored
 	dm.AddFieldMappingsAt(fText, text)
-	for _, f := range []string{fConv, fSender, fTS} {
+	conv := bleve.NewKeywordFieldMapping()
+	conv.IncludeTermVectors, conv.IncludeInAll, conv.DocValues, conv.SkipFreqNorm = false, false, false, true
+	dm.AddFieldMappingsAt(fConv, conv)
+	for _, f := range []string{fSender, fTS} {
 		kw := bleve.NewKeywordFieldMapping()
-		kw.IncludeTermVectors = false
+		kw.Index, kw.IncludeTermVectors, kw.IncludeInAll, kw.DocValues = false, false, false, false
 		dm.AddFieldMappingsAt(f, kw)
 	}
-	for _, f := range []string{fSeq, fEditSeq} {
-		dm.AddFieldMappingsAt(f, bleve.NewNumericFieldMapping())
-	}
+	seq := bleve.NewNumericFieldMapping()
+	seq.IncludeInAll, seq.DocValues = false, false
+	dm.AddFieldMappingsAt(fSeq, seq)
+	order := bleve.NewKeywordFieldMapping()
+	order.Store, order.IncludeTermVectors, order.IncludeInAll, order.SkipFreqNorm = false, false, false, true
+	dm.AddFieldMappingsAt(fOrder, order) // DocValues kept: the sort
+	editSeq := bleve.NewNumericFieldMapping()
+	editSeq.Index, editSeq.IncludeInAll, editSeq.DocValues = false, false, false
+	dm.AddFieldMappingsAt(fEditSeq, editSeq)
 	im.DefaultMapping = dm
 	return im, nil
 }
@@ -116,7 +166,7 @@ func (x *Index) Write(ctx context.Context, put []search.Doc, del []search.Key) e
 	for i := range put {
 		d := &put[i]
 		if err := b.Index(d.Key().ID(), map[string]any{
-			fConv: d.Conv, fSeq: float64(d.Seq), fSender: d.Sender, fTS: d.TS, fText: d.Text, fEditSeq: float64(d.EditSeq),
+			fConv: d.Conv, fSeq: float64(d.Seq), fOrder: orderKey(d.Seq), fSender: d.Sender, fTS: d.TS, fText: d.Text, fEditSeq: float64(d.EditSeq),
 		}); err != nil {
 			return fmt.Errorf("index %s: %w", d.Key().ID(), err)
 		}
@@ -143,7 +193,13 @@ func (x *Index) Get(ctx context.Context, k search.Key) (*search.Doc, error) {
 		Text: str(f[fText]), EditSeq: num(f[fEditSeq])}, nil
 }
 
-// Search implements search.Index.
+// Search implements search.Index. The query is a conjunction of term
+// queries only (each word of the text, the conversations as one
+// disjunction, the cursor's seq range), unscored and without term
+// locations, so that Bleve answers it with its "unadorned" bitmap
+// optimization: the postings of each segment ANDed and ORed as roaring
+// bitmaps, no per-document scoring or location decoding. Only the page's
+// hits are then highlighted, from their stored text.
 func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error) {
 	below, err := search.ParseCursor(q.Cursor)
 	if err != nil {
@@ -152,18 +208,18 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 	if q.Text == "" || len(q.Convs) == 0 {
 		return search.Page{}, nil
 	}
-	limit := search.Limit(q.Limit)
-	match := bleve.NewMatchQuery(q.Text)
-	match.SetField(fText)
-	match.Analyzer = analyzer
-	match.SetOperator(query.MatchQueryOperatorAnd)
-	convs := make([]query.Query, len(q.Convs))
-	for i, c := range q.Convs {
-		t := bleve.NewTermQuery(c)
-		t.SetField(fConv)
-		convs[i] = t
+	words := x.words(q.Text)
+	if len(words) == 0 {
+		return search.Page{}, nil
 	}
-	parts := []query.Query{match, bleve.NewDisjunctionQuery(convs...)}
+	limit := search.Limit(q.Limit)
+	parts := make([]query.Query, 0, len(words)+2)
+	for w := range words {
+		t := bleve.NewTermQuery(w)
+		t.SetField(fText)
+		parts = append(parts, t)
+	}
+	parts = append(parts, convFilter(q.Convs))
 	if below > 0 {
 		hi := float64(below)
 		no := false
@@ -172,9 +228,8 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 		parts = append(parts, r)
 	}
 	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(parts...), limit+1, 0, false)
-	req.SortBy([]string{"-" + fSeq})
+	req.SortBy([]string{"-" + x.sort})
 	req.Fields = []string{fConv, fSeq, fSender, fTS, fText}
-	req.IncludeLocations = true
 	req.Score = "none"
 	res, err := x.b.SearchInContext(ctx, req)
 	if err != nil {
@@ -186,20 +241,64 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 			p.Cursor = search.Cursor(p.Hits[limit-1].Seq)
 			break
 		}
-		text := str(h.Fields[fText])
-		var spans []search.Span
-		for _, locs := range h.Locations[fText] {
-			for _, l := range locs {
-				spans = append(spans, search.Span{Start: int(l.Start), End: int(l.End)})
-			}
-		}
 		hit := search.Hit{Conv: str(h.Fields[fConv]), Seq: num(h.Fields[fSeq]), Sender: str(h.Fields[fSender]), TS: str(h.Fields[fTS])}
-		if hl := search.Highlight(text, spans); hl != "" {
+		if hl := search.Highlight(str(h.Fields[fText]), x.spans(str(h.Fields[fText]), words)); hl != "" {
 			hit.Highlights = []string{hl}
 		}
 		p.Hits = append(p.Hits, hit)
 	}
 	return p, nil
+}
+
+// convFilter matches the documents of convs: one term query each, ORed.
+// (Unscored, Bleve ORs their postings as bitmaps.)
+func convFilter(convs []string) query.Query {
+	if len(convs) == 1 {
+		t := bleve.NewTermQuery(convs[0])
+		t.SetField(fConv)
+		return t
+	}
+	qs := make([]query.Query, len(convs))
+	for i, c := range convs {
+		t := bleve.NewTermQuery(c)
+		t.SetField(fConv)
+		qs[i] = t
+	}
+	return bleve.NewDisjunctionQuery(qs...)
+}
+
+// words returns the distinct terms the analyzer makes of text: what a
+// message must all contain.
+func (x *Index) words(text string) map[string]bool {
+	out := map[string]bool{}
+	for _, tok := range x.an.Analyze([]byte(text)) {
+		out[string(tok.Term)] = true
+	}
+	return out
+}
+
+// spans are where text has one of words, by the same analyzer: the term
+// locations Bleve would have stored, found for a page's hits only.
+func (x *Index) spans(text string, words map[string]bool) []search.Span {
+	var out []search.Span
+	for _, tok := range x.an.Analyze([]byte(text)) {
+		if words[string(tok.Term)] {
+			out = append(out, search.Span{Start: tok.Start, End: tok.End})
+		}
+	}
+	return out
+}
+
+// orderKey is seq as fOrder holds it: 16 hex digits, which sort as the
+// numbers do.
+func orderKey(seq uint64) string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[seq&15]
+		seq >>= 4
+	}
+	return string(b[:])
 }
 
 // Close implements search.Index.

@@ -3,7 +3,10 @@ package bleveindex
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/blevesearch/bleve/v2/mapping"
 
 	"github.com/natter-chat/natter/search"
 	"github.com/natter-chat/natter/search/searchtest"
@@ -41,5 +44,54 @@ func TestReopen(t *testing.T) {
 	p, err := x.Search(ctx, search.Query{Text: "kept", Convs: []string{"c1"}})
 	if err != nil || len(p.Hits) != 1 || p.Hits[0].Seq != 3 {
 		t.Fatalf("after reopen: %+v, %v", p, err)
+	}
+}
+
+// An index made before the order field (its mapping has none) sorts by
+// the numeric seq: newest first all the same.
+func TestIndexWithoutOrderField(t *testing.T) {
+	m, err := indexMapping()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := m.(*mapping.IndexMappingImpl)
+	delete(im.DefaultMapping.Properties, fOrder)
+	seq := im.DefaultMapping.Properties[fSeq].Fields[0]
+	seq.DocValues = true // as the sort needs, and as it was
+	x, err := create(filepath.Join(t.TempDir(), "search"), im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if x.sort != fSeq {
+		t.Fatalf("sorts by %q, want %q", x.sort, fSeq)
+	}
+	ctx := context.Background()
+	var docs []search.Doc
+	for _, s := range []uint64{5, 300, 17, 4096, 2} {
+		docs = append(docs, search.Doc{Conv: "c1", Seq: s, Sender: "a", TS: "t", Text: "same words"})
+	}
+	if err := x.Write(ctx, docs, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := x.Search(ctx, search.Query{Text: "words", Convs: []string{"c1"}, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, h := range p.Hits {
+		got = append(got, h.Seq)
+	}
+	if !slices.Equal(got, []uint64{4096, 300, 17}) || p.Cursor != "17" {
+		t.Fatalf("hits %v cursor %q, want [4096 300 17] cursor 17", got, p.Cursor)
+	}
+}
+
+func TestOrderKeySortsAsNumbers(t *testing.T) {
+	seqs := []uint64{0, 1, 9, 10, 15, 16, 255, 256, 1 << 32, 1<<64 - 1}
+	for i := 1; i < len(seqs); i++ {
+		if a, b := orderKey(seqs[i-1]), orderKey(seqs[i]); len(a) != 16 || a >= b {
+			t.Fatalf("orderKey(%d) = %q, orderKey(%d) = %q", seqs[i-1], a, seqs[i], b)
+		}
 	}
 }

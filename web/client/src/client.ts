@@ -6,6 +6,8 @@ import type {
   Ack,
   AddPolicy,
   BlockedFrame,
+  Device,
+  PushPlatform,
   SearchOptions,
   SearchResults,
   Body,
@@ -1038,6 +1040,27 @@ export class NatterClient {
   /** The users this user blocked, sorted. */
   async blocked(): Promise<string[]> {
     return (await this.request<BlockedFrame>({ type: "blocked" })).users;
+  }
+
+  // Push devices (docs/protocol.md, register_device, unregister_device, devices).
+
+  /**
+   * Registers a push device: `apns` (the device token, hex), `fcm` (the
+   * registration token) or `webpush` (`JSON.stringify(subscription.toJSON())`).
+   * Resolves with its device_id, the same for the same token.
+   */
+  async registerDevice(platform: PushPlatform, token: string): Promise<string> {
+    return (await this.request<{ device_id: string }>({ type: "register_device", platform, token })).device_id;
+  }
+
+  /** Removes the user's device named by its device_id or its token; one not registered is fine too. */
+  async unregisterDevice(which: { device_id?: string; token?: string }): Promise<void> {
+    await this.request({ type: "unregister_device", ...which });
+  }
+
+  /** The user's push devices, oldest first (tokens are never sent back). */
+  async devices(): Promise<Device[]> {
+    return (await this.request<{ devices: Device[] }>({ type: "devices" })).devices;
   }
 
   /**

@@ -370,3 +370,15 @@ export type ServerFrame =
   | { type: "banned"; id?: string; conv: string; users: string[] }
   | SearchResults
   | ErrorFrame;
+
+/** A push platform a device registers for. */
+export type PushPlatform = "apns" | "fcm" | "webpush";
+
+/** A registered push device as its owner sees it: never the token. */
+export interface Device {
+  /** The first 16 hex digits of SHA-256(platform, 0x00, token). */
+  device_id: string;
+  platform: PushPlatform;
+  /** When it was first registered, RFC 3339. */
+  added: string;
+}

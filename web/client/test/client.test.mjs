@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
+import { createHash } from "node:crypto";
 import { ACCOUNT_ERASED, NatterClient, NatterError, parseExport, applyThreadReply, backoffDelay, describeGroupEvent, describeTTL, dropExpired, groupEvent, isExpired, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
@@ -290,6 +291,23 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.deepEqual(await ca.banned(g.conv), []);
     await ca.transfer(g.conv, b);
     assert.equal((await ca.conversations()).find((x) => x.conv === g.conv).role, "admin");
+  });
+
+  test("push devices: register, list, unregister by id and by token", async () => {
+    const c = client(uid("dev"));
+    await c.connect();
+    const tok = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    const id = await c.registerDevice("apns", tok);
+    const want = createHash("sha256").update("apns\0" + tok).digest("hex").slice(0, 16);
+    assert.equal(id, want);
+    assert.equal(await c.registerDevice("apns", tok), id);
+    const fcm = await c.registerDevice("fcm", "fcm-token-1");
+    assert.deepEqual((await c.devices()).map((d) => [d.device_id, d.platform]), [[id, "apns"], [fcm, "fcm"]]);
+    await c.unregisterDevice({ device_id: id });
+    await c.unregisterDevice({ token: "fcm-token-1" });
+    assert.deepEqual(await c.devices(), []);
+    await assert.rejects(c.registerDevice("pager", "x"), (e) => e.code === "bad_request");
+    c.close();
   });
 
   test("requests: errors carry the contract's code, timeouts reject", async () => {
