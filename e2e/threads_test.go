@@ -24,10 +24,7 @@ func repliesAndThreads(t *testing.T, store func(*app.Config)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := alice.CreateGroup(ctx, "elsewhere", "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := e.groupInStreamOf(t, alice, g.Conv, "elsewhere", "bob")
 	elsewhere, err := alice.Send(ctx, other.Conv, "", text("elsewhere"))
 	if err != nil {
 		t.Fatal(err)
