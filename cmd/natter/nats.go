@@ -49,6 +49,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	trimEvery := fs.Duration("trim-interval", time.Minute, "how often this node trims CHAT (at least 4 times per hot window)")
 	partitions := fs.Int("partitions", 0, partitionsHelp)
 	streams := fs.Int("streams", 0, streamsHelp+"; give every node the same")
+	regions := addRegionFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return natsConfig{}, err
 	}
@@ -96,7 +97,7 @@ func natsFlags(args []string, stderr io.Writer) (natsConfig, error) {
 	} else if *routes != "" || *servers != "" {
 		return cfg, errors.New("--routes and --servers need --cluster-name")
 	}
-	return cfg, nil
+	return cfg, regions.apply(&cfg)
 }
 
 // natsNode runs `natter nats` until SIGINT or SIGTERM. The node owns the

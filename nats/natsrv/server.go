@@ -104,6 +104,22 @@ type Config struct {
 	// partition (schema.Mappings). Every node of a cluster needs the same;
 	// 0 or 1 maps nothing (the one CHAT stream).
 	Streams int
+
+	// Region, when set, tags the node RegionTag(Region), which stream
+	// placement names (docs/scaling.md, Regions). In a supercluster it is
+	// the cluster name, which it defaults to with GatewayListen.
+	Region string
+	// GatewayListen is the host:port of the gateway listener that joins
+	// this node's cluster (a region) to the other clusters of a
+	// supercluster; empty: no gateways. Needs ClusterName.
+	GatewayListen string
+	// GatewayAdvertise is the host:port the other regions dial for this
+	// node's gateway (gossiped to them), when not GatewayListen: a proxy
+	// or a public address.
+	GatewayAdvertise string
+	// Gateways are the other regions (this one's own may be listed: the
+	// server skips it).
+	Gateways []Gateway
 }
 
 // Server is a running embedded NATS server. Its methods are safe for

@@ -71,6 +71,9 @@ func (s *Server) buildOptions() (*server.Options, error) {
 	if err := clusterOptions(opts, s.cfg, s.creds); err != nil {
 		return nil, err
 	}
+	if err := gatewayOptions(opts, s.cfg, s.creds); err != nil {
+		return nil, err
+	}
 	static := make(map[string]*server.User, len(opts.Users))
 	for _, u := range opts.Users {
 		static[u.Username] = u

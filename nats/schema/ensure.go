@@ -52,12 +52,16 @@ func Consumers(l Layout, stream string) []jetstream.ConsumerConfig {
 // what it holds keeps its subjects and its consumer (FanoutConsumer), new
 // messages are stored partitioned.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
+	if err := c.Regions.check(); err != nil {
+		return err
+	}
 	l, err := layoutFor(ctx, js, c)
 	if err != nil {
 		return err
 	}
 	c.layout = l
 	for _, sc := range Streams(c) {
+		sc.Placement = c.placement(sc.Name)
 		if sc.Name == StreamChat {
 			// A CHAT made before erasure (issue 16) denies deletes, which
 			// no update can undo: it keeps denying them, and the eraser
@@ -82,12 +86,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 			c.layout.Legacy = false
 			cfg := ChatStream(c)
 			cfg.DenyDelete = sc.DenyDelete
+			cfg.Placement = sc.Placement
 			if _, err := js.UpdateStream(ctx, cfg); err != nil {
 				return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 			}
 		}
 	}
 	for _, kc := range BucketConfigs(c) {
+		kc.Placement = c.placement(KVStream(kc.Bucket))
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
 		}

@@ -78,6 +78,9 @@ type Config struct {
 	// or N), and needs the account's subject mapping (Mappings) on every
 	// NATS server. Changing it is refused (ErrRepartition).
 	Streams int
+	// Regions places the streams and buckets in the regions of a
+	// supercluster (regions.go); the zero value places nothing.
+	Regions Regions
 
 	// layout is what Ensure decided for the stream (layoutFor).
 	layout Layout
