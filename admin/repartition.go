@@ -27,6 +27,12 @@ type RepartitionReport struct {
 	// Mappings is the CHAT account's subject mapping every NATS server
 	// needs now (none for one stream).
 	Mappings map[string]string `json:"mappings,omitempty"`
+	// EarlyDeleted are streams an earlier move retired, deleted before
+	// their de-dup window ended because a new stream takes their name.
+	EarlyDeleted []string `json:"early_deleted,omitempty"`
+	// Deleted are retired streams deleted, their de-dup window past (a
+	// run with nothing to move).
+	Deleted []string `json:"deleted,omitempty"`
 	// Steps are the steps taken, in order.
 	Steps []string `json:"steps"`
 }
@@ -46,6 +52,7 @@ func (a *Admin) Repartition(ctx context.Context, to int, progress func(string)) 
 	}
 	r.From, r.To, r.Old, r.New, r.FirstSeq, r.Skipped = res.From, res.To, res.Old, res.New, res.FirstSeq, res.Skipped
 	r.FenceSeconds = res.Fence.Seconds()
+	r.EarlyDeleted, r.Deleted = res.EarlyDeleted, res.Deleted
 	r.Mappings = schema.Mappings(to)
 	return r, nil
 }
@@ -58,6 +65,8 @@ func (r *RepartitionReport) WriteTable(w io.Writer) error {
 	row(tw, "new", strings.Join(r.New, ", "))
 	row(tw, "first seq", r.FirstSeq)
 	row(tw, "fence", age(r.FenceSeconds))
+	row(tw, "retired streams deleted", strings.Join(r.Deleted, ", "))
+	row(tw, "retired streams deleted early", strings.Join(r.EarlyDeleted, ", "))
 	for _, s := range r.Skipped {
 		row(tw, "not drained (nobody consumes it)", s)
 	}

@@ -116,7 +116,13 @@ func (a *App) conversations(ctx context.Context, js jetstream.JetStream) (*conve
 // the history Reader over this process's store and the stream, or the
 // history API when the store lives in another process.
 func (a *App) readers(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*conversation.Store, history.Pages, error) {
-	convs, err := a.conversations(ctx, js)
+	// The gateway's user (every caller's) may read the bucket's leader.
+	ccfg := a.cfg.Conversations
+	if ccfg.Logger == nil {
+		ccfg.Logger = a.log
+	}
+	ccfg.LeaderChecks = true
+	convs, err := conversation.New(ctx, ccfg, js)
 	if err != nil {
 		return nil, nil, err
 	}

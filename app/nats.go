@@ -29,6 +29,11 @@ func (a *App) startNATS(ctx context.Context) error {
 		if a.nats, err = natsrv.Start(ctx, emb); err != nil {
 			return fmt.Errorf("start embedded NATS: %w", err)
 		}
+		if emb.ClusterName != "" {
+			if err := awaitMetaLeader(ctx, a.nats); err != nil {
+				return err
+			}
+		}
 	}
 	_, js, err := a.connect(ctx, "", "natter-schema")
 	if err != nil {
@@ -37,10 +42,49 @@ func (a *App) startNATS(ctx context.Context) error {
 	if a.nats == nil {
 		return awaitSchema(ctx, js, a.natsRoles(), a.cfg.SchemaWait, a.log)
 	}
-	if err := ensureSchema(ctx, js, a.cfg.Schema, 0, a.log); err != nil {
-		return err
+	for {
+		err := ensureSchema(ctx, js, a.cfg.Schema, 0, a.log)
+		if err == nil {
+			break
+		}
+		// A node that just joined its cluster may see the meta leader
+		// before the leader has heard from every peer: R3 placement is
+		// refused for a moment, and then succeeds.
+		if a.cfg.Embedded.ClusterName == "" || !noPeersYet(err) {
+			return err
+		}
+		a.log.Warn("schema not ensured yet: the cluster's peers are still joining; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	return applyStreams(ctx, a.nats, js)
+}
+
+// jsClusterNoPeers is JetStream's error code for "no suitable peers for
+// placement" (nats-server's JSClusterNoPeersErr).
+const jsClusterNoPeers = 10005
+
+func noPeersYet(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jsClusterNoPeers
+}
+
+// awaitMetaLeader waits until a clustered embedded server is current with
+// a JetStream meta leader. Until then the cluster may drop JetStream API
+// requests unanswered, and the schema step's first request would wait for
+// all of ctx (Start's) although a leader is elected seconds later.
+func awaitMetaLeader(ctx context.Context, srv *natsrv.Server) error {
+	for !srv.Server().JetStreamIsCurrent() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("embedded NATS: no JetStream meta leader: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // applyStreams gives srv the subject mapping of the message streams the

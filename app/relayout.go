@@ -27,6 +27,10 @@ import (
 // info request.
 var layoutPoll = time.Second
 
+// retiredSweep is how often a process running a NATS server looks for
+// retired message streams to delete (schema.DeleteRetired).
+const retiredSweep = time.Minute
+
 // ErrRelayout says the message streams were re-partitioned after this
 // process read their layout: it stopped, a restart adopts the new one.
 var ErrRelayout = errors.New("the message streams were re-partitioned since this process started; restart it to adopt the new layout")
@@ -51,11 +55,22 @@ func followLayout(ctx context.Context, js jetstream.JetStream, srv *natsrv.Serve
 		}
 		stamp, _, err = schema.LayoutStamp(ctx, js)
 	}
+	nextSweep := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(layoutPoll):
+		}
+		if srv != nil && time.Now().After(nextSweep) {
+			// The operator's process deletes what a re-partition
+			// retired once its de-dup window has passed.
+			nextSweep = time.Now().Add(retiredSweep)
+			if gone, err := schema.DeleteRetired(ctx, js, time.Now()); err != nil {
+				log.Warn("deleting retired message streams", "err", err)
+			} else if len(gone) > 0 {
+				log.Info("deleted retired message streams", "streams", gone)
+			}
 		}
 		now, l, err := schema.LayoutStamp(ctx, js)
 		if err != nil || now == stamp {

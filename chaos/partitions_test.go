@@ -254,8 +254,16 @@ func TestChaosPartitionLeaderKill(t *testing.T) {
 					return
 				default:
 				}
+				// A send answered unavailable (the partition electing a
+				// leader for longer than the gateway waits) is retried with
+				// the same client_id, as the contract tells clients to.
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				ack, err := senders[p].Send(ctx, convs[p], fmt.Sprintf("k%d", i), map[string]string{"text": fmt.Sprint(i)})
+				id, body := fmt.Sprintf("k%d", i), map[string]string{"text": fmt.Sprint(i)}
+				ack, err := senders[p].Send(ctx, convs[p], id, body)
+				for pe := (*protocol.Error)(nil); errors.As(err, &pe) && pe.Code == protocol.CodeUnavailable && ctx.Err() == nil; {
+					time.Sleep(200 * time.Millisecond)
+					ack, err = senders[p].Resend(ctx, convs[p], id, body)
+				}
 				cancel()
 				if err != nil {
 					failed <- fmt.Errorf("send %d in partition %d: %w", i, p, err)

@@ -45,7 +45,7 @@ type addRing struct {
 // Blocked returns the users uid blocked, sorted, and the revision of the
 // list (0 when uid never blocked anyone).
 func (s *Store) Blocked(ctx context.Context, uid string) ([]string, uint64, error) {
-	e, err := s.kv.Get(ctx, blockKey(uid))
+	val, rev, err := s.getKey(ctx, blockKey(uid))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -53,10 +53,10 @@ func (s *Store) Blocked(ctx context.Context, uid string) ([]string, uint64, erro
 		return nil, 0, fmt.Errorf("get block list of %s: %w", uid, err)
 	}
 	var l blockList
-	if err := json.Unmarshal(e.Value(), &l); err != nil {
+	if err := json.Unmarshal(val, &l); err != nil {
 		return nil, 0, fmt.Errorf("decode block list of %s: %w", uid, err)
 	}
-	return l.Users, e.Revision(), nil
+	return l.Users, rev, nil
 }
 
 // HasBlocked reports whether uid blocked other.

@@ -102,6 +102,28 @@ func (c *MemberCache[V]) Refresh(ctx context.Context, conv string) (V, error) {
 	return c.put(conv, 0, d), nil
 }
 
+// AtLeastSource is a Source that can read a document at least as new as a
+// revision (Store.GetAtLeast).
+type AtLeastSource interface {
+	GetAtLeast(ctx context.Context, conv string, rev uint64) (*Doc, error)
+}
+
+// RefreshAtLeast is Refresh for a membership event that announces
+// revision rev (Event.Rev): with an AtLeastSource the document read is at
+// least that new, whichever replica answers.
+func (c *MemberCache[V]) RefreshAtLeast(ctx context.Context, conv string, rev uint64) (V, error) {
+	src, ok := c.src.(AtLeastSource)
+	if !ok {
+		return c.Refresh(ctx, conv)
+	}
+	d, err := src.GetAtLeast(ctx, conv, rev)
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return c.put(conv, 0, d), nil
+}
+
 // Drop forgets conv, so the next Get reads it again.
 func (c *MemberCache[V]) Drop(conv string) {
 	c.mu.Lock()

@@ -92,10 +92,10 @@ func (d *Doc) memberValue(uid string) []byte {
 // Membership reports whether uid is a member of conv and whether uid has
 // yet to accept it, with the one read IsMember makes.
 func (s *Store) Membership(ctx context.Context, conv, uid string) (member, pending bool, err error) {
-	e, err := s.kv.Get(ctx, memberKey(conv, uid))
+	val, _, err := s.getKey(ctx, memberKey(conv, uid))
 	switch {
 	case err == nil:
-		return true, string(e.Value()) == string(pendingValue), nil
+		return true, string(val) == string(pendingValue), nil
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return false, false, nil
 	default:

@@ -28,7 +28,7 @@ var (
 // IsMember reports whether uid is a member of conv. A conversation that
 // does not exist has no members.
 func (s *Store) IsMember(ctx context.Context, conv, uid string) (bool, error) {
-	_, err := s.kv.Get(ctx, memberKey(conv, uid))
+	_, _, err := s.getKey(ctx, memberKey(conv, uid))
 	switch {
 	case err == nil:
 		return true, nil

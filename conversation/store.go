@@ -37,6 +37,13 @@ type Config struct {
 	Now func() time.Time
 	// Logger; slog.Default by default.
 	Logger *slog.Logger
+	// LeaderChecks: a read that finds no document or member key asks
+	// the bucket's leader again before answering so (getKey). A direct
+	// get is answered by any replica of an R3 bucket, and one may not
+	// have a write acknowledged a moment ago: a conversation just
+	// created, a member just added. Needs STREAM.MSG.GET on the bucket's
+	// stream, which the roles that write the bucket have (the gateway).
+	LeaderChecks bool
 }
 
 func (c Config) withDefaults() Config {
@@ -97,7 +104,7 @@ func (s *Store) Get(ctx context.Context, conv string) (*Doc, error) {
 }
 
 func (s *Store) get(ctx context.Context, conv string) (*Doc, uint64, error) {
-	e, err := s.kv.Get(ctx, docKey(conv))
+	val, rev, err := s.getKey(ctx, docKey(conv))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, ErrNotFound
 	}
@@ -105,10 +112,31 @@ func (s *Store) get(ctx context.Context, conv string) (*Doc, uint64, error) {
 		return nil, 0, fmt.Errorf("get conversation %s: %w", conv, err)
 	}
 	var d Doc
-	if err := json.Unmarshal(e.Value(), &d); err != nil {
+	if err := json.Unmarshal(val, &d); err != nil {
 		return nil, 0, fmt.Errorf("decode conversation %s: %w", conv, err)
 	}
-	return &d, e.Revision(), nil
+	return &d, rev, nil
+}
+
+// getKey reads key of the bucket with a direct get; with
+// Config.LeaderChecks a key not found is looked up again on the bucket's
+// leader, which has every acknowledged write.
+func (s *Store) getKey(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := s.kv.Get(ctx, key)
+	if err == nil {
+		return e.Value(), e.Revision(), nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyNotFound) || !s.cfg.LeaderChecks {
+		return nil, 0, err
+	}
+	rev, val, lerr := s.leaderGet(ctx, schema.KVStream(schema.BucketConversations), schema.KVKey(schema.BucketConversations, key))
+	switch {
+	case lerr != nil:
+		return nil, 0, lerr
+	case rev == 0 || len(val) == 0: // none, or a delete's tombstone
+		return nil, 0, jetstream.ErrKeyNotFound
+	}
+	return val, rev, nil
 }
 
 // GetForMember returns conv's document if uid is a member, and ErrForbidden
@@ -160,17 +188,17 @@ func (s *Store) UserConversations(ctx context.Context, uid string) ([]string, er
 
 func (s *Store) getIndex(ctx context.Context, uid string) (userIndex, uint64, error) {
 	var idx userIndex
-	e, err := s.kv.Get(ctx, userKey(uid))
+	val, rev, err := s.getKey(ctx, userKey(uid))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return idx, 0, nil
 	}
 	if err != nil {
 		return idx, 0, fmt.Errorf("get index of %s: %w", uid, err)
 	}
-	if err := json.Unmarshal(e.Value(), &idx); err != nil {
+	if err := json.Unmarshal(val, &idx); err != nil {
 		return idx, 0, fmt.Errorf("decode index of %s: %w", uid, err)
 	}
-	return idx, e.Revision(), nil
+	return idx, rev, nil
 }
 
 // CreateDirect returns the direct conversation of a and b, creating it on

@@ -137,3 +137,43 @@ func (s *Store) leaderGet(ctx context.Context, stream, subject string) (uint64, 
 	}
 	return resp.Message.Seq, resp.Message.Data, nil
 }
+
+// Latest returns conv's document as the leader of its bucket's stream has
+// it, or ErrNotFound. Get reads with a direct get, which any replica
+// answers however far behind it is: a reader that has just met a
+// membership event of conv (the fan-out) must see at least the change
+// the event announces, which is acknowledged on the leader before its
+// event is stored (repair.go), but a follower may not have applied yet.
+func (s *Store) Latest(ctx context.Context, conv string) (*Doc, error) {
+	rev, val, err := s.leaderGet(ctx, schema.KVStream(schema.BucketConversations), schema.KVKey(schema.BucketConversations, docKey(conv)))
+	if err != nil {
+		return nil, fmt.Errorf("get conversation %s: %w", conv, err)
+	}
+	if rev == 0 || len(val) == 0 { // none, or deleted (a KV tombstone)
+		return nil, ErrNotFound
+	}
+	var d Doc
+	if err := json.Unmarshal(val, &d); err != nil {
+		return nil, fmt.Errorf("decode conversation %s: %w", conv, err)
+	}
+	return &d, nil
+}
+
+// GetAtLeast returns conv's document at revision rev or later: a reader
+// that has just met a membership event of conv (whose Event.Rev is rev;
+// 0 for a repair, which names none) must see at least the change the
+// event announces. It reads as Get does, with a direct get any replica
+// answers, and only when that replica is behind rev (or rev is 0, or it
+// does not know conv yet) asks the leader (Latest). Its user needs
+// STREAM.MSG.GET on the bucket's stream (schema: the roles that write
+// it).
+func (s *Store) GetAtLeast(ctx context.Context, conv string, rev uint64) (*Doc, error) {
+	d, got, err := s.get(ctx, conv)
+	switch {
+	case err == nil && rev != 0 && got >= rev:
+		return d, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	return s.Latest(ctx, conv)
+}

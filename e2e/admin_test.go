@@ -252,35 +252,62 @@ func TestAdminStreamLag(t *testing.T) {
 	e := start(t)
 	a, nc := e.operator(t, admin.Config{})
 	js, _ := jetstream.New(nc)
-	if _, err := js.CreateOrUpdateConsumer(ctxT(t), schema.StreamChat, jetstream.ConsumerConfig{Durable: "audit",
-		FilterSubjects: []string{schema.StoredMsgWildcard}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatal(err)
-	}
 	alice := e.dial(t, "alice")
 	d, err := alice.CreateDirect(ctxT(t), "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The conversation's message stream: CHAT, or its partition stream.
+	layout := messageLayout(t, js)
+	stream := layout.StreamOf(d.Conv)
+	if _, err := js.CreateOrUpdateConsumer(ctxT(t), stream, jetstream.ConsumerConfig{Durable: "audit",
+		FilterSubjects: []string{schema.StoredMsgWildcard}, AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := alice.Send(ctxT(t), d.Conv, "k1", text("hi")); err != nil {
 		t.Fatal(err)
 	}
-	var r *admin.LagReport
+	// ofStream is the report of the conversation's stream.
+	ofStream := func(r *admin.LagReport) *admin.LagReport {
+		for _, s := range append([]*admin.LagReport{r}, r.Streams...) {
+			if s.Stream == stream {
+				return s
+			}
+		}
+		t.Fatalf("no report of %s in %+v", stream, r)
+		return nil
+	}
+	var all, r *admin.LagReport
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if r, err = a.StreamLag(ctxT(t)); err != nil {
+		if all, err = a.StreamLag(ctxT(t)); err != nil {
 			t.Fatal(err)
 		}
+		r = ofStream(all)
 		if c := findConsumer(r, schema.ConsumerHistory); c != nil && c.AckFloor == r.LastSeq || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if r.HotWindowSeconds != (7*24*time.Hour).Seconds() || r.Partitions != schema.DefaultPartitions {
-		t.Fatalf("stream %+v", r)
+	if len(all.Streams) != len(layout.ChatStreams())-1 {
+		t.Fatalf("%d more stream reports for streams %v", len(all.Streams), layout.ChatStreams())
 	}
-	names := []string{schema.ConsumerFanout}
-	for p := range r.Partitions {
-		names = append(names, schema.ConsumerFanoutPartition(p))
+	var names []string
+	if layout.Streams > 1 {
+		// A partition stream is one fan-out partition: its own.
+		if r.HotWindowSeconds != (7*24*time.Hour).Seconds() || r.Partitions != layout.Streams {
+			t.Fatalf("stream %+v", r)
+		}
+		names = append(names, schema.ConsumerFanoutPartition(layout.StreamIndex(d.Conv)))
+	} else {
+		if r.HotWindowSeconds != (7*24*time.Hour).Seconds() || r.Partitions != schema.DefaultPartitions {
+			t.Fatalf("stream %+v", r)
+		}
+		names = append(names, schema.ConsumerFanout)
+		for p := range r.Partitions {
+			names = append(names, schema.ConsumerFanoutPartition(p))
+		}
 	}
 	names = append(names, schema.ConsumerHistory, schema.ConsumerPush)
 	for _, n := range names {
@@ -301,7 +328,7 @@ func TestAdminStreamLag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := findConsumer(r2, "audit"); c == nil || c.State != admin.StatePastWindow || c.OfHotWindow < 1 {
+	if c := findConsumer(ofStream(r2), "audit"); c == nil || c.State != admin.StatePastWindow || c.OfHotWindow < 1 {
 		t.Fatalf("eight days on, the consumer nobody pulls: %+v", c)
 	}
 	var buf bytes.Buffer

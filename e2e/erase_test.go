@@ -54,11 +54,21 @@ func (e *env) operatorJS(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
-// streamHolds lists the seqs of CHAT whose stored bytes contain s.
+// streamHolds lists the seqs of the message streams (CHAT, or each
+// partition stream) whose stored bytes contain s.
 func streamHolds(t testing.TB, js jetstream.JetStream, s string) []uint64 {
 	t.Helper()
+	var found []uint64
+	for _, name := range messageLayout(t, js).ChatStreams() {
+		found = append(found, streamHoldsIn(t, js, name, s)...)
+	}
+	return found
+}
+
+func streamHoldsIn(t testing.TB, js jetstream.JetStream, name, s string) []uint64 {
+	t.Helper()
 	ctx := ctxT(t)
-	st, err := js.Stream(ctx, schema.StreamChat)
+	st, err := js.Stream(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}

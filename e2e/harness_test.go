@@ -54,9 +54,16 @@ func start(t testing.TB, tweak ...func(*app.Config)) *env {
 	return startWith(t, cfg)
 }
 
+// startWith starts an App with cfg as given; one with the embedded NATS
+// is node n1 of a cluster in the cluster topology (topology_test.go).
 func startWith(t testing.TB, cfg app.Config) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	wait := 30 * time.Second
+	if clustered() && cfg.NATSURL == "" {
+		clusterize(t, &cfg)
+		wait = 2 * time.Minute // 4 R3 streams and their consumers, R3 buckets
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	a, err := app.Start(ctx, cfg)
 	if err != nil {

@@ -30,7 +30,7 @@ func hotWindow(d time.Duration) func(*app.Config) {
 	}
 }
 
-// streamCount is how many messages of conv the CHAT stream still holds.
+// streamCount is how many messages of conv its message stream still holds.
 func streamCount(t *testing.T, e *env, conv string) uint64 {
 	t.Helper()
 	nc, err := e.app.NATS().Connect("test-count")
@@ -39,7 +39,7 @@ func streamCount(t *testing.T, e *env, conv string) uint64 {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	st, err := js.Stream(ctxT(t), schema.StreamChat)
+	st, err := js.Stream(ctxT(t), messageLayout(t, js).StreamOf(conv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,13 +60,19 @@ func historyCaughtUp(t *testing.T, e *env) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
+	streams := messageLayout(t, js).ChatStreams()
 	waitFor(t, 60*time.Second, func() bool {
-		c, err := js.Consumer(ctxT(t), schema.StreamChat, schema.ConsumerHistory)
-		if err != nil {
-			return false
+		for _, st := range streams {
+			c, err := js.Consumer(ctxT(t), st, schema.ConsumerHistory)
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(ctxT(t))
+			if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+				return false
+			}
 		}
-		info, err := c.Info(ctxT(t))
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return true
 	})
 }
 

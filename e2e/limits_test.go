@@ -19,7 +19,9 @@ import (
 // chatting, and the gateway's queue for it stays bounded.
 func TestClientThatNeverReads(t *testing.T) {
 	e := start(t, func(c *app.Config) { c.Gateway.MaxPendingBytes = 256 << 10 })
-	ctx := ctxT(t)
+	// Up to 400 sends of 60 KiB, each read by bob: minutes on a loaded box.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	a, b := e.dial(t, "alice"), e.dial(t, "bob")
 	g, err := a.CreateGroup(ctx, "busy", "bob", "sloth")
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/history/localstore"
 	"github.com/natter-chat/natter/history/scyllastore/scyllatest"
-	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -239,7 +238,7 @@ func testDisappearing(t *testing.T, store func(*app.Config), raw rawRows) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	chat, err := js.Stream(ctx, schema.StreamChat)
+	chat, err := js.Stream(ctx, messageLayout(t, js).StreamOf(conv))
 	if err != nil {
 		t.Fatal(err)
 	}

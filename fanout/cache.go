@@ -37,7 +37,10 @@ func newCache(cfg Config, convs conversation.Source) cache {
 // get returns conv's members, from the cache while they are fresh.
 func (c cache) get(ctx context.Context, conv string) (*members, error) { return c.c.Get(ctx, conv) }
 
-// load reads conv's members now: a membership event of conv was met.
-func (c cache) load(ctx context.Context, conv string) (*members, error) {
-	return c.c.Refresh(ctx, conv)
+// load reads conv's members now: a membership event of conv, announcing
+// revision rev, was met. The document read is at least that new: a
+// replica of the bucket behind the change would give the members from
+// before it (a removed member would still get messages).
+func (c cache) load(ctx context.Context, conv string, rev uint64) (*members, error) {
+	return c.c.RefreshAtLeast(ctx, conv, rev)
 }

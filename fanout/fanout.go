@@ -299,7 +299,7 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 		f.cfg.Logger.Warn("fanout skips a bad membership event", "conv", conv, "err", err)
 		return nil
 	}
-	mem, err := f.cache.load(ctx, conv)
+	mem, err := f.cache.load(ctx, conv, ev.Rev)
 	if errors.Is(err, conversation.ErrNotFound) {
 		return nil
 	}

@@ -95,8 +95,13 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		return nil, perr
 	}
 	msgID := sendMsgID(sess.user, req.Conv, req.ClientID)
-	if req.Resend {
-		// Past JetStream's own window only the stream knows (resend.go).
+	retired, err := sess.srv.retiredWithin(ctx, now)
+	if err != nil {
+		return nil, sess.fail(err)
+	}
+	if req.Resend || retired {
+		// Past JetStream's own window only the stream knows (resend.go);
+		// after a re-partition, the retired streams (retired.go).
 		if found, perr := sess.answerResend(ctx, req, msgID); found || perr != nil {
 			return nil, perr
 		}

@@ -41,7 +41,7 @@ func sendMsgID(user, conv, clientID string) string {
 // is false when there is none (then the send is published as usual, and
 // JetStream still catches a repeat of an original in flight).
 func (sess *session) answerResend(ctx context.Context, req *protocol.Request, msgID string) (found bool, perr *protocol.Error) {
-	seq, ts, found, err := sess.srv.findSent(ctx, req.Conv, msgID)
+	seq, ts, found, err := sess.srv.findSent(ctx, req.Conv, msgID, req.Resend)
 	if err != nil {
 		return false, sess.fail(err)
 	}
@@ -59,9 +59,14 @@ const resendSkew = 30 * time.Second
 
 // findSent looks for the message of conv whose Nats-Msg-Id is msgID among
 // those the CHAT stream stored within the de-dup window (read from the
-// stream's metadata, schema.DedupeWindowOf). When the stream's own
-// Duplicates covers the whole window there is nothing to look up.
-func (s *Server) findSent(ctx context.Context, conv, msgID string) (seq uint64, ts string, found bool, err error) {
+// stream's metadata, schema.DedupeWindowOf), when resend (a marked
+// resend), and in a retired stream that holds conv (retired.go). When the
+// stream's own Duplicates covers the whole window there is nothing to
+// look up in it.
+func (s *Server) findSent(ctx context.Context, conv, msgID string, resend bool) (seq uint64, ts string, found bool, err error) {
+	if seq, ts, found, err = s.findRetired(ctx, conv, msgID); err != nil || found || !resend {
+		return seq, ts, found, err
+	}
 	st, err := s.chatStream(ctx, conv)
 	if err != nil {
 		return 0, "", false, err

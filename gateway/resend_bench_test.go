@@ -55,7 +55,7 @@ func BenchmarkFindSent(b *testing.B) {
 			b.ResetTimer()
 			cpu0, ops := cpuTime(), 0
 			for b.Loop() {
-				_, _, found, err := s.findSent(ctx, "busy", "u1:busy:none")
+				_, _, found, err := s.findSent(ctx, "busy", "u1:busy:none", true)
 				if err != nil || found {
 					b.Fatal(found, err)
 				}

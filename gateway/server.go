@@ -266,6 +266,9 @@ type Server struct {
 	layout atomic.Pointer[schema.Layout] // the message streams' layout, once read (streams.go)
 	chatMu sync.Mutex
 	chat   map[string]jetstream.Stream // message streams' handles, once looked up
+	// retired are the message streams a re-partition retired, read once
+	// (retired.go).
+	retired atomic.Pointer[[]schema.Retired]
 
 	// The NATS connection's handlers before New chained its own.
 	prevReconnect nats.ConnHandler

@@ -1,6 +1,7 @@
 package history_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -79,5 +80,18 @@ func TestWriterLeaseReleasedAndExpired(t *testing.T) {
 			t.Fatalf("Claim after b died: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A writer stopped while it claims its lease (CI under load stopped one
+// 100 ms after starting it, still in Claim) stopped cleanly: Run returns
+// nil, as it does for any stop, not the claim's context error.
+func TestWriterStoppedWhileClaiming(t *testing.T) {
+	e := newEnv(t)
+	w := history.NewWriter(history.WriterConfig{SingleWriter: "a", LeaseTTL: time.Second}, e.js, e.store)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("Run stopped before it had its lease = %v, want nil", err)
 	}
 }

@@ -6,6 +6,7 @@ package history
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,8 +40,9 @@ type Stream struct {
 // streamPart is one message stream.
 type streamPart struct {
 	stream jetstream.Stream
-	// directGet is the subject of the stream's direct gets.
-	directGet string
+	// directGet is the subject of the stream's direct gets; msgGet of
+	// its leader's.
+	directGet, msgGet string
 }
 
 // NewStream returns a reader over the message streams.
@@ -55,7 +57,7 @@ func NewStream(ctx context.Context, js jetstream.JetStream) (*Stream, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open stream %s: %w", name, err)
 		}
-		s.parts = append(s.parts, streamPart{stream: st, directGet: schema.DirectGetAPI(name)})
+		s.parts = append(s.parts, streamPart{stream: st, directGet: schema.DirectGetAPI(name), msgGet: schema.MsgGetAPI(name)})
 	}
 	return s, nil
 }
@@ -426,8 +428,17 @@ func (s *Stream) ItemBefore(ctx context.Context, conv string, seq uint64) (uint6
 }
 
 // Get returns the message with seq in conv, or ErrNotFound.
+//
+// It reads with a direct get, which any replica answers; one that has not
+// stored seq yet says not found, so a not found is asked again of the
+// stream's leader: a message acknowledged a moment ago (an edit's ref
+// right after the send) is there.
 func (s *Stream) Get(ctx context.Context, conv string, seq uint64) (*protocol.Message, error) {
-	raw, err := s.part(conv).stream.GetMsg(ctx, seq)
+	p := s.part(conv)
+	raw, err := p.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		raw, err = s.leaderMsg(ctx, p, seq)
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrNotFound
 	}
@@ -476,4 +487,48 @@ func (s *Stream) CountAfter(ctx context.Context, conv string, after uint64, max 
 		next = last + 1
 	}
 	return n, nil
+}
+
+// leaderMsg reads the message at seq from p's leader (STREAM.MSG.GET, not
+// a direct get); jetstream.ErrMsgNotFound when it has none.
+func (s *Stream) leaderMsg(ctx context.Context, p *streamPart, seq uint64) (*jetstream.RawStreamMsg, error) {
+	req, _ := json.Marshal(struct {
+		Seq uint64 `json:"seq"`
+	}{seq})
+	reply, err := s.js.Conn().RequestWithContext(ctx, p.msgGet, req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Error *struct {
+			ErrCode     jetstream.ErrorCode `json:"err_code"`
+			Description string              `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Subject string    `json:"subject"`
+			Seq     uint64    `json:"seq"`
+			Header  []byte    `json:"hdrs"`
+			Data    []byte    `json:"data"`
+			Time    time.Time `json:"time"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, jetstream.ErrMsgNotFound
+	case resp.Error != nil:
+		return nil, fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return nil, errors.New("empty answer")
+	}
+	m := resp.Message
+	raw := &jetstream.RawStreamMsg{Subject: m.Subject, Sequence: m.Seq, Data: m.Data, Time: m.Time}
+	if len(m.Header) > 0 {
+		if raw.Header, err = nats.DecodeHeadersMsg(m.Header); err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
 }

@@ -115,6 +115,9 @@ func (w *Writer) Claim(ctx context.Context) error {
 // until it has the lease again, which it keeps trying: it does not stop.
 func (w *Writer) Run(ctx context.Context) error {
 	if err := w.Claim(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while claiming: a stop, not a failure
+		}
 		return err
 	}
 	defer w.startSweep(ctx)()
@@ -135,7 +138,7 @@ func (w *Writer) Run(ctx context.Context) error {
 // (schema.Layout) each stream has its own consumer and loop, so a slow or
 // leaderless partition holds up only its own.
 func (w *Writer) write(ctx context.Context) error {
-	l, err := schema.ReadLayout(ctx, w.js)
+	l, err := w.readLayout(ctx)
 	if err != nil {
 		return fmt.Errorf("history writer: %w", err)
 	}
@@ -152,6 +155,27 @@ func (w *Writer) write(ctx context.Context) error {
 				return w.appendBatch(ctx, stream, msgs, got)
 			}
 		})
+}
+
+// readLayout reads the message streams' layout, retrying while the
+// stream cannot answer (its leader being elected: a timeout, no
+// responders) until ctx ends. Only a schema with no message stream at
+// all stops the writer.
+func (w *Writer) readLayout(ctx context.Context) (schema.Layout, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		l, err := schema.ReadLayout(ctx, w.js)
+		if err == nil || ctx.Err() != nil || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return l, err
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			w.cfg.Logger.Warn("history writer cannot read the stream layout yet; retrying", "attempt", attempt, "err", err)
+		}
+		if !sleep(ctx, backoff) {
+			return l, ctx.Err()
+		}
+		backoff = min(2*backoff, w.cfg.MaxBackoff)
+	}
 }
 
 // appendBatch is append, inside a SpanAppend span when tracing is on: a

@@ -1,10 +1,15 @@
 package history_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/history"
 	"github.com/natter-chat/natter/protocol"
@@ -62,5 +67,40 @@ func TestWriterStopsOnConflict(t *testing.T) {
 	}
 	if f := e.floor(); f != 2 {
 		t.Fatalf("ack floor %d, want 2: the conflicting message must stay unacked", f)
+	}
+}
+
+// flakyStreams is a JetStream whose first fails Stream lookups time out,
+// as while the stream's leader is being elected.
+type flakyStreams struct {
+	jetstream.JetStream
+	fails atomic.Int32
+}
+
+func (f *flakyStreams) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if f.fails.Add(-1) >= 0 {
+		return nil, fmt.Errorf("stream info: %w", context.DeadlineExceeded)
+	}
+	return f.JetStream.Stream(ctx, name)
+}
+
+// A layout read that times out (CHAT's leader being elected; CI saw
+// "layout of CHAT: context deadline exceeded" stop the writer in the
+// chaos leader-kill test) is retried: the writer goes on and copies the
+// stream.
+func TestWriterRetriesLayoutRead(t *testing.T) {
+	e := newEnv(t)
+	seqs := e.say("c", "one", "two")
+	js := &flakyStreams{JetStream: e.js}
+	js.fails.Store(3)
+	w := run(t, history.NewWriter(history.WriterConfig{MaxBackoff: 50 * time.Millisecond}, js, e.store))
+	e.waitFloor(seqs[1])
+	select {
+	case <-w.done:
+		t.Fatalf("writer stopped: %v", w.err)
+	default:
+	}
+	if js.fails.Load() >= 0 {
+		t.Fatal("the layout read never failed: the test tests nothing")
 	}
 }

@@ -168,7 +168,7 @@ func LayoutOf(cfg jetstream.StreamConfig) Layout {
 // ReadLayout reads the message streams' layout: CHAT's, or when there is
 // none the partition streams' (recorded in each, read from CHAT_0).
 func ReadLayout(ctx context.Context, js jetstream.JetStream) (Layout, error) {
-	st, err := js.Stream(ctx, StreamChat)
+	st, err := liveChat(ctx, js)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, l, serr := streamsLayout(ctx, js)
 		if serr == nil {
@@ -203,7 +203,7 @@ func layoutFor(ctx context.Context, js jetstream.JetStream, c Config) (Layout, e
 	if c.Streams > 1 && c.Partitions != 0 && c.Partitions != c.Streams {
 		return Layout{}, fmt.Errorf("schema: %d streams have %d partitions, one each, not %d", c.Streams, c.Streams, c.Partitions)
 	}
-	st, err := js.Stream(ctx, StreamChat)
+	st, err := liveChat(ctx, js)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, l, serr := streamsLayout(ctx, js)
 		switch {

@@ -30,9 +30,13 @@ import (
 //     history consumer that is not drained aborts the move.
 //  3. Create the new streams with FirstSeq F = the old streams' last seq
 //     + 1, and their consumers.
-//  4. Delete the old streams. From then on schema.ReadLayout reads the
-//     new layout; reads below F come from the history store (the history
-//     reader reads below a stream's first seq from the store).
+//  4. Retire the old streams (MetaRetired; their consumers are deleted).
+//     From then on ReadLayout reads the new layout; reads below F come
+//     from the history store (the history reader reads below a stream's
+//     first seq from the store). A retired stream stays, fenced, for its
+//     de-dup window: the gateways look a send up in it (a send stored
+//     there whose ack was lost, sent again after the move, is answered
+//     with its original seq). DeleteRetired deletes it after.
 //
 // An abort before step 3 lifts the fence (the old subjects come back).
 // The NATS servers' account mapping (Mappings) must then follow the new
@@ -82,6 +86,12 @@ type RepartitionResult struct {
 	Skipped []string
 	// Fence is how long publishes had no stream.
 	Fence time.Duration
+	// EarlyDeleted lists streams an earlier move retired that had a new
+	// stream's name: deleted before their de-dup window ended.
+	EarlyDeleted []string
+	// Deleted lists the retired streams a run with nothing to move
+	// deleted (their de-dup window had passed).
+	Deleted []string
 }
 
 // ErrRepartitionAborted says a re-partition was given up before it
@@ -114,11 +124,11 @@ func Repartition(ctx context.Context, js jetstream.JetStream, to int, o Repartit
 	from := max(old.Streams, 1)
 	res := RepartitionResult{From: from, To: to, Old: old.ChatStreams()}
 	if from == to {
-		if err := deleteFenced(ctx, js, old); err != nil {
-			return res, err
-		}
+		// Nothing to move: what a move retired goes once its de-dup
+		// window has passed.
 		res.New = res.Old
-		return res, nil
+		res.Deleted, err = DeleteRetired(ctx, js, time.Now())
+		return res, err
 	}
 	if from > 1 && to > 1 {
 		return res, fmt.Errorf("schema: %d streams to %d: move to 1 stream first (--streams 1), let every NATS server's mapping follow, then to %d", from, to, to)
@@ -172,6 +182,18 @@ func Repartition(ctx context.Context, js jetstream.JetStream, to int, o Repartit
 		last = max(last, info.State.LastSeq, info.State.FirstSeq-min(info.State.FirstSeq, 1))
 	}
 	res.FirstSeq = last + 1
+	// A stream an earlier move retired under a new stream's name (N → 1
+	// → M within the de-dup window) goes now, its look-ups with it.
+	for _, name := range res.New {
+		st, err := js.Stream(ctx, name)
+		if err != nil || !isRetired(st.CachedInfo().Config) {
+			continue
+		}
+		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return res, errors.Join(fmt.Errorf("%w: delete retired %s: %w", ErrRepartitionAborted, name, err), unfence(ctx, js, infos))
+		}
+		res.EarlyDeleted = append(res.EarlyDeleted, name)
+	}
 	say("create %s from seq %d", strings.Join(res.New, ", "), res.FirstSeq)
 	for _, sc := range ChatStreamConfigs(c, newLayout) {
 		sc.FirstSeq = res.FirstSeq
@@ -187,15 +209,142 @@ func Repartition(ctx context.Context, js jetstream.JetStream, to int, o Repartit
 			}
 		}
 	}
-	// 4. The old streams go: the history store has all they held.
-	say("delete %s", strings.Join(res.Old, ", "))
-	for _, name := range res.Old {
-		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return res, fmt.Errorf("delete fenced stream %s: %w (run the re-partition again)", name, err)
+	// 4. The old streams retire: the history store has all they held;
+	// they stay, fenced, for the gateways' de-duplication look-ups over
+	// the de-dup window, their consumers go.
+	say("retire %s", strings.Join(res.Old, ", "))
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	for _, info := range infos {
+		cfg := fence(info.Config, to)
+		cfg.Metadata[MetaRetired] = at
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return res, fmt.Errorf("retire stream %s: %w (run the re-partition again)", cfg.Name, err)
+		}
+		if err := deleteConsumers(ctx, js, cfg.Name); err != nil {
+			return res, err
 		}
 	}
 	res.Fence = time.Since(fenced)
 	return res, nil
+}
+
+// MetaRetired is the metadata key of a message stream retired by a
+// re-partition: when (RFC 3339). ReadLayout skips it; it holds only what
+// the history store has, and stays for the de-dup window (RetiredStreams).
+const MetaRetired = "natter.retired_at"
+
+// Retired is a message stream a re-partition retired.
+type Retired struct {
+	Name string
+	// Layout is the layout it was part of: whether it holds a
+	// conversation (StreamOf) and under which subjects (StoredMsgs).
+	Layout Layout
+	// At is when it retired; Until when the de-dup window that began
+	// before it ends (At + its de-dup window): the gateways look sends up
+	// in it until then, and DeleteRetired deletes it after.
+	At, Until time.Time
+}
+
+// Holds reports whether r holds conv's messages.
+func (r Retired) Holds(conv string) bool { return r.Layout.StreamOf(conv) == r.Name }
+
+// RetiredStreams lists the retired message streams.
+func RetiredStreams(ctx context.Context, js jetstream.JetStream) ([]Retired, error) {
+	var out []Retired
+	for _, name := range AllChatStreams() {
+		st, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("look up stream %s: %w", name, err)
+		}
+		if r, ok := retiredOf(st.CachedInfo().Config); ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// RetiredBeside lists the retired message streams beside the layout l
+// with as few look-ups as a send path can afford once: beside partition
+// streams only CHAT can be retired (a move to M > 1 is from 1), beside
+// CHAT the partition streams CHAT_0 … up to the first that is missing.
+func RetiredBeside(ctx context.Context, js jetstream.JetStream, l Layout) ([]Retired, error) {
+	names := []string{StreamChat}
+	if !l.Split() {
+		names = chatStreamNames[:]
+	}
+	var out []Retired
+	for _, name := range names {
+		st, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("look up stream %s: %w", name, err)
+		}
+		if r, ok := retiredOf(st.CachedInfo().Config); ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func retiredOf(cfg jetstream.StreamConfig) (Retired, bool) {
+	at, err := time.Parse(time.RFC3339Nano, cfg.Metadata[MetaRetired])
+	if err != nil {
+		return Retired{}, false
+	}
+	l := LayoutOf(cfg)
+	if cfg.Name == StreamChat {
+		l = Layout{} // StoredMsgs then tries both forms
+	}
+	return Retired{Name: cfg.Name, Layout: l, At: at, Until: at.Add(DedupeWindowOf(cfg))}, true
+}
+
+func isRetired(cfg jetstream.StreamConfig) bool { return cfg.Metadata[MetaRetired] != "" }
+
+// DeleteRetired deletes the retired message streams whose de-dup window
+// ended before now, and returns their names. natter nats nodes and
+// natter serve run it every minute; a re-partition to the count the
+// schema has runs it too.
+func DeleteRetired(ctx context.Context, js jetstream.JetStream, now time.Time) ([]string, error) {
+	rs, err := RetiredStreams(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	var deleted []string
+	for _, r := range rs {
+		if now.Before(r.Until) {
+			continue
+		}
+		if err := js.DeleteStream(ctx, r.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return deleted, fmt.Errorf("delete retired stream %s: %w", r.Name, err)
+		}
+		deleted = append(deleted, r.Name)
+	}
+	return deleted, nil
+}
+
+// deleteConsumers deletes every consumer of stream.
+func deleteConsumers(ctx context.Context, js jetstream.JetStream, stream string) error {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", stream, err)
+	}
+	lister := st.ListConsumers(ctx)
+	var names []string
+	for ci := range lister.Info() {
+		names = append(names, ci.Name)
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("list consumers of %s: %w", stream, err)
+	}
+	for _, n := range names {
+		if err := st.DeleteConsumer(ctx, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("delete consumer %s of retired stream %s: %w", n, stream, err)
+		}
+	}
+	return nil
 }
 
 // configFrom is the Config a message stream was made with, as far as its
@@ -294,34 +443,6 @@ func createFirst(ctx context.Context, js jetstream.JetStream, sc jetstream.Strea
 	}
 	_, err = js.UpdateStream(ctx, sc)
 	return err
-}
-
-// deleteFenced deletes message streams an interrupted move left fenced
-// besides the layout l (a rerun of a move that created the new streams
-// and stopped before deleting all the old).
-func deleteFenced(ctx context.Context, js jetstream.JetStream, l Layout) error {
-	current := map[string]bool{}
-	for _, s := range l.ChatStreams() {
-		current[s] = true
-	}
-	for _, name := range AllChatStreams() {
-		if current[name] {
-			continue
-		}
-		st, err := js.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue
-		} else if err != nil {
-			return fmt.Errorf("look up stream %s: %w", name, err)
-		}
-		if st.CachedInfo().Config.Metadata[MetaFenced] == "" {
-			continue
-		}
-		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("delete fenced stream %s: %w", name, err)
-		}
-	}
-	return nil
 }
 
 // LayoutStamp identifies the message streams' current layout: their

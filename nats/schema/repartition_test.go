@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,7 +55,8 @@ func TestRepartition(t *testing.T) {
 	s := natstest.Start(t)
 	_, js := natstest.Connect(t, s)
 	ctx := t.Context()
-	if err := schema.Ensure(ctx, js, schema.Config{HotWindow: time.Hour, Duplicates: 5 * time.Minute}); err != nil {
+	cfg := schema.Config{HotWindow: time.Hour, Duplicates: 5 * time.Minute}
+	if err := schema.Ensure(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
 	last := map[string]uint64{}
@@ -120,10 +122,61 @@ func TestRepartition(t *testing.T) {
 		if max1(after.Streams) != to {
 			t.Fatalf("layout after the move to %d: %+v", to, after)
 		}
-		for _, name := range before.ChatStreams() {
-			if _, err := js.Stream(ctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
-				t.Fatalf("old stream %s: %v", name, err)
+		// The old streams are retired: fenced, without consumers, kept
+		// for the de-dup window, then deleted.
+		retired, err := schema.RetiredStreams(ctx, js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range retired {
+			names = append(names, r.Name)
+			if r.Until.Sub(r.At) != 5*time.Minute {
+				t.Fatalf("%s retired %v until %v", r.Name, r.At, r.Until)
 			}
+			st, err := js.Stream(ctx, r.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(st.CachedInfo().Config.Subjects); n != 1 || st.CachedInfo().State.Consumers != 0 {
+				t.Fatalf("retired %s: subjects %v, %d consumers", r.Name, st.CachedInfo().Config.Subjects, st.CachedInfo().State.Consumers)
+			}
+		}
+		beside, err := schema.RetiredBeside(ctx, js, after)
+		if err != nil || len(beside) != len(retired) {
+			t.Fatalf("retired beside %+v: %+v, %v; all: %+v", after, beside, err, retired)
+		}
+		slices.Sort(names)
+		if want := slices.Sorted(slices.Values(before.ChatStreams())); !slices.Equal(names, want) {
+			t.Fatalf("retired %v, want %v", names, want)
+		}
+		for conv := range last {
+			holders := 0
+			for _, r := range retired {
+				if r.Holds(conv) {
+					holders++
+					if r.Name != before.StreamOf(conv) {
+						t.Fatalf("%s held by retired %s, was in %s", conv, r.Name, before.StreamOf(conv))
+					}
+				}
+			}
+			if holders != 1 {
+				t.Fatalf("%s held by %d retired streams", conv, holders)
+			}
+		}
+		if to == 1 && !slices.Equal(res.EarlyDeleted, []string{schema.StreamChat}) {
+			t.Fatalf("early deleted %v, want CHAT (retired by the move to 4)", res.EarlyDeleted)
+		}
+		if gone, err := schema.DeleteRetired(ctx, js, time.Now()); err != nil || len(gone) != 0 {
+			t.Fatalf("deleted %v within the window: %v", gone, err)
+		}
+		// The operator's ensure (same settings, no N) adopts the new
+		// layout.
+		if err := schema.Ensure(ctx, js, cfg); err != nil {
+			t.Fatalf("ensure after the move: %v", err)
+		}
+		if l, err := schema.ReadLayout(ctx, js); err != nil || max1(l.Streams) != to {
+			t.Fatalf("layout after ensure %+v, %v", l, err)
 		}
 		for _, name := range after.ChatStreams() {
 			st, err := js.Stream(ctx, name)
@@ -165,6 +218,16 @@ func TestRepartition(t *testing.T) {
 	}
 	if _, err := schema.Repartition(ctx, js, 2, schema.RepartitionOptions{}); err == nil {
 		t.Fatal("3 to 2 streams in one move")
+	}
+	// Past the window the retired streams go: CHAT_3 of the 4, and CHAT
+	// of the 1 (CHAT_0 … CHAT_2 went early, in the way of the 3).
+	gone, err := schema.DeleteRetired(ctx, js, time.Now().Add(6*time.Minute))
+	slices.Sort(gone)
+	if err != nil || !slices.Equal(gone, []string{schema.StreamChat, schema.PartitionStream(3)}) {
+		t.Fatalf("deleted %v: %v", gone, err)
+	}
+	if l, err := schema.ReadLayout(ctx, js); err != nil || l.Streams != 3 {
+		t.Fatalf("layout %+v, %v", l, err)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // connection knows of at least three servers (its URL list plus the client
 // URLs the cluster gossips), else 1.
 func AutoReplicas(ctx context.Context, js jetstream.JetStream) (int, error) {
-	st, err := js.Stream(ctx, StreamChat)
+	st, err := liveChat(ctx, js)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		st, _, err = streamsLayout(ctx, js)
 	}

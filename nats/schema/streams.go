@@ -164,7 +164,20 @@ func streamsLayout(ctx context.Context, js jetstream.JetStream) (jetstream.Strea
 	if err != nil {
 		return nil, Layout{}, err
 	}
+	if isRetired(st.CachedInfo().Config) {
+		return nil, Layout{}, fmt.Errorf("%s retired by a re-partition: %w", chatStreamNames[0], jetstream.ErrStreamNotFound)
+	}
 	return st, LayoutOf(st.CachedInfo().Config), nil
+}
+
+// liveChat looks up CHAT, ErrStreamNotFound when there is none or a
+// re-partition retired it (repartition.go).
+func liveChat(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	st, err := js.Stream(ctx, StreamChat)
+	if err == nil && isRetired(st.CachedInfo().Config) {
+		return nil, fmt.Errorf("%s retired by a re-partition: %w", StreamChat, jetstream.ErrStreamNotFound)
+	}
+	return st, err
 }
 
 // streamsOf is the layout of a partition stream's configuration, ok false
