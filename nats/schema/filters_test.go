@@ -3,6 +3,9 @@ package schema_test
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/nats/natstest"
 	"github.com/natter-chat/natter/nats/schema"
@@ -66,11 +69,18 @@ func TestChatConsumersHaveOneFilter(t *testing.T) {
 		want[schema.ConsumerFanoutPartition(p)] = n
 	}
 	for name, n := range want {
-		c, err := js.Consumer(ctx, schema.StreamChat, name)
-		if err != nil {
-			t.Fatal(err)
+		// A consumer counts what the stream stored a moment after the
+		// publish's ack: wait for it (never more than it should have).
+		var ci *jetstream.ConsumerInfo
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			c, err := js.Consumer(ctx, schema.StreamChat, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ci = c.CachedInfo(); ci.NumPending >= n || time.Now().After(deadline) {
+				break
+			}
 		}
-		ci := c.CachedInfo()
 		if len(ci.Config.FilterSubjects) > 1 {
 			t.Errorf("%s has %d filters: %v", name, len(ci.Config.FilterSubjects), ci.Config.FilterSubjects)
 		}
