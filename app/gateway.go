@@ -117,7 +117,7 @@ func (a *App) newGateway(ctx context.Context, verifier *auth.Verifier, mux *http
 		Messages: gatewayMessages{msgs},
 		Presence: gatewayPresence{Tracker: tracker, kv: presenceKV},
 		Devices: gatewayDevices{
-			s:         pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now}, pushKV),
+			s:         pushnotify.NewStore(pushnotify.StoreConfig{Now: gwCfg.Now, NC: gwNC}, pushKV),
 			endpoints: cfg.Push.WebPushEndpoints,
 		},
 		Consent:     gatewayConsent{convs},

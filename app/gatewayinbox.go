@@ -38,3 +38,27 @@ func (i gatewayInbox) Head(ctx context.Context, uid string) ([]string, uint64, e
 func (i gatewayInbox) MergeHead(ctx context.Context, uid string, convs []string, acts []uint64, floor uint64) error {
 	return i.s.MergeHead(ctx, uid, convs, acts, floor)
 }
+
+var (
+	_ gateway.InboxViews = gatewayConsent{}
+	_ gateway.InboxMutes = gatewayDevices{}
+)
+
+// ViewsFor reads the documents of a page of the inbox in batches
+// (conversation.Store.ViewsFor).
+func (c gatewayConsent) ViewsFor(ctx context.Context, uid string, convs []string) (map[string]gateway.Conversation, []string, error) {
+	docs, check, err := c.s.ViewsFor(ctx, uid, convs)
+	if err != nil {
+		return nil, nil, gatewayError(err)
+	}
+	out := make(map[string]gateway.Conversation, len(docs))
+	for conv, d := range docs {
+		out[conv] = d
+	}
+	return out, check, nil
+}
+
+// MuteLevels reads the mute levels of a page of the inbox in batches.
+func (d gatewayDevices) MuteLevels(ctx context.Context, uid string, convs []string) (map[string]string, error) {
+	return d.s.MuteLevels(ctx, uid, convs)
+}

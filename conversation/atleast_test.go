@@ -167,3 +167,41 @@ func TestCreateSeesPastAReplicaWithoutTheDocument(t *testing.T) {
 		}
 	}
 }
+
+// ViewsFor settles in one batched read the conversations whose document
+// and member key agree, and leaves to GetForViewer those it cannot: not
+// found, a member key the document does not back (or the other way
+// round), not the user's.
+func TestViewsFor(t *testing.T) {
+	s, _ := store(t, Config{})
+	ctx := context.Background()
+	g1, err := s.CreateGroup(ctx, Actor{User: "alice"}, "one", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := s.CreateGroup(ctx, Actor{User: "alice"}, "two", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g3, err := s.CreateGroup(ctx, Actor{User: "carol"}, "three", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.kv.Delete(ctx, memberKey(g2.Conv, "alice")); err != nil { // a change half done
+		t.Fatal(err)
+	}
+	views, check, err := s.ViewsFor(ctx, "alice", []string{g1.Conv, g2.Conv, g3.Conv, "g_nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(views) != 1 || views[g1.Conv] == nil || views[g1.Conv].Title != "one" || !slices.Equal(check, []string{g2.Conv, g3.Conv, "g_nope"}) {
+		t.Fatalf("views %v, check %v", views, check)
+	}
+	// GetForViewer repairs g2's key: then the batch settles it too.
+	if _, err := s.GetForViewer(ctx, g2.Conv, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if views, check, err := s.ViewsFor(ctx, "alice", []string{g2.Conv}); err != nil || views[g2.Conv] == nil || len(check) != 0 {
+		t.Fatalf("after the repair: views %v, check %v, %v", views, check, err)
+	}
+}

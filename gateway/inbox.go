@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -275,20 +276,68 @@ func (sess *session) seedHead(ctx context.Context, head []string, floor uint64, 
 	}
 }
 
+// InboxViews is what a Consent may offer so that a page of the inbox
+// reads the documents of its conversations in batches (the app's does):
+// the views of those of convs one batched read settles, and in check the
+// others, to ask View one at a time.
+type InboxViews interface {
+	ViewsFor(ctx context.Context, uid string, convs []string) (views map[string]Conversation, check []string, err error)
+}
+
+// InboxMutes is what a Devices may offer so that a page reads the mute
+// levels of its conversations in batches: those muted now.
+type InboxMutes interface {
+	MuteLevels(ctx context.Context, uid string, convs []string) (map[string]string, error)
+}
+
+// itemReads is what a page read for an item in batches: its view (nil:
+// ask View) and its mute level (when muteKnown).
+type itemReads struct {
+	view      Conversation
+	mute      string
+	muteKnown bool
+}
+
 // renderInbox renders a batch of the user's list, nil for those the user
-// no longer sees; the documents and markers are read as before, the rest
-// comes from sums and one batched read of the mentions.
+// no longer sees: from sums, and batched reads of the mentions, the
+// documents and the mute levels (where the stores offer them: InboxViews,
+// InboxMutes), made at once; the read markers item by item.
 func (sess *session) renderInbox(ctx context.Context, batch []inboxCursor, hidden map[string]uint64, sums map[string]Summary) ([]*protocol.Conversation, error) {
 	ids := make([]string, len(batch))
 	for i, e := range batch {
 		ids[i] = e.conv
 	}
-	mentions, err := sess.srv.inbox.Mentions(ctx, sess.user, ids)
-	if err != nil {
+	var mentions map[string][]uint64
+	var views map[string]Conversation
+	var mutes map[string]string
+	vb, _ := sess.srv.consent.(InboxViews)
+	mb, _ := sess.srv.devices.(InboxMutes)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		mentions, err = sess.srv.inbox.Mentions(gctx, sess.user, ids)
+		return err
+	})
+	if vb != nil {
+		g.Go(func() (err error) {
+			views, _, err = vb.ViewsFor(gctx, sess.user, ids)
+			return err
+		})
+	}
+	if mb != nil {
+		g.Go(func() (err error) {
+			mutes, err = mb.MuteLevels(gctx, sess.user, ids)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return sess.renderEach(ctx, ids, func(ctx context.Context, conv string) (*protocol.Conversation, error) {
-		c, err := sess.inboxItem(ctx, conv, sums[conv], mentions[conv])
+		pre := itemReads{mute: mutes[conv], muteKnown: mb != nil}
+		if v, ok := views[conv]; ok {
+			pre.view = v
+		}
+		c, err := sess.inboxItem(ctx, conv, sums[conv], mentions[conv], pre)
 		if c != nil && (isHidden(c, hidden) || sess.hiddenWithBlocked(c, hidden)) {
 			c = nil
 		}
@@ -297,16 +346,21 @@ func (sess *session) renderInbox(ctx context.Context, batch []inboxCursor, hidde
 }
 
 // inboxItem renders one conversation of the list from its summary (nil:
-// none yet, read from history) and the user's mentions in it; nil when
-// the user is no longer a member.
-func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, mentions []uint64) (*protocol.Conversation, error) {
-	d, err := sess.srv.consent.View(ctx, conv, sess.user)
-	if errors.Is(err, ErrForbidden) {
-		return nil, nil
+// none yet, read from history), the user's mentions in it and what was
+// read in batches (pre); nil when the user is no longer a member.
+func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, mentions []uint64, pre itemReads) (*protocol.Conversation, error) {
+	d := pre.view
+	if d == nil {
+		var err error
+		d, err = sess.srv.consent.View(ctx, conv, sess.user)
+		if errors.Is(err, ErrForbidden) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	c := d.Protocol(sess.srv.cfg.MembersInline)
 	c.State = d.StateFor(sess.user)
 	c.Role = d.Role(sess.user)
@@ -314,7 +368,9 @@ func (sess *session) inboxItem(ctx context.Context, conv string, sum Summary, me
 		// Not a member: what was said in it is not the user's to see.
 		return c, nil
 	}
-	if c.Mute, err = sess.muteOf(ctx, c.Conv); err != nil {
+	if pre.muteKnown {
+		c.Mute = pre.mute
+	} else if c.Mute, err = sess.muteOf(ctx, c.Conv); err != nil {
 		return nil, err
 	}
 	if sum != nil {
@@ -379,7 +435,7 @@ func (sess *session) pushInboxItem(ctx context.Context, conv string) {
 	}
 	var c *protocol.Conversation
 	if err == nil {
-		c, err = sess.inboxItem(ctx, conv, sums[conv], mentions[conv])
+		c, err = sess.inboxItem(ctx, conv, sums[conv], mentions[conv], itemReads{})
 	}
 	if err != nil || c == nil {
 		if err != nil {

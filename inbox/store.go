@@ -24,7 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/natter-chat/natter/nats/schema"
+	"github.com/natter-chat/natter/nats/kvbatch"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -33,10 +33,8 @@ func mentionKey(conv, uid string) string { return "i.n." + conv + "." + uid }
 
 // Store reads and writes the summaries in a KV bucket.
 type Store struct {
-	kv     jetstream.KeyValue
-	nc     *nats.Conn
-	prefix string // subject prefix of the bucket's keys
-	direct string // the bucket stream's direct get subject
+	kv jetstream.KeyValue
+	nc *nats.Conn
 
 	mu    sync.Mutex
 	cache map[string]cached     // conv → the summary last written, with its revision
@@ -52,12 +50,9 @@ type cached struct {
 // New returns a Store over kv (the CONVERSATIONS bucket) on nc, which
 // must allow direct gets of its stream.
 func New(kv jetstream.KeyValue, nc *nats.Conn) *Store {
-	b := kv.Bucket()
 	return &Store{
 		kv: kv, nc: nc,
-		prefix: schema.KVKey(b, ""),
-		direct: schema.DirectGetAPI(schema.KVStream(b)),
-		cache:  make(map[string]cached), heads: make(map[string]cachedHead), max: 50_000,
+		cache: make(map[string]cached), heads: make(map[string]cachedHead), max: 50_000,
 	}
 }
 
@@ -274,66 +269,12 @@ func (s *Store) Mentions(ctx context.Context, uid string, convs []string) (map[s
 	return out, err
 }
 
-// multiLastMax is the most subjects one multi_last direct get may
-// answer (nats-server's maxAllowedResponses).
-const multiLastMax = 1000
-
-// getMany reads the current values of keys with multi_last direct gets,
-// up to multiLastMax keys each, at most 4 at once; fn gets each key that
-// has a value (not deleted), maybe concurrently.
+// getMany reads the current values of keys (kvbatch.GetMany); fn gets
+// each key that has a value, maybe concurrently.
 func (s *Store) getMany(ctx context.Context, keys []string, fn func(key string, val []byte)) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for start := 0; start < len(keys); start += multiLastMax {
-		chunk := keys[start:min(start+multiLastMax, len(keys))]
-		g.Go(func() error { return s.multiLast(gctx, chunk, fn) })
-	}
-	return g.Wait()
-}
-
-func (s *Store) multiLast(ctx context.Context, keys []string, fn func(key string, val []byte)) error {
-	req := make([]byte, 0, 32+len(keys)*(len(s.prefix)+40))
-	req = append(req, `{"multi_last":[`...)
-	for i, k := range keys {
-		if i > 0 {
-			req = append(req, ',')
-		}
-		req = protocol.AppendString(req, s.prefix+k)
-	}
-	req = append(req, "]}"...)
-	ch := make(chan *nats.Msg, len(keys)+2)
-	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.ChanSubscribe(inbox, ch)
+	err := kvbatch.GetMany(ctx, s.nc, s.kv.Bucket(), keys, func(key string, _ uint64, val []byte) { fn(key, val) })
 	if err != nil {
 		return fmt.Errorf("inbox read: %w", err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := s.nc.PublishRequest(s.direct, inbox, req); err != nil {
-		return fmt.Errorf("inbox read: %w", err)
-	}
-	for {
-		var m *nats.Msg
-		select {
-		case m = <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("inbox read: %w", ctx.Err())
-		}
-		if status := m.Header.Get("Status"); status != "" && len(m.Data) == 0 {
-			switch status {
-			case "204", "404": // end of batch, none found
-				return nil
-			case "503":
-				return fmt.Errorf("inbox read: %w", nats.ErrNoResponders)
-			}
-			return fmt.Errorf("inbox read: status %s %s", status, m.Header.Get("Description"))
-		}
-		if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
-			continue
-		}
-		key, ok := strings.CutPrefix(m.Header.Get(jetstream.SubjectHeader), s.prefix)
-		if !ok {
-			continue
-		}
-		fn(key, m.Data)
-	}
+	return nil
 }

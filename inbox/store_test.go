@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/nats/kvbatch"
 	"github.com/natter-chat/natter/nats/natstest"
 	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
@@ -146,7 +147,7 @@ func TestNote(t *testing.T) {
 func TestSummariesBatches(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	const n = 2*multiLastMax + 17
+	const n = 2*kvbatch.MaxKeys + 17
 	convs := make([]string, n)
 	for i := range n {
 		convs[i] = fmt.Sprintf("c%04d", i)

@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/natter-chat/natter/nats/kvbatch"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -54,6 +58,9 @@ type StoreConfig struct {
 	MaxDevices int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// NC, when set, reads many mutes at once (MuteLevels) with batched
+	// direct gets of the bucket; nil: one Get each.
+	NC *nats.Conn
 }
 
 // Store keeps devices and mutes in the PUSH bucket: d.<uid> is the JSON
@@ -211,18 +218,59 @@ func (s *Store) MuteLevel(ctx context.Context, uid, conv string) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("pushnotify: mute of %s in %s: %w", uid, conv, err)
 	}
+	return s.levelOf(e.Value()), nil
+}
+
+// MuteLevels returns uid's mute levels of those of convs that are muted
+// now (as MuteLevel), in batched reads with StoreConfig.NC.
+func (s *Store) MuteLevels(ctx context.Context, uid string, convs []string) (map[string]string, error) {
+	out := make(map[string]string)
+	if s.cfg.NC == nil {
+		for _, c := range convs {
+			level, err := s.MuteLevel(ctx, uid, c)
+			if err != nil {
+				return nil, err
+			}
+			if level != protocol.MuteNone {
+				out[c] = level
+			}
+		}
+		return out, nil
+	}
+	keys := make([]string, len(convs))
+	for i, c := range convs {
+		keys[i] = muteKey(uid, c)
+	}
+	prefix := muteKey(uid, "")
+	var mu sync.Mutex
+	err := kvbatch.GetMany(ctx, s.cfg.NC, s.kv.Bucket(), keys, func(key string, _ uint64, val []byte) {
+		conv, ok := strings.CutPrefix(key, prefix)
+		if level := s.levelOf(val); ok && level != protocol.MuteNone {
+			mu.Lock()
+			out[conv] = level
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pushnotify: mutes of %s: %w", uid, err)
+	}
+	return out, nil
+}
+
+// levelOf is the level a mute's value says now.
+func (s *Store) levelOf(val []byte) string {
 	var m muteValue
-	if err := json.Unmarshal(e.Value(), &m); err != nil {
-		return protocol.MuteNone, nil // an unreadable mute does not silence anyone
+	if err := json.Unmarshal(val, &m); err != nil {
+		return protocol.MuteNone // an unreadable mute does not silence anyone
 	}
 	if m.Until != nil && !m.Until.After(s.now()) {
-		return protocol.MuteNone, nil
+		return protocol.MuteNone
 	}
 	switch m.Level {
 	case "":
-		return protocol.MuteAll, nil
+		return protocol.MuteAll
 	case protocol.MuteAll, protocol.MuteMentions:
-		return m.Level, nil
+		return m.Level
 	}
-	return protocol.MuteNone, nil
+	return protocol.MuteNone
 }

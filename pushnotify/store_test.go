@@ -92,3 +92,45 @@ func TestStoreMuteLevels(t *testing.T) {
 		t.Fatalf("a mute stored before levels: %q, want all", got)
 	}
 }
+
+// MuteLevels answers as MuteLevel does for each conversation, in batched
+// reads with StoreConfig.NC and one Get each without.
+func TestStoreMuteLevelsBatch(t *testing.T) {
+	s := natstest.Start(t)
+	nc, js := natstest.Connect(t, s)
+	kv, err := js.CreateKeyValue(t.Context(), schema.PushBucket(schema.Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	ctx := t.Context()
+	writer := pushnotify.NewStore(pushnotify.StoreConfig{Now: func() time.Time { return now }}, kv)
+	for conv, level := range map[string]string{"g1": protocol.MuteAll, "g2": protocol.MuteMentions, "g3": protocol.MuteAll} {
+		if err := writer.Mute(ctx, "alice", conv, level, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writer.Mute(ctx, "alice", "g3", protocol.MuteNone, time.Time{}); err != nil { // unmuted
+		t.Fatal(err)
+	}
+	if err := writer.Mute(ctx, "bob", "g4", protocol.MuteAll, time.Time{}); err != nil { // someone else's
+		t.Fatal(err)
+	}
+	if err := writer.Mute(ctx, "alice", "g5", protocol.MuteAll, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(2 * time.Minute) // g5's mute ended
+	for _, batched := range []bool{true, false} {
+		cfg := pushnotify.StoreConfig{Now: func() time.Time { return later }}
+		if batched {
+			cfg.NC = nc
+		}
+		got, err := pushnotify.NewStore(cfg, kv).MuteLevels(ctx, "alice", []string{"g1", "g2", "g3", "g4", "g5", "g6"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(map[string]string{"g1": protocol.MuteAll, "g2": protocol.MuteMentions}) {
+			t.Fatalf("batched %v: %v", batched, got)
+		}
+	}
+}
