@@ -77,7 +77,8 @@ func streamHoldsIn(t testing.TB, js jetstream.JetStream, name, s string) []uint6
 		t.Fatal(err)
 	}
 	var found []uint64
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+	// An empty partition stream has first and last seq 0.
+	for seq := max(info.State.FirstSeq, 1); seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
