@@ -224,7 +224,7 @@ func TestDeleteAccount(t *testing.T) {
 			if c.Conv == g.Conv && (slices.Contains(c.Members, "alice") || c.Owner != "bob") {
 				t.Fatalf("group after the erasure: %+v", c)
 			}
-			if c.Conv == d.Conv && (!slices.Contains(c.Members, "alice") || !slices.Equal(c.Erased, []string{"alice"})) {
+			if c.Conv == d.Conv && (!slices.Contains(c.Members, "alice") || !slices.Equal(c.Erased, []string{"alice"}) || client.DeletedPeer(c, "bob") != "alice") {
 				t.Fatalf("the direct conversation should keep alice, as a deleted account: %+v", c)
 			}
 		}

@@ -56,6 +56,25 @@ func waitSearch(t testing.TB, c *client.Client, query string, opts client.Search
 	}
 }
 
+// groupOutsideStreamOf has c create groups with members until one is in
+// another message stream than conv; in the one-stream topology, the first.
+func (e *env) groupOutsideStreamOf(t testing.TB, c *client.Client, conv, title string, members ...string) *protocol.Conversation {
+	t.Helper()
+	_, js := e.operatorJS(t)
+	l := messageLayout(t, js)
+	for range 100 {
+		g, err := c.CreateGroup(ctxT(t), title, members...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !l.Split() || l.StreamOf(g.Conv) != l.StreamOf(conv) {
+			return g
+		}
+	}
+	t.Fatalf("100 groups, all in the stream of %s", conv)
+	return nil
+}
+
 func sendText(t testing.TB, c *client.Client, conv, body string) uint64 {
 	t.Helper()
 	ack, err := c.Send(ctxT(t), conv, "", text(body))
@@ -99,13 +118,17 @@ func testSearch(t *testing.T, backend func(*app.Config)) {
 	e := start(t, backend)
 	alice, bob, carol, dave := e.dial(t, "alice"), e.dial(t, "bob"), e.dial(t, "carol"), e.dial(t, "dave")
 	ctx := ctxT(t)
-	g, err := alice.CreateGroup(ctx, "plans", "bob", "carol")
-	if err != nil {
-		t.Fatal(err)
-	}
 	d, err := dave.CreateDirect(ctx, "bob")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// With partition streams (the cluster topology) the group is in
+	// another stream than the direct conversation, and its seqs run
+	// ahead of the direct's: newest first by seq alone would put the
+	// group's older messages before the direct's newer one.
+	g := e.groupOutsideStreamOf(t, alice, d.Conv, "plans", "bob", "carol")
+	for range 5 {
+		sendText(t, alice, g.Conv, "warming up")
 	}
 	s1 := sendText(t, alice, g.Conv, "Lunch at the <b>harbour</b> & pier?")
 	s2 := sendText(t, bob, g.Conv, "harbour sounds good")

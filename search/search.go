@@ -13,6 +13,10 @@ package search
 import (
 	"context"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/protocol"
 )
 
 // Doc is one indexed message: a plain message (protocol.KindMessage) with
@@ -30,6 +34,9 @@ type Doc struct {
 	EditSeq uint64
 }
 
+// Order is d's place in the order of Search, newest first: see OrderKey.
+func (d *Doc) Order() string { return OrderKey(d.TS, d.Seq, d.Conv) }
+
 // Key names one message of the index.
 type Key struct {
 	Conv string
@@ -41,6 +48,35 @@ func (d *Doc) Key() Key { return Key{Conv: d.Conv, Seq: d.Seq} }
 
 // ID is the key as one string, "<conv>:<seq>": a backend's document id.
 func (k Key) ID() string { return k.Conv + ":" + strconv.FormatUint(k.Seq, 10) }
+
+// OrderKey is a message's place in the order search pages follow, newest
+// first: descending OrderKey. Seqs alone do not order messages of
+// different conversations once they are in different partition streams
+// (each stream counts its own seqs), so the key is the stored time (ts,
+// as Unix nanoseconds in 16 hex digits), then the seq (16 hex digits),
+// then the conversation, which makes it unique. Within one conversation
+// of one gateway clock this is the seq order. A ts that does not parse
+// counts as time 0.
+func OrderKey(ts string, seq uint64, conv string) string {
+	var n uint64
+	if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.UnixNano() > 0 {
+		n = uint64(t.UnixNano())
+	}
+	b := make([]byte, 0, 32+len(conv))
+	b = appendHex16(b, n)
+	b = appendHex16(b, seq)
+	return string(append(b, conv...))
+}
+
+// appendHex16 appends v as 16 lower-case hex digits, which sort as the
+// numbers do.
+func appendHex16(b []byte, v uint64) []byte {
+	const hex = "0123456789abcdef"
+	for i := 60; i >= 0; i -= 4 {
+		b = append(b, hex[(v>>uint(i))&15])
+	}
+	return b
+}
 
 // Query asks for the messages matching Text, newest first.
 type Query struct {
@@ -76,8 +112,9 @@ type Hit struct {
 	Highlights []string
 }
 
-// Page is one page of hits, newest (highest seq) first. Cursor, when not
-// empty, continues with older hits.
+// Page is one page of hits, newest first (descending OrderKey). Cursor,
+// when not empty, continues with older hits: it is the OrderKey of the
+// page's last hit.
 type Page struct {
 	Hits   []Hit
 	Cursor string
@@ -108,8 +145,21 @@ func Limit(n int) int {
 	return min(n, MaxLimit)
 }
 
-// ParseCursor returns the seq a cursor continues below: 0 for none.
-func ParseCursor(c string) (uint64, error) {
+// ParseCursor checks a cursor: "" (the first page) or the OrderKey a
+// page continues below. Anything else is ErrBadCursor.
+func ParseCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	if len(c) <= 32 || strings.Trim(c[:32], "0123456789abcdef") != "" || !protocol.ValidID(c[32:]) {
+		return "", ErrBadCursor
+	}
+	return c, nil
+}
+
+// ParseSeqCursor is ParseCursor of an index made before OrderKey (see
+// bleveindex): the cursor is the seq a page continues below, 0 for none.
+func ParseSeqCursor(c string) (uint64, error) {
 	if c == "" {
 		return 0, nil
 	}
@@ -120,5 +170,6 @@ func ParseCursor(c string) (uint64, error) {
 	return v, nil
 }
 
-// Cursor is the cursor continuing below seq.
-func Cursor(seq uint64) string { return strconv.FormatUint(seq, 10) }
+// SeqCursor is the cursor of an index made before OrderKey continuing
+// below seq.
+func SeqCursor(seq uint64) string { return strconv.FormatUint(seq, 10) }

@@ -96,7 +96,7 @@ func PushConsumer() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:        ConsumerPush,
 		Description:    "push notifications to offline members",
-		FilterSubjects: []string{StoredMsgWildcard, StoredMemberWildcard},
+		FilterSubjects: []string{StoredWildcard},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        5 * time.Minute,

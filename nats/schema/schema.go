@@ -235,7 +235,7 @@ const PresenceMaxValue = 2 << 10
 // partitioned.
 func FanoutConsumer() jetstream.ConsumerConfig {
 	return fanoutConsumer(ConsumerFanout, "delivers stored messages and membership events to members (stored unpartitioned)",
-		[]string{MsgWildcard, MemberWildcard})
+		[]string{legacyWildcard})
 }
 
 // FanoutPartitionConsumer is the fan-out consumer of partition p.

@@ -114,7 +114,7 @@ func ServiceEventsWriterConsumer() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:        ConsumerServiceEvents,
 		Description:    "events for services (bots), written to " + StreamServiceEvents,
-		FilterSubjects: []string{StoredMsgWildcard, StoredMemberWildcard},
+		FilterSubjects: []string{StoredWildcard},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/search"
 )
 
@@ -37,6 +38,7 @@ func BenchmarkSearch1M(b *testing.B) {
 		budget = v
 	}
 	const convs, batch = 10_000, 500
+	t0 := time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)
 	dir := filepath.Join(b.TempDir(), "search")
 	reuse := false
 	if d := os.Getenv("NATTER_SEARCH_BENCH_DIR"); d != "" {
@@ -74,7 +76,7 @@ func BenchmarkSearch1M(b *testing.B) {
 		}
 		for seq := 1; seq <= n; seq++ {
 			docs = append(docs, search.Doc{Conv: fmt.Sprintf("c%05d", rng.IntN(convs)), Seq: uint64(seq),
-				Sender: fmt.Sprintf("u%04d", rng.IntN(5000)), TS: "2026-12-03T07:00:00Z", Text: text()})
+				Sender: fmt.Sprintf("u%04d", rng.IntN(5000)), TS: protocol.FormatTime(t0.Add(time.Duration(seq) * 100 * time.Millisecond)), Text: text()})
 			if len(docs) == batch || seq == n {
 				if err := x.Write(ctx, docs, nil); err != nil {
 					b.Fatal(err)

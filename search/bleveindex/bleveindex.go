@@ -33,9 +33,16 @@ type Config struct {
 type Index struct {
 	b  bleve.Index
 	an analysis.Analyzer // the text's
-	// sort is the field hits are sorted by, descending: fOrder, or fSeq
-	// in an index made before fOrder was.
+	// sort is the field hits are sorted by, descending: fKey; in an
+	// index made before fKey was (legacy), fOrder, or fSeq in one made
+	// before fOrder was.
 	sort string
+	// legacy: the index has no fKey. It sorts by seq and pages with
+	// seq cursors (search.ParseSeqCursor), which orders the messages of
+	// one stream right but not those of several partition streams;
+	// `natter search rebuild` into an empty index makes a current one
+	// (docs/operations.md).
+	legacy bool
 }
 
 var _ search.Index = (*Index)(nil)
@@ -53,8 +60,19 @@ const (
 	// precision term Bleve indexes a number under (16 per document, for
 	// its range queries), decompressed for each matching document; this
 	// one holds one short term.
-	fOrder   = "order"
-	analyzer = "natter"
+	fOrder = "order"
+	// fKey is the doc's search.OrderKey, a keyword with doc values: the
+	// sort, and with SearchAfter the cursor. It replaced fOrder (the
+	// seq only, which does not order the messages of several partition
+	// streams).
+	fKey = "okey"
+	// fExpiresAt is a disappearing message's expires_at (stored only:
+	// Search leaves out what expired) and fExpires the same as Unix
+	// milliseconds (indexed only: Expire finds what expired). A message
+	// that does not expire has neither.
+	fExpiresAt = "expires_at"
+	fExpires   = "expires"
+	analyzer   = "natter"
 )
 
 // New opens the index in cfg.Dir, creating it when there is none.
@@ -93,9 +111,14 @@ func wrap(b bleve.Index) (*Index, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("search index: its mapping has no analyzer %q", analyzer)
 	}
-	x := &Index{b: b, an: an, sort: fSeq}
-	if dm, ok := b.Mapping().(*mapping.IndexMappingImpl); ok && dm.DefaultMapping != nil && dm.DefaultMapping.Properties[fOrder] != nil {
-		x.sort = fOrder
+	x := &Index{b: b, an: an, sort: fSeq, legacy: true}
+	if dm, ok := b.Mapping().(*mapping.IndexMappingImpl); ok && dm.DefaultMapping != nil {
+		switch {
+		case dm.DefaultMapping.Properties[fKey] != nil:
+			x.sort, x.legacy = fKey, false
+		case dm.DefaultMapping.Properties[fOrder] != nil:
+			x.sort = fOrder
+		}
 	}
 	return x, nil
 }
@@ -105,9 +128,9 @@ func wrap(b bleve.Index) (*Index, error) {
 //
 // It indexes only what a query reads: the words of the text (without
 // term vectors: the highlights are made from the stored text, see
-// highlights), the conversation (a keyword, for the filter), the seq (a
-// number: the cursor's range) and fOrder (a keyword with doc values: the
-// sort). The
+// highlights), the conversation (a keyword, for the filter) and fKey (a
+// keyword with doc values: the sort and the cursor). The seq is stored
+// only, and the
 // sender, time and edit seq are stored only, and no field goes into
 // Bleve's composite _all field, which would index the text a second time.
 // Indexes made before (with term vectors and everything indexed) are read
@@ -132,20 +155,22 @@ func indexMapping() (mapping.IndexMapping, error) {
 	conv := bleve.NewKeywordFieldMapping()
 	conv.IncludeTermVectors, conv.IncludeInAll, conv.DocValues, conv.SkipFreqNorm = false, false, false, true
 	dm.AddFieldMappingsAt(fConv, conv)
-	for _, f := range []string{fSender, fTS} {
+	for _, f := range []string{fSender, fTS, fExpiresAt} {
 		kw := bleve.NewKeywordFieldMapping()
 		kw.Index, kw.IncludeTermVectors, kw.IncludeInAll, kw.DocValues = false, false, false, false
 		dm.AddFieldMappingsAt(f, kw)
 	}
-	seq := bleve.NewNumericFieldMapping()
-	seq.IncludeInAll, seq.DocValues = false, false
-	dm.AddFieldMappingsAt(fSeq, seq)
-	order := bleve.NewKeywordFieldMapping()
-	order.Store, order.IncludeTermVectors, order.IncludeInAll, order.SkipFreqNorm = false, false, false, true
-	dm.AddFieldMappingsAt(fOrder, order) // DocValues kept: the sort
-	editSeq := bleve.NewNumericFieldMapping()
-	editSeq.Index, editSeq.IncludeInAll, editSeq.DocValues = false, false, false
-	dm.AddFieldMappingsAt(fEditSeq, editSeq)
+	for _, f := range []string{fSeq, fEditSeq} {
+		n := bleve.NewNumericFieldMapping()
+		n.Index, n.IncludeInAll, n.DocValues = false, false, false
+		dm.AddFieldMappingsAt(f, n)
+	}
+	exp := bleve.NewNumericFieldMapping()
+	exp.Store, exp.IncludeInAll, exp.DocValues = false, false, false
+	dm.AddFieldMappingsAt(fExpires, exp)
+	key := bleve.NewKeywordFieldMapping()
+	key.Store, key.IncludeTermVectors, key.IncludeInAll, key.SkipFreqNorm = false, false, false, true
+	dm.AddFieldMappingsAt(fKey, key) // DocValues kept: the sort
 	im.DefaultMapping = dm
 	return im, nil
 }
@@ -166,7 +191,7 @@ func (x *Index) Write(ctx context.Context, put []search.Doc, del []search.Key) e
 	for i := range put {
 		d := &put[i]
 		if err := b.Index(d.Key().ID(), map[string]any{
-			fConv: d.Conv, fSeq: float64(d.Seq), fOrder: orderKey(d.Seq), fSender: d.Sender, fTS: d.TS, fText: d.Text, fEditSeq: float64(d.EditSeq),
+			fConv: d.Conv, fSeq: float64(d.Seq), fOrder: orderKey(d.Seq), fKey: d.Order(), fSender: d.Sender, fTS: d.TS, fText: d.Text, fEditSeq: float64(d.EditSeq),
 		}); err != nil {
 			return fmt.Errorf("index %s: %w", d.Key().ID(), err)
 		}
@@ -195,13 +220,21 @@ func (x *Index) Get(ctx context.Context, k search.Key) (*search.Doc, error) {
 
 // Search implements search.Index. The query is a conjunction of term
 // queries only (each word of the text, the conversations as one
-// disjunction, the cursor's seq range), unscored and without term
-// locations, so that Bleve answers it with its "unadorned" bitmap
-// optimization: the postings of each segment ANDed and ORed as roaring
-// bitmaps, no per-document scoring or location decoding. Only the page's
+// disjunction), unscored and without term locations, so that Bleve
+// answers it with its "unadorned" bitmap optimization: the postings of
+// each segment ANDed and ORed as roaring bitmaps, no per-document scoring
+// or location decoding. Hits sort by fKey, descending; a cursor is the
+// fKey of the last hit of the page before (SearchAfter). Only the page's
 // hits are then highlighted, from their stored text.
 func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error) {
-	below, err := search.ParseCursor(q.Cursor)
+	var after string
+	var below uint64 // legacy
+	var err error
+	if x.legacy {
+		below, err = search.ParseSeqCursor(q.Cursor)
+	} else {
+		after, err = search.ParseCursor(q.Cursor)
+	}
 	if err != nil {
 		return search.Page{}, err
 	}
@@ -229,6 +262,9 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 	}
 	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(parts...), limit+1, 0, false)
 	req.SortBy([]string{"-" + x.sort})
+	if after != "" {
+		req.SetSearchAfter([]string{after})
+	}
 	req.Fields = []string{fConv, fSeq, fSender, fTS, fText}
 	req.Score = "none"
 	res, err := x.b.SearchInContext(ctx, req)
@@ -238,7 +274,12 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 	var p search.Page
 	for i, h := range res.Hits {
 		if i == limit {
-			p.Cursor = search.Cursor(p.Hits[limit-1].Seq)
+			last := &p.Hits[limit-1]
+			if x.legacy {
+				p.Cursor = search.SeqCursor(last.Seq)
+			} else {
+				p.Cursor = search.OrderKey(last.TS, last.Seq, last.Conv)
+			}
 			break
 		}
 		hit := search.Hit{Conv: str(h.Fields[fConv]), Seq: num(h.Fields[fSeq]), Sender: str(h.Fields[fSender]), TS: str(h.Fields[fTS])}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/mapping"
 
 	"github.com/natter-chat/natter/search"
@@ -47,43 +48,64 @@ func TestReopen(t *testing.T) {
 	}
 }
 
-// An index made before the order field (its mapping has none) sorts by
-// the numeric seq: newest first all the same.
-func TestIndexWithoutOrderField(t *testing.T) {
+// legacyMapping is the mapping of an index made before fKey: the seq
+// indexed (the cursor's range) and, withOrder, fOrder (the sort); without
+// it (an index made before fOrder too) the seq has doc values (its sort).
+func legacyMapping(t *testing.T, withOrder bool) *mapping.IndexMappingImpl {
+	t.Helper()
 	m, err := indexMapping()
 	if err != nil {
 		t.Fatal(err)
 	}
 	im := m.(*mapping.IndexMappingImpl)
-	delete(im.DefaultMapping.Properties, fOrder)
-	seq := im.DefaultMapping.Properties[fSeq].Fields[0]
-	seq.DocValues = true // as the sort needs, and as it was
-	x, err := create(filepath.Join(t.TempDir(), "search"), im)
-	if err != nil {
-		t.Fatal(err)
+	delete(im.DefaultMapping.Properties, fKey)
+	seq := bleve.NewNumericFieldMapping()
+	seq.IncludeInAll, seq.DocValues = false, !withOrder
+	im.DefaultMapping.Properties[fSeq].Fields = []*mapping.FieldMapping{seq}
+	if withOrder {
+		order := bleve.NewKeywordFieldMapping()
+		order.Store, order.IncludeTermVectors, order.IncludeInAll, order.SkipFreqNorm = false, false, false, true
+		im.DefaultMapping.AddFieldMappingsAt(fOrder, order)
 	}
-	defer x.Close()
-	if x.sort != fSeq {
-		t.Fatalf("sorts by %q, want %q", x.sort, fSeq)
-	}
-	ctx := context.Background()
-	var docs []search.Doc
-	for _, s := range []uint64{5, 300, 17, 4096, 2} {
-		docs = append(docs, search.Doc{Conv: "c1", Seq: s, Sender: "a", TS: "t", Text: "same words"})
-	}
-	if err := x.Write(ctx, docs, nil); err != nil {
-		t.Fatal(err)
-	}
-	p, err := x.Search(ctx, search.Query{Text: "words", Convs: []string{"c1"}, Limit: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []uint64
-	for _, h := range p.Hits {
-		got = append(got, h.Seq)
-	}
-	if !slices.Equal(got, []uint64{4096, 300, 17}) || p.Cursor != "17" {
-		t.Fatalf("hits %v cursor %q, want [4096 300 17] cursor 17", got, p.Cursor)
+	return im
+}
+
+// An index made before fKey (its mapping has none) sorts by the seq and
+// pages with seq cursors, as it did: newest first within a stream.
+func TestLegacyIndex(t *testing.T) {
+	for _, withOrder := range []bool{true, false} {
+		x, err := create(filepath.Join(t.TempDir(), "search"), legacyMapping(t, withOrder))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		if want := map[bool]string{true: fOrder, false: fSeq}[withOrder]; x.sort != want || !x.legacy {
+			t.Fatalf("sorts by %q (legacy %v), want %q", x.sort, x.legacy, want)
+		}
+		ctx := context.Background()
+		var docs []search.Doc
+		for _, s := range []uint64{5, 300, 17, 4096, 2} {
+			docs = append(docs, search.Doc{Conv: "c1", Seq: s, Sender: "a", TS: "t", Text: "same words"})
+		}
+		if err := x.Write(ctx, docs, nil); err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		p, err := x.Search(ctx, search.Query{Text: "words", Convs: []string{"c1"}, Limit: 3})
+		for _, h := range p.Hits {
+			got = append(got, h.Seq)
+		}
+		if err != nil || !slices.Equal(got, []uint64{4096, 300, 17}) || p.Cursor != "17" {
+			t.Fatalf("hits %v cursor %q (%v), want [4096 300 17] cursor 17", got, p.Cursor, err)
+		}
+		p, err = x.Search(ctx, search.Query{Text: "words", Convs: []string{"c1"}, Limit: 3, Cursor: p.Cursor})
+		got = got[:0]
+		for _, h := range p.Hits {
+			got = append(got, h.Seq)
+		}
+		if err != nil || !slices.Equal(got, []uint64{5, 2}) || p.Cursor != "" {
+			t.Fatalf("page 2: hits %v cursor %q (%v), want [5 2]", got, p.Cursor, err)
+		}
 	}
 }
 

@@ -67,23 +67,34 @@ func New(ctx context.Context, cfg Config) (*Index, error) {
 		return nil, err
 	}
 	if status == http.StatusOK {
+		// An index made before a field was added gets it (adding
+		// fields is allowed; its older documents lack them: see
+		// docs/operations.md, "Search").
+		status, body, err := x.do(ctx, http.MethodPut, "/"+url.PathEscape(x.index)+"/_mapping", map[string]any{"properties": added})
+		if err != nil {
+			return nil, err
+		}
+		if status != http.StatusOK {
+			return nil, fmt.Errorf("%w: update mapping of %s: %d %s", ErrStatus, x.index, status, body)
+		}
 		return x, nil
 	}
 	// No stop words (the standard analyzer's default), as the embedded
-	// index; seq sorts and pages.
+	// index; okey (search.OrderKey) sorts and pages.
+	props := map[string]any{
+		"conv":     map[string]any{"type": "keyword"},
+		"seq":      map[string]any{"type": "long"},
+		"sender":   map[string]any{"type": "keyword"},
+		"ts":       map[string]any{"type": "keyword", "index": false},
+		"text":     map[string]any{"type": "text", "analyzer": "standard"},
+		"edit_seq": map[string]any{"type": "long", "index": false},
+	}
+	for k, v := range added {
+		props[k] = v
+	}
 	mapping := map[string]any{
 		"settings": map[string]any{"number_of_shards": cfg.Shards, "number_of_replicas": cfg.Replicas},
-		"mappings": map[string]any{
-			"dynamic": "strict",
-			"properties": map[string]any{
-				"conv":     map[string]any{"type": "keyword"},
-				"seq":      map[string]any{"type": "long"},
-				"sender":   map[string]any{"type": "keyword"},
-				"ts":       map[string]any{"type": "keyword", "index": false},
-				"text":     map[string]any{"type": "text", "analyzer": "standard"},
-				"edit_seq": map[string]any{"type": "long", "index": false},
-			},
-		},
+		"mappings": map[string]any{"dynamic": "strict", "properties": props},
 	}
 	status, body, err := x.do(ctx, http.MethodPut, "/"+url.PathEscape(x.index), mapping)
 	if err != nil {
@@ -93,6 +104,12 @@ func New(ctx context.Context, cfg Config) (*Index, error) {
 		return nil, fmt.Errorf("%w: create index %s: %d %s", ErrStatus, x.index, status, body)
 	}
 	return x, nil
+}
+
+// added are the fields added to the mapping after the first release; New
+// puts them into an index that lacks them.
+var added = map[string]any{
+	"okey": map[string]any{"type": "keyword"},
 }
 
 // do sends one request with a JSON body (or NDJSON, when body is a
@@ -137,6 +154,7 @@ type source struct {
 	TS      string `json:"ts"`
 	Text    string `json:"text"`
 	EditSeq uint64 `json:"edit_seq"`
+	OKey    string `json:"okey,omitempty"`
 }
 
 // Write implements search.Index: one _bulk request, deletes first, waiting
@@ -152,7 +170,7 @@ func (x *Index) Write(ctx context.Context, put []search.Doc, del []search.Key) e
 	}
 	for _, d := range put {
 		_ = enc.Encode(map[string]any{"index": map[string]string{"_id": d.Key().ID()}})
-		_ = enc.Encode(source{Conv: d.Conv, Seq: d.Seq, Sender: d.Sender, TS: d.TS, Text: d.Text, EditSeq: d.EditSeq})
+		_ = enc.Encode(source{Conv: d.Conv, Seq: d.Seq, Sender: d.Sender, TS: d.TS, Text: d.Text, EditSeq: d.EditSeq, OKey: d.Order()})
 	}
 	status, body, err := x.do(ctx, http.MethodPost, "/"+url.PathEscape(x.index)+"/_bulk?refresh=wait_for", b.Bytes())
 	if err != nil {
@@ -215,7 +233,7 @@ func (x *Index) Get(ctx context.Context, k search.Key) (*search.Doc, error) {
 
 // Search implements search.Index.
 func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error) {
-	below, err := search.ParseCursor(q.Cursor)
+	after, err := search.ParseCursor(q.Cursor)
 	if err != nil {
 		return search.Page{}, err
 	}
@@ -224,14 +242,12 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 	}
 	limit := search.Limit(q.Limit)
 	filter := []any{map[string]any{"terms": map[string]any{"conv": q.Convs}}}
-	if below > 0 {
-		filter = append(filter, map[string]any{"range": map[string]any{"seq": map[string]any{"lt": below}}})
-	}
 	req := map[string]any{
 		"size":             limit + 1,
 		"track_total_hits": false,
 		"_source":          []string{"conv", "seq", "sender", "ts"},
-		"sort":             []any{map[string]any{"seq": "desc"}},
+		// Documents written before okey was (no okey) come last, by seq.
+		"sort": []any{map[string]any{"okey": map[string]any{"order": "desc", "missing": "_last"}}, map[string]any{"seq": "desc"}},
 		"query": map[string]any{"bool": map[string]any{
 			"must":   []any{map[string]any{"match": map[string]any{"text": map[string]any{"query": q.Text, "operator": "and"}}}},
 			"filter": filter,
@@ -240,6 +256,9 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 			"pre_tags": []string{"<mark>"}, "post_tags": []string{"</mark>"}, "encoder": "html",
 			"fields": map[string]any{"text": map[string]any{"number_of_fragments": 1, "fragment_size": search.FragmentBytes}},
 		},
+	}
+	if after != "" {
+		req["search_after"] = []any{after, 0} // okey is unique: after the hit itself
 	}
 	status, body, err := x.do(ctx, http.MethodPost, "/"+url.PathEscape(x.index)+"/_search", req)
 	if err != nil {
@@ -262,7 +281,8 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 	var p search.Page
 	for i, h := range res.Hits.Hits {
 		if i == limit {
-			p.Cursor = search.Cursor(p.Hits[limit-1].Seq)
+			last := &p.Hits[limit-1]
+			p.Cursor = search.OrderKey(last.TS, last.Seq, last.Conv)
 			break
 		}
 		s := h.Source

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -57,5 +58,41 @@ func TestNormalize(t *testing.T) {
 		if got := normalize(in); got != want {
 			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// An index made before okey (its strict mapping lacks the field) gets it
+// when opened: writes of today's documents are accepted and sort by it,
+// and the documents it had, without okey, come after them.
+func TestIndexWithoutOrderKey(t *testing.T) {
+	u := serverURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	x := &Index{base: u, index: "natter-test-" + hex.EncodeToString(b), client: &http.Client{Timeout: 30 * time.Second}}
+	defer func() { _ = x.Delete(context.Background()) }()
+	old := map[string]any{"mappings": map[string]any{"dynamic": "strict", "properties": map[string]any{
+		"conv": map[string]any{"type": "keyword"}, "seq": map[string]any{"type": "long"},
+		"sender": map[string]any{"type": "keyword"}, "ts": map[string]any{"type": "keyword", "index": false},
+		"text": map[string]any{"type": "text", "analyzer": "standard"}, "edit_seq": map[string]any{"type": "long", "index": false},
+	}}}
+	if st, body, err := x.do(ctx, http.MethodPut, "/"+x.index, old); err != nil || st != http.StatusOK {
+		t.Fatalf("create old index: %d %s %v", st, body, err)
+	}
+	if st, body, err := x.do(ctx, http.MethodPost, "/"+x.index+"/_doc/c1:1?refresh=true", map[string]any{
+		"conv": "c1", "seq": 1, "sender": "a", "ts": "2026-01-01T00:00:01Z", "text": "old words", "edit_seq": 0}); err != nil || st >= 300 {
+		t.Fatalf("write old doc: %d %s %v", st, body, err)
+	}
+	y, err := New(ctx, Config{URL: u, Index: x.index})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := y.Write(ctx, []search.Doc{{Conv: "c2", Seq: 1, Sender: "b", TS: "2026-01-01T00:00:02Z", Text: "new words"}}, nil); err != nil {
+		t.Fatalf("write after the mapping update: %v", err)
+	}
+	p, err := y.Search(ctx, search.Query{Text: "words", Convs: []string{"c1", "c2"}})
+	if err != nil || len(p.Hits) != 2 || p.Hits[0].Conv != "c2" || p.Hits[1].Conv != "c1" {
+		t.Fatalf("search: %+v, %v", p, err)
 	}
 }

@@ -28,6 +28,7 @@ func Run(t *testing.T, open Opener) {
 		{"MatchesWordsCaseFolded", testMatches},
 		{"OnlyNamedConversations", testConvs},
 		{"NewestFirstWithCursor", testPaging},
+		{"OrderAcrossStreams", testOrderAcrossStreams},
 		{"HighlightsAreEscapedHTML", testHighlights},
 		{"ReplaceAndDelete", testReplaceDelete},
 		{"Get", testGet},
@@ -48,8 +49,12 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
+// base is the time of seq 0 of doc: a doc's ts is base plus seq seconds,
+// so that ts and seq agree, as they do for the messages of one stream.
+var base = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func doc(conv string, seq uint64, sender, text string) search.Doc {
-	return search.Doc{Conv: conv, Seq: seq, Sender: sender, TS: fmt.Sprintf("2026-01-01T00:00:%02dZ", seq%60), Text: text}
+	return search.Doc{Conv: conv, Seq: seq, Sender: sender, TS: base.Add(time.Duration(seq) * time.Second).Format(time.RFC3339Nano), Text: text}
 }
 
 func write(t *testing.T, x search.Index, put []search.Doc, del []search.Key) {
@@ -169,6 +174,61 @@ func testPaging(t *testing.T, x search.Index) {
 	got, _ = seqs(t, x, search.Query{Text: "hello", Convs: convs})
 	if len(got) != search.DefaultLimit {
 		t.Fatalf("default page of %d hits, want %d", len(got), search.DefaultLimit)
+	}
+}
+
+// Conversations in different partition streams have seqs of their own,
+// which do not order their messages against each other: a page is in the
+// order they were stored (ts), and so is the cursor. Equal times and
+// seqs in two conversations are two hits.
+func testOrderAcrossStreams(t *testing.T, x search.Index) {
+	at := func(conv string, seq uint64, sec int, nanos int) search.Doc {
+		d := doc(conv, seq, "alice", "note")
+		d.TS = base.Add(time.Duration(sec)*time.Second + time.Duration(nanos)).Format(time.RFC3339Nano)
+		return d
+	}
+	write(t, x, []search.Doc{
+		at("g1", 900, 10, 0), at("g1", 901, 30, 0), at("g1", 902, 50, 0), // stream A: high seqs
+		at("d1", 3, 20, 0), at("d1", 4, 40, 0), at("d1", 5, 50, 0), // stream B: low seqs
+		at("d2", 5, 50, 0),           // same ts and seq as d1's 5: a hit of its own
+		at("d1", 6, 40, 500_000_000), // half a second after d1's 4
+	}, nil)
+	convs := []string{"g1", "d1", "d2"}
+	exp := []string{"g1:902", "d2:5", "d1:5", "d1:6", "d1:4", "g1:901", "d1:3", "g1:900"}
+	keys := func(p search.Page) []string {
+		var out []string
+		for _, h := range p.Hits {
+			out = append(out, fmt.Sprintf("%s:%d", h.Conv, h.Seq))
+		}
+		return out
+	}
+	p, err := x.Search(ctx(t), search.Query{Text: "note", Convs: convs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(p); !slices.Equal(got, exp) {
+		t.Fatalf("one page: %v, want %v", got, exp)
+	}
+	for _, limit := range []int{1, 3} {
+		var all []string
+		cursor := ""
+		for page := 0; ; page++ {
+			if page > len(exp) {
+				t.Fatalf("limit %d: paging does not end: %v", limit, all)
+			}
+			p, err := x.Search(ctx(t), search.Query{Text: "note", Convs: convs, Cursor: cursor, Limit: limit})
+			if err != nil {
+				t.Fatalf("limit %d, cursor %q: %v", limit, cursor, err)
+			}
+			all = append(all, keys(p)...)
+			if p.Cursor == "" {
+				break
+			}
+			cursor = p.Cursor
+		}
+		if !slices.Equal(all, exp) {
+			t.Fatalf("pages of %d: %v, want %v", limit, all, exp)
+		}
 	}
 }
 
