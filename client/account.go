@@ -32,3 +32,19 @@ func (c *Client) Export(ctx context.Context) (*protocol.ExportReady, error) {
 	}
 	return &res, nil
 }
+
+// DeletedPeer is the other member of the direct conversation c when that
+// account was erased (c.Erased), or "" when there is none. Such a
+// conversation keeps its history, but nobody can send in it any more:
+// apps show "deleted account" instead of the id.
+func DeletedPeer(c *protocol.Conversation, me string) string {
+	if c == nil || c.Kind != protocol.ConversationDirect {
+		return ""
+	}
+	for _, u := range c.Erased {
+		if u != me {
+			return u
+		}
+	}
+	return ""
+}

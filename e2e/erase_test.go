@@ -77,7 +77,8 @@ func streamHoldsIn(t testing.TB, js jetstream.JetStream, name, s string) []uint6
 		t.Fatal(err)
 	}
 	var found []uint64
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+	// An empty partition stream has first and last seq 0.
+	for seq := max(info.State.FirstSeq, 1); seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
@@ -223,7 +224,7 @@ func TestDeleteAccount(t *testing.T) {
 			if c.Conv == g.Conv && (slices.Contains(c.Members, "alice") || c.Owner != "bob") {
 				t.Fatalf("group after the erasure: %+v", c)
 			}
-			if c.Conv == d.Conv && (!slices.Contains(c.Members, "alice") || !slices.Equal(c.Erased, []string{"alice"})) {
+			if c.Conv == d.Conv && (!slices.Contains(c.Members, "alice") || !slices.Equal(c.Erased, []string{"alice"}) || client.DeletedPeer(c, "bob") != "alice") {
 				t.Fatalf("the direct conversation should keep alice, as a deleted account: %+v", c)
 			}
 		}
@@ -245,7 +246,9 @@ func TestDeleteAccount(t *testing.T) {
 				if m.Sender == "bob" && m.Kind == protocol.KindMessage && (m.Deleted || !strings.Contains(string(m.Body), "bob")) {
 					t.Fatalf("bob's row %d changed: %+v", m.Seq, m)
 				}
-				if m.Seq == quoting.Seq && (m.Quote == nil || !m.Quote.Deleted || m.Quote.Snippet != "") {
+				// Seqs are per stream: d's rows may repeat g's seqs when
+				// the two are in different partition streams.
+				if conv == g.Conv && m.Seq == quoting.Seq && (m.Quote == nil || !m.Quote.Deleted || m.Quote.Snippet != "") {
 					t.Fatalf("bob's quote of alice's message: %+v", m.Quote)
 				}
 			}

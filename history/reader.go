@@ -487,9 +487,12 @@ func (r *Reader) before(ctx context.Context, conv string, before uint64, limit i
 	return page, more, false, nil
 }
 
-// Last returns the highest seq of conv in the store or the stream.
+// Last returns the highest seq of conv in the store or the stream, the
+// stream's as its leader has it (Stream.LeaderLast): what clients are
+// shown as last_seq and their markers are clamped to counts every
+// acknowledged message.
 func (r *Reader) Last(ctx context.Context, conv string) (uint64, error) {
-	a, err := r.stream.Last(ctx, conv)
+	a, err := r.stream.LeaderLast(ctx, conv)
 	if err != nil {
 		return 0, err
 	}

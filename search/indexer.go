@@ -41,6 +41,11 @@ type IndexerConfig struct {
 	// LeaseTTL is how long the lease outlives an indexer that died
 	// without releasing it; default 15s.
 	LeaseTTL time.Duration
+	// ExpireEvery is how often the indexer removes from the index the
+	// disappearing messages whose expires_at has come (Index.Expire);
+	// default 1 minute. Search leaves them out from expires_at on in any
+	// case: this only frees the space.
+	ExpireEvery time.Duration
 }
 
 // Indexer keeps an Index from the CHAT stream through the durable
@@ -48,10 +53,12 @@ type IndexerConfig struct {
 // changes to the index as one commit, and only then acks it, so a
 // restarted indexer goes on where the index ends and re-indexes nothing
 // but the batch it was writing. Plain messages are indexed, except
-// disappearing ones (expires_at set), which no index keeps; edits and
-// deletes change their target by history.Apply, the rule the history
-// store follows; other kinds change nothing. While the index fails it
-// retries the same batch with backoff.
+// Plain messages are indexed, disappearing ones (expires_at set: a ttl
+// or a retention) with their expires_at, from which on Search leaves them
+// out and Expire, every ExpireEvery, removes them; edits and deletes
+// change their target by history.Apply, the rule the history store
+// follows; other kinds change nothing. While the index fails it retries
+// the same batch with backoff.
 type Indexer struct {
 	cfg     IndexerConfig
 	js      jetstream.JetStream
@@ -74,6 +81,9 @@ func NewIndexer(cfg IndexerConfig, js jetstream.JetStream, idx Index) *Indexer {
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 15 * time.Second
+	}
+	if cfg.ExpireEvery <= 0 {
+		cfg.ExpireEvery = time.Minute
 	}
 	return &Indexer{cfg: cfg, js: js, idx: idx}
 }
@@ -139,9 +149,39 @@ func (ix *Indexer) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
 	}
+	ctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { ix.expire(ctx) })
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
 	return pinned.RunBatchesStreams(ctx, ix.js, pinned.BatchConfig{Consumer: schema.ConsumerSearch,
 		Group: schema.PriorityGroupSearch, Batch: ix.cfg.Batch, Logger: ix.cfg.Logger}, l.ChatStreams(),
 		func(string) pinned.BatchHandler { return ix.handle })
+}
+
+// expire removes what expired from the index every ExpireEvery, taking
+// its turn with the streams' writes, until ctx ends.
+func (ix *Indexer) expire(ctx context.Context) {
+	t := time.NewTicker(ix.cfg.ExpireEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ix.wmu.Lock()
+		n, err := ix.idx.Expire(ctx, time.Now())
+		ix.wmu.Unlock()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			ix.cfg.Logger.Warn("search index: removing expired messages failed; retrying later", "removed", n, "err", err)
+		case n > 0:
+			ix.cfg.Logger.Debug("search index: removed expired messages", "removed", n)
+		}
+	}
 }
 
 // handle indexes one batch of a message stream.
@@ -167,7 +207,7 @@ func (ix *Indexer) handle(ctx context.Context, got []jetstream.Msg) error {
 func (ix *Indexer) write(ctx context.Context, msgs []*protocol.Message, got []jetstream.Msg) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		put, del, err := changes(ctx, ix.idx, msgs)
+		put, del, err := changes(ctx, ix.idx, msgs, time.Now())
 		if err == nil {
 			err = ix.idx.Write(ctx, put, del)
 		}
@@ -190,8 +230,9 @@ func (ix *Indexer) write(ctx context.Context, msgs []*protocol.Message, got []je
 
 // changes turns a batch of stream messages, in stream order, into the
 // docs to write and the keys to delete. An edit or delete whose target is
-// in the same batch applies to the batch's version of it.
-func changes(ctx context.Context, idx Index, msgs []*protocol.Message) ([]Doc, []Key, error) {
+// in the same batch applies to the batch's version of it. A message that
+// expired by now is not written (a copy of it is deleted).
+func changes(ctx context.Context, idx Index, msgs []*protocol.Message, now time.Time) ([]Doc, []Key, error) {
 	docs := map[Key]*Doc{} // nil: deleted
 	var order []Key
 	set := func(k Key, d *Doc) {
@@ -203,12 +244,11 @@ func changes(ctx context.Context, idx Index, msgs []*protocol.Message) ([]Doc, [
 	for _, m := range msgs {
 		switch m.Kind {
 		case protocol.KindMessage:
-			if m.ExpiresAt != "" {
-				// A disappearing message is never indexed: no copy of
-				// it outlives its expires_at (docs/protocol.md).
+			if m.Expired(now) {
+				set(Key{m.Conv, m.Seq}, nil)
 				continue
 			}
-			set(Key{m.Conv, m.Seq}, &Doc{Conv: m.Conv, Seq: m.Seq, Sender: m.Sender, TS: m.TS, Text: protocol.BodyText(m.Body)})
+			set(Key{m.Conv, m.Seq}, &Doc{Conv: m.Conv, Seq: m.Seq, Sender: m.Sender, TS: m.TS, Text: protocol.BodyText(m.Body), ExpiresAt: m.ExpiresAt})
 		case protocol.KindEdit, protocol.KindDelete:
 			k := Key{m.Conv, m.Ref}
 			d, ok := docs[k]

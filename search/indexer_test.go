@@ -3,7 +3,9 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -18,8 +20,9 @@ func (m mapIndex) Get(_ context.Context, k Key) (*Doc, error) {
 	}
 	return nil, ErrNotFound
 }
-func (m mapIndex) Search(context.Context, Query) (Page, error) { return Page{}, nil }
-func (m mapIndex) Close() error                                { return nil }
+func (m mapIndex) Search(context.Context, Query) (Page, error)    { return Page{}, nil }
+func (m mapIndex) Close() error                                   { return nil }
+func (m mapIndex) Expire(context.Context, time.Time) (int, error) { return 0, nil }
 
 func msg(seq uint64, sender, kind string, ref uint64, text string) *protocol.Message {
 	body, _ := json.Marshal(map[string]string{"text": text})
@@ -28,8 +31,16 @@ func msg(seq uint64, sender, kind string, ref uint64, text string) *protocol.Mes
 
 // A batch becomes the final state of each message it touches: edits and
 // deletes by the sender apply (to the batch's version or the indexed
-// one), others' are ignored, reactions change nothing.
+// one), others' are ignored, reactions change nothing. A disappearing
+// message is indexed with its expires_at, however far off, and keeps it
+// through an edit; one that expired already is not.
 func TestChanges(t *testing.T) {
+	now := time.Now()
+	later, gone := protocol.FormatTime(now.Add(90*24*time.Hour)), protocol.FormatTime(now.Add(-time.Second))
+	expiring := func(m *protocol.Message, at string) *protocol.Message {
+		m.ExpiresAt = at
+		return m
+	}
 	idx := mapIndex{{"c1", 1}: {Conv: "c1", Seq: 1, Sender: "alice", TS: "t", Text: "old"}, {"c1", 2}: {Conv: "c1", Seq: 2, Sender: "bob", TS: "t", Text: "bob's"}}
 	put, del, err := changes(context.Background(), idx, []*protocol.Message{
 		msg(10, "alice", protocol.KindEdit, 1, "new"),     // indexed target
@@ -41,15 +52,19 @@ func TestChanges(t *testing.T) {
 		msg(16, "carol", protocol.KindReaction, 12, "👍"),  // nothing
 		msg(17, "alice", protocol.KindEdit, 99, "nobody"), // no target
 		msg(18, "alice", protocol.KindEdit, 1, "newer"),
-	})
+		expiring(msg(19, "carol", protocol.KindMessage, 0, "fleeting"), later),
+		expiring(msg(20, "carol", protocol.KindEdit, 19, "fleeting, edited"), later),
+		expiring(msg(21, "carol", protocol.KindMessage, 0, "gone"), gone),
+	}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Doc{{Conv: "c1", Seq: 1, Sender: "alice", TS: "t", Text: "newer", EditSeq: 18}, {Conv: "c1", Seq: 12, Sender: "carol", TS: "t", Text: "hello", EditSeq: 13}}
-	if len(put) != len(want) || put[0] != want[0] || put[1] != want[1] {
+	want := []Doc{{Conv: "c1", Seq: 1, Sender: "alice", TS: "t", Text: "newer", EditSeq: 18}, {Conv: "c1", Seq: 12, Sender: "carol", TS: "t", Text: "hello", EditSeq: 13},
+		{Conv: "c1", Seq: 19, Sender: "carol", TS: "t", Text: "fleeting, edited", EditSeq: 20, ExpiresAt: later}}
+	if !slices.Equal(put, want) {
 		t.Fatalf("put %+v, want %+v", put, want)
 	}
-	if len(del) != 1 || del[0] != (Key{"c1", 2}) {
+	if !slices.Equal(del, []Key{{"c1", 2}, {"c1", 21}}) {
 		t.Fatalf("del %+v", del)
 	}
 }

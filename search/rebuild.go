@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -91,8 +92,9 @@ type rebuildProgress struct {
 //     first message; the consumer's ack floor is then below it.
 //  2. It reads every conversation's rows from the store, in batches, and
 //     writes each plain message as the store has it (its latest edit
-//     applied) to the index; a deleted or erased message (a tombstone) or
-//     a disappearing one (expires_at) is removed from the index instead.
+//     applied, its expires_at if it has one) to the index; a deleted or
+//     erased message (a tombstone) or one that expired is removed from the
+//     index instead.
 //  3. The retention trimmer purges only what the store holds, but it
 //     may purge while Rebuild reads (a consumer nobody read holds nothing
 //     back): if a consumer's ack floor moved, Rebuild reads, on each
@@ -324,11 +326,11 @@ func (w *rebuildWriter) row(r *protocol.Message) {
 		return
 	}
 	k := Key{Conv: r.Conv, Seq: r.Seq}
-	if r.Deleted || r.ExpiresAt != "" {
+	if r.Deleted || r.Expired(time.Now()) {
 		w.del = append(w.del, k)
 		return
 	}
-	w.put = append(w.put, Doc{Conv: r.Conv, Seq: r.Seq, Sender: r.Sender, TS: r.TS, Text: protocol.BodyText(r.Body), EditSeq: r.EditSeq})
+	w.put = append(w.put, Doc{Conv: r.Conv, Seq: r.Seq, Sender: r.Sender, TS: r.TS, Text: protocol.BodyText(r.Body), EditSeq: r.EditSeq, ExpiresAt: r.ExpiresAt})
 }
 
 // flush writes what is queued as one commit.

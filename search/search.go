@@ -32,6 +32,10 @@ type Doc struct {
 	Text string
 	// EditSeq is the seq of the latest edit applied, 0 for none.
 	EditSeq uint64
+	// ExpiresAt is a disappearing message's expires_at (RFC 3339), ""
+	// for one that lasts. Search never returns it from then on, and
+	// Expire removes it.
+	ExpiresAt string
 }
 
 // Order is d's place in the order of Search, newest first: see OrderKey.
@@ -130,9 +134,13 @@ type Index interface {
 	// Get returns the stored Doc of k, or ErrNotFound.
 	Get(ctx context.Context, k Key) (*Doc, error)
 	// Search returns one page of the messages of q.Convs matching q.Text,
-	// newest first. An empty Text or Convs matches nothing; a bad cursor
-	// is ErrBadCursor.
+	// newest first, leaving out those whose ExpiresAt has come (whether
+	// or not Expire removed them yet). An empty Text or Convs matches
+	// nothing; a bad cursor is ErrBadCursor.
 	Search(ctx context.Context, q Query) (Page, error)
+	// Expire removes the Docs whose ExpiresAt is at or before now and
+	// returns how many it removed.
+	Expire(ctx context.Context, now time.Time) (int, error)
 	// Close releases the index.
 	Close() error
 }

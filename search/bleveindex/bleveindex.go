@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
@@ -18,8 +19,10 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/mapping"
+	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
 
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/search"
 )
 
@@ -190,9 +193,20 @@ func (x *Index) Write(ctx context.Context, put []search.Doc, del []search.Key) e
 	}
 	for i := range put {
 		d := &put[i]
-		if err := b.Index(d.Key().ID(), map[string]any{
+		fields := map[string]any{
 			fConv: d.Conv, fSeq: float64(d.Seq), fOrder: orderKey(d.Seq), fKey: d.Order(), fSender: d.Sender, fTS: d.TS, fText: d.Text, fEditSeq: float64(d.EditSeq),
-		}); err != nil {
+		}
+		if d.ExpiresAt != "" {
+			if x.legacy {
+				// Its mapping has no expiry fields: such an index never
+				// held disappearing messages, and does not now.
+				b.Delete(d.Key().ID())
+				continue
+			}
+			t, _ := protocol.ParseExpiry(d.ExpiresAt)
+			fields[fExpiresAt], fields[fExpires] = d.ExpiresAt, float64(t.UnixMilli())
+		}
+		if err := b.Index(d.Key().ID(), fields); err != nil {
 			return fmt.Errorf("index %s: %w", d.Key().ID(), err)
 		}
 	}
@@ -215,7 +229,7 @@ func (x *Index) Get(ctx context.Context, k search.Key) (*search.Doc, error) {
 	}
 	f := res.Hits[0].Fields
 	return &search.Doc{Conv: str(f[fConv]), Seq: num(f[fSeq]), Sender: str(f[fSender]), TS: str(f[fTS]),
-		Text: str(f[fText]), EditSeq: num(f[fEditSeq])}, nil
+		Text: str(f[fText]), EditSeq: num(f[fEditSeq]), ExpiresAt: str(f[fExpiresAt])}, nil
 }
 
 // Search implements search.Index. The query is a conjunction of term
@@ -260,19 +274,36 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 		r.SetField(fSeq)
 		parts = append(parts, r)
 	}
-	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(parts...), limit+1, 0, false)
-	req.SortBy([]string{"-" + x.sort})
-	if after != "" {
-		req.SetSearchAfter([]string{after})
-	}
-	req.Fields = []string{fConv, fSeq, fSender, fTS, fText}
-	req.Score = "none"
-	res, err := x.b.SearchInContext(ctx, req)
-	if err != nil {
-		return search.Page{}, fmt.Errorf("search: %w", err)
-	}
+	q2 := bleve.NewConjunctionQuery(parts...)
+	// Hits whose expires_at has come are left out here, whether or not
+	// Expire removed them yet; a page short of them reads on past them
+	// (after the last hit read, by its sort key).
+	now := time.Now()
 	var p search.Page
-	for i, h := range res.Hits {
+	var keep []*bsearch.DocumentMatch
+	for {
+		req := bleve.NewSearchRequestOptions(q2, limit+1-len(keep), 0, false)
+		req.SortBy([]string{"-" + x.sort})
+		if after != "" {
+			req.SetSearchAfter([]string{after})
+		}
+		req.Fields = []string{fConv, fSeq, fSender, fTS, fText, fExpiresAt}
+		req.Score = "none"
+		res, err := x.b.SearchInContext(ctx, req)
+		if err != nil {
+			return search.Page{}, fmt.Errorf("search: %w", err)
+		}
+		for _, h := range res.Hits {
+			if !protocol.Expired(str(h.Fields[fExpiresAt]), now) {
+				keep = append(keep, h)
+			}
+		}
+		if len(keep) == limit+1 || len(res.Hits) < req.Size || x.legacy {
+			break
+		}
+		after = res.Hits[len(res.Hits)-1].Sort[0]
+	}
+	for i, h := range keep {
 		if i == limit {
 			last := &p.Hits[limit-1]
 			if x.legacy {
@@ -289,6 +320,38 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 		p.Hits = append(p.Hits, hit)
 	}
 	return p, nil
+}
+
+// Expire implements search.Index: it finds the documents whose fExpires
+// is at or before now, a thousand at a time, and deletes them.
+func (x *Index) Expire(ctx context.Context, now time.Time) (int, error) {
+	if x.legacy {
+		return 0, nil // it holds no disappearing message
+	}
+	hi := float64(now.UnixMilli())
+	yes := true
+	r := bleve.NewNumericRangeInclusiveQuery(nil, &hi, nil, &yes)
+	r.SetField(fExpires)
+	n := 0
+	for {
+		req := bleve.NewSearchRequestOptions(r, 1000, 0, false)
+		req.Score = "none"
+		res, err := x.b.SearchInContext(ctx, req)
+		if err != nil {
+			return n, fmt.Errorf("search index expire: %w", err)
+		}
+		if len(res.Hits) == 0 {
+			return n, nil
+		}
+		b := x.b.NewBatch()
+		for _, h := range res.Hits {
+			b.Delete(h.ID)
+		}
+		if err := x.b.Batch(b); err != nil {
+			return n, fmt.Errorf("search index expire: %w", err)
+		}
+		n += len(res.Hits)
+	}
 }
 
 // convFilter matches the documents of convs: one term query each, ORed.

@@ -2,6 +2,7 @@ package bleveindex
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -105,6 +106,15 @@ func TestLegacyIndex(t *testing.T) {
 		}
 		if err != nil || !slices.Equal(got, []uint64{5, 2}) || p.Cursor != "" {
 			t.Fatalf("page 2: hits %v cursor %q (%v), want [5 2]", got, p.Cursor, err)
+		}
+		// Its mapping has no expiry fields: it keeps no disappearing
+		// message (which would never expire there).
+		d := search.Doc{Conv: "c1", Seq: 5, Sender: "a", TS: "t", Text: "same words", ExpiresAt: "2999-01-01T00:00:00Z"}
+		if err := x.Write(ctx, []search.Doc{d}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := x.Get(ctx, d.Key()); !errors.Is(err, search.ErrNotFound) {
+			t.Fatalf("a legacy index holds a disappearing message: %v", err)
 		}
 	}
 }

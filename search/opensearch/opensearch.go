@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/search"
 )
 
@@ -109,7 +110,8 @@ func New(ctx context.Context, cfg Config) (*Index, error) {
 // added are the fields added to the mapping after the first release; New
 // puts them into an index that lacks them.
 var added = map[string]any{
-	"okey": map[string]any{"type": "keyword"},
+	"okey":       map[string]any{"type": "keyword"},
+	"expires_at": map[string]any{"type": "date", "format": "strict_date_optional_time_nanos"},
 }
 
 // do sends one request with a JSON body (or NDJSON, when body is a
@@ -155,6 +157,8 @@ type source struct {
 	Text    string `json:"text"`
 	EditSeq uint64 `json:"edit_seq"`
 	OKey    string `json:"okey,omitempty"`
+	// ExpiresAt is a disappearing message's expires_at.
+	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
 // Write implements search.Index: one _bulk request, deletes first, waiting
@@ -170,9 +174,15 @@ func (x *Index) Write(ctx context.Context, put []search.Doc, del []search.Key) e
 	}
 	for _, d := range put {
 		_ = enc.Encode(map[string]any{"index": map[string]string{"_id": d.Key().ID()}})
-		_ = enc.Encode(source{Conv: d.Conv, Seq: d.Seq, Sender: d.Sender, TS: d.TS, Text: d.Text, EditSeq: d.EditSeq, OKey: d.Order()})
+		_ = enc.Encode(source{Conv: d.Conv, Seq: d.Seq, Sender: d.Sender, TS: d.TS, Text: d.Text, EditSeq: d.EditSeq, OKey: d.Order(), ExpiresAt: d.ExpiresAt})
 	}
-	status, body, err := x.do(ctx, http.MethodPost, "/"+url.PathEscape(x.index)+"/_bulk?refresh=wait_for", b.Bytes())
+	return x.bulk(ctx, b.Bytes())
+}
+
+// bulk sends one _bulk request, waiting for the refresh that makes it
+// searchable; deleting what is not there is no error.
+func (x *Index) bulk(ctx context.Context, ndjson []byte) error {
+	status, body, err := x.do(ctx, http.MethodPost, "/"+url.PathEscape(x.index)+"/_bulk?refresh=wait_for", ndjson)
 	if err != nil {
 		return err
 	}
@@ -228,7 +238,7 @@ func (x *Index) Get(ctx context.Context, k search.Key) (*search.Doc, error) {
 		return nil, search.ErrNotFound
 	}
 	s := res.Source
-	return &search.Doc{Conv: s.Conv, Seq: s.Seq, Sender: s.Sender, TS: s.TS, Text: s.Text, EditSeq: s.EditSeq}, nil
+	return &search.Doc{Conv: s.Conv, Seq: s.Seq, Sender: s.Sender, TS: s.TS, Text: s.Text, EditSeq: s.EditSeq, ExpiresAt: s.ExpiresAt}, nil
 }
 
 // Search implements search.Index.
@@ -251,6 +261,9 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 		"query": map[string]any{"bool": map[string]any{
 			"must":   []any{map[string]any{"match": map[string]any{"text": map[string]any{"query": q.Text, "operator": "and"}}}},
 			"filter": filter,
+			// What expired is left out, whether or not Expire removed
+			// it yet.
+			"must_not": []any{map[string]any{"range": map[string]any{"expires_at": map[string]any{"lte": protocol.FormatTime(time.Now())}}}},
 		}},
 		"highlight": map[string]any{
 			"pre_tags": []string{"<mark>"}, "post_tags": []string{"</mark>"}, "encoder": "html",
@@ -293,6 +306,46 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 		p.Hits = append(p.Hits, hit)
 	}
 	return p, nil
+}
+
+// Expire implements search.Index: it finds what has an expires_at at or
+// before now, a thousand at a time, and deletes it with _bulk (a delete
+// by query needs OpenSearch's reindex module, which a node need not have).
+func (x *Index) Expire(ctx context.Context, now time.Time) (int, error) {
+	q := map[string]any{"size": 1000, "_source": false, "track_total_hits": false,
+		"query": map[string]any{"range": map[string]any{"expires_at": map[string]any{"lte": protocol.FormatTime(now)}}}}
+	n := 0
+	for {
+		status, body, err := x.do(ctx, http.MethodPost, "/"+url.PathEscape(x.index)+"/_search", q)
+		if err != nil {
+			return n, err
+		}
+		if status != http.StatusOK {
+			return n, fmt.Errorf("%w: expire: %d %s", ErrStatus, status, body)
+		}
+		var res struct {
+			Hits struct {
+				Hits []struct {
+					ID string `json:"_id"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			return n, fmt.Errorf("opensearch expire: %w", err)
+		}
+		if len(res.Hits.Hits) == 0 {
+			return n, nil
+		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		for _, h := range res.Hits.Hits {
+			_ = enc.Encode(map[string]any{"delete": map[string]string{"_id": h.ID}})
+		}
+		if err := x.bulk(ctx, b.Bytes()); err != nil {
+			return n, err
+		}
+		n += len(res.Hits.Hits)
+	}
 }
 
 // normalize re-escapes a highlight the way the embedded index does

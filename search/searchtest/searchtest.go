@@ -29,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 		{"OnlyNamedConversations", testConvs},
 		{"NewestFirstWithCursor", testPaging},
 		{"OrderAcrossStreams", testOrderAcrossStreams},
+		{"Expiry", testExpiry},
 		{"HighlightsAreEscapedHTML", testHighlights},
 		{"ReplaceAndDelete", testReplaceDelete},
 		{"Get", testGet},
@@ -230,6 +231,63 @@ func testOrderAcrossStreams(t *testing.T, x search.Index) {
 			t.Fatalf("pages of %d: %v, want %v", limit, all, exp)
 		}
 	}
+}
+
+// A disappearing message is found until its expires_at, however far off
+// that is, and never from then on, whether or not Expire removed it yet;
+// pages read on past expired ones; Expire removes exactly what expired.
+func testExpiry(t *testing.T, x search.Index) {
+	now := time.Now()
+	at := func(seq uint64, exp time.Time) search.Doc {
+		d := doc("c1", seq, "alice", "fleeting words")
+		if !exp.IsZero() {
+			d.ExpiresAt = exp.UTC().Format(time.RFC3339Nano)
+		}
+		return d
+	}
+	past, soon, far := now.Add(-time.Second), now.Add(time.Hour), now.Add(90*24*time.Hour)
+	docs := []search.Doc{at(1, time.Time{}), at(2, past), at(3, past), at(4, past), at(5, far), at(6, soon), at(7, past)}
+	write(t, x, docs, nil)
+	all := []string{"c1"}
+	got, _ := seqs(t, x, search.Query{Text: "fleeting", Convs: all})
+	want(t, "expired ones left out", got, []uint64{6, 5, 1})
+	var pages []uint64
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+		got, p := seqs(t, x, search.Query{Text: "fleeting", Convs: all, Limit: 2, Cursor: cursor})
+		if p.Cursor != "" && len(got) != 2 {
+			t.Fatalf("page %d: %v, short of the limit with a cursor", page, got)
+		}
+		pages = append(pages, got...)
+		if p.Cursor == "" {
+			break
+		}
+		cursor = p.Cursor
+	}
+	want(t, "pages of 2 over expired ones", pages, []uint64{6, 5, 1})
+	if d, err := x.Get(ctx(t), search.Key{Conv: "c1", Seq: 5}); err != nil || d.ExpiresAt != docs[4].ExpiresAt {
+		t.Fatalf("Get of a disappearing message: %+v, %v; want expires_at %s", d, err, docs[4].ExpiresAt)
+	}
+	n, err := x.Expire(ctx(t), now)
+	if err != nil || n != 4 {
+		t.Fatalf("Expire(now) = %d, %v; want the 4 expired", n, err)
+	}
+	for _, seq := range []uint64{2, 3, 4, 7} {
+		if _, err := x.Get(ctx(t), search.Key{Conv: "c1", Seq: seq}); !errors.Is(err, search.ErrNotFound) {
+			t.Fatalf("Get of expired seq %d after Expire: %v", seq, err)
+		}
+	}
+	if n, err := x.Expire(ctx(t), now); err != nil || n != 0 {
+		t.Fatalf("Expire again = %d, %v; want 0", n, err)
+	}
+	if n, err := x.Expire(ctx(t), soon); err != nil || n != 1 {
+		t.Fatalf("Expire(in an hour) = %d, %v; want 1", n, err)
+	}
+	got, _ = seqs(t, x, search.Query{Text: "fleeting", Convs: all})
+	want(t, "after Expire(in an hour)", got, []uint64{5, 1})
 }
 
 func testHighlights(t *testing.T, x search.Index) {

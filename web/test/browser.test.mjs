@@ -807,6 +807,14 @@ test("account settings: export downloads my archive; delete asks to type my id, 
   const co = new NatterClient({ url: srv.wsURL, token: srv.token(o), WebSocket });
   await co.connect();
   const conv = (await co.create("group", [u], "acct group")).conv;
+  const direct = (await co.create("direct", [u])).conv;
+  await co.send(direct, { text: "just us" });
+  // The other member watches the direct conversation in the app.
+  const ob = await signIn(o, { width: 1000, height: 700 });
+  await ob.page.waitForSelector(`#convs [data-conv="${direct}"]`);
+  await ob.page.click(`#convs [data-conv="${direct}"]`);
+  await waitForText(ob.page, "just us");
+  assert.equal(await ob.page.textContent("#chat-title"), u);
   const a = await signIn(u, { width: 1000, height: 700 });
   await a.page.waitForSelector(`#convs [data-conv="${conv}"]`);
   await a.page.click(`#convs [data-conv="${conv}"]`);
@@ -819,8 +827,10 @@ test("account settings: export downloads my archive; delete asks to type my id, 
   const href = await a.page.$eval("#export-link", (el) => el.href);
   const archive = await a.page.evaluate(async (u) => (await fetch(u)).text(), href);
   const lines = archive.trim().split("\n").map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => l.type), ["export", "conversation", "message", "end"]);
-  assert.equal(lines[2].message.body.text, "mine to export");
+  // The group with my message and the direct conversation (none of mine in it).
+  assert.deepEqual(lines.map((l) => l.type).sort(), ["conversation", "conversation", "end", "export", "message"]);
+  assert.equal(lines[0].type, "export");
+  assert.equal(lines.find((l) => l.type === "message").message.body.text, "mine to export");
 
   // The delete button stays disabled until the id is typed.
   await a.page.click("#delete-account");
@@ -835,6 +845,17 @@ test("account settings: export downloads my archive; delete asks to type my id, 
   await left;
   const again = new NatterClient({ url: srv.wsURL, token: srv.token(u), WebSocket });
   await assert.rejects(again.connect(), (e) => e instanceof NatterError && e.code === "unauthorized");
+  // The direct conversation stays for the other member, as a deleted
+  // account nobody can write to: live, without a reload.
+  await ob.page.waitForFunction(() => document.querySelector("#chat-title")?.textContent === "deleted account", null, { timeout: 20_000 });
+  await ob.page.waitForFunction(() => [...document.querySelectorAll("#messages .event")].some((e) => /account was deleted/.test(e.textContent)), null, { timeout: 20_000 });
+  assert.equal(await ob.page.isVisible("#erased-note"), true);
+  assert.equal(await ob.page.isVisible("#composer"), false);
+  assert.equal(await ob.page.textContent(`#convs [data-conv="${direct}"] .name`), "deleted account");
+  assert.equal(await ob.page.isVisible("#block-toggle"), false);
+  await waitForText(ob.page, "just us");
+  await ob.page.screenshot({ path: join(artifacts, "deleted-account.png") });
   co.close();
+  await ob.ctx.close();
   await a.ctx.close();
 });

@@ -2,7 +2,7 @@
 // library. State lives in memory; the DOM is redrawn from it (the list
 // parts only: inputs are built once and keep their focus and text).
 
-import { NatterClient, newClientId, webStorageOutbox } from "../../client/src/index.js";
+import { NatterClient, deletedPeer, erasedConversation, newClientId, webStorageOutbox } from "../../client/src/index.js";
 import type { AddPolicy, Conversation, Message, MuteLevel, OutboxEntry } from "../../client/src/index.js";
 import { byActivity, mentionBadge, previewLine, startInbox } from "./inbox.js";
 import { attachButton, drawFiles, sendFile } from "./attach.js";
@@ -492,11 +492,14 @@ function startEdit(conv: string, seq: number, text: string): void {
 // ---- view
 
 function convTitle(c: Conversation): string {
+  if (deletedPeer(c, state.me)) return "deleted account";
   if (c.kind === "direct") return (c.members ?? []).find((u) => u !== state.me) ?? "direct";
   return c.title || (c.members ?? []).filter((u) => u !== state.me).join(", ") || "group";
 }
 
+// The other member of a direct conversation, unless that account was erased.
 function peer(c: Conversation): string | undefined {
+  if (deletedPeer(c, state.me)) return undefined;
   return c.kind === "direct" ? (c.members ?? []).find((u) => u !== state.me) : undefined;
 }
 
@@ -584,6 +587,7 @@ function buildShell(): void {
         h("div", { id: "typing", class: "typing" }),
         h("div", { id: "editing", class: "editing hidden" }),
         h("div", { id: "replying", class: "editing hidden" }),
+        h("div", { id: "erased-note", class: "erased-note hidden" }, "This account was deleted. No one can send messages here."),
         h(
           "form",
           { id: "composer", class: "composer", onsubmit: submitComposer },
@@ -649,6 +653,7 @@ function draw(): void {
     $("#typing").textContent = "";
     $("#consent").classList.add("hidden");
     $("#composer").classList.remove("hidden");
+    $("#erased-note").classList.add("hidden");
     groupPanel(undefined, false, groupDeps);
     drawThreadPanel(undefined, threadDeps, () => h("div"));
     return;
@@ -656,7 +661,10 @@ function draw(): void {
   drawConsent(cs);
   // An invitation is not membership: nothing can be sent until accepted.
   // In a read-only group only the owner and admins send.
-  $("#composer").classList.toggle("hidden", cs.c.state === "invited" || !mayPost(cs.c));
+  // With a deleted account nobody sends any more.
+  const erased = erasedConversation(cs.c);
+  $("#composer").classList.toggle("hidden", cs.c.state === "invited" || !mayPost(cs.c) || erased);
+  $("#erased-note").classList.toggle("hidden", !erased);
   const isGroup = cs.c.kind === "group" && cs.c.state !== "invited";
   groupPanel(cs.c, state.groupOpen && isGroup, groupDeps);
   const members = cs.c.members ?? [];

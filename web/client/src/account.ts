@@ -1,6 +1,6 @@
 // Account requests (docs/protocol.md, "Account: delete and export"): the
 // user's own erasure and export.
-import type { FileRef } from "./types.js";
+import type { Conversation, FileRef } from "./types.js";
 
 /** The answer to delete_account: the erasure is recorded and goes on in the background. */
 export interface AccountDeleted {
@@ -35,4 +35,19 @@ export function parseExport(ndjson: string): ExportLine[] {
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as ExportLine);
+}
+
+/**
+ * The other member of direct conversation c when that account was erased
+ * (c.erased), else undefined. Such a conversation stays with its history,
+ * but nobody can send in it any more (`send` is forbidden).
+ */
+export function deletedPeer(c: Pick<Conversation, "kind" | "members" | "erased">, me: string): string | undefined {
+  if (c.kind !== "direct") return undefined;
+  return c.erased?.find((u) => u !== me);
+}
+
+/** Whether anyone may still send in c: not in a direct conversation with an erased account. */
+export function erasedConversation(c: Pick<Conversation, "erased">): boolean {
+  return (c.erased?.length ?? 0) > 0;
 }

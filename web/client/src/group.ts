@@ -35,7 +35,7 @@ export interface BannedFrame {
  * kind of event are set.
  */
 export interface GroupEvent {
-  event: "renamed" | "topic_changed" | "avatar_changed" | "read_only" | "only_admins_add" | "role_changed" | "transferred" | "banned" | "unbanned" | "ttl_changed" | "retention_changed" | string;
+  event: "renamed" | "topic_changed" | "avatar_changed" | "read_only" | "only_admins_add" | "role_changed" | "transferred" | "banned" | "unbanned" | "ttl_changed" | "retention_changed" | "account_deleted" | string;
   by: string;
   title?: string;
   topic?: string;
@@ -86,6 +86,8 @@ export function describeGroupEvent(ev: GroupEvent, name: (uid: string) => string
       return `${by} lifted ${user}'s ban`;
     case "ttl_changed":
       return ev.ttl ? `${by} turned on disappearing messages (${describeTTL(ev.ttl)})` : `${by} turned off disappearing messages`;
+    case "account_deleted":
+      return `${user || by}'s account was deleted`;
     case "retention_changed":
       return ev.retention_days ? `${by} keeps messages ${ev.retention_days} day${ev.retention_days === 1 ? "" : "s"}` : `${by} keeps messages for ever`;
   }

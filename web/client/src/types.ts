@@ -128,6 +128,11 @@ export interface Conversation {
   only_admins_add?: boolean;
   /** The group's admins, sorted (the owner is `owner`). */
   admins?: string[];
+  /**
+   * A direct conversation's members whose accounts were erased: show
+   * "deleted account" instead of the id. Nobody can send in it any more.
+   */
+  erased?: string[];
   /** The user's role; absent when not a member (an invitation). */
   role?: "owner" | "admin" | "member";
   /** Disappearing messages: the ttl in seconds (ttl.ts); absent when off. */

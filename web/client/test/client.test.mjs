@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 import { createHash } from "node:crypto";
-import { ACCOUNT_ERASED, NatterClient, NatterError, parseExport, applyThreadReply, backoffDelay, describeGroupEvent, describeTTL, dropExpired, groupEvent, isExpired, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
+import { ACCOUNT_ERASED, NatterClient, NatterError, parseExport, deletedPeer, erasedConversation, applyThreadReply, backoffDelay, describeGroupEvent, describeTTL, dropExpired, groupEvent, isExpired, isModeratorDelete, newClientId, refreshAt, tokenExpiry } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -746,12 +746,25 @@ describe("NatterClient", { timeout: 60_000 }, () => {
     assert.equal(lines[2].message.seq, mine.seq);
     assert.equal(lines[2].message.sender, ua);
     assert.equal((await fetch(a.fileURL(lines[2].message.files[0].url))).status, 200);
-    // Deleting: b sees a leave; a is closed and its token refused.
+    const direct = await b.create("direct", [ua]);
+    await a.send(direct.conv, { text: "a in private" });
+    assert.equal(deletedPeer(direct, ub), undefined);
+    // Deleting: b sees a leave the group, and the direct conversation
+    // become one with a deleted account; a is closed and its token refused.
     const left = next(b, "member", (m) => m.user === ua && m.action === "removed");
+    const marked = next(b, "conversation", (e) => e.conversation.conv === direct.conv && (e.conversation.erased ?? []).includes(ua), 20_000);
+    const item = next(b, "message", (m) => m.conv === direct.conv && groupEvent(m)?.event === "account_deleted", 20_000);
     const res = await a.deleteAccount();
     assert.equal(res.user, ua);
     assert.equal(a.state, "closed");
     await left;
+    assert.equal(deletedPeer((await marked).conversation, ub), ua);
+    assert.equal(describeGroupEvent(groupEvent(await item)), `${ua}'s account was deleted`);
+    const listed = (await b.conversations()).find((c) => c.conv === direct.conv);
+    assert.deepEqual(listed.erased, [ua]);
+    assert.equal(erasedConversation(listed), true);
+    assert.equal(deletedPeer(listed, ub), ua);
+    await assert.rejects(b.send(direct.conv, { text: "anyone there?" }), (e) => e instanceof NatterError && e.code === "forbidden");
     const again = client(ua);
     await assert.rejects(again.connect(), (e) => e instanceof NatterError && e.code === "unauthorized" && e.message.includes(ACCOUNT_ERASED));
     b.close();

@@ -63,6 +63,27 @@ describe("Inbox", { timeout: 60_000 }, () => {
     assert.equal(snippet({ text: "a\u0007b\u0085c" }), "ab c");
   });
 
+  test("orders by the time of the newest message, not its seq", () => {
+    // Seqs of conversations in different partition streams do not compare.
+    const quiet = { on: () => () => {} };
+    const inbox = new Inbox(quiet, "alice");
+    const item = (conv, seq, ts) => ({ conv, kind: "group", title: "", member_count: 2, last_seq: seq, read_seq: 0, unread: 0, ...(ts ? { last: { seq, sender: "bob", ts, snippet: "x" } } : {}) });
+    for (const c of [
+      item("busy", 900, "2026-12-03T10:00:00.5Z"),
+      item("newest", 3, "2026-12-03T10:00:01Z"),
+      item("old", 40, "2026-12-03T10:00:00.25Z"),
+      item("also-old", 7, "2026-12-03T10:00:00.250Z"),
+      item("empty", 0),
+    ])
+      inbox.applyConversation({ conversation: c, inbox: true });
+    assert.deepEqual(
+      inbox.list().map((c) => c.conv),
+      ["newest", "busy", "also-old", "old", "empty"],
+    );
+    inbox.applyMessage({ conv: "old", seq: 41, sender: "bob", ts: "2026-12-03T10:00:02.1Z", body: { text: "up" } });
+    assert.equal(inbox.list()[0].conv, "old");
+  });
+
   test("orders by activity, previews, counts; follows pushes from other devices", async () => {
     const [a, b] = [uid("a"), uid("b")];
     const laptop = client(a);
