@@ -226,6 +226,13 @@ func (r *Reader) prevOf(ctx context.Context, conv string, seq uint64) (uint64, e
 	return rows[0].Seq, nil
 }
 
+// PrevOf is the seq of conv's newest item below seq, 0 if none: the prev
+// an After page starting at seq carries (prevOf), for the fan-out, which
+// needs only that seq for its pushes (fanout.PrevOfer).
+func (r *Reader) PrevOf(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	return r.prevOf(ctx, conv, seq)
+}
+
 // rowsAfter is After without Prev.
 func (r *Reader) rowsAfter(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
 	w, first, err := r.watermark(ctx, conv)
