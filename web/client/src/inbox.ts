@@ -55,7 +55,7 @@ type InboxMessage = Pick<Message, "conv" | "seq" | "sender" | "ts" | "body"> & {
  * compare), as a string that compares like the time to the nanosecond;
  * "0" when it is not an RFC 3339 UTC time, "" without `last`.
  */
-function activity(c: Conversation): string {
+export function inboxActivity(c: Pick<Conversation, "last">): string {
   if (!c.last) return "";
   const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(c.last.ts);
   return m ? m[1] + "." + (m[2] ?? "").padEnd(9, "0") : "0";
@@ -156,7 +156,7 @@ export class Inbox {
 
   /** The items, newest activity first. */
   list(): Conversation[] {
-    return [...this.items.values()].sort((a, b) => compare(activity(b), activity(a)) || compare(a.conv, b.conv));
+    return [...this.items.values()].sort((a, b) => compare(inboxActivity(b), inboxActivity(a)) || compare(a.conv, b.conv));
   }
 
   get(conv: string): Conversation | undefined {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { Inbox, NatterClient, snippet } from "../dist/natter.js";
+import { Inbox, NatterClient, inboxActivity, snippet } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -82,6 +82,9 @@ describe("Inbox", { timeout: 60_000 }, () => {
     );
     inbox.applyMessage({ conv: "old", seq: 41, sender: "bob", ts: "2026-12-03T10:00:02.1Z", body: { text: "up" } });
     assert.equal(inbox.list()[0].conv, "old");
+    // The key apps order their own lists by (the web app does).
+    assert.ok(inboxActivity(item("a", 900, "2026-12-03T10:00:00.5Z")) < inboxActivity(item("b", 3, "2026-12-03T10:00:01Z")));
+    assert.equal(inboxActivity(item("c", 0)), "");
   });
 
   test("orders by activity, previews, counts; follows pushes from other devices", async () => {
