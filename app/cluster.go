@@ -25,10 +25,23 @@ import (
 // together with the NATS nodes, or during a failover), until ctx ends.
 // newReplicas is the replica count of a schema made from scratch when
 // cfg.Replicas is 0 (0: schema.AutoReplicas decides).
+//
+// Each attempt has ensureAttempt: a cluster that has just elected its meta
+// leader may drop a stream create unanswered, and one attempt on all of
+// ctx then waited it out (a 3-node e2e start hung 2 minutes on "ensure
+// stream CHAT_0" although the cluster was up).
 func ensureSchema(ctx context.Context, js jetstream.JetStream, cfg schema.Config, newReplicas int, log *slog.Logger) error {
+	return ensureWith(ctx, js, cfg, newReplicas, log, schema.Ensure)
+}
+
+// ensureWith is ensureSchema applying the schema with apply.
+func ensureWith(ctx context.Context, js jetstream.JetStream, cfg schema.Config, newReplicas int, log *slog.Logger,
+	apply func(context.Context, jetstream.JetStream, schema.Config) error) error {
 	wait := 100 * time.Millisecond
 	for {
-		err := ensureOnce(ctx, js, cfg, newReplicas, schema.Ensure)
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		err := ensureOnce(actx, js, cfg, newReplicas, apply)
+		cancel()
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			return err
 		}
@@ -41,6 +54,9 @@ func ensureSchema(ctx context.Context, js jetstream.JetStream, cfg schema.Config
 		wait = min(2*wait, 2*time.Second)
 	}
 }
+
+// ensureAttempt bounds one attempt of ensureSchema (a variable for tests).
+var ensureAttempt = 30 * time.Second
 
 // awaitSchema is a role's start against an external NATS: it looks up
 // what roles use (schema.Check), creating nothing, and while something is

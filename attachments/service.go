@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -486,11 +487,7 @@ func (s *Service) addQuota(ctx context.Context, uid string, delta int64) error {
 
 // isConflict reports whether a KV write lost a race with another.
 func isConflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.Is(err, jetstream.ErrKeyExists) || schema.IsWrongLastSeq(err)
 }
 
 // Sweep deletes the uploads no message referenced within Abandoned and

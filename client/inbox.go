@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/natter-chat/natter/protocol"
 )
@@ -11,7 +12,8 @@ import (
 // Inbox is a user's conversation list kept up to date from pushes, so it
 // never has to be fetched again (docs/protocol.md "Inbox"): Load reads the
 // first pages, Apply takes each push. Items are ordered as the server
-// orders them: newest activity (Last.Seq) first, then by id. It is safe
+// orders them: newest activity (the time of Last, Last.TS) first, then by
+// id; conversations without Last come last. It is safe
 // for concurrent use.
 type Inbox struct {
 	user  string
@@ -109,11 +111,19 @@ func (in *Inbox) Get(conv string) (protocol.Conversation, bool) {
 	return *cv, true
 }
 
-func activity(c *protocol.Conversation) uint64 {
+// activity is what orders the list, as the server orders it: Last's time
+// in nanoseconds (not its seq: seqs of conversations in different
+// partition streams do not compare), 1 when it does not parse, 0 without
+// Last.
+func activity(c *protocol.Conversation) int64 {
 	if c.Last == nil {
 		return 0
 	}
-	return c.Last.Seq
+	t, err := time.Parse(time.RFC3339Nano, c.Last.TS)
+	if err != nil || t.UnixNano() <= 1 {
+		return 1
+	}
+	return t.UnixNano()
 }
 
 // Apply takes a push into the inbox and reports whether it changed: an

@@ -3,6 +3,7 @@ package conversation
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -121,6 +122,48 @@ func TestLeaderChecksSeePastAReplicaWithoutTheKey(t *testing.T) {
 		// A key nobody wrote stays missing.
 		if member, err := s.IsMember(ctx, d.Conv, "carol"); err != nil || member {
 			t.Fatalf("LeaderChecks %v: carol member %v, %v", checks, member, err)
+		}
+	}
+}
+
+// noDocsKV answers Get of every conversation document not found: a
+// replica that has applied none of them yet.
+type noDocsKV struct{ jetstream.KeyValue }
+
+func (k noDocsKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if strings.HasPrefix(key, docKey("")) {
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+// A group created while the replica answering direct gets has not
+// applied its document keeps its members: syncMembers, reading the
+// document again after writing the member keys, took "not found" from
+// the replica for a deleted group and removed every member's key and
+// index entry (found with NATTER_E2E_TOPOLOGY=cluster3x4: a group missing
+// from its creator's conversation list).
+func TestCreateSeesPastAReplicaWithoutTheDocument(t *testing.T) {
+	s, _ := store(t, Config{})
+	ctx := context.Background()
+	real := s.kv
+	s.kv = noDocsKV{real}
+	d, err := s.CreateGroup(ctx, Actor{User: "alice"}, "g", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.kv = real
+	for _, u := range []string{"alice", "bob"} {
+		convs, err := s.UserConversations(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		member, err := s.IsMember(ctx, d.Conv, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(convs, []string{d.Conv}) || !member {
+			t.Fatalf("%s: conversations %v, member %v: want the new group", u, convs, member)
 		}
 	}
 }

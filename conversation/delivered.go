@@ -37,12 +37,12 @@ func (s *Store) Receipts(ctx context.Context, conv string, users []string) ([]pr
 	for i, u := range users {
 		out[i].User = u
 		g.Go(func() error {
-			seq, _, err := s.markerAt(gctx, deliveredKey(conv, u))
+			seq, _, err := s.markerAt(gctx, deliveredKey(conv, u), false)
 			out[i].Delivered = seq
 			return err
 		})
 		g.Go(func() error {
-			seq, _, err := s.markerAt(gctx, readKey(conv, u))
+			seq, _, err := s.markerAt(gctx, readKey(conv, u), false)
 			out[i].Read = seq
 			return err
 		})

@@ -52,7 +52,7 @@ func (s *Store) syncMembers(ctx context.Context, conv string, users []string, d 
 			return created, err
 		}
 		created = append(created, made...)
-		now, nowRev, err := s.getShared(ctx, conv)
+		now, nowRev, err := s.docSince(ctx, conv, rev)
 		if errors.Is(err, ErrNotFound) {
 			now, nowRev, err = nil, 0, nil
 		}
@@ -70,6 +70,33 @@ func (s *Store) syncMembers(ctx context.Context, conv string, users []string, d 
 		d, rev = now, nowRev
 	}
 	return created, fmt.Errorf("%w: members of %s changed too often", ErrConflict, conv)
+}
+
+// docSince reads conv's document again for syncMembers: with a direct get,
+// and from the bucket's leader when the replica that answered is behind
+// rev, the revision syncMembers wrote by (it does not have the document
+// yet, or an older one). Taken from a replica behind, a just-created
+// group looked deleted and its members' keys and index entries were
+// removed (found with NATTER_E2E_TOPOLOGY=cluster3x4: a group missing
+// from its creator's conversation list). The writers that call it may
+// ask the leader (STREAM.MSG.GET, as GetAtLeast).
+func (s *Store) docSince(ctx context.Context, conv string, rev uint64) (*Doc, uint64, error) {
+	d, got, err := s.getShared(ctx, conv)
+	if (err == nil && got >= rev) || (err != nil && !errors.Is(err, ErrNotFound)) || (err != nil && rev == 0) {
+		return d, got, err
+	}
+	got, val, err := s.leaderGet(ctx, schema.KVStream(schema.BucketConversations), schema.KVKey(schema.BucketConversations, docKey(conv)))
+	if err != nil {
+		return nil, 0, fmt.Errorf("get conversation %s: %w", conv, err)
+	}
+	if got == 0 || len(val) == 0 { // none, or deleted (a KV tombstone)
+		return nil, 0, ErrNotFound
+	}
+	d = new(Doc)
+	if err := json.Unmarshal(val, d); err != nil {
+		return nil, 0, fmt.Errorf("decode conversation %s: %w", conv, err)
+	}
+	return d, got, nil
 }
 
 func memberSet(d *Doc) map[string]bool {

@@ -661,10 +661,7 @@ func (s *Store) updateIndex(ctx context.Context, uid string, fn func(*userIndex)
 	return fmt.Errorf("%w: index of %s changed too often", ErrConflict, uid)
 }
 
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+func isWrongRevision(err error) bool { return schema.IsWrongLastSeq(err) }
 
 // Shares reports whether a and b are both members of some conversation
 // that b has accepted: whether b's presence is a's to see.

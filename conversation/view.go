@@ -138,6 +138,20 @@ func (s *Store) leaderGet(ctx context.Context, stream, subject string) (uint64, 
 	return resp.Message.Seq, resp.Message.Data, nil
 }
 
+// LeaderValue returns key's value in the bucket and its revision as the
+// bucket's leader has them, nil and 0 when it has none (or a deletion):
+// for a record its reader must see as last written, such as an erasure's
+// progress (services/erase), which a replica behind it would make a run
+// do and count again. The caller needs STREAM.MSG.GET on the bucket's
+// stream, which the roles that write it have.
+func (s *Store) LeaderValue(ctx context.Context, key string) ([]byte, uint64, error) {
+	rev, val, err := s.leaderGet(ctx, schema.KVStream(schema.BucketConversations), schema.KVKey(schema.BucketConversations, key))
+	if err != nil || rev == 0 || len(val) == 0 {
+		return nil, 0, err
+	}
+	return val, rev, nil
+}
+
 // Latest returns conv's document as the leader of its bucket's stream has
 // it, or ErrNotFound. Get reads with a direct get, which any replica
 // answers however far behind it is: a reader that has just met a

@@ -120,7 +120,7 @@ func checkCommand(t *testing.T, roles map[string]map[string]bool, env map[string
 		if !flags[name] {
 			t.Errorf("%s: natter %s has no flag --%s", c.where, c.args[0], name)
 		}
-		for _, m := range regexp.MustCompile(`\$\(([A-Z_]+)\)`).FindAllStringSubmatch(value, -1) {
+		for _, m := range regexp.MustCompile(`\$\(([A-Z_][A-Z0-9_]*)\)`).FindAllStringSubmatch(value, -1) {
 			downward[m[1]] = true
 		}
 		switch name {

@@ -138,7 +138,7 @@ func TestInbox(t *testing.T) {
 		list = listUntilFirst(t, alice, 3, g2.Conv)
 		wantOrder(t, list, g2.Conv, quiet.Conv, g1.Conv, d.Conv)
 		if list[0].Unread != 0 || list[0].Last.Sender != "alice" || list[1].Unread != 1 || list[2].Unread != 0 {
-			t.Fatalf("after new messages: %+v", list)
+			t.Fatalf("after new messages: %s", describe(list))
 		}
 		converge(t, phone, in, list)
 
@@ -231,6 +231,12 @@ func converge(t *testing.T, c *client.Client, in *client.Inbox, want []*protocol
 		ev, err := c.NextEvent(ctx)
 		cancel()
 		if err != nil {
+			for _, g := range in.List() {
+				t.Logf("client.Inbox: %s last_seq %d last %+v", g.Conv, g.LastSeq, g.Last)
+			}
+			for _, g := range want {
+				t.Logf("server:       %s last_seq %d last %+v", g.Conv, g.LastSeq, g.Last)
+			}
 			t.Fatalf("client.Inbox never showed the server's list: %s", diff)
 		}
 		in.Apply(ev)
@@ -306,16 +312,23 @@ func TestInboxBeyondHead(t *testing.T) {
 		// fan-out noted every message (a walk while it still notes some
 		// misses those, as a message moves its conversation to the top).
 		var list []*protocol.Conversation
-		waitFor(t, 30*time.Second, func() bool {
-			list = listAll(t, alice, 50)
-			noted := 0
+		noted := 0
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			list, noted = listAll(t, alice, 50), 0
 			for _, c := range list {
 				if c.Last != nil {
 					noted++
 				}
 			}
-			return noted == n && list[0].Conv == top
-		})
+			if noted == n && list[0].Conv == top {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30 s: %d of %d listed with a message, first %s (want %s), %d listed", noted, n, list[0].Conv, top, len(list))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		if len(list) != n+1 {
 			t.Fatalf("listed %d, want %d", len(list), n+1)
 		}
@@ -325,7 +338,7 @@ func TestInboxBeyondHead(t *testing.T) {
 				t.Fatalf("%s listed twice", c.Conv)
 			}
 			seen[c.Conv] = true
-			if i > 0 && c.Last != nil && (list[i-1].Last == nil || list[i-1].Last.Seq <= c.Last.Seq) {
+			if i > 0 && c.Last != nil && (list[i-1].Last == nil || lastTime(t, list[i-1]).Before(lastTime(t, c))) {
 				t.Fatalf("item %d (%+v) after %+v", i, c.Last, list[i-1].Last)
 			}
 		}
@@ -338,4 +351,29 @@ func TestInboxBeyondHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(convs[0])
+}
+
+// lastTime is the time of c's newest message or event, which orders the
+// list.
+func lastTime(t *testing.T, c *protocol.Conversation) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339Nano, c.Last.TS)
+	if err != nil {
+		t.Fatalf("%s: last.ts %q: %v", c.Conv, c.Last.TS, err)
+	}
+	return ts
+}
+
+// describe shows what a list says of each item: id, markers, counts and
+// the preview's seq and sender.
+func describe(list []*protocol.Conversation) string {
+	var b strings.Builder
+	for _, c := range list {
+		fmt.Fprintf(&b, "[%s last_seq %d read_seq %d unread %d mentions %d", c.Conv, c.LastSeq, c.ReadSeq, c.Unread, c.MentionCount)
+		if c.Last != nil {
+			fmt.Fprintf(&b, " last %d by %s at %s", c.Last.Seq, c.Last.Sender, c.Last.TS)
+		}
+		b.WriteString("] ")
+	}
+	return b.String()
 }

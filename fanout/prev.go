@@ -47,19 +47,40 @@ func (p *prevs) saw(meta *jetstream.MsgMetadata, pin string) {
 	p.next, p.pin = meta.Sequence.Consumer+1, pin
 }
 
+// PrevOfer is a Messages that can tell the seq of a conversation's newest
+// item below a seq without reading a page (history.Reader: the prev its
+// After pages start with). The fan-out asks it instead of a Before page of
+// one: a page reads the store's watermark, the stream's newest message and
+// a widening window of the stream below seq, several batch direct gets of
+// which each makes the server count the subject's messages to the end of
+// the stream, about a millisecond of server CPU per conversation with
+// 1,000 busy ones (issue 19); PrevOf is one direct get of the subject's
+// last message below seq.
+type PrevOfer interface {
+	PrevOf(ctx context.Context, conv string, seq uint64) (uint64, error)
+}
+
+// lookUp reads the prev of conv's item seq from the history.
+func (p *prevs) lookUp(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	if po, ok := p.msgs.(PrevOfer); ok {
+		return po.PrevOf(ctx, conv, seq)
+	}
+	older, _, err := p.msgs.Before(ctx, conv, seq, 1)
+	if err != nil || len(older) == 0 {
+		return 0, err
+	}
+	return older[0].Seq, nil
+}
+
 // of returns the prev of conv's item seq and remembers seq as conv's last.
 // A failed look-up forgets conv, so a retry looks again.
 func (p *prevs) of(ctx context.Context, conv string, seq uint64) (uint64, error) {
 	prev, ok := p.last[conv]
 	if !ok || prev >= seq {
-		older, _, err := p.msgs.Before(ctx, conv, seq, 1)
-		if err != nil {
+		var err error
+		if prev, err = p.lookUp(ctx, conv, seq); err != nil {
 			delete(p.last, conv)
 			return 0, fmt.Errorf("prev of %s/%d: %w", conv, seq, err)
-		}
-		prev = 0
-		if len(older) > 0 {
-			prev = older[0].Seq
 		}
 	}
 	if _, ok := p.last[conv]; !ok && len(p.last) >= p.size {

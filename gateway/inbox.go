@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,8 +27,10 @@ import (
 
 // Summary is what the inbox keeps of one conversation (inbox.Summary).
 type Summary interface {
-	// Activity is the seq of the newest message or event, which orders
-	// the list.
+	// Activity orders the list: the time of the newest message or event
+	// (its ts, in nanoseconds since 1970), 0 before the first. Not a seq:
+	// seqs of conversations in different partition streams do not
+	// compare.
 	Activity() uint64
 	// Top is the highest seq of any item: the conversation's last_seq.
 	Top() uint64
@@ -47,7 +50,8 @@ type Inbox interface {
 	Mentions(ctx context.Context, uid string, convs []string) (map[string][]uint64, error)
 	// Head returns conversations of uid that had activity recently and
 	// a floor: every conversation of uid it does not name has an
-	// activity at or below the floor.
+	// activity at or below the floor (math.MaxUint64: the head vouches
+	// for nothing and is to be seeded again).
 	Head(ctx context.Context, uid string) (convs []string, floor uint64, err error)
 	// MergeHead adds convs (the newest of uid's whole list, newest first,
 	// with their activities acts) to uid's head; floor is the activity of
@@ -59,16 +63,20 @@ type Inbox interface {
 // gives a user's head that holds fewer.
 const headSeed = 200
 
-// inboxCursor is where a page of the inbox ends: the activity and id of
-// its last conversation.
+// inboxCursor is where a page of the inbox ends: the activity (a time,
+// Summary.Activity) and id of its last conversation.
 type inboxCursor struct {
 	act  uint64
 	conv string
 }
 
+// Cursors of version 1 held seqs as activities, which order nothing once
+// conversations are in several partition streams: they are refused with
+// a bad_request saying to start again from the first page.
 const (
-	inboxCursorPrefix = "i1:"
-	maxInboxCursor    = (len(inboxCursorPrefix) + 21 + protocol.MaxIDLen + 2) / 3 * 4
+	inboxCursorPrefix   = "i2:"
+	inboxCursorPrefixV1 = "i1:"
+	maxInboxCursor      = (len(inboxCursorPrefix) + 21 + protocol.MaxIDLen + 2) / 3 * 4
 )
 
 func (c inboxCursor) encode() string {
@@ -99,6 +107,9 @@ func decodeInboxCursor(raw json.RawMessage) (*inboxCursor, *protocol.Error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return nil, bad
+	}
+	if strings.HasPrefix(string(b), inboxCursorPrefixV1) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "after is a cursor of an older server version, which ordered the list differently: read the list again from the first page (no after)")
 	}
 	rest, ok := strings.CutPrefix(string(b), inboxCursorPrefix)
 	act, conv, ok2 := strings.Cut(rest, ":")
@@ -146,7 +157,7 @@ func (sess *session) inboxPage(ctx context.Context, req *protocol.Request) (any,
 		return nil, sess.fail(err)
 	}
 	if !partial {
-		sess.seedHead(ctx, headIDs, order)
+		sess.seedHead(ctx, headIDs, floor, order)
 	}
 	// from is where the page starts in order.
 	from := func(cur *inboxCursor) int {
@@ -179,7 +190,7 @@ func (sess *session) inboxPage(ctx context.Context, req *protocol.Request) (any,
 				return nil, sess.fail(err)
 			}
 			partial, next = false, from(pos)
-			sess.seedHead(ctx, headIDs, order)
+			sess.seedHead(ctx, headIDs, floor, order)
 			continue
 		}
 		batch := order[next:min(next+limit-p.len(), len(order))]
@@ -237,11 +248,12 @@ func (sess *session) inboxOrder(ctx context.Context, convs []string, partial boo
 	return order, sums, nil
 }
 
-// seedHead gives a head that holds fewer than headSeed conversations the
-// newest of the whole list, so that the next first page is read from it.
-// Failing is logged: the list is right either way, only slower.
-func (sess *session) seedHead(ctx context.Context, head []string, order []inboxCursor) {
-	if len(head) >= headSeed {
+// seedHead gives a head that holds fewer than headSeed conversations, or
+// vouches for nothing (floor math.MaxUint64), the newest of the whole
+// list, so that the next first page is read from it. Failing is logged:
+// the list is right either way, only slower.
+func (sess *session) seedHead(ctx context.Context, head []string, floor uint64, order []inboxCursor) {
+	if len(head) >= headSeed && floor != math.MaxUint64 {
 		return
 	}
 	var seed []string
@@ -254,11 +266,11 @@ func (sess *session) seedHead(ctx context.Context, head []string, order []inboxC
 	if len(seed) == 0 {
 		return
 	}
-	var floor uint64
+	var below uint64
 	if len(order) > headSeed {
-		floor = order[headSeed].act
+		below = order[headSeed].act
 	}
-	if err := sess.srv.inbox.MergeHead(ctx, sess.user, seed, acts, floor); err != nil {
+	if err := sess.srv.inbox.MergeHead(ctx, sess.user, seed, acts, below); err != nil {
 		sess.srv.cfg.Logger.Warn("inbox head not seeded", "user", sess.user, "err", err)
 	}
 }

@@ -231,7 +231,7 @@ func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv st
 		var apiErr *jetstream.APIError
 		if v.checked && errors.As(err, &apiErr) {
 			switch {
-			case apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence && stale < viewRetries:
+			case schema.IsWrongLastSeq(apiErr) && stale < viewRetries:
 				stale++
 				inc(sess.srv.metrics.StaleViews)
 				ttl := v.ttl

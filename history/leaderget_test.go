@@ -59,3 +59,60 @@ func TestStreamGetAsksTheLeaderPastABehindReplica(t *testing.T) {
 		t.Fatalf("Get of a seq not stored: %v", err)
 	}
 }
+
+// lastBehindStream answers direct gets of a subject's last message as a
+// replica that has stored nothing from seq from on yet.
+type lastBehindStream struct {
+	jetstream.Stream
+	from uint64
+}
+
+func (b lastBehindStream) GetLastMsgForSubject(ctx context.Context, subj string) (*jetstream.RawStreamMsg, error) {
+	for seq := b.from - 1; seq > 0; seq-- {
+		m, err := b.Stream.GetMsg(ctx, seq)
+		if err == nil && m.Subject == subj {
+			return m, nil
+		}
+	}
+	return nil, jetstream.ErrMsgNotFound
+}
+
+// What clients are shown as last_seq, and what their read and delivered
+// markers are clamped to, counts a message acknowledged a moment ago
+// although the replica answering direct gets is behind: Reader.Last asks
+// the stream's leader (on a 3-node cluster a read of the message just
+// received was clamped to the seq before it, and after a reconnect the
+// user's read_seq was 0). Stream.Last, the direct get, answers as the
+// replica does; Reader.Last takes the stream's side from LeaderLast.
+func TestLastCountsWhatTheLeaderAcknowledged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	if err := schema.Ensure(ctx, js, schema.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	var acks []uint64
+	for range 2 {
+		ack, err := js.Publish(ctx, schema.Msg("c"), []byte(`{"sender":"u1","client_id":"x","body":{"text":"hi"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		acks = append(acks, ack.Sequence)
+	}
+	st, err := NewStream(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.part("c")
+	p.stream = lastBehindStream{Stream: p.stream, from: acks[1]}
+	if got, err := st.Last(ctx, "c"); err != nil || got != acks[0] {
+		t.Fatalf("the behind replica's last: %d, %v, want %d", got, err, acks[0])
+	}
+	if got, err := st.LeaderLast(ctx, "c"); err != nil || got != acks[1] {
+		t.Fatalf("LeaderLast %d, %v, want %d", got, err, acks[1])
+	}
+	if got, err := st.LeaderLast(ctx, "none"); err != nil || got != 0 {
+		t.Fatalf("LeaderLast of a conversation without messages: %d, %v", got, err)
+	}
+}

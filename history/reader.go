@@ -226,6 +226,13 @@ func (r *Reader) prevOf(ctx context.Context, conv string, seq uint64) (uint64, e
 	return rows[0].Seq, nil
 }
 
+// PrevOf is the seq of conv's newest item below seq, 0 if none: the prev
+// an After page starting at seq carries (prevOf), for the fan-out, which
+// needs only that seq for its pushes (fanout.PrevOfer).
+func (r *Reader) PrevOf(ctx context.Context, conv string, seq uint64) (uint64, error) {
+	return r.prevOf(ctx, conv, seq)
+}
+
 // rowsAfter is After without Prev.
 func (r *Reader) rowsAfter(ctx context.Context, conv string, after uint64, limit int) ([]*protocol.Message, bool, error) {
 	w, first, err := r.watermark(ctx, conv)
@@ -480,9 +487,12 @@ func (r *Reader) before(ctx context.Context, conv string, before uint64, limit i
 	return page, more, false, nil
 }
 
-// Last returns the highest seq of conv in the store or the stream.
+// Last returns the highest seq of conv in the store or the stream, the
+// stream's as its leader has it (Stream.LeaderLast): what clients are
+// shown as last_seq and their markers are clamped to counts every
+// acknowledged message.
 func (r *Reader) Last(ctx context.Context, conv string) (uint64, error) {
-	a, err := r.stream.Last(ctx, conv)
+	a, err := r.stream.LeaderLast(ctx, conv)
 	if err != nil {
 		return 0, err
 	}

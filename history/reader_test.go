@@ -93,6 +93,12 @@ func TestReaderPrev(t *testing.T) {
 		return p
 	}
 	check := func(t *testing.T, r *history.Reader) {
+		for seq := uint64(1); seq <= last+1; seq++ {
+			// The fan-out's prev of an item at seq (fanout.PrevOfer).
+			if got, err := r.PrevOf(ctxT(t), "c", seq); err != nil || got != newest(seq) {
+				t.Fatalf("PrevOf(%d) = %d, %v, want %d", seq, got, err, newest(seq))
+			}
+		}
 		for from := uint64(0); from <= last+1; from++ {
 			for _, n := range []int{1, 2, 50} {
 				page, _, err := r.After(ctxT(t), "c", from, n)

@@ -382,6 +382,31 @@ func (s *Stream) Last(ctx context.Context, conv string) (uint64, error) {
 	return 0, nil
 }
 
+// LeaderLast is Last as the leader of conv's stream has it: the seq of
+// every message acknowledged so far counts. Last reads with a direct get,
+// which any replica answers, and one behind the leader answers an older
+// seq; what a client is shown as the conversation's last_seq, and what its
+// read and delivered markers are clamped to, must not be older than a
+// message already acknowledged (a read of a message just sent was clamped
+// to the seq before it and lost, on a 3-node cluster). One request to the
+// leader per stored subject of conv (one, but on a stream upgraded to
+// partitions), instead of one direct get.
+func (s *Stream) LeaderLast(ctx context.Context, conv string) (uint64, error) {
+	p := s.part(conv)
+	for _, subj := range s.layout.StoredMsgs(conv) {
+		raw, err := s.leaderLastMsg(ctx, p, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("last of %s: %w", conv, err)
+		}
+		// The current subject holds conv's newer messages (Last).
+		return raw.Sequence, nil
+	}
+	return 0, nil
+}
+
 // ItemBefore returns the seq of conv's newest item (valid envelope) below
 // seq in the stream, 0 if the stream holds none. Each step is one direct
 // get of the subject's last message up to a seq (multi_last with
@@ -495,6 +520,20 @@ func (s *Stream) leaderMsg(ctx context.Context, p *streamPart, seq uint64) (*jet
 	req, _ := json.Marshal(struct {
 		Seq uint64 `json:"seq"`
 	}{seq})
+	return s.leaderGet(ctx, p, req)
+}
+
+// leaderLastMsg reads the last message on subj from p's leader;
+// jetstream.ErrMsgNotFound when it has none.
+func (s *Stream) leaderLastMsg(ctx context.Context, p *streamPart, subj string) (*jetstream.RawStreamMsg, error) {
+	req, _ := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{subj})
+	return s.leaderGet(ctx, p, req)
+}
+
+// leaderGet sends a STREAM.MSG.GET request to p's leader.
+func (s *Stream) leaderGet(ctx context.Context, p *streamPart, req []byte) (*jetstream.RawStreamMsg, error) {
 	reply, err := s.js.Conn().RequestWithContext(ctx, p.msgGet, req)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,8 @@ import (
 // A user's head (i.h.<uid>) lists the conversations in which something
 // was said most recently, at most HeadSize, with a floor: every
 // conversation of the user that it does not name has an activity (the
-// seq of its newest message or event) at or below the floor. The first
+// time of its newest message or event, Summary.Activity; not its seq,
+// which does not compare across partition streams) at or below the floor. The first
 // pages of the user's list are read from the head and the summaries of
 // its conversations alone: those above the floor, in the order of their
 // activity, begin the whole list. The fan-out moves a conversation to the
@@ -39,11 +40,17 @@ const headWidth = 16
 type Head struct {
 	Convs []string
 	Floor uint64
+	// Stale says the floor vouches for nothing yet: the head was written
+	// when activities were seqs (version 1, before partition streams made
+	// them times) or could not be read. Head reports its floor as
+	// math.MaxUint64 until MergeHead seeds it from the whole list; Floor
+	// meanwhile holds the activities it dropped.
+	Stale bool
 }
 
 // Head returns uid's head; a user without one has an empty head with
 // floor 0 (no conversation of theirs has had activity since the inbox
-// was kept, or they have none).
+// was kept, or they have none). Activities are times (Summary.Activity).
 func (s *Store) Head(ctx context.Context, uid string) (Head, error) {
 	e, err := s.kv.Get(ctx, headKey(uid))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -55,7 +62,10 @@ func (s *Store) Head(ctx context.Context, uid string) (Head, error) {
 	h, err := decodeHead(e.Value())
 	if err != nil {
 		// Unreadable (a newer version wrote it?): it vouches for nothing.
-		return Head{Floor: math.MaxUint64}, nil
+		return Head{Floor: math.MaxUint64, Stale: true}, nil
+	}
+	if h.Stale {
+		h.Floor = math.MaxUint64
 	}
 	return h, nil
 }
@@ -100,7 +110,7 @@ func (s *Store) activity(ctx context.Context, conv string) (uint64, error) {
 			return 0, err
 		}
 	}
-	return c.s.Seq, nil
+	return c.s.Activity(), nil
 }
 
 // MergeHead adds convs (the newest of uid's whole list, newest first,
@@ -109,7 +119,9 @@ func (s *Store) activity(ctx context.Context, conv string) (uint64, error) {
 // seeds heads with it.
 func (s *Store) MergeHead(ctx context.Context, uid string, convs []string, acts []uint64, floor uint64) error {
 	return s.updateHead(ctx, uid, func(h Head) (Head, bool, error) {
-		n := len(h.Convs)
+		n, stale := len(h.Convs), h.Stale
+		// convs and floor are the whole list: a stale head is known again.
+		h.Stale = false
 		for i, c := range convs {
 			if slices.Contains(h.Convs[:n], c) {
 				continue
@@ -120,7 +132,7 @@ func (s *Store) MergeHead(ctx context.Context, uid string, convs []string, acts 
 			}
 			h.Convs = append(h.Convs, c)
 		}
-		changed := len(h.Convs) > n || floor > h.Floor
+		changed := len(h.Convs) > n || floor > h.Floor || stale
 		h.Floor = max(h.Floor, floor)
 		return h, changed, nil
 	})
@@ -144,12 +156,12 @@ func (s *Store) updateHead(ctx context.Context, uid string, change func(Head) (H
 			default:
 				h, err := decodeHead(e.Value())
 				if err != nil {
-					h = Head{Floor: math.MaxUint64}
+					h = Head{Stale: true}
 				}
 				c = cachedHead{h: h, rev: e.Revision()}
 			}
 		}
-		next, changed, err := change(Head{Convs: slices.Clone(c.h.Convs), Floor: c.h.Floor})
+		next, changed, err := change(Head{Convs: slices.Clone(c.h.Convs), Floor: c.h.Floor, Stale: c.h.Stale})
 		if err != nil || !changed {
 			return err
 		}
@@ -182,9 +194,24 @@ type cachedHead struct {
 	rev uint64
 }
 
-// encodeHead: version, floor, then each id with its length.
+// headVersion leads an encoded head. Version 1 held seqs as activities
+// (before partition streams); it decodes as a stale head without its
+// conversations, which vouched for seqs only.
+const (
+	headVersion1 = 1
+	headVersion  = 2
+)
+
+const headFlagStale = 1
+
+// encodeHead: version, flags, floor, then each id with its length.
 func encodeHead(dst []byte, h Head) []byte {
-	dst = append(dst, summaryVersion)
+	dst = append(dst, headVersion)
+	var flags byte
+	if h.Stale {
+		flags |= headFlagStale
+	}
+	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, h.Floor)
 	for _, id := range h.Convs {
 		dst = append(dst, byte(len(id)))
@@ -194,11 +221,14 @@ func encodeHead(dst []byte, h Head) []byte {
 }
 
 func decodeHead(b []byte) (Head, error) {
-	if len(b) == 0 || b[0] != summaryVersion {
+	if len(b) > 0 && b[0] == headVersion1 {
+		return Head{Stale: true}, nil
+	}
+	if len(b) < 2 || b[0] != headVersion {
 		return Head{}, errBadSummary
 	}
-	d := decoder{b: b[1:]}
-	h := Head{Floor: d.uvarint()}
+	d := decoder{b: b[2:]}
+	h := Head{Stale: b[1]&headFlagStale != 0, Floor: d.uvarint()}
 	if d.err {
 		return Head{}, errBadSummary
 	}

@@ -187,10 +187,7 @@ func (s *Store) remember(conv string, c cached) {
 	s.cache[conv] = c
 }
 
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+func isWrongRevision(err error) bool { return schema.IsWrongLastSeq(err) }
 
 // addMention adds seq to uid's mentions in conv, keeping the newest
 // protocol.MaxMentionCount.

@@ -202,7 +202,9 @@ func TestHead(t *testing.T) {
 	say := func(conv string) {
 		t.Helper()
 		seq++
-		if _, err := s.Note(ctx, msg(conv, seq, "bob", "", 0, `{"text":"x"}`), []string{"alice", "bob"}); err != nil {
+		m := msg(conv, seq, "bob", "", 0, `{"text":"x"}`)
+		m.TS = protocol.FormatTime(time.Unix(int64(seq), 0))
+		if _, err := s.Note(ctx, m, []string{"alice", "bob"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -217,15 +219,16 @@ func TestHead(t *testing.T) {
 	if len(h.Convs) != HeadSize || h.Convs[0] != "c001" || h.Convs[1] != fmt.Sprintf("c%03d", HeadSize+1) || slices.Contains(h.Convs, "c000") || slices.Contains(h.Convs, "c002") {
 		t.Fatalf("head %v", h.Convs[:3])
 	}
-	// c000 (seq 1), c001 (seq 2) and then c002 (seq 3) dropped.
-	if h.Floor != 3 {
-		t.Fatalf("floor %d, want 3", h.Floor)
+	// c000 (seq 1), c001 (seq 2) and then c002 (seq 3, said at 3 s)
+	// dropped: the floor is the time of c002's message.
+	if h.Floor != 3e9 {
+		t.Fatalf("floor %d, want 3e9", h.Floor)
 	}
 	// A joined conversation enters without activity.
 	if err := s.Touch(ctx, "joined", []string{"alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if h, _ := s.Head(ctx, "alice"); h.Convs[0] != "joined" || h.Floor < 3 {
+	if h, _ := s.Head(ctx, "alice"); h.Convs[0] != "joined" || h.Floor < 3e9 {
 		t.Fatalf("after a join: %v floor %d", h.Convs[:2], h.Floor)
 	}
 
@@ -252,5 +255,54 @@ func TestHead(t *testing.T) {
 	}
 	if h, err := s.Head(ctx, "dave"); err != nil || h.Floor != math.MaxUint64 {
 		t.Fatalf("bad head: %+v %v", h, err)
+	}
+}
+
+// TestActivity: the activity that orders the list is the time of the
+// newest message or event, not its seq (seqs of different partition
+// streams do not compare).
+func TestActivity(t *testing.T) {
+	early := &Summary{Seq: 900, TS: "2026-12-03T10:00:00.5Z"}
+	late := &Summary{Seq: 3, TS: "2026-12-03T10:00:00.25Z"}
+	later := &Summary{Seq: 2, TS: "2026-12-03T10:00:01Z"}
+	if !(early.Activity() > late.Activity()) || !(later.Activity() > early.Activity()) {
+		t.Fatalf("activities %d %d %d", early.Activity(), late.Activity(), later.Activity())
+	}
+	if a := (&Summary{}).Activity(); a != 0 {
+		t.Fatalf("no message: %d", a)
+	}
+	if a := (&Summary{Seq: 1, TS: "t1"}).Activity(); a != 1 {
+		t.Fatalf("unparsable ts: %d", a)
+	}
+}
+
+// TestHeadOfSeqs: a head of version 1 (its floor a seq) vouches for
+// nothing, also after a message moved a conversation into it, until
+// MergeHead seeds it from the whole list.
+func TestHeadOfSeqs(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	v1 := []byte{headVersion1, 42, 2, 'g', '1'} // floor 42, conversation g1
+	if _, err := s.kv.Put(ctx, headKey("erin"), v1); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.Head(ctx, "erin"); err != nil || h.Floor != math.MaxUint64 || len(h.Convs) != 0 {
+		t.Fatalf("version 1 head: %+v %v", h, err)
+	}
+	if err := s.Touch(ctx, "g2", []string{"erin"}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := New(s.kv, s.nc).Head(ctx, "erin"); h.Floor != math.MaxUint64 || !slices.Equal(h.Convs, []string{"g2"}) {
+		t.Fatalf("touched version 1 head: %+v", h)
+	}
+	if err := s.MergeHead(ctx, "erin", []string{"g3", "g2"}, []uint64{5e9, 4e9}, 3e9); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := New(s.kv, s.nc).Head(ctx, "erin"); h.Floor != 3e9 || h.Stale || !slices.Equal(h.Convs, []string{"g2", "g3"}) {
+		t.Fatalf("seeded head: %+v", h)
+	}
+	enc := encodeHead(nil, Head{Convs: []string{"a", "bc"}, Floor: 7, Stale: true})
+	if h, err := decodeHead(enc); err != nil || !h.Stale || h.Floor != 7 || !slices.Equal(h.Convs, []string{"a", "bc"}) {
+		t.Fatalf("round trip: %+v %v", h, err)
 	}
 }

@@ -17,9 +17,10 @@ const MaxRecent = 128
 // Summary is what the conversation list shows of one conversation, kept
 // up to date by the fan-out as each item is delivered (Store.Note).
 type Summary struct {
-	// Seq is the seq of the newest message or event: the conversation's
-	// activity, which orders the list (seqs are the CHAT stream's, one
-	// order over all conversations).
+	// Seq is the seq of the newest message or event; its TS is the
+	// conversation's activity, which orders the list (Activity). Seqs
+	// are their partition stream's: those of conversations in different
+	// streams do not compare.
 	Seq     uint64
 	TS      string
 	Sender  string
@@ -251,8 +252,24 @@ func CountAfter(seqs []uint64, seq uint64) uint64 {
 	return uint64(len(seqs) - i)
 }
 
-// Activity is the seq that orders the list: the newest message or event.
-func (s *Summary) Activity() uint64 { return s.Seq }
+// Activity is what orders the list: the time (ts) of the newest message
+// or event, in nanoseconds since 1970, which compares across partition
+// streams as seqs do not; 0 before the first. A ts that does not parse
+// (no writer stores one) counts as 1: after every real time.
+func (s *Summary) Activity() uint64 { return ActivityOf(s.Seq, s.TS) }
+
+// ActivityOf is the activity of a conversation whose newest message or
+// event has seq and ts (seq 0: none).
+func ActivityOf(seq uint64, ts string) uint64 {
+	if seq == 0 {
+		return 0
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil || t.UnixNano() <= 1 {
+		return 1
+	}
+	return uint64(t.UnixNano())
+}
 
 // TopSeq is the highest seq noted: the conversation's last_seq.
 func (s *Summary) TopSeq() uint64 { return s.Top }

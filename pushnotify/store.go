@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/natter-chat/natter/nats/schema"
 	"github.com/natter-chat/natter/protocol"
 )
 
@@ -80,10 +81,7 @@ func muteKey(uid, conv string) string { return "m." + uid + "." + conv }
 func (s *Store) now() time.Time       { return s.cfg.Now().UTC() }
 func isExists(err error) bool         { return errors.Is(err, jetstream.ErrKeyExists) }
 func isNotFound(err error) bool       { return errors.Is(err, jetstream.ErrKeyNotFound) }
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return isExists(err) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+func isWrongRevision(err error) bool  { return isExists(err) || schema.IsWrongLastSeq(err) }
 
 // Devices returns uid's devices, oldest first.
 func (s *Store) Devices(ctx context.Context, uid string) ([]Device, error) {

@@ -9,10 +9,12 @@ import (
 	"github.com/natter-chat/natter/app"
 )
 
-// attachmentFlags declares the attachment flags of serve and gateway; the
-// function returned fills cfg.Attachments once they are parsed.
+// attachmentFlags declares the attachment flags of serve, gateway and
+// history (which deletes erased users' and expired files: give it the
+// gateways' store); the function returned fills cfg.Attachments once they
+// are parsed.
 func attachmentFlags(fs *flag.FlagSet) func(cfg *app.Config, dataDir string) error {
-	backend := fs.String("attachments", "fs", `where attachments are stored: "fs" (files under --attachments-dir, served by natter at /v1/files/), "s3" (--s3-endpoint ...; secret key in env NATTER_S3_SECRET_KEY) or "off"`)
+	backend := fs.String("attachments", "fs", `where attachments are stored: "fs" (files under --attachments-dir, served by natter at /v1/files/), "s3" (--s3-endpoint ...; secret key in env NATTER_S3_SECRET_KEY) or "off"; natter history alone: none unless given (then the gateways' store, which it deletes erased and expired files from)`)
 	dir := fs.String("attachments-dir", "", "directory of the fs attachment store; default <data>/attachments (gateways sharing it must share the directory)")
 	publicURL := fs.String("attachments-public-url", "", "scheme://host the fs store's URLs start with, when clients reach natter through a proxy under another name; default: relative URLs")
 	maxSize := fs.Int64("attachment-max-size", 25<<20, "largest attachment, in bytes")
@@ -41,4 +43,11 @@ func attachmentFlags(fs *flag.FlagSet) func(cfg *app.Config, dataDir string) err
 		}
 		return errors.New(`--attachments must be "fs", "s3" or "off"`)
 	}
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -155,7 +155,13 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if err := cql.history(&cfg.History); err != nil {
 		return cfg, err
 	}
-	if cfg.Roles.Gateway {
+	// The history role erases users and sweeps retention: it deletes
+	// their files, so it needs the gateways' attachment store. Alone (a
+	// split deployment) it has none unless --attachments names one (the
+	// gateways' S3 bucket, or their shared --attachments-dir): its own
+	// <data>/attachments would hold nothing of theirs.
+	historyAlone := cfg.Roles.History && !cfg.Roles.Gateway && !flagSet(fs, "attachments")
+	if (cfg.Roles.Gateway || cfg.Roles.History) && !historyAlone {
 		if err := attachConfig(&cfg, *dataDir); err != nil {
 			return cfg, err
 		}

@@ -111,9 +111,7 @@ func (l *Lease) renew(ctx context.Context) error {
 	ack, err := l.js.Publish(ctx, schema.KVKey(schema.BucketLeases, l.cfg.Key), l.value,
 		jetstream.WithExpectLastSequencePerSubject(l.rev), jetstream.WithMsgTTL(l.cfg.TTL))
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if schema.IsWrongLastSeq(err) {
 			// A renewal whose answer was lost (the bucket's leader died
 			// after storing it) moved the revision: still this claim's.
 			return l.adopt(ctx)

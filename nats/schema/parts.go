@@ -152,6 +152,19 @@ func (l Layout) FanoutConsumers() []string {
 	return out
 }
 
+// FanoutConsumersOn lists the fan-out consumers of l on the message
+// stream named stream: every partition's on a partitioned CHAT, the one
+// of its partition on a partition stream CHAT_p (StreamOfPartition).
+func (l Layout) FanoutConsumersOn(stream string) []string {
+	var out []string
+	for p, name := range l.FanoutConsumers() {
+		if l.StreamOfPartition(p) == stream {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // transform is the CHAT stream's subject transform for n partitions:
 // chat.<kind>.<conv> is stored as chat.<kind>.<conv>.<partition of conv>.
 // The partition hashes the conversation token alone, so a conversation's

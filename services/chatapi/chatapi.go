@@ -443,7 +443,7 @@ func (a *API) publish(ctx context.Context, msg *nats.Msg, req *protocol.ServiceR
 			return ack, nil
 		}
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence && stale < 5 {
+		if schema.IsWrongLastSeq(err) && stale < 5 {
 			stale++
 			if v, err = a.member(ctx, req); err != nil {
 				return nil, err

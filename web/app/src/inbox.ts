@@ -2,7 +2,7 @@
 // activity, the preview line and the mention badge, from the client
 // library's Inbox model, which follows the pushes.
 
-import { Inbox, isExpired } from "../../client/src/index.js";
+import { Inbox, inboxActivity, isExpired } from "../../client/src/index.js";
 import type { Conversation, Last, NatterClient } from "../../client/src/index.js";
 
 let inbox: Inbox | null = null;
@@ -20,15 +20,23 @@ export function inboxItem(conv: string): Conversation | undefined {
   return inbox?.get(conv);
 }
 
-/** The seq that orders the list: the newest message or event. */
-export function activityOf(c: Conversation): number {
+/**
+ * What orders the list: the time of the newest message or event (the
+ * inbox item's or the conversation's own, whichever is newer), compared as
+ * strings; seqs would not do, since conversations in different partition
+ * streams have seqs that do not compare.
+ */
+export function activityOf(c: Conversation): string {
   const item = inboxItem(c.conv);
-  return Math.max(item?.last?.seq ?? 0, c.last?.seq ?? 0);
+  const a = item ? inboxActivity(item) : "";
+  const b = inboxActivity(c);
+  return a > b ? a : b;
 }
 
-/** Orders conversations as the server does: newest activity first, then by id. */
+/** Orders conversations as the server does: newest activity first, 0 when equal. */
 export function byActivity(a: Conversation, b: Conversation): number {
-  return activityOf(b) - activityOf(a) || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0);
+  const x = activityOf(a), y = activityOf(b);
+  return x < y ? 1 : x > y ? -1 : 0;
 }
 
 /** The preview line of c: "sender: snippet", "You: …", or the deletion. */

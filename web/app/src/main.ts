@@ -628,7 +628,9 @@ function draw(): void {
   notice.classList.toggle("hidden", !state.notice);
 
   // Conversation list, newest activity first.
-  const list = [...state.convs.values()].sort((a, b) => byActivity(a.c, b.c) || lastActivity(b) - lastActivity(a));
+  // Newest activity first, then (no time known yet: a conversation just
+  // made) by what this session holds of it, then by id.
+  const list = [...state.convs.values()].sort((a, b) => byActivity(a.c, b.c) || lastActivity(b) - lastActivity(a) || (a.c.conv < b.c.conv ? -1 : a.c.conv > b.c.conv ? 1 : 0));
   $("#convs").replaceChildren(
     ...list.map((cs) =>
       h(

@@ -49,8 +49,20 @@ type InboxMessage = Pick<Message, "conv" | "seq" | "sender" | "ts" | "body"> & {
   mentions?: string[];
 };
 
-function activity(c: Conversation): number {
-  return c.last ? c.last.seq : 0;
+/**
+ * What orders the list, as the server orders it: the time of `last` (not
+ * its seq: seqs of conversations in different partition streams do not
+ * compare), as a string that compares like the time to the nanosecond;
+ * "0" when it is not an RFC 3339 UTC time, "" without `last`.
+ */
+export function inboxActivity(c: Pick<Conversation, "last">): string {
+  if (!c.last) return "";
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(c.last.ts);
+  return m ? m[1] + "." + (m[2] ?? "").padEnd(9, "0") : "0";
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -144,7 +156,7 @@ export class Inbox {
 
   /** The items, newest activity first. */
   list(): Conversation[] {
-    return [...this.items.values()].sort((a, b) => activity(b) - activity(a) || (a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : 0));
+    return [...this.items.values()].sort((a, b) => compare(inboxActivity(b), inboxActivity(a)) || compare(a.conv, b.conv));
   }
 
   get(conv: string): Conversation | undefined {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { Inbox, NatterClient, snippet } from "../dist/natter.js";
+import { Inbox, NatterClient, inboxActivity, snippet } from "../dist/natter.js";
 import { startNatter } from "../../testutil/natter.mjs";
 
 let srv;
@@ -61,6 +61,30 @@ describe("Inbox", { timeout: 60_000 }, () => {
     assert.equal(snippet({ text: "é".repeat(200) }), "é".repeat(140));
     assert.equal(snippet({ text: "😀".repeat(141) }), "😀".repeat(140));
     assert.equal(snippet({ text: "a\u0007b\u0085c" }), "ab c");
+  });
+
+  test("orders by the time of the newest message, not its seq", () => {
+    // Seqs of conversations in different partition streams do not compare.
+    const quiet = { on: () => () => {} };
+    const inbox = new Inbox(quiet, "alice");
+    const item = (conv, seq, ts) => ({ conv, kind: "group", title: "", member_count: 2, last_seq: seq, read_seq: 0, unread: 0, ...(ts ? { last: { seq, sender: "bob", ts, snippet: "x" } } : {}) });
+    for (const c of [
+      item("busy", 900, "2026-12-03T10:00:00.5Z"),
+      item("newest", 3, "2026-12-03T10:00:01Z"),
+      item("old", 40, "2026-12-03T10:00:00.25Z"),
+      item("also-old", 7, "2026-12-03T10:00:00.250Z"),
+      item("empty", 0),
+    ])
+      inbox.applyConversation({ conversation: c, inbox: true });
+    assert.deepEqual(
+      inbox.list().map((c) => c.conv),
+      ["newest", "busy", "also-old", "old", "empty"],
+    );
+    inbox.applyMessage({ conv: "old", seq: 41, sender: "bob", ts: "2026-12-03T10:00:02.1Z", body: { text: "up" } });
+    assert.equal(inbox.list()[0].conv, "old");
+    // The key apps order their own lists by (the web app does).
+    assert.ok(inboxActivity(item("a", 900, "2026-12-03T10:00:00.5Z")) < inboxActivity(item("b", 3, "2026-12-03T10:00:01Z")));
+    assert.equal(inboxActivity(item("c", 0)), "");
   });
 
   test("orders by activity, previews, counts; follows pushes from other devices", async () => {
