@@ -27,9 +27,12 @@ import (
 // cfg.Replicas is 0 (0: schema.AutoReplicas decides).
 //
 // Each attempt has ensureAttempt: a cluster that has just elected its meta
-// leader may drop a stream create unanswered, and one attempt on all of
+// leader may leave a stream create unanswered, and one attempt on all of
 // ctx then waited it out (a 3-node e2e start hung 2 minutes on "ensure
-// stream CHAT_0" although the cluster was up).
+// stream CHAT_0" although the cluster was up). Without a deadline of its
+// own each JetStream request has nats.go's 5 s; an attempt's deadline
+// replaces that, so it is kept short: a lost answer costs one attempt,
+// and the next one goes on from what the last created.
 func ensureSchema(ctx context.Context, js jetstream.JetStream, cfg schema.Config, newReplicas int, log *slog.Logger) error {
 	return ensureWith(ctx, js, cfg, newReplicas, log, schema.Ensure)
 }
@@ -56,7 +59,7 @@ func ensureWith(ctx context.Context, js jetstream.JetStream, cfg schema.Config, 
 }
 
 // ensureAttempt bounds one attempt of ensureSchema (a variable for tests).
-var ensureAttempt = 30 * time.Second
+var ensureAttempt = 10 * time.Second
 
 // awaitSchema is a role's start against an external NATS: it looks up
 // what roles use (schema.Check), creating nothing, and while something is

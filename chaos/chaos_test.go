@@ -619,15 +619,20 @@ func historyCaughtUp(ctx context.Context, js jetstream.JetStream) bool {
 }
 
 func streamLeader(t *testing.T, js jetstream.JetStream) string {
+	return streamLeaderOf(t, js, schema.StreamChat)
+}
+
+// streamLeaderOf names the node leading stream.
+func streamLeaderOf(t *testing.T, js jetstream.JetStream, stream string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		st, err := js.Stream(ctx, schema.StreamChat)
+		st, err := js.Stream(ctx, stream)
 		if err == nil && st.CachedInfo().Cluster != nil && st.CachedInfo().Cluster.Leader != "" {
 			return st.CachedInfo().Cluster.Leader
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("no leader for stream %s: %v", schema.StreamChat, err)
+			t.Fatalf("no leader for stream %s: %v", stream, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

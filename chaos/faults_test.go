@@ -19,10 +19,16 @@ import (
 // both, or fails the test.
 func leaderChanged(t *testing.T, js jetstream.JetStream, old string) string {
 	t.Helper()
+	return leaderChangedOf(t, js, schema.StreamChat, old)
+}
+
+// leaderChangedOf is leaderChanged of the message stream named stream.
+func leaderChangedOf(t *testing.T, js jetstream.JetStream, stream, old string) string {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := js.Stream(ctx, schema.StreamChat)
+		st, err := js.Stream(ctx, stream)
 		cancel()
 		if err == nil {
 			if cl := st.CachedInfo().Cluster; cl != nil && cl.Leader != "" && cl.Leader != old {
@@ -31,7 +37,7 @@ func leaderChanged(t *testing.T, js jetstream.JetStream, old string) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("CHAT has no leader other than the killed %s after 30 s", old)
+	t.Errorf("%s has no leader other than the killed %s after 30 s", stream, old)
 	return ""
 }
 

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,20 +30,44 @@ import (
 // TestChaos saw the writer not catch up within 45 s.
 const writerResume = 40 * time.Second
 
-// kill -9 of the node that leads CHAT and the LEASES bucket while the
-// history writer of an embedded store runs (as `natter history --data`,
-// with its single-writer lease): the writer keeps running and has every
-// acknowledged message in the store within writerResume. Its lease TTL is
-// shorter than the elections, so the lease lapses while the bucket has no
-// leader: a writer that stopped for good then (as it did) fails here.
+// chaosStreamsEnv, set to N > 1, runs the chaos tests that support it on
+// `natter nats --streams N` (partition streams CHAT_0 … CHAT_{N-1}).
+const chaosStreamsEnv = "NATTER_CHAOS_STREAMS"
+
+// chaosNATSArgs are the `natter nats` flags NATTER_CHAOS_STREAMS asks for.
+func chaosNATSArgs(t *testing.T) []string {
+	v := os.Getenv(chaosStreamsEnv)
+	if v == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(v); err != nil || n < 1 || n > schema.MaxStreams {
+		t.Fatalf("%s=%q: want 1 to %d", chaosStreamsEnv, v, schema.MaxStreams)
+	}
+	return []string{"--streams", v}
+}
+
+// kill -9 of the node that leads the message stream of conversation c0
+// (CHAT, or with NATTER_CHAOS_STREAMS its partition stream) and the LEASES
+// bucket while the history writer of an embedded store runs (as `natter
+// history --data`, with its single-writer lease): the writer keeps running
+// and has every acknowledged message in the store within writerResume. Its
+// lease TTL is shorter than the elections, so the lease lapses while the
+// bucket has no leader: a writer that stopped for good then (as it did)
+// fails here. With partition streams the writer runs a loop per stream,
+// and the killed stream's must resume.
 func TestHistoryWriterSurvivesStreamLeaderKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: separate NATS processes; not with -short")
 	}
-	c := &cluster{t: t, bin: testbin.Natter(t), dir: t.TempDir()}
+	c := &cluster{t: t, bin: testbin.Natter(t), dir: t.TempDir(), natsArgs: chaosNATSArgs(t)}
 	c.startNATS()
 	js := c.js(t)
-	leader := streamLeader(t, js)
+	l, err := schema.ReadLayout(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := l.StreamOf("c0")
+	leader := streamLeaderOf(t, js, stream)
 	colocate(t, js, schema.KVStream(schema.BucketLeases), leader)
 
 	dir := filepath.Join(c.dir, "store")
@@ -84,10 +110,12 @@ func TestHistoryWriterSurvivesStreamLeaderKill(t *testing.T) {
 	})
 
 	// A publisher sends all along, retrying across the election, and
-	// records what was acknowledged.
+	// records what was acknowledged, by conversation (seqs are per
+	// stream).
 	var (
 		mu    sync.Mutex
-		acked []uint64
+		acked = map[string][]uint64{}
+		n     int
 	)
 	pjs := c.js(t)
 	pctx, pcancel := context.WithCancel(context.Background())
@@ -100,11 +128,13 @@ func TestHistoryWriterSurvivesStreamLeaderKill(t *testing.T) {
 			data, _ := json.Marshal(protocol.Envelope{Sender: "u1", ClientID: fmt.Sprint("m", i), Kind: protocol.KindMessage, Body: body})
 			for pctx.Err() == nil {
 				actx, acancel := context.WithTimeout(pctx, 5*time.Second)
-				ack, err := pjs.Publish(actx, schema.Msg(fmt.Sprintf("c%d", i%4)), data, jetstream.WithMsgID(fmt.Sprint("m", i)))
+				conv := fmt.Sprintf("c%d", i%4)
+				ack, err := pjs.Publish(actx, schema.Msg(conv), data, jetstream.WithMsgID(fmt.Sprint("m", i)))
 				acancel()
 				if err == nil {
 					mu.Lock()
-					acked = append(acked, ack.Sequence)
+					acked[conv] = append(acked[conv], ack.Sequence)
+					n++
 					mu.Unlock()
 					break
 				}
@@ -115,21 +145,21 @@ func TestHistoryWriterSurvivesStreamLeaderKill(t *testing.T) {
 	}()
 
 	time.Sleep(3 * time.Second)
-	t.Logf("kill -9 of %s, which leads CHAT and LEASES", leader)
-	n := c.node(leader)
-	n.kill()
+	t.Logf("kill -9 of %s, which leads %s and LEASES", leader, stream)
+	node := c.node(leader)
+	node.kill()
 	killed := time.Now()
-	t.Log(leaderChanged(t, js, leader))
+	t.Log(leaderChangedOf(t, js, stream, leader))
 	time.Sleep(3*time.Second - time.Since(killed))
-	n.start(false) // back after 3 s, as in TestChaos
+	node.start(false) // back after 3 s, as in TestChaos
 	time.Sleep(8*time.Second - time.Since(killed))
 	pcancel()
 	<-pdone
-	n.waitUp(60 * time.Second)
+	node.waitUp(60 * time.Second)
 	mu.Lock()
-	sent := append([]uint64(nil), acked...)
+	sent, total := acked, n
 	mu.Unlock()
-	if len(sent) == 0 {
+	if total == 0 {
 		t.Fatal("nothing acknowledged")
 	}
 
@@ -142,13 +172,12 @@ func TestHistoryWriterSurvivesStreamLeaderKill(t *testing.T) {
 		}
 		missing := storeLacks(t, store, sent)
 		if len(missing) == 0 {
-			t.Logf("%d acked messages (up to seq %d) in the store %s after the kill", len(sent), sent[len(sent)-1],
-				time.Since(killed).Round(time.Millisecond))
+			t.Logf("%d acked messages in the store %s after the kill", total, time.Since(killed).Round(time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acked messages still not in the store %s after the kill (first %d, last %d)",
-				len(missing), len(sent), time.Since(killed).Round(time.Millisecond), missing[0], missing[len(missing)-1])
+			t.Fatalf("%d of %d acked messages still not in the store %s after the kill (first %s, last %s)",
+				len(missing), total, time.Since(killed).Round(time.Millisecond), missing[0], missing[len(missing)-1])
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -178,15 +207,17 @@ func colocate(t *testing.T, js jetstream.JetStream, stream, leader string) {
 	}
 }
 
-// storeLacks returns the seqs of conversations c0..c3 the store lacks.
-func storeLacks(t *testing.T, store *localstore.Store, seqs []uint64) []uint64 {
+// storeLacks returns the acked messages (conversation/seq) the store
+// lacks, seqs by conversation.
+func storeLacks(t *testing.T, store *localstore.Store, seqs map[string][]uint64) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	have := map[uint64]bool{}
-	for i := range 4 {
+	var missing []string
+	for conv, want := range seqs {
+		have := map[uint64]bool{}
 		for after := uint64(0); ; {
-			rows, more, err := store.After(ctx, fmt.Sprintf("c%d", i), after, 500)
+			rows, more, err := store.After(ctx, conv, after, 500)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,11 +229,10 @@ func storeLacks(t *testing.T, store *localstore.Store, seqs []uint64) []uint64 {
 				break
 			}
 		}
-	}
-	var missing []uint64
-	for _, s := range seqs {
-		if !have[s] {
-			missing = append(missing, s)
+		for _, s := range want {
+			if !have[s] {
+				missing = append(missing, fmt.Sprintf("%s/%d", conv, s))
+			}
 		}
 	}
 	return missing

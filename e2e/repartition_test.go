@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,13 +30,15 @@ type supervised struct {
 	mu       sync.Mutex
 	a        *app.App
 	restarts int
+	kills    int
+	kick     chan struct{} // the app was replaced (kill): watch the new one
 	stop     chan struct{}
 	done     chan struct{}
 }
 
 func supervise(t *testing.T, cfg app.Config) *supervised {
 	t.Helper()
-	s := &supervised{t: t, cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &supervised{t: t, cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	s.a = s.start()
 	go s.loop()
 	t.Cleanup(func() {
@@ -74,6 +77,8 @@ func (s *supervised) loop() {
 		select {
 		case <-s.stop:
 			return
+		case <-s.kick:
+			continue
 		case <-a.Relayout():
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -97,6 +102,32 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 		}
 	}
 	return true
+}
+
+// kill stops the process at once, as a crash would (its WebSockets end
+// mid-request), and starts it again, as its supervisor would.
+func (s *supervised) kill() {
+	old := s.app()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = old.Shutdown(ctx)
+	cancel()
+	next := s.start()
+	if next == nil {
+		return
+	}
+	s.mu.Lock()
+	s.a, s.kills = next, s.kills+1
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *supervised) killed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kills
 }
 
 func (s *supervised) app() *app.App {
@@ -186,7 +217,15 @@ func (r *redialer) sendSurely(ctx context.Context, conv, clientID string) (*prot
 // after it read across it; the processes that read the old layout stop
 // and, restarted, adopt the new; an operator step with the old layout is
 // refused.
-func TestRepartitionUnderLoad(t *testing.T) {
+func TestRepartitionUnderLoad(t *testing.T) { repartitionUnderLoad(t, false) }
+
+// The same, with the sender's gateway killed while the old streams are
+// fenced: its sends in flight are answered by the restarted gateway (the
+// client resends with the same client_id), and still nothing acknowledged
+// is lost or stored twice.
+func TestRepartitionGatewayKilledDuringFence(t *testing.T) { repartitionUnderLoad(t, true) }
+
+func repartitionUnderLoad(t *testing.T, killDuringFence bool) {
 	const to = 4
 	c := natstest.StartClusterStreams(t, 3, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -326,12 +365,27 @@ func TestRepartitionUnderLoad(t *testing.T) {
 	waitFor(t, time.Minute, func() bool { return liveSent() >= len(convs) })
 
 	var steps []string
+	killed := make(chan struct{})
+	if !killDuringFence {
+		close(killed)
+	}
 	res, err := schema.Repartition(ctx, js, to, schema.RepartitionOptions{Progress: func(s string) {
 		steps = append(steps, s)
 		t.Logf("repartition: %s (live sends so far %d)", s, liveSent())
+		if killDuringFence && strings.HasPrefix(s, "fence:") {
+			go func() {
+				defer close(killed)
+				gw1.kill()
+				t.Logf("alice's gateway killed and restarted during the fence (live sends so far %d)", liveSent())
+			}()
+		}
 	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	<-killed
+	if killDuringFence && gw1.killed() != 1 {
+		t.Fatal("alice's gateway was not killed during the fence")
 	}
 	t.Logf("moved %v → %v, first seq %d, fence %v, skipped %v", res.Old, res.New, res.FirstSeq, res.Fence, res.Skipped)
 	atMove := liveSent()

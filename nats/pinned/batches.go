@@ -51,7 +51,7 @@ func RunBatches(ctx context.Context, js jetstream.JetStream, cfg BatchConfig, h 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
+	cons, err := lookUp(ctx, js, cfg)
 	if err != nil {
 		return fmt.Errorf("%s consumer: %w", cfg.Consumer, err)
 	}
@@ -93,6 +93,26 @@ func RunBatches(ctx context.Context, js jetstream.JetStream, cfg BatchConfig, h 
 		}
 	}
 	return nil
+}
+
+// lookUp finds cfg's consumer, trying again after cfg.Wait while the
+// lookup fails for a while (no answer: the stream's leader is being
+// elected, its node was killed) and ctx is live; a consumer or stream that
+// does not exist is no reason to wait. The history writer looks its
+// consumers up again each time it gets its lease back, which may be while
+// a partition stream has no leader: one failed lookup stopped it for good
+// (TestHistoryWriterSurvivesStreamLeaderKill with NATTER_CHAOS_STREAMS=4).
+func lookUp(ctx context.Context, js jetstream.JetStream, cfg BatchConfig) (jetstream.Consumer, error) {
+	for {
+		cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
+		if err == nil || ctx.Err() != nil || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return cons, err
+		}
+		cfg.Logger.Warn("consumer lookup failed; retrying", "stream", cfg.Stream, "consumer", cfg.Consumer, "err", err, "in", cfg.Wait)
+		if !sleep(ctx, cfg.Wait) {
+			return nil, err
+		}
+	}
 }
 
 // RunBatchesStreams is RunBatches of the consumer cfg names (cfg.Stream is
