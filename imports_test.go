@@ -56,7 +56,7 @@ var layers = map[string][]string{
 
 	// Search applies edits by history's one rule (history.Apply); its
 	// backends know only its interface.
-	"search":            {"history", "protocol", "nats/schema", "nats/lease", "nats/pinned"},
+	"search": {"history", "protocol", "nats/schema", "nats/lease", "nats/pinned"},
 	// The backends read the wire's time and expiry formats (expires_at).
 	"search/bleveindex": {"search", "protocol"},
 	"search/opensearch": {"search", "protocol"},
