@@ -56,13 +56,15 @@ var layers = map[string][]string{
 
 	// Search applies edits by history's one rule (history.Apply); its
 	// backends know only its interface.
-	"search":            {"history", "protocol", "nats/schema", "nats/lease", "nats/pinned"},
-	"search/bleveindex": {"search"},
-	"search/opensearch": {"search"},
+	"search": {"history", "protocol", "nats/schema", "nats/lease", "nats/pinned"},
+	// The backends read the wire's time and expiry formats (expires_at).
+	"search/bleveindex": {"search", "protocol"},
+	"search/opensearch": {"search", "protocol"},
 	"search/searchtest": {"search"}, // test support
 
-	// Attachments know the wire; their stores know only their interface.
-	"attachments":           {"protocol"},
+	// Attachments know the wire (and the KV errors of nats/schema: a
+	// compare-and-set lost); their stores know only their interface.
+	"attachments":           {"protocol", "nats/schema"},
 	"attachments/fsstore":   {"attachments"},
 	"attachments/s3store":   {"attachments"},
 	"attachments/storetest": {"attachments"}, // test support

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
@@ -18,6 +19,8 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
 	"github.com/blevesearch/bleve/v2/mapping"
 	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
@@ -46,6 +49,10 @@ type Index struct {
 	// `natter search rebuild` into an empty index makes a current one
 	// (docs/operations.md).
 	legacy bool
+	// windows: the index has fHour (made since it was), so Search may
+	// look at the newest hours first. An index made before searches
+	// everything at once, as it did.
+	windows bool
 }
 
 var _ search.Index = (*Index)(nil)
@@ -75,7 +82,11 @@ const (
 	// that does not expire has neither.
 	fExpiresAt = "expires_at"
 	fExpires   = "expires"
-	analyzer   = "natter"
+	// fHour is the hour of the doc's ts (hours since 1970 in 16 hex
+	// digits, the hour of its fKey), a keyword: Search's windows (see
+	// windowTop, nextWindow) are a term range of it.
+	fHour    = "hour"
+	analyzer = "natter"
 )
 
 // New opens the index in cfg.Dir, creating it when there is none.
@@ -119,6 +130,7 @@ func wrap(b bleve.Index) (*Index, error) {
 		switch {
 		case dm.DefaultMapping.Properties[fKey] != nil:
 			x.sort, x.legacy = fKey, false
+			x.windows = dm.DefaultMapping.Properties[fHour] != nil
 		case dm.DefaultMapping.Properties[fOrder] != nil:
 			x.sort = fOrder
 		}
@@ -168,6 +180,9 @@ func indexMapping() (mapping.IndexMapping, error) {
 		n.Index, n.IncludeInAll, n.DocValues = false, false, false
 		dm.AddFieldMappingsAt(f, n)
 	}
+	hour := bleve.NewKeywordFieldMapping()
+	hour.Store, hour.IncludeTermVectors, hour.IncludeInAll, hour.DocValues, hour.SkipFreqNorm = false, false, false, false, true
+	dm.AddFieldMappingsAt(fHour, hour)
 	exp := bleve.NewNumericFieldMapping()
 	exp.Store, exp.IncludeInAll, exp.DocValues = false, false, false
 	dm.AddFieldMappingsAt(fExpires, exp)
@@ -193,8 +208,9 @@ func (x *Index) Write(ctx context.Context, put []search.Doc, del []search.Key) e
 	}
 	for i := range put {
 		d := &put[i]
+		key := d.Order()
 		fields := map[string]any{
-			fConv: d.Conv, fSeq: float64(d.Seq), fOrder: orderKey(d.Seq), fKey: d.Order(), fSender: d.Sender, fTS: d.TS, fText: d.Text, fEditSeq: float64(d.EditSeq),
+			fConv: d.Conv, fSeq: float64(d.Seq), fOrder: orderKey(d.Seq), fKey: key, fHour: hourOf(key), fSender: d.Sender, fTS: d.TS, fText: d.Text, fEditSeq: float64(d.EditSeq),
 		}
 		if d.ExpiresAt != "" {
 			if x.legacy {
@@ -274,35 +290,32 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Page, error)
 		r.SetField(fSeq)
 		parts = append(parts, r)
 	}
-	q2 := bleve.NewConjunctionQuery(parts...)
-	// Hits whose expires_at has come are left out here, whether or not
-	// Expire removed them yet; a page short of them reads on past them
-	// (after the last hit read, by its sort key).
-	now := time.Now()
-	var p search.Page
+	// The newest hour first: when a window holds a page's worth of
+	// hits, they are the page (every doc outside it sorts after them),
+	// and far fewer candidates were sorted (each one's fKey is read from
+	// a doc-value chunk decoded for it: the cost of a query with a common
+	// word). Else one as wide as the first's hits say a page needs, if
+	// it found any; then no window.
 	var keep []*bsearch.DocumentMatch
-	for {
-		req := bleve.NewSearchRequestOptions(q2, limit+1-len(keep), 0, false)
-		req.SortBy([]string{"-" + x.sort})
-		if after != "" {
-			req.SetSearchAfter([]string{after})
+	top, windowed := x.windowTop(after)
+	span := firstWindow
+	for windowed && span > 0 {
+		r := bleve.NewTermRangeInclusiveQuery(hourOf(orderKey(uint64(top-int64(span)))), "", &[]bool{true}[0], nil)
+		r.SetField(fHour)
+		if keep, err = x.collect(ctx, bleve.NewConjunctionQuery(append(parts[:len(parts):len(parts)], r)...), after, limit+1); err != nil {
+			return search.Page{}, err
 		}
-		req.Fields = []string{fConv, fSeq, fSender, fTS, fText, fExpiresAt}
-		req.Score = "none"
-		res, err := x.b.SearchInContext(ctx, req)
-		if err != nil {
-			return search.Page{}, fmt.Errorf("search: %w", err)
-		}
-		for _, h := range res.Hits {
-			if !protocol.Expired(str(h.Fields[fExpiresAt]), now) {
-				keep = append(keep, h)
-			}
-		}
-		if len(keep) == limit+1 || len(res.Hits) < req.Size || x.legacy {
+		if len(keep) == limit+1 {
 			break
 		}
-		after = res.Hits[len(res.Hits)-1].Sort[0]
+		span = nextWindow(span, len(keep), limit+1, top)
 	}
+	if !windowed || len(keep) < limit+1 {
+		if keep, err = x.collect(ctx, bleve.NewConjunctionQuery(parts...), after, limit+1); err != nil {
+			return search.Page{}, err
+		}
+	}
+	var p search.Page
 	for i, h := range keep {
 		if i == limit {
 			last := &p.Hits[limit-1]
@@ -354,6 +367,78 @@ func (x *Index) Expire(ctx context.Context, now time.Time) (int, error) {
 	}
 }
 
+// collect returns up to n hits of q after the fKey after, newest first,
+// leaving out those whose expires_at has come (whether or not Expire
+// removed them yet): a page short of them reads on past them, after the
+// last hit read, by its sort key.
+func (x *Index) collect(ctx context.Context, q query.Query, after string, n int) ([]*bsearch.DocumentMatch, error) {
+	now := time.Now()
+	var keep []*bsearch.DocumentMatch
+	for {
+		req := bleve.NewSearchRequestOptions(q, n-len(keep), 0, false)
+		req.SortBy([]string{"-" + x.sort})
+		if after != "" {
+			req.SetSearchAfter([]string{after})
+		}
+		req.Fields = []string{fConv, fSeq, fSender, fTS, fText, fExpiresAt}
+		req.Score = "none"
+		res, err := x.b.SearchInContext(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		for _, h := range res.Hits {
+			if !protocol.Expired(str(h.Fields[fExpiresAt]), now) {
+				keep = append(keep, h)
+			}
+		}
+		if len(keep) == n || len(res.Hits) < req.Size || x.legacy {
+			return keep, nil
+		}
+		after = res.Hits[len(res.Hits)-1].Sort[0]
+	}
+}
+
+// firstWindow is how far back from the newest possible hit (now, or the
+// cursor's time) Search looks first.
+const firstWindow = time.Hour
+
+// nextWindow is the window after one of span that found got of the want
+// hits: wide enough for want at the rate found, twice over, if that is
+// at most a week back from top and got > 0; else 0 (no more windows:
+// search everything).
+func nextWindow(span time.Duration, got, want int, top int64) time.Duration {
+	if got == 0 {
+		return 0
+	}
+	next := span * time.Duration(2*want/got+1)
+	if next > 7*24*time.Hour || top-int64(next) <= 0 {
+		return 0
+	}
+	return next
+}
+
+// windowTop is the newest time (Unix nanoseconds) a hit after the cursor
+// after may have, and whether the index has windows at all.
+func (x *Index) windowTop(after string) (int64, bool) {
+	if !x.windows {
+		return 0, false
+	}
+	top := time.Now().UnixNano()
+	if after != "" {
+		if n, err := strconv.ParseUint(after[:16], 16, 64); err == nil {
+			top = int64(n)
+		}
+	}
+	return top, top > int64(firstWindow)
+}
+
+// hourOf is fHour of a doc whose fKey (or a key beginning with its 16 hex
+// digits of Unix nanoseconds) is key.
+func hourOf(key string) string {
+	n, _ := strconv.ParseUint(key[:16], 16, 64)
+	return orderKey(n / uint64(time.Hour))
+}
+
 // convFilter matches the documents of convs: one term query each, ORed.
 // (Unscored, Bleve ORs their postings as bitmaps.)
 func convFilter(convs []string) query.Query {
@@ -403,6 +488,21 @@ func orderKey(seq uint64) string {
 		seq >>= 4
 	}
 	return string(b[:])
+}
+
+// ForceMerge merges the index's segments into one, which queries then
+// read once instead of once per segment (a conversation filter looks each
+// conversation up in every segment's dictionary). It returns when done.
+func (x *Index) ForceMerge(ctx context.Context) error {
+	adv, err := x.b.Advanced()
+	if err != nil {
+		return err
+	}
+	s, ok := adv.(*scorch.Scorch)
+	if !ok {
+		return fmt.Errorf("search index: not a scorch index (%T)", adv)
+	}
+	return s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions)
 }
 
 // Close implements search.Index.

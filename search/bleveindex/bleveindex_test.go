@@ -3,13 +3,16 @@ package bleveindex
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/mapping"
 
+	"github.com/natter-chat/natter/protocol"
 	"github.com/natter-chat/natter/search"
 	"github.com/natter-chat/natter/search/searchtest"
 )
@@ -124,6 +127,64 @@ func TestOrderKeySortsAsNumbers(t *testing.T) {
 	for i := 1; i < len(seqs); i++ {
 		if a, b := orderKey(seqs[i-1]), orderKey(seqs[i]); len(a) != 16 || a >= b {
 			t.Fatalf("orderKey(%d) = %q, orderKey(%d) = %q", seqs[i-1], a, seqs[i], b)
+		}
+	}
+}
+
+// Search looks at the newest hour, then day, first (searchWindows): pages
+// are the same as without windows, across the windows' edges, with
+// cursors, and with expired hits among them.
+func TestWindows(t *testing.T) {
+	x, err := New(Config{Dir: filepath.Join(t.TempDir(), "search")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if !x.windows {
+		t.Fatal("a new index has no hour field")
+	}
+	ctx := context.Background()
+	now := time.Now()
+	var docs []search.Doc
+	var want []string
+	// Every 7 minutes over 3 days, in two conversations of seqs of
+	// their own; every 5th expired.
+	for i := range 3 * 24 * 60 / 7 {
+		conv := []string{"a1", "b2"}[i%2]
+		d := search.Doc{Conv: conv, Seq: uint64(1000 - i), Sender: "u", TS: protocol.FormatTime(now.Add(-time.Duration(i) * 7 * time.Minute)), Text: "window words"}
+		if i%5 == 3 {
+			d.ExpiresAt = protocol.FormatTime(now.Add(-time.Second))
+		} else {
+			want = append(want, fmt.Sprintf("%s:%d", d.Conv, d.Seq))
+		}
+		docs = append(docs, d)
+	}
+	if err := x.Write(ctx, docs, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{3, 20, 100} {
+		var got []string
+		cursor := ""
+		for page := 0; ; page++ {
+			if page > len(want) {
+				t.Fatal("paging does not end")
+			}
+			p, err := x.Search(ctx, search.Query{Text: "words", Convs: []string{"a1", "b2"}, Limit: limit, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Cursor != "" && len(p.Hits) != limit {
+				t.Fatalf("limit %d: a page of %d with a cursor", limit, len(p.Hits))
+			}
+			for _, h := range p.Hits {
+				got = append(got, fmt.Sprintf("%s:%d", h.Conv, h.Seq))
+			}
+			if cursor = p.Cursor; cursor == "" {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("limit %d: %d hits %v…, want %d %v…", limit, len(got), got[:min(8, len(got))], len(want), want[:8])
 		}
 	}
 }
