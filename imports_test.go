@@ -27,10 +27,11 @@ var layers = map[string][]string{
 	"nats/natsrv":      {"nats/schema"},
 	"nats/pinned":      {"nats/schema"},
 	"nats/lease":       {"nats/schema"},
+	"nats/kvbatch":     {"protocol", "nats/schema"},
 	"nats/retention":   {"nats/schema"},
 	// Domain packages know the wire and the schema, not each other's
 	// implementations.
-	"conversation":     {"protocol", "nats/schema"},
+	"conversation":     {"protocol", "nats/schema", "nats/kvbatch"},
 	"services":         {"protocol", "nats/schema"},
 	"services/chatapi": {"conversation", "protocol", "nats/schema"},
 	"services/erase":   {"conversation", "history", "protocol", "nats/schema"},
@@ -42,8 +43,8 @@ var layers = map[string][]string{
 	"history/scyllastore":      {"history", "protocol"},
 	"presence":                 {"conversation", "protocol", "nats/schema"},
 	"fanout":                   {"conversation", "protocol", "nats/schema", "nats/pinned", "tracing"},
-	"inbox":                    {"protocol", "nats/schema"},
-	"pushnotify":               {"conversation", "presence", "protocol", "nats/schema", "nats/pinned"},
+	"inbox":                    {"protocol", "nats/schema", "nats/kvbatch"},
+	"pushnotify":               {"conversation", "presence", "protocol", "nats/schema", "nats/pinned", "nats/kvbatch"},
 	"pushnotify/internal/wire": {"pushnotify"},
 	"pushnotify/apns":          {"pushnotify", "pushnotify/internal/wire"},
 	"pushnotify/fcm":           {"pushnotify", "pushnotify/internal/wire"},
