@@ -231,7 +231,9 @@ func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv st
 		var apiErr *jetstream.APIError
 		if v.checked && errors.As(err, &apiErr) {
 			switch {
-			case schema.IsWrongLastSeq(apiErr) && stale < viewRetries:
+			// 10071 only: a replicated stream's 10164 is another publish
+			// on the subject in flight, not a stale view (below).
+			case apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence && stale < viewRetries:
 				stale++
 				inc(sess.srv.metrics.StaleViews)
 				ttl := v.ttl
