@@ -40,3 +40,20 @@ func TestHistoryAttachmentFlags(t *testing.T) {
 		t.Fatalf("gateway --attachments off: %+v, %v", cfg.Attachments, err)
 	}
 }
+
+// natter serve runs the search indexer unless --search=false; the flag is
+// serve's only (a split deployment runs natter indexer or not).
+func TestServeSearchFlag(t *testing.T) {
+	base := []string{"--data", t.TempDir(), "--dev"}
+	cfg, err := serveConfig(base, io.Discard, "serve")
+	if err != nil || !cfg.Roles.Indexer || cfg.Search.Dir == "" {
+		t.Fatalf("serve: indexer %v, search dir %q, %v; want on", cfg.Roles.Indexer, cfg.Search.Dir, err)
+	}
+	cfg, err = serveConfig(append(base, "--search=false"), io.Discard, "serve")
+	if err != nil || cfg.Roles.Indexer || cfg.Search.Dir != "" || !cfg.Roles.Gateway || !cfg.Roles.History {
+		t.Fatalf("serve --search=false: %+v, search dir %q, %v; want every role but the indexer", cfg.Roles, cfg.Search.Dir, err)
+	}
+	if _, err := serveConfig([]string{"--nats-url", "nats://127.0.0.1:4222", "--search=false"}, io.Discard, "history"); err == nil {
+		t.Fatal("natter history accepted --search")
+	}
+}

@@ -106,6 +106,10 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	attachConfig := attachmentFlags(fs)
 	openSearchURL := fs.String("opensearch-url", "", "keep the search index in OpenSearch 2.19 at this URL (http://user:pass@host:9200) instead of the embedded one under --data (indexer role)")
 	openSearchIndex := fs.String("opensearch-index", "natter-messages", "the OpenSearch index of --opensearch-url")
+	searchOn := new(bool)
+	if name == "serve" {
+		searchOn = fs.Bool("search", true, "run the search indexer and the search API in this process (full-text indexing costs CPU per message: about a third of serve's at 2,000 msg/s on 2 cores, docs/benchmarks.md); false: search answers unavailable, or run natter indexer elsewhere")
+	}
 	noProvider := new(bool)
 	if name == "pushnotify" {
 		noProvider = fs.Bool("no-provider", false, "run without a push provider: acknowledge the pushnotify consumer's messages unsent, for a cluster without push notifications (natter serve does this by itself); every pushnotify process of a cluster needs the same providers")
@@ -126,7 +130,11 @@ func serveConfig(args []string, stderr io.Writer, name string) (app.Config, erro
 	if *gcPercent < 0 {
 		return app.Config{}, errors.New("--gc-percent must not be negative")
 	}
-	cfg := app.Config{Roles: roles[name], HTTPAddr: *httpAddr, MetricsAddr: *metricsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
+	r := roles[name]
+	if name == "serve" && !*searchOn {
+		r.Indexer = false
+	}
+	cfg := app.Config{Roles: r, HTTPAddr: *httpAddr, MetricsAddr: *metricsAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, NATSRootCA: *natsCA, Pprof: *pprofAddr, Logger: log}
 	if *testTTL < 0 || *testTTL%time.Second != 0 {
 		return cfg, errors.New("--test-ttl must be whole seconds, 0 for none")
 	}
