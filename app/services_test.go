@@ -66,12 +66,16 @@ func TestServiceUsersReachEveryNode(t *testing.T) {
 		}
 		return pw
 	}
-	// every waits until connecting as alerts with pw on every node gives ok.
-	every := func(pw string, ok bool) {
+	// every waits until connecting as alerts with pw on every node gives
+	// ok, within wait: the first time a node may still be ensuring the
+	// schema (it syncs service users only after that; on a loaded machine
+	// a node's attempts kept it busy past a minute), later a change
+	// travels through the bucket's watch.
+	every := func(pw string, ok bool, wait time.Duration) {
 		t.Helper()
 		for i, s := range c.Servers {
 			u := natsrv.ServiceURLs([]string{strings.TrimPrefix(s.ClientURL(), "nats://")}, "alerts", pw, false)
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
 				nc, err := nats.Connect(u, nats.NoReconnect())
 				if err == nil {
 					nc.Close()
@@ -86,12 +90,12 @@ func TestServiceUsersReachEveryNode(t *testing.T) {
 		}
 	}
 	pw1 := put()
-	every(pw1, true)
+	every(pw1, true, 3*time.Minute)
 	pw2 := put() // rotate
-	every(pw1, false)
-	every(pw2, true)
+	every(pw1, false, 30*time.Second)
+	every(pw2, true, 30*time.Second)
 	if err := reg.Delete(t.Context(), "alerts"); err != nil {
 		t.Fatal(err)
 	}
-	every(pw2, false)
+	every(pw2, false, 30*time.Second)
 }
