@@ -329,13 +329,7 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 		if err := f.pushInvitedList(ctx, mem.doc, ev.Invited, ev.Users); err != nil {
 			return err
 		}
-		if err := f.pushMemberEvents(f.memberAudience(mem.doc.Members, nil, ev), ev); err != nil {
-			return err
-		}
-		if f.crossesInline(len(mem.doc.Members)-len(ev.Users), len(mem.doc.Members)) {
-			return f.pushConversation(ctx, mem.doc, mem.doc.Members, "")
-		}
-		return nil
+		return f.pushMemberEvents(mem.doc.Members, ev)
 	case conversation.ActionAccepted:
 		// Both sides see the conversation without its request state.
 		return f.pushConversation(ctx, mem.doc, mem.doc.Members, ev.Origin)
@@ -358,13 +352,13 @@ func (f *Fanout) member(ctx context.Context, conv string, msg jetstream.Msg) err
 		return f.pushInvitedList(ctx, mem.doc, ev.Users, nil)
 	case conversation.ActionRemoved:
 		// The removed users hear of it too, then nothing more.
-		if err := f.pushMemberEvents(f.memberAudience(mem.doc.Members, ev.Users, ev), ev); err != nil {
+		to := append(append([]string(nil), mem.doc.Members...), ev.Users...)
+		if err := f.pushMemberEvents(to, ev); err != nil {
 			return err
 		}
-		if len(ev.Items) > 0 || f.crossesInline(len(mem.doc.Members)+len(ev.Users), len(mem.doc.Members)) {
+		if len(ev.Items) > 0 {
 			// The change said something (a ban, a new owner after the
-			// owner left), or the group came back to a size whose
-			// members its pushes list: the members get it as it is now.
+			// owner left): the members get the group as it is now.
 			return f.pushConversation(ctx, mem.doc, mem.doc.Members, "")
 		}
 		return nil
@@ -414,34 +408,6 @@ func (f *Fanout) pushConversation(ctx context.Context, d *conversation.Doc, user
 		subjects[i] = schema.User(u, schema.EventConversation)
 	}
 	return f.deliver(subjects, frame, origin)
-}
-
-// memberAudience is who gets the member pushes of ev: every member (and
-// the removed users), in a group whose members a conversation push lists
-// (at most MembersInline). In a larger one only the users added or removed
-// and the one who acted: clients hold no member list of it to keep, and
-// telling every member of every join would cost N²/2 pushes to grow a
-// group to N members (12.5 million for 5,000). The others see the new
-// member_count in the next conversation push or conversations reply
-// (docs/protocol.md, "Who gets told about changes").
-func (f *Fanout) memberAudience(members, removed []string, ev conversation.Event) []string {
-	if len(members)+len(removed) <= f.cfg.MembersInline {
-		return append(slices.Clip(members), removed...)
-	}
-	to := slices.Clone(ev.Users)
-	if ev.By != "" && !slices.Contains(to, ev.By) && slices.Contains(members, ev.By) {
-		to = append(to, ev.By)
-	}
-	return to
-}
-
-// crossesInline reports whether a change from before to after members
-// takes a group across MembersInline. Then every member gets the group
-// pushed: past it, member pushes stop reaching every member, so clients
-// drop the member list they keep (the push has none); back under it, they
-// get the list again.
-func (f *Fanout) crossesInline(before, after int) bool {
-	return (before <= f.cfg.MembersInline) != (after <= f.cfg.MembersInline)
 }
 
 func (f *Fanout) pushMemberEvents(to []string, ev conversation.Event) error {

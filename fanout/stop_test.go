@@ -13,16 +13,24 @@ import (
 )
 
 // TestStopInterruptsALongDelivery: adding 1,000 users to a group of
-// 1,000 is a million member pushes (each added user, the 1,000 frames, to
-// the 1,000 added and the owner: a group that large tells no one else). A worker told to stop must not
+// 1,000 is two million member pushes. A worker told to stop must not
 // finish them first (a process's shutdown deadline ran out behind such a
 // delivery): it stops between publishes and leaves the event
 // unacknowledged, so the next worker delivers it again from the start.
-func TestStopInterruptsALongDelivery(t *testing.T) {
+func TestStopInterruptsALongDelivery(t *testing.T) { stopDuringAdd(t, 1000, 1000) }
+
+// The same with frames of fewer than 1,024 subjects (900 users added to a
+// group of 100: 900 frames of 1,000 subjects): the stop is looked for
+// between frames too, not only every 1,024 publishes of one frame.
+func TestStopInterruptsManySmallFrames(t *testing.T) { stopDuringAdd(t, 100, 900) }
+
+// stopDuringAdd adds added users to a group of size members and stops the
+// worker once it has published 20,000 of the member pushes.
+func stopDuringAdd(t *testing.T, size, added int) {
 	h := newHarness(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	first := make([]string, 999)
+	first := make([]string, size-1)
 	for i := range first {
 		first[i] = fmt.Sprintf("u%04d", i)
 	}
@@ -40,7 +48,7 @@ func TestStopInterruptsALongDelivery(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- fanout.New(fanout.Config{}, nc, js, convs, stream).Run(runCtx) }()
 
-	more := make([]string, 1000)
+	more := make([]string, added)
 	for i := range more {
 		more[i] = fmt.Sprintf("v%04d", i)
 	}
@@ -48,7 +56,7 @@ func TestStopInterruptsALongDelivery(t *testing.T) {
 	if _, _, err := h.convs.AddMembers(ctx, owner, conv, more); err != nil {
 		t.Fatal(err)
 	}
-	const total = 1001 * 1000 // the added users and the owner hear of each added user
+	total := uint64((size + added) * added) // each member hears of each added user
 	for nc.Stats().OutMsgs < 20_000 {
 		if ctx.Err() != nil {
 			t.Fatalf("the worker published %d pushes in a minute", nc.Stats().OutMsgs)
