@@ -56,23 +56,29 @@ func newHarness(t *testing.T, tweak ...func(*Config)) *harness {
 // as sc says; nc is the test's own connection.
 func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.JetStream, nc *nats.Conn, js jetstream.JetStream, tweak ...func(*Config)) *harness {
 	t.Helper()
+	h := &harness{t: t, nc: nc, js: js}
+	h.start(t, sc, gwNC, gwJS, harnessMetrics[t], tweak...)
+	return h
+}
+
+// start ensures the schema as sc says and starts h's gateway on gwNC with
+// fresh fakes; benchmarks call it with an h of their own.
+func (h *harness) start(tb testing.TB, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.JetStream, metrics Metrics, tweak ...func(*Config)) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := schema.Ensure(ctx, js, sc); err != nil {
-		t.Fatalf("ensure schema: %v", err)
+	if err := schema.Ensure(ctx, h.js, sc); err != nil {
+		tb.Fatalf("ensure schema: %v", err)
 	}
 	verifier, err := auth.New(auth.Config{Secret: testSecret})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	h := &harness{
-		t: t, nc: nc, js: js,
-		convs:    newFakeConvs(),
-		msgs:     newFakeMessages(),
-		presence: newFakePresence(),
-		devices:  newFakeDevices(),
-		blocks:   newFakeBlocks(),
-	}
+	h.convs = newFakeConvs()
+	h.msgs = newFakeMessages()
+	h.presence = newFakePresence()
+	h.devices = newFakeDevices()
+	h.blocks = newFakeBlocks()
 	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, f := range tweak {
 		f(&cfg)
@@ -81,7 +87,7 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 		Verifier: verifier, NC: gwNC, JS: gwJS,
 		Conversations: h.convs, ReadMarkers: h.convs, Messages: h.msgs,
 		Presence: h.presence, Devices: h.devices, Consent: h.convs, Blocks: h.blocks, Groups: noGroups{},
-		Metrics: harnessMetrics[t],
+		Metrics: metrics,
 	}
 	if cfg.MemberViews > 0 {
 		// Sends keep views only when a test asks (the fakes announce no
@@ -90,19 +96,18 @@ func harnessOn(t *testing.T, sc schema.Config, gwNC *nats.Conn, gwJS jetstream.J
 	}
 	h.srv, err = New(cfg, deps)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ts := httptest.NewServer(h.srv)
 	h.url = "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/ws"
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := h.srv.Shutdown(ctx); err != nil {
-			t.Errorf("gateway shutdown: %v", err)
+			tb.Errorf("gateway shutdown: %v", err)
 		}
 		ts.Close()
 	})
-	return h
 }
 
 // dial connects user over a real WebSocket and returns the client.
