@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 
@@ -31,6 +32,15 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"type":"settings","id":"a5","add_policy":"nobody"}`,
 		`{"type":"settings","add_policy":7}`,
 		`{"type":"send","id":"x","limit":"not a number"}`,
+		`{"type":"send","id":"2","conv":"c1","client_id":"m-2","kind":"edit","ref":4,"reply_to":3,"thread":2,"resend":true,"body":{"text":"x"}}`,
+		`{"type":"send","id":"3","conv":"c1","client_id":"m-3","ref":-1,"body":{}}`,
+		`{"type":"send","id":"4","conv":"c1","client_id":"m-4","ref":1.5,"body":{}}`,
+		`{"type":"send","id":"5","conv":"c1","client_id":"m-5","body":"not an object"}`,
+		`{"type":"read","id":"r1","conv":"d_x","seq":17}`,
+		`{"type":"delivered","conv":"d_x","seq":-1}`,
+		`{"type":"typing","conv":"d_x"}`,
+		`{"type":"ping","id":"p1"}`,
+		`{"Type":"ping"}`,
 		`{"id":"no-type"}`,
 		`{"type":""}`,
 		`{"type":null,"id":7}`,
@@ -44,6 +54,14 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req protocol.Request
 		perr := decodeRequest(data, &req)
+		// The decoder without encoding/json's reflection answers
+		// exactly as the one before it did: the same request, the same
+		// error.
+		var old protocol.Request
+		operr := decodeRequestJSON(data, &old)
+		if !reflect.DeepEqual(req, old) || !reflect.DeepEqual(perr, operr) {
+			t.Fatalf("decodeRequest(%q) = %#v, %v; with encoding/json %#v, %v", data, req, perr, old, operr)
+		}
 		id := salvageID(data)
 		if !utf8.Valid(data) {
 			if perr == nil {
@@ -73,4 +91,19 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("accepted request %q does not re-encode: %v", data, err)
 		}
 	})
+}
+
+// decodeRequestJSON is decodeRequest as it was before protocol.DecodeRequest:
+// encoding/json alone.
+func decodeRequestJSON(data []byte, req *protocol.Request) *protocol.Error {
+	if !utf8.Valid(data) {
+		return protocol.Errorf(protocol.CodeBadRequest, "frame is not valid UTF-8")
+	}
+	if err := json.Unmarshal(data, req); err != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "frame is not a JSON object of the protocol: %v", err)
+	}
+	if req.Type == "" {
+		return protocol.Errorf(protocol.CodeBadRequest, "frame has no type")
+	}
+	return nil
 }

@@ -307,7 +307,7 @@ func (h *hub) push(uid string, m *nats.Msg) {
 	pushed := 0
 	for _, s := range sessions {
 		if s.id != origin {
-			s.pushFrame(q)
+			s.pushFrame(q, false)
 			pushed++
 		}
 	}

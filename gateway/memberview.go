@@ -212,18 +212,15 @@ func (sess *session) readView(ctx context.Context, conv string) (sendView, *prot
 }
 
 // publishAsMember publishes msg, a send of the user in conv, under the
-// precondition of v: when membership changed since v, JetStream refuses
-// it, and the send is decided again on a view read now; when that view
+// precondition of v, which msg carries (newSendHeader): when membership
+// changed since v, JetStream refuses it, and the send is decided again on a view read now; when that view
 // has another ttl (a ttl change refused the old one), restamp stamps
 // msg with it (ttl.go).
 func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv string, v sendView, restamp func(ttl int64) *protocol.Error) (*jetstream.PubAck, *protocol.Error) {
 	stale := 0
 	wait, busyUntil := busyWait, time.Time{}
+	// msg carries v's precondition already (newSendHeader).
 	for {
-		if v.checked {
-			msg.Header.Set(schema.HeaderExpectedLastSubjectSeq, strconv.FormatUint(v.seq, 10))
-			msg.Header.Set(schema.HeaderExpectedLastSubjectSeqSubject, v.subject)
-		}
 		ack, err := sess.publish(ctx, msg)
 		if err == nil {
 			return ack, nil
@@ -241,6 +238,8 @@ func (sess *session) publishAsMember(ctx context.Context, msg *nats.Msg, conv st
 				if v, perr = sess.readView(ctx, conv); perr != nil {
 					return nil, perr
 				}
+				setHeader(msg.Header, schema.HeaderExpectedLastSubjectSeq, strconv.FormatUint(v.seq, 10))
+				setHeader(msg.Header, schema.HeaderExpectedLastSubjectSeqSubject, v.subject)
 				if v.ttl != ttl {
 					if perr := restamp(v.ttl); perr != nil {
 						return nil, perr

@@ -107,14 +107,7 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		}
 	}
 	data := appendEnvelope(make([]byte, 0, len(req.Body)+160), &env)
-	msg := &nats.Msg{
-		Subject: schema.Msg(req.Conv),
-		Header: nats.Header{
-			schema.HeaderMsgID:  []string{msgID},
-			schema.HeaderOrigin: []string{sess.id},
-		},
-		Data: data,
-	}
+	msg := &nats.Msg{Subject: schema.Msg(req.Conv), Header: newSendHeader(msgID, sess.id, view), Data: data}
 	exp.header(msg, env.ExpiresAt)
 	pctx, pub := ctx, trace.Span(nil)
 	if sess.srv.tracer != nil {
@@ -160,7 +153,7 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 		// Before the ack: once told, the client may rely on it.
 		sess.deleteAttachments(ctx, req.Conv, target)
 	}
-	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files, ExpiresAt: expiresAt})
+	sess.push(appendAck(make([]byte, 0, ackFrameSize), &protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: ack.Sequence, TS: ts, Duplicate: dup, Files: files, ExpiresAt: expiresAt}))
 	if o := sess.srv.metrics.SendAck; o != nil {
 		o.Observe(sess.srv.cfg.Now().Sub(now).Seconds())
 	}
@@ -178,20 +171,35 @@ func (sess *session) sendMessage(ctx context.Context, req *protocol.Request) (an
 func (sess *session) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	cfg := &sess.srv.cfg
 	// The retry has its own budget: a leader election may outlast the
-	// request's timeout, and the client would only send again.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.PublishRetry)
-	defer cancel()
-	l, err := sess.srv.chatLayout(ctx)
-	if err != nil {
-		return nil, err
+	// request's timeout, and the client would only send again. The
+	// usual publish, answered at once, needs no context for it: its
+	// one attempt has a timeout of its own.
+	start := time.Now()
+	var (
+		budget context.Context
+		cancel context.CancelFunc = func() {}
+	)
+	defer func() { cancel() }()
+	retryCtx := func() context.Context {
+		if budget == nil {
+			budget, cancel = context.WithDeadline(context.WithoutCancel(ctx), start.Add(cfg.PublishRetry))
+		}
+		return budget
+	}
+	var l schema.Layout
+	if p := sess.srv.layout.Load(); p != nil {
+		l = *p
+	} else {
+		var err error
+		if l, err = sess.srv.chatLayout(retryCtx()); err != nil {
+			return nil, err
+		}
 	}
 	// The stream the account's mapping stores msg in (schema.Mappings).
 	stream := l.StreamOf(schema.ConvFromSubject(msg.Subject))
+	ack, err := sess.srv.publishAttempt(context.Background(), min(publishAttemptTimeout, cfg.PublishRetry), msg, stream)
 	wait := publishRetryWait
 	for {
-		actx, acancel := context.WithTimeout(ctx, publishAttemptTimeout)
-		ack, err := sess.srv.js.PublishMsg(actx, msg, jetstream.WithExpectStream(stream))
-		acancel()
 		if err == nil {
 			return ack, nil
 		}
@@ -200,11 +208,14 @@ func (sess *session) publish(ctx context.Context, msg *nats.Msg) (*jetstream.Pub
 		}
 		inc(sess.srv.metrics.PublishRetries)
 		select {
-		case <-ctx.Done():
+		case <-retryCtx().Done():
 			return nil, fmt.Errorf("%w: publish to %s for %s: %w", errUnavailable, stream, cfg.PublishRetry, err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, publishRetryMaxWait)
+		actx, acancel := context.WithTimeout(retryCtx(), publishAttemptTimeout)
+		ack, err = sess.srv.publishAttempt(actx, 0, msg, stream)
+		acancel()
 	}
 }
 

@@ -48,7 +48,7 @@ func (sess *session) answerResend(ctx context.Context, req *protocol.Request, ms
 	if !found {
 		return false, nil
 	}
-	sess.reply(&protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: seq, TS: ts, Duplicate: true})
+	sess.push(appendAck(make([]byte, 0, ackFrameSize), &protocol.Ack{Type: protocol.TypeAck, ID: req.ID, Conv: req.Conv, Seq: seq, TS: ts, Duplicate: true}))
 	sess.srv.own.owe(sess.user, req.Conv, seq)
 	return true, nil
 }

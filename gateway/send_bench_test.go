@@ -132,7 +132,10 @@ func BenchmarkSend(b *testing.B) {
 			for i := range pairs { // warm: the views are read once
 				send(i)
 			}
-			for pushes.Load() < int64(pairs) {
+			for deadline := time.Now().Add(30 * time.Second); pushes.Load() < int64(pairs); {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d pushes of %d in 30 s", pushes.Load(), pairs)
+				}
 				time.Sleep(time.Millisecond)
 			}
 			base := pushes.Load()
@@ -152,7 +155,10 @@ func BenchmarkSend(b *testing.B) {
 			}
 			wg.Wait()
 			want := base + int64(per*pairs)
-			for pushes.Load() < want {
+			for deadline := time.Now().Add(30 * time.Second); pushes.Load() < want; {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d pushes of %d in 30 s", pushes.Load()-base, want-base)
+				}
 				time.Sleep(50 * time.Microsecond)
 			}
 			b.StopTimer()

@@ -67,61 +67,79 @@ const maxIdleHandlers = 128
 
 // handlerPool runs callbacks on goroutines other than the read loops'.
 // An idle one is reused, so a handler's stack is not grown from 2 KiB
-// again for every frame (about 10 µs of CPU for 8 KiB).
+// again for every frame (about 10 µs of CPU for 8 KiB); nor is anything
+// allocated per callback but the callback itself.
 type handlerPool struct {
 	mu     sync.Mutex
-	idle   []chan func()
+	idle   []*handler
 	closed bool // by Shutdown: each goroutine ends after its callback
 }
+
+// handler is one goroutine of the pool: it runs each callback sent on
+// jobs and answers on done with nil, or with what the callback panicked
+// with. Between a callback given and its answer taken it belongs to the
+// caller of run, not the pool.
+type handler struct {
+	jobs chan func()
+	done chan any
+}
+
+// errHandlerExited stands for a callback that ended its goroutine
+// (runtime.Goexit) rather than return or panic.
+var errHandlerExited = errors.New("gateway: a callback ended its goroutine")
 
 // run runs f on a handler goroutine and waits for it; a panic in f is
 // raised again here, where it would have been raised before (gws's
 // Recovery, around OnMessage, logs it and keeps the process).
 func (p *handlerPool) run(f func()) {
-	var (
-		panicked = true
-		pv       any
-		done     = make(chan struct{})
-	)
-	job := func() {
-		defer func() {
-			if panicked {
-				pv = recover()
-			}
-			close(done)
-		}()
-		f()
-		panicked = false
-	}
+	var h *handler
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
+		h = p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		w <- job
 	} else {
 		p.mu.Unlock()
-		go p.work(make(chan func()), job)
+		h = &handler{jobs: make(chan func()), done: make(chan any, 1)}
+		go h.work()
 	}
-	<-done
-	if panicked {
+	h.jobs <- f
+	pv := <-h.done
+	p.mu.Lock()
+	if pv != nil || p.closed || len(p.idle) >= maxIdleHandlers {
+		// A goroutine that panicked or exited is not reused either.
+		p.mu.Unlock()
+		close(h.jobs)
+	} else {
+		p.idle = append(p.idle, h)
+		p.mu.Unlock()
+	}
+	if pv != nil {
 		panic(pv)
 	}
 }
 
-// work runs job, then waits on w for the next one while the pool wants
-// an idle goroutine.
-func (p *handlerPool) work(w chan func(), job func()) {
-	for ok := true; ok; job, ok = <-w {
-		job()
-		p.mu.Lock()
-		if p.closed || len(p.idle) >= maxIdleHandlers {
-			p.mu.Unlock()
-			return
-		}
-		p.idle = append(p.idle, w)
-		p.mu.Unlock()
+// work runs callbacks until jobs is closed.
+func (h *handler) work() {
+	for f := range h.jobs {
+		h.call(f)
 	}
+}
+
+// call runs f and answers on done.
+func (h *handler) call(f func()) {
+	panicked := true
+	defer func() {
+		var pv any
+		if panicked {
+			if pv = recover(); pv == nil {
+				pv = errHandlerExited
+			}
+		}
+		h.done <- pv
+	}()
+	f()
+	panicked = false
 }
 
 // close ends the idle goroutines; later callbacks get one each, which
@@ -132,8 +150,8 @@ func (p *handlerPool) close() {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
-	for _, w := range idle {
-		close(w)
+	for _, h := range idle {
+		close(h.jobs)
 	}
 }
 
@@ -262,7 +280,7 @@ func decodeRequest(data []byte, req *protocol.Request) *protocol.Error {
 	if !utf8.Valid(data) {
 		return protocol.Errorf(protocol.CodeBadRequest, "frame is not valid UTF-8")
 	}
-	if err := json.Unmarshal(data, req); err != nil {
+	if err := protocol.DecodeRequest(data, req); err != nil {
 		return protocol.Errorf(protocol.CodeBadRequest, "frame is not a JSON object of the protocol: %v", err)
 	}
 	if req.Type == "" {
@@ -404,9 +422,15 @@ func (sess *session) reply(v any) {
 // push queues a frame for writing. frame must not change afterwards; the
 // same bytes may be queued to many sessions. A connection whose queue
 // outgrows MaxPendingBytes is closed with 4008.
-func (sess *session) push(frame []byte) { sess.pushFrame(queued{data: frame}) }
+// Only a request's handler pushes (its replies), which the connection's
+// read loop waits for: when no writer runs, it writes them itself
+// (enqueue), rather than start a goroutine for it.
+func (sess *session) push(frame []byte) { sess.pushFrame(queued{data: frame}, true) }
 
-func (sess *session) pushFrame(q queued) {
+// pushFrame queues q: inline, on a handler of this connection's
+// requests, as push does; else (the hub's pushes) a writer of its own
+// writes it.
+func (sess *session) pushFrame(q queued, inline bool) {
 	if sess.closing.Load() {
 		return
 	}
@@ -417,7 +441,7 @@ func (sess *session) pushFrame(q queued) {
 		return
 	}
 	inc(sess.srv.metrics.FramesOut)
-	sess.enqueue(q)
+	sess.enqueue(q, inline)
 }
 
 // closeWith closes the connection with code and reason, once. A write stuck

@@ -68,8 +68,13 @@ var (
 	}}
 )
 
-// enqueue adds a frame to the queue and starts the writer when none runs.
-func (sess *session) enqueue(q queued) {
+// enqueue adds a frame to the queue and starts the writer when none runs:
+// a goroutine of its own, or, inline, the caller, which writes what is
+// queued once and leaves the rest, if more came meanwhile, to a
+// goroutine. Inline is for a request's handler queueing its reply: the
+// connection's read loop waits for it anyway, and a goroutine started
+// per reply costs its start and a switch to it (issue 19).
+func (sess *session) enqueue(q queued, inline bool) {
 	sess.qmu.Lock()
 	if sess.queue == nil {
 		sess.queue = queuePool.Get().(*[]queued)
@@ -78,31 +83,47 @@ func (sess *session) enqueue(q queued) {
 	start := !sess.writing
 	sess.writing = true
 	sess.qmu.Unlock()
-	if start {
+	switch {
+	case !start:
+	case inline:
+		if sess.writeQueued() {
+			go sess.writeLoop()
+		}
+	default:
 		go sess.writeLoop()
 	}
 }
 
 // writeLoop writes what is queued until the queue is empty.
 func (sess *session) writeLoop() {
-	for {
-		sess.qmu.Lock()
-		q := sess.queue
-		sess.queue = nil
-		if q == nil {
-			sess.writing = false
-			sess.qmu.Unlock()
-			return
-		}
-		sess.qmu.Unlock()
-		n := sess.writeBatch(*q)
-		clear(*q)
-		if cap(*q) <= 1024 {
-			*q = (*q)[:0]
-			queuePool.Put(q)
-		}
-		sess.pending.Add(-n)
+	for sess.writeQueued() {
 	}
+}
+
+// writeQueued writes what is queued, if anything, and reports whether
+// more was queued meanwhile; when not, the writer has stopped.
+func (sess *session) writeQueued() bool {
+	sess.qmu.Lock()
+	q := sess.queue
+	sess.queue = nil
+	if q == nil {
+		sess.writing = false
+		sess.qmu.Unlock()
+		return false
+	}
+	sess.qmu.Unlock()
+	n := sess.writeBatch(*q)
+	clear(*q)
+	if cap(*q) <= 1024 {
+		*q = (*q)[:0]
+		queuePool.Put(q)
+	}
+	sess.pending.Add(-n)
+	sess.qmu.Lock()
+	more := sess.queue != nil
+	sess.writing = more
+	sess.qmu.Unlock()
+	return more
 }
 
 // writeBatch writes frames, in as few writes as batchBytes allows, and
