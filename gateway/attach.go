@@ -53,6 +53,10 @@ func (sess *session) upload(ctx context.Context, req *protocol.Request) (any, *p
 // attachmentsOf checks the attachments a send's body references, before
 // it is stored: only a message or an edit references any.
 func (sess *session) attachmentsOf(ctx context.Context, req *protocol.Request, kind, expiresAt string) ([]protocol.File, *protocol.Error) {
+	if !bytes.Contains(req.Body, attachmentsKey) {
+		// What AttachmentIDs answers, without its allocation per send.
+		return nil, nil
+	}
 	ids, ok := protocol.AttachmentIDs(req.Body)
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "body.attachments must be an array of attachment ids")
@@ -105,6 +109,9 @@ func (s *Server) withFiles(ctx context.Context, m *protocol.Message) {
 	}
 	m.Files = files
 }
+
+// attachmentsKey is in every body with attachments (protocol.AttachmentIDs).
+var attachmentsKey = []byte(`"attachments"`)
 
 // attachmentMark is in every body that references an attachment.
 var attachmentMark = []byte(`"` + protocol.AttachmentPrefix)

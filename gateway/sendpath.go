@@ -158,9 +158,9 @@ func setHeader(h nats.Header, key, val string) {
 // stream expected.
 const sendHeaderValues = 5
 
-// newSendHeader returns the headers of a send's publish, with room for
-// those publish adds, their values in one array: the id, the origin and,
-// when v was checked, the membership precondition (memberview.go).
+// newSendHeader returns the headers of a send's publish, their values in
+// one array: the id, the origin, the stream expected (set by each attempt)
+// and, when v was checked, the membership precondition (memberview.go).
 func newSendHeader(msgID, origin string, v sendView) nats.Header {
 	vals := make([]string, 0, sendHeaderValues)
 	h := make(nats.Header, sendHeaderValues+1)
@@ -171,6 +171,8 @@ func newSendHeader(msgID, origin string, v sendView) nats.Header {
 	}
 	add(schema.HeaderMsgID, msgID)
 	add(schema.HeaderOrigin, origin)
+	// Its value is the stream, which each attempt sets (publishAttempt).
+	add(jetstream.ExpectedStreamHeader, "")
 	if v.checked {
 		add(schema.HeaderExpectedLastSubjectSeq, strconv.FormatUint(v.seq, 10))
 		add(schema.HeaderExpectedLastSubjectSeqSubject, v.subject)

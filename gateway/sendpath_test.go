@@ -139,7 +139,7 @@ func FuzzDecodePubAck(f *testing.F) {
 func TestSendHeader(t *testing.T) {
 	h := newSendHeader("id-1", "sess-1", sendView{checked: true, subject: "chat.member.c", seq: 12})
 	want := nats.Header{
-		schema.HeaderMsgID: {"id-1"}, schema.HeaderOrigin: {"sess-1"},
+		schema.HeaderMsgID: {"id-1"}, schema.HeaderOrigin: {"sess-1"}, jetstream.ExpectedStreamHeader: {""},
 		schema.HeaderExpectedLastSubjectSeq: {"12"}, schema.HeaderExpectedLastSubjectSeqSubject: {"chat.member.c"},
 	}
 	if !reflect.DeepEqual(h, want) {
@@ -154,7 +154,7 @@ func TestSendHeader(t *testing.T) {
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("after sets: %v, want %v", h, want)
 	}
-	if u := newSendHeader("id-2", "sess-2", sendView{}); len(u) != 2 || u.Get(schema.HeaderExpectedLastSubjectSeq) != "" {
-		t.Fatalf("unchecked view: %v, want the id and origin alone", u)
+	if u := newSendHeader("id-2", "sess-2", sendView{}); len(u) != 3 || u.Get(schema.HeaderExpectedLastSubjectSeq) != "" {
+		t.Fatalf("unchecked view: %v, want the id, origin and stream alone", u)
 	}
 }
