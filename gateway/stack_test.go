@@ -200,3 +200,42 @@ func TestHandlerPool(t *testing.T) {
 		t.Fatalf("callback after close did not run")
 	}
 }
+
+// A callback that panicked or ended its goroutine gives its goroutine
+// back to nobody: run raises the panic (errHandlerExited for an exit)
+// and the next callback runs on a goroutine that is alive.
+func TestHandlerPoolAfterPanicAndExit(t *testing.T) {
+	t.Cleanup(natstest.CheckGoroutines(t))
+	var p handlerPool
+	defer p.close()
+	p.run(func() {})
+	raised := func(f func()) (r any) {
+		defer func() { r = recover() }()
+		p.run(f)
+		return nil
+	}
+	if r := raised(func() { panic("boom") }); r != "boom" {
+		t.Fatalf("recovered %v; want the callback's panic", r)
+	}
+	if r := raised(runtime.Goexit); r != errHandlerExited {
+		t.Fatalf("recovered %v after runtime.Goexit; want errHandlerExited", r)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 3 {
+			p.run(func() {})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("callbacks after a panic and an exit did not run: a dead goroutine was reused")
+	}
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 1 {
+		t.Fatalf("%d idle goroutines; want 1", idle)
+	}
+}
