@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 )
 
 // DecodeRequest decodes a client frame (valid UTF-8 already) into req,
@@ -169,8 +170,8 @@ func requestType(s []byte) string {
 }
 
 // ScanFlat reads data when it is one JSON object whose keys have no
-// escapes and whose values are strings without escapes or control
-// characters, non-negative integers that fit a uint64, true or false: it
+// escapes and whose values are strings of valid UTF-8 without escapes or
+// control characters, non-negative integers that fit a uint64, true or false: it
 // calls f with each key, in order, the value's kind ('"', '0', 't' or
 // 'f') and its bytes (a string's without the quotes). It reports false
 // when data is anything else, or as soon as f does. It lets the other
@@ -202,7 +203,11 @@ func ScanFlat(data []byte, f func(key []byte, kind byte, val []byte) bool) bool 
 		kind := data[i]
 		switch {
 		case kind == '"':
-			val, n, ok = plainString(data, i)
+			// Not valid UTF-8, encoding/json would decode it otherwise
+			// (U+FFFD for each bad byte).
+			if val, n, ok = plainString(data, i); ok && !utf8.Valid(val) {
+				ok = false
+			}
 		case kind >= '0' && kind <= '9':
 			kind = '0'
 			if _, n, ok = plainUint(data, i); ok {
